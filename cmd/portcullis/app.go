@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/portcullis-auth/portcullis/configs"
+	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/storage"
+)
+
+// app holds what every subcommand shares: configuration, logger and the
+// open store. Services are built on demand, so a CLI call that only lists
+// clients never needs the secrets key.
+type app struct {
+	cfg    *configs.Config
+	logger *slog.Logger
+	store  *storage.Store
+	stdout io.Writer
+	stderr io.Writer
+	json   bool
+}
+
+// openApp loads the configuration and opens the database.
+func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer) (*app, error) {
+	cfg, err := configs.Load(g.configFile, g.environ, g.overrides())
+	if err != nil {
+		return nil, err
+	}
+	logger := newLogger(cfg, stderr)
+	store, err := storage.Open(ctx, cfg.DSN, storage.Options{
+		MaxOpenConns:    cfg.Database.MaxOpenConns,
+		MaxIdleConns:    cfg.Database.MaxIdleConns,
+		ConnMaxLifetime: cfg.Database.ConnMaxLifetime,
+		ConnMaxIdleTime: cfg.Database.ConnMaxIdleTime,
+		Logger:          logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return &app{cfg: cfg, logger: logger, store: store, stdout: stdout, stderr: stderr, json: g.output == "json"}, nil
+}
+
+func (a *app) Close() error { return a.store.Close() }
+
+func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel()}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// migrate applies pending migrations and logs what it applied.
+func (a *app) migrate(ctx context.Context) ([]string, error) {
+	applied, err := a.store.Migrate(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if len(applied) > 0 {
+		a.logger.Info("database migrated", "applied", strings.Join(applied, ","))
+	}
+	return applied, nil
+}
+
+// secrets returns the secrets key and the old one (if configured). On
+// SQLite without a configured key it generates PATH.key (mode 0600).
+func (a *app) secrets() (primary, old []byte, err error) {
+	primary, err = a.cfg.SecretsKeyBytes()
+	if err != nil {
+		return nil, nil, err
+	}
+	if primary == nil {
+		path := a.cfg.SQLitePath()
+		if path == "" {
+			return nil, nil, fmt.Errorf("PORTCULLIS_SECRETS_KEY is required with a MySQL DSN")
+		}
+		var created bool
+		primary, created, err = keys.LoadOrCreateKeyFile(path+".key", nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		if created {
+			a.logger.Warn("PORTCULLIS_SECRETS_KEY is not set: generated a secrets key; back it up, losing it loses the signing keys",
+				"file", path+".key")
+		}
+	}
+	old, err = a.cfg.SecretsKeyOldBytes()
+	return primary, old, err
+}
+
+// sealer returns the Sealer for the configured secrets keys.
+func (a *app) sealer() (*keys.Sealer, []byte, []byte, error) {
+	primary, old, err := a.secrets()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var olds [][]byte
+	if old != nil {
+		olds = append(olds, old)
+	}
+	s, err := keys.NewSealer(primary, olds...)
+	return s, primary, old, err
+}
+
+// keyManager builds the signing-key manager from the configuration.
+func (a *app) keyManager() (*keys.Manager, []byte, []byte, error) {
+	sealer, primary, old, err := a.sealer()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	alg, err := keys.ParseAlgorithm(a.cfg.Keys.Algorithm)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	k := a.cfg.Keys
+	return keys.NewManager(a.store, sealer, keys.Options{
+		Algorithm: alg, RSABits: k.RSABits, RotationInterval: k.RotationInterval,
+		Prepublication: k.Prepublication, ReloadInterval: k.ReloadInterval, JWKSMaxAge: k.JWKSMaxAge,
+		Retention: a.cfg.AccessTokenTTL + k.RetentionLeeway, Logger: a.logger,
+	}), primary, old, nil
+}
+
+// users builds the identity service.
+func (a *app) users() *identity.Service {
+	c := a.cfg
+	return &identity.Service{
+		Store: a.store,
+		Hasher: identity.NewPasswordHasher(identity.Argon2Params{
+			MemoryKiB: c.Argon2.MemoryKiB, Iterations: c.Argon2.Iterations, Parallelism: c.Argon2.Parallelism,
+			SaltLength: c.Argon2.SaltLength, KeyLength: c.Argon2.KeyLength,
+		}),
+		Policy:  identity.PasswordPolicy{MinLength: c.Password.MinLength, MaxLength: c.Password.MaxLength},
+		Lockout: identity.LockoutPolicy{MaxFailures: c.Lockout.MaxFailures, Window: c.Lockout.Window, Duration: c.Lockout.Duration},
+		Logger:  a.logger,
+	}
+}
+
+func (a *app) clients() *oauth.Clients { return &oauth.Clients{Store: a.store} }
+
+// refreshSecret derives the refresh-token HMAC key from a secrets key, so
+// every replica sharing PORTCULLIS_SECRETS_KEY shares it too.
+func refreshSecret(secretsKey []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, secretsKey, nil, "portcullis refresh-token hmac v1", 32)
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}

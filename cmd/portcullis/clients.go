@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portcullis-auth/portcullis/oauth"
+)
+
+func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "clients", Short: "Manage OAuth2 clients"}
+
+	var spec oauth.ClientSpec
+	var authMethod string
+	create := &cobra.Command{
+		Use:   "create --name N [--public] [--grant-type G]... [--scope S]... [--audience A]...",
+		Short: "Register a client; a confidential client's secret is printed once",
+		Args:  cobra.NoArgs,
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
+			spec.AuthMethod = authMethod
+			c, secret, err := a.clients().Create(ctx, spec)
+			if err != nil {
+				return err
+			}
+			if len(c.Audience) == 0 {
+				fmt.Fprintln(stderr, "warning: client has no audience; its access tokens will not be accepted by any resource server (use --audience)")
+			}
+			return a.print(c.JSON(secret), func(w io.Writer) {
+				printClient(w, c.JSON(secret))
+				if secret != "" {
+					fmt.Fprintln(w, "\nStore the client secret now: it is not shown again.")
+				}
+			})
+		}),
+	}
+	f := create.Flags()
+	f.StringVar(&spec.Name, "name", "", "client name (required)")
+	f.BoolVar(&spec.Public, "public", false, "public client: no secret, token_endpoint_auth_method none")
+	f.StringVar(&authMethod, "auth-method", "", "token_endpoint_auth_method: client_secret_basic (default), client_secret_post or none")
+	f.StringSliceVar(&spec.GrantTypes, "grant-type", nil, "allowed grant type (repeatable): password, client_credentials, refresh_token; default password and refresh_token")
+	f.StringSliceVar(&spec.Scopes, "scope", nil, "allowed scope (repeatable)")
+	f.StringSliceVar(&spec.Audience, "audience", nil, "audience of its access tokens (repeatable)")
+	_ = create.MarkFlagRequired("name")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List clients", Args: cobra.NoArgs,
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
+			cs, err := a.clients().List(ctx)
+			if err != nil {
+				return err
+			}
+			out := make([]oauth.ClientJSON, 0, len(cs))
+			for _, c := range cs {
+				out = append(out, c.JSON(""))
+			}
+			return a.print(out, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHOD\tGRANT TYPES\tSCOPE\tAUDIENCE")
+				for _, c := range out {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ClientID, c.ClientName, c.TokenEndpointAuthMethod,
+						strings.Join(c.GrantTypes, ","), c.Scope, strings.Join(c.Audience, ","))
+				}
+				tw.Flush()
+			})
+		}),
+	}
+	get := &cobra.Command{
+		Use: "get ID", Short: "Show a client", Args: cobra.ExactArgs(1),
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+			c, err := a.clients().Get(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.print(c.JSON(""), func(w io.Writer) { printClient(w, c.JSON("")) })
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete ID", Short: "Delete a client and revoke its tokens", Args: cobra.ExactArgs(1),
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+			if err := a.clients().Delete(ctx, args[0]); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintln(w, "deleted client", args[0]) })
+		}),
+	}
+	rotate := &cobra.Command{
+		Use: "rotate-secret ID", Short: "Replace a confidential client's secret (printed once)", Args: cobra.ExactArgs(1),
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+			c, secret, err := a.clients().RotateSecret(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.print(c.JSON(secret), func(w io.Writer) { printClient(w, c.JSON(secret)) })
+		}),
+	}
+	cmd.AddCommand(create, list, get, del, rotate)
+	return cmd
+}
+
+func printClient(w io.Writer, c oauth.ClientJSON) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "client_id:\t%s\n", c.ClientID)
+	fmt.Fprintf(tw, "client_name:\t%s\n", c.ClientName)
+	if c.ClientSecret != "" {
+		fmt.Fprintf(tw, "client_secret:\t%s\n", c.ClientSecret)
+	}
+	fmt.Fprintf(tw, "token_endpoint_auth_method:\t%s\n", c.TokenEndpointAuthMethod)
+	fmt.Fprintf(tw, "grant_types:\t%s\n", strings.Join(c.GrantTypes, " "))
+	fmt.Fprintf(tw, "scope:\t%s\n", c.Scope)
+	fmt.Fprintf(tw, "audience:\t%s\n", strings.Join(c.Audience, " "))
+	fmt.Fprintf(tw, "created_at:\t%s\n", c.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
+	tw.Flush()
+}

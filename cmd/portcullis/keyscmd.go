@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portcullis-auth/portcullis/keys"
+)
+
+func keysCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "Manage token signing keys"}
+	list := &cobra.Command{
+		Use: "list", Short: "List signing keys and their lifecycle state", Args: cobra.NoArgs,
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
+			st, err := keys.List(ctx, a.store, a.cfg.AccessTokenTTL+a.cfg.Keys.RetentionLeeway, time.Now())
+			if err != nil {
+				return err
+			}
+			return a.print(st, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "KID\tALG\tSTATE\tGEN\tCREATED\tACTIVATES\tRETIRED\tEXPIRES")
+				for _, k := range st {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State, k.Generation,
+						k.CreatedAt.Format(time.RFC3339), k.ActivatesAt.Format(time.RFC3339), fmtTime(k.RetiredAt), fmtTime(k.ExpiresAt))
+				}
+				tw.Flush()
+			})
+		}),
+	}
+	var prepublish bool
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Create a new signing key; it signs at once (or after the pre-publication window with --prepublish)",
+		Args:  cobra.NoArgs,
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
+			m, _, _, err := a.keyManager()
+			if err != nil {
+				return err
+			}
+			if err := m.Reload(ctx); err != nil {
+				return err
+			}
+			var after time.Duration
+			if prepublish {
+				after = a.cfg.Keys.Prepublication
+			}
+			k, err := m.Rotate(ctx, after)
+			if err != nil {
+				return err
+			}
+			return a.print(map[string]string{"kid": k.ID}, func(w io.Writer) {
+				fmt.Fprintf(w, "new signing key %s (%s), signing from %s\n", k.ID, k.Algorithm, k.ActivatesAt.Format(time.RFC3339))
+				fmt.Fprintf(w, "running servers switch within %s\n", a.cfg.Keys.ReloadInterval)
+			})
+		}),
+	}
+	rotate.Flags().BoolVar(&prepublish, "prepublish", false, "publish the key now but start signing only after keys.prepublication")
+	rewrap := &cobra.Command{
+		Use:   "rewrap",
+		Short: "Re-encrypt every private key under PORTCULLIS_SECRETS_KEY (the old key in PORTCULLIS_SECRETS_KEY_OLD)",
+		Args:  cobra.NoArgs,
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
+			sealer, _, _, err := a.sealer()
+			if err != nil {
+				return err
+			}
+			n, err := keys.Rewrap(ctx, a.store, sealer)
+			if err != nil {
+				return err
+			}
+			out := map[string]any{"rewrapped": n, "wrap_key_id": sealer.PrimaryID()}
+			return a.print(out, func(w io.Writer) { fmt.Fprintf(w, "re-sealed %d key(s) under %s\n", n, sealer.PrimaryID()) })
+		}),
+	}
+	cmd.AddCommand(list, rotate, rewrap)
+	return cmd
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}

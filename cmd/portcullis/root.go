@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// globals are the flags every subcommand accepts.
+type globals struct {
+	environ    []string
+	configFile string
+	output     string
+	flags      *pflag.FlagSet
+}
+
+// configFlags maps persistent flags to configuration keys; only flags the
+// user set become overrides (flags > env > file > defaults).
+var configFlags = []struct{ flag, key, usage string }{
+	{"dsn", "dsn", "database DSN: sqlite://PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB?parseTime=true"},
+	{"issuer", "issuer", "issuer URL (the iss of every token)"},
+	{"public-addr", "public_addr", "public listener address"},
+	{"admin-addr", "admin_addr", "admin listener address"},
+	{"log-level", "log.level", "log level: debug, info, warn, error"},
+	{"log-format", "log.format", "log format: text or json"},
+}
+
+func (g *globals) overrides() map[string]string {
+	out := map[string]string{}
+	for _, f := range configFlags {
+		if fl := g.flags.Lookup(f.flag); fl != nil && fl.Changed {
+			out[f.key] = fl.Value.String()
+		}
+	}
+	return out
+}
+
+// run is the testable main: it parses args, runs one subcommand and
+// returns its error.
+func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	g := &globals{environ: environ}
+	root := &cobra.Command{
+		Use:           "portcullis",
+		Short:         "Portcullis: an OAuth2 authorization server with users, passwords and JWT access tokens",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "text" && g.output != "json" {
+				return fmt.Errorf("--output must be text or json, not %q", g.output)
+			}
+			return nil
+		},
+	}
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configFile, "config", "", "YAML configuration file (see configs/portcullis.yaml)")
+	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	for _, f := range configFlags {
+		pf.String(f.flag, "", f.usage)
+	}
+	g.flags = pf
+
+	root.AddCommand(
+		serveCmd(g, stdout, stderr),
+		migrateCmd(g, stdout, stderr),
+		clientsCmd(g, stdout, stderr),
+		usersCmd(g, stdin, stdout, stderr),
+		keysCmd(g, stdout, stderr),
+	)
+	return root.ExecuteContext(ctx)
+}
+
+// withApp opens the app for a subcommand and closes it afterwards.
+func withApp(g *globals, stdout, stderr io.Writer, fn func(ctx context.Context, a *app, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		a, err := openApp(cmd.Context(), g, stdout, stderr)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		if a.cfg.Database.AutoMigrate && cmd.Name() != "migrate" {
+			if _, err := a.migrate(cmd.Context()); err != nil {
+				return err
+			}
+		}
+		return fn(cmd.Context(), a, args)
+	}
+}
+
+// print writes v as one JSON document with --output json, or calls text.
+func (a *app) print(v any, text func(w io.Writer)) error {
+	if a.json {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(a.stdout)
+	return nil
+}
+
+func migrateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply pending database migrations",
+		Args:  cobra.NoArgs,
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
+			applied, err := a.migrate(ctx)
+			if err != nil {
+				return err
+			}
+			if applied == nil {
+				applied = []string{}
+			}
+			return a.print(map[string]any{"applied": applied}, func(w io.Writer) {
+				if len(applied) == 0 {
+					fmt.Fprintln(w, "database is up to date")
+				}
+				for _, m := range applied {
+					fmt.Fprintln(w, "applied", m)
+				}
+			})
+		}),
+	}
+}

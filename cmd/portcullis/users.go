@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/oauth/admin"
+)
+
+func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "users", Short: "Manage users"}
+
+	var username string
+	var passwordStdin bool
+	var roles []string
+	create := &cobra.Command{
+		Use:   "create --username U --password-stdin [--role R]...",
+		Short: "Create a user; the password is read from standard input",
+		Args:  cobra.NoArgs,
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
+			if !passwordStdin {
+				return errors.New("--password-stdin is required: passwords are never taken from the command line")
+			}
+			password, err := readPassword(stdin)
+			if err != nil {
+				return err
+			}
+			u, err := a.users().Signup(ctx, username, password, roles)
+			if err != nil {
+				return identity.AsAppError(err)
+			}
+			out := map[string]string{"id": u.ID, "username": u.Username}
+			return a.print(out, func(w io.Writer) { fmt.Fprintf(w, "created user %s (id %s)\n", u.Username, u.ID) })
+		}),
+	}
+	create.Flags().StringVar(&username, "username", "", "username (required)")
+	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (required)")
+	create.Flags().StringSliceVar(&roles, "role", nil, "role (repeatable)")
+	_ = create.MarkFlagRequired("username")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List users", Args: cobra.NoArgs,
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
+			us, err := a.users().List(ctx)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			out := make([]admin.UserJSON, 0, len(us))
+			for _, u := range us {
+				out = append(out, admin.NewUserJSON(u, now))
+			}
+			return a.print(out, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED\tLOCKED")
+				for _, u := range out {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\n", u.ID, u.Username, strings.Join(u.Roles, ","), u.Disabled, u.LockedUntil != nil)
+				}
+				tw.Flush()
+			})
+		}),
+	}
+	show := func(ctx context.Context, a *app, u *identity.User) error {
+		j := admin.NewUserJSON(u, time.Now())
+		return a.print(j, func(w io.Writer) {
+			fmt.Fprintf(w, "id:        %s\nusername:  %s\nroles:     %s\ndisabled:  %t\n", j.ID, j.Username, strings.Join(j.Roles, " "), j.Disabled)
+			if j.LockedUntil != nil {
+				fmt.Fprintf(w, "locked until: %s\n", j.LockedUntil.Format(time.RFC3339))
+			}
+		})
+	}
+	get := &cobra.Command{
+		Use: "get U", Short: "Show a user (by username or id)", Args: cobra.ExactArgs(1),
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+			u, err := a.users().Lookup(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return show(ctx, a, u)
+		}),
+	}
+	update := func(use, short string, nargs cobra.PositionalArgs, change func(args []string) identity.Change) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Args: nargs,
+			RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+				u, err := a.users().Update(ctx, args[0], change(args))
+				if err != nil {
+					return identity.AsAppError(err)
+				}
+				return show(ctx, a, u)
+			}),
+		}
+	}
+	yes, no := true, false
+	disable := update("disable U", "Disable a user: no new tokens, refresh tokens stop working", cobra.ExactArgs(1),
+		func([]string) identity.Change { return identity.Change{Disabled: &yes} })
+	enable := update("enable U", "Enable a user and clear any lockout", cobra.ExactArgs(1),
+		func([]string) identity.Change { return identity.Change{Disabled: &no, Unlock: true} })
+	setRoles := update("set-roles U [R]...", "Replace a user's roles", cobra.MinimumNArgs(1),
+		func(args []string) identity.Change { r := args[1:]; return identity.Change{Roles: &r} })
+	del := &cobra.Command{
+		Use: "delete U", Short: "Delete a user", Args: cobra.ExactArgs(1),
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+			if err := a.users().Delete(ctx, args[0]); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintln(w, "deleted user", args[0]) })
+		}),
+	}
+	cmd.AddCommand(create, list, get, disable, enable, del, setRoles)
+	return cmd
+}
+
+// readPassword reads one line (at most 4 KiB) from r, without its line
+// ending.
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReaderSize(io.LimitReader(r, 4097), 4097).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	if len(line) > 4096 {
+		return "", errors.New("password on standard input is longer than 4096 bytes")
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password on standard input")
+	}
+	return line, nil
+}

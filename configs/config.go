@@ -1,0 +1,375 @@
+package configs
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// DSN schemes understood by [Config.StorageDriver].
+const (
+	sqliteScheme = "sqlite://"
+	mysqlScheme  = "mysql://"
+)
+
+// SecretsKeySize is the length in bytes of a decoded secrets key.
+const SecretsKeySize = 32
+
+// Config is the whole portcullis configuration. Build it with [Load] or
+// [Default]; a Config built by hand must pass [Config.Validate] before use.
+//
+// The yaml tag of each field is its key in the YAML file and, joined with
+// dots, in overrides and (upper-cased, with "_") in environment variables.
+// A field tagged redact is a secret: it is never printed or logged.
+type Config struct {
+	// DSN selects and locates the database: "sqlite://PATH" for the embedded,
+	// pure-Go SQLite (PATH is a file path, without query parameters) or
+	// "mysql://USER:PASS@tcp(HOST:PORT)/DB?parseTime=true" for MySQL or
+	// MariaDB, where everything after "mysql://" is a go-sql-driver/mysql DSN.
+	// Default: "sqlite://portcullis.db".
+	DSN string `yaml:"dsn" redact:"dsn"`
+
+	// Issuer is the "iss" claim of every token and the base of the discovery
+	// URLs: an absolute http or https URL with no query or fragment. Load
+	// trims a trailing slash. Plain http is allowed everywhere, but see
+	// [Config.InsecureIssuer]. Default: "http://localhost:8080".
+	Issuer string `yaml:"issuer"`
+
+	// PublicAddr is the host:port of the public listener (token, revoke,
+	// introspect, JWKS, discovery, signup, health). Default: ":8080".
+	PublicAddr string `yaml:"public_addr"`
+
+	// AdminAddr is the host:port of the admin listener (admin API, metrics).
+	// Default: "127.0.0.1:8081".
+	AdminAddr string `yaml:"admin_addr"`
+
+	// AccessTokenTTL is the access-token lifetime, between 1m and 24h.
+	// Default: 15m.
+	AccessTokenTTL time.Duration `yaml:"access_token_ttl"`
+
+	// RefreshTokenTTL is the refresh-token lifetime, at least AccessTokenTTL
+	// and at most 8760h. Default: 720h.
+	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl"`
+
+	// SecretsKey is the base64 (standard or URL alphabet, padded or not) of
+	// the 32-byte key that encrypts private signing keys at rest. Required
+	// with a MySQL DSN; with SQLite, when empty, the server generates one into
+	// PATH.key. Default: "" (empty).
+	SecretsKey string `yaml:"secrets_key" redact:"true"`
+
+	// SecretsKeyOld is the previous secrets key, in the same format, read only
+	// by `portcullis keys rewrap` to re-encrypt signing keys under SecretsKey.
+	// Default: "" (empty).
+	SecretsKeyOld string `yaml:"secrets_key_old" redact:"true"`
+
+	// Signup configures self-service registration (POST /signup).
+	Signup Signup `yaml:"signup"`
+	// Password is the password policy.
+	Password Password `yaml:"password"`
+	// Argon2 holds the argon2id parameters for new password hashes.
+	Argon2 Argon2 `yaml:"argon2"`
+	// Lockout configures account lockout after failed logins.
+	Lockout Lockout `yaml:"lockout"`
+	// Keys configures signing keys, their rotation and the JWKS.
+	Keys Keys `yaml:"keys"`
+	// Database tunes the database connection pool and migrations.
+	Database Database `yaml:"database"`
+	// HTTP holds request limits and timeouts shared by both listeners.
+	HTTP HTTP `yaml:"http"`
+	// RateLimit configures request rate limits.
+	RateLimit RateLimit `yaml:"rate_limit"`
+	// Log configures the server's structured log.
+	Log Log `yaml:"log"`
+}
+
+// Signup configures self-service registration.
+type Signup struct {
+	// Enabled mounts POST /signup. Default: true.
+	Enabled bool `yaml:"enabled"`
+}
+
+// Password is the password policy applied at signup and when an administrator
+// sets a password.
+type Password struct {
+	// MinLength is the minimum password length in characters, at least 8.
+	// Default: 12.
+	MinLength int `yaml:"min_length"`
+	// MaxLength is the maximum password length in characters, at least
+	// MinLength and at most 1024. Default: 128.
+	MaxLength int `yaml:"max_length"`
+}
+
+// Argon2 holds the argon2id parameters used for new password hashes. The
+// defaults are the OWASP Password Storage Cheat Sheet minimum (m=19 MiB, t=2,
+// p=1). Existing hashes keep the parameters encoded in them.
+type Argon2 struct {
+	// MemoryKiB is the memory cost in KiB, at least 8*Parallelism and at most
+	// 4194304 (4 GiB). Default: 19456.
+	MemoryKiB uint32 `yaml:"memory_kib"`
+	// Iterations is the time cost, at least 1. Default: 2.
+	Iterations uint32 `yaml:"iterations"`
+	// Parallelism is the number of lanes, at least 1. Default: 1.
+	Parallelism uint8 `yaml:"parallelism"`
+	// SaltLength is the random salt length in bytes, at least 16. Default: 16.
+	SaltLength uint32 `yaml:"salt_length"`
+	// KeyLength is the derived key length in bytes, at least 16. Default: 32.
+	KeyLength uint32 `yaml:"key_length"`
+}
+
+// Lockout configures account lockout after repeated failed logins.
+type Lockout struct {
+	// MaxFailures is the number of failed logins within Window that locks an
+	// account; 0 disables lockout. Default: 5.
+	MaxFailures int `yaml:"max_failures"`
+	// Duration is how long a locked account stays locked. Default: 15m.
+	Duration time.Duration `yaml:"duration"`
+	// Window is how far back failures count; older failures reset.
+	// Default: 15m.
+	Window time.Duration `yaml:"window"`
+}
+
+// Keys configures the token signing keys, their rotation and the JWKS.
+type Keys struct {
+	// Algorithm is the JWS algorithm of new signing keys: "ES256", "RS256" or
+	// "EdDSA". Default: "ES256".
+	Algorithm string `yaml:"algorithm"`
+	// RSABits is the modulus size of new RS256 keys: 2048, 3072 or 4096.
+	// Default: 2048.
+	RSABits int `yaml:"rsa_bits"`
+	// RotationInterval is how often a new signing key is created; 0 disables
+	// automatic rotation, otherwise at least 1h. Default: 720h.
+	RotationInterval time.Duration `yaml:"rotation_interval"`
+	// Prepublication is how long a new key is published in the JWKS before it
+	// signs. It must exceed JWKSMaxAge + ReloadInterval. Default: 1h.
+	Prepublication time.Duration `yaml:"prepublication"`
+	// ReloadInterval is how often a replica re-reads the key table.
+	// Default: 15s.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS response.
+	// Default: 10m.
+	JWKSMaxAge time.Duration `yaml:"jwks_max_age"`
+	// RetentionLeeway is added to the access-token TTL to decide how long a
+	// retired key stays published. Default: 5m.
+	RetentionLeeway time.Duration `yaml:"retention_leeway"`
+}
+
+// Database tunes the database connection pool and migrations.
+type Database struct {
+	// MaxOpenConns caps open connections; 0 means unlimited. Default: 25.
+	MaxOpenConns int `yaml:"max_open_conns"`
+	// MaxIdleConns caps idle connections; 0 keeps none. Default: 25.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+	// ConnMaxLifetime closes connections older than this; 0 means never.
+	// Default: 5m.
+	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime"`
+	// ConnMaxIdleTime closes connections idle longer than this; 0 means
+	// never. Default: 1m.
+	ConnMaxIdleTime time.Duration `yaml:"conn_max_idle_time"`
+	// AutoMigrate makes serve apply pending schema migrations at start.
+	// Default: true.
+	AutoMigrate bool `yaml:"auto_migrate"`
+}
+
+// HTTP holds request limits and timeouts shared by both listeners.
+type HTTP struct {
+	// MaxBodyBytes caps request bodies; larger ones get 413. Between 1024 and
+	// 10485760 (10 MiB). Default: 65536.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadHeaderTimeout is http.Server.ReadHeaderTimeout. Default: 5s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout is http.Server.ReadTimeout. Default: 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout is http.Server.WriteTimeout. Default: 15s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout is http.Server.IdleTimeout. Default: 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout bounds the graceful shutdown of each listener.
+	// Default: 15s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// RateLimit configures request rate limits.
+type RateLimit struct {
+	// TokenPerIP is the number of password-grant attempts per second allowed
+	// from one client IP, with a burst of the same size; 0 disables the limit.
+	// Default: 20.
+	TokenPerIP int `yaml:"token_per_ip"`
+}
+
+// Log configures the server's structured log.
+type Log struct {
+	// Level is the minimum level logged: "debug", "info", "warn" or "error".
+	// Default: "info".
+	Level string `yaml:"level"`
+	// Format is the log encoding: "text" or "json". Default: "text".
+	Format string `yaml:"format"`
+}
+
+// Default returns the default configuration. It is valid as is: a server
+// started with it uses SQLite in ./portcullis.db and listens on :8080.
+func Default() Config {
+	return Config{
+		DSN:             "sqlite://portcullis.db",
+		Issuer:          "http://localhost:8080",
+		PublicAddr:      ":8080",
+		AdminAddr:       "127.0.0.1:8081",
+		AccessTokenTTL:  15 * time.Minute,
+		RefreshTokenTTL: 720 * time.Hour,
+		Signup:          Signup{Enabled: true},
+		Password:        Password{MinLength: 12, MaxLength: 128},
+		Argon2: Argon2{
+			MemoryKiB:   19456,
+			Iterations:  2,
+			Parallelism: 1,
+			SaltLength:  16,
+			KeyLength:   32,
+		},
+		Lockout: Lockout{
+			MaxFailures: 5,
+			Duration:    15 * time.Minute,
+			Window:      15 * time.Minute,
+		},
+		Keys: Keys{
+			Algorithm:        "ES256",
+			RSABits:          2048,
+			RotationInterval: 720 * time.Hour,
+			Prepublication:   time.Hour,
+			ReloadInterval:   15 * time.Second,
+			JWKSMaxAge:       10 * time.Minute,
+			RetentionLeeway:  5 * time.Minute,
+		},
+		Database: Database{
+			MaxOpenConns:    25,
+			MaxIdleConns:    25,
+			ConnMaxLifetime: 5 * time.Minute,
+			ConnMaxIdleTime: time.Minute,
+			AutoMigrate:     true,
+		},
+		HTTP: HTTP{
+			MaxBodyBytes:      64 << 10,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      15 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ShutdownTimeout:   15 * time.Second,
+		},
+		RateLimit: RateLimit{TokenPerIP: 20},
+		Log:       Log{Level: "info", Format: "text"},
+	}
+}
+
+// StorageDriver returns "sqlite" or "mysql" according to the DSN scheme, or
+// "" for any other DSN (which [Config.Validate] rejects).
+func (c *Config) StorageDriver() string {
+	switch {
+	case strings.HasPrefix(c.DSN, sqliteScheme):
+		return "sqlite"
+	case strings.HasPrefix(c.DSN, mysqlScheme):
+		return "mysql"
+	}
+	return ""
+}
+
+// SQLitePath returns the database file path of a "sqlite://PATH" DSN, or ""
+// when the DSN is not SQLite.
+func (c *Config) SQLitePath() string {
+	path, ok := strings.CutPrefix(c.DSN, sqliteScheme)
+	if !ok {
+		return ""
+	}
+	return path
+}
+
+// MySQLDSN returns the go-sql-driver/mysql DSN that follows "mysql://", with
+// parseTime=true always set (storage scans DATETIME columns into time.Time;
+// Validate rejects an explicit parseTime=false). It returns "" when the DSN
+// is not MySQL, and the text after "mysql://" unchanged when it does not parse.
+func (c *Config) MySQLDSN() string {
+	raw, ok := strings.CutPrefix(c.DSN, mysqlScheme)
+	if !ok {
+		return ""
+	}
+	mc, err := mysql.ParseDSN(raw)
+	if err != nil {
+		return raw
+	}
+	mc.ParseTime = true
+	return mc.FormatDSN()
+}
+
+// SecretsKeyBytes decodes SecretsKey. It returns nil and no error when the key
+// is empty, and an error that never contains the key when it is not base64
+// of exactly [SecretsKeySize] bytes.
+func (c *Config) SecretsKeyBytes() ([]byte, error) {
+	return decodeSecretsKey("secrets_key", c.SecretsKey)
+}
+
+// SecretsKeyOldBytes decodes SecretsKeyOld like [Config.SecretsKeyBytes].
+func (c *Config) SecretsKeyOldBytes() ([]byte, error) {
+	return decodeSecretsKey("secrets_key_old", c.SecretsKeyOld)
+}
+
+// decodeSecretsKey decodes a base64 key in any of the four common encodings.
+// Its errors name the key but never include its value.
+func decodeSecretsKey(name, s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	for _, enc := range []*base64.Encoding{
+		base64.StdEncoding, base64.RawStdEncoding,
+		base64.URLEncoding, base64.RawURLEncoding,
+	} {
+		b, err := enc.DecodeString(s)
+		if err != nil {
+			continue
+		}
+		if len(b) != SecretsKeySize {
+			return nil, fmt.Errorf("%s: decodes to %d bytes, want %d (generate one with `openssl rand -base64 %d`)",
+				name, len(b), SecretsKeySize, SecretsKeySize)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("%s: not valid base64 (standard or URL alphabet, padded or not)", name)
+}
+
+// InsecureIssuer reports whether the issuer uses plain http on a host other
+// than localhost or a loopback address, so that serve can log a warning: an
+// OAuth server must be reached over TLS (RFC 6749 section 1.6), possibly
+// terminated by a proxy in front of it.
+func (c *Config) InsecureIssuer() bool {
+	u, err := url.Parse(c.Issuer)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	return !isLoopbackHost(u.Hostname())
+}
+
+// isLoopbackHost reports whether host is "localhost" or a loopback IP.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// LogLevel returns the slog level named by Log.Level, or [slog.LevelInfo]
+// when the name is not one Validate accepts.
+func (c *Config) LogLevel() slog.Level {
+	switch strings.ToLower(c.Log.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,311 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Limits enforced by Validate.
+const (
+	minAccessTokenTTL  = time.Minute
+	maxAccessTokenTTL  = 24 * time.Hour
+	maxRefreshTokenTTL = 8760 * time.Hour
+	minPasswordLength  = 8
+	maxPasswordLength  = 1024
+	maxArgon2MemoryKiB = 4 << 20 // 4 GiB: a value in bytes, not KiB, lands above it
+	minArgon2Salt      = 16
+	minArgon2Key       = 16
+	minRotation        = time.Hour
+	minMaxBodyBytes    = 1 << 10
+	maxMaxBodyBytes    = 10 << 20
+)
+
+// ErrSecretsKeyRequired is joined into the error of [Config.Validate] (and so
+// of [Load]) when the DSN is MySQL and secrets_key is empty; test for it with
+// [errors.Is].
+var ErrSecretsKeyRequired = errors.New("PORTCULLIS_SECRETS_KEY is required with a MySQL DSN: " +
+	"signing keys are stored encrypted in the shared database, so every replica needs the same key " +
+	"and none may generate its own; generate one with `openssl rand -base64 32`")
+
+// problems collects validation failures, each prefixed with its key.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// Validate checks every field and returns nil, or an error joining (with
+// [errors.Join]) one error per problem, each naming its key by dotted path.
+// No error contains a secret: neither secrets key nor the DSN password.
+func (c *Config) Validate() error {
+	var p problems
+	c.validateDSN(&p)
+	c.validateIssuer(&p)
+	validateAddr(&p, "public_addr", c.PublicAddr)
+	validateAddr(&p, "admin_addr", c.AdminAddr)
+	if c.PublicAddr == c.AdminAddr && c.PublicAddr != "" {
+		p.add("admin_addr", "must differ from public_addr (%s)", c.PublicAddr)
+	}
+
+	if c.AccessTokenTTL < minAccessTokenTTL || c.AccessTokenTTL > maxAccessTokenTTL {
+		p.add("access_token_ttl", "%s is outside %s..%s", fmtDuration(c.AccessTokenTTL),
+			fmtDuration(minAccessTokenTTL), fmtDuration(maxAccessTokenTTL))
+	}
+	if c.RefreshTokenTTL < c.AccessTokenTTL || c.RefreshTokenTTL > maxRefreshTokenTTL {
+		p.add("refresh_token_ttl", "%s is outside access_token_ttl (%s)..%s", fmtDuration(c.RefreshTokenTTL),
+			fmtDuration(c.AccessTokenTTL), fmtDuration(maxRefreshTokenTTL))
+	}
+
+	if _, err := c.SecretsKeyBytes(); err != nil {
+		p = append(p, err)
+	}
+	if _, err := c.SecretsKeyOldBytes(); err != nil {
+		p = append(p, err)
+	}
+
+	c.validatePassword(&p)
+	c.validateArgon2(&p)
+	c.validateLockout(&p)
+	c.validateKeys(&p)
+	c.validateDatabase(&p)
+	c.validateHTTP(&p)
+
+	if c.RateLimit.TokenPerIP < 0 {
+		p.add("rate_limit.token_per_ip", "must not be negative (0 disables the limit)")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		p.add("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	return errors.Join(p...)
+}
+
+// validateDSN checks the scheme and the form of the DSN without ever quoting
+// it, and requires a secrets key with MySQL.
+func (c *Config) validateDSN(p *problems) {
+	const want = "want sqlite://PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB?parseTime=true"
+	switch c.StorageDriver() {
+	case "sqlite":
+		path := c.SQLitePath()
+		if path == "" {
+			p.add("dsn", "sqlite:// needs a file path, such as sqlite://portcullis.db")
+		} else if strings.ContainsAny(path, "?#") {
+			p.add("dsn", "a SQLite DSN is a file path only, without query parameters (storage sets its own pragmas)")
+		}
+	case "mysql":
+		raw := strings.TrimPrefix(c.DSN, mysqlScheme)
+		mc, err := mysql.ParseDSN(raw)
+		switch {
+		case err != nil:
+			p.add("dsn", "not a valid MySQL DSN (%s): %v", want, err)
+		case mc.DBName == "":
+			p.add("dsn", "the MySQL DSN names no database (%s)", want)
+		case !mc.ParseTime && hasDSNParam(raw, "parseTime"):
+			p.add("dsn", "parseTime must be true; leave it out and it is set for you")
+		}
+		if strings.TrimSpace(c.SecretsKey) == "" {
+			*p = append(*p, ErrSecretsKeyRequired)
+		}
+	default:
+		if c.DSN == "" {
+			p.add("dsn", "required (%s)", want)
+			return
+		}
+		// Quote the scheme only when there plainly is one: whatever follows
+		// it may hold a password.
+		if scheme, _, ok := strings.Cut(c.DSN, "://"); ok && isSchemeName(scheme) {
+			p.add("dsn", "unsupported scheme %q: %s", scheme, want)
+			return
+		}
+		p.add("dsn", "no sqlite:// or mysql:// scheme: %s", want)
+	}
+}
+
+// hasDSNParam reports whether the go-sql-driver DSN raw sets the parameter name.
+func hasDSNParam(raw, name string) bool {
+	_, params, ok := strings.Cut(raw[strings.LastIndex(raw, "/")+1:], "?")
+	if !ok {
+		return false
+	}
+	for kv := range strings.SplitSeq(params, "&") {
+		if k, _, _ := strings.Cut(kv, "="); k == name {
+			return true
+		}
+	}
+	return false
+}
+
+// isSchemeName reports whether s is a URL scheme (RFC 3986 section 3.1).
+func isSchemeName(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
+		case i > 0 && ('0' <= r && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validateIssuer checks the issuer identifier (RFC 8414 section 2).
+func (c *Config) validateIssuer(p *problems) {
+	const key = "issuer"
+	if c.Issuer == "" {
+		p.add(key, "required, an absolute http(s) URL such as https://auth.example.com")
+		return
+	}
+	u, err := url.Parse(c.Issuer)
+	switch {
+	case err != nil:
+		p.add(key, "%q is not a URL: %v", c.Issuer, errors.Unwrap(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		p.add(key, "%q is not an absolute http or https URL", c.Issuer)
+	case u.Host == "":
+		p.add(key, "%q has no host", c.Issuer)
+	case u.User != nil:
+		p.add(key, "must not contain user information")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.HasSuffix(c.Issuer, "#"):
+		p.add(key, "must not have a query or fragment (RFC 8414 section 2)")
+	case strings.HasSuffix(c.Issuer, "/"):
+		p.add(key, "%q must not end with a slash", c.Issuer)
+	}
+}
+
+// validateAddr checks a listener address: host:port with a numeric port.
+func validateAddr(p *problems, key, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		p.add(key, `%q is not host:port, such as ":8080" or "127.0.0.1:8081"`, addr)
+	}
+}
+
+func (c *Config) validatePassword(p *problems) {
+	pw := c.Password
+	if pw.MinLength < minPasswordLength {
+		p.add("password.min_length", "%d is below %d", pw.MinLength, minPasswordLength)
+	}
+	if pw.MaxLength < pw.MinLength || pw.MaxLength > maxPasswordLength {
+		p.add("password.max_length", "%d is outside password.min_length (%d)..%d", pw.MaxLength, pw.MinLength, maxPasswordLength)
+	}
+}
+
+func (c *Config) validateArgon2(p *problems) {
+	a := c.Argon2
+	if a.Parallelism < 1 {
+		p.add("argon2.parallelism", "must be at least 1")
+	}
+	if minMem := 8 * uint32(max(a.Parallelism, 1)); a.MemoryKiB < minMem || a.MemoryKiB > maxArgon2MemoryKiB {
+		p.add("argon2.memory_kib", "%d is outside %d (8 per lane)..%d (4 GiB); the unit is KiB", a.MemoryKiB, minMem, maxArgon2MemoryKiB)
+	}
+	if a.Iterations < 1 {
+		p.add("argon2.iterations", "must be at least 1")
+	}
+	if a.SaltLength < minArgon2Salt {
+		p.add("argon2.salt_length", "%d is below %d bytes", a.SaltLength, minArgon2Salt)
+	}
+	if a.KeyLength < minArgon2Key {
+		p.add("argon2.key_length", "%d is below %d bytes", a.KeyLength, minArgon2Key)
+	}
+}
+
+func (c *Config) validateLockout(p *problems) {
+	l := c.Lockout
+	if l.MaxFailures < 0 {
+		p.add("lockout.max_failures", "must not be negative (0 disables lockout)")
+	}
+	if l.MaxFailures > 0 {
+		if l.Duration <= 0 {
+			p.add("lockout.duration", "must be positive while lockout is enabled (lockout.max_failures > 0)")
+		}
+		if l.Window <= 0 {
+			p.add("lockout.window", "must be positive while lockout is enabled (lockout.max_failures > 0)")
+		}
+	}
+}
+
+func (c *Config) validateKeys(p *problems) {
+	k := c.Keys
+	if !slices.Contains([]string{"ES256", "RS256", "EdDSA"}, k.Algorithm) {
+		p.add("keys.algorithm", "%q is not one of ES256, RS256, EdDSA", k.Algorithm)
+	}
+	if !slices.Contains([]int{2048, 3072, 4096}, k.RSABits) {
+		p.add("keys.rsa_bits", "%d is not one of 2048, 3072, 4096", k.RSABits)
+	}
+	if k.RotationInterval != 0 && k.RotationInterval < minRotation {
+		p.add("keys.rotation_interval", "%s is below %s (0 disables automatic rotation)",
+			fmtDuration(k.RotationInterval), fmtDuration(minRotation))
+	}
+	if k.ReloadInterval <= 0 {
+		p.add("keys.reload_interval", "must be positive")
+	}
+	if k.JWKSMaxAge < 0 {
+		p.add("keys.jwks_max_age", "must not be negative")
+	}
+	if k.RetentionLeeway < 0 {
+		p.add("keys.retention_leeway", "must not be negative")
+	}
+	if k.JWKSMaxAge+k.ReloadInterval >= k.Prepublication {
+		p.add("keys.prepublication", "%s must exceed keys.jwks_max_age + keys.reload_interval (%s + %s): "+
+			"a new key must reach every replica and every cached JWKS before it signs, "+
+			"or verifiers reject its tokens as signed by an unknown key",
+			fmtDuration(k.Prepublication), fmtDuration(k.JWKSMaxAge), fmtDuration(k.ReloadInterval))
+	}
+	if k.RotationInterval > 0 && k.Prepublication >= k.RotationInterval {
+		p.add("keys.prepublication", "%s must be shorter than keys.rotation_interval (%s)",
+			fmtDuration(k.Prepublication), fmtDuration(k.RotationInterval))
+	}
+}
+
+func (c *Config) validateDatabase(p *problems) {
+	d := c.Database
+	if d.MaxOpenConns < 0 {
+		p.add("database.max_open_conns", "must not be negative (0 means unlimited)")
+	}
+	if d.MaxIdleConns < 0 {
+		p.add("database.max_idle_conns", "must not be negative")
+	}
+	if d.ConnMaxLifetime < 0 {
+		p.add("database.conn_max_lifetime", "must not be negative (0 means forever)")
+	}
+	if d.ConnMaxIdleTime < 0 {
+		p.add("database.conn_max_idle_time", "must not be negative (0 means forever)")
+	}
+}
+
+func (c *Config) validateHTTP(p *problems) {
+	h := c.HTTP
+	if h.MaxBodyBytes < minMaxBodyBytes || h.MaxBodyBytes > maxMaxBodyBytes {
+		p.add("http.max_body_bytes", "%d is outside %d..%d (10 MiB)", h.MaxBodyBytes, minMaxBodyBytes, maxMaxBodyBytes)
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"http.read_header_timeout", h.ReadHeaderTimeout},
+		{"http.read_timeout", h.ReadTimeout},
+		{"http.write_timeout", h.WriteTimeout},
+		{"http.idle_timeout", h.IdleTimeout},
+		{"http.shutdown_timeout", h.ShutdownTimeout},
+	} {
+		if t.d <= 0 {
+			p.add(t.key, "must be positive")
+		}
+	}
+}

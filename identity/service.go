@@ -1,0 +1,267 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+)
+
+// ErrInvalidCredentials is returned by Authenticate for an unknown user, a
+// wrong password, a disabled account and a locked account alike, so that
+// callers cannot tell them apart (no user enumeration).
+var ErrInvalidCredentials = &apperr.Error{Code: apperr.EUnauthorized, Message: "invalid username or password"}
+
+// LockoutPolicy throttles password guessing per account.
+type LockoutPolicy struct {
+	// MaxFailures consecutive failures inside Window lock the account for
+	// Duration. Zero disables lockout.
+	MaxFailures int
+	Window      time.Duration
+	Duration    time.Duration
+}
+
+// Service implements sign-up, authentication and account administration.
+// All fields are required except Now, NewID and Logger.
+type Service struct {
+	Store   Store
+	Hasher  *PasswordHasher
+	Policy  PasswordPolicy
+	Lockout LockoutPolicy
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// NewID defaults to random UUIDs.
+	NewID  func() string
+	Logger *slog.Logger
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+var roleRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+
+// ValidateRoles checks role names: 1 to 64 characters of letters, digits,
+// '_', '.', ':' and '-', starting with a letter or digit. It returns the
+// roles sorted and without duplicates.
+func ValidateRoles(roles []string) ([]string, error) {
+	out := make([]string, 0, len(roles))
+	for _, r := range roles {
+		if !roleRE.MatchString(r) {
+			return nil, &PolicyError{Field: "roles", Problems: []string{fmt.Sprintf("invalid role name %q", r)}}
+		}
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Signup creates a user after checking the username and password policies.
+// It returns a *PolicyError (apperr.EInvalid semantics) for rejected input
+// and an error matching apperr.ErrAlreadyExists when the name is taken.
+func (s *Service) Signup(ctx context.Context, username, password string, roles []string) (*User, error) {
+	if err := ValidateUsername(username); err != nil {
+		return nil, err
+	}
+	if err := s.Policy.Validate(password, username); err != nil {
+		return nil, err
+	}
+	roles, err := ValidateRoles(roles)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := s.Hasher.Hash(password)
+	if err != nil {
+		return nil, fmt.Errorf("hash password: %w", err)
+	}
+	now := s.now().UTC()
+	id := uuid.NewString()
+	if s.NewID != nil {
+		id = s.NewID()
+	}
+	u := &User{ID: id, Username: username, PasswordHash: hash, Roles: roles, CreatedAt: now, UpdatedAt: now}
+	if err := s.Store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, apperr.ErrAlreadyExists) {
+			return nil, &apperr.Error{Code: apperr.EConflict, Message: "username is already taken"}
+		}
+		return nil, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+// Authenticate checks a username and password. Every failure that depends on
+// the account (unknown, wrong password, disabled, locked) returns
+// ErrInvalidCredentials after the same argon2id work; storage failures are
+// returned as they are. A wrong password counts towards lockout; a success
+// resets the counter and upgrades the hash when the parameters changed.
+func (s *Service) Authenticate(ctx context.Context, username, password string) (*User, error) {
+	if len(username) > 256 || len(password) > authMaxPasswordBytes {
+		s.Hasher.Burn(password)
+		return nil, ErrInvalidCredentials
+	}
+	u, err := s.Store.GetUserByUsername(ctx, username)
+	if errors.Is(err, apperr.ErrNotFound) {
+		s.Hasher.Burn(password)
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up user: %w", err)
+	}
+	ok, rehash, err := s.Hasher.Verify(password, u.PasswordHash)
+	if err != nil {
+		s.logger().ErrorContext(ctx, "stored password hash is unusable", "user_id", u.ID, "err", err)
+		return nil, ErrInvalidCredentials
+	}
+	now := s.now().UTC()
+	switch {
+	case u.Disabled:
+		return nil, ErrInvalidCredentials
+	case u.Locked(now):
+		s.logger().WarnContext(ctx, "login attempt on locked account", "user_id", u.ID)
+		return nil, ErrInvalidCredentials
+	case !ok:
+		if err := s.recordFailure(ctx, u.ID, now); err != nil {
+			return nil, err
+		}
+		return nil, ErrInvalidCredentials
+	}
+	if u.FailedLogins > 0 || rehash {
+		u, err = s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
+			u.FailedLogins, u.FirstFailedAt, u.LockedUntil = 0, time.Time{}, time.Time{}
+			if rehash {
+				if h, err := s.Hasher.Hash(password); err == nil {
+					u.PasswordHash = h
+				}
+			}
+			u.UpdatedAt = now
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reset login failures: %w", err)
+		}
+	}
+	return u, nil
+}
+
+// recordFailure counts one failed attempt and locks the account when the
+// policy says so. The count is updated under a row lock, so concurrent
+// guesses on several replicas are all counted.
+func (s *Service) recordFailure(ctx context.Context, id string, now time.Time) error {
+	if s.Lockout.MaxFailures <= 0 {
+		return nil
+	}
+	_, err := s.Store.UpdateUser(ctx, id, func(u *User) error {
+		if u.FailedLogins == 0 || now.Sub(u.FirstFailedAt) > s.Lockout.Window {
+			u.FailedLogins, u.FirstFailedAt = 0, now
+		}
+		u.FailedLogins++
+		if u.FailedLogins >= s.Lockout.MaxFailures {
+			u.LockedUntil = now.Add(s.Lockout.Duration)
+			u.FailedLogins, u.FirstFailedAt = 0, time.Time{}
+			s.logger().WarnContext(ctx, "account locked after repeated failed logins", "user_id", u.ID, "until", u.LockedUntil)
+		}
+		return nil
+	})
+	if errors.Is(err, apperr.ErrNotFound) {
+		return nil // deleted concurrently; nothing to count
+	}
+	if err != nil {
+		return fmt.Errorf("record login failure: %w", err)
+	}
+	return nil
+}
+
+// Lookup returns a user by ID or, failing that, by username.
+func (s *Service) Lookup(ctx context.Context, idOrName string) (*User, error) {
+	u, err := s.Store.GetUser(ctx, idOrName)
+	if errors.Is(err, apperr.ErrNotFound) {
+		u, err = s.Store.GetUserByUsername(ctx, idOrName)
+	}
+	if errors.Is(err, apperr.ErrNotFound) {
+		return nil, &apperr.Error{Code: apperr.ENotFound, Message: "user not found"}
+	}
+	return u, err
+}
+
+// Update applies a partial change to the user identified by ID or username.
+// Nil fields are left alone; a non-nil Password is checked against the
+// policy and hashed, and unlocks the account.
+func (s *Service) Update(ctx context.Context, idOrName string, ch Change) (*User, error) {
+	u, err := s.Lookup(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	var roles []string
+	if ch.Roles != nil {
+		if roles, err = ValidateRoles(*ch.Roles); err != nil {
+			return nil, err
+		}
+	}
+	var hash string
+	if ch.Password != nil {
+		if err := s.Policy.Validate(*ch.Password, u.Username); err != nil {
+			return nil, err
+		}
+		if hash, err = s.Hasher.Hash(*ch.Password); err != nil {
+			return nil, fmt.Errorf("hash password: %w", err)
+		}
+	}
+	now := s.now().UTC()
+	return s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
+		if ch.Roles != nil {
+			u.Roles = roles
+		}
+		if ch.Disabled != nil {
+			u.Disabled = *ch.Disabled
+		}
+		if hash != "" {
+			u.PasswordHash = hash
+			u.FailedLogins, u.FirstFailedAt, u.LockedUntil = 0, time.Time{}, time.Time{}
+		}
+		if ch.Unlock {
+			u.FailedLogins, u.FirstFailedAt, u.LockedUntil = 0, time.Time{}, time.Time{}
+		}
+		u.UpdatedAt = now
+		return nil
+	})
+}
+
+// Change is a partial update of a user; nil means unchanged.
+type Change struct {
+	Roles    *[]string
+	Disabled *bool
+	Password *string
+	// Unlock clears a lockout.
+	Unlock bool
+}
+
+// Delete removes the user identified by ID or username.
+func (s *Service) Delete(ctx context.Context, idOrName string) error {
+	u, err := s.Lookup(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	return s.Store.DeleteUser(ctx, u.ID)
+}
+
+// List returns every user.
+func (s *Service) List(ctx context.Context) ([]*User, error) {
+	return s.Store.ListUsers(ctx)
+}

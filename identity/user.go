@@ -1,0 +1,54 @@
+package identity
+
+import (
+	"context"
+	"time"
+)
+
+// User is an account that can obtain tokens with the resource-owner password
+// grant.
+type User struct {
+	// ID is the stable, opaque identifier used as the token subject.
+	ID string
+	// Username is the name as the user chose it; uniqueness is
+	// case-insensitive (see NormalizeUsername).
+	Username string
+	// PasswordHash is the argon2id PHC string; never logged or returned.
+	PasswordHash string
+	// Roles are carried in the user's access tokens.
+	Roles []string
+	// Disabled users cannot obtain tokens.
+	Disabled bool
+	// FailedLogins counts consecutive failed password attempts inside the
+	// lockout window that started at FirstFailedAt.
+	FailedLogins  int
+	FirstFailedAt time.Time
+	// LockedUntil, when in the future, rejects every password attempt.
+	LockedUntil time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Locked reports whether the account is locked out at now.
+func (u *User) Locked(now time.Time) bool { return now.Before(u.LockedUntil) }
+
+// Store persists users. Implementations return errors matching
+// apperr.ErrNotFound and apperr.ErrAlreadyExists (errors.Is).
+type Store interface {
+	// CreateUser inserts u. It fails with apperr.ErrAlreadyExists when the
+	// ID or the normalized username is taken; nothing is written then.
+	CreateUser(ctx context.Context, u *User) error
+	// GetUser returns the user with the given ID or apperr.ErrNotFound.
+	GetUser(ctx context.Context, id string) (*User, error)
+	// GetUserByUsername looks a user up by name, case-insensitively, or
+	// returns apperr.ErrNotFound.
+	GetUserByUsername(ctx context.Context, username string) (*User, error)
+	// ListUsers returns every user ordered by username.
+	ListUsers(ctx context.Context) ([]*User, error)
+	// UpdateUser loads the user with the given ID under a row lock, calls
+	// update, and stores the result in the same transaction. If update
+	// returns an error nothing is written and that error is returned.
+	UpdateUser(ctx context.Context, id string, update func(*User) error) (*User, error)
+	// DeleteUser removes a user or returns apperr.ErrNotFound.
+	DeleteUser(ctx context.Context, id string) error
+}

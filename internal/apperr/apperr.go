@@ -1,0 +1,74 @@
+// Package apperr is the one application error type shared by every
+// Portcullis package, in the style of WTF Dial: a small set of codes that the
+// HTTP layer maps to status codes in one table.
+//
+// Storage implementations translate driver errors into ErrNotFound and
+// ErrAlreadyExists; domain packages return *Error values with a code and a
+// message that is safe to show to clients. Anything else is internal and is
+// never shown.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error. Codes are stable and appear in JSON error bodies.
+type Code string
+
+// Error codes.
+const (
+	ENotFound     Code = "not_found"
+	EConflict     Code = "conflict"
+	EInvalid      Code = "invalid_request"
+	EUnauthorized Code = "unauthorized"
+	EForbidden    Code = "forbidden"
+	ETooLarge     Code = "request_too_large"
+	EUnavailable  Code = "temporarily_unavailable"
+	EInternal     Code = "server_error"
+)
+
+// Error is an application error whose Message may be shown to clients.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+// Error implements error.
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Is reports whether target is an *Error with the same code, so that
+// errors.Is(err, ErrNotFound) matches any not-found error.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Sentinel errors returned by storage implementations.
+var (
+	ErrNotFound      = &Error{Code: ENotFound, Message: "not found"}
+	ErrAlreadyExists = &Error{Code: EConflict, Message: "already exists"}
+	ErrUnavailable   = &Error{Code: EUnavailable, Message: "the service is temporarily unavailable, retry later"}
+)
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the code of the first *Error in err's chain, or EInternal.
+func CodeOf(err error) Code {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return EInternal
+}
+
+// MessageOf returns the client-safe message of the first *Error in err's
+// chain, or a generic message for internal errors.
+func MessageOf(err error) string {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Message
+	}
+	return "internal error"
+}

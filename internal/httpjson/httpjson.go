@@ -1,0 +1,107 @@
+// Package httpjson writes and reads the JSON bodies of Portcullis's non-OAuth
+// endpoints, mapping application errors to HTTP status codes in one table.
+package httpjson
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+)
+
+// statusOf maps every application error code to its HTTP status.
+var statusOf = map[apperr.Code]int{
+	apperr.ENotFound:     http.StatusNotFound,
+	apperr.EConflict:     http.StatusConflict,
+	apperr.EInvalid:      http.StatusBadRequest,
+	apperr.EUnauthorized: http.StatusUnauthorized,
+	apperr.EForbidden:    http.StatusForbidden,
+	apperr.ETooLarge:     http.StatusRequestEntityTooLarge,
+	apperr.EUnavailable:  http.StatusServiceUnavailable,
+	apperr.EInternal:     http.StatusInternalServerError,
+}
+
+// Status returns the HTTP status for err.
+func Status(err error) int {
+	if s, ok := statusOf[apperr.CodeOf(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the JSON shape of every non-OAuth error response.
+type ErrorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
+}
+
+// WriteError writes err as {"error","error_description"} with the status of
+// its code. Internal errors are logged with logger and answered generically,
+// so no detail (and never a stack trace) reaches the client.
+func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	code := apperr.CodeOf(err)
+	status := Status(err)
+	if code == apperr.EInternal && logger != nil {
+		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if code == apperr.EUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	Write(w, status, ErrorBody{Error: string(code), ErrorDescription: apperr.MessageOf(err)})
+}
+
+// Write writes v as JSON with the given status.
+func Write(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"server_error","error_description":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// Decode reads one JSON object from r's body into v, limited to maxBytes.
+// Unknown fields, trailing data and oversized bodies are client errors
+// (apperr.EInvalid, apperr.ETooLarge).
+func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBytes)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return apperr.Errorf(apperr.ETooLarge, "request body exceeds %d bytes", maxBytes)
+		}
+		if errors.Is(err, io.EOF) {
+			return apperr.Errorf(apperr.EInvalid, "request body must be a JSON object")
+		}
+		return apperr.Errorf(apperr.EInvalid, "malformed JSON body: %s", jsonProblem(err))
+	}
+	if dec.More() {
+		return apperr.Errorf(apperr.EInvalid, "request body must hold exactly one JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return apperr.Errorf(apperr.ETooLarge, "request body exceeds %d bytes", maxBytes)
+		}
+		return apperr.Errorf(apperr.EInvalid, "request body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func jsonProblem(err error) string {
+	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		return fmt.Sprintf("field %q has the wrong type", e.Field)
+	}
+	if e, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return fmt.Sprintf("syntax error at offset %d", e.Offset)
+	}
+	return err.Error()
+}

@@ -1,0 +1,401 @@
+package keys
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+)
+
+// Store persists signing keys. Implementations return errors matching
+// apperr.ErrNotFound and apperr.ErrAlreadyExists.
+type Store interface {
+	// ListKeys returns every stored key ordered by generation.
+	ListKeys(ctx context.Context) ([]Record, error)
+	// CreateKey inserts rec and, in the same transaction, sets RetiredAt to
+	// retireAt on every older key that is not yet retired. It fails with
+	// apperr.ErrAlreadyExists, writing nothing, when rec's generation or ID
+	// is taken: this is the compare-and-set that lets one replica rotate.
+	CreateKey(ctx context.Context, rec Record, retireAt time.Time) error
+	// DeleteKey removes a key; a missing key is not an error.
+	DeleteKey(ctx context.Context, id string) error
+	// ResealKey replaces a key's sealed private key if it is still sealed
+	// under oldWrapID, and returns apperr.ErrNotFound otherwise.
+	ResealKey(ctx context.Context, id, oldWrapID, newWrapID string, sealed []byte) error
+}
+
+// Options configure a Manager. Zero values take the documented defaults.
+type Options struct {
+	// Algorithm of new keys; default ES256.
+	Algorithm Algorithm
+	// RSABits for RS256 keys; default 2048.
+	RSABits int
+	// RotationInterval between scheduled rotations; 0 disables them.
+	RotationInterval time.Duration
+	// Prepublication is how long a scheduled key is published before it
+	// signs; default 1h.
+	Prepublication time.Duration
+	// ReloadInterval is how often Run re-reads the key table; default 15s.
+	ReloadInterval time.Duration
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS; default 10m.
+	JWKSMaxAge time.Duration
+	// Retention is how long a retired key stays published: the longest
+	// access-token lifetime plus clock-skew leeway; default 20m.
+	Retention time.Duration
+	// Now defaults to time.Now; Rand to crypto/rand.Reader.
+	Now    func() time.Time
+	Rand   io.Reader
+	Logger *slog.Logger
+}
+
+func (o *Options) fill() {
+	if o.Algorithm == "" {
+		o.Algorithm = ES256
+	}
+	if o.RSABits == 0 {
+		o.RSABits = 2048
+	}
+	if o.Prepublication == 0 {
+		o.Prepublication = time.Hour
+	}
+	if o.ReloadInterval == 0 {
+		o.ReloadInterval = 15 * time.Second
+	}
+	if o.JWKSMaxAge == 0 {
+		o.JWKSMaxAge = 10 * time.Minute
+	}
+	if o.Retention == 0 {
+		o.Retention = 20 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Manager holds the opened signing keys in memory, signs with the active
+// one, serves the JWKS, and rotates keys. Its methods are safe for
+// concurrent use. Signing and the JWKS never touch the database, so both
+// keep working while it is unreachable.
+type Manager struct {
+	store  Store
+	sealer *Sealer
+	opts   Options
+	ring   atomic.Pointer[ring]
+	mu     sync.Mutex // serializes reloads and rotations in this process
+}
+
+// ring is an immutable snapshot of the loaded keys.
+type ring struct {
+	keys []*Key // ascending generation
+	byID map[string]*Key
+	jwks []byte
+	etag string
+}
+
+// NewManager returns a Manager; call Init before use.
+func NewManager(store Store, sealer *Sealer, opts Options) *Manager {
+	opts.fill()
+	m := &Manager{store: store, sealer: sealer, opts: opts}
+	m.ring.Store(&ring{byID: map[string]*Key{}})
+	return m
+}
+
+// Init loads the stored keys, creating the first one when there is none.
+// It fails when a stored key cannot be opened with the configured secrets
+// key, so a wrong key is a start-up error and never produces bad tokens.
+func (m *Manager) Init(ctx context.Context) error {
+	if err := m.Reload(ctx); err != nil {
+		return err
+	}
+	if len(m.ring.Load().keys) > 0 {
+		return nil
+	}
+	if _, err := m.Rotate(ctx, 0); err != nil && !errors.Is(err, apperr.ErrAlreadyExists) {
+		return fmt.Errorf("create first signing key: %w", err)
+	}
+	return m.Reload(ctx) // another replica may have won the race
+}
+
+// Reload re-reads the key table. Keys already opened are reused; a key
+// that cannot be opened fails the reload and leaves the previous set.
+func (m *Manager) Reload(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reloadLocked(ctx)
+}
+
+func (m *Manager) reloadLocked(ctx context.Context) error {
+	recs, err := m.store.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	old := m.ring.Load()
+	next := &ring{byID: make(map[string]*Key, len(recs))}
+	now := m.opts.Now()
+	jwks := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	for _, rec := range recs {
+		k, ok := old.byID[rec.ID]
+		if !ok || k.WrapKeyID != rec.WrapKeyID {
+			der, err := m.sealer.Open(rec.ID, rec.WrapKeyID, rec.Sealed)
+			if err != nil {
+				return err
+			}
+			if k, err = newKey(rec, der); err != nil {
+				return err
+			}
+		} else {
+			copied := *k
+			copied.Record = rec
+			k = &copied
+		}
+		next.keys = append(next.keys, k)
+		next.byID[k.ID] = k
+		if k.StateAt(now, false, m.opts.Retention) != StateExpired {
+			jwks.Keys = append(jwks.Keys, k.Public)
+		}
+	}
+	if next.jwks, err = json.Marshal(jwks); err != nil {
+		return fmt.Errorf("encode JWKS: %w", err)
+	}
+	sum := sha256.Sum256(next.jwks)
+	next.etag = `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+	m.ring.Store(next)
+	return nil
+}
+
+// SigningKey returns the key that signs now: the newest key whose
+// activation time has passed.
+func (m *Manager) SigningKey() (*Key, error) {
+	return m.ring.Load().signer(m.opts.Now())
+}
+
+func (r *ring) signer(now time.Time) (*Key, error) {
+	for i := len(r.keys) - 1; i >= 0; i-- {
+		if !now.Before(r.keys[i].ActivatesAt) {
+			return r.keys[i], nil
+		}
+	}
+	return nil, errors.New("no active signing key is loaded")
+}
+
+// Lookup returns the loaded key with the given ID, whatever its state.
+func (m *Manager) Lookup(kid string) (*Key, bool) {
+	k, ok := m.ring.Load().byID[kid]
+	return k, ok
+}
+
+// Rotate creates a key of the configured algorithm that starts signing
+// after activateIn (0: at once) and retires the current key at that moment.
+// It returns an error matching apperr.ErrAlreadyExists when another replica
+// rotated concurrently.
+func (m *Manager) Rotate(ctx context.Context, activateIn time.Duration) (*Key, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	recs, err := m.store.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	var gen int64 = 1
+	if n := len(recs); n > 0 {
+		gen = recs[n-1].Generation + 1
+	}
+	priv, err := generate(m.opts.Algorithm, m.opts.RSABits, m.opts.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	pub, err := publicJWK(priv, m.opts.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("encode private key: %w", err)
+	}
+	wrapID, sealed, err := m.sealer.Seal(pub.KeyID, der)
+	if err != nil {
+		return nil, err
+	}
+	pubJSON, err := json.Marshal(pub)
+	if err != nil {
+		return nil, err
+	}
+	now := m.opts.Now().UTC().Truncate(time.Second)
+	rec := Record{
+		ID: pub.KeyID, Algorithm: m.opts.Algorithm, Generation: gen,
+		PublicJWK: pubJSON, Sealed: sealed, WrapKeyID: wrapID,
+		CreatedAt: now, ActivatesAt: now.Add(activateIn),
+	}
+	if err := m.store.CreateKey(ctx, rec, rec.ActivatesAt); err != nil {
+		return nil, fmt.Errorf("store key: %w", err)
+	}
+	m.opts.Logger.InfoContext(ctx, "signing key created", "kid", rec.ID, "alg", rec.Algorithm,
+		"generation", gen, "activates_at", rec.ActivatesAt)
+	if err := m.reloadLocked(ctx); err != nil {
+		return nil, err
+	}
+	k, _ := m.ring.Load().byID[rec.ID]
+	return k, nil
+}
+
+// Status describes a key for listings.
+type Status struct {
+	ID          string     `json:"kid"`
+	Algorithm   Algorithm  `json:"alg"`
+	State       State      `json:"state"`
+	Generation  int64      `json:"generation"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ActivatesAt time.Time  `json:"activates_at"`
+	RetiredAt   *time.Time `json:"retired_at,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	WrapKeyID   string     `json:"wrap_key_id"`
+}
+
+// List reads every stored key from the database with its current state.
+// It needs no secrets key.
+func List(ctx context.Context, store Store, retention time.Duration, now time.Time) ([]Status, error) {
+	recs, err := store.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	r := &ring{}
+	for i := range recs {
+		r.keys = append(r.keys, &Key{Record: recs[i]})
+	}
+	signer, _ := r.signer(now)
+	out := make([]Status, 0, len(recs))
+	for _, k := range r.keys {
+		st := Status{
+			ID: k.ID, Algorithm: k.Algorithm, Generation: k.Generation, WrapKeyID: k.WrapKeyID,
+			State:     k.StateAt(now, k == signer, retention),
+			CreatedAt: k.CreatedAt.UTC(), ActivatesAt: k.ActivatesAt.UTC(),
+		}
+		if !k.RetiredAt.IsZero() {
+			ret, exp := k.RetiredAt.UTC(), k.RetiredAt.Add(retention).UTC()
+			st.RetiredAt, st.ExpiresAt = &ret, &exp
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Status lists the keys known to this manager (from the database).
+func (m *Manager) Status(ctx context.Context) ([]Status, error) {
+	return List(ctx, m.store, m.opts.Retention, m.opts.Now())
+}
+
+// Run reloads the key table every ReloadInterval, performs scheduled
+// rotations (one replica wins each), and deletes expired keys, until ctx
+// is done. Failures are logged and retried on the next tick; the loaded
+// keys stay in use meanwhile.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(m.opts.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.Tick(ctx); err != nil && ctx.Err() == nil {
+				m.opts.Logger.WarnContext(ctx, "signing key maintenance failed; keeping the loaded keys", "err", err)
+			}
+		}
+	}
+}
+
+// Tick runs one maintenance step: reload, scheduled rotation, clean-up.
+func (m *Manager) Tick(ctx context.Context) error {
+	if err := m.Reload(ctx); err != nil {
+		return err
+	}
+	now := m.opts.Now()
+	r := m.ring.Load()
+	cur, err := r.signer(now)
+	if err != nil {
+		return err
+	}
+	if m.opts.RotationInterval > 0 && r.keys[len(r.keys)-1] == cur &&
+		!now.Before(cur.ActivatesAt.Add(m.opts.RotationInterval-m.opts.Prepublication)) {
+		_, err := m.Rotate(ctx, m.opts.Prepublication)
+		switch {
+		case errors.Is(err, apperr.ErrAlreadyExists):
+			m.opts.Logger.DebugContext(ctx, "another replica rotated the signing key")
+		case err != nil:
+			return fmt.Errorf("scheduled rotation: %w", err)
+		}
+	}
+	for _, k := range r.keys {
+		if k != cur && k.StateAt(now, false, m.opts.Retention) == StateExpired {
+			if err := m.store.DeleteKey(ctx, k.ID); err != nil {
+				return fmt.Errorf("delete expired key %s: %w", k.ID, err)
+			}
+			m.opts.Logger.InfoContext(ctx, "expired signing key removed", "kid", k.ID)
+		}
+	}
+	return nil
+}
+
+// Rewrap re-seals every private key under the sealer's primary secrets key.
+// The sealer must also hold the old secrets key. It returns how many keys
+// were re-sealed.
+func Rewrap(ctx context.Context, store Store, sealer *Sealer) (int, error) {
+	recs, err := store.ListKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("load signing keys: %w", err)
+	}
+	n := 0
+	for _, rec := range recs {
+		if rec.WrapKeyID == sealer.PrimaryID() {
+			continue
+		}
+		der, err := sealer.Open(rec.ID, rec.WrapKeyID, rec.Sealed)
+		if err != nil {
+			return n, err
+		}
+		wrapID, sealed, err := sealer.Seal(rec.ID, der)
+		if err != nil {
+			return n, err
+		}
+		if err := store.ResealKey(ctx, rec.ID, rec.WrapKeyID, wrapID, sealed); err != nil {
+			return n, fmt.Errorf("reseal key %s: %w", rec.ID, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ServeHTTP serves the JWK Set (RFC 7517) from memory with an ETag and a
+// Cache-Control max-age shorter than the pre-publication window.
+func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ring := m.ring.Load()
+	h := w.Header()
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(m.opts.JWKSMaxAge.Seconds())))
+	h.Set("ETag", ring.etag)
+	if match := r.Header.Get("If-None-Match"); match != "" && match == ring.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", "application/jwk-set+json")
+	h.Set("Content-Length", strconv.Itoa(len(ring.jwks)))
+	_, _ = w.Write(ring.jwks)
+}

@@ -1,0 +1,501 @@
+package keys
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrKeyNotFound is returned (wrapped) by [RemoteKeySet.Key] when the issuer's
+// most recently fetched JWK Set has no usable key with the requested kid.
+var ErrKeyNotFound = errors.New("keys: key not found")
+
+// ErrKeySetUnavailable is returned (wrapped, together with the cause) by
+// [RemoteKeySet.Key] when no JWK Set has ever been fetched successfully, so
+// the set cannot say whether a kid exists. Callers typically map it to
+// "503 Service Unavailable" rather than to an invalid token.
+var ErrKeySetUnavailable = errors.New("keys: remote key set unavailable")
+
+// Defaults applied by [NewRemoteKeySet] to zero fields of [RemoteOptions].
+const (
+	// DefaultMinRefreshInterval is the default RemoteOptions.MinRefreshInterval.
+	DefaultMinRefreshInterval = 5 * time.Second
+	// DefaultRemoteMaxAge is the default RemoteOptions.DefaultMaxAge.
+	DefaultRemoteMaxAge = 5 * time.Minute
+	// DefaultRemoteMaxMaxAge is the default RemoteOptions.MaxMaxAge.
+	DefaultRemoteMaxMaxAge = time.Hour
+	// DefaultRemoteFetchTimeout is the default RemoteOptions.FetchTimeout.
+	DefaultRemoteFetchTimeout = 10 * time.Second
+	// MaxRemoteResponseSize bounds the size of a metadata or JWKS response body.
+	MaxRemoteResponseSize = 1 << 20
+)
+
+// metadataPath is the RFC 8414 §3 well-known suffix.
+const metadataPath = "/.well-known/oauth-authorization-server"
+
+// RemoteOptions configures a [RemoteKeySet]. The zero value is usable.
+type RemoteOptions struct {
+	// HTTPClient fetches metadata and JWK Sets. Default: a new client with a
+	// Timeout of FetchTimeout (it never uses http.DefaultClient).
+	HTTPClient *http.Client
+	// MinRefreshInterval is the minimum time between two fetch attempts that
+	// were not asked for with Refresh: refetches triggered by an unknown kid
+	// or an expired cache happen at most once per interval, so a flood of
+	// tokens with bogus kids cannot hammer the issuer. It is also the lower
+	// bound on cache freshness (a max-age of 0 counts as this). Default 5s.
+	MinRefreshInterval time.Duration
+	// DefaultMaxAge is how long a JWK Set stays fresh when the response has
+	// no Cache-Control max-age. Default 5m.
+	DefaultMaxAge time.Duration
+	// MaxMaxAge caps the freshness taken from Cache-Control max-age, so that
+	// keys removed at the issuer drop out in bounded time. Default 1h.
+	MaxMaxAge time.Duration
+	// FetchTimeout bounds one metadata+JWKS fetch, independently of the
+	// caller's context (a fetch is shared by all concurrent callers).
+	// Default 10s.
+	FetchTimeout time.Duration
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+	// Logger receives warnings about fetch failures and rejected keys.
+	// Default: discard.
+	Logger *slog.Logger
+}
+
+// RemoteKeySet is the verifier's view of an issuer's signing keys: it
+// discovers the jwks_uri from the issuer's RFC 8414 metadata, fetches the
+// RFC 7517 JWK Set, and caches it according to the response's Cache-Control
+// max-age (bounded by RemoteOptions), revalidating with If-None-Match.
+//
+// Only public asymmetric signing keys are kept: each JWK must carry a kid
+// and a supported alg (ES256, ES384, ES512, RS256, RS384, RS512, PS256,
+// PS384, PS512, EdDSA) matching its key type, a "use" that is absent or
+// "sig", no private or symmetric material, and RSA moduli of at least 2048
+// bits. Other keys are skipped and logged.
+//
+// When the issuer is unreachable, keys from the last successful fetch keep
+// being served (stale) until a fetch succeeds again.
+//
+// A RemoteKeySet is safe for concurrent use. Create it with [NewRemoteKeySet].
+type RemoteKeySet struct {
+	issuer string
+	opts   RemoteOptions
+	group  singleflight.Group
+
+	mu          sync.RWMutex
+	jwksURI     string
+	keys        map[string]*jose.JSONWebKey
+	etag        string
+	fetched     bool      // a JWK Set was fetched successfully at least once
+	expires     time.Time // freshness of keys
+	lastAttempt time.Time // last fetch attempt, for MinRefreshInterval
+	lastErr     error     // error of the last fetch attempt, nil on success
+}
+
+// NewRemoteKeySet returns a key set for the issuer identified exactly by
+// issuer (for example "https://auth.example.com"). It does no I/O: discovery
+// and the first JWKS fetch happen on the first call to Key or Refresh, so the
+// issuer need not be up when the key set is created.
+func NewRemoteKeySet(issuer string, opts RemoteOptions) *RemoteKeySet {
+	if opts.MinRefreshInterval <= 0 {
+		opts.MinRefreshInterval = DefaultMinRefreshInterval
+	}
+	if opts.DefaultMaxAge <= 0 {
+		opts.DefaultMaxAge = DefaultRemoteMaxAge
+	}
+	if opts.MaxMaxAge <= 0 {
+		opts.MaxMaxAge = DefaultRemoteMaxMaxAge
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = DefaultRemoteFetchTimeout
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: opts.FetchTimeout}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &RemoteKeySet{issuer: issuer, opts: opts}
+}
+
+// Issuer returns the issuer identifier the key set was created with.
+func (s *RemoteKeySet) Issuer() string { return s.issuer }
+
+// Key returns the public key with the given kid. It serves from the cache
+// while it is fresh; when the cache has expired, or the kid is unknown, it
+// refetches the JWK Set (one fetch shared by concurrent callers, at most one
+// per MinRefreshInterval). If a refetch fails, previously fetched keys are
+// still served.
+//
+// On failure it returns an error wrapping [ErrKeyNotFound] if the last
+// fetched set lacks the kid, or wrapping [ErrKeySetUnavailable] if no set was
+// ever fetched successfully, or ctx.Err() if ctx ends while waiting for a
+// fetch. The returned key is a copy; its Key field (the crypto public key)
+// is shared and must not be modified.
+func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
+	now := s.opts.Now()
+	s.mu.RLock()
+	k, ok := s.keys[kid]
+	fresh := s.fetched && now.Before(s.expires)
+	s.mu.RUnlock()
+	if ok && fresh {
+		return copyJWK(k), nil
+	}
+
+	// Expired cache, unknown kid or nothing fetched yet: try a (rate-limited)
+	// refresh, then look again.
+	if err := s.refresh(ctx, false); err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("keys: waiting for key set: %w", ctx.Err())
+	}
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if k, ok := s.keys[kid]; ok {
+		return copyJWK(k), nil
+	}
+	if !s.fetched {
+		cause := s.lastErr
+		if cause == nil {
+			cause = errors.New("no key set fetched yet")
+		}
+		return nil, fmt.Errorf("%w: %w", ErrKeySetUnavailable, cause)
+	}
+	return nil, fmt.Errorf("%w: kid %.64q", ErrKeyNotFound, kid)
+}
+
+// Refresh fetches the JWK Set now (running discovery first if it has not
+// succeeded yet), regardless of cache freshness and MinRefreshInterval.
+// Concurrent calls share one fetch. On failure the cached keys are kept and
+// the error is returned.
+func (s *RemoteKeySet) Refresh(ctx context.Context) error {
+	return s.refresh(ctx, true)
+}
+
+// errRateLimited marks a refresh skipped because of MinRefreshInterval.
+var errRateLimited = errors.New("keys: refresh rate limited")
+
+// refresh runs one shared fetch. Unless force is set, it does nothing when
+// the last attempt was less than MinRefreshInterval ago.
+func (s *RemoteKeySet) refresh(ctx context.Context, force bool) error {
+	key := "refresh"
+	if force {
+		key = "force"
+	}
+	ch := s.group.DoChan(key, func() (any, error) {
+		now := s.opts.Now()
+		s.mu.Lock()
+		if !force && !s.lastAttempt.IsZero() && now.Sub(s.lastAttempt) < s.opts.MinRefreshInterval {
+			s.mu.Unlock()
+			return nil, errRateLimited
+		}
+		s.lastAttempt = now
+		s.mu.Unlock()
+
+		// The fetch is shared, so it must not die with the first caller's ctx.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.FetchTimeout)
+		defer cancel()
+		err := s.fetch(fctx)
+		s.mu.Lock()
+		s.lastErr = err
+		s.mu.Unlock()
+		if err != nil {
+			s.opts.Logger.WarnContext(ctx, "fetching issuer key set failed; serving cached keys",
+				"issuer", s.issuer, "err", err)
+		}
+		return nil, err
+	})
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fetch runs discovery if needed, then fetches the JWK Set.
+func (s *RemoteKeySet) fetch(ctx context.Context) error {
+	s.mu.RLock()
+	jwksURI, etag := s.jwksURI, s.etag
+	s.mu.RUnlock()
+	if jwksURI == "" {
+		u, err := s.discover(ctx)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.jwksURI = u
+		s.mu.Unlock()
+		jwksURI = u
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwksURI, nil)
+	if err != nil {
+		return fmt.Errorf("keys: building JWKS request: %w", err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := s.opts.HTTPClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("keys: fetching JWKS: %w", err)
+	}
+	defer resp.Body.Close()
+	now := s.opts.Now()
+	maxAge := s.freshness(resp.Header)
+
+	switch {
+	case resp.StatusCode == http.StatusNotModified && etag != "":
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxRemoteResponseSize))
+		s.mu.Lock()
+		s.expires = now.Add(maxAge)
+		s.mu.Unlock()
+		return nil
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("keys: fetching JWKS %s: unexpected status %s", jwksURI, resp.Status)
+	}
+
+	body, err := readLimited(resp.Body)
+	if err != nil {
+		return fmt.Errorf("keys: reading JWKS: %w", err)
+	}
+	keys, err := s.parseJWKS(ctx, body)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.keys = keys
+	s.etag = resp.Header.Get("ETag")
+	s.fetched = true
+	s.expires = now.Add(maxAge)
+	s.mu.Unlock()
+	return nil
+}
+
+// discover fetches RFC 8414 metadata and returns its jwks_uri. For an issuer
+// with a path component it tries the RFC 8414 §3.1 location first
+// (well-known suffix inserted before the path), then the suffix appended to
+// the issuer (the OpenID Connect Discovery convention).
+func (s *RemoteKeySet) discover(ctx context.Context) (string, error) {
+	iss, err := url.Parse(s.issuer)
+	if err != nil || (iss.Scheme != "https" && iss.Scheme != "http") || iss.Host == "" ||
+		iss.RawQuery != "" || iss.Fragment != "" {
+		return "", fmt.Errorf("keys: issuer %q is not an absolute http(s) URL without query or fragment", s.issuer)
+	}
+	candidates := []string{strings.TrimSuffix(s.issuer, "/") + metadataPath}
+	if p := strings.TrimSuffix(iss.EscapedPath(), "/"); p != "" {
+		inserted := *iss
+		inserted.RawPath = ""
+		inserted.Path = ""
+		candidates = append([]string{inserted.String() + metadataPath + p}, candidates...)
+	}
+
+	var errs []error
+	for _, u := range candidates {
+		jwksURI, err := s.fetchMetadata(ctx, u, iss.Scheme)
+		if err == nil {
+			return jwksURI, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", fmt.Errorf("keys: discovery for issuer %q failed: %w", s.issuer, errors.Join(errs...))
+}
+
+func (s *RemoteKeySet) fetchMetadata(ctx context.Context, metadataURL, issuerScheme string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metadataURL, nil)
+	if err != nil {
+		return "", fmt.Errorf("building metadata request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.opts.HTTPClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("fetching metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("fetching metadata %s: unexpected status %s", metadataURL, resp.Status)
+	}
+	body, err := readLimited(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("reading metadata: %w", err)
+	}
+	var md struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(body, &md); err != nil {
+		return "", fmt.Errorf("decoding metadata %s: %w", metadataURL, err)
+	}
+	// RFC 8414 §3.3: the issuer in the metadata must be identical to the
+	// issuer the metadata was requested for.
+	if md.Issuer != s.issuer {
+		return "", fmt.Errorf("metadata %s: issuer %q does not match configured issuer %q", metadataURL, md.Issuer, s.issuer)
+	}
+	ju, err := url.Parse(md.JWKSURI)
+	if err != nil || ju.Host == "" || (ju.Scheme != "https" && ju.Scheme != "http") {
+		return "", fmt.Errorf("metadata %s: jwks_uri %q is not an absolute http(s) URL", metadataURL, md.JWKSURI)
+	}
+	if issuerScheme == "https" && ju.Scheme != "https" {
+		return "", fmt.Errorf("metadata %s: jwks_uri %q must use https", metadataURL, md.JWKSURI)
+	}
+	return md.JWKSURI, nil
+}
+
+// freshness returns how long a response stays fresh per its Cache-Control
+// max-age, bounded to [MinRefreshInterval, MaxMaxAge]; no-store and
+// no-cache count as a max-age of 0.
+func (s *RemoteKeySet) freshness(h http.Header) time.Duration {
+	d := s.opts.DefaultMaxAge
+	for _, line := range h.Values("Cache-Control") {
+		for _, dir := range strings.Split(line, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(dir), "=")
+			switch strings.ToLower(name) {
+			case "max-age":
+				if n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64); err == nil && n >= 0 {
+					if n > int64(s.opts.MaxMaxAge/time.Second) {
+						n = int64(s.opts.MaxMaxAge / time.Second)
+					}
+					d = time.Duration(n) * time.Second
+				}
+			case "no-store", "no-cache":
+				d = 0
+			}
+		}
+	}
+	return min(max(d, s.opts.MinRefreshInterval), s.opts.MaxMaxAge)
+}
+
+// parseJWKS decodes a JWK Set, keeping only acceptable public signing keys.
+func (s *RemoteKeySet) parseJWKS(ctx context.Context, body []byte) (map[string]*jose.JSONWebKey, error) {
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("keys: decoding JWKS: %w", err)
+	}
+	if set.Keys == nil {
+		return nil, errors.New(`keys: decoding JWKS: no "keys" member`)
+	}
+	out := make(map[string]*jose.JSONWebKey, len(set.Keys))
+	for i, raw := range set.Keys {
+		k, err := parseRemoteJWK(raw)
+		if err != nil {
+			s.opts.Logger.WarnContext(ctx, "ignoring JWK from issuer", "issuer", s.issuer, "index", i, "err", err)
+			continue
+		}
+		if _, dup := out[k.KeyID]; dup {
+			s.opts.Logger.WarnContext(ctx, "ignoring JWK with duplicate kid", "issuer", s.issuer, "kid", k.KeyID)
+			continue
+		}
+		out[k.KeyID] = k
+	}
+	return out, nil
+}
+
+// parseRemoteJWK decodes one untrusted JWK and checks that it is a usable
+// public signing key.
+func parseRemoteJWK(raw json.RawMessage) (*jose.JSONWebKey, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return nil, fmt.Errorf("decoding JWK: %w", err)
+	}
+	// Members that carry private or symmetric key material
+	// (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2).
+	for _, m := range [...]string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"} {
+		if _, ok := members[m]; ok {
+			return nil, fmt.Errorf("JWK has private or symmetric member %q", m)
+		}
+	}
+	var k jose.JSONWebKey
+	if err := k.UnmarshalJSON(raw); err != nil {
+		return nil, fmt.Errorf("decoding JWK: %w", err)
+	}
+	switch {
+	case k.KeyID == "":
+		return nil, errors.New("JWK has no kid")
+	case k.Algorithm == "":
+		return nil, fmt.Errorf("JWK %q has no alg", k.KeyID)
+	case k.Use != "" && k.Use != "sig":
+		return nil, fmt.Errorf("JWK %q has use %q, want sig", k.KeyID, k.Use)
+	case !k.Valid() || !k.IsPublic():
+		return nil, fmt.Errorf("JWK %q is not a valid public key", k.KeyID)
+	}
+	if err := checkAlgMatchesKey(k.Algorithm, k.Key); err != nil {
+		return nil, fmt.Errorf("JWK %q: %w", k.KeyID, err)
+	}
+	return &k, nil
+}
+
+// checkAlgMatchesKey reports whether alg is a supported JWS algorithm for
+// the public key's type (and curve or size).
+func checkAlgMatchesKey(alg string, key any) error {
+	switch jose.SignatureAlgorithm(alg) {
+	case jose.ES256, jose.ES384, jose.ES512:
+		want := elliptic.P256()
+		switch jose.SignatureAlgorithm(alg) {
+		case jose.ES384:
+			want = elliptic.P384()
+		case jose.ES512:
+			want = elliptic.P521()
+		}
+		pub, ok := key.(*ecdsa.PublicKey)
+		if !ok || pub.Curve != want {
+			return fmt.Errorf("alg %s needs an EC key on %s", alg, want.Params().Name)
+		}
+	case jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512:
+		pub, ok := key.(*rsa.PublicKey)
+		if !ok {
+			return fmt.Errorf("alg %s needs an RSA key", alg)
+		}
+		if pub.N.BitLen() < 2048 {
+			return fmt.Errorf("RSA key of %d bits is too short", pub.N.BitLen())
+		}
+	case jose.EdDSA:
+		if _, ok := key.(ed25519.PublicKey); !ok {
+			return fmt.Errorf("alg %s needs an Ed25519 key", alg)
+		}
+	default:
+		return fmt.Errorf("unsupported alg %q", alg)
+	}
+	return nil
+}
+
+// readLimited reads at most MaxRemoteResponseSize bytes, failing on more.
+func readLimited(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxRemoteResponseSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxRemoteResponseSize {
+		return nil, fmt.Errorf("response body exceeds %d bytes", MaxRemoteResponseSize)
+	}
+	return bytes.TrimSpace(b), nil
+}
+
+// copyJWK returns a shallow copy of k with its slices cloned.
+func copyJWK(k *jose.JSONWebKey) *jose.JSONWebKey {
+	c := *k
+	c.Certificates = append(c.Certificates[:0:0], k.Certificates...)
+	c.CertificateThumbprintSHA1 = append(c.CertificateThumbprintSHA1[:0:0], k.CertificateThumbprintSHA1...)
+	c.CertificateThumbprintSHA256 = append(c.CertificateThumbprintSHA256[:0:0], k.CertificateThumbprintSHA256...)
+	return &c
+}

@@ -1,0 +1,414 @@
+package keys_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/portcullis-auth/portcullis/keys"
+)
+
+// remoteClock is a settable clock for RemoteKeySet tests.
+type remoteClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *remoteClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *remoteClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// remoteTestIssuer serves RFC 8414 metadata under prefix and a JWKS whose
+// body, headers and status the test controls.
+type remoteTestIssuer struct {
+	srv       *httptest.Server
+	issuer    string
+	jwksHits  atomic.Int64
+	metaHits  atomic.Int64
+	notModded atomic.Int64 // 304 answers
+
+	mu           sync.Mutex
+	jwks         string
+	etag         string
+	cacheControl string
+	status       int
+	metaIssuer   string // overrides the issuer in the metadata when set
+}
+
+func newRemoteTestIssuer(t *testing.T, path string, jwks string) *remoteTestIssuer {
+	t.Helper()
+	is := &remoteTestIssuer{jwks: jwks, etag: `"v1"`, cacheControl: "public, max-age=60", status: http.StatusOK}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server"+path, func(w http.ResponseWriter, r *http.Request) {
+		is.metaHits.Add(1)
+		is.mu.Lock()
+		iss := is.metaIssuer
+		is.mu.Unlock()
+		if iss == "" {
+			iss = is.issuer
+		}
+		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": iss, "jwks_uri": is.srv.URL + "/keys"})
+	})
+	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
+		is.jwksHits.Add(1)
+		is.mu.Lock()
+		defer is.mu.Unlock()
+		if is.status != http.StatusOK {
+			w.WriteHeader(is.status)
+			return
+		}
+		w.Header().Set("Cache-Control", is.cacheControl)
+		w.Header().Set("ETag", is.etag)
+		if r.Header.Get("If-None-Match") == is.etag {
+			is.notModded.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = w.Write([]byte(is.jwks))
+	})
+	is.srv = httptest.NewServer(mux)
+	is.issuer = is.srv.URL + path
+	t.Cleanup(is.srv.Close)
+	return is
+}
+
+func (is *remoteTestIssuer) set(f func(is *remoteTestIssuer)) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	f(is)
+}
+
+func (is *remoteTestIssuer) keySet(clock *remoteClock) *keys.RemoteKeySet {
+	return keys.NewRemoteKeySet(is.issuer, keys.RemoteOptions{HTTPClient: is.srv.Client(), Now: clock.Now})
+}
+
+// remoteJWKS marshals public keys into a JWK Set document.
+func remoteJWKS(t *testing.T, ks ...jose.JSONWebKey) string {
+	t.Helper()
+	b, err := json.Marshal(jose.JSONWebKeySet{Keys: ks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func remoteECKey(t *testing.T, kid string) jose.JSONWebKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: "ES256", Use: "sig"}
+}
+
+func TestRemoteKeySetFiltersKeys(t *testing.T) {
+	t.Parallel()
+	good := remoteECKey(t, "good")
+	ecPriv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	noUse := remoteECKey(t, "no-use")
+	noUse.Use = ""
+	noAlg := remoteECKey(t, "no-alg")
+	noAlg.Algorithm = ""
+	enc := remoteECKey(t, "enc")
+	enc.Use = "enc"
+	wrongAlg := remoteECKey(t, "es-key-rs-alg")
+	wrongAlg.Algorithm = "RS256"
+	es384 := remoteECKey(t, "p256-as-es384")
+	es384.Algorithm = "ES384"
+	hs := remoteECKey(t, "hs-alg")
+	hs.Algorithm = "HS256"
+	noKid := remoteECKey(t, "")
+	jwks := remoteJWKS(t, good, noUse, noAlg, enc, wrongAlg, es384, hs, noKid,
+		jose.JSONWebKey{Key: ecPriv, KeyID: "private", Algorithm: "ES256", Use: "sig"},
+		jose.JSONWebKey{Key: &rsa1024.PublicKey, KeyID: "rsa-1024", Algorithm: "RS256", Use: "sig"},
+		jose.JSONWebKey{Key: edPub, KeyID: "ed", Algorithm: "EdDSA", Use: "sig"},
+		jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "oct", Algorithm: "HS256", Use: "sig"},
+	)
+	// A duplicate kid (kept: the first) and an unparseable key.
+	jwks = strings.TrimSuffix(jwks, "]}") + `,{"kty":"EC","kid":"good","alg":"ES256","crv":"P-256","x":"AA","y":"AA"},{"kty":"nope","kid":"junk","alg":"ES256"}]}`
+
+	is := newRemoteTestIssuer(t, "", jwks)
+	ks := is.keySet(&remoteClock{t: time.Unix(1_800_000_000, 0)})
+	tests := []struct {
+		kid  string
+		want error // nil: found
+	}{
+		{"good", nil},
+		{"no-use", nil},
+		{"ed", nil},
+		{"no-alg", keys.ErrKeyNotFound},
+		{"enc", keys.ErrKeyNotFound},
+		{"es-key-rs-alg", keys.ErrKeyNotFound},
+		{"p256-as-es384", keys.ErrKeyNotFound},
+		{"hs-alg", keys.ErrKeyNotFound},
+		{"", keys.ErrKeyNotFound},
+		{"private", keys.ErrKeyNotFound},
+		{"rsa-1024", keys.ErrKeyNotFound},
+		{"oct", keys.ErrKeyNotFound},
+		{"junk", keys.ErrKeyNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kid, func(t *testing.T) {
+			k, err := ks.Key(t.Context(), tt.kid)
+			if tt.want != nil {
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("Key(%q) = %v, %v; want %v", tt.kid, k, err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Key(%q): %v", tt.kid, err)
+			}
+			if !k.IsPublic() || k.KeyID != tt.kid || k.Algorithm == "" {
+				t.Errorf("Key(%q) = %+v", tt.kid, k)
+			}
+		})
+	}
+	if k, _ := ks.Key(t.Context(), "good"); k == nil || !k.Key.(*ecdsa.PublicKey).Equal(good.Key) {
+		t.Error("duplicate kid replaced the first key")
+	}
+}
+
+func TestRemoteKeySetCachingAndETag(t *testing.T) {
+	t.Parallel()
+	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
+	clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
+	ks := is.keySet(clock)
+	ctx := t.Context()
+
+	for range 10 {
+		if _, err := ks.Key(ctx, "k1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if is.jwksHits.Load() != 1 || is.metaHits.Load() != 1 {
+		t.Fatalf("fetches jwks=%d metadata=%d, want 1 and 1", is.jwksHits.Load(), is.metaHits.Load())
+	}
+
+	// Past max-age=60: revalidated with If-None-Match, 304 keeps the keys.
+	clock.Advance(61 * time.Second)
+	if _, err := ks.Key(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if is.jwksHits.Load() != 2 || is.notModded.Load() != 1 {
+		t.Fatalf("after expiry: jwks=%d 304s=%d, want 2 and 1", is.jwksHits.Load(), is.notModded.Load())
+	}
+	// The 304 extended freshness.
+	clock.Advance(30 * time.Second)
+	if _, err := ks.Key(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if is.jwksHits.Load() != 2 {
+		t.Fatalf("fresh after 304: jwks=%d, want 2", is.jwksHits.Load())
+	}
+
+	// Keys removed at the issuer disappear after the next refresh.
+	is.set(func(is *remoteTestIssuer) {
+		is.jwks = remoteJWKS(t, remoteECKey(t, "k2"))
+		is.etag = `"v2"`
+	})
+	if err := ks.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Key(ctx, "k1"); !errors.Is(err, keys.ErrKeyNotFound) {
+		t.Fatalf("Key(k1) after removal = %v, want ErrKeyNotFound", err)
+	}
+	if _, err := ks.Key(ctx, "k2"); err != nil {
+		t.Fatal(err)
+	}
+	if is.metaHits.Load() != 1 {
+		t.Errorf("metadata fetched %d times, want 1", is.metaHits.Load())
+	}
+}
+
+func TestRemoteKeySetMaxAgeBounds(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		cacheControl string
+		advance      time.Duration
+		wantRefetch  bool
+	}{
+		{"max-age honoured", "max-age=600", 599 * time.Second, false},
+		{"max-age expires", "max-age=600", 601 * time.Second, true},
+		{"max-age capped at MaxMaxAge", "public, max-age=999999", keys.DefaultRemoteMaxMaxAge + time.Second, true},
+		{"max-age=0 floored at MinRefreshInterval", "max-age=0", keys.DefaultMinRefreshInterval - time.Second, false},
+		{"no-store floored at MinRefreshInterval", "no-store", keys.DefaultMinRefreshInterval + time.Second, true},
+		{"no Cache-Control uses DefaultMaxAge", "", keys.DefaultRemoteMaxAge - time.Second, false},
+		{"DefaultMaxAge expires", "", keys.DefaultRemoteMaxAge + time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
+			is.set(func(is *remoteTestIssuer) { is.cacheControl = tt.cacheControl })
+			clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
+			ks := is.keySet(clock)
+			if _, err := ks.Key(t.Context(), "k1"); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(tt.advance)
+			if _, err := ks.Key(t.Context(), "k1"); err != nil {
+				t.Fatal(err)
+			}
+			if got := is.jwksHits.Load() == 2; got != tt.wantRefetch {
+				t.Errorf("refetched = %v, want %v", got, tt.wantRefetch)
+			}
+		})
+	}
+}
+
+func TestRemoteKeySetDiscovery(t *testing.T) {
+	t.Parallel()
+	t.Run("issuer with path uses RFC 8414 location", func(t *testing.T) {
+		t.Parallel()
+		is := newRemoteTestIssuer(t, "/tenant/a", remoteJWKS(t, remoteECKey(t, "k1")))
+		ks := is.keySet(&remoteClock{t: time.Unix(1_800_000_000, 0)})
+		if _, err := ks.Key(t.Context(), "k1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("metadata issuer mismatch", func(t *testing.T) {
+		t.Parallel()
+		is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
+		is.set(func(is *remoteTestIssuer) { is.metaIssuer = "https://evil.example" })
+		clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
+		ks := is.keySet(clock)
+		if err := ks.Refresh(t.Context()); err == nil || !strings.Contains(err.Error(), "does not match") {
+			t.Fatalf("Refresh = %v, want issuer mismatch", err)
+		}
+		if _, err := ks.Key(t.Context(), "k1"); !errors.Is(err, keys.ErrKeySetUnavailable) {
+			t.Fatalf("Key = %v, want ErrKeySetUnavailable", err)
+		}
+		if is.jwksHits.Load() != 0 {
+			t.Error("JWKS fetched despite mismatching metadata")
+		}
+		// Discovery is retried once the issuer is fixed.
+		is.set(func(is *remoteTestIssuer) { is.metaIssuer = "" })
+		clock.Advance(keys.DefaultMinRefreshInterval)
+		if _, err := ks.Key(t.Context(), "k1"); err != nil {
+			t.Fatalf("Key after fix: %v", err)
+		}
+	})
+	t.Run("trailing slash is a different issuer", func(t *testing.T) {
+		t.Parallel()
+		is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
+		ks := keys.NewRemoteKeySet(is.issuer+"/", keys.RemoteOptions{HTTPClient: is.srv.Client()})
+		if err := ks.Refresh(t.Context()); err == nil {
+			t.Fatal("Refresh succeeded for a non-identical issuer")
+		}
+	})
+}
+
+func TestRemoteKeySetStaleOnFailure(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		break_ func(is *remoteTestIssuer)
+	}{
+		{"server error", func(is *remoteTestIssuer) { is.set(func(is *remoteTestIssuer) { is.status = http.StatusInternalServerError }) }},
+		{"malformed JSON", func(is *remoteTestIssuer) {
+			is.set(func(is *remoteTestIssuer) { is.jwks = "{not json"; is.etag = `"v2"` })
+		}},
+		{"oversized body", func(is *remoteTestIssuer) {
+			is.set(func(is *remoteTestIssuer) {
+				is.jwks = `{"keys":[],"pad":"` + strings.Repeat("x", keys.MaxRemoteResponseSize) + `"}`
+				is.etag = `"v2"`
+			})
+		}},
+		{"issuer down", func(is *remoteTestIssuer) { is.srv.Close() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
+			clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
+			ks := is.keySet(clock)
+			if _, err := ks.Key(t.Context(), "k1"); err != nil {
+				t.Fatal(err)
+			}
+			tt.break_(is)
+			clock.Advance(time.Hour)
+			if err := ks.Refresh(t.Context()); err == nil {
+				t.Fatal("Refresh succeeded against a broken issuer")
+			}
+			if _, err := ks.Key(t.Context(), "k1"); err != nil {
+				t.Fatalf("stale key not served: %v", err)
+			}
+			if _, err := ks.Key(t.Context(), "k2"); !errors.Is(err, keys.ErrKeyNotFound) {
+				t.Fatalf("Key(k2) = %v, want ErrKeyNotFound", err)
+			}
+		})
+	}
+}
+
+func TestRemoteKeySetUnknownKidRateLimited(t *testing.T) {
+	t.Parallel()
+	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
+	clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
+	ks := is.keySet(clock)
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			if _, err := ks.Key(context.Background(), "bogus"); !errors.Is(err, keys.ErrKeyNotFound) {
+				t.Errorf("Key = %v, want ErrKeyNotFound", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := is.jwksHits.Load(); n != 1 {
+		t.Fatalf("%d JWKS fetches for a concurrent flood, want 1", n)
+	}
+	for range 50 {
+		_, _ = ks.Key(t.Context(), "bogus")
+	}
+	if n := is.jwksHits.Load(); n != 1 {
+		t.Fatalf("%d JWKS fetches within MinRefreshInterval, want 1", n)
+	}
+	// A new key published at the issuer is found after the interval.
+	is.set(func(is *remoteTestIssuer) { is.jwks = remoteJWKS(t, remoteECKey(t, "k1"), remoteECKey(t, "k2")); is.etag = `"v2"` })
+	clock.Advance(keys.DefaultMinRefreshInterval)
+	if _, err := ks.Key(t.Context(), "k2"); err != nil {
+		t.Fatalf("rotated key: %v", err)
+	}
+}
+
+func TestRemoteKeySetContextCanceled(t *testing.T) {
+	t.Parallel()
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-block
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(block) })
+	ks := keys.NewRemoteKeySet(srv.URL, keys.RemoteOptions{HTTPClient: srv.Client()})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := ks.Key(ctx, "k1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Key = %v, want context.Canceled", err)
+	}
+}

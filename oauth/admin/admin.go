@@ -1,0 +1,301 @@
+// Package admin is Portcullis's administration API, served on the admin
+// listener: clients, users and signing keys. Every route requires a Bearer
+// access token issued by this server with scope "admin"; the token is
+// introspected through fosite, so revoked tokens stop working at once.
+package admin
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/httpjson"
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth"
+)
+
+// Scope is the scope an access token needs to call the admin API.
+const Scope = "admin"
+
+// Handler serves the admin API. All fields are required except Logger.
+type Handler struct {
+	Provider fosite.OAuth2Provider
+	Clients  *oauth.Clients
+	Users    *identity.Service
+	Keys     *keys.Manager
+	MaxBytes int64
+	Logger   *slog.Logger
+}
+
+// Routes mounts the admin API on mux.
+func (h *Handler) Routes(mux *http.ServeMux) {
+	handle := func(pattern string, fn func(http.ResponseWriter, *http.Request) error) {
+		mux.Handle(pattern, h.authorize(fn))
+	}
+	handle("POST /admin/clients", h.createClient)
+	handle("GET /admin/clients", h.listClients)
+	handle("GET /admin/clients/{id}", h.getClient)
+	handle("PUT /admin/clients/{id}", h.updateClient)
+	handle("DELETE /admin/clients/{id}", h.deleteClient)
+	handle("POST /admin/clients/{id}/secret", h.rotateSecret)
+	handle("POST /admin/users", h.createUser)
+	handle("GET /admin/users", h.listUsers)
+	handle("GET /admin/users/{id}", h.getUser)
+	handle("PATCH /admin/users/{id}", h.patchUser)
+	handle("DELETE /admin/users/{id}", h.deleteUser)
+	handle("GET /admin/keys", h.listKeys)
+	handle("POST /admin/keys/rotate", h.rotateKey)
+	mux.Handle("/admin/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.ENotFound, Message: "no such admin route"})
+	}))
+}
+
+// authorize checks the Bearer token (RFC 6750) and runs fn, writing any
+// error it returns as JSON.
+func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin"`)
+			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "a Bearer access token with scope admin is required"})
+			return
+		}
+		_, ar, err := h.Provider.IntrospectToken(r.Context(), token, fosite.AccessToken, oauth.NewSession(), Scope)
+		if err != nil {
+			if errors.Is(err, apperr.ErrUnavailable) {
+				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
+				return
+			}
+			if fosite.ErrInvalidScope.Is(err) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="insufficient_scope", scope="admin"`)
+				httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EForbidden, Message: "the access token lacks scope admin"})
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="invalid_token"`)
+			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token is invalid, expired or revoked"})
+			return
+		}
+		if err := fn(w, r); err != nil {
+			httpjson.WriteError(w, r, h.Logger, identity.AsAppError(err))
+			return
+		}
+		if h.Logger != nil {
+			h.Logger.InfoContext(r.Context(), "admin action", "method", r.Method, "path", r.URL.Path, "client_id", ar.GetClient().GetID())
+		}
+	})
+}
+
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+type clientRequest struct {
+	ClientName              string   `json:"client_name"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	GrantTypes              []string `json:"grant_types"`
+	Scope                   string   `json:"scope"`
+	Audience                []string `json:"audience"`
+}
+
+func (c clientRequest) spec() oauth.ClientSpec {
+	return oauth.ClientSpec{
+		Name: c.ClientName, Public: c.TokenEndpointAuthMethod == oauth.AuthNone, AuthMethod: c.TokenEndpointAuthMethod,
+		GrantTypes: c.GrantTypes, Scopes: strings.Fields(c.Scope), Audience: c.Audience,
+	}
+}
+
+func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) error {
+	var req clientRequest
+	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {
+		return err
+	}
+	c, secret, err := h.Clients.Create(r.Context(), req.spec())
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/admin/clients/"+c.ID)
+	httpjson.Write(w, http.StatusCreated, c.JSON(secret))
+	return nil
+}
+
+func (h *Handler) listClients(w http.ResponseWriter, r *http.Request) error {
+	cs, err := h.Clients.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]oauth.ClientJSON, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.JSON(""))
+	}
+	httpjson.Write(w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) error {
+	c, err := h.Clients.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, c.JSON(""))
+	return nil
+}
+
+func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) error {
+	var req clientRequest
+	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {
+		return err
+	}
+	c, err := h.Clients.Update(r.Context(), r.PathValue("id"), req.spec())
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, c.JSON(""))
+	return nil
+}
+
+func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Clients.Delete(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
+	c, secret, err := h.Clients.RotateSecret(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, c.JSON(secret))
+	return nil
+}
+
+// UserJSON is the representation of a user in the admin API and the CLI.
+type UserJSON struct {
+	ID          string     `json:"id"`
+	Username    string     `json:"username"`
+	Roles       []string   `json:"roles"`
+	Disabled    bool       `json:"disabled"`
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+}
+
+// NewUserJSON returns the representation of u (never its password hash).
+func NewUserJSON(u *identity.User, now time.Time) UserJSON {
+	j := UserJSON{ID: u.ID, Username: u.Username, Roles: u.Roles, Disabled: u.Disabled,
+		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
+	if j.Roles == nil {
+		j.Roles = []string{}
+	}
+	if u.Locked(now) {
+		t := u.LockedUntil.UTC()
+		j.LockedUntil = &t
+	}
+	return j
+}
+
+type createUserRequest struct {
+	Username string   `json:"username"`
+	Password string   `json:"password"`
+	Roles    []string `json:"roles"`
+}
+
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) error {
+	var req createUserRequest
+	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {
+		return err
+	}
+	u, err := h.Users.Signup(r.Context(), req.Username, req.Password, req.Roles)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/admin/users/"+u.ID)
+	httpjson.Write(w, http.StatusCreated, NewUserJSON(u, time.Now()))
+	return nil
+}
+
+func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) error {
+	us, err := h.Users.List(r.Context())
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	out := make([]UserJSON, 0, len(us))
+	for _, u := range us {
+		out = append(out, NewUserJSON(u, now))
+	}
+	httpjson.Write(w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) error {
+	u, err := h.Users.Lookup(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, NewUserJSON(u, time.Now()))
+	return nil
+}
+
+type patchUserRequest struct {
+	Roles    *[]string `json:"roles"`
+	Disabled *bool     `json:"disabled"`
+	Password *string   `json:"password"`
+	Unlock   bool      `json:"unlock"`
+}
+
+func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) error {
+	var req patchUserRequest
+	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {
+		return err
+	}
+	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{
+		Roles: req.Roles, Disabled: req.Disabled, Password: req.Password, Unlock: req.Unlock,
+	})
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, NewUserJSON(u, time.Now()))
+	return nil
+}
+
+func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Users.Delete(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) error {
+	st, err := h.Keys.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, st)
+	return nil
+}
+
+type rotateResponse struct {
+	KID string `json:"kid"`
+}
+
+func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	k, err := h.Keys.Rotate(r.Context(), 0)
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, rotateResponse{KID: k.ID})
+	return nil
+}

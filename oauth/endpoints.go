@@ -1,0 +1,130 @@
+package oauth
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/ory/fosite"
+)
+
+// RevokeHandler serves POST /oauth2/revoke (RFC 7009). Revoking either
+// token of a grant revokes the whole refresh chain and its access tokens.
+type RevokeHandler struct {
+	Provider fosite.OAuth2Provider
+	MaxBytes int64
+	Logger   *slog.Logger
+}
+
+// ServeHTTP implements http.Handler.
+func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r, h.MaxBytes); err != nil {
+		writeOAuthError(w, r, toRFC6749(err))
+		return
+	}
+	err := h.Provider.NewRevocationRequest(r.Context(), r)
+	if err != nil {
+		rfc := toRFC6749(err)
+		// RFC 7009 §2.2: only a client or request error is reported; a
+		// storage outage must not pretend the token was revoked.
+		if rfc.CodeField == http.StatusServiceUnavailable || rfc.ErrorField == fosite.ErrInvalidClient.ErrorField ||
+			rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField || rfc.CodeField >= 500 {
+			if rfc.CodeField >= 500 && h.Logger != nil {
+				h.Logger.ErrorContext(r.Context(), "revocation failed", "err", err)
+			}
+			writeOAuthError(w, r, rfc)
+			return
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(http.StatusOK)
+}
+
+// IntrospectHandler serves POST /oauth2/introspect (RFC 7662). The caller
+// authenticates as a confidential client with HTTP Basic, or with a Bearer
+// access token.
+type IntrospectHandler struct {
+	Provider fosite.OAuth2Provider
+	MaxBytes int64
+	Logger   *slog.Logger
+}
+
+// ServeHTTP implements http.Handler.
+func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r, h.MaxBytes); err != nil {
+		writeOAuthError(w, r, toRFC6749(err))
+		return
+	}
+	ctx := r.Context()
+	ir, err := h.Provider.NewIntrospectionRequest(ctx, r, NewSession())
+	if err != nil {
+		rfc := toRFC6749(err)
+		switch {
+		case rfc.CodeField == http.StatusServiceUnavailable, rfc.CodeField >= 500,
+			rfc.ErrorField == fosite.ErrInvalidClient.ErrorField, rfc.ErrorField == fosite.ErrRequestUnauthorized.ErrorField,
+			rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField:
+			if rfc.CodeField >= 500 && h.Logger != nil {
+				h.Logger.ErrorContext(ctx, "introspection failed", "err", err)
+			}
+			writeOAuthError(w, r, rfc)
+		default:
+			// Unknown, expired, revoked or malformed token (RFC 7662 §2.2).
+			writeJSONNoStore(w, http.StatusOK, map[string]bool{"active": false})
+		}
+		return
+	}
+	h.Provider.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+// Metadata is the RFC 8414 authorization server metadata document.
+type Metadata struct {
+	Issuer                                    string   `json:"issuer"`
+	TokenEndpoint                             string   `json:"token_endpoint"`
+	JWKSURI                                   string   `json:"jwks_uri"`
+	RevocationEndpoint                        string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
+	GrantTypesSupported                       []string `json:"grant_types_supported"`
+	ResponseTypesSupported                    []string `json:"response_types_supported"`
+	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
+	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
+	ServiceDocumentation                      string   `json:"service_documentation,omitempty"`
+	SignupEndpoint                            string   `json:"signup_endpoint,omitempty"`
+}
+
+// NewMetadata describes a server at issuer whose tokens are signed with
+// alg.
+func NewMetadata(issuer, alg string, signup bool) Metadata {
+	m := Metadata{
+		Issuer:                                    issuer,
+		TokenEndpoint:                             issuer + "/oauth2/token",
+		JWKSURI:                                   issuer + "/.well-known/jwks.json",
+		RevocationEndpoint:                        issuer + "/oauth2/revoke",
+		IntrospectionEndpoint:                     issuer + "/oauth2/introspect",
+		GrantTypesSupported:                       []string{GrantPassword, GrantClientCredentials, GrantRefreshToken},
+		ResponseTypesSupported:                    []string{},
+		TokenEndpointAuthMethodsSupported:         []string{AuthSecretBasic, AuthSecretPost, AuthNone},
+		RevocationEndpointAuthMethodsSupported:    []string{AuthSecretBasic, AuthSecretPost, AuthNone},
+		IntrospectionEndpointAuthMethodsSupported: []string{AuthSecretBasic, "bearer"},
+		AccessTokenSigningAlgValuesSupported:      []string{alg},
+	}
+	if signup {
+		m.SignupEndpoint = issuer + "/signup"
+	}
+	return m
+}
+
+// Handler serves the metadata document from memory.
+func (m Metadata) Handler() http.Handler {
+	body, _ := json.Marshal(m)
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
+	})
+}

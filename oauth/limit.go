@@ -1,0 +1,59 @@
+package oauth
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// KeyedLimiter is a token-bucket rate limiter per key (a client IP), with a
+// bounded number of keys so that a flood of addresses cannot exhaust
+// memory. It is local to one replica.
+type KeyedLimiter struct {
+	rate    rate.Limit
+	burst   int
+	maxKeys int
+	now     func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+}
+
+// NewKeyedLimiter allows perSecond events per key with the given burst,
+// tracking at most maxKeys keys (default 100000).
+func NewKeyedLimiter(perSecond float64, burst, maxKeys int) *KeyedLimiter {
+	if maxKeys <= 0 {
+		maxKeys = 100000
+	}
+	return &KeyedLimiter{rate: rate.Limit(perSecond), burst: burst, maxKeys: maxKeys, now: time.Now, buckets: map[string]*rate.Limiter{}}
+}
+
+// Allow reports whether one more event for key is allowed now.
+func (l *KeyedLimiter) Allow(key string) bool {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= l.maxKeys {
+			l.evict(now)
+		}
+		b = rate.NewLimiter(l.rate, l.burst)
+		l.buckets[key] = b
+	}
+	return b.AllowN(now, 1)
+}
+
+// evict drops buckets that have refilled completely (they carry no state),
+// and if none has, every bucket: forgetting is safe, it only forgives.
+func (l *KeyedLimiter) evict(now time.Time) {
+	for k, b := range l.buckets {
+		if b.TokensAt(now) >= float64(l.burst) {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) >= l.maxKeys {
+		clear(l.buckets)
+	}
+}
