@@ -327,10 +327,12 @@ func TestRemoteKeySetDiscovery(t *testing.T) {
 func TestRemoteKeySetStaleOnFailure(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name  string
-		break_ func(is *remoteTestIssuer)
+		name        string
+		breakIssuer func(is *remoteTestIssuer)
 	}{
-		{"server error", func(is *remoteTestIssuer) { is.set(func(is *remoteTestIssuer) { is.status = http.StatusInternalServerError }) }},
+		{"server error", func(is *remoteTestIssuer) {
+			is.set(func(is *remoteTestIssuer) { is.status = http.StatusInternalServerError })
+		}},
 		{"malformed JSON", func(is *remoteTestIssuer) {
 			is.set(func(is *remoteTestIssuer) { is.jwks = "{not json"; is.etag = `"v2"` })
 		}},
@@ -351,7 +353,7 @@ func TestRemoteKeySetStaleOnFailure(t *testing.T) {
 			if _, err := ks.Key(t.Context(), "k1"); err != nil {
 				t.Fatal(err)
 			}
-			tt.break_(is)
+			tt.breakIssuer(is)
 			clock.Advance(time.Hour)
 			if err := ks.Refresh(t.Context()); err == nil {
 				t.Fatal("Refresh succeeded against a broken issuer")
@@ -390,7 +392,10 @@ func TestRemoteKeySetUnknownKidRateLimited(t *testing.T) {
 		t.Fatalf("%d JWKS fetches within MinRefreshInterval, want 1", n)
 	}
 	// A new key published at the issuer is found after the interval.
-	is.set(func(is *remoteTestIssuer) { is.jwks = remoteJWKS(t, remoteECKey(t, "k1"), remoteECKey(t, "k2")); is.etag = `"v2"` })
+	is.set(func(is *remoteTestIssuer) {
+		is.jwks = remoteJWKS(t, remoteECKey(t, "k1"), remoteECKey(t, "k2"))
+		is.etag = `"v2"`
+	})
 	clock.Advance(keys.DefaultMinRefreshInterval)
 	if _, err := ks.Key(t.Context(), "k2"); err != nil {
 		t.Fatalf("rotated key: %v", err)

@@ -17,6 +17,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 
 	var spec oauth.ClientSpec
 	var authMethod string
+	var quiet bool
 	create := &cobra.Command{
 		Use:   "create --name N [--public] [--grant-type G]... [--scope S]... [--audience A]...",
 		Short: "Register a client; a confidential client's secret is printed once",
@@ -29,6 +30,13 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			}
 			if len(c.Audience) == 0 {
 				fmt.Fprintln(stderr, "warning: client has no audience; its access tokens will not be accepted by any resource server (use --audience)")
+			}
+			if quiet && !a.json {
+				fmt.Fprintln(a.stdout, c.ID)
+				if secret != "" {
+					fmt.Fprintln(a.stdout, secret)
+				}
+				return nil
 			}
 			return a.print(c.JSON(secret), func(w io.Writer) {
 				printClient(w, c.JSON(secret))
@@ -45,6 +53,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.StringSliceVar(&spec.GrantTypes, "grant-type", nil, "allowed grant type (repeatable): password, client_credentials, refresh_token; default password and refresh_token")
 	f.StringSliceVar(&spec.Scopes, "scope", nil, "allowed scope (repeatable)")
 	f.StringSliceVar(&spec.Audience, "audience", nil, "audience of its access tokens (repeatable)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only the client_id (and, for a confidential client, the secret on a second line)")
 	_ = create.MarkFlagRequired("name")
 
 	list := &cobra.Command{

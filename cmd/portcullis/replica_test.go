@@ -1,0 +1,347 @@
+package main
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	"golang.org/x/oauth2"
+
+	"github.com/portcullis-auth/portcullis/storage/storagetest"
+)
+
+func randomSecretsKey(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// switchProxy is the test's load balancer: the shared issuer URL, routing
+// to whichever replica is selected.
+type switchProxy struct {
+	target atomic.Pointer[url.URL]
+}
+
+func (p *switchProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rp := httputil.NewSingleHostReverseProxy(p.target.Load())
+	rp.ServeHTTP(w, r)
+}
+
+func (p *switchProxy) route(t *testing.T, to string) {
+	u, err := url.Parse(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.target.Store(u)
+}
+
+// startReplicas starts n servers on one database at the same time, all with
+// issuer issuer (the load balancer's URL).
+func startReplicas(t *testing.T, n int, dsn, issuer string) []*serverProc {
+	t.Helper()
+	env := serverEnv(dsn, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(t), "PORTCULLIS_ISSUER="+issuer)
+	var out []*serverProc
+	for range n {
+		pub, adm := freeAddr(t), freeAddr(t)
+		s := &serverProc{URL: "http://" + pub, AdminURL: "http://" + adm}
+		s.env = append(slicesClone(env), "PORTCULLIS_PUBLIC_ADDR="+pub, "PORTCULLIS_ADMIN_ADDR="+adm)
+		s.proc = startProc(t, bins.portcullis, s.env, "serve") // all start concurrently
+		out = append(out, s)
+	}
+	for _, s := range out {
+		waitHTTP(t, s.proc, s.URL+"/health/ready", http.StatusOK)
+	}
+	return out
+}
+
+// TestMySQLReplicas runs two replicas on one MariaDB database behind a
+// switchable load balancer.
+func TestMySQLReplicas(t *testing.T) {
+	dsn := storagetest.MySQLDSN(t)
+	lb := &switchProxy{}
+	lbSrv := httptest.NewServer(lb)
+	defer lbSrv.Close()
+	reps := startReplicas(t, 2, dsn, lbSrv.URL)
+	a, b := reps[0], reps[1]
+	lb.route(t, a.URL)
+	ctx := t.Context()
+
+	t.Run("one signing key for both", func(t *testing.T) {
+		var ks []map[string]any
+		if err := json.Unmarshal(a.cli(t, "", "keys", "list", "--output", "json"), &ks); err != nil {
+			t.Fatal(err)
+		}
+		if len(ks) != 1 {
+			t.Fatalf("replicas started together created %d keys, want 1: %v", len(ks), ks)
+		}
+		if ja, jb := get(t, a.URL+"/.well-known/jwks.json"), get(t, b.URL+"/.well-known/jwks.json"); string(ja) != string(jb) {
+			t.Fatalf("JWKS differ:\n%s\n%s", ja, jb)
+		}
+	})
+
+	signup(t, a.URL, "carol", "purple otter lamp 42")
+	cl := a.createClient(t, "--name", "app", "--public", "--audience", audience)
+	confAt := func(s *serverProc) *oauth2.Config {
+		return &oauth2.Config{ClientID: cl.ClientID, Endpoint: oauth2.Endpoint{TokenURL: s.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
+	}
+	tok, err := confAt(a).PasswordCredentialsToken(ctx, "carol", "purple otter lamp 42")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("token from A verifies against B's metadata", func(t *testing.T) {
+		lb.route(t, b.URL)
+		api := startUserAPI(t, lbSrv.URL, audience)
+		if status, body, _ := me(t, api, tok.AccessToken); status != http.StatusOK {
+			t.Fatalf("status %d: %s", status, body)
+		}
+	})
+
+	t.Run("refresh token from A refreshes at B", func(t *testing.T) {
+		next, err := confAt(b).TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		if err != nil {
+			t.Fatalf("refresh at B: %v", err)
+		}
+		// And the rotated one is dead at A too.
+		_, err = confAt(a).TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		assertOAuthError(t, err, "invalid_grant")
+		if _, err := confAt(a).TokenSource(ctx, &oauth2.Token{RefreshToken: next.RefreshToken}).Token(); err != nil {
+			t.Fatalf("refresh of B's token at A: %v", err)
+		}
+	})
+
+	t.Run("concurrent signups across replicas", func(t *testing.T) {
+		var names []string
+		for i := range 40 {
+			names = append(names, fmt.Sprintf("user%02d", i))
+		}
+		for i := range 10 {
+			names = append(names, strings.ToUpper(fmt.Sprintf("user%02d", i*3))) // case-insensitive duplicates
+		}
+		var created, conflicts, other atomic.Int32
+		var wg sync.WaitGroup
+		for i, n := range names {
+			target := reps[i%2]
+			wg.Go(func() {
+				body, _ := json.Marshal(map[string]string{"username": n, "password": "purple otter lamp 42"})
+				resp, err := http.Post(target.URL+"/signup", "application/json", strings.NewReader(string(body)))
+				if err != nil {
+					other.Add(1)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusCreated:
+					created.Add(1)
+				case http.StatusConflict:
+					conflicts.Add(1)
+				default:
+					other.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if created.Load() != 40 || conflicts.Load() != 10 || other.Load() != 0 {
+			t.Fatalf("created %d, conflicts %d, other %d; want 40, 10, 0", created.Load(), conflicts.Load(), other.Load())
+		}
+		var users []map[string]any
+		if err := json.Unmarshal(b.cli(t, "", "users", "list", "--output", "json"), &users); err != nil {
+			t.Fatal(err)
+		}
+		if len(users) != 41 { // carol + 40
+			t.Fatalf("%d users stored, want 41", len(users))
+		}
+	})
+}
+
+// tcpProxy forwards loopback connections to a backend and can cut them
+// all, refusing new ones, until restored: a database outage the test
+// controls without touching the shared MariaDB.
+type tcpProxy struct {
+	ln      net.Listener
+	backend string
+	mu      sync.Mutex
+	cut     bool
+	conns   map[net.Conn]struct{}
+}
+
+func newTCPProxy(t *testing.T, backend string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln, backend: backend, conns: map[net.Conn]struct{}{}}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	return p
+}
+
+func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *tcpProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.DialTimeout("tcp", p.backend, 2*time.Second)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		go func() { io.Copy(up, c); up.Close(); c.Close() }()
+		go func() { io.Copy(c, up); up.Close(); c.Close() }()
+	}
+}
+
+// setCut closes every open connection and refuses new ones (true), or
+// accepts connections again (false).
+func (p *tcpProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+// TestMySQLOutage cuts the database under a running server.
+func TestMySQLOutage(t *testing.T) {
+	dsn := storagetest.MySQLDSN(t) // mysql://root:@tcp(127.0.0.1:3306)/db?parseTime=true
+	proxy := newTCPProxy(t, "127.0.0.1:3306")
+	proxied := strings.Replace(dsn, "tcp(127.0.0.1:3306)", "tcp("+proxy.addr()+")", 1)
+	if proxied == dsn {
+		t.Fatalf("cannot route %s through the proxy", dsn)
+	}
+	srv := startServer(t, serverEnv(proxied, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(t)))
+	api := startUserAPI(t, srv.URL, audience)
+	ctx := t.Context()
+
+	signup(t, srv.URL, "dave", "purple otter lamp 42")
+	cl := srv.createClient(t, "--name", "app", "--public", "--audience", audience)
+	conf := &oauth2.Config{ClientID: cl.ClientID, Endpoint: oauth2.Endpoint{TokenURL: srv.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
+	tok, err := conf.PasswordCredentialsToken(ctx, "dave", "purple otter lamp 42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := me(t, api, tok.AccessToken); status != http.StatusOK {
+		t.Fatal("token not accepted before the outage")
+	}
+
+	// Load while the cut happens: signups and grants in flight.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var seq atomic.Int32
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n := seq.Add(1)
+				body, _ := json.Marshal(map[string]string{"username": fmt.Sprintf("load%04d", n), "password": "purple otter lamp 42"})
+				if resp, err := http.Post(srv.URL+"/signup", "application/json", strings.NewReader(string(body))); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				_, _ = conf.PasswordCredentialsToken(ctx, "dave", "purple otter lamp 42")
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	proxy.setCut(true)
+	time.Sleep(300 * time.Millisecond)
+
+	t.Run("during the outage", func(t *testing.T) {
+		form := url.Values{"grant_type": {"password"}, "client_id": {cl.ClientID}, "username": {"dave"}, "password": {"purple otter lamp 42"}}
+		resp, err := http.PostForm(srv.URL+"/oauth2/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || e.Error != "temporarily_unavailable" || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("token endpoint: %d %q Retry-After=%q", resp.StatusCode, e.Error, resp.Header.Get("Retry-After"))
+		}
+		if resp, err := http.Get(srv.URL + "/health/ready"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("ready during outage: %v %v", resp.StatusCode, err)
+		}
+		for _, p := range []string{"/.well-known/jwks.json", "/.well-known/oauth-authorization-server", "/health/alive"} {
+			if resp, err := http.Get(srv.URL + p); err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("%s during outage: %v %v", p, resp.StatusCode, err)
+			}
+		}
+		if status, body, _ := me(t, api, tok.AccessToken); status != http.StatusOK {
+			t.Errorf("userapi stopped verifying: %d %s", status, body)
+		}
+	})
+	close(stop)
+	wg.Wait()
+
+	proxy.setCut(false)
+	start := time.Now()
+	for {
+		if _, err := conf.PasswordCredentialsToken(ctx, "dave", "purple otter lamp 42"); err == nil {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("server did not recover within 5 s of the database coming back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("recovered %v after restore", time.Since(start).Round(time.Millisecond))
+
+	t.Run("no half-written rows", func(t *testing.T) {
+		db, err := sql.Open("mysql", strings.TrimPrefix(dsn, "mysql://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for name, q := range map[string]string{
+			"user without hash":             "SELECT COUNT(*) FROM users WHERE password_hash IS NULL OR password_hash = ''",
+			"refresh token without session": "SELECT COUNT(*) FROM oauth2_refresh_tokens WHERE request IS NULL OR request = '' OR request NOT LIKE '%\"session\"%'",
+		} {
+			var n int
+			if err := db.QueryRowContext(ctx, q).Scan(&n); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if n != 0 {
+				t.Errorf("%d rows: %s", n, name)
+			}
+		}
+	})
+}

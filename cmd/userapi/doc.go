@@ -1,0 +1,36 @@
+// Command userapi is the reference resource server: a separate process that
+// knows nothing but the issuer URL. It discovers the issuer's jwks_uri from
+// its RFC 8414 metadata, verifies RFC 9068 access tokens locally and never
+// shares a secret with the authorization server.
+//
+// Usage:
+//
+//	userapi --issuer URL [--addr :8090] [--audience AUD]
+//
+// Each flag has an environment variable (USERAPI_ISSUER, USERAPI_ADDR,
+// USERAPI_AUDIENCE); flags override the environment. --audience defaults to
+// the server's own base URL, http://HOST:PORT, where HOST is the host part
+// of --addr ("localhost" when it is empty or unspecified, such as 0.0.0.0)
+// and PORT the port actually listened on.
+//
+// Routes:
+//
+//	GET /users/me      the caller, from the verified token:
+//	                   {"id","username","roles","scope","client_id","expires_at"}
+//	GET /health/alive  liveness
+//
+// A missing token gets 401 with `WWW-Authenticate: Bearer realm="AUD"`; a
+// bad, expired, wrong-issuer, wrong-audience or unknown-key token gets 401
+// with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
+//
+// The issuer need not be up when userapi starts: keys are fetched in the
+// background at start-up and again on demand. While no key set has ever
+// been fetched, requests carrying a token get 503 temporarily_unavailable
+// with Retry-After (the token may be good; the client should retry), not
+// 401. Once keys were fetched, an outage of the issuer does not matter:
+// cached keys keep being used.
+//
+// Logs are structured (log/slog text) on stderr; once listening, userapi
+// logs exactly one line `msg="userapi listening" addr=HOST:PORT`. It shuts
+// down gracefully on SIGINT or SIGTERM.
+package main

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/resource"
+)
+
+// shutdownTimeout bounds graceful shutdown.
+const shutdownTimeout = 10 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "userapi:", err)
+		os.Exit(1)
+	}
+}
+
+// config is userapi's configuration after flags and environment.
+type config struct {
+	Issuer   string
+	Addr     string
+	Audience string // empty: derived from the listener
+}
+
+// parseConfig reads flags from args over the environment (via getenv).
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	cfg := config{Issuer: getenv("USERAPI_ISSUER"), Addr: getenv("USERAPI_ADDR"), Audience: getenv("USERAPI_AUDIENCE")}
+	if cfg.Addr == "" {
+		cfg.Addr = ":8090"
+	}
+	fs := flag.NewFlagSet("userapi", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Issuer, "issuer", cfg.Issuer, "issuer URL, exactly as in the tokens' iss (env USERAPI_ISSUER; required)")
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env USERAPI_ADDR)")
+	fs.StringVar(&cfg.Audience, "audience", cfg.Audience, "audience tokens must carry (env USERAPI_AUDIENCE; default http://HOST:PORT of this server)")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.Issuer == "" {
+		return config{}, errors.New("--issuer (or USERAPI_ISSUER) is required")
+	}
+	if u, err := url.Parse(cfg.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return config{}, fmt.Errorf("--issuer %q is not an absolute http(s) URL", cfg.Issuer)
+	}
+	return cfg, nil
+}
+
+// defaultAudience is this server's base URL: the host of addr ("localhost"
+// if empty or unspecified) and the port actually listened on.
+func defaultAudience(addr string, listened net.Addr) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	port := "80"
+	if ta, ok := listened.(*net.TCPAddr); ok {
+		port = fmt.Sprint(ta.Port)
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// run starts userapi and serves until ctx ends, then shuts down gracefully.
+// Logs and usage go to stderr; stdout is not written to.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, os.Getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = defaultAudience(cfg.Addr, ln.Addr())
+	}
+
+	ks := keys.NewRemoteKeySet(cfg.Issuer, keys.RemoteOptions{Logger: logger})
+	v := resource.NewVerifier(ks, resource.Options{Issuer: cfg.Issuer, Audience: cfg.Audience})
+	srv := &http.Server{
+		Handler:           newHandler(v),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	var wg sync.WaitGroup
+	// Warm the key cache without making start-up depend on the issuer.
+	wg.Go(func() {
+		if err := ks.Refresh(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("issuer keys not available yet; will retry on demand", "issuer", cfg.Issuer, "err", err)
+		}
+	})
+	defer wg.Wait()
+
+	logger.Info("userapi configured", "issuer", cfg.Issuer, "audience", cfg.Audience)
+	logger.Info("userapi listening", "addr", ln.Addr().String())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("userapi shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}

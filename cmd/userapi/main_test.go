@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startUserAPI runs userapi with args plus --addr 127.0.0.1:0 and returns
+// its base URL; the server stops (and run's error is checked) at cleanup.
+func startUserAPI(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append(args, "--addr", "127.0.0.1:0"), io.Discard, pw)
+		pw.Close()
+	}()
+	addrc := make(chan string, 1)
+	listening := regexp.MustCompile(`msg="userapi listening" addr=(\S+)`)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				addrc <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run returned %v after cancel, want nil", err)
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return "http://" + addr
+	case err := <-done:
+		t.Fatalf("run exited early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("userapi did not log its listening address")
+	}
+	return ""
+}
+
+func TestUsersMe(t *testing.T) {
+	t.Parallel()
+	fi := newFakeIssuer(t)
+	base := startUserAPI(t, "--issuer", fi.srv.URL)
+	aud := base // the default audience is the server's own base URL
+
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	with := func(mod func(map[string]any)) map[string]any {
+		c := fi.claims(aud)
+		mod(c)
+		return c
+	}
+	exp := time.Now().Add(15 * time.Minute).Unix()
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		auth       string
+		wantStatus int
+		wantBody   map[string]any // exact JSON, when set
+		wantChall  string         // substring of WWW-Authenticate
+		wantError  string         // JSON error code
+	}{
+		{"user token", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) { c["exp"] = exp }), "k1", nil), 200,
+			map[string]any{"id": "user-42", "username": "alice", "roles": []any{"admin", "user"}, "scope": "openid profile",
+				"client_id": "cli-1", "expires_at": time.Unix(exp, 0).UTC().Format(time.RFC3339)}, "", ""},
+		{"client credentials token", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) {
+			delete(c, "roles")
+			delete(c, "preferred_username")
+			c["sub"] = "cli-1"
+			c["exp"] = exp
+		}), "k1", nil), 200,
+			map[string]any{"id": "cli-1", "username": "", "roles": []any{}, "scope": "openid profile",
+				"client_id": "cli-1", "expires_at": time.Unix(exp, 0).UTC().Format(time.RFC3339)}, "", ""},
+		{"no token", "GET", "/users/me", "", 401, nil, `Bearer realm="` + aud + `"`, "unauthorized"},
+		{"garbage token", "GET", "/users/me", "Bearer abc.def.ghi", 401, nil, `error="invalid_token"`, "invalid_token"},
+		{"expired", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) {
+			c["exp"] = time.Now().Add(-time.Hour).Unix()
+			c["iat"] = time.Now().Add(-2 * time.Hour).Unix()
+			c["nbf"] = c["iat"]
+		}), "k1", nil), 401, nil, `error="invalid_token"`, "invalid_token"},
+		{"wrong issuer", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) { c["iss"] = "http://evil.example" }), "k1", nil),
+			401, nil, `error="invalid_token"`, "invalid_token"},
+		{"wrong audience", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) { c["aud"] = []string{"http://other"} }), "k1", nil),
+			401, nil, `error="invalid_token"`, "invalid_token"},
+		{"unknown key", "GET", "/users/me", "Bearer " + fi.mint(t, fi.claims(aud), "k9", other), 401, nil, `error="invalid_token"`, "invalid_token"},
+		{"forged with known kid", "GET", "/users/me", "Bearer " + fi.mint(t, fi.claims(aud), "k1", other), 401, nil, `error="invalid_token"`, "invalid_token"},
+		{"liveness", "GET", "/health/alive", "", 200, map[string]any{"status": "ok"}, "", ""},
+		{"wrong method", "POST", "/users/me", "", 405, nil, "", "method_not_allowed"},
+		{"unknown path", "GET", "/nope", "", 404, nil, "", "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, base+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status = %d, want %d; body %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, tt.wantChall) || (tt.wantChall == "") != (ch == "") {
+				t.Errorf("WWW-Authenticate = %q, want it to contain %q", ch, tt.wantChall)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("body %q: %v", body, err)
+			}
+			if tt.wantBody != nil {
+				gj, _ := json.Marshal(got)
+				wj, _ := json.Marshal(tt.wantBody)
+				if string(gj) != string(wj) {
+					t.Errorf("body = %s, want %s", gj, wj)
+				}
+			}
+			if tt.wantError != "" && (got["error"] != tt.wantError || got["error_description"] == "") {
+				t.Errorf("body = %v, want error %q with a description", got, tt.wantError)
+			}
+		})
+	}
+}
+
+func TestUsersMeIssuerDown(t *testing.T) {
+	t.Parallel()
+	fi := newFakeIssuer(t)
+	tok := fi.mint(t, fi.claims("http://api.test"), "k1", nil)
+	fi.srv.Close()
+	base := startUserAPI(t, "--issuer", fi.srv.URL, "--audience", "http://api.test")
+
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/users/me", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status = %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    config
+		wantErr string
+	}{
+		{"flags", []string{"--issuer", "http://iss", "--addr", ":9000", "--audience", "aud"}, nil,
+			config{Issuer: "http://iss", Addr: ":9000", Audience: "aud"}, ""},
+		{"env", nil, map[string]string{"USERAPI_ISSUER": "https://iss", "USERAPI_ADDR": "127.0.0.1:1", "USERAPI_AUDIENCE": "a"},
+			config{Issuer: "https://iss", Addr: "127.0.0.1:1", Audience: "a"}, ""},
+		{"flags override env", []string{"--issuer", "http://flag", "--audience", "fa"},
+			map[string]string{"USERAPI_ISSUER": "http://env", "USERAPI_ADDR": ":7000", "USERAPI_AUDIENCE": "ea"},
+			config{Issuer: "http://flag", Addr: ":7000", Audience: "fa"}, ""},
+		{"defaults", []string{"--issuer", "http://iss"}, nil, config{Issuer: "http://iss", Addr: ":8090"}, ""},
+		{"issuer missing", nil, nil, config{}, "required"},
+		{"issuer not a URL", []string{"--issuer", "iss.example"}, nil, config{}, "not an absolute"},
+		{"stray argument", []string{"--issuer", "http://iss", "extra"}, nil, config{}, "unexpected"},
+		{"unknown flag", []string{"--nope"}, nil, config{}, "not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("parseConfig = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := parseConfig([]string{"--help"}, func(string) string { return "" }, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("--help: err = %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestDefaultAudience(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		addr string
+		port int
+		want string
+	}{
+		{":8090", 8090, "http://localhost:8090"},
+		{"0.0.0.0:8090", 8090, "http://localhost:8090"},
+		{"[::]:8090", 8090, "http://localhost:8090"},
+		{"127.0.0.1:0", 41234, "http://127.0.0.1:41234"},
+		{"api.internal:9000", 9000, "http://api.internal:9000"},
+		{"[::1]:9000", 9000, "http://[::1]:9000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			t.Parallel()
+			if got := defaultAudience(tt.addr, &net.TCPAddr{Port: tt.port}); got != tt.want {
+				t.Errorf("defaultAudience(%q) = %q, want %q", tt.addr, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunListenError(t *testing.T) {
+	t.Parallel()
+	err := run(t.Context(), []string{"--issuer", "http://iss", "--addr", "256.0.0.1:bad"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("run = %v, want a listen error", err)
+	}
+}

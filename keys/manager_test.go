@@ -1,0 +1,410 @@
+package keys_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/storage"
+)
+
+// clock is a settable time source shared by managers in one test.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.set(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	return c
+}
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) set(t time.Time)         { c.ns.Store(t.UnixNano()) }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+func openStore(t *testing.T) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "keys.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func secret(t *testing.T) []byte {
+	t.Helper()
+	b := make([]byte, keys.SecretsKeySize)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sealer(t *testing.T, primary []byte, old ...[]byte) *keys.Sealer {
+	t.Helper()
+	s, err := keys.NewSealer(primary, old...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func opts(c *clock, alg keys.Algorithm) keys.Options {
+	return keys.Options{
+		Algorithm: alg, RotationInterval: 30 * 24 * time.Hour, Prepublication: time.Hour,
+		ReloadInterval: time.Second, JWKSMaxAge: 10 * time.Minute, Retention: 20 * time.Minute, Now: c.now,
+	}
+}
+
+func TestSealer(t *testing.T) {
+	k1, k2 := secret(t), secret(t)
+	s1 := sealer(t, k1)
+	wrap, sealed, err := s1.Seal("kid-1", []byte("private key bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrap != keys.WrapKeyID(k1) || bytes.Contains(sealed, []byte("private key bytes")) {
+		t.Fatalf("wrap %s, sealed %x", wrap, sealed)
+	}
+	tampered := bytes.Clone(sealed)
+	tampered[len(tampered)-1] ^= 1
+	tests := []struct {
+		name   string
+		sealer *keys.Sealer
+		kid    string
+		sealed []byte
+		ok     bool
+	}{
+		{"same key", s1, "kid-1", sealed, true},
+		{"old key still opens", sealer(t, k2, k1), "kid-1", sealed, true},
+		{"wrong key", sealer(t, k2), "kid-1", sealed, false},
+		{"bound to kid", s1, "kid-2", sealed, false},
+		{"tampered", s1, "kid-1", tampered, false},
+		{"truncated", s1, "kid-1", sealed[:5], false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pt, err := tc.sealer.Open(tc.kid, wrap, tc.sealed)
+			if tc.ok {
+				if err != nil || string(pt) != "private key bytes" {
+					t.Fatalf("Open = %q, %v", pt, err)
+				}
+				return
+			}
+			if !errors.Is(err, keys.ErrWrongSecretsKey) {
+				t.Fatalf("Open error = %v, want ErrWrongSecretsKey", err)
+			}
+		})
+	}
+	if _, err := keys.NewSealer([]byte("short")); err == nil {
+		t.Error("a 5-byte secrets key was accepted")
+	}
+}
+
+func TestLoadOrCreateKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portcullis.db.key")
+	k1, created, err := keys.LoadOrCreateKeyFile(path, nil)
+	if err != nil || !created || len(k1) != keys.SecretsKeySize {
+		t.Fatalf("first call: %x %v %v", k1, created, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v", st.Mode(), err)
+	}
+	k2, created, err := keys.LoadOrCreateKeyFile(path, nil)
+	if err != nil || created || !bytes.Equal(k1, k2) {
+		t.Fatalf("second call: created=%v err=%v equal=%v", created, err, bytes.Equal(k1, k2))
+	}
+	if err := os.WriteFile(path, []byte("not base64!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := keys.LoadOrCreateKeyFile(path, nil); err == nil {
+		t.Error("a corrupt key file was accepted")
+	}
+}
+
+// TestAlgorithms signs with each algorithm and verifies with the public JWK
+// as a resource server would.
+func TestAlgorithms(t *testing.T) {
+	for _, alg := range []keys.Algorithm{keys.ES256, keys.RS256, keys.EdDSA} {
+		t.Run(string(alg), func(t *testing.T) {
+			m := keys.NewManager(openStore(t), sealer(t, secret(t)), opts(newClock(), alg))
+			if err := m.Init(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			k, err := m.SigningKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			token, err := k.Sign([]byte(`{"sub":"x"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := obj.Signatures[0].Protected
+			if h.KeyID != k.ID || h.Algorithm != string(alg) || h.ExtraHeaders[jose.HeaderType] != "at+jwt" {
+				t.Errorf("header = %+v", h)
+			}
+			if _, err := obj.Verify(k.Public.Key); err != nil {
+				t.Errorf("verify: %v", err)
+			}
+			if k.Public.Algorithm != string(alg) || k.Public.Use != "sig" || !k.Public.IsPublic() {
+				t.Errorf("public JWK = %+v", k.Public)
+			}
+		})
+	}
+}
+
+func jwks(t *testing.T, m *keys.Manager) (ids []string, resp *http.Response) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil))
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(rec.Body.Bytes(), &set); err != nil {
+		t.Fatalf("JWKS %s: %v", rec.Body, err)
+	}
+	for _, k := range set.Keys {
+		if !k.IsPublic() || k.Algorithm == "" || k.Use != "sig" {
+			t.Errorf("JWKS key %s: public=%v alg=%q use=%q", k.KeyID, k.IsPublic(), k.Algorithm, k.Use)
+		}
+		ids = append(ids, k.KeyID)
+	}
+	return ids, rec.Result()
+}
+
+func TestLifecycle(t *testing.T) {
+	c := newClock()
+	store := openStore(t)
+	m := keys.NewManager(store, sealer(t, secret(t)), opts(c, keys.ES256))
+	ctx := t.Context()
+	if err := m.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := m.SigningKey()
+
+	// Pre-publication: the new key is in the JWKS but does not sign yet.
+	next, err := m.Rotate(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := m.SigningKey(); k.ID != first.ID {
+		t.Fatalf("signing with %s before activation", k.ID)
+	}
+	ids, resp := jwks(t, m)
+	if strings.Join(ids, ",") != first.ID+","+next.ID {
+		t.Fatalf("JWKS during pre-publication = %v", ids)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=600" {
+		t.Errorf("Cache-Control = %q", cc)
+	}
+	states := func() map[string]keys.State {
+		st, err := m.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]keys.State{}
+		for _, s := range st {
+			out[s.ID] = s.State
+		}
+		return out
+	}
+	if s := states(); s[first.ID] != keys.StateActive || s[next.ID] != keys.StatePublished {
+		t.Fatalf("states = %v", s)
+	}
+
+	// Activation: the new key signs, the old one is retired but published.
+	c.advance(time.Hour + time.Second)
+	if k, _ := m.SigningKey(); k.ID != next.ID {
+		t.Fatalf("signing with %s after activation, want %s", k.ID, next.ID)
+	}
+	if s := states(); s[first.ID] != keys.StateRetired || s[next.ID] != keys.StateActive {
+		t.Fatalf("states = %v", s)
+	}
+	if err := m.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := jwks(t, m); len(ids) != 2 {
+		t.Fatalf("retired key dropped too early: %v", ids)
+	}
+	if _, ok := m.Lookup(first.ID); !ok {
+		t.Fatal("retired key no longer verifiable")
+	}
+
+	// Expiry: past retention the retired key leaves the JWKS and the table.
+	c.advance(21 * time.Minute)
+	if err := m.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := jwks(t, m); len(ids) != 1 || ids[0] != next.ID {
+		t.Fatalf("JWKS after retention = %v", ids)
+	}
+	if _, ok := m.Lookup(first.ID); ok {
+		t.Fatal("expired key still loaded")
+	}
+}
+
+func TestJWKSCaching(t *testing.T) {
+	m := keys.NewManager(openStore(t), sealer(t, secret(t)), opts(newClock(), keys.ES256))
+	if err := m.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, resp := jwks(t, m)
+	etag := resp.Header.Get("ETag")
+	if etag == "" || resp.Header.Get("Content-Type") != "application/jwk-set+json" {
+		t.Fatalf("headers = %v", resp.Header)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil)
+	req.Header.Set("If-None-Match", etag)
+	rec := httptest.NewRecorder()
+	m.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
+		t.Fatalf("conditional GET = %d %q", rec.Code, rec.Body)
+	}
+	if _, err := m.Rotate(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, resp := jwks(t, m); resp.Header.Get("ETag") == etag {
+		t.Fatal("ETag unchanged after rotation")
+	}
+}
+
+// TestReplicas: a second replica uses the first one's key, and when both
+// run a due scheduled rotation at once exactly one new key is created.
+func TestReplicas(t *testing.T) {
+	c := newClock()
+	store := openStore(t)
+	sk := secret(t)
+	a := keys.NewManager(store, sealer(t, sk), opts(c, keys.ES256))
+	b := keys.NewManager(store, sealer(t, sk), opts(c, keys.ES256))
+	ctx := t.Context()
+	if err := a.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ka, _ := a.SigningKey()
+	kb, _ := b.SigningKey()
+	if ka.ID != kb.ID {
+		t.Fatalf("replicas sign with different keys: %s and %s", ka.ID, kb.ID)
+	}
+	c.advance(30 * 24 * time.Hour)
+	var wg sync.WaitGroup
+	for _, m := range []*keys.Manager{a, b, a, b} {
+		wg.Go(func() {
+			if err := m.Tick(ctx); err != nil {
+				t.Errorf("tick: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	recs, err := store.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[1].Generation != 2 {
+		t.Fatalf("after concurrent scheduled rotation: %d keys", len(recs))
+	}
+	// Both replicas switch at the activation time, not before.
+	if err := b.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(time.Hour + time.Second)
+	na, _ := a.SigningKey()
+	nb, _ := b.SigningKey()
+	if na.ID != recs[1].ID || nb.ID != recs[1].ID {
+		t.Fatalf("after activation replicas sign with %s and %s, want %s", na.ID, nb.ID, recs[1].ID)
+	}
+	// The compare-and-set itself: a duplicate generation is refused.
+	dup := recs[1]
+	dup.ID = "other"
+	if err := store.CreateKey(ctx, dup, c.now()); !errors.Is(err, apperr.ErrAlreadyExists) {
+		t.Fatalf("duplicate generation: %v", err)
+	}
+}
+
+func TestWrongSecretsKeyAndRewrap(t *testing.T) {
+	c := newClock()
+	store := openStore(t)
+	oldKey, newKey := secret(t), secret(t)
+	ctx := t.Context()
+	m := keys.NewManager(store, sealer(t, oldKey), opts(c, keys.ES256))
+	if err := m.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Rotate(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	wrong := keys.NewManager(store, sealer(t, newKey), opts(c, keys.ES256))
+	if err := wrong.Init(ctx); !errors.Is(err, keys.ErrWrongSecretsKey) {
+		t.Fatalf("Init with the wrong secrets key: %v", err)
+	}
+
+	n, err := keys.Rewrap(ctx, store, sealer(t, newKey, oldKey))
+	if err != nil || n != 2 {
+		t.Fatalf("Rewrap = %d, %v", n, err)
+	}
+	if n, err := keys.Rewrap(ctx, store, sealer(t, newKey, oldKey)); err != nil || n != 0 {
+		t.Fatalf("second Rewrap = %d, %v", n, err)
+	}
+	after := keys.NewManager(store, sealer(t, newKey), opts(c, keys.ES256))
+	if err := after.Init(ctx); err != nil {
+		t.Fatalf("Init with the new secrets key after rewrap: %v", err)
+	}
+	if err := keys.NewManager(store, sealer(t, oldKey), opts(c, keys.ES256)).Init(ctx); !errors.Is(err, keys.ErrWrongSecretsKey) {
+		t.Fatalf("old key still opens after rewrap: %v", err)
+	}
+}
+
+func BenchmarkSign(b *testing.B) {
+	for _, alg := range []keys.Algorithm{keys.ES256, keys.RS256, keys.EdDSA} {
+		b.Run(string(alg), func(b *testing.B) {
+			s, err := storage.Open(context.Background(), "sqlite://"+filepath.Join(b.TempDir(), "b.db"), storage.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.Migrate(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			sk := make([]byte, 32)
+			sl, _ := keys.NewSealer(sk)
+			m := keys.NewManager(s, sl, keys.Options{Algorithm: alg})
+			if err := m.Init(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			k, _ := m.SigningKey()
+			payload := []byte(`{"iss":"http://localhost:8080","sub":"6b1f7c2e-0d3a-4c1e-9a59-0c6f1e2b7d11","aud":["http://localhost:8090"],"exp":1895766743,"iat":1795766143,"nbf":1795766143,"jti":"6a69608a-34c2-4e7c-8022-e4da44967d91","client_id":"app","scope":"read write","preferred_username":"alice","roles":["user"]}`)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := k.Sign(payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

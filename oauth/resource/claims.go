@@ -1,0 +1,67 @@
+package resource
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Claims are the verified claims of an RFC 9068 access token.
+//
+// A *Claims returned by [Verifier.Verify] or [ClaimsFromContext] belongs to
+// the caller: Verify returns a fresh copy each time, so modifying it does
+// not affect other requests or the verified-token cache.
+type Claims struct {
+	// Issuer is "iss", equal to the Verifier's Options.Issuer.
+	Issuer string
+	// Subject is "sub": a user id, or the client id for client_credentials.
+	Subject string
+	// Audience is "aud" (a single-string aud becomes a one-element slice).
+	Audience []string
+	// ExpiresAt is "exp".
+	ExpiresAt time.Time
+	// IssuedAt is "iat".
+	IssuedAt time.Time
+	// NotBefore is "nbf"; the zero time when absent.
+	NotBefore time.Time
+	// ID is "jti".
+	ID string
+	// ClientID is "client_id" (RFC 9068 §2.2).
+	ClientID string
+	// Scope is "scope", space-separated (RFC 8693 §4.2).
+	Scope string
+	// Username is "preferred_username"; empty for client_credentials tokens.
+	Username string
+	// Roles is "roles"; nil for client_credentials tokens.
+	Roles []string
+}
+
+// Scopes returns the scope values of c.Scope, in order, without empty
+// entries. It returns nil when there are none.
+func (c *Claims) Scopes() []string {
+	return strings.Fields(c.Scope)
+}
+
+// HasScope reports whether scope is one of the token's scope values (exact,
+// case-sensitive match as in RFC 6749 §3.3).
+func (c *Claims) HasScope(scope string) bool {
+	for s := range strings.FieldsSeq(c.Scope) {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// HasRole reports whether role is one of the token's roles (exact match).
+func (c *Claims) HasRole(role string) bool {
+	return slices.Contains(c.Roles, role)
+}
+
+// clone returns a deep copy of c.
+func (c *Claims) clone() *Claims {
+	cp := *c
+	cp.Audience = slices.Clone(c.Audience)
+	cp.Roles = slices.Clone(c.Roles)
+	return &cp
+}

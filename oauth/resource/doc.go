@@ -1,0 +1,33 @@
+// Package resource is what a resource server needs to accept Portcullis
+// access tokens without sharing any secret with the authorization server.
+//
+// A [Verifier] validates RFC 9068 JWT access tokens against keys obtained
+// from a [KeySet] (normally a [keys.RemoteKeySet] that discovers the issuer's
+// jwks_uri per RFC 8414), following RFC 9068 §4 and the JWT best current
+// practices of RFC 8725: compact serialization only, exactly one signature,
+// the algorithm taken from the key (never from the token), typ "at+jwt", no
+// "crit" header, exact issuer match, audience check, and time claims checked
+// with a small leeway. Verified tokens are cached until they expire so that
+// repeated requests with the same token cost a hash and a map lookup.
+//
+// [Middleware] turns a Verifier into net/http middleware speaking RFC 6750:
+// it reads "Authorization: Bearer <token>", answers 401 with a
+// WWW-Authenticate challenge when the token is missing or invalid, and makes
+// the verified [Claims] available to the next handler through
+// [ClaimsFromContext]. [RequireScope] and [RequireRole] add authorization
+// checks that answer 403.
+//
+// A minimal resource server:
+//
+//	ks := keys.NewRemoteKeySet("https://auth.example.com", keys.RemoteOptions{})
+//	v := resource.NewVerifier(ks, resource.Options{
+//		Issuer:   "https://auth.example.com",
+//		Audience: "https://api.example.com",
+//	})
+//	mux := http.NewServeMux()
+//	mux.Handle("GET /things", resource.Middleware(v)(resource.RequireScope("things:read")(things)))
+//
+// Errors returned by [Verifier.Verify] are always of type [*Error]; the
+// reason can be tested with errors.Is against the Err* sentinels of this
+// package.
+package resource

@@ -1,0 +1,99 @@
+package resource_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/resource"
+)
+
+func ExampleMiddleware() {
+	issuer, mint := startExampleIssuer() // an authorization server publishing metadata and JWKS
+	defer issuer.Close()
+
+	// The resource server knows only the issuer URL and its own audience.
+	ks := keys.NewRemoteKeySet(issuer.URL, keys.RemoteOptions{})
+	v := resource.NewVerifier(ks, resource.Options{Issuer: issuer.URL, Audience: "https://api.example.com"})
+	mux := http.NewServeMux()
+	mux.Handle("GET /users/me", resource.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := resource.ClaimsFromContext(r.Context())
+		fmt.Fprintf(w, "hello %s", c.Username)
+	})))
+	api := httptest.NewServer(mux)
+	defer api.Close()
+
+	for _, auth := range []string{"Bearer " + mint("alice"), "Bearer forged", ""} {
+		req, _ := http.NewRequest(http.MethodGet, api.URL+"/users/me", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := api.Client().Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			fmt.Println(resp.StatusCode, string(body))
+		} else {
+			fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	// Output:
+	// 200 hello alice
+	// 401 Bearer error="invalid_token", error_description="token is not a compact JWS"
+	// 401 Bearer realm="https://api.example.com"
+}
+
+// startExampleIssuer starts a minimal issuer and returns a function that
+// mints an access token for the audience https://api.example.com.
+func startExampleIssuer() (*httptest.Server, func(username string) string) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	jwk := jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: string(jose.ES256), Use: "sig"}
+	var srv *httptest.Server
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": srv.URL, "jwks_uri": srv.URL + "/jwks"})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk.Public()}})
+	})
+	srv = httptest.NewServer(mux)
+
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jwk},
+		(&jose.SignerOptions{}).WithType("at+jwt"))
+	if err != nil {
+		panic(err)
+	}
+	mint := func(username string) string {
+		now := time.Now()
+		payload, _ := json.Marshal(map[string]any{
+			"iss": srv.URL, "sub": "u-1", "aud": []string{"https://api.example.com"},
+			"exp": now.Add(time.Minute).Unix(), "iat": now.Unix(), "nbf": now.Unix(),
+			"jti": "t-1", "client_id": "cli", "scope": "profile",
+			"preferred_username": username, "roles": []string{"user"},
+		})
+		jws, err := signer.Sign(payload)
+		if err != nil {
+			panic(err)
+		}
+		s, _ := jws.CompactSerialize()
+		return s
+	}
+	return srv, mint
+}

@@ -1,0 +1,408 @@
+package resource_test
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/resource"
+)
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	is := newTestIssuer(t)
+	es := is.addKey(t, jose.ES256)
+	rs := is.addKey(t, jose.RS256)
+	ed := is.addKey(t, jose.EdDSA)
+	unpublished := generateKey(t, jose.ES256)
+	rsPub, err := x509.MarshalPKIXPublicKey(is.key(rs).Public().Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := is.mint(t, mintOpts{kid: es})
+	parts := strings.Split(valid, ".")
+	set := func(k string, v any) func(map[string]any) { return func(c map[string]any) { c[k] = v } }
+	del := func(k string) func(map[string]any) { return func(c map[string]any) { delete(c, k) } }
+
+	tests := []struct {
+		name    string
+		token   string
+		wantErr error // nil: must verify
+	}{
+		// Positive cases.
+		{"ES256", valid, nil},
+		{"RS256", is.mint(t, mintOpts{kid: rs}), nil},
+		{"EdDSA", is.mint(t, mintOpts{kid: ed}), nil},
+		{"typ application/at+jwt, mixed case", is.mint(t, mintOpts{kid: es, headers: map[string]any{"typ": "Application/AT+JWT"}}), nil},
+		{"aud as a plain string", is.mint(t, mintOpts{kid: es, claims: set("aud", testAudience)}), nil},
+		{"client credentials token", is.mint(t, mintOpts{kid: es, claims: func(c map[string]any) {
+			delete(c, "roles")
+			delete(c, "preferred_username")
+			c["sub"] = "web-app"
+		}}), nil},
+		{"expired within leeway", is.mint(t, mintOpts{kid: es, claims: set("exp", testNow.Add(-10*time.Second).Unix())}), nil},
+		{"nbf absent", is.mint(t, mintOpts{kid: es, claims: del("nbf")}), nil},
+
+		// Algorithm confusion.
+		{"alg none, empty signature", unsigned(map[string]any{"alg": "none", "kid": es, "typ": "at+jwt"}, is.defaultClaims(), ""), resource.ErrMalformed},
+		{"alg none, signature present", unsigned(map[string]any{"alg": "none", "kid": es, "typ": "at+jwt"}, is.defaultClaims(), parts[2]), resource.ErrAlgorithm},
+		{"HS256 signed with the RSA public key", is.mint(t, mintOpts{kid: rs, alg: jose.HS256, signKey: rsPub}), resource.ErrAlgorithm},
+		{"RS256 header on an ES256 key", is.mint(t, mintOpts{kid: es, alg: jose.RS256, signKey: is.key(rs).Key}), resource.ErrAlgorithm},
+		{"ES256 header on an RS256 key", is.mint(t, mintOpts{kid: rs, alg: jose.ES256, signKey: is.key(es).Key}), resource.ErrAlgorithm},
+		{"EdDSA header on an ES256 key", is.mint(t, mintOpts{kid: es, alg: jose.EdDSA, signKey: is.key(ed).Key}), resource.ErrAlgorithm},
+		{"signed by an unpublished key under a known kid", is.mint(t, mintOpts{kid: es, signKey: unpublished}), resource.ErrSignature},
+
+		// kid handling.
+		{"unknown kid", is.mint(t, mintOpts{kid: es, headers: map[string]any{"kid": "no-such-key"}}), resource.ErrUnknownKey},
+		{"kid path traversal", is.mint(t, mintOpts{kid: es, headers: map[string]any{"kid": "../../etc/passwd"}}), resource.ErrUnknownKey},
+		{"kid empty", is.mint(t, mintOpts{kid: es, headers: map[string]any{"kid": ""}}), resource.ErrMalformed},
+		{"kid missing", is.mint(t, mintOpts{kid: es, headers: map[string]any{"kid": nil}}), resource.ErrMalformed},
+		{"kid very long", is.mint(t, mintOpts{kid: es, headers: map[string]any{"kid": strings.Repeat("k", 2000)}}), resource.ErrMalformed},
+
+		// Header checks.
+		{"typ JWT", is.mint(t, mintOpts{kid: es, headers: map[string]any{"typ": "JWT"}}), resource.ErrUnsupportedType},
+		{"typ missing", is.mint(t, mintOpts{kid: es, headers: map[string]any{"typ": nil}}), resource.ErrUnsupportedType},
+		{"crit header", is.mint(t, mintOpts{kid: es, critical: []string{"exp"}, headers: map[string]any{"exp": 1}}), resource.ErrCriticalHeader},
+
+		// Time claims.
+		{"expired", is.mint(t, mintOpts{kid: es, claims: set("exp", testNow.Add(-time.Minute).Unix())}), resource.ErrExpired},
+		{"not yet valid", is.mint(t, mintOpts{kid: es, claims: set("nbf", testNow.Add(time.Minute).Unix())}), resource.ErrNotYetValid},
+		{"iat in the future", is.mint(t, mintOpts{kid: es, claims: set("iat", testNow.Add(time.Minute).Unix())}), resource.ErrIssuedInFuture},
+		{"exp missing", is.mint(t, mintOpts{kid: es, claims: del("exp")}), resource.ErrMissingClaim},
+		{"iat missing", is.mint(t, mintOpts{kid: es, claims: del("iat")}), resource.ErrMissingClaim},
+		{"exp not a number", is.mint(t, mintOpts{kid: es, claims: set("exp", "tomorrow")}), resource.ErrMalformed},
+
+		// Issuer and audience.
+		{"wrong iss", is.mint(t, mintOpts{kid: es, claims: set("iss", "https://evil.example")}), resource.ErrIssuer},
+		{"iss with trailing slash", is.mint(t, mintOpts{kid: es, claims: set("iss", is.URL()+"/")}), resource.ErrIssuer},
+		{"wrong aud", is.mint(t, mintOpts{kid: es, claims: set("aud", []string{"https://other.example.test"})}), resource.ErrAudience},
+		{"wrong aud string", is.mint(t, mintOpts{kid: es, claims: set("aud", "https://other.example.test")}), resource.ErrAudience},
+		{"aud missing", is.mint(t, mintOpts{kid: es, claims: del("aud")}), resource.ErrAudience},
+
+		// Required identity claims.
+		{"sub missing", is.mint(t, mintOpts{kid: es, claims: del("sub")}), resource.ErrMissingClaim},
+		{"client_id missing", is.mint(t, mintOpts{kid: es, claims: del("client_id")}), resource.ErrMissingClaim},
+		{"jti missing", is.mint(t, mintOpts{kid: es, claims: del("jti")}), resource.ErrMissingClaim},
+
+		// Serialization tricks.
+		{"empty", "", resource.ErrMalformed},
+		{"truncated to two segments", parts[0] + "." + parts[1], resource.ErrMalformed},
+		{"truncated signature", parts[0] + "." + parts[1] + "." + parts[2][:len(parts[2])/2], resource.ErrSignature},
+		{"empty signature", parts[0] + "." + parts[1] + ".", resource.ErrMalformed},
+		{"header re-padded with =", parts[0] + "=." + parts[1] + "." + parts[2], resource.ErrMalformed},
+		{"signature re-padded with ==", valid + "==", resource.ErrMalformed},
+		{"five segments (JWE-like)", valid + ".AAAA.BBBB", resource.ErrMalformed},
+		{"standard base64 alphabet", strings.NewReplacer("-", "+", "_", "/").Replace(valid) + "+/", resource.ErrMalformed},
+		{"leading whitespace", " " + valid, resource.ErrMalformed},
+		{"JSON serialization", `{"payload":"` + parts[1] + `","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`, resource.ErrMalformed},
+		{"payload swapped", parts[0] + "." + strings.Split(is.mint(t, mintOpts{kid: es, claims: set("sub", "root")}), ".")[1] + "." + parts[2], resource.ErrSignature},
+		{"too large", is.mint(t, mintOpts{kid: es, claims: set("pad", strings.Repeat("x", resource.MaxTokenSize))}), resource.ErrTooLarge},
+	}
+
+	clock := &fakeClock{t: testNow}
+	v, _ := newTestVerifier(is, clock, -1)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := v.Verify(t.Context(), tt.token)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if c.Issuer != is.URL() || c.ClientID != "web-app" || c.ID != "jti-1" {
+					t.Errorf("claims = %+v", c)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Verify error = %v, want %v", err, tt.wantErr)
+			}
+			e, ok := errors.AsType[*resource.Error](err)
+			if !ok || e.Code != resource.CodeInvalidToken || e.Description == "" {
+				t.Errorf("error = %#v, want *Error with code invalid_token and a description", err)
+			}
+			if c != nil {
+				t.Errorf("claims = %+v, want nil", c)
+			}
+		})
+	}
+}
+
+func TestVerifyClaims(t *testing.T) {
+	t.Parallel()
+	is := newTestIssuer(t)
+	kid := is.addKey(t, jose.ES256)
+	v, _ := newTestVerifier(is, &fakeClock{t: testNow}, 0)
+	tok := is.mint(t, mintOpts{kid: kid})
+
+	got, err := v.Verify(t.Context(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := resource.Claims{
+		Issuer:    is.URL(),
+		Subject:   "user-123",
+		Audience:  []string{testAudience, "https://other.example.test"},
+		ExpiresAt: testNow.Add(15 * time.Minute),
+		IssuedAt:  testNow,
+		NotBefore: testNow,
+		ID:        "jti-1",
+		ClientID:  "web-app",
+		Scope:     "openid profile users:read",
+		Username:  "alice",
+		Roles:     []string{"admin", "user"},
+	}
+	if fmt.Sprint(*got) != fmt.Sprint(want) {
+		t.Errorf("claims:\n got %+v\nwant %+v", *got, want)
+	}
+	if !got.HasScope("users:read") || got.HasScope("users") || !got.HasRole("admin") || got.HasRole("root") {
+		t.Errorf("HasScope/HasRole wrong for %+v", got)
+	}
+	if s := got.Scopes(); len(s) != 3 || s[2] != "users:read" {
+		t.Errorf("Scopes() = %q", s)
+	}
+
+	// Later calls are served from the cache; mutating any result must not
+	// leak into the next one.
+	for i := range 3 {
+		got.Roles[0] = "root"
+		got.Audience[0] = "x"
+		got.Subject = "mallory"
+		if got, err = v.Verify(t.Context(), tok); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(*got) != fmt.Sprint(want) {
+			t.Fatalf("call %d: cached claims were mutated:\n got %+v\nwant %+v", i+2, *got, want)
+		}
+	}
+}
+
+func TestVerifyCacheHonoursExpiry(t *testing.T) {
+	t.Parallel()
+	is := newTestIssuer(t)
+	kid := is.addKey(t, jose.ES256)
+	clock := &fakeClock{t: testNow}
+	v, _ := newTestVerifier(is, clock, 0)
+	tok := is.mint(t, mintOpts{kid: kid, claims: func(c map[string]any) { c["exp"] = testNow.Add(time.Minute).Unix() }})
+	if _, err := v.Verify(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute) // past exp + 30s leeway
+	if _, err := v.Verify(t.Context(), tok); !errors.Is(err, resource.ErrExpired) {
+		t.Fatalf("Verify after expiry = %v, want ErrExpired", err)
+	}
+}
+
+func TestVerifyCacheBounded(t *testing.T) {
+	t.Parallel()
+	is := newTestIssuer(t)
+	kid := is.addKey(t, jose.ES256)
+	clock := &fakeClock{t: testNow}
+	v, _ := newTestVerifier(is, clock, 2)
+	var toks []string
+	for i := range 3 {
+		toks = append(toks, is.mint(t, mintOpts{kid: kid, claims: func(c map[string]any) { c["jti"] = fmt.Sprint(i) }}))
+	}
+	for _, tok := range toks {
+		if _, err := v.Verify(t.Context(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// All three still verify (the evicted one is verified again).
+	for _, tok := range toks {
+		if _, err := v.Verify(t.Context(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestVerifyEmptyConfigRejects(t *testing.T) {
+	t.Parallel()
+	is := newTestIssuer(t)
+	kid := is.addKey(t, jose.ES256)
+	ks := keys.NewRemoteKeySet(is.URL(), keys.RemoteOptions{HTTPClient: is.srv.Client()})
+	now := func() time.Time { return testNow }
+	tests := []struct {
+		name   string
+		opts   resource.Options
+		claims func(map[string]any)
+		want   error
+	}{
+		{"empty Issuer vs empty iss", resource.Options{Audience: testAudience, Now: now},
+			func(c map[string]any) { c["iss"] = "" }, resource.ErrIssuer},
+		{"empty Audience vs empty aud", resource.Options{Issuer: is.URL(), Now: now},
+			func(c map[string]any) { c["aud"] = "" }, resource.ErrAudience},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v := resource.NewVerifier(ks, tt.opts)
+			if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: kid, claims: tt.claims})); !errors.Is(err, tt.want) {
+				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestKeyRotationPickedUp(t *testing.T) {
+	t.Parallel()
+	is := newTestIssuer(t)
+	old := is.addKey(t, jose.ES256)
+	clock := &fakeClock{t: testNow}
+	v, _ := newTestVerifier(is, clock, -1)
+	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: old})); err != nil {
+		t.Fatal(err)
+	}
+
+	rotated := is.addKey(t, jose.EdDSA)
+	clock.Advance(keys.DefaultMinRefreshInterval) // within max-age, past the refetch rate limit
+	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: rotated})); err != nil {
+		t.Fatalf("token signed with rotated key: %v", err)
+	}
+	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: old})); err != nil {
+		t.Fatalf("token signed with old key after rotation: %v", err)
+	}
+	if n := is.jwksHits.Load(); n != 2 {
+		t.Errorf("JWKS fetched %d times, want 2", n)
+	}
+}
+
+func TestBogusKidFloodIsRateLimited(t *testing.T) {
+	t.Parallel()
+	is := newTestIssuer(t)
+	kid := is.addKey(t, jose.ES256)
+	clock := &fakeClock{t: testNow}
+	v, _ := newTestVerifier(is, clock, -1)
+
+	flood := func(round int) {
+		var wg sync.WaitGroup
+		for i := range 200 {
+			tok := is.mint(t, mintOpts{kid: kid, headers: map[string]any{"kid": fmt.Sprintf("bogus-%d-%d", round, i)}})
+			wg.Go(func() {
+				if _, err := v.Verify(context.Background(), tok); !errors.Is(err, resource.ErrUnknownKey) {
+					t.Errorf("Verify = %v, want ErrUnknownKey", err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	flood(1)
+	if n := is.jwksHits.Load(); n != 1 {
+		t.Errorf("after first flood: %d JWKS fetches, want 1", n)
+	}
+	flood(2)
+	if n := is.jwksHits.Load(); n != 1 {
+		t.Errorf("after second flood in the same interval: %d JWKS fetches, want 1", n)
+	}
+	clock.Advance(keys.DefaultMinRefreshInterval)
+	flood(3)
+	if n := is.jwksHits.Load(); n != 2 {
+		t.Errorf("after a flood in the next interval: %d JWKS fetches, want 2", n)
+	}
+	// Good tokens still verify throughout.
+	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: kid})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIssuerDownServesCachedKeys(t *testing.T) {
+	t.Parallel()
+	is := newTestIssuer(t)
+	kid := is.addKey(t, jose.RS256)
+	clock := &fakeClock{t: testNow}
+	v, _ := newTestVerifier(is, clock, -1)
+	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: kid})); err != nil {
+		t.Fatal(err)
+	}
+	is.srv.Close()
+
+	// Well past the JWKS max-age (300s): the refetch fails, stale keys serve.
+	clock.Advance(10 * time.Minute)
+	tok := is.mint(t, mintOpts{kid: kid, claims: func(c map[string]any) {
+		c["iat"] = clock.Now().Unix()
+		c["exp"] = clock.Now().Add(time.Minute).Unix()
+	}})
+	if _, err := v.Verify(t.Context(), tok); err != nil {
+		t.Fatalf("Verify with issuer down: %v", err)
+	}
+	// An unknown kid is still an invalid token, not an outage.
+	bogus := is.mint(t, mintOpts{kid: kid, headers: map[string]any{"kid": "new-key"}, claims: func(c map[string]any) {
+		c["iat"] = clock.Now().Unix()
+		c["exp"] = clock.Now().Add(time.Minute).Unix()
+	}})
+	if _, err := v.Verify(t.Context(), bogus); !errors.Is(err, resource.ErrUnknownKey) {
+		t.Fatalf("Verify unknown kid with issuer down = %v, want ErrUnknownKey", err)
+	}
+}
+
+func TestIssuerNeverReachable(t *testing.T) {
+	t.Parallel()
+	is := newTestIssuer(t)
+	kid := is.addKey(t, jose.ES256)
+	tok := is.mint(t, mintOpts{kid: kid})
+	is.srv.Close()
+	v, _ := newTestVerifier(is, &fakeClock{t: testNow}, 0)
+
+	_, err := v.Verify(t.Context(), tok)
+	e, ok := errors.AsType[*resource.Error](err)
+	if !ok || e.Code != resource.CodeTemporarilyUnavailable || !errors.Is(err, resource.ErrKeysUnavailable) {
+		t.Fatalf("Verify = %#v, want temporarily_unavailable wrapping ErrKeysUnavailable", err)
+	}
+	if !errors.Is(err, keys.ErrKeySetUnavailable) {
+		t.Errorf("Verify = %v, want it to wrap keys.ErrKeySetUnavailable", err)
+	}
+}
+
+// staticKeys is a KeySet over fixed keys, for checks RemoteKeySet would
+// already filter out.
+type staticKeys map[string]*jose.JSONWebKey
+
+func (s staticKeys) Key(_ context.Context, kid string) (*jose.JSONWebKey, error) {
+	if k, ok := s[kid]; ok {
+		return k, nil
+	}
+	return nil, keys.ErrKeyNotFound
+}
+
+func TestVerifyRejectsUnsafeKeySetKeys(t *testing.T) {
+	t.Parallel()
+	is := newTestIssuer(t)
+	kid := is.addKey(t, jose.ES256)
+	pub := is.key(kid).Public()
+	priv := *is.key(kid)
+	noAlg := pub
+	noAlg.Algorithm = ""
+	enc := pub
+	enc.Use = "enc"
+	tests := []struct {
+		name string
+		key  jose.JSONWebKey
+		want error
+	}{
+		{"public key verifies", pub, nil},
+		{"key without alg", noAlg, resource.ErrAlgorithm},
+		{"key with use enc", enc, resource.ErrAlgorithm},
+		{"private key", priv, resource.ErrAlgorithm},
+	}
+	tok := is.mint(t, mintOpts{kid: kid})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v := resource.NewVerifier(staticKeys{kid: &tt.key}, resource.Options{
+				Issuer: is.URL(), Audience: testAudience, Now: func() time.Time { return testNow },
+			})
+			_, err := v.Verify(t.Context(), tok)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
