@@ -54,10 +54,16 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var user *identity.User
 	ctx = context.WithValue(ctx, authedUserKey{}, &user)
-	session := NewSession()
-	ar, err := h.Provider.NewAccessRequest(ctx, r, session)
+	ar, err := h.Provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		h.fail(ctx, w, r, ar, err)
+		return
+	}
+	// The refresh handler replaces the session with a clone of the stored
+	// one, so always work on the request's current session.
+	session, ok := ar.GetSession().(*oauth2.JWTSession)
+	if !ok {
+		h.fail(ctx, w, r, ar, fosite.ErrServerError.WithHint("unexpected session type"))
 		return
 	}
 	client := ar.GetClient()
@@ -94,7 +100,8 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Now != nil {
 		now = h.Now
 	}
-	t := now().UTC().Truncate(time.Second)
+	// Rounded like fosite rounds exp, so that exp - iat is the lifetime.
+	t := now().UTC().Round(time.Second)
 	claims.Extra["client_id"] = client.GetID()
 	claims.JTI = uuid.NewString()
 	claims.IssuedAt, claims.NotBefore = t, t
@@ -181,7 +188,7 @@ func (h *TokenHandler) observe(grants fosite.Arguments, result string) {
 }
 
 var errTooManyRequests = &fosite.RFC6749Error{
-	ErrorField:       "slow_down",
+	ErrorField:       "temporarily_unavailable",
 	DescriptionField: "Too many password attempts from this address; retry later.",
 	CodeField:        http.StatusTooManyRequests,
 }

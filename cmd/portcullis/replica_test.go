@@ -119,12 +119,13 @@ func TestMySQLReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatalf("refresh at B: %v", err)
 		}
-		// And the rotated one is dead at A too.
-		_, err = confAt(a).TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
-		assertOAuthError(t, err, "invalid_grant")
+		// B's new refresh token works at A ...
 		if _, err := confAt(a).TokenSource(ctx, &oauth2.Token{RefreshToken: next.RefreshToken}).Token(); err != nil {
 			t.Fatalf("refresh of B's token at A: %v", err)
 		}
+		// ... and the one rotated at B is dead at A too (reuse detection).
+		_, err = confAt(a).TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		assertOAuthError(t, err, "invalid_grant")
 	})
 
 	t.Run("concurrent signups across replicas", func(t *testing.T) {

@@ -1,0 +1,486 @@
+package oauth_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/storage"
+	"github.com/portcullis-auth/portcullis/storage/storagetest"
+)
+
+const (
+	issuer = "https://as.example.test"
+	api    = "https://api.example.test"
+)
+
+// env is a real authorization server on httptest: real store, keys,
+// identity and fosite, no mocks.
+type env struct {
+	srv     *httptest.Server
+	store   *storage.Store
+	keys    *keys.Manager
+	users   *identity.Service
+	clients *oauth.Clients
+}
+
+func fastHasher() *identity.PasswordHasher {
+	// Minimal argon2id cost keeps the suite fast; the parameters
+	// themselves are tested in identity.
+	return identity.NewPasswordHasher(identity.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
+}
+
+func newEnv(t *testing.T, dsn string, limiter *oauth.KeyedLimiter) *env {
+	t.Helper()
+	store := storagetest.OpenDSN(t, dsn)
+	sealer, err := keys.NewSealer(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	km := keys.NewManager(store, sealer, keys.Options{})
+	if err := km.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	users := &identity.Service{
+		Store: store, Hasher: fastHasher(),
+		Lockout: identity.LockoutPolicy{MaxFailures: 5, Window: time.Minute, Duration: time.Minute},
+	}
+	p, err := oauth.NewProvider(oauth.ProviderConfig{
+		Issuer: issuer, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour,
+		RefreshSecret: []byte(strings.Repeat("r", 32)),
+	}, store, users, km)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, Limiter: limiter, MaxBytes: 4096})
+	mux.Handle("POST /oauth2/introspect", &oauth.IntrospectHandler{Provider: p, MaxBytes: 4096})
+	mux.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: 4096})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &env{srv: srv, store: store, keys: km, users: users, clients: &oauth.Clients{Store: store}}
+}
+
+func (e *env) client(t *testing.T, spec oauth.ClientSpec) (*oauth.Client, string) {
+	t.Helper()
+	c, secret, err := e.clients.Create(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, secret
+}
+
+func (e *env) user(t *testing.T, name string, roles ...string) *identity.User {
+	t.Helper()
+	u, err := e.users.Signup(t.Context(), name, "purple otter lamp 42", roles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func (e *env) conf(c *oauth.Client, secret string, style oauth2.AuthStyle, scopes ...string) *oauth2.Config {
+	return &oauth2.Config{ClientID: c.ID, ClientSecret: secret, Scopes: scopes,
+		Endpoint: oauth2.Endpoint{TokenURL: e.srv.URL + "/oauth2/token", AuthStyle: style}}
+}
+
+func claimsOf(t *testing.T, token string) (header, claims map[string]any) {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", token)
+	}
+	for i, dst := range []*map[string]any{&header, &claims} {
+		b, _ := base64.RawURLEncoding.DecodeString(parts[i])
+		if err := json.Unmarshal(b, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return header, claims
+}
+
+func rfcCode(t *testing.T, err error) string {
+	t.Helper()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatalf("error %v is not an RFC 6749 error", err)
+	}
+	return re.ErrorCode
+}
+
+func TestPasswordGrantClaims(t *testing.T) {
+	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	u := e.user(t, "Alice", "admin", "user")
+	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Scopes: []string{"read", "write"}, Audience: []string{api, "https://other.example.test"}})
+	tok, err := e.conf(c, "", oauth2.AuthStyleInParams, "read").PasswordCredentialsToken(t.Context(), "alice", "purple otter lamp 42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, cl := claimsOf(t, tok.AccessToken)
+	k, _ := e.keys.SigningKey()
+	if h["typ"] != "at+jwt" || h["alg"] != "ES256" || h["kid"] != k.ID {
+		t.Errorf("header = %v", h)
+	}
+	want := map[string]any{"iss": issuer, "sub": u.ID, "client_id": c.ID, "scope": "read", "preferred_username": "Alice"}
+	for name, v := range want {
+		if cl[name] != v {
+			t.Errorf("%s = %v, want %v", name, cl[name], v)
+		}
+	}
+	if roles, _ := json.Marshal(cl["roles"]); string(roles) != `["admin","user"]` {
+		t.Errorf("roles = %s", roles)
+	}
+	if aud, _ := json.Marshal(cl["aud"]); string(aud) != `["https://api.example.test","https://other.example.test"]` {
+		t.Errorf("aud without an audience parameter = %s, want every registered audience", aud)
+	}
+	iat, nbf, exp := cl["iat"].(float64), cl["nbf"].(float64), cl["exp"].(float64)
+	if now := float64(time.Now().Unix()); iat < now-5 || iat > now+1 || nbf != iat || exp-iat != 900 {
+		t.Errorf("iat %v nbf %v exp %v", iat, nbf, exp)
+	}
+	if cl["jti"] == "" || cl["jti"] == nil {
+		t.Error("no jti")
+	}
+}
+
+func TestAudienceAndScopeRequests(t *testing.T) {
+	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e.user(t, "bob")
+	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Scopes: []string{"read"}, Audience: []string{api, "https://b.example.test"}})
+	tests := []struct {
+		name    string
+		form    url.Values
+		code    string
+		wantAud string
+	}{
+		{"one registered audience", url.Values{"audience": {api}}, "", `["https://api.example.test"]`},
+		{"unregistered audience", url.Values{"audience": {"https://evil.example.test"}}, "invalid_request", ""},
+		{"unregistered scope", url.Values{"scope": {"write"}}, "invalid_scope", ""},
+		{"missing password", url.Values{"password": {""}}, "invalid_request", ""},
+		{"unsupported grant", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}, "invalid_request", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			form := url.Values{"grant_type": {"password"}, "client_id": {c.ID}, "username": {"bob"}, "password": {"purple otter lamp 42"}}
+			for k, v := range tc.form {
+				form[k] = v
+			}
+			resp, err := http.PostForm(e.srv.URL+"/oauth2/token", form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			if tc.code != "" {
+				if body["error"] != tc.code || resp.Header.Get("Cache-Control") != "no-store" {
+					t.Fatalf("status %d body %v, want error %s with no-store", resp.StatusCode, body, tc.code)
+				}
+				return
+			}
+			_, cl := claimsOf(t, body["access_token"].(string))
+			if aud, _ := json.Marshal(cl["aud"]); string(aud) != tc.wantAud {
+				t.Errorf("aud = %s, want %s", aud, tc.wantAud)
+			}
+		})
+	}
+}
+
+func TestClientAuthentication(t *testing.T) {
+	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	basic, basicSecret := e.client(t, oauth.ClientSpec{Name: "basic", GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
+	post, postSecret := e.client(t, oauth.ClientSpec{Name: "post", AuthMethod: oauth.AuthSecretPost, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
+	public, _ := e.client(t, oauth.ClientSpec{Name: "public", Public: true, Audience: []string{api}})
+	tests := []struct {
+		name   string
+		id     string
+		secret string
+		style  oauth2.AuthStyle
+		code   string
+	}{
+		{"basic client with basic", basic.ID, basicSecret, oauth2.AuthStyleInHeader, ""},
+		{"basic client with post", basic.ID, basicSecret, oauth2.AuthStyleInParams, "invalid_client"},
+		{"post client with post", post.ID, postSecret, oauth2.AuthStyleInParams, ""},
+		{"post client with basic", post.ID, postSecret, oauth2.AuthStyleInHeader, "invalid_client"},
+		{"wrong secret", basic.ID, basicSecret + "x", oauth2.AuthStyleInHeader, "invalid_client"},
+		{"unknown client", "nope", "x", oauth2.AuthStyleInHeader, "invalid_client"},
+		{"public client cannot use client_credentials", public.ID, "", oauth2.AuthStyleInParams, "unauthorized_client"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := &clientcredentials.Config{ClientID: tc.id, ClientSecret: tc.secret, TokenURL: e.srv.URL + "/oauth2/token", AuthStyle: tc.style}
+			tok, err := cc.Token(t.Context())
+			if tc.code == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, cl := claimsOf(t, tok.AccessToken); cl["sub"] != tc.id || cl["client_id"] != tc.id {
+					t.Errorf("client_credentials claims %v", cl)
+				}
+				return
+			}
+			if got := rfcCode(t, err); got != tc.code && !(tc.code == "unauthorized_client" && got == "invalid_grant") {
+				t.Fatalf("error %s, want %s", got, tc.code)
+			}
+			var re *oauth2.RetrieveError
+			errors.As(err, &re)
+			if re.Response.StatusCode == http.StatusUnauthorized && re.Response.Header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
+	}
+}
+
+func TestRefresh(t *testing.T) {
+	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	u := e.user(t, "carol", "user")
+	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	conf := e.conf(c, "", oauth2.AuthStyleInParams)
+	ctx := t.Context()
+	tok, err := conf.PasswordCredentialsToken(ctx, "carol", "purple otter lamp 42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // iat has one-second resolution
+	roles := []string{"auditor"}
+	if _, err := e.users.Update(ctx, u.ID, identity.Change{Roles: &roles}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, a := claimsOf(t, tok.AccessToken)
+	_, b := claimsOf(t, next.AccessToken)
+	if b["iat"].(float64) <= a["iat"].(float64) || b["jti"] == a["jti"] {
+		t.Errorf("refreshed token kept iat/jti: %v %v / %v %v", a["iat"], a["jti"], b["iat"], b["jti"])
+	}
+	if got, _ := json.Marshal(b["roles"]); string(got) != `["auditor"]` {
+		t.Errorf("roles after refresh = %s, want the current roles", got)
+	}
+
+	// A disabled user's refresh token stops working.
+	yes := true
+	if _, err := e.users.Update(ctx, u.ID, identity.Change{Disabled: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: next.RefreshToken}).Token()
+	if code := rfcCode(t, err); code != "invalid_grant" {
+		t.Fatalf("refresh by disabled user: %s", code)
+	}
+}
+
+// TestConcurrentRefresh presents one refresh token from 20 goroutines:
+// exactly one may succeed, on both backends.
+func TestConcurrentRefresh(t *testing.T) {
+	for name, dsn := range map[string]func(testing.TB) string{"sqlite": storagetest.SQLiteDSN, "mysql": storagetest.MySQLDSN} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, dsn(t), nil)
+			e.user(t, "dave")
+			c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+			conf := e.conf(c, "", oauth2.AuthStyleInParams)
+			tok, err := conf.PasswordCredentialsToken(t.Context(), "dave", "purple otter lamp 42")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			results := map[string]int{}
+			var winner *oauth2.Token
+			var wg sync.WaitGroup
+			for range 20 {
+				wg.Go(func() {
+					got, err := conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+					mu.Lock()
+					defer mu.Unlock()
+					if err == nil {
+						results["ok"]++
+						winner = got
+						return
+					}
+					var re *oauth2.RetrieveError
+					if errors.As(err, &re) {
+						results[re.ErrorCode]++
+					} else {
+						results[err.Error()]++
+					}
+				})
+			}
+			wg.Wait()
+			if results["ok"] != 1 || results["invalid_grant"] != 19 {
+				t.Fatalf("results = %v, want exactly one success and 19 invalid_grant", results)
+			}
+			// The winner's new refresh token belongs to a live grant only
+			// if no loser triggered reuse detection on a fresh token.
+			if _, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: winner.RefreshToken}).Token(); err != nil {
+				t.Logf("winner's token after the race: %v (reuse detection revoked the family)", err)
+			}
+		})
+	}
+}
+
+func TestLockoutAndThrottling(t *testing.T) {
+	e := newEnv(t, storagetest.SQLiteDSN(t), oauth.NewKeyedLimiter(1000, 1000, 0))
+	e.user(t, "erin")
+	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	conf := e.conf(c, "", oauth2.AuthStyleInParams)
+	for i := range 5 {
+		if _, err := conf.PasswordCredentialsToken(t.Context(), "erin", "wrong password number"); rfcCode(t, err) != "invalid_grant" {
+			t.Fatalf("attempt %d", i)
+		}
+	}
+	// Locked: even the right password is refused, with the same error.
+	if _, err := conf.PasswordCredentialsToken(t.Context(), "erin", "purple otter lamp 42"); rfcCode(t, err) != "invalid_grant" {
+		t.Fatal("locked account accepted the right password")
+	}
+	if _, err := e.users.Update(t.Context(), "erin", identity.Change{Unlock: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conf.PasswordCredentialsToken(t.Context(), "erin", "purple otter lamp 42"); err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+
+	limited := newEnv(t, storagetest.SQLiteDSN(t), oauth.NewKeyedLimiter(0.001, 2, 0))
+	limited.user(t, "frank")
+	lc, _ := limited.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	lconf := limited.conf(lc, "", oauth2.AuthStyleInParams)
+	var last error
+	for range 3 {
+		_, last = lconf.PasswordCredentialsToken(t.Context(), "frank", "purple otter lamp 42")
+	}
+	var re *oauth2.RetrieveError
+	if !errors.As(last, &re) || re.Response.StatusCode != http.StatusTooManyRequests || re.Response.Header.Get("Retry-After") == "" {
+		t.Fatalf("third attempt with burst 2: %v", last)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	tests := []struct {
+		name   string
+		body   string
+		status int
+		code   string
+	}{
+		{"too large", "grant_type=password&username=" + strings.Repeat("a", 5000), http.StatusRequestEntityTooLarge, "invalid_request"},
+		{"no grant type", "username=x", http.StatusBadRequest, "invalid_request"},
+		{"bad encoding", "grant_type=%zz", http.StatusBadRequest, "invalid_request"},
+		{"no client", "grant_type=password&username=a&password=b", http.StatusBadRequest, "invalid_request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Post(e.srv.URL+"/oauth2/token", "application/x-www-form-urlencoded", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			var body map[string]any
+			if err := json.Unmarshal(raw, &body); err != nil {
+				t.Fatalf("not JSON: %s", raw)
+			}
+			if resp.StatusCode != tc.status || body["error"] != tc.code || resp.Header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("status %d body %s headers %v", resp.StatusCode, raw, resp.Header)
+			}
+			if strings.Contains(string(raw), "goroutine") || strings.Contains(string(raw), ".go:") {
+				t.Fatalf("stack trace leaked: %s", raw)
+			}
+		})
+	}
+}
+
+// TestIntrospectionAfterRotation: tokens signed by a retired key still
+// introspect as active (fosite#786 does not apply), and revoked ones not.
+func TestIntrospectionAfterRotation(t *testing.T) {
+	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e.user(t, "gina")
+	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	rs, rsSecret := e.client(t, oauth.ClientSpec{Name: "rs", GrantTypes: []string{"client_credentials"}})
+	tok, err := e.conf(c, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(t.Context(), "gina", "purple otter lamp 42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.keys.Rotate(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	introspect := func(token string) map[string]any {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(rs.ID, rsSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return out
+	}
+	if got := introspect(tok.AccessToken); got["active"] != true {
+		t.Fatalf("token of the retired key: %v", got)
+	}
+	resp, err := http.PostForm(e.srv.URL+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}, "client_id": {c.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := introspect(tok.AccessToken); got["active"] != false {
+		t.Fatalf("revoked token: %v", got)
+	}
+	if got := introspect("not-a-token"); got["active"] != false {
+		t.Fatalf("garbage: %v", got)
+	}
+}
+
+func TestClientValidation(t *testing.T) {
+	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	tests := []struct {
+		name string
+		spec oauth.ClientSpec
+		ok   bool
+	}{
+		{"defaults", oauth.ClientSpec{Name: "a"}, true},
+		{"no name", oauth.ClientSpec{}, false},
+		{"public with client_credentials", oauth.ClientSpec{Name: "a", Public: true, GrantTypes: []string{"client_credentials"}}, false},
+		{"unknown grant", oauth.ClientSpec{Name: "a", GrantTypes: []string{"implicit"}}, false},
+		{"bad scope", oauth.ClientSpec{Name: "a", Scopes: []string{"a b"}}, false},
+		{"bad auth method", oauth.ClientSpec{Name: "a", AuthMethod: "private_key_jwt"}, false},
+		{"public with secret method", oauth.ClientSpec{Name: "a", Public: true, AuthMethod: oauth.AuthSecretPost}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, secret, err := e.clients.Create(t.Context(), tc.spec)
+			if !tc.ok {
+				if err == nil {
+					t.Fatalf("created %+v", c)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(secret) < 43 || c.SecretHash == nil || string(c.SecretHash) == secret {
+				t.Errorf("secret %q hash %x", secret, c.SecretHash)
+			}
+			if err := (oauth.SecretHasher{}).Compare(t.Context(), c.SecretHash, []byte(secret)); err != nil {
+				t.Error("secret does not match its hash")
+			}
+		})
+	}
+}
+
+var _ = fosite.ErrNotFound

@@ -1,0 +1,137 @@
+package storage
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	gosqlite "github.com/glebarez/go-sqlite"
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/ory/fosite"
+	"gorm.io/gorm"
+
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+)
+
+// errClass is what an error from the driver means to callers.
+type errClass int
+
+const (
+	classOther errClass = iota
+	classNotFound
+	classDuplicate
+	classUnavailable
+	classConflict // deadlock or lock-wait timeout: retry may succeed
+)
+
+// SQLite result codes (primary codes; extended codes carry them in the
+// low byte).
+const (
+	sqliteBusy       = 5
+	sqliteLocked     = 6
+	sqliteConstraint = 19
+	sqliteUnique     = 2067 // SQLITE_CONSTRAINT_UNIQUE
+	sqlitePrimaryKey = 1555 // SQLITE_CONSTRAINT_PRIMARYKEY
+)
+
+// MySQL server error numbers.
+const (
+	mysqlDupEntry        = 1062
+	mysqlLockWaitTimeout = 1205
+	mysqlDeadlock        = 1213
+	mysqlServerShutdown  = 1053
+	mysqlTooManyConns    = 1040
+	mysqlConnKilled      = 1927 // MariaDB ER_CONNECTION_KILLED
+	mysqlQueryKilled     = 1317
+	mysqlReadOnly        = 1290 // --read-only during fail-over
+	mysqlReadOnlyTx      = 1792
+)
+
+// classify maps a driver or gorm error to its class.
+func classify(err error) errClass {
+	if err == nil {
+		return classOther
+	}
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return classNotFound
+	}
+	if me, ok := errors.AsType[*gomysql.MySQLError](err); ok {
+		switch me.Number {
+		case mysqlDupEntry:
+			return classDuplicate
+		case mysqlDeadlock, mysqlLockWaitTimeout:
+			return classConflict
+		case mysqlServerShutdown, mysqlTooManyConns, mysqlConnKilled, mysqlQueryKilled, mysqlReadOnly, mysqlReadOnlyTx:
+			return classUnavailable
+		}
+		return classOther
+	}
+	if se, ok := errors.AsType[*gosqlite.Error](err); ok {
+		switch code := se.Code(); {
+		case code == sqliteUnique || code == sqlitePrimaryKey:
+			return classDuplicate
+		case code&0xff == sqliteConstraint && strings.Contains(se.Error(), "UNIQUE constraint failed"):
+			return classDuplicate
+		case code&0xff == sqliteBusy || code&0xff == sqliteLocked:
+			return classUnavailable
+		}
+		return classOther
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return classUnavailable
+	}
+	switch {
+	case errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, gomysql.ErrInvalidConn),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, context.DeadlineExceeded):
+		return classUnavailable
+	}
+	return classOther
+}
+
+// wrapf translates err for identity, client and key methods and adds
+// context: not-found and duplicate errors become ErrNotFound and
+// ErrAlreadyExists, unreachable-database errors match
+// apperr.ErrUnavailable, anything else is wrapped with %w.
+func (s *Store) wrapf(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	msg := fmt.Sprintf(format, args...)
+	switch classify(err) {
+	case classNotFound:
+		return fmt.Errorf("%s: %w", msg, ErrNotFound)
+	case classDuplicate:
+		return fmt.Errorf("%s: %w: %w", msg, ErrAlreadyExists, err)
+	case classUnavailable:
+		return fmt.Errorf("%s: %w: %w", msg, apperr.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// wrapFosite translates err for the fosite methods: not-found becomes
+// fosite.ErrNotFound, MySQL deadlocks and lock-wait timeouts a copy of
+// fosite.ErrSerializationFailure (never the mutated global), the rest as
+// in wrapf.
+func (s *Store) wrapFosite(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	switch classify(err) {
+	case classNotFound:
+		return fosite.ErrNotFound
+	case classConflict:
+		return fosite.ErrSerializationFailure.WithWrap(err).WithDebug(fmt.Sprintf(format, args...) + ": " + err.Error())
+	}
+	return s.wrapf(err, format, args...)
+}

@@ -1,0 +1,21 @@
+-- MySQL commits DDL implicitly: one idempotent statement, no transaction.
+-- +goose NO TRANSACTION
+
+-- +goose Up
+CREATE TABLE IF NOT EXISTS oauth2_access_tokens (
+    signature    CHAR(64)     NOT NULL,
+    request_id   VARCHAR(255) NOT NULL,
+    client_id    VARCHAR(255) NOT NULL,
+    subject      VARCHAR(255) NOT NULL DEFAULT '',
+    requested_at DATETIME(6)  NOT NULL,
+    expires_at   DATETIME(6)  NULL,
+    request      MEDIUMTEXT   NOT NULL,
+    PRIMARY KEY (signature),
+    KEY oauth2_access_tokens_request_id (request_id),
+    KEY oauth2_access_tokens_client_id (client_id),
+    KEY oauth2_access_tokens_expires_at (expires_at),
+    CONSTRAINT oauth2_access_tokens_client_fk FOREIGN KEY (client_id) REFERENCES clients (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- +goose Down
+DROP TABLE IF EXISTS oauth2_access_tokens;

@@ -1,0 +1,152 @@
+package storagetest
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ory/fosite"
+
+	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/storage"
+)
+
+// RunConcurrency runs the race conformance tests: concurrent refresh-token
+// rotation (exactly one winner) and concurrent user creation with
+// duplicate names (exactly one ErrAlreadyExists per duplicate).
+func RunConcurrency(t *testing.T, open Open) {
+	t.Run("RefreshRotationRace", func(t *testing.T) { testRotationRace(t, open) })
+	t.Run("CreateUserRace", func(t *testing.T) { testCreateUserRace(t, open) })
+}
+
+// testRotationRace mimics fosite's refresh flow from 20 requests carrying
+// the same refresh token: BeginTX, RotateRefreshToken, create the new
+// access and refresh tokens, Commit (Rollback on error).
+func testRotationRace(t *testing.T, open Open) {
+	s, ctx, c := tokenFixture(t, open)
+	req := newRequest(c, "user-1")
+	wantErr(t, "create at", s.CreateAccessTokenSession(ctx, "at-0", req), nil)
+	wantErr(t, "create rt", s.CreateRefreshTokenSession(ctx, "rt-0", "at-0", req), nil)
+
+	const n = 20
+	var (
+		wg                  sync.WaitGroup
+		mu                  sync.Mutex
+		wins, inactive, ser int
+		unexpected          []error
+	)
+	for i := range n {
+		wg.Go(func() {
+			err := func() error {
+				tx, err := s.BeginTX(ctx)
+				if err != nil {
+					return err
+				}
+				if err := s.RotateRefreshToken(tx, req.ID, "rt-0"); err != nil {
+					_ = s.Rollback(tx)
+					return err
+				}
+				if err := s.CreateAccessTokenSession(tx, fmt.Sprintf("at-%d", i+1), req); err != nil {
+					_ = s.Rollback(tx)
+					return err
+				}
+				if err := s.CreateRefreshTokenSession(tx, fmt.Sprintf("rt-%d", i+1), fmt.Sprintf("at-%d", i+1), req); err != nil {
+					_ = s.Rollback(tx)
+					return err
+				}
+				return s.Commit(tx)
+			}()
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, fosite.ErrInactiveToken):
+				inactive++
+			case errors.Is(err, fosite.ErrSerializationFailure):
+				ser++ // a retryable conflict is an acceptable loss
+			default:
+				unexpected = append(unexpected, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(unexpected) > 0 {
+		t.Fatalf("unexpected errors: %v", unexpected)
+	}
+	if wins != 1 || inactive+ser != n-1 {
+		t.Fatalf("%d rotations succeeded (%d inactive, %d serialization failures); want exactly 1", wins, inactive, ser)
+	}
+	active := 0
+	for i := 1; i <= n; i++ {
+		_, err := s.GetRefreshTokenSession(ctx, fmt.Sprintf("rt-%d", i), newSession())
+		switch {
+		case err == nil:
+			active++
+		case !errors.Is(err, fosite.ErrNotFound):
+			t.Fatalf("get rt-%d: %v", i, err)
+		}
+	}
+	if active != 1 {
+		t.Fatalf("%d new refresh tokens were stored, want 1", active)
+	}
+}
+
+// testCreateUserRace creates 50 users concurrently, 10 of them duplicates
+// (in another case) of earlier names.
+func testCreateUserRace(t *testing.T, open Open) {
+	s := open(t)
+	ctx := ctxTimeout(t)
+	const distinct, dups = 40, 10
+	var names []string
+	for i := range distinct {
+		names = append(names, fmt.Sprintf("user%02d", i))
+	}
+	for i := range dups {
+		names = append(names, strings.ToUpper(names[i]))
+	}
+	var (
+		wg         sync.WaitGroup
+		mu         sync.Mutex
+		created    int
+		duplicates int
+		unexpected []error
+	)
+	for _, name := range names {
+		wg.Go(func() {
+			err := s.CreateUser(ctx, newUser(name))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				created++
+			case errors.Is(err, storage.ErrAlreadyExists):
+				duplicates++
+			default:
+				unexpected = append(unexpected, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(unexpected) > 0 {
+		t.Fatalf("unexpected errors: %v", unexpected)
+	}
+	if created != distinct || duplicates != dups {
+		t.Fatalf("created %d, duplicates %d; want %d and %d", created, duplicates, distinct, dups)
+	}
+	users, err := s.ListUsers(ctx)
+	wantErr(t, "list", err, nil)
+	seen := map[string]bool{}
+	for _, u := range users {
+		key := identity.NormalizeUsername(u.Username)
+		if seen[key] {
+			t.Fatalf("username %q stored twice", key)
+		}
+		seen[key] = true
+	}
+	if len(users) != distinct {
+		t.Fatalf("%d users stored, want %d", len(users), distinct)
+	}
+}

@@ -1,0 +1,105 @@
+package storagetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/portcullis-auth/portcullis/storage"
+)
+
+// MySQLEnv names the environment variable holding the go-sql-driver DSN
+// (without the mysql:// prefix) of a MySQL or MariaDB server for tests,
+// e.g. "root:@tcp(127.0.0.1:3306)/portcullis_test?parseTime=true".
+const MySQLEnv = "PORTCULLIS_TEST_MYSQL_DSN"
+
+// SQLiteDSN returns a "sqlite://" DSN of a new database file in
+// t.TempDir().
+func SQLiteDSN(t testing.TB) string {
+	t.Helper()
+	return "sqlite://" + filepath.Join(t.TempDir(), "portcullis.db")
+}
+
+// MySQLDSN creates a fresh, empty database on the server named by
+// $PORTCULLIS_TEST_MYSQL_DSN, drops it when the test ends, and returns a
+// "mysql://" DSN for it. It skips the test when the variable is unset and
+// fails it when the server is unreachable.
+func MySQLDSN(t testing.TB) string {
+	t.Helper()
+	raw := os.Getenv(MySQLEnv)
+	if raw == "" {
+		t.Skip(MySQLEnv + " not set; skipping MySQL conformance")
+	}
+	cfg, err := gomysql.ParseDSN(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", MySQLEnv, err)
+	}
+	admin := cfg.Clone()
+	admin.DBName = ""
+	conn, err := gomysql.NewConnector(admin)
+	if err != nil {
+		t.Fatalf("%s: %v", MySQLEnv, err)
+	}
+	db := sql.OpenDB(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		t.Fatalf("%s is set but the server is unreachable: %v", MySQLEnv, err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "portcullis_t_" + hex.EncodeToString(b[:])
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		_ = db.Close()
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+		_ = db.Close()
+	})
+	cfg.DBName = name
+	return "mysql://" + cfg.FormatDSN()
+}
+
+// OpenDSN opens dsn, migrates it, and closes the store when the test ends.
+func OpenDSN(t testing.TB, dsn string) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(t.Context(), dsn, storage.Options{})
+	if err != nil {
+		t.Fatalf("open %s: %v", dsn, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return s
+}
+
+// OpenSQLite returns a migrated store on a new SQLite file; pass it to Run.
+func OpenSQLite(t *testing.T) *storage.Store {
+	t.Helper()
+	return OpenDSN(t, SQLiteDSN(t))
+}
+
+// OpenMySQL returns a migrated store on a fresh MySQL database (see
+// MySQLDSN); pass it to Run.
+func OpenMySQL(t *testing.T) *storage.Store {
+	t.Helper()
+	return OpenDSN(t, MySQLDSN(t))
+}

@@ -1,0 +1,824 @@
+// Package storagetest is the conformance suite every storage backend must
+// pass (the Dex storage/conformance pattern). A backend's test runs it in
+// three lines:
+//
+//	func TestSQLite(t *testing.T) {
+//		storagetest.Run(t, storagetest.OpenSQLite)
+//		storagetest.RunConcurrency(t, storagetest.OpenSQLite)
+//	}
+//
+// open must return a fresh, migrated store for each call and release it
+// when the test ends. The package also provides DSN helpers (SQLiteDSN,
+// MySQLDSN) for other packages' tests.
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/storage"
+)
+
+// Open returns a fresh, migrated store that is closed when t ends.
+type Open func(t *testing.T) *storage.Store
+
+// Run runs the functional conformance tests against stores from open.
+func Run(t *testing.T, open Open) {
+	t.Run("Users", func(t *testing.T) { testUsers(t, open) })
+	t.Run("Clients", func(t *testing.T) { testClients(t, open) })
+	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
+	t.Run("AccessTokens", func(t *testing.T) { testAccessTokens(t, open) })
+	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, open) })
+	t.Run("Revocation", func(t *testing.T) { testRevocation(t, open) })
+	t.Run("Transactions", func(t *testing.T) { testTransactions(t, open) })
+	t.Run("DeleteExpired", func(t *testing.T) { testDeleteExpired(t, open) })
+	t.Run("LockoutCounter", func(t *testing.T) { testLockoutCounter(t, open) })
+	t.Run("Migrate", func(t *testing.T) { testMigrate(t, open) })
+}
+
+// ctxTimeout bounds every test so that a method that ignores the
+// transaction in its context (a self-deadlock on SQLite's single
+// connection) fails instead of hanging.
+func ctxTimeout(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("%s: unexpected error %v", what, err)
+	case want != nil && !errors.Is(err, want):
+		t.Fatalf("%s: got error %v, want %v", what, err, want)
+	}
+}
+
+var t0 = time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC)
+
+func newUser(name string) *identity.User {
+	return &identity.User{
+		ID: uuid.NewString(), Username: name, PasswordHash: "$argon2id$v=19$m=65536,t=3,p=2$c2FsdA$aGFzaA",
+		Roles: []string{"reader"}, CreatedAt: t0, UpdatedAt: t0,
+	}
+}
+
+func sameUser(t *testing.T, got, want *identity.User) {
+	t.Helper()
+	if got.ID != want.ID || got.Username != want.Username || got.PasswordHash != want.PasswordHash ||
+		!slices.Equal(got.Roles, want.Roles) || got.Disabled != want.Disabled || got.FailedLogins != want.FailedLogins ||
+		!got.FirstFailedAt.Equal(want.FirstFailedAt) || !got.LockedUntil.Equal(want.LockedUntil) ||
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Fatalf("user mismatch:\n got  %+v\n want %+v", got, want)
+	}
+}
+
+func testUsers(t *testing.T, open Open) {
+	s := open(t)
+	ctx := ctxTimeout(t)
+	alice := newUser("Alice")
+	alice.Roles = []string{"admin", "reader"}
+	alice.LockedUntil = t0.Add(time.Hour)
+	wantErr(t, "create Alice", s.CreateUser(ctx, alice), nil)
+	bob := newUser("bob")
+	bob.Roles = nil // stored as an empty list
+	wantErr(t, "create bob", s.CreateUser(ctx, bob), nil)
+	bob.Roles = []string{}
+
+	t.Run("Get", func(t *testing.T) {
+		for _, name := range []string{"Alice", "alice", "ALICE"} {
+			got, err := s.GetUserByUsername(ctx, name)
+			wantErr(t, "get by name "+name, err, nil)
+			sameUser(t, got, alice)
+		}
+		got, err := s.GetUser(ctx, alice.ID)
+		wantErr(t, "get by id", err, nil)
+		sameUser(t, got, alice)
+		got, err = s.GetUser(ctx, bob.ID)
+		wantErr(t, "get bob", err, nil)
+		sameUser(t, got, bob)
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		dupID := newUser("someone-else")
+		dupID.ID = alice.ID
+		tests := []struct {
+			name string
+			call func() error
+			want error
+		}{
+			{"duplicate name, other case", func() error { return s.CreateUser(ctx, newUser("aLiCe")) }, storage.ErrAlreadyExists},
+			{"duplicate id", func() error { return s.CreateUser(ctx, dupID) }, storage.ErrAlreadyExists},
+			{"get unknown id", func() error { _, err := s.GetUser(ctx, uuid.NewString()); return err }, storage.ErrNotFound},
+			{"get unknown name", func() error { _, err := s.GetUserByUsername(ctx, "nobody"); return err }, storage.ErrNotFound},
+			{"update unknown", func() error {
+				_, err := s.UpdateUser(ctx, uuid.NewString(), func(*identity.User) error { return nil })
+				return err
+			}, storage.ErrNotFound},
+			{"rename onto taken name", func() error {
+				_, err := s.UpdateUser(ctx, bob.ID, func(u *identity.User) error { u.Username = "ALICE"; return nil })
+				return err
+			}, storage.ErrAlreadyExists},
+			{"delete unknown", func() error { return s.DeleteUser(ctx, uuid.NewString()) }, storage.ErrNotFound},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) { wantErr(t, tt.name, tt.call(), tt.want) })
+		}
+		if !errors.Is(storage.ErrNotFound, apperr.ErrNotFound) || !errors.Is(storage.ErrAlreadyExists, apperr.ErrAlreadyExists) {
+			t.Fatal("storage sentinels do not match apperr's")
+		}
+		users, err := s.ListUsers(ctx)
+		wantErr(t, "list", err, nil)
+		if len(users) != 2 {
+			t.Fatalf("failed creates wrote something: %d users", len(users))
+		}
+		got, _ := s.GetUser(ctx, bob.ID)
+		sameUser(t, got, bob)
+	})
+
+	t.Run("List", func(t *testing.T) {
+		carol := newUser("carol")
+		wantErr(t, "create carol", s.CreateUser(ctx, carol), nil)
+		defer func() { _ = s.DeleteUser(ctx, carol.ID) }()
+		users, err := s.ListUsers(ctx)
+		wantErr(t, "list", err, nil)
+		var names []string
+		for _, u := range users {
+			names = append(names, u.Username)
+		}
+		if want := []string{"Alice", "bob", "carol"}; !slices.Equal(names, want) {
+			t.Fatalf("ListUsers order = %v, want %v", names, want)
+		}
+	})
+
+	t.Run("Update", func(t *testing.T) {
+		later := t0.Add(2 * time.Hour)
+		got, err := s.UpdateUser(ctx, alice.ID, func(u *identity.User) error {
+			sameUser(t, u, alice)
+			u.Roles = []string{"auditor"}
+			u.Disabled = true
+			u.FailedLogins = 3
+			u.FirstFailedAt = later
+			u.LockedUntil = time.Time{}
+			u.UpdatedAt = later
+			return nil
+		})
+		wantErr(t, "update", err, nil)
+		alice.Roles, alice.Disabled, alice.FailedLogins = []string{"auditor"}, true, 3
+		alice.FirstFailedAt, alice.LockedUntil, alice.UpdatedAt = later, time.Time{}, later
+		sameUser(t, got, alice)
+		stored, _ := s.GetUser(ctx, alice.ID)
+		sameUser(t, stored, alice)
+
+		// Renaming keeps case-insensitive lookup working.
+		_, err = s.UpdateUser(ctx, alice.ID, func(u *identity.User) error { u.Username = "Alicia"; return nil })
+		wantErr(t, "rename", err, nil)
+		if _, err := s.GetUserByUsername(ctx, "ALICIA"); err != nil {
+			t.Fatalf("lookup after rename: %v", err)
+		}
+		if _, err := s.GetUserByUsername(ctx, "alice"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("old name still resolves: %v", err)
+		}
+		alice.Username = "Alicia"
+	})
+
+	t.Run("UpdateErrorWritesNothing", func(t *testing.T) {
+		boom := errors.New("policy says no")
+		_, err := s.UpdateUser(ctx, alice.ID, func(u *identity.User) error {
+			u.Roles = []string{"root"}
+			u.PasswordHash = "changed"
+			return boom
+		})
+		if err != boom { //nolint:errorlint // the contract is "that error is returned"
+			t.Fatalf("UpdateUser returned %v, want the closure's error unchanged", err)
+		}
+		stored, _ := s.GetUser(ctx, alice.ID)
+		sameUser(t, stored, alice)
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		wantErr(t, "delete", s.DeleteUser(ctx, bob.ID), nil)
+		_, err := s.GetUser(ctx, bob.ID)
+		wantErr(t, "get deleted", err, storage.ErrNotFound)
+		_, err = s.GetUserByUsername(ctx, "bob")
+		wantErr(t, "get deleted by name", err, storage.ErrNotFound)
+		wantErr(t, "delete again", s.DeleteUser(ctx, bob.ID), storage.ErrNotFound)
+		// The name is free again.
+		wantErr(t, "re-create bob", s.CreateUser(ctx, newUser("BOB")), nil)
+	})
+}
+
+func newClient(name string) *oauth.Client {
+	return &oauth.Client{
+		ID: uuid.NewString(), Name: name, SecretHash: []byte("0123456789abcdef0123456789abcdef"),
+		AuthMethod: oauth.AuthSecretBasic, GrantTypes: []string{oauth.GrantPassword, oauth.GrantRefreshToken},
+		Scopes: []string{"read", "write"}, Audience: []string{"https://api.example.test"},
+		CreatedAt: t0, UpdatedAt: t0,
+	}
+}
+
+func sameClient(t *testing.T, got, want *oauth.Client) {
+	t.Helper()
+	if got.ID != want.ID || got.Name != want.Name || string(got.SecretHash) != string(want.SecretHash) ||
+		got.AuthMethod != want.AuthMethod || !slices.Equal(got.GrantTypes, want.GrantTypes) ||
+		!slices.Equal(got.Scopes, want.Scopes) || !slices.Equal(got.Audience, want.Audience) ||
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Fatalf("client mismatch:\n got  %+v\n want %+v", got, want)
+	}
+}
+
+func testClients(t *testing.T, open Open) {
+	s := open(t)
+	ctx := ctxTimeout(t)
+	app := newClient("app")
+	public := newClient("cli")
+	public.SecretHash, public.AuthMethod = nil, oauth.AuthNone
+	public.Audience = []string{}
+	public.CreatedAt = t0.Add(time.Second)
+	for _, c := range []*oauth.Client{app, public} {
+		wantErr(t, "create "+c.Name, s.CreateClient(ctx, c), nil)
+	}
+
+	t.Run("Get", func(t *testing.T) {
+		for _, want := range []*oauth.Client{app, public} {
+			got, err := s.FindClient(ctx, want.ID)
+			wantErr(t, "find", err, nil)
+			sameClient(t, got, want)
+			fc, err := s.GetClient(ctx, want.ID)
+			wantErr(t, "GetClient", err, nil)
+			oc, ok := fc.(*oauth.Client)
+			if !ok {
+				t.Fatalf("GetClient returned %T, want *oauth.Client", fc)
+			}
+			sameClient(t, oc, want)
+			if oc.IsPublic() != (want.AuthMethod == oauth.AuthNone) {
+				t.Fatalf("IsPublic = %v", oc.IsPublic())
+			}
+		}
+		list, err := s.ListClients(ctx)
+		wantErr(t, "list", err, nil)
+		if len(list) != 2 || list[0].ID != app.ID || list[1].ID != public.ID {
+			t.Fatalf("ListClients = %v, want [app cli] by creation", list)
+		}
+		wantErr(t, "ClientAssertionJWTValid", s.ClientAssertionJWTValid(ctx, "jti"), nil)
+		wantErr(t, "SetClientAssertionJWT", s.SetClientAssertionJWT(ctx, "jti", t0), nil)
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		dup := newClient("dup")
+		dup.ID = app.ID
+		tests := []struct {
+			name string
+			call func() error
+			want error
+		}{
+			{"duplicate id", func() error { return s.CreateClient(ctx, dup) }, storage.ErrAlreadyExists},
+			{"find unknown", func() error { _, err := s.FindClient(ctx, "nope"); return err }, storage.ErrNotFound},
+			{"GetClient unknown", func() error { _, err := s.GetClient(ctx, "nope"); return err }, fosite.ErrNotFound},
+			{"update unknown", func() error {
+				_, err := s.UpdateClient(ctx, "nope", func(*oauth.Client) error { return nil })
+				return err
+			}, storage.ErrNotFound},
+			{"delete unknown", func() error { return s.DeleteClient(ctx, "nope") }, storage.ErrNotFound},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) { wantErr(t, tt.name, tt.call(), tt.want) })
+		}
+		got, _ := s.FindClient(ctx, app.ID)
+		sameClient(t, got, app)
+	})
+
+	t.Run("Update", func(t *testing.T) {
+		boom := errors.New("no")
+		_, err := s.UpdateClient(ctx, app.ID, func(c *oauth.Client) error { c.Name = "changed"; return boom })
+		if err != boom { //nolint:errorlint // the contract is "that error is returned"
+			t.Fatalf("UpdateClient returned %v, want the closure's error", err)
+		}
+		got, _ := s.FindClient(ctx, app.ID)
+		sameClient(t, got, app)
+
+		got, err = s.UpdateClient(ctx, app.ID, func(c *oauth.Client) error {
+			c.Name, c.SecretHash, c.Scopes, c.UpdatedAt = "renamed", []byte("new-hash"), []string{"read"}, t0.Add(time.Minute)
+			return nil
+		})
+		wantErr(t, "update", err, nil)
+		app.Name, app.SecretHash, app.Scopes, app.UpdatedAt = "renamed", []byte("new-hash"), []string{"read"}, t0.Add(time.Minute)
+		sameClient(t, got, app)
+		got, _ = s.FindClient(ctx, app.ID)
+		sameClient(t, got, app)
+	})
+
+	t.Run("DeleteCascadesTokens", func(t *testing.T) {
+		other := newClient("other")
+		wantErr(t, "create other", s.CreateClient(ctx, other), nil)
+		req := newRequest(app, "user-1")
+		otherReq := newRequest(other, "user-2")
+		wantErr(t, "create at", s.CreateAccessTokenSession(ctx, "at-app", req), nil)
+		wantErr(t, "create rt", s.CreateRefreshTokenSession(ctx, "rt-app", "at-app", req), nil)
+		wantErr(t, "create other at", s.CreateAccessTokenSession(ctx, "at-other", otherReq), nil)
+
+		wantErr(t, "delete", s.DeleteClient(ctx, app.ID), nil)
+		_, err := s.FindClient(ctx, app.ID)
+		wantErr(t, "find deleted", err, storage.ErrNotFound)
+		_, err = s.GetAccessTokenSession(ctx, "at-app", newSession())
+		wantErr(t, "access token of deleted client", err, fosite.ErrNotFound)
+		_, err = s.GetRefreshTokenSession(ctx, "rt-app", newSession())
+		wantErr(t, "refresh token of deleted client", err, fosite.ErrNotFound)
+		_, err = s.GetAccessTokenSession(ctx, "at-other", newSession())
+		wantErr(t, "other client's token", err, nil)
+	})
+}
+
+func newKey(id string, gen int64) keys.Record {
+	return keys.Record{
+		ID: id, Algorithm: keys.ES256, Generation: gen,
+		PublicJWK: []byte(`{"kty":"EC","crv":"P-256","kid":"` + id + `"}`),
+		Sealed:    []byte{0, 1, 2, 0xff, byte(gen)}, WrapKeyID: "wrap-1",
+		CreatedAt: t0, ActivatesAt: t0.Add(time.Duration(gen) * time.Hour),
+	}
+}
+
+func sameKeys(t *testing.T, got, want []keys.Record) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d keys, want %d", len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || g.Algorithm != w.Algorithm || g.Generation != w.Generation || string(g.PublicJWK) != string(w.PublicJWK) ||
+			string(g.Sealed) != string(w.Sealed) || g.WrapKeyID != w.WrapKeyID || !g.CreatedAt.Equal(w.CreatedAt) ||
+			!g.ActivatesAt.Equal(w.ActivatesAt) || !g.RetiredAt.Equal(w.RetiredAt) {
+			t.Fatalf("key %d mismatch:\n got  %+v\n want %+v", i, g, w)
+		}
+	}
+}
+
+func testKeys(t *testing.T, open Open) {
+	s := open(t)
+	ctx := ctxTimeout(t)
+	list := func() []keys.Record {
+		t.Helper()
+		recs, err := s.ListKeys(ctx)
+		wantErr(t, "list keys", err, nil)
+		return recs
+	}
+	k1, k2 := newKey("k1", 1), newKey("k2", 2)
+	wantErr(t, "create k1", s.CreateKey(ctx, k1, t0), nil)
+	sameKeys(t, list(), []keys.Record{k1})
+
+	// Creating k2 retires k1 at k2's activation.
+	wantErr(t, "create k2", s.CreateKey(ctx, k2, k2.ActivatesAt), nil)
+	k1.RetiredAt = k2.ActivatesAt
+	sameKeys(t, list(), []keys.Record{k1, k2})
+
+	t.Run("CompareAndSet", func(t *testing.T) {
+		tests := []struct {
+			name string
+			rec  keys.Record
+		}{
+			{"generation taken", newKey("k2-rival", 2)},
+			{"id taken", newKey("k2", 3)},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				err := s.CreateKey(ctx, tt.rec, t0.Add(99*time.Hour))
+				wantErr(t, "create", err, storage.ErrAlreadyExists)
+				sameKeys(t, list(), []keys.Record{k1, k2}) // k2 not retired, nothing inserted
+			})
+		}
+	})
+
+	t.Run("Reseal", func(t *testing.T) {
+		err := s.ResealKey(ctx, "k2", "wrap-other", "wrap-2", []byte("x"))
+		wantErr(t, "reseal from wrong wrap key", err, storage.ErrNotFound)
+		err = s.ResealKey(ctx, "nope", "wrap-1", "wrap-2", []byte("x"))
+		wantErr(t, "reseal unknown", err, storage.ErrNotFound)
+		sameKeys(t, list(), []keys.Record{k1, k2})
+		wantErr(t, "reseal", s.ResealKey(ctx, "k2", "wrap-1", "wrap-2", []byte("resealed")), nil)
+		k2.WrapKeyID, k2.Sealed = "wrap-2", []byte("resealed")
+		sameKeys(t, list(), []keys.Record{k1, k2})
+		err = s.ResealKey(ctx, "k2", "wrap-1", "wrap-3", []byte("again"))
+		wantErr(t, "reseal twice from the old wrap key", err, storage.ErrNotFound)
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		wantErr(t, "delete k1", s.DeleteKey(ctx, "k1"), nil)
+		wantErr(t, "delete missing", s.DeleteKey(ctx, "k1"), nil)
+		sameKeys(t, list(), []keys.Record{k2})
+	})
+}
+
+// newSession returns the session shape the oauth package uses.
+func newSession() *oauth2.JWTSession {
+	return &oauth2.JWTSession{
+		JWTClaims: &jwt.JWTClaims{Extra: map[string]any{}},
+		JWTHeader: &jwt.Headers{Extra: map[string]any{}},
+		ExpiresAt: map[fosite.TokenType]time.Time{},
+	}
+}
+
+// newRequest returns a sanitized token request for client, as fosite
+// stores it, with a JWT session for subject.
+func newRequest(client *oauth.Client, subject string) *fosite.Request {
+	sess := newSession()
+	sess.Subject, sess.Username = subject, subject+"-name"
+	sess.JWTClaims.Subject = subject
+	sess.JWTClaims.Issuer = "https://as.example.test"
+	sess.JWTClaims.IssuedAt = t0
+	sess.JWTClaims.Extra["client_id"] = client.ID
+	sess.JWTClaims.Extra["roles"] = []any{"admin", "reader"}
+	sess.JWTHeader.Extra["typ"] = "at+jwt"
+	sess.ExpiresAt[fosite.AccessToken] = time.Now().UTC().Add(15 * time.Minute).Truncate(time.Microsecond)
+	sess.ExpiresAt[fosite.RefreshToken] = time.Now().UTC().Add(720 * time.Hour).Truncate(time.Microsecond)
+	req := fosite.NewRequest()
+	req.ID = uuid.NewString()
+	req.Client = client
+	req.RequestedAt = t0
+	req.RequestedScope = fosite.Arguments{"read", "write"}
+	req.GrantedScope = fosite.Arguments{"read"}
+	req.RequestedAudience = fosite.Arguments{"https://api.example.test"}
+	req.GrantedAudience = fosite.Arguments{"https://api.example.test"}
+	req.Form = url.Values{"grant_type": {"password"}, "scope": {"read write"}}
+	req.Session = sess
+	return req
+}
+
+func sameRequest(t *testing.T, got fosite.Requester, want *fosite.Request) {
+	t.Helper()
+	if got == nil {
+		t.Fatal("requester is nil")
+	}
+	if got.GetID() != want.ID || !got.GetRequestedAt().Equal(want.RequestedAt) ||
+		got.GetClient().GetID() != want.Client.GetID() ||
+		!slices.Equal(got.GetRequestedScopes(), want.RequestedScope) || !slices.Equal(got.GetGrantedScopes(), want.GrantedScope) ||
+		!slices.Equal(got.GetRequestedAudience(), want.RequestedAudience) || !slices.Equal(got.GetGrantedAudience(), want.GrantedAudience) ||
+		got.GetRequestForm().Encode() != want.Form.Encode() {
+		t.Fatalf("requester mismatch:\n got  %+v\n want %+v", got, want)
+	}
+	if _, ok := got.GetClient().(*oauth.Client); !ok {
+		t.Fatalf("requester client is %T, want *oauth.Client", got.GetClient())
+	}
+	gs, ok := got.GetSession().(*oauth2.JWTSession)
+	if !ok {
+		t.Fatalf("session is %T", got.GetSession())
+	}
+	ws := want.Session.(*oauth2.JWTSession)
+	for _, tt := range []fosite.TokenType{fosite.AccessToken, fosite.RefreshToken} {
+		if !gs.GetExpiresAt(tt).Equal(ws.GetExpiresAt(tt)) {
+			t.Fatalf("%s expiry = %v, want %v", tt, gs.GetExpiresAt(tt), ws.GetExpiresAt(tt))
+		}
+	}
+	if gs.Subject != ws.Subject || gs.Username != ws.Username || gs.JWTClaims.Subject != ws.JWTClaims.Subject ||
+		gs.JWTClaims.Issuer != ws.JWTClaims.Issuer || !gs.JWTClaims.IssuedAt.Equal(ws.JWTClaims.IssuedAt) ||
+		fmt.Sprint(gs.JWTClaims.Extra) != fmt.Sprint(ws.JWTClaims.Extra) ||
+		fmt.Sprint(gs.JWTHeader.Extra) != fmt.Sprint(ws.JWTHeader.Extra) {
+		t.Fatalf("session mismatch:\n got  %+v %+v\n want %+v %+v", gs, gs.JWTClaims, ws, ws.JWTClaims)
+	}
+}
+
+func tokenFixture(t *testing.T, open Open) (*storage.Store, context.Context, *oauth.Client) {
+	s := open(t)
+	ctx := ctxTimeout(t)
+	c := newClient("app")
+	wantErr(t, "create client", s.CreateClient(ctx, c), nil)
+	return s, ctx, c
+}
+
+func testAccessTokens(t *testing.T, open Open) {
+	s, ctx, c := tokenFixture(t, open)
+	req := newRequest(c, "user-1")
+	// A long signature, like an RS256 JWT's, is fine: rows are keyed by its hash.
+	sig := strings.Repeat("s", 342)
+	wantErr(t, "create", s.CreateAccessTokenSession(ctx, sig, req), nil)
+	wantErr(t, "create duplicate", s.CreateAccessTokenSession(ctx, sig, req), storage.ErrAlreadyExists)
+
+	got, err := s.GetAccessTokenSession(ctx, sig, newSession())
+	wantErr(t, "get", err, nil)
+	sameRequest(t, got, req)
+
+	t.Run("NilSession", func(t *testing.T) { // the revocation handler passes nil
+		got, err := s.GetAccessTokenSession(ctx, sig, nil)
+		wantErr(t, "get", err, nil)
+		if got.GetID() != req.ID || got.GetClient().GetID() != c.ID {
+			t.Fatalf("got %+v", got)
+		}
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		_, err := s.GetAccessTokenSession(ctx, "unknown", newSession())
+		wantErr(t, "get unknown", err, fosite.ErrNotFound)
+		wantErr(t, "delete unknown", s.DeleteAccessTokenSession(ctx, "unknown"), nil)
+		wantErr(t, "authorize code create", s.CreateAuthorizeCodeSession(ctx, "c", req), fosite.ErrNotFound)
+		_, err = s.GetAuthorizeCodeSession(ctx, "c", newSession())
+		wantErr(t, "authorize code get", err, fosite.ErrNotFound)
+		wantErr(t, "authorize code invalidate", s.InvalidateAuthorizeCodeSession(ctx, "c"), fosite.ErrNotFound)
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		wantErr(t, "delete", s.DeleteAccessTokenSession(ctx, sig), nil)
+		_, err := s.GetAccessTokenSession(ctx, sig, newSession())
+		wantErr(t, "get deleted", err, fosite.ErrNotFound)
+	})
+}
+
+func testRefreshTokens(t *testing.T, open Open) {
+	s, ctx, c := tokenFixture(t, open)
+	req := newRequest(c, "user-1")
+	wantErr(t, "create at", s.CreateAccessTokenSession(ctx, "at-1", req), nil)
+	wantErr(t, "create rt", s.CreateRefreshTokenSession(ctx, "rt-1", "at-1", req), nil)
+
+	got, err := s.GetRefreshTokenSession(ctx, "rt-1", newSession())
+	wantErr(t, "get", err, nil)
+	sameRequest(t, got, req)
+	_, err = s.GetRefreshTokenSession(ctx, "unknown", newSession())
+	wantErr(t, "get unknown", err, fosite.ErrNotFound)
+
+	t.Run("Rotate", func(t *testing.T) {
+		tx, err := s.BeginTX(ctx)
+		wantErr(t, "begin", err, nil)
+		wantErr(t, "rotate", s.RotateRefreshToken(tx, req.ID, "rt-1"), nil)
+		wantErr(t, "create new at", s.CreateAccessTokenSession(tx, "at-2", req), nil)
+		wantErr(t, "create new rt", s.CreateRefreshTokenSession(tx, "rt-2", "at-2", req), nil)
+		wantErr(t, "commit", s.Commit(tx), nil)
+
+		// The old refresh token is inactive but still returns its request,
+		// which fosite's reuse detection needs.
+		got, err := s.GetRefreshTokenSession(ctx, "rt-1", newSession())
+		wantErr(t, "get rotated", err, fosite.ErrInactiveToken)
+		sameRequest(t, got, req)
+		// The access token issued with it is gone; the new ones work.
+		_, err = s.GetAccessTokenSession(ctx, "at-1", newSession())
+		wantErr(t, "old access token", err, fosite.ErrNotFound)
+		_, err = s.GetAccessTokenSession(ctx, "at-2", newSession())
+		wantErr(t, "new access token", err, nil)
+		_, err = s.GetRefreshTokenSession(ctx, "rt-2", newSession())
+		wantErr(t, "new refresh token", err, nil)
+
+		tests := []struct {
+			name, requestID, sig string
+		}{
+			{"twice", req.ID, "rt-1"},
+			{"unknown token", req.ID, "rt-unknown"},
+			{"other family", uuid.NewString(), "rt-2"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				wantErr(t, "rotate", s.RotateRefreshToken(ctx, tt.requestID, tt.sig), fosite.ErrInactiveToken)
+			})
+		}
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		wantErr(t, "delete", s.DeleteRefreshTokenSession(ctx, "rt-1"), nil)
+		_, err := s.GetRefreshTokenSession(ctx, "rt-1", newSession())
+		wantErr(t, "get deleted", err, fosite.ErrNotFound)
+		wantErr(t, "delete unknown", s.DeleteRefreshTokenSession(ctx, "rt-1"), nil)
+	})
+}
+
+func testRevocation(t *testing.T, open Open) {
+	s, ctx, c := tokenFixture(t, open)
+	fam, other := newRequest(c, "user-1"), newRequest(c, "user-2")
+	for _, step := range []struct {
+		req    *fosite.Request
+		at, rt string
+	}{{fam, "at-a", "rt-a"}, {fam, "at-b", "rt-b"}, {other, "at-o", "rt-o"}} {
+		wantErr(t, "create at", s.CreateAccessTokenSession(ctx, step.at, step.req), nil)
+		wantErr(t, "create rt", s.CreateRefreshTokenSession(ctx, step.rt, step.at, step.req), nil)
+	}
+	wantErr(t, "revoke refresh", s.RevokeRefreshToken(ctx, fam.ID), nil)
+	wantErr(t, "revoke access", s.RevokeAccessToken(ctx, fam.ID), nil)
+	wantErr(t, "revoke unknown refresh family", s.RevokeRefreshToken(ctx, "nope"), nil)
+	wantErr(t, "revoke unknown access family", s.RevokeAccessToken(ctx, "nope"), nil)
+
+	tests := []struct {
+		name    string
+		get     func(context.Context, string, fosite.Session) (fosite.Requester, error)
+		sig     string
+		want    error
+		wantReq bool
+	}{
+		{"family refresh a", s.GetRefreshTokenSession, "rt-a", fosite.ErrInactiveToken, true},
+		{"family refresh b", s.GetRefreshTokenSession, "rt-b", fosite.ErrInactiveToken, true},
+		{"family access a", s.GetAccessTokenSession, "at-a", fosite.ErrNotFound, false},
+		{"family access b", s.GetAccessTokenSession, "at-b", fosite.ErrNotFound, false},
+		{"other refresh", s.GetRefreshTokenSession, "rt-o", nil, true},
+		{"other access", s.GetAccessTokenSession, "at-o", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.get(ctx, tt.sig, newSession())
+			wantErr(t, "get", err, tt.want)
+			if tt.wantReq && got == nil {
+				t.Fatal("requester is nil")
+			}
+		})
+	}
+	// Rotating a revoked refresh token fails.
+	wantErr(t, "rotate revoked", s.RotateRefreshToken(ctx, fam.ID, "rt-b"), fosite.ErrInactiveToken)
+}
+
+func testTransactions(t *testing.T, open Open) {
+	s, ctx, c := tokenFixture(t, open)
+	exists := func(sig string) bool {
+		t.Helper()
+		_, err := s.GetAccessTokenSession(ctx, sig, newSession())
+		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("get %s: %v", sig, err)
+		}
+		return err == nil
+	}
+	tests := []struct {
+		name string
+		run  func(t *testing.T, sig string)
+		want bool
+	}{
+		{"commit", func(t *testing.T, sig string) {
+			tx, err := s.BeginTX(ctx)
+			wantErr(t, "begin", err, nil)
+			wantErr(t, "create", s.CreateAccessTokenSession(tx, sig, newRequest(c, "u")), nil)
+			// Reads inside the transaction see its writes.
+			_, err = s.GetAccessTokenSession(tx, sig, newSession())
+			wantErr(t, "read own write", err, nil)
+			wantErr(t, "commit", s.Commit(tx), nil)
+			wantErr(t, "rollback after commit", s.Rollback(tx), nil)
+		}, true},
+		{"rollback", func(t *testing.T, sig string) {
+			tx, err := s.BeginTX(ctx)
+			wantErr(t, "begin", err, nil)
+			wantErr(t, "create", s.CreateAccessTokenSession(tx, sig, newRequest(c, "u")), nil)
+			wantErr(t, "rollback", s.Rollback(tx), nil)
+		}, false},
+		{"nested commit is the outer caller's", func(t *testing.T, sig string) {
+			outer, err := s.BeginTX(ctx)
+			wantErr(t, "begin outer", err, nil)
+			inner, err := s.BeginTX(outer)
+			wantErr(t, "begin inner", err, nil)
+			wantErr(t, "create", s.CreateAccessTokenSession(inner, sig, newRequest(c, "u")), nil)
+			wantErr(t, "commit inner", s.Commit(inner), nil)
+			wantErr(t, "rollback outer", s.Rollback(outer), nil)
+		}, false},
+		{"nested rollback fails the outer commit", func(t *testing.T, sig string) {
+			outer, err := s.BeginTX(ctx)
+			wantErr(t, "begin outer", err, nil)
+			inner, err := s.BeginTX(outer)
+			wantErr(t, "begin inner", err, nil)
+			wantErr(t, "create", s.CreateAccessTokenSession(inner, sig, newRequest(c, "u")), nil)
+			wantErr(t, "rollback inner", s.Rollback(inner), nil)
+			if err := s.Commit(outer); err == nil {
+				t.Fatal("outer commit succeeded after a nested rollback")
+			}
+		}, false},
+		{"closure update inside a transaction", func(t *testing.T, sig string) {
+			u := newUser("tx-user-" + sig)
+			wantErr(t, "create user", s.CreateUser(ctx, u), nil)
+			tx, err := s.BeginTX(ctx)
+			wantErr(t, "begin", err, nil)
+			wantErr(t, "create", s.CreateAccessTokenSession(tx, sig, newRequest(c, "u")), nil)
+			_, err = s.UpdateUser(tx, u.ID, func(u *identity.User) error { u.FailedLogins = 7; return nil })
+			wantErr(t, "update in tx", err, nil)
+			boom := errors.New("boom")
+			_, err = s.UpdateUser(tx, u.ID, func(u *identity.User) error { u.FailedLogins = 8; return boom })
+			wantErr(t, "failed update in tx", err, boom)
+			wantErr(t, "commit", s.Commit(tx), nil)
+			got, _ := s.GetUser(ctx, u.ID)
+			if got.FailedLogins != 7 {
+				t.Fatalf("FailedLogins = %d, want 7 (failed nested update rolled back to its savepoint)", got.FailedLogins)
+			}
+		}, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sig := fmt.Sprintf("tx-%d", i)
+			tt.run(t, sig)
+			if got := exists(sig); got != tt.want {
+				t.Fatalf("row exists = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("without BeginTX", func(t *testing.T) {
+		if err := s.Commit(ctx); err == nil {
+			t.Fatal("Commit without a transaction succeeded")
+		}
+		if err := s.Rollback(ctx); err == nil {
+			t.Fatal("Rollback without a transaction succeeded")
+		}
+	})
+}
+
+func testDeleteExpired(t *testing.T, open Open) {
+	s, ctx, c := tokenFixture(t, open)
+	now := time.Now().UTC()
+	type tok struct {
+		sig     string
+		refresh bool
+		exp     time.Time
+		kept    bool
+	}
+	toks := []tok{
+		{"at-old", false, now.Add(-time.Minute), false},
+		{"at-new", false, now.Add(time.Minute), true},
+		{"rt-old", true, now.Add(-time.Hour), false},
+		{"rt-new", true, now.Add(time.Hour), true},
+		{"rt-forever", true, time.Time{}, true},
+	}
+	for _, tk := range toks {
+		req := newRequest(c, "u")
+		sess := req.Session.(*oauth2.JWTSession)
+		if tk.refresh {
+			sess.ExpiresAt[fosite.RefreshToken] = tk.exp
+			if tk.exp.IsZero() {
+				delete(sess.ExpiresAt, fosite.RefreshToken)
+			}
+			wantErr(t, "create "+tk.sig, s.CreateRefreshTokenSession(ctx, tk.sig, "", req), nil)
+		} else {
+			sess.ExpiresAt[fosite.AccessToken] = tk.exp
+			wantErr(t, "create "+tk.sig, s.CreateAccessTokenSession(ctx, tk.sig, req), nil)
+		}
+	}
+	n, err := s.DeleteExpired(ctx, now)
+	wantErr(t, "delete expired", err, nil)
+	if n != 2 {
+		t.Fatalf("DeleteExpired removed %d rows, want 2", n)
+	}
+	for _, tk := range toks {
+		get := s.GetAccessTokenSession
+		if tk.refresh {
+			get = s.GetRefreshTokenSession
+		}
+		_, err := get(ctx, tk.sig, newSession())
+		if kept := err == nil; kept != tk.kept {
+			t.Errorf("%s: kept = %v (err %v), want %v", tk.sig, kept, err, tk.kept)
+		}
+	}
+}
+
+// testLockoutCounter checks that UpdateUser serializes read-modify-write:
+// 20 concurrent increments of FailedLogins all land.
+func testLockoutCounter(t *testing.T, open Open) {
+	s := open(t)
+	ctx := ctxTimeout(t)
+	u := newUser("locky")
+	wantErr(t, "create", s.CreateUser(ctx, u), nil)
+	const n = 20
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := s.UpdateUser(ctx, u.ID, func(u *identity.User) error {
+				u.FailedLogins++
+				return nil
+			})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("UpdateUser: %v", err)
+		}
+	}
+	got, err := s.GetUser(ctx, u.ID)
+	wantErr(t, "get", err, nil)
+	if got.FailedLogins != n {
+		t.Fatalf("FailedLogins = %d after %d concurrent increments", got.FailedLogins, n)
+	}
+}
+
+func testMigrate(t *testing.T, open Open) {
+	s := open(t)
+	ctx := ctxTimeout(t)
+	applied, err := s.Migrate(ctx)
+	wantErr(t, "migrate again", err, nil)
+	if len(applied) != 0 {
+		t.Fatalf("second Migrate applied %v", applied)
+	}
+	st, err := s.MigrationStatus(ctx)
+	wantErr(t, "status", err, nil)
+	if len(st) == 0 || st[0].Name != "00001_create_users" {
+		t.Fatalf("MigrationStatus = %+v", st)
+	}
+	for _, m := range st {
+		if !m.Applied || m.AppliedAt.IsZero() {
+			t.Fatalf("migration %s not applied: %+v", m.Name, m)
+		}
+	}
+	wantErr(t, "ping", s.Ping(ctx), nil)
+	if d := s.Driver(); d != storage.DriverSQLite && d != storage.DriverMySQL {
+		t.Fatalf("Driver() = %q", d)
+	}
+}

@@ -1,0 +1,109 @@
+package storage_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/storage"
+)
+
+var wantMigrations = []string{
+	"00001_create_users",
+	"00002_create_clients",
+	"00003_create_signing_keys",
+	"00004_create_oauth2_access_tokens",
+	"00005_create_oauth2_refresh_tokens",
+}
+
+// testMigrateFresh migrates an empty database twice.
+func testMigrateFresh(t *testing.T, dsn string) {
+	s, err := storage.Open(t.Context(), dsn, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := s.MigrationStatus(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st {
+		if m.Applied {
+			t.Fatalf("fresh database has %s applied", m.Name)
+		}
+	}
+	tests := []struct {
+		name string
+		want []string
+	}{
+		{"first run applies everything", wantMigrations},
+		{"second run applies nothing", nil},
+	}
+	for _, tt := range tests {
+		applied, err := s.Migrate(t.Context())
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if !slices.Equal(applied, tt.want) {
+			t.Fatalf("%s: applied %v, want %v", tt.name, applied, tt.want)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	tests := []struct {
+		name, dsn, want string
+	}{
+		{"unknown scheme", "postgres://u:secret@h/db", "unsupported DSN"},
+		{"password redacted", "postgres://u:secret@h/db", "u:***@h"},
+		{"empty sqlite path", "sqlite://", "empty path"},
+		{"bad mysql DSN", "mysql://not a dsn", "mysql"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := storage.Open(t.Context(), tt.dsn, storage.Options{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Open(%q) = %v, want an error containing %q", tt.dsn, err, tt.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("error leaks the password: %v", err)
+			}
+		})
+	}
+}
+
+// TestUnreachableMySQL needs no server: nothing listens on port 1, so every
+// call fails with an error matching apperr.ErrUnavailable (503).
+func TestUnreachableMySQL(t *testing.T) {
+	s, err := storage.Open(t.Context(), "mysql://root:@tcp(127.0.0.1:1)/portcullis?timeout=2s", storage.Options{})
+	if err != nil {
+		t.Fatalf("Open must not dial: %v", err)
+	}
+	defer s.Close()
+	if s.Driver() != storage.DriverMySQL {
+		t.Fatalf("Driver() = %q", s.Driver())
+	}
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Ping", func() error { return s.Ping(t.Context()) }},
+		{"GetUser", func() error { _, err := s.GetUser(t.Context(), "x"); return err }},
+		{"GetClient", func() error { _, err := s.GetClient(t.Context(), "x"); return err }},
+		{"GetRefreshTokenSession", func() error { _, err := s.GetRefreshTokenSession(t.Context(), "x", nil); return err }},
+		{"BeginTX", func() error { _, err := s.BeginTX(t.Context()); return err }},
+		{"Migrate", func() error { _, err := s.Migrate(t.Context()); return err }},
+		{"DeleteExpired", func() error { _, err := s.DeleteExpired(t.Context(), time.Now()); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			if !errors.Is(err, apperr.ErrUnavailable) {
+				t.Fatalf("got %v, want an error matching apperr.ErrUnavailable", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,298 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	"gorm.io/gorm"
+)
+
+const (
+	tableAccessTokens  = "oauth2_access_tokens"
+	tableRefreshTokens = "oauth2_refresh_tokens"
+)
+
+// accessTokenRow is the oauth2_access_tokens table. Signature is the hex
+// SHA-256 of fosite's signature (the JWT's third segment).
+type accessTokenRow struct {
+	Signature   string       `gorm:"column:signature;primaryKey"`
+	RequestID   string       `gorm:"column:request_id"`
+	ClientID    string       `gorm:"column:client_id"`
+	Subject     string       `gorm:"column:subject"`
+	RequestedAt time.Time    `gorm:"column:requested_at"`
+	ExpiresAt   sql.NullTime `gorm:"column:expires_at"`
+	Request     string       `gorm:"column:request"`
+}
+
+func (accessTokenRow) TableName() string { return tableAccessTokens }
+
+// refreshTokenRow is the oauth2_refresh_tokens table. Signature and
+// AccessSignature are hex SHA-256 digests of fosite's signatures.
+type refreshTokenRow struct {
+	Signature       string       `gorm:"column:signature;primaryKey"`
+	AccessSignature string       `gorm:"column:access_signature"`
+	RequestID       string       `gorm:"column:request_id"`
+	ClientID        string       `gorm:"column:client_id"`
+	Subject         string       `gorm:"column:subject"`
+	Active          bool         `gorm:"column:active"`
+	RequestedAt     time.Time    `gorm:"column:requested_at"`
+	ExpiresAt       sql.NullTime `gorm:"column:expires_at"`
+	Request         string       `gorm:"column:request"`
+}
+
+func (refreshTokenRow) TableName() string { return tableRefreshTokens }
+
+// storedRequest is the JSON form of a sanitized fosite request.
+type storedRequest struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	ClientID          string          `json:"client_id"`
+	RequestedScope    []string        `json:"requested_scope,omitempty"`
+	GrantedScope      []string        `json:"granted_scope,omitempty"`
+	RequestedAudience []string        `json:"requested_audience,omitempty"`
+	GrantedAudience   []string        `json:"granted_audience,omitempty"`
+	Form              url.Values      `json:"form,omitempty"`
+	Session           json.RawMessage `json:"session,omitempty"`
+}
+
+// hashSignature keys token rows: fixed length, and a leaked table does not
+// hand out the signatures.
+func hashSignature(sig string) string {
+	sum := sha256.Sum256([]byte(sig))
+	return hex.EncodeToString(sum[:])
+}
+
+// tokenFields extracts what both token tables store about a request.
+func tokenFields(req fosite.Requester, tokenType fosite.TokenType) (clientID, subject string, requestedAt time.Time, expiresAt sql.NullTime, body string, err error) {
+	if req.GetClient() == nil {
+		return "", "", time.Time{}, sql.NullTime{}, "", errors.New("request has no client")
+	}
+	sr := storedRequest{
+		ID:                req.GetID(),
+		RequestedAt:       req.GetRequestedAt().UTC(),
+		ClientID:          req.GetClient().GetID(),
+		RequestedScope:    req.GetRequestedScopes(),
+		GrantedScope:      req.GetGrantedScopes(),
+		RequestedAudience: req.GetRequestedAudience(),
+		GrantedAudience:   req.GetGrantedAudience(),
+		Form:              req.GetRequestForm(),
+	}
+	if sess := req.GetSession(); sess != nil {
+		if sr.Session, err = json.Marshal(sess); err != nil {
+			return "", "", time.Time{}, sql.NullTime{}, "", fmt.Errorf("encode session: %w", err)
+		}
+		subject = sess.GetSubject()
+		expiresAt = nullTime(sess.GetExpiresAt(tokenType))
+	}
+	b, err := json.Marshal(sr)
+	if err != nil {
+		return "", "", time.Time{}, sql.NullTime{}, "", fmt.Errorf("encode request: %w", err)
+	}
+	return sr.ClientID, subject, dbTime(req.GetRequestedAt()), expiresAt, string(b), nil
+}
+
+// requester rebuilds a *fosite.Request from its stored JSON, loading the
+// client through tx and decoding the session into session (unless nil).
+func requester(tx *gorm.DB, body string, session fosite.Session) (*fosite.Request, error) {
+	var sr storedRequest
+	if err := json.Unmarshal([]byte(body), &sr); err != nil {
+		return nil, fmt.Errorf("decode stored request: %w", err)
+	}
+	client, err := findClient(tx, sr.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	if session != nil && len(sr.Session) > 0 {
+		if err := json.Unmarshal(sr.Session, session); err != nil {
+			return nil, fmt.Errorf("decode stored session: %w", err)
+		}
+	}
+	form := sr.Form
+	if form == nil {
+		form = url.Values{}
+	}
+	return &fosite.Request{
+		ID:                sr.ID,
+		RequestedAt:       sr.RequestedAt,
+		Client:            client,
+		RequestedScope:    fosite.Arguments(nonNil(sr.RequestedScope)),
+		GrantedScope:      fosite.Arguments(nonNil(sr.GrantedScope)),
+		RequestedAudience: fosite.Arguments(nonNil(sr.RequestedAudience)),
+		GrantedAudience:   fosite.Arguments(nonNil(sr.GrantedAudience)),
+		Form:              form,
+		Session:           session,
+	}, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage. The row
+// expires at the session's access-token expiry.
+func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
+	clientID, subject, requestedAt, expiresAt, body, err := tokenFields(req, fosite.AccessToken)
+	if err != nil {
+		return fmt.Errorf("storage: create access token: %w", err)
+	}
+	row := &accessTokenRow{
+		Signature: hashSignature(signature), RequestID: req.GetID(), ClientID: clientID, Subject: subject,
+		RequestedAt: requestedAt, ExpiresAt: expiresAt, Request: body,
+	}
+	if err := s.db(ctx).Create(row).Error; err != nil {
+		return s.wrapFosite(err, "storage: create access token")
+	}
+	return nil
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage. It returns
+// the stored request with its session decoded into session (which may be
+// nil), or fosite.ErrNotFound for an unknown, revoked or rotated-out token
+// (those rows are deleted), so introspection reports it inactive.
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	tx := s.db(ctx)
+	var row accessTokenRow
+	if err := tx.Where("signature = ?", hashSignature(signature)).Take(&row).Error; err != nil {
+		return nil, s.wrapFosite(err, "storage: get access token")
+	}
+	req, err := requester(tx, row.Request, session)
+	if err != nil {
+		return nil, s.wrapFosite(err, "storage: get access token")
+	}
+	return req, nil
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage. Deleting
+// an unknown token is not an error.
+func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	if err := s.db(ctx).Where("signature = ?", hashSignature(signature)).Delete(&accessTokenRow{}).Error; err != nil {
+		return s.wrapFosite(err, "storage: delete access token")
+	}
+	return nil
+}
+
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage. The
+// token is active and expires at the session's refresh-token expiry (never,
+// when that is zero).
+func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
+	clientID, subject, requestedAt, expiresAt, body, err := tokenFields(req, fosite.RefreshToken)
+	if err != nil {
+		return fmt.Errorf("storage: create refresh token: %w", err)
+	}
+	row := &refreshTokenRow{
+		Signature: hashSignature(signature), RequestID: req.GetID(), ClientID: clientID, Subject: subject,
+		Active: true, RequestedAt: requestedAt, ExpiresAt: expiresAt, Request: body,
+	}
+	if accessSignature != "" {
+		row.AccessSignature = hashSignature(accessSignature)
+	}
+	if err := s.db(ctx).Create(row).Error; err != nil {
+		return s.wrapFosite(err, "storage: create refresh token")
+	}
+	return nil
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage. It returns
+// the stored request with its session decoded into session (which may be
+// nil); for a rotated or revoked token it returns that request together
+// with fosite.ErrInactiveToken, which fosite's reuse detection needs; for
+// an unknown one fosite.ErrNotFound.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	tx := s.db(ctx)
+	var row refreshTokenRow
+	if err := tx.Where("signature = ?", hashSignature(signature)).Take(&row).Error; err != nil {
+		return nil, s.wrapFosite(err, "storage: get refresh token")
+	}
+	req, err := requester(tx, row.Request, session)
+	if err != nil {
+		return nil, s.wrapFosite(err, "storage: get refresh token")
+	}
+	if !row.Active {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+// Deleting an unknown token is not an error.
+func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	if err := s.db(ctx).Where("signature = ?", hashSignature(signature)).Delete(&refreshTokenRow{}).Error; err != nil {
+		return s.wrapFosite(err, "storage: delete refresh token")
+	}
+	return nil
+}
+
+// RotateRefreshToken implements oauth2.RefreshTokenStorage. It marks the
+// refresh token inactive with a conditional UPDATE … WHERE active, so that
+// of concurrent rotations of one token exactly one succeeds and the others
+// get fosite.ErrInactiveToken, and deletes the family's access tokens: the
+// access token issued with the old refresh token stops introspecting as
+// active (RFC 9700 §4.14.2 leaves this optional; we choose the stricter
+// behaviour). Call it inside BeginTX/Commit, as fosite does, so that the
+// new tokens are written atomically with the rotation.
+func (s *Store) RotateRefreshToken(ctx context.Context, requestID, refreshSignature string) error {
+	tx := s.db(ctx)
+	res := tx.Model(&refreshTokenRow{}).
+		Where("signature = ? AND request_id = ? AND active = ?", hashSignature(refreshSignature), requestID, true).
+		Update("active", false)
+	if res.Error != nil {
+		return s.wrapFosite(res.Error, "storage: rotate refresh token")
+	}
+	if res.RowsAffected == 0 {
+		return fosite.ErrInactiveToken
+	}
+	if err := tx.Where("request_id = ?", requestID).Delete(&accessTokenRow{}).Error; err != nil {
+		return s.wrapFosite(err, "storage: rotate refresh token: revoke access tokens")
+	}
+	return nil
+}
+
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage: it marks
+// every refresh token of the family requestID inactive (kept for reuse
+// detection until DeleteExpired). An unknown family is not an error.
+func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	if err := s.db(ctx).Model(&refreshTokenRow{}).Where("request_id = ?", requestID).
+		Update("active", false).Error; err != nil {
+		return s.wrapFosite(err, "storage: revoke refresh tokens")
+	}
+	return nil
+}
+
+// RevokeAccessToken implements oauth2.TokenRevocationStorage: it deletes
+// every access token of the family requestID. An unknown family is not an
+// error.
+func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+	if err := s.db(ctx).Where("request_id = ?", requestID).Delete(&accessTokenRow{}).Error; err != nil {
+		return s.wrapFosite(err, "storage: revoke access tokens")
+	}
+	return nil
+}
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+// Portcullis has no authorization-code flow; it returns fosite.ErrNotFound.
+func (s *Store) CreateAuthorizeCodeSession(context.Context, string, fosite.Requester) error {
+	return fosite.ErrNotFound
+}
+
+// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage; it
+// always returns fosite.ErrNotFound.
+func (s *Store) GetAuthorizeCodeSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, fosite.ErrNotFound
+}
+
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage;
+// it always returns fosite.ErrNotFound.
+func (s *Store) InvalidateAuthorizeCodeSession(context.Context, string) error {
+	return fosite.ErrNotFound
+}

@@ -1,0 +1,192 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/portcullis-auth/portcullis/identity"
+)
+
+// userRow is the users table.
+type userRow struct {
+	ID                 string       `gorm:"column:id;primaryKey"`
+	Username           string       `gorm:"column:username"`
+	UsernameNormalized string       `gorm:"column:username_normalized"`
+	PasswordHash       string       `gorm:"column:password_hash"`
+	Roles              string       `gorm:"column:roles"`
+	Disabled           bool         `gorm:"column:disabled"`
+	FailedLogins       int          `gorm:"column:failed_logins"`
+	FirstFailedAt      sql.NullTime `gorm:"column:first_failed_at"`
+	LockedUntil        sql.NullTime `gorm:"column:locked_until"`
+	CreatedAt          time.Time    `gorm:"column:created_at;autoCreateTime:false"`
+	UpdatedAt          time.Time    `gorm:"column:updated_at;autoUpdateTime:false"`
+}
+
+func (userRow) TableName() string { return "users" }
+
+func toUserRow(u *identity.User) (*userRow, error) {
+	roles := u.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	b, err := json.Marshal(roles)
+	if err != nil {
+		return nil, fmt.Errorf("encode roles: %w", err)
+	}
+	return &userRow{
+		ID: u.ID, Username: u.Username, UsernameNormalized: identity.NormalizeUsername(u.Username),
+		PasswordHash: u.PasswordHash, Roles: string(b), Disabled: u.Disabled,
+		FailedLogins: u.FailedLogins, FirstFailedAt: nullTime(u.FirstFailedAt), LockedUntil: nullTime(u.LockedUntil),
+		CreatedAt: dbTime(u.CreatedAt), UpdatedAt: dbTime(u.UpdatedAt),
+	}, nil
+}
+
+func (r *userRow) user() (*identity.User, error) {
+	u := &identity.User{
+		ID: r.ID, Username: r.Username, PasswordHash: r.PasswordHash, Disabled: r.Disabled,
+		FailedLogins: r.FailedLogins, FirstFailedAt: fromNullTime(r.FirstFailedAt), LockedUntil: fromNullTime(r.LockedUntil),
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if err := json.Unmarshal([]byte(r.Roles), &u.Roles); err != nil {
+		return nil, fmt.Errorf("decode roles of user %s: %w", r.ID, err)
+	}
+	if u.Roles == nil {
+		u.Roles = []string{}
+	}
+	return u, nil
+}
+
+// CreateUser implements identity.Store. A zero CreatedAt or UpdatedAt is
+// set to the current time (and written back to u). It fails with an error
+// matching ErrAlreadyExists, writing nothing, when u.ID or
+// identity.NormalizeUsername(u.Username) is taken.
+func (s *Store) CreateUser(ctx context.Context, u *identity.User) error {
+	now := time.Now().UTC()
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = now
+	}
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = u.CreatedAt
+	}
+	row, err := toUserRow(u)
+	if err != nil {
+		return fmt.Errorf("storage: create user: %w", err)
+	}
+	if err := s.db(ctx).Create(row).Error; err != nil {
+		return s.wrapf(err, "storage: create user %q", u.Username)
+	}
+	return nil
+}
+
+// GetUser implements identity.Store: the user with the given ID, or an
+// error matching ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) {
+	var row userRow
+	if err := s.db(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return nil, s.wrapf(err, "storage: get user %s", id)
+	}
+	return row.user()
+}
+
+// GetUserByUsername implements identity.Store: the user whose normalized
+// username equals identity.NormalizeUsername(username), or an error
+// matching ErrNotFound.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (*identity.User, error) {
+	var row userRow
+	if err := s.db(ctx).Where("username_normalized = ?", identity.NormalizeUsername(username)).Take(&row).Error; err != nil {
+		return nil, s.wrapf(err, "storage: get user by name")
+	}
+	return row.user()
+}
+
+// ListUsers implements identity.Store: every user ordered by normalized
+// username.
+func (s *Store) ListUsers(ctx context.Context) ([]*identity.User, error) {
+	var rows []userRow
+	if err := s.db(ctx).Order("username_normalized").Find(&rows).Error; err != nil {
+		return nil, s.wrapf(err, "storage: list users")
+	}
+	out := make([]*identity.User, 0, len(rows))
+	for i := range rows {
+		u, err := rows[i].user()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// UpdateUser implements identity.Store. It reads the user with SELECT …
+// FOR UPDATE (SQLite's single connection serializes instead), calls update
+// and writes every field back in the same transaction. The ID cannot be
+// changed. An error from update is returned unchanged and nothing is
+// written; a username taken by another user fails with ErrAlreadyExists.
+func (s *Store) UpdateUser(ctx context.Context, id string, update func(*identity.User) error) (*identity.User, error) {
+	var (
+		out       *identity.User
+		updateErr error
+	)
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		var row userRow
+		if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Where("id = ?", id).Take(&row).Error; err != nil {
+			return err
+		}
+		u, err := row.user()
+		if err != nil {
+			return err
+		}
+		if updateErr = update(u); updateErr != nil {
+			return updateErr
+		}
+		u.ID = id
+		next, err := toUserRow(u)
+		if err != nil {
+			return err
+		}
+		if err := tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{
+			"username":            next.Username,
+			"username_normalized": next.UsernameNormalized,
+			"password_hash":       next.PasswordHash,
+			"roles":               next.Roles,
+			"disabled":            next.Disabled,
+			"failed_logins":       next.FailedLogins,
+			"first_failed_at":     next.FirstFailedAt,
+			"locked_until":        next.LockedUntil,
+			"created_at":          next.CreatedAt,
+			"updated_at":          next.UpdatedAt,
+		}).Error; err != nil {
+			return err
+		}
+		out, err = next.user()
+		return err
+	})
+	if updateErr != nil && errors.Is(err, updateErr) {
+		return nil, updateErr
+	}
+	if err != nil {
+		return nil, s.wrapf(err, "storage: update user %s", id)
+	}
+	return out, nil
+}
+
+// DeleteUser implements identity.Store: it removes the user or returns an
+// error matching ErrNotFound. Tokens already issued to the user stay valid
+// until they expire or are revoked.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	res := s.db(ctx).Where("id = ?", id).Delete(&userRow{})
+	if res.Error != nil {
+		return s.wrapf(res.Error, "storage: delete user %s", id)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("storage: delete user %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
