@@ -32,11 +32,17 @@ func keysCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			})
 		}),
 	}
-	var prepublish bool
+	var now bool
 	rotate := &cobra.Command{
-		Use:   "rotate",
-		Short: "Create a new signing key; it signs at once (or after the pre-publication window with --prepublish)",
-		Args:  cobra.NoArgs,
+		Use:   "rotate [--now]",
+		Short: "Create a new signing key: published at once, signing after keys.prepublication (or at once with --now)",
+		Long: `Create a new signing key. It is published in the JWKS at once and starts
+signing after keys.prepublication, so every resource server's cached JWKS
+holds it before any token carries it, and no verification fails. Running
+servers pick it up within keys.reload_interval. Use --now for a compromised
+key: the new key signs as soon as each server reloads, and resource servers
+fetch it when they first see its kid.`,
+		Args: cobra.NoArgs,
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
 			m, _, _, err := a.keyManager()
 			if err != nil {
@@ -45,21 +51,22 @@ func keysCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			if err := m.Reload(ctx); err != nil {
 				return err
 			}
-			var after time.Duration
-			if prepublish {
-				after = a.cfg.Keys.Prepublication
+			after := a.cfg.Keys.Prepublication
+			if now {
+				after = 0
 			}
 			k, err := m.Rotate(ctx, after)
 			if err != nil {
 				return err
 			}
-			return a.print(map[string]string{"kid": k.ID}, func(w io.Writer) {
+			out := map[string]any{"kid": k.ID, "activates_at": k.ActivatesAt.UTC()}
+			return a.print(out, func(w io.Writer) {
 				fmt.Fprintf(w, "new signing key %s (%s), signing from %s\n", k.ID, k.Algorithm, k.ActivatesAt.Format(time.RFC3339))
 				fmt.Fprintf(w, "running servers switch within %s\n", a.cfg.Keys.ReloadInterval)
 			})
 		}),
 	}
-	rotate.Flags().BoolVar(&prepublish, "prepublish", false, "publish the key now but start signing only after keys.prepublication")
+	rotate.Flags().BoolVar(&now, "now", false, "start signing at once instead of after the pre-publication window")
 	rewrap := &cobra.Command{
 		Use:   "rewrap",
 		Short: "Re-encrypt every private key under PORTCULLIS_SECRETS_KEY (the old key in PORTCULLIS_SECRETS_KEY_OLD)",

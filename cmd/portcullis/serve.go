@@ -138,7 +138,8 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 
 	adm := http.NewServeMux()
 	(&admin.Handler{
-		Provider: provider, Clients: a.clients(), Users: users, Keys: km, MaxBytes: maxBytes, Logger: a.logger,
+		Provider: provider, Clients: a.clients(), Users: users, Keys: km, Prepublication: cfg.Keys.Prepublication,
+		MaxBytes: maxBytes, Logger: a.logger,
 	}).Routes(adm)
 	adm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	adm.Handle("/", notFound(a.logger))

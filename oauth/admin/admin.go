@@ -29,8 +29,11 @@ type Handler struct {
 	Clients  *oauth.Clients
 	Users    *identity.Service
 	Keys     *keys.Manager
-	MaxBytes int64
-	Logger   *slog.Logger
+	// Prepublication is how long a rotated key is published before it
+	// signs (keys.prepublication).
+	Prepublication time.Duration
+	MaxBytes       int64
+	Logger         *slog.Logger
 }
 
 // Routes mounts the admin API on mux.
@@ -288,14 +291,27 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 type rotateResponse struct {
-	KID string `json:"kid"`
+	KID         string    `json:"kid"`
+	ActivatesAt time.Time `json:"activates_at"`
 }
 
+// rotateKey creates a new signing key. By default it is published now and
+// signs after the pre-publication window, so every resource-server cache
+// knows it before any token carries it (zero failed verifications);
+// ?immediate=true makes it sign at once, for a compromised key.
 func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) error {
-	k, err := h.Keys.Rotate(r.Context(), 0)
+	after := h.Prepublication
+	switch r.URL.Query().Get("immediate") {
+	case "", "false":
+	case "true":
+		after = 0
+	default:
+		return &apperr.Error{Code: apperr.EInvalid, Message: "immediate must be true or false"}
+	}
+	k, err := h.Keys.Rotate(r.Context(), after)
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, rotateResponse{KID: k.ID})
+	httpjson.Write(w, http.StatusCreated, rotateResponse{KID: k.ID, ActivatesAt: k.ActivatesAt.UTC()})
 	return nil
 }
