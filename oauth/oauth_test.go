@@ -33,7 +33,8 @@ const (
 // env is a real authorization server on httptest: real store, keys,
 // identity and fosite, no mocks.
 type env struct {
-	srv     *httptest.Server
+	srv      *httptest.Server
+	provider fosite.OAuth2Provider
 	store   *storage.Store
 	keys    *keys.Manager
 	users   *identity.Service
@@ -46,7 +47,7 @@ func fastHasher() *identity.PasswordHasher {
 	return identity.NewPasswordHasher(identity.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
 }
 
-func newEnv(t *testing.T, dsn string, limiter *oauth.KeyedLimiter) *env {
+func newEnv(t testing.TB, dsn string, limiter *oauth.KeyedLimiter) *env {
 	t.Helper()
 	store := storagetest.OpenDSN(t, dsn)
 	sealer, err := keys.NewSealer(make([]byte, 32))
@@ -74,7 +75,7 @@ func newEnv(t *testing.T, dsn string, limiter *oauth.KeyedLimiter) *env {
 	mux.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: 4096})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, store: store, keys: km, users: users, clients: &oauth.Clients{Store: store}}
+	return &env{srv: srv, provider: p, store: store, keys: km, users: users, clients: &oauth.Clients{Store: store}}
 }
 
 func (e *env) client(t *testing.T, spec oauth.ClientSpec) (*oauth.Client, string) {
@@ -483,4 +484,38 @@ func TestClientValidation(t *testing.T) {
 	}
 }
 
-var _ = fosite.ErrNotFound
+// FuzzIntrospect feeds arbitrary strings to the server-side token check
+// behind introspection and the admin API (fosite's CoreValidator over our
+// kid-selecting JWT signer): it must never panic, and the only token it may
+// accept is the one this server issued.
+func FuzzIntrospect(f *testing.F) {
+	e := newEnv(f, storagetest.SQLiteDSN(f), nil)
+	if _, err := e.users.Signup(f.Context(), "fuzz", "purple otter lamp 42", nil); err != nil {
+		f.Fatal(err)
+	}
+	c, _, err := e.clients.Create(f.Context(), oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tok, err := e.conf(c, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(f.Context(), "fuzz", "purple otter lamp 42")
+	if err != nil {
+		f.Fatal(err)
+	}
+	parts := strings.Split(tok.AccessToken, ".")
+	f.Add(tok.AccessToken)
+	f.Add(parts[0] + "." + parts[1] + ".")
+	f.Add(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`)) + "." + parts[1] + ".")
+	f.Add(parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"y"}`)) + "." + parts[2])
+	f.Add(tok.AccessToken + "=")
+	f.Add(tok.RefreshToken)
+	f.Add("a.b.c.d.e")
+	f.Fuzz(func(t *testing.T, token string) {
+		_, ar, err := e.provider.IntrospectToken(context.Background(), token, fosite.AccessToken, oauth.NewSession())
+		if err != nil {
+			return
+		}
+		if token != tok.AccessToken && token != tok.RefreshToken {
+			t.Fatalf("accepted a token this server did not issue: %q (%v)", token, ar.GetID())
+		}
+	})
+}

@@ -120,9 +120,9 @@ func (s *Store) wrapf(err error, format string, args ...any) error {
 }
 
 // wrapFosite translates err for the fosite methods: not-found becomes
-// fosite.ErrNotFound, MySQL deadlocks and lock-wait timeouts a copy of
-// fosite.ErrSerializationFailure (never the mutated global), the rest as
-// in wrapf.
+// fosite.ErrNotFound, MySQL deadlocks and lock-wait timeouts an error
+// wrapping fosite.ErrSerializationFailure (with %w, which leaves the
+// shared sentinel untouched), the rest as in wrapf.
 func (s *Store) wrapFosite(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
@@ -131,7 +131,7 @@ func (s *Store) wrapFosite(err error, format string, args ...any) error {
 	case classNotFound:
 		return fosite.ErrNotFound
 	case classConflict:
-		return fosite.ErrSerializationFailure.WithWrap(err).WithDebug(fmt.Sprintf(format, args...) + ": " + err.Error())
+		return fmt.Errorf("%s: %w: %w", fmt.Sprintf(format, args...), fosite.ErrSerializationFailure, err)
 	}
 	return s.wrapf(err, format, args...)
 }

@@ -9,9 +9,12 @@ import (
 )
 
 // The MySQL tests need $PORTCULLIS_TEST_MYSQL_DSN (see storagetest.MySQLEnv);
-// they skip without it and fail when it names an unreachable server.
+// they skip without it and fail when it names an unreachable server. Each
+// store lives in its own database, created and dropped by
+// storagetest.MySQLDSN.
 
 func TestMySQLConformance(t *testing.T) {
+	storagetest.RequireMySQL(t)
 	storagetest.Run(t, storagetest.OpenMySQL)
 	storagetest.RunConcurrency(t, storagetest.OpenMySQL)
 }

@@ -1,14 +1,18 @@
 package storage_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/storage"
+	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
 var wantMigrations = []string{
@@ -105,5 +109,34 @@ func TestUnreachableMySQL(t *testing.T) {
 				t.Fatalf("got %v, want an error matching apperr.ErrUnavailable", err)
 			}
 		})
+	}
+}
+
+// TestSQLNotLoggedWithArguments checks that debug logging shows statements
+// but never their arguments (password hashes, sealed keys, sessions).
+func TestSQLNotLoggedWithArguments(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := storage.Open(t.Context(), storagetest.SQLiteDSN(t), storage.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	u := &identity.User{ID: "u1", Username: "alice", PasswordHash: "TOP-SECRET-HASH"}
+	if err := s.CreateUser(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetUserByUsername(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "INSERT INTO") || !strings.Contains(out, "schema migration applied") {
+		t.Fatalf("expected SQL and migration logs, got:\n%s", out)
+	}
+	if strings.Contains(out, "TOP-SECRET-HASH") || strings.Contains(out, `"alice"`) {
+		t.Fatalf("log leaks statement arguments:\n%s", out)
 	}
 }

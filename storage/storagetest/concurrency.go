@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -18,7 +19,100 @@ import (
 // duplicate names (exactly one ErrAlreadyExists per duplicate).
 func RunConcurrency(t *testing.T, open Open) {
 	t.Run("RefreshRotationRace", func(t *testing.T) { testRotationRace(t, open) })
+	t.Run("IndependentRotations", func(t *testing.T) { testIndependentRotations(t, open) })
 	t.Run("CreateUserRace", func(t *testing.T) { testCreateUserRace(t, open) })
+	t.Run("KeyRotationRace", func(t *testing.T) { testKeyRotationRace(t, open) })
+}
+
+// testKeyRotationRace has 10 replicas insert the next key generation at
+// once: exactly one wins, the others get ErrAlreadyExists.
+func testKeyRotationRace(t *testing.T, open Open) {
+	s := open(t)
+	ctx := ctxTimeout(t)
+	wantErr(t, "create k1", s.CreateKey(ctx, newKey("k1", 1), t0), nil)
+	const n = 10
+	var (
+		wg              sync.WaitGroup
+		mu              sync.Mutex
+		wins, conflicts int
+		unexpected      []error
+	)
+	for i := range n {
+		wg.Go(func() {
+			err := s.CreateKey(ctx, newKey(fmt.Sprintf("k2-%d", i), 2), t0.Add(time.Hour))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, storage.ErrAlreadyExists):
+				conflicts++
+			default:
+				unexpected = append(unexpected, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(unexpected) > 0 || wins != 1 || conflicts != n-1 {
+		t.Fatalf("wins %d, conflicts %d, unexpected %v; want 1, %d, none", wins, conflicts, unexpected, n-1)
+	}
+	recs, err := s.ListKeys(ctx)
+	wantErr(t, "list", err, nil)
+	if len(recs) != 2 || !recs[0].RetiredAt.Equal(t0.Add(time.Hour)) || !recs[1].RetiredAt.IsZero() {
+		t.Fatalf("keys after race: %+v", recs)
+	}
+}
+
+// testIndependentRotations refreshes 8 unrelated token families 10 times
+// each, all at once: none may fail, in particular not with a deadlock
+// between families.
+func testIndependentRotations(t *testing.T, open Open) {
+	s, ctx, c := tokenFixture(t, open)
+	const families, rounds = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, families)
+	for f := range families {
+		wg.Go(func() {
+			req := newRequest(c, fmt.Sprintf("user-%d", f))
+			sig := fmt.Sprintf("f%d-rt-0", f)
+			if err := s.CreateRefreshTokenSession(ctx, sig, "", req); err != nil {
+				errs <- err
+				return
+			}
+			for r := 1; r <= rounds; r++ {
+				at, rt := fmt.Sprintf("f%d-at-%d", f, r), fmt.Sprintf("f%d-rt-%d", f, r)
+				if _, err := s.GetRefreshTokenSession(ctx, sig, newSession()); err != nil {
+					errs <- fmt.Errorf("family %d round %d: get: %w", f, r, err)
+					return
+				}
+				tx, err := s.BeginTX(ctx)
+				if err == nil {
+					err = s.RotateRefreshToken(tx, req.ID, sig)
+				}
+				if err == nil {
+					err = s.CreateAccessTokenSession(tx, at, req)
+				}
+				if err == nil {
+					err = s.CreateRefreshTokenSession(tx, rt, at, req)
+				}
+				if err == nil {
+					err = s.Commit(tx)
+				} else if tx != nil {
+					_ = s.Rollback(tx)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("family %d round %d: %w", f, r, err)
+					return
+				}
+				sig = rt
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
 
 // testRotationRace mimics fosite's refresh flow from 20 requests carrying

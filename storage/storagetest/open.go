@@ -27,11 +27,18 @@ func SQLiteDSN(t testing.TB) string {
 	return "sqlite://" + filepath.Join(t.TempDir(), "portcullis.db")
 }
 
-// MySQLDSN creates a fresh, empty database on the server named by
-// $PORTCULLIS_TEST_MYSQL_DSN, drops it when the test ends, and returns a
-// "mysql://" DSN for it. It skips the test when the variable is unset and
-// fails it when the server is unreachable.
-func MySQLDSN(t testing.TB) string {
+// RequireMySQL skips the test when $PORTCULLIS_TEST_MYSQL_DSN is unset and
+// fails it when the server it names is unreachable. Call it first in a
+// MySQL test so that one skip message is printed, not one per subtest.
+func RequireMySQL(t testing.TB) {
+	t.Helper()
+	db, _ := mysqlAdmin(t)
+	_ = db.Close()
+}
+
+// mysqlAdmin connects to the server of $PORTCULLIS_TEST_MYSQL_DSN without
+// selecting a database, with RequireMySQL's skip and fail behaviour.
+func mysqlAdmin(t testing.TB) (*sql.DB, *gomysql.Config) {
 	t.Helper()
 	raw := os.Getenv(MySQLEnv)
 	if raw == "" {
@@ -54,6 +61,18 @@ func MySQLDSN(t testing.TB) string {
 		_ = db.Close()
 		t.Fatalf("%s is set but the server is unreachable: %v", MySQLEnv, err)
 	}
+	return db, cfg
+}
+
+// MySQLDSN creates a fresh, empty database on the server named by
+// $PORTCULLIS_TEST_MYSQL_DSN, drops it when the test ends, and returns a
+// "mysql://" DSN for it. It skips the test when the variable is unset and
+// fails it when the server is unreachable.
+func MySQLDSN(t testing.TB) string {
+	t.Helper()
+	db, cfg := mysqlAdmin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "portcullis_t_" + hex.EncodeToString(b[:])
@@ -78,7 +97,7 @@ func OpenDSN(t testing.TB, dsn string) *storage.Store {
 	t.Helper()
 	s, err := storage.Open(t.Context(), dsn, storage.Options{})
 	if err != nil {
-		t.Fatalf("open %s: %v", dsn, err)
+		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {

@@ -1,0 +1,87 @@
+package httpjson_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/httpjson"
+)
+
+func TestDecode(t *testing.T) {
+	type body struct {
+		Name string `json:"name"`
+		N    int    `json:"n"`
+	}
+	tests := []struct {
+		name string
+		in   string
+		code apperr.Code // "" means success
+	}{
+		{"ok", `{"name":"a","n":1}`, ""},
+		{"ok with trailing space", "{\"name\":\"a\"}\n ", ""},
+		{"empty", ``, apperr.EInvalid},
+		{"not an object", `[1,2]`, apperr.EInvalid},
+		{"syntax", `{"name":`, apperr.EInvalid},
+		{"wrong type", `{"n":"x"}`, apperr.EInvalid},
+		{"unknown field", `{"name":"a","admin":true}`, apperr.EInvalid},
+		{"two objects", `{"name":"a"}{"name":"b"}`, apperr.EInvalid},
+		{"trailing garbage", `{"name":"a"} x`, apperr.EInvalid},
+		{"too large", `{"name":"` + strings.Repeat("a", 200) + `"}`, apperr.ETooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.in))
+			var v body
+			err := httpjson.Decode(httptest.NewRecorder(), r, 100, &v)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatalf("Decode = %v", err)
+				}
+				return
+			}
+			if got := apperr.CodeOf(err); got != tc.code {
+				t.Fatalf("code = %s (%v), want %s", got, err, tc.code)
+			}
+		})
+	}
+}
+
+func TestWriteError(t *testing.T) {
+	tests := []struct {
+		err    error
+		status int
+		code   string
+		desc   string
+	}{
+		{apperr.Errorf(apperr.ENotFound, "client not found"), 404, "not_found", "client not found"},
+		{apperr.ErrAlreadyExists, 409, "conflict", "already exists"},
+		{apperr.Errorf(apperr.EInvalid, "bad"), 400, "invalid_request", "bad"},
+		{apperr.Errorf(apperr.ETooLarge, "big"), 413, "request_too_large", "big"},
+		{apperr.ErrUnavailable, 503, "temporarily_unavailable", apperr.ErrUnavailable.Message},
+		{errors.New("dial tcp 10.0.0.1: secret detail"), 500, "server_error", "internal error"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.code, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			httpjson.WriteError(rec, httptest.NewRequest(http.MethodGet, "/", nil), nil, tc.err)
+			var got httpjson.ErrorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != tc.status || got.Error != tc.code || got.ErrorDescription != tc.desc {
+				t.Fatalf("%d %+v", rec.Code, got)
+			}
+			if rec.Header().Get("Content-Type") != "application/json" {
+				t.Errorf("Content-Type %q", rec.Header().Get("Content-Type"))
+			}
+			if tc.status == 503 && rec.Header().Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+		})
+	}
+}

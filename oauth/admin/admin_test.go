@@ -1,0 +1,744 @@
+package admin_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/oauth/admin"
+	"github.com/portcullis-auth/portcullis/storage/storagetest"
+)
+
+const (
+	issuer         = "https://as.example.test"
+	api            = "https://api.example.test"
+	maxBytes       = 4096
+	prepublication = time.Hour
+	userPassword   = "purple otter lamp 42"
+)
+
+// env is a real authorization server: the public token and revocation
+// endpoints on one httptest server, the admin API on another, sharing a
+// real SQLite store, key manager, identity service and fosite provider.
+type env struct {
+	public, admin *httptest.Server
+	clients       *oauth.Clients
+	users         *identity.Service
+	keys          *keys.Manager
+	adminID       string
+	adminSecret   string
+	adminToken    string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	store := storagetest.OpenSQLite(t)
+	sealer, err := keys.NewSealer(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	km := keys.NewManager(store, sealer, keys.Options{Prepublication: prepublication})
+	if err := km.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	users := &identity.Service{
+		Store:   store,
+		Hasher:  identity.NewPasswordHasher(identity.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}),
+		Lockout: identity.LockoutPolicy{MaxFailures: 3, Window: time.Hour, Duration: time.Hour},
+	}
+	p, err := oauth.NewProvider(oauth.ProviderConfig{
+		Issuer: issuer, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour,
+		RefreshSecret: []byte(strings.Repeat("r", 32)),
+	}, store, users, km)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := http.NewServeMux()
+	pub.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, MaxBytes: maxBytes})
+	pub.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: maxBytes})
+	publicSrv := httptest.NewServer(pub)
+	t.Cleanup(publicSrv.Close)
+
+	clients := &oauth.Clients{Store: store}
+	adm := http.NewServeMux()
+	(&admin.Handler{
+		Provider: p, Clients: clients, Users: users, Keys: km,
+		Prepublication: prepublication, MaxBytes: maxBytes,
+	}).Routes(adm)
+	adminSrv := httptest.NewServer(adm)
+	t.Cleanup(adminSrv.Close)
+
+	e := &env{public: publicSrv, admin: adminSrv, clients: clients, users: users, keys: km}
+	c, secret, err := clients.Create(t.Context(), oauth.ClientSpec{
+		Name: "admin", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{admin.Scope}, Audience: []string{api},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.adminID, e.adminSecret = c.ID, secret
+	e.adminToken = e.token(t, c.ID, secret, admin.Scope)
+	return e
+}
+
+// token obtains an access token with the client_credentials grant.
+func (e *env) token(t *testing.T, id, secret string, scopes ...string) string {
+	t.Helper()
+	tok, err := e.tokenErr(t, id, secret, scopes...)
+	if err != nil {
+		t.Fatalf("client_credentials token for %s: %v", id, err)
+	}
+	return tok
+}
+
+func (e *env) tokenErr(t *testing.T, id, secret string, scopes ...string) (string, error) {
+	t.Helper()
+	cc := &clientcredentials.Config{
+		ClientID: id, ClientSecret: secret, Scopes: scopes,
+		TokenURL: e.public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader,
+	}
+	tok, err := cc.Token(t.Context())
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends an admin request with the admin token.
+func (e *env) do(t *testing.T, method, path string, body any) response {
+	t.Helper()
+	return e.doWith(t, "Bearer "+e.adminToken, method, path, body)
+}
+
+// doWith sends an admin request with the given Authorization header ("" for
+// none). body is marshalled to JSON unless it is a string or []byte.
+func (e *env) doWith(t *testing.T, authorization, method, path string, body any) response {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, e.admin.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := e.admin.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func decode[T any](t *testing.T, r response) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+	return v
+}
+
+// wantError checks a non-OAuth JSON error response.
+func wantError(t *testing.T, r response, status int, code string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatalf("error body is not JSON: %s", r.body)
+	}
+	if len(body) != 2 || body["error"] == nil || body["error_description"] == nil {
+		t.Errorf("error body %s, want exactly {\"error\",\"error_description\"}", r.body)
+	}
+	if code != "" && body["error"] != code {
+		t.Errorf("error %v, want %s", body["error"], code)
+	}
+	if desc, _ := body["error_description"].(string); desc == "" || strings.Contains(desc, "goroutine") || strings.Contains(desc, ".go:") {
+		t.Errorf("error_description %q is empty or leaks internals", desc)
+	}
+}
+
+func TestAuthorization(t *testing.T) {
+	e := newEnv(t)
+	plain, plainSecret, err := e.clients.Create(t.Context(), oauth.ClientSpec{
+		Name: "plain", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{"read"}, Audience: []string{api},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainToken := e.token(t, plain.ID, plainSecret, "read")
+
+	tests := []struct {
+		name          string
+		authorization string
+		status        int
+		code          string
+		wwwAuth       []string // substrings of WWW-Authenticate
+	}{
+		{"no token", "", http.StatusUnauthorized, "unauthorized", []string{`Bearer realm=`}},
+		{"other scheme", "Basic " + plainSecret, http.StatusUnauthorized, "unauthorized", []string{`Bearer realm=`}},
+		{"empty bearer", "Bearer ", http.StatusUnauthorized, "unauthorized", []string{`Bearer realm=`}},
+		{"garbage token", "Bearer not.a.token", http.StatusUnauthorized, "unauthorized", []string{`Bearer realm=`, `error="invalid_token"`}},
+		{"token without scope admin", "Bearer " + plainToken, http.StatusForbidden, "forbidden", []string{`Bearer realm=`, `error="insufficient_scope"`, `scope="admin"`}},
+		{"admin token", "Bearer " + e.adminToken, http.StatusOK, "", nil},
+		{"admin token, lower-case scheme", "bearer " + e.adminToken, http.StatusOK, "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.doWith(t, tc.authorization, http.MethodGet, "/admin/clients", nil)
+			if tc.status == http.StatusOK {
+				if r.status != http.StatusOK {
+					t.Fatalf("status %d body %s, want 200", r.status, r.body)
+				}
+				return
+			}
+			wantError(t, r, tc.status, tc.code)
+			got := r.header.Get("WWW-Authenticate")
+			for _, want := range tc.wwwAuth {
+				if !strings.Contains(got, want) {
+					t.Errorf("WWW-Authenticate %q lacks %q", got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestRevokedAdminTokenIsRejected(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token(t, e.adminID, e.adminSecret, admin.Scope)
+	if r := e.doWith(t, "Bearer "+tok, http.MethodGet, "/admin/keys", nil); r.status != http.StatusOK {
+		t.Fatalf("before revocation: status %d body %s", r.status, r.body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.public.URL+"/oauth2/revoke",
+		strings.NewReader(url.Values{"token": {tok}, "token_type_hint": {"access_token"}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(e.adminID), url.QueryEscape(e.adminSecret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: status %d", resp.StatusCode)
+	}
+	r := e.doWith(t, "Bearer "+tok, http.MethodGet, "/admin/keys", nil)
+	wantError(t, r, http.StatusUnauthorized, "unauthorized")
+	if got := r.header.Get("WWW-Authenticate"); !strings.Contains(got, `error="invalid_token"`) {
+		t.Errorf("WWW-Authenticate %q, want invalid_token", got)
+	}
+	// Other tokens of the same client are unaffected.
+	if r := e.do(t, http.MethodGet, "/admin/keys", nil); r.status != http.StatusOK {
+		t.Errorf("another admin token after revocation: status %d body %s", r.status, r.body)
+	}
+}
+
+// rfc7591Fields are the keys of the client representation (CONTRACT.md).
+var rfc7591Fields = []string{"audience", "client_id", "client_name", "created_at", "grant_types", "scope", "token_endpoint_auth_method", "updated_at"}
+
+func keysOf(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestClientsCRUD(t *testing.T) {
+	e := newEnv(t)
+
+	// Create a confidential client.
+	r := e.do(t, http.MethodPost, "/admin/clients", map[string]any{
+		"client_name": "billing", "grant_types": []string{"client_credentials"},
+		"scope": "read write", "audience": []string{api},
+	})
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: status %d body %s", r.status, r.body)
+	}
+	created := decode[map[string]any](t, r)
+	wantKeys := append([]string{"client_secret"}, rfc7591Fields...)
+	slices.Sort(wantKeys)
+	if got := keysOf(created); !slices.Equal(got, wantKeys) {
+		t.Errorf("create fields %v, want %v", got, wantKeys)
+	}
+	id, _ := created["client_id"].(string)
+	secret, _ := created["client_secret"].(string)
+	if id == "" || secret == "" {
+		t.Fatalf("create: client_id %q client_secret %q", id, secret)
+	}
+	if loc := r.header.Get("Location"); loc != "/admin/clients/"+id {
+		t.Errorf("Location %q, want /admin/clients/%s", loc, id)
+	}
+	for name, want := range map[string]any{
+		"client_name": "billing", "token_endpoint_auth_method": "client_secret_basic", "scope": "read write",
+	} {
+		if created[name] != want {
+			t.Errorf("%s = %v, want %v", name, created[name], want)
+		}
+	}
+	if g, _ := json.Marshal(created["grant_types"]); string(g) != `["client_credentials"]` {
+		t.Errorf("grant_types = %s", g)
+	}
+	if a, _ := json.Marshal(created["audience"]); string(a) != `["`+api+`"]` {
+		t.Errorf("audience = %s", a)
+	}
+	for _, f := range []string{"created_at", "updated_at"} {
+		s, _ := created[f].(string)
+		if ts, err := time.Parse(time.RFC3339, s); err != nil || time.Since(ts) > time.Minute {
+			t.Errorf("%s = %q, want a recent RFC 3339 time", f, s)
+		}
+	}
+	// The secret works.
+	e.token(t, id, secret, "read")
+
+	// A public client gets no secret.
+	r = e.do(t, http.MethodPost, "/admin/clients", map[string]any{
+		"client_name": "spa", "token_endpoint_auth_method": "none", "audience": []string{api},
+	})
+	if r.status != http.StatusCreated {
+		t.Fatalf("create public: status %d body %s", r.status, r.body)
+	}
+	pub := decode[map[string]any](t, r)
+	if _, ok := pub["client_secret"]; ok {
+		t.Errorf("public client has client_secret: %s", r.body)
+	}
+	if g, _ := json.Marshal(pub["grant_types"]); string(g) != `["password","refresh_token"]` {
+		t.Errorf("default grant_types = %s", g)
+	}
+
+	// List and get never show a secret.
+	r = e.do(t, http.MethodGet, "/admin/clients", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("list: status %d body %s", r.status, r.body)
+	}
+	list := decode[[]map[string]any](t, r)
+	var ids []string
+	for _, c := range list {
+		ids = append(ids, c["client_id"].(string))
+		if got := keysOf(c); !slices.Equal(got, rfc7591Fields) {
+			t.Errorf("list entry fields %v, want %v", got, rfc7591Fields)
+		}
+	}
+	for _, want := range []string{e.adminID, id, pub["client_id"].(string)} {
+		if !slices.Contains(ids, want) {
+			t.Errorf("list %v lacks %s", ids, want)
+		}
+	}
+	if len(list) != 3 {
+		t.Errorf("list has %d clients, want 3", len(list))
+	}
+	r = e.do(t, http.MethodGet, "/admin/clients/"+id, nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("get: status %d body %s", r.status, r.body)
+	}
+	got := decode[map[string]any](t, r)
+	if k := keysOf(got); !slices.Equal(k, rfc7591Fields) {
+		t.Errorf("get fields %v, want %v", k, rfc7591Fields)
+	}
+	if got["client_name"] != "billing" {
+		t.Errorf("get client_name %v", got["client_name"])
+	}
+
+	// Update.
+	r = e.do(t, http.MethodPut, "/admin/clients/"+id, map[string]any{
+		"client_name": "billing-v2", "token_endpoint_auth_method": "client_secret_post",
+		"grant_types": []string{"client_credentials"}, "scope": "read", "audience": []string{api, "https://b.example.test"},
+	})
+	if r.status != http.StatusOK {
+		t.Fatalf("update: status %d body %s", r.status, r.body)
+	}
+	upd := decode[map[string]any](t, r)
+	if upd["client_name"] != "billing-v2" || upd["scope"] != "read" || upd["token_endpoint_auth_method"] != "client_secret_post" {
+		t.Errorf("update result %s", r.body)
+	}
+	if _, ok := upd["client_secret"]; ok {
+		t.Errorf("update shows client_secret: %s", r.body)
+	}
+	if r := e.do(t, http.MethodGet, "/admin/clients/"+id, nil); decode[map[string]any](t, r)["client_name"] != "billing-v2" {
+		t.Errorf("get after update: %s", r.body)
+	}
+	// The update took effect at the token endpoint: basic auth is now refused.
+	if _, err := e.tokenErr(t, id, secret, "read"); err == nil {
+		t.Error("client_secret_basic still accepted after switching to client_secret_post")
+	}
+	cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, Scopes: []string{"read"},
+		TokenURL: e.public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}
+	if _, err := cc.Token(t.Context()); err != nil {
+		t.Errorf("client_secret_post after update: %v", err)
+	}
+	// Switch back to basic for the secret rotation below.
+	r = e.do(t, http.MethodPut, "/admin/clients/"+id, map[string]any{
+		"client_name": "billing-v2", "grant_types": []string{"client_credentials"}, "scope": "read", "audience": []string{api},
+	})
+	if r.status != http.StatusOK {
+		t.Fatalf("update back: status %d body %s", r.status, r.body)
+	}
+
+	// Rotate the secret: the new one works, the old one fails.
+	r = e.do(t, http.MethodPost, "/admin/clients/"+id+"/secret", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("rotate secret: status %d body %s", r.status, r.body)
+	}
+	rot := decode[map[string]any](t, r)
+	newSecret, _ := rot["client_secret"].(string)
+	if newSecret == "" || newSecret == secret || rot["client_id"] != id {
+		t.Fatalf("rotate secret result %s", r.body)
+	}
+	e.token(t, id, newSecret, "read")
+	if _, err := e.tokenErr(t, id, secret, "read"); err == nil {
+		t.Error("old secret still works after rotation")
+	} else if re, ok := errors.AsType[*oauth2.RetrieveError](err); !ok || re.ErrorCode != "invalid_client" {
+		t.Errorf("old secret: %v, want invalid_client", err)
+	}
+	// A public client has no secret to rotate.
+	wantError(t, e.do(t, http.MethodPost, "/admin/clients/"+pub["client_id"].(string)+"/secret", nil), http.StatusBadRequest, "invalid_request")
+
+	// Delete, then it is gone.
+	r = e.do(t, http.MethodDelete, "/admin/clients/"+id, nil)
+	if r.status != http.StatusNoContent || len(r.body) != 0 {
+		t.Fatalf("delete: status %d body %q, want 204 and no body", r.status, r.body)
+	}
+	wantError(t, e.do(t, http.MethodGet, "/admin/clients/"+id, nil), http.StatusNotFound, "not_found")
+	wantError(t, e.do(t, http.MethodDelete, "/admin/clients/"+id, nil), http.StatusNotFound, "not_found")
+	wantError(t, e.do(t, http.MethodPost, "/admin/clients/"+id+"/secret", nil), http.StatusNotFound, "not_found")
+	wantError(t, e.do(t, http.MethodPut, "/admin/clients/"+id, map[string]any{"client_name": "x"}), http.StatusNotFound, "not_found")
+	if _, err := e.tokenErr(t, id, newSecret, "read"); err == nil {
+		t.Error("deleted client still gets tokens")
+	}
+}
+
+func TestClientRequestErrors(t *testing.T) {
+	e := newEnv(t)
+	pub, _, err := e.clients.Create(t.Context(), oauth.ClientSpec{Name: "spa", Public: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   any
+		status int
+		code   string
+		desc   string // substring of error_description
+	}{
+		{"missing name", "POST", "/admin/clients", map[string]any{"grant_types": []string{"password"}}, 400, "invalid_request", "client_name"},
+		{"unsupported grant", "POST", "/admin/clients", map[string]any{"client_name": "x", "grant_types": []string{"implicit"}}, 400, "invalid_request", "implicit"},
+		{"unsupported auth method", "POST", "/admin/clients", map[string]any{"client_name": "x", "token_endpoint_auth_method": "private_key_jwt"}, 400, "invalid_request", "private_key_jwt"},
+		{"public client_credentials", "POST", "/admin/clients", map[string]any{"client_name": "x", "token_endpoint_auth_method": "none", "grant_types": []string{"client_credentials"}}, 400, "invalid_request", "client_credentials"},
+		{"bad scope", "POST", "/admin/clients", map[string]any{"client_name": "x", "scope": `a"b`}, 400, "invalid_request", "scope"},
+		{"every problem reported", "POST", "/admin/clients", map[string]any{"grant_types": []string{"implicit"}}, 400, "invalid_request", "; "},
+		{"unknown field", "POST", "/admin/clients", `{"client_name":"x","redirect_uris":["https://x"]}`, 400, "invalid_request", "redirect_uris"},
+		{"wrong type", "POST", "/admin/clients", `{"client_name":42}`, 400, "invalid_request", "client_name"},
+		{"malformed JSON", "POST", "/admin/clients", `{"client_name":`, 400, "invalid_request", ""},
+		{"empty body", "POST", "/admin/clients", "", 400, "invalid_request", ""},
+		{"trailing data", "POST", "/admin/clients", `{"client_name":"x"} {}`, 400, "invalid_request", ""},
+		{"body too large", "POST", "/admin/clients", `{"client_name":"` + strings.Repeat("x", maxBytes) + `"}`, 413, "request_too_large", ""},
+		{"update too large", "PUT", "/admin/clients/" + pub.ID, `{"client_name":"` + strings.Repeat("x", maxBytes) + `"}`, 413, "request_too_large", ""},
+		{"public to confidential", "PUT", "/admin/clients/" + pub.ID, map[string]any{"client_name": "spa", "token_endpoint_auth_method": "client_secret_basic"}, 400, "invalid_request", "public"},
+		{"update unknown field", "PUT", "/admin/clients/" + pub.ID, `{"client_name":"spa","client_secret":"x"}`, 400, "invalid_request", ""},
+		{"unknown client", "GET", "/admin/clients/does-not-exist", nil, 404, "not_found", ""},
+		{"unknown route", "GET", "/admin/nope", nil, 404, "not_found", ""},
+		{"unknown nested route", "GET", "/admin/clients/" + pub.ID + "/tokens", nil, 404, "not_found", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(t, tc.method, tc.path, tc.body)
+			wantError(t, r, tc.status, tc.code)
+			if tc.desc != "" && !strings.Contains(decode[map[string]string](t, r)["error_description"], tc.desc) {
+				t.Errorf("error_description %s lacks %q", r.body, tc.desc)
+			}
+		})
+	}
+	// Nothing was created by the failed requests.
+	if list := decode[[]map[string]any](t, e.do(t, http.MethodGet, "/admin/clients", nil)); len(list) != 2 {
+		t.Errorf("%d clients after failed requests, want 2", len(list))
+	}
+}
+
+type userJSON struct {
+	ID          string     `json:"id"`
+	Username    string     `json:"username"`
+	Roles       []string   `json:"roles"`
+	Disabled    bool       `json:"disabled"`
+	LockedUntil *time.Time `json:"locked_until"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+}
+
+func TestUsers(t *testing.T) {
+	e := newEnv(t)
+
+	r := e.do(t, http.MethodPost, "/admin/users", map[string]any{"username": "Alice", "password": userPassword, "roles": []string{"user", "admin", "user"}})
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: status %d body %s", r.status, r.body)
+	}
+	if strings.Contains(string(r.body), "argon2") || strings.Contains(string(r.body), "password") {
+		t.Errorf("create response leaks the password or its hash: %s", r.body)
+	}
+	alice := decode[userJSON](t, r)
+	if alice.ID == "" || alice.Username != "Alice" || !slices.Equal(alice.Roles, []string{"admin", "user"}) || alice.Disabled || alice.LockedUntil != nil {
+		t.Errorf("created %+v", alice)
+	}
+	if loc := r.header.Get("Location"); loc != "/admin/users/"+alice.ID {
+		t.Errorf("Location %q", loc)
+	}
+	if r := e.do(t, http.MethodPost, "/admin/users", map[string]any{"username": "bob", "password": userPassword}); r.status != http.StatusCreated {
+		t.Fatalf("create bob: status %d body %s", r.status, r.body)
+	} else if b := decode[userJSON](t, r); b.Roles == nil || len(b.Roles) != 0 {
+		t.Errorf("bob roles %v, want []", b.Roles)
+	}
+
+	// Errors on create.
+	errTests := []struct {
+		name   string
+		body   any
+		status int
+		code   string
+		desc   string
+	}{
+		{"duplicate, other case", map[string]any{"username": "ALICE", "password": userPassword}, 409, "conflict", ""},
+		{"weak password", map[string]any{"username": "carol", "password": "short"}, 400, "invalid_request", "at least 12"},
+		{"bad username", map[string]any{"username": "-x", "password": userPassword}, 400, "invalid_request", "username"},
+		{"bad role", map[string]any{"username": "carol", "password": userPassword, "roles": []string{"has space"}}, 400, "invalid_request", "role"},
+		{"unknown field", `{"username":"carol","password":"purple otter lamp 42","admin":true}`, 400, "invalid_request", "admin"},
+		{"too large", `{"username":"carol","password":"` + strings.Repeat("p", maxBytes) + `"}`, 413, "request_too_large", ""},
+	}
+	for _, tc := range errTests {
+		t.Run("create "+tc.name, func(t *testing.T) {
+			r := e.do(t, http.MethodPost, "/admin/users", tc.body)
+			wantError(t, r, tc.status, tc.code)
+			if tc.desc != "" && !strings.Contains(decode[map[string]string](t, r)["error_description"], tc.desc) {
+				t.Errorf("error_description %s lacks %q", r.body, tc.desc)
+			}
+		})
+	}
+
+	// List, ordered by username.
+	r = e.do(t, http.MethodGet, "/admin/users", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("list: status %d body %s", r.status, r.body)
+	}
+	list := decode[[]userJSON](t, r)
+	if len(list) != 2 || list[0].Username != "Alice" || list[1].Username != "bob" {
+		t.Errorf("list %+v", list)
+	}
+	if strings.Contains(string(r.body), "argon2") {
+		t.Errorf("list leaks hashes: %s", r.body)
+	}
+
+	// Get by id and by username (any case).
+	for _, key := range []string{alice.ID, "Alice", "alice"} {
+		r := e.do(t, http.MethodGet, "/admin/users/"+key, nil)
+		if r.status != http.StatusOK || decode[userJSON](t, r).ID != alice.ID {
+			t.Errorf("get %s: status %d body %s", key, r.status, r.body)
+		}
+	}
+	wantError(t, e.do(t, http.MethodGet, "/admin/users/nobody", nil), http.StatusNotFound, "not_found")
+
+	// PATCH roles.
+	r = e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"roles": []string{"ops"}})
+	if r.status != http.StatusOK || !slices.Equal(decode[userJSON](t, r).Roles, []string{"ops"}) {
+		t.Errorf("patch roles: status %d body %s", r.status, r.body)
+	}
+	// PATCH with an empty object changes nothing.
+	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{})
+	if u := decode[userJSON](t, r); r.status != http.StatusOK || !slices.Equal(u.Roles, []string{"ops"}) || u.Disabled {
+		t.Errorf("empty patch: status %d body %s", r.status, r.body)
+	}
+	// PATCH disabled: Authenticate then fails with the right password.
+	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"disabled": true})
+	if r.status != http.StatusOK || !decode[userJSON](t, r).Disabled {
+		t.Errorf("patch disabled: status %d body %s", r.status, r.body)
+	}
+	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword); !errors.Is(err, identity.ErrInvalidCredentials) {
+		t.Errorf("disabled user authenticates: %v", err)
+	}
+	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"disabled": false})
+	if r.status != http.StatusOK || decode[userJSON](t, r).Disabled {
+		t.Errorf("patch enabled: status %d body %s", r.status, r.body)
+	}
+	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword); err != nil {
+		t.Errorf("re-enabled user: %v", err)
+	}
+
+	// PATCH unlock: lock alice with wrong passwords (MaxFailures 3).
+	for range 3 {
+		_, _ = e.users.Authenticate(t.Context(), "alice", "wrong password here")
+	}
+	r = e.do(t, http.MethodGet, "/admin/users/alice", nil)
+	if u := decode[userJSON](t, r); u.LockedUntil == nil || !u.LockedUntil.After(time.Now()) {
+		t.Fatalf("after 3 failures locked_until = %v, want a future time", u.LockedUntil)
+	}
+	r = e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"unlock": true})
+	if r.status != http.StatusOK || decode[userJSON](t, r).LockedUntil != nil {
+		t.Errorf("patch unlock: status %d body %s", r.status, r.body)
+	}
+	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword); err != nil {
+		t.Errorf("after unlock: %v", err)
+	}
+
+	// PATCH password: policy applies, then the new password works and the old one does not.
+	wantError(t, e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"password": "alice"}), http.StatusBadRequest, "invalid_request")
+	wantError(t, e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"roles": []string{""}}), http.StatusBadRequest, "invalid_request")
+	wantError(t, e.do(t, http.MethodPatch, "/admin/users/alice", `{"locked":false}`), http.StatusBadRequest, "invalid_request")
+	wantError(t, e.do(t, http.MethodPatch, "/admin/users/nobody", map[string]any{"disabled": true}), http.StatusNotFound, "not_found")
+	const newPassword = "green walrus piano 7"
+	r = e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"password": newPassword})
+	if r.status != http.StatusOK {
+		t.Fatalf("patch password: status %d body %s", r.status, r.body)
+	}
+	if _, err := e.users.Authenticate(t.Context(), "alice", newPassword); err != nil {
+		t.Errorf("new password: %v", err)
+	}
+	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword); !errors.Is(err, identity.ErrInvalidCredentials) {
+		t.Errorf("old password after change: %v", err)
+	}
+
+	// DELETE by username, then 404.
+	r = e.do(t, http.MethodDelete, "/admin/users/Alice", nil)
+	if r.status != http.StatusNoContent || len(r.body) != 0 {
+		t.Fatalf("delete: status %d body %q", r.status, r.body)
+	}
+	wantError(t, e.do(t, http.MethodGet, "/admin/users/"+alice.ID, nil), http.StatusNotFound, "not_found")
+	wantError(t, e.do(t, http.MethodDelete, "/admin/users/"+alice.ID, nil), http.StatusNotFound, "not_found")
+	if list := decode[[]userJSON](t, e.do(t, http.MethodGet, "/admin/users", nil)); len(list) != 1 || list[0].Username != "bob" {
+		t.Errorf("list after delete %+v", list)
+	}
+}
+
+type keyStatus struct {
+	KID         string    `json:"kid"`
+	State       string    `json:"state"`
+	Generation  int64     `json:"generation"`
+	ActivatesAt time.Time `json:"activates_at"`
+}
+
+type rotateResult struct {
+	KID         string    `json:"kid"`
+	ActivatesAt time.Time `json:"activates_at"`
+}
+
+func TestKeys(t *testing.T) {
+	e := newEnv(t)
+	listKeys := func(t *testing.T) []keyStatus {
+		t.Helper()
+		r := e.do(t, http.MethodGet, "/admin/keys", nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("list keys: status %d body %s", r.status, r.body)
+		}
+		if strings.Contains(strings.ToLower(string(r.body)), `"d"`) || strings.Contains(string(r.body), "sealed") {
+			t.Errorf("key listing leaks private material: %s", r.body)
+		}
+		return decode[[]keyStatus](t, r)
+	}
+	states := func(ks []keyStatus) []string {
+		var out []string
+		for _, k := range ks {
+			out = append(out, k.State)
+		}
+		return out
+	}
+
+	initial := listKeys(t)
+	if len(initial) != 1 || initial[0].State != "active" || initial[0].KID == "" {
+		t.Fatalf("initial keys %+v, want one active key", initial)
+	}
+
+	// Default rotation: published now, signing after the pre-publication window.
+	before := time.Now()
+	r := e.do(t, http.MethodPost, "/admin/keys/rotate", nil)
+	if r.status != http.StatusCreated {
+		t.Fatalf("rotate: status %d body %s", r.status, r.body)
+	}
+	rot := decode[rotateResult](t, r)
+	if rot.KID == "" || rot.KID == initial[0].KID {
+		t.Errorf("rotate kid %q", rot.KID)
+	}
+	if want := before.Add(prepublication); rot.ActivatesAt.Before(want.Add(-2*time.Second)) || rot.ActivatesAt.After(want.Add(2*time.Second)) {
+		t.Errorf("activates_at %v, want about %v", rot.ActivatesAt, want)
+	}
+	ks := listKeys(t)
+	if got := states(ks); !slices.Equal(got, []string{"active", "published"}) || ks[1].KID != rot.KID {
+		t.Errorf("after rotate: %+v", ks)
+	}
+
+	// Immediate rotation: signs at once.
+	r = e.do(t, http.MethodPost, "/admin/keys/rotate?immediate=true", nil)
+	if r.status != http.StatusCreated {
+		t.Fatalf("rotate immediate: status %d body %s", r.status, r.body)
+	}
+	imm := decode[rotateResult](t, r)
+	if d := time.Since(imm.ActivatesAt); d < -time.Second || d > 5*time.Second {
+		t.Errorf("immediate activates_at %v, want about now", imm.ActivatesAt)
+	}
+	ks = listKeys(t)
+	if len(ks) != 3 || ks[2].KID != imm.KID || ks[2].State != "active" || ks[0].State != "retired" {
+		t.Errorf("after immediate rotate: %+v", ks)
+	}
+	if k, err := e.keys.SigningKey(); err != nil || k.ID != imm.KID {
+		t.Errorf("signing key after immediate rotation: %v %v, want %s", k, err, imm.KID)
+	}
+
+	r = e.do(t, http.MethodPost, "/admin/keys/rotate?immediate=false", nil)
+	if r.status != http.StatusCreated {
+		t.Fatalf("rotate immediate=false: status %d body %s", r.status, r.body)
+	}
+	if got := decode[rotateResult](t, r).ActivatesAt; time.Until(got) < prepublication-5*time.Second {
+		t.Errorf("immediate=false activates_at %v, want about now+%v", got, prepublication)
+	}
+
+	for _, q := range []string{"bogus", "1", "TRUE"} {
+		wantError(t, e.do(t, http.MethodPost, "/admin/keys/rotate?immediate="+q, nil), http.StatusBadRequest, "invalid_request")
+	}
+	if n := len(listKeys(t)); n != 4 {
+		t.Errorf("%d keys after rejected rotations, want 4", n)
+	}
+}

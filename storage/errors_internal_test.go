@@ -1,0 +1,78 @@
+package storage
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/ory/fosite"
+	"gorm.io/gorm"
+
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+)
+
+func TestErrorTranslation(t *testing.T) {
+	s := &Store{}
+	opErr := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	tests := []struct {
+		name       string
+		err        error
+		want       error // for wrapf
+		wantFosite error // for wrapFosite
+	}{
+		{"record not found", gorm.ErrRecordNotFound, ErrNotFound, fosite.ErrNotFound},
+		{"mysql duplicate", &gomysql.MySQLError{Number: 1062}, ErrAlreadyExists, ErrAlreadyExists},
+		{"mysql deadlock", &gomysql.MySQLError{Number: 1213}, nil, fosite.ErrSerializationFailure},
+		{"mysql lock wait", &gomysql.MySQLError{Number: 1205}, nil, fosite.ErrSerializationFailure},
+		{"mysql shutdown", &gomysql.MySQLError{Number: 1053}, apperr.ErrUnavailable, apperr.ErrUnavailable},
+		{"mysql syntax", &gomysql.MySQLError{Number: 1064}, nil, nil},
+		{"bad conn", driver.ErrBadConn, apperr.ErrUnavailable, apperr.ErrUnavailable},
+		{"invalid conn", fmt.Errorf("x: %w", gomysql.ErrInvalidConn), apperr.ErrUnavailable, apperr.ErrUnavailable},
+		{"net.OpError", opErr, apperr.ErrUnavailable, apperr.ErrUnavailable},
+		{"connection reset", syscall.ECONNRESET, apperr.ErrUnavailable, apperr.ErrUnavailable},
+		{"EOF", io.EOF, apperr.ErrUnavailable, apperr.ErrUnavailable},
+		{"unexpected EOF", io.ErrUnexpectedEOF, apperr.ErrUnavailable, apperr.ErrUnavailable},
+		{"pool deadline", context.DeadlineExceeded, apperr.ErrUnavailable, apperr.ErrUnavailable},
+		{"other", errors.New("boom"), nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check := func(kind string, got, want error) {
+				t.Helper()
+				if !errors.Is(got, tt.err) && !errors.Is(want, fosite.ErrNotFound) && !errors.Is(want, ErrNotFound) {
+					t.Errorf("%s(%v) = %v: lost the cause", kind, tt.err, got)
+				}
+				for _, sentinel := range []error{ErrNotFound, ErrAlreadyExists, apperr.ErrUnavailable, fosite.ErrNotFound, fosite.ErrSerializationFailure} {
+					if is, wantIs := errors.Is(got, sentinel), sentinel == want; is != wantIs {
+						t.Errorf("%s(%v) = %v: errors.Is(%v) = %v, want %v", kind, tt.err, got, sentinel, is, wantIs)
+					}
+				}
+			}
+			check("wrapf", s.wrapf(tt.err, "op"), tt.want)
+			check("wrapFosite", s.wrapFosite(tt.err, "op"), tt.wantFosite)
+		})
+	}
+	if s.wrapf(nil, "op") != nil || s.wrapFosite(nil, "op") != nil {
+		t.Fatal("nil error was wrapped")
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://u:secret@h/db", "postgres://u:***@h/db"},
+		{"u:secret@tcp(h:3306)/db", "u:***@tcp(h:3306)/db"},
+		{"sqlite://x.db", "sqlite://x.db"},
+		{"postgres://u@h/db", "postgres://u@h/db"},
+	}
+	for _, tt := range tests {
+		if got := redactDSN(tt.in); got != tt.want {
+			t.Errorf("redactDSN(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
