@@ -120,6 +120,10 @@ type Argon2 struct {
 	SaltLength uint32 `yaml:"salt_length"`
 	// KeyLength is the derived key length in bytes, at least 16. Default: 32.
 	KeyLength uint32 `yaml:"key_length"`
+	// MaxConcurrent bounds how many argon2id computations run at once (each
+	// holds MemoryKiB of memory), so a burst of logins queues instead of
+	// exhausting memory; 0 means twice the number of CPUs. Default: 0.
+	MaxConcurrent int `yaml:"max_concurrent"`
 }
 
 // Lockout configures account lockout after repeated failed logins.
@@ -192,6 +196,10 @@ type HTTP struct {
 	// ShutdownTimeout bounds the graceful shutdown of each listener.
 	// Default: 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TrustedProxies are the IP addresses or CIDR prefixes of reverse
+	// proxies whose X-Forwarded-For header is believed when finding the
+	// client IP for rate limits. Default: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // RateLimit configures request rate limits.
@@ -200,6 +208,10 @@ type RateLimit struct {
 	// from one client IP, with a burst of the same size; 0 disables the limit.
 	// Default: 20.
 	TokenPerIP int `yaml:"token_per_ip"`
+	// SignupPerMinutePerIP is the number of sign-ups per minute allowed from
+	// one client IP (each costs an argon2id hash), with a burst of the same
+	// size; 0 disables the limit. Default: 30.
+	SignupPerMinutePerIP int `yaml:"signup_per_minute_per_ip"`
 }
 
 // Log configures the server's structured log.
@@ -258,8 +270,9 @@ func Default() Config {
 			WriteTimeout:      15 * time.Second,
 			IdleTimeout:       60 * time.Second,
 			ShutdownTimeout:   15 * time.Second,
+			TrustedProxies:    []string{},
 		},
-		RateLimit: RateLimit{TokenPerIP: 20},
+		RateLimit: RateLimit{TokenPerIP: 20, SignupPerMinutePerIP: 30},
 		Log:       Log{Level: "info", Format: "text"},
 	}
 }

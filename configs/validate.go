@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -80,6 +81,12 @@ func (c *Config) Validate() error {
 
 	if c.RateLimit.TokenPerIP < 0 {
 		p.add("rate_limit.token_per_ip", "must not be negative (0 disables the limit)")
+	}
+	if c.RateLimit.SignupPerMinutePerIP < 0 {
+		p.add("rate_limit.signup_per_minute_per_ip", "must not be negative (0 disables the limit)")
+	}
+	if c.Argon2.MaxConcurrent < 0 {
+		p.add("argon2.max_concurrent", "must not be negative (0 means twice the number of CPUs)")
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
@@ -306,6 +313,14 @@ func (c *Config) validateHTTP(p *problems) {
 	} {
 		if t.d <= 0 {
 			p.add(t.key, "must be positive")
+		}
+	}
+	for _, tp := range h.TrustedProxies {
+		if _, err := netip.ParsePrefix(tp); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(tp); err != nil {
+			p.add("http.trusted_proxies", "%q is neither an IP address nor a CIDR prefix", tp)
 		}
 	}
 }

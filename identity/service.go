@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +42,33 @@ type Service struct {
 	// NewID defaults to random UUIDs.
 	NewID  func() string
 	Logger *slog.Logger
+	// MaxConcurrentHashes bounds the argon2id computations running at once
+	// (each holds the configured memory); further logins wait their turn.
+	// Zero means twice GOMAXPROCS.
+	MaxConcurrentHashes int
+
+	semOnce sync.Once
+	sem     chan struct{}
+}
+
+// hashing runs fn holding one of the hashing slots, or returns ctx's error
+// if the context ends first.
+func (s *Service) hashing(ctx context.Context, fn func()) error {
+	s.semOnce.Do(func() {
+		n := s.MaxConcurrentHashes
+		if n <= 0 {
+			n = 2 * runtime.GOMAXPROCS(0)
+		}
+		s.sem = make(chan struct{}, n)
+	})
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting to hash a password: %w", context.Cause(ctx))
+	}
+	defer func() { <-s.sem }()
+	fn()
+	return nil
 }
 
 func (s *Service) now() time.Time {
@@ -87,7 +116,10 @@ func (s *Service) Signup(ctx context.Context, username, password string, roles [
 	if err != nil {
 		return nil, err
 	}
-	hash, err := s.Hasher.Hash(password)
+	var hash string
+	if werr := s.hashing(ctx, func() { hash, err = s.Hasher.Hash(password) }); werr != nil {
+		return nil, werr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
@@ -112,19 +144,26 @@ func (s *Service) Signup(ctx context.Context, username, password string, roles [
 // returned as they are. A wrong password counts towards lockout; a success
 // resets the counter and upgrades the hash when the parameters changed.
 func (s *Service) Authenticate(ctx context.Context, username, password string) (*User, error) {
+	burn := func() error {
+		if err := s.hashing(ctx, func() { s.Hasher.Burn(password) }); err != nil {
+			return err
+		}
+		return ErrInvalidCredentials
+	}
 	if len(username) > 256 || len(password) > authMaxPasswordBytes {
-		s.Hasher.Burn(password)
-		return nil, ErrInvalidCredentials
+		return nil, burn()
 	}
 	u, err := s.Store.GetUserByUsername(ctx, username)
 	if errors.Is(err, apperr.ErrNotFound) {
-		s.Hasher.Burn(password)
-		return nil, ErrInvalidCredentials
+		return nil, burn()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up user: %w", err)
 	}
-	ok, rehash, err := s.Hasher.Verify(password, u.PasswordHash)
+	var ok, rehash bool
+	if werr := s.hashing(ctx, func() { ok, rehash, err = s.Hasher.Verify(password, u.PasswordHash) }); werr != nil {
+		return nil, werr
+	}
 	if err != nil {
 		s.logger().ErrorContext(ctx, "stored password hash is unusable", "user_id", u.ID, "err", err)
 		return nil, ErrInvalidCredentials
@@ -142,13 +181,19 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 		}
 		return nil, ErrInvalidCredentials
 	}
-	if u.FailedLogins > 0 || rehash {
+	if u.FailedLogins > 0 || !u.LockedUntil.IsZero() || rehash {
+		var upgraded string
+		if rehash {
+			_ = s.hashing(ctx, func() {
+				if h, err := s.Hasher.Hash(password); err == nil {
+					upgraded = h
+				}
+			})
+		}
 		u, err = s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
 			u.FailedLogins, u.FirstFailedAt, u.LockedUntil = 0, time.Time{}, time.Time{}
-			if rehash {
-				if h, err := s.Hasher.Hash(password); err == nil {
-					u.PasswordHash = h
-				}
+			if upgraded != "" {
+				u.PasswordHash = upgraded
 			}
 			u.UpdatedAt = now
 			return nil
@@ -219,7 +264,10 @@ func (s *Service) Update(ctx context.Context, idOrName string, ch Change) (*User
 		if err := s.Policy.Validate(*ch.Password, u.Username); err != nil {
 			return nil, err
 		}
-		if hash, err = s.Hasher.Hash(*ch.Password); err != nil {
+		if werr := s.hashing(ctx, func() { hash, err = s.Hasher.Hash(*ch.Password) }); werr != nil {
+			return nil, werr
+		}
+		if err != nil {
 			return nil, fmt.Errorf("hash password: %w", err)
 		}
 	}

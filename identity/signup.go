@@ -3,10 +3,12 @@ package identity
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
+	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 )
 
 // authMaxPasswordBytes bounds the password bytes Authenticate will hash;
@@ -21,6 +23,10 @@ type SignupHandler struct {
 	Users    *Service
 	Enabled  bool
 	MaxBytes int64
+	// Limiter, when set, throttles sign-ups per client IP (each costs an
+	// argon2id hash); ClientIP names the client (default: remote address).
+	Limiter  *ratelimit.Keyed
+	ClientIP func(*http.Request) string
 	Logger   *slog.Logger
 }
 
@@ -39,6 +45,19 @@ func (h *SignupHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.Enabled {
 		httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EForbidden, Message: "sign-up is disabled on this server"})
 		return
+	}
+	if h.Limiter != nil {
+		ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+		if h.ClientIP != nil {
+			ip = h.ClientIP(r)
+		}
+		if !h.Limiter.Allow(ip) {
+			w.Header().Set("Retry-After", "60")
+			httpjson.Write(w, http.StatusTooManyRequests, httpjson.ErrorBody{
+				Error: "too_many_requests", ErrorDescription: "too many sign-ups from this address; retry later",
+			})
+			return
+		}
 	}
 	var req signupRequest
 	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {

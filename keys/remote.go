@@ -195,12 +195,21 @@ var errRateLimited = errors.New("keys: refresh rate limited")
 
 // refresh runs one shared fetch. Unless force is set, it does nothing when
 // the last attempt was less than MinRefreshInterval ago.
+//
+// Forced and unforced refreshes share one flight, so a caller that arrives
+// while any fetch is running waits for that fetch instead of being turned
+// away by the rate limit the running fetch itself just set. A forced caller
+// that joined an unforced flight which was rate limited tries once more.
 func (s *RemoteKeySet) refresh(ctx context.Context, force bool) error {
-	key := "refresh"
-	if force {
-		key = "force"
+	err := s.refreshOnce(ctx, force)
+	if force && errors.Is(err, errRateLimited) {
+		err = s.refreshOnce(ctx, force)
 	}
-	ch := s.group.DoChan(key, func() (any, error) {
+	return err
+}
+
+func (s *RemoteKeySet) refreshOnce(ctx context.Context, force bool) error {
+	ch := s.group.DoChan("fetch", func() (any, error) {
 		now := s.opts.Now()
 		s.mu.Lock()
 		if !force && !s.lastAttempt.IsZero() && now.Sub(s.lastAttempt) < s.opts.MinRefreshInterval {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/storage"
@@ -35,10 +36,10 @@ const (
 type env struct {
 	srv      *httptest.Server
 	provider fosite.OAuth2Provider
-	store   *storage.Store
-	keys    *keys.Manager
-	users   *identity.Service
-	clients *oauth.Clients
+	store    *storage.Store
+	keys     *keys.Manager
+	users    *identity.Service
+	clients  *oauth.Clients
 }
 
 func fastHasher() *identity.PasswordHasher {
@@ -47,7 +48,7 @@ func fastHasher() *identity.PasswordHasher {
 	return identity.NewPasswordHasher(identity.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
 }
 
-func newEnv(t testing.TB, dsn string, limiter *oauth.KeyedLimiter) *env {
+func newEnv(t testing.TB, dsn string, limiter *ratelimit.Keyed) *env {
 	t.Helper()
 	store := storagetest.OpenDSN(t, dsn)
 	sealer, err := keys.NewSealer(make([]byte, 32))
@@ -335,7 +336,7 @@ func TestConcurrentRefresh(t *testing.T) {
 }
 
 func TestLockoutAndThrottling(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), oauth.NewKeyedLimiter(1000, 1000, 0))
+	e := newEnv(t, storagetest.SQLiteDSN(t), ratelimit.New(1000, 1000, 0))
 	e.user(t, "erin")
 	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
 	conf := e.conf(c, "", oauth2.AuthStyleInParams)
@@ -355,7 +356,7 @@ func TestLockoutAndThrottling(t *testing.T) {
 		t.Fatalf("after unlock: %v", err)
 	}
 
-	limited := newEnv(t, storagetest.SQLiteDSN(t), oauth.NewKeyedLimiter(0.001, 2, 0))
+	limited := newEnv(t, storagetest.SQLiteDSN(t), ratelimit.New(0.001, 2, 0))
 	limited.user(t, "frank")
 	lc, _ := limited.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
 	lconf := limited.conf(lc, "", oauth2.AuthStyleInParams)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 )
 
 // UserLookup finds users by ID; the token handler uses it to re-check the
@@ -32,7 +33,10 @@ type TokenHandler struct {
 	Store    TokenStore
 	Users    UserLookup
 	// Limiter, when set, throttles password grants per client IP.
-	Limiter  *KeyedLimiter
+	Limiter *ratelimit.Keyed
+	// ClientIP returns the rate-limit key of a request; default: the
+	// connection's remote address.
+	ClientIP func(*http.Request) string
 	MaxBytes int64
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -47,7 +51,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	grant := r.PostForm.Get("grant_type")
-	if grant == GrantPassword && h.Limiter != nil && !h.Limiter.Allow(clientIP(r)) {
+	if grant == GrantPassword && h.Limiter != nil && !h.Limiter.Allow(h.clientIP(r)) {
 		w.Header().Set("Retry-After", "1")
 		h.fail(ctx, w, r, nil, errTooManyRequests)
 		return
@@ -271,7 +275,10 @@ func parseForm(w http.ResponseWriter, r *http.Request, maxBytes int64) error {
 	return nil
 }
 
-func clientIP(r *http.Request) string {
+func (h *TokenHandler) clientIP(r *http.Request) string {
+	if h.ClientIP != nil {
+		return h.ClientIP(r)
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

@@ -137,9 +137,10 @@ func (a *app) users() *identity.Service {
 			MemoryKiB: c.Argon2.MemoryKiB, Iterations: c.Argon2.Iterations, Parallelism: c.Argon2.Parallelism,
 			SaltLength: c.Argon2.SaltLength, KeyLength: c.Argon2.KeyLength,
 		}),
-		Policy:  identity.PasswordPolicy{MinLength: c.Password.MinLength, MaxLength: c.Password.MaxLength},
-		Lockout: identity.LockoutPolicy{MaxFailures: c.Lockout.MaxFailures, Window: c.Lockout.Window, Duration: c.Lockout.Duration},
-		Logger:  a.logger,
+		Policy:              identity.PasswordPolicy{MinLength: c.Password.MinLength, MaxLength: c.Password.MaxLength},
+		Lockout:             identity.LockoutPolicy{MaxFailures: c.Lockout.MaxFailures, Window: c.Lockout.Window, Duration: c.Lockout.Duration},
+		Logger:              a.logger,
+		MaxConcurrentHashes: c.Argon2.MaxConcurrent,
 	}
 }
 

@@ -18,7 +18,9 @@ import (
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/clientip"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
+	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/admin"
@@ -95,15 +97,23 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	m := newMetrics(reg)
 
 	maxBytes := cfg.HTTP.MaxBodyBytes
-	var limiter *oauth.KeyedLimiter
-	if cfg.RateLimit.TokenPerIP > 0 {
-		limiter = oauth.NewKeyedLimiter(float64(cfg.RateLimit.TokenPerIP), cfg.RateLimit.TokenPerIP, 0)
+	ips, err := clientip.New(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	var tokenLimit, signupLimit *ratelimit.Keyed
+	if n := cfg.RateLimit.TokenPerIP; n > 0 {
+		tokenLimit = ratelimit.New(float64(n), n, 0)
+	}
+	if n := cfg.RateLimit.SignupPerMinutePerIP; n > 0 {
+		signupLimit = ratelimit.New(float64(n)/60, n, 0)
 	}
 	token := &oauth.TokenHandler{
-		Provider: provider, Store: a.store, Users: a.store, Limiter: limiter,
+		Provider: provider, Store: a.store, Users: a.store, Limiter: tokenLimit, ClientIP: ips.IP,
 		MaxBytes: maxBytes, Logger: a.logger, Observe: m.observeGrant,
 	}
-	signup := &identity.SignupHandler{Users: users, Enabled: cfg.Signup.Enabled, MaxBytes: maxBytes, Logger: a.logger}
+	signup := &identity.SignupHandler{Users: users, Enabled: cfg.Signup.Enabled, MaxBytes: maxBytes,
+		Limiter: signupLimit, ClientIP: ips.IP, Logger: a.logger}
 	meta := oauth.NewMetadata(cfg.Issuer, cfg.Keys.Algorithm, cfg.Signup.Enabled).Handler()
 
 	pub := http.NewServeMux()

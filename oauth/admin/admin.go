@@ -75,7 +75,7 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
 				return
 			}
-			if fosite.ErrInvalidScope.Is(err) {
+			if errors.Is(err, fosite.ErrInvalidScope) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="insufficient_scope", scope="admin"`)
 				httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EForbidden, Message: "the access token lacks scope admin"})
 				return

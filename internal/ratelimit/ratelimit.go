@@ -1,4 +1,5 @@
-package oauth
+// Package ratelimit limits events per key (a client IP) with token buckets.
+package ratelimit
 
 import (
 	"sync"
@@ -7,10 +8,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// KeyedLimiter is a token-bucket rate limiter per key (a client IP), with a
+// Keyed is a token-bucket rate limiter per key (a client IP), with a
 // bounded number of keys so that a flood of addresses cannot exhaust
 // memory. It is local to one replica.
-type KeyedLimiter struct {
+type Keyed struct {
 	rate    rate.Limit
 	burst   int
 	maxKeys int
@@ -20,17 +21,17 @@ type KeyedLimiter struct {
 	buckets map[string]*rate.Limiter
 }
 
-// NewKeyedLimiter allows perSecond events per key with the given burst,
+// New allows perSecond events per key with the given burst,
 // tracking at most maxKeys keys (default 100000).
-func NewKeyedLimiter(perSecond float64, burst, maxKeys int) *KeyedLimiter {
+func New(perSecond float64, burst, maxKeys int) *Keyed {
 	if maxKeys <= 0 {
 		maxKeys = 100000
 	}
-	return &KeyedLimiter{rate: rate.Limit(perSecond), burst: burst, maxKeys: maxKeys, now: time.Now, buckets: map[string]*rate.Limiter{}}
+	return &Keyed{rate: rate.Limit(perSecond), burst: burst, maxKeys: maxKeys, now: time.Now, buckets: map[string]*rate.Limiter{}}
 }
 
 // Allow reports whether one more event for key is allowed now.
-func (l *KeyedLimiter) Allow(key string) bool {
+func (l *Keyed) Allow(key string) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -47,7 +48,7 @@ func (l *KeyedLimiter) Allow(key string) bool {
 
 // evict drops buckets that have refilled completely (they carry no state),
 // and if none has, every bucket: forgetting is safe, it only forgives.
-func (l *KeyedLimiter) evict(now time.Time) {
+func (l *Keyed) evict(now time.Time) {
 	for k, b := range l.buckets {
 		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
