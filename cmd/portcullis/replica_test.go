@@ -245,7 +245,7 @@ func TestMySQLOutage(t *testing.T) {
 	if proxied == dsn {
 		t.Fatalf("cannot route %s through the proxy", dsn)
 	}
-	srv := startServer(t, serverEnv(proxied, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(t)))
+	srv := startServer(t, serverEnv(proxied, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(t), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"))
 	api := startUserAPI(t, srv.URL, audience)
 	ctx := t.Context()
 
