@@ -93,24 +93,14 @@ func Middleware(v *Verifier) func(http.Handler) http.Handler {
 // missing) it fails closed with 401.
 func RequireScope(scopes ...string) func(http.Handler) http.Handler {
 	want := quoteSafe(strings.Join(scopes, " "))
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, ok := ClaimsFromContext(r.Context())
-			if !ok {
-				writeError(w, http.StatusUnauthorized, "Bearer", "unauthorized", "missing bearer token")
-				return
+	return require(func(c *Claims) bool {
+		for _, s := range scopes {
+			if !c.HasScope(s) {
+				return false
 			}
-			for _, s := range scopes {
-				if !c.HasScope(s) {
-					writeError(w, http.StatusForbidden,
-						`Bearer error="insufficient_scope", scope="`+want+`"`,
-						"insufficient_scope", "token lacks required scope: "+want)
-					return
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
+		}
+		return true
+	}, `Bearer error="insufficient_scope", scope="`+want+`"`, "token lacks required scope: "+want)
 }
 
 // RequireRole returns middleware, to be placed after [Middleware], that lets
@@ -122,6 +112,20 @@ func RequireScope(scopes ...string) func(http.Handler) http.Handler {
 // Without claims in the context it fails closed with 401.
 func RequireRole(roles ...string) func(http.Handler) http.Handler {
 	desc := quoteSafe("token lacks required role: " + strings.Join(roles, " "))
+	return require(func(c *Claims) bool {
+		for _, role := range roles {
+			if !c.HasRole(role) {
+				return false
+			}
+		}
+		return true
+	}, `Bearer error="insufficient_scope", error_description="`+desc+`"`, desc)
+}
+
+// require lets a request through when allowed(claims) holds, answers 403
+// insufficient_scope with challenge otherwise, and fails closed with 401
+// when Middleware put no claims in the context.
+func require(allowed func(*Claims) bool, challenge, desc string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, ok := ClaimsFromContext(r.Context())
@@ -129,13 +133,9 @@ func RequireRole(roles ...string) func(http.Handler) http.Handler {
 				writeError(w, http.StatusUnauthorized, "Bearer", "unauthorized", "missing bearer token")
 				return
 			}
-			for _, role := range roles {
-				if !c.HasRole(role) {
-					writeError(w, http.StatusForbidden,
-						`Bearer error="insufficient_scope", error_description="`+desc+`"`,
-						"insufficient_scope", desc)
-					return
-				}
+			if !allowed(c) {
+				writeError(w, http.StatusForbidden, challenge, "insufficient_scope", desc)
+				return
 			}
 			next.ServeHTTP(w, r)
 		})
