@@ -1,7 +1,6 @@
 package configs
 
 import (
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/portcullis-auth/portcullis/keys"
 )
 
 // DSN schemes understood by [Config.StorageDriver].
@@ -19,7 +20,7 @@ const (
 )
 
 // SecretsKeySize is the length in bytes of a decoded secrets key.
-const SecretsKeySize = 32
+const SecretsKeySize = keys.SecretsKeySize
 
 // Config is the whole portcullis configuration. Build it with [Load] or
 // [Default]; a Config built by hand must pass [Config.Validate] before use.
@@ -328,28 +329,19 @@ func (c *Config) SecretsKeyOldBytes() ([]byte, error) {
 	return decodeSecretsKey("secrets_key_old", c.SecretsKeyOld)
 }
 
-// decodeSecretsKey decodes a base64 key in any of the four common encodings.
-// Its errors name the key but never include its value.
+// decodeSecretsKey decodes a base64 key with keys.DecodeSecretsKey. Its
+// errors name the configuration key and its environment variable but never
+// include the value.
 func decodeSecretsKey(name, s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
+	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
-	for _, enc := range []*base64.Encoding{
-		base64.StdEncoding, base64.RawStdEncoding,
-		base64.URLEncoding, base64.RawURLEncoding,
-	} {
-		b, err := enc.DecodeString(s)
-		if err != nil {
-			continue
-		}
-		if len(b) != SecretsKeySize {
-			return nil, fmt.Errorf("%s: decodes to %d bytes, want %d (generate one with `openssl rand -base64 %d`)",
-				name, len(b), SecretsKeySize, SecretsKeySize)
-		}
-		return b, nil
+	b, err := keys.DecodeSecretsKey(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (set by %s or the config file; generate one with `openssl rand -base64 %d`)",
+			name, err, envName(name), SecretsKeySize)
 	}
-	return nil, fmt.Errorf("%s: not valid base64 (standard or URL alphabet, padded or not)", name)
+	return b, nil
 }
 
 // InsecureIssuer reports whether the issuer uses plain http on a host other

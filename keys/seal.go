@@ -102,12 +102,12 @@ func DecodeSecretsKey(s string) ([]byte, error) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
 			if len(b) != SecretsKeySize {
-				return nil, fmt.Errorf("secrets key must decode to %d bytes, got %d", SecretsKeySize, len(b))
+				return nil, fmt.Errorf("decodes to %d bytes, want %d", len(b), SecretsKeySize)
 			}
 			return b, nil
 		}
 	}
-	return nil, errors.New("secrets key is not valid base64")
+	return nil, errors.New("not valid base64 (standard or URL alphabet, padded or not)")
 }
 
 // LoadOrCreateKeyFile reads a base64 secrets key from path, creating the
