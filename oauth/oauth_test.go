@@ -50,12 +50,17 @@ func fastHasher() *identity.PasswordHasher {
 
 func newEnv(t testing.TB, dsn string, limiter *ratelimit.Keyed) *env {
 	t.Helper()
+	return newEnvAlg(t, dsn, limiter, keys.ES256)
+}
+
+func newEnvAlg(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Algorithm) *env {
+	t.Helper()
 	store := storagetest.OpenDSN(t, dsn)
 	sealer, err := keys.NewSealer(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	km := keys.NewManager(store, sealer, keys.Options{})
+	km := keys.NewManager(store, sealer, keys.Options{Algorithm: alg})
 	if err := km.Init(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +162,29 @@ func TestPasswordGrantClaims(t *testing.T) {
 	}
 	if cl["jti"] == "" || cl["jti"] == nil {
 		t.Error("no jti")
+	}
+}
+
+// TestAlgorithms runs the whole server path (grant, introspection by the
+// kid-selecting signer) with each configurable algorithm; fosite's own
+// signer cannot introspect EdDSA tokens.
+func TestAlgorithms(t *testing.T) {
+	for _, alg := range []keys.Algorithm{keys.ES256, keys.RS256, keys.EdDSA} {
+		t.Run(string(alg), func(t *testing.T) {
+			e := newEnvAlg(t, storagetest.SQLiteDSN(t), nil, alg)
+			e.user(t, "algo")
+			c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+			tok, err := e.conf(c, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(t.Context(), "algo", "purple otter lamp 42")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h, _ := claimsOf(t, tok.AccessToken); h["alg"] != string(alg) {
+				t.Fatalf("alg = %v", h["alg"])
+			}
+			if _, _, err := e.provider.IntrospectToken(t.Context(), tok.AccessToken, fosite.AccessToken, oauth.NewSession()); err != nil {
+				t.Fatalf("introspect: %v", err)
+			}
+		})
 	}
 }
 

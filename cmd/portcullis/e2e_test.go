@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,6 +250,3 @@ func assertOAuthError(t *testing.T, err error, code string) {
 		t.Errorf("Cache-Control = %q, want no-store", cc)
 	}
 }
-
-var _ = slices.Contains[[]string]
-var _ = context.Background
