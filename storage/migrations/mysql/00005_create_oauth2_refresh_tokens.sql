@@ -2,6 +2,8 @@
 -- +goose NO TRANSACTION
 
 -- +goose Up
+-- No foreign key to clients: Vitess/PlanetScale-style engines do not enforce
+-- them; DeleteClient deletes a client's tokens in the same transaction.
 CREATE TABLE IF NOT EXISTS oauth2_refresh_tokens (
     signature        CHAR(64)     NOT NULL,
     access_signature VARCHAR(64)  NOT NULL DEFAULT '',
@@ -15,8 +17,7 @@ CREATE TABLE IF NOT EXISTS oauth2_refresh_tokens (
     PRIMARY KEY (signature),
     KEY oauth2_refresh_tokens_request_id (request_id),
     KEY oauth2_refresh_tokens_client_id (client_id),
-    KEY oauth2_refresh_tokens_expires_at (expires_at),
-    CONSTRAINT oauth2_refresh_tokens_client_fk FOREIGN KEY (client_id) REFERENCES clients (id) ON DELETE CASCADE
+    KEY oauth2_refresh_tokens_expires_at (expires_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- +goose Down
