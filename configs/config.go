@@ -123,7 +123,7 @@ type Argon2 struct {
 	KeyLength uint32 `yaml:"key_length"`
 	// MaxConcurrent bounds how many argon2id computations run at once (each
 	// holds MemoryKiB of memory), so a burst of logins queues instead of
-	// exhausting memory; 0 means twice the number of CPUs. Default: 0.
+	// exhausting memory; 0 means the number of CPUs (GOMAXPROCS). Default: 0.
 	MaxConcurrent int `yaml:"max_concurrent"`
 }
 

@@ -86,7 +86,7 @@ func (c *Config) Validate() error {
 		p.add("rate_limit.signup_per_minute_per_ip", "must not be negative (0 disables the limit)")
 	}
 	if c.Argon2.MaxConcurrent < 0 {
-		p.add("argon2.max_concurrent", "must not be negative (0 means twice the number of CPUs)")
+		p.add("argon2.max_concurrent", "must not be negative (0 means the number of CPUs)")
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)

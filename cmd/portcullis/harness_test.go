@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,7 +71,7 @@ type proc struct {
 	done chan struct{}
 }
 
-func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
+func startProc(t testing.TB, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
@@ -108,7 +106,7 @@ func (p *proc) stop() {
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -141,7 +139,7 @@ func serverEnv(dsn string, extra ...string) []string {
 }
 
 // startServer starts `portcullis serve` with env and waits until ready.
-func startServer(t *testing.T, env []string) *serverProc {
+func startServer(t testing.TB, env []string) *serverProc {
 	t.Helper()
 	pub, adm := freeAddr(t), freeAddr(t)
 	s := &serverProc{URL: "http://" + pub, AdminURL: "http://" + adm}
@@ -152,19 +150,11 @@ func startServer(t *testing.T, env []string) *serverProc {
 	return s
 }
 
-// startServerOn restarts a server with the same addresses and env.
-func (s *serverProc) restart(t *testing.T) {
-	t.Helper()
-	s.proc.stop()
-	s.proc = startProc(t, bins.portcullis, s.env, "serve")
-	waitHTTP(t, s.proc, s.URL+"/health/ready", http.StatusOK)
-}
-
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
 // waitHTTP polls url until it answers want, failing after 60 s or when the
 // process exits.
-func waitHTTP(t *testing.T, p *proc, url string, want int) {
+func waitHTTP(t testing.TB, p *proc, url string, want int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -187,7 +177,7 @@ func waitHTTP(t *testing.T, p *proc, url string, want int) {
 
 // cli runs the portcullis CLI with the server's environment and returns
 // stdout; it fails the test on a non-zero exit.
-func (s *serverProc) cli(t *testing.T, stdin string, args ...string) []byte {
+func (s *serverProc) cli(t testing.TB, stdin string, args ...string) []byte {
 	t.Helper()
 	out, errOut, err := s.tryCLI(stdin, args...)
 	if err != nil {
@@ -216,7 +206,7 @@ type clientInfo struct {
 	Audience     []string `json:"audience"`
 }
 
-func (s *serverProc) createClient(t *testing.T, args ...string) clientInfo {
+func (s *serverProc) createClient(t testing.TB, args ...string) clientInfo {
 	t.Helper()
 	out := s.cli(t, "", append([]string{"clients", "create", "--output", "json"}, args...)...)
 	var c clientInfo
@@ -227,7 +217,7 @@ func (s *serverProc) createClient(t *testing.T, args ...string) clientInfo {
 }
 
 // signup creates a user through POST /signup and returns its id.
-func signup(t *testing.T, baseURL, username, password string) string {
+func signup(t testing.TB, baseURL, username, password string) string {
 	t.Helper()
 	status, body := postJSON(t, baseURL+"/signup", map[string]string{"username": username, "password": password})
 	if status != http.StatusCreated {
@@ -240,7 +230,7 @@ func signup(t *testing.T, baseURL, username, password string) string {
 	return u.ID
 }
 
-func postJSON(t *testing.T, url string, v any) (int, []byte) {
+func postJSON(t testing.TB, url string, v any) (int, []byte) {
 	t.Helper()
 	b, _ := json.Marshal(v)
 	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
@@ -253,7 +243,7 @@ func postJSON(t *testing.T, url string, v any) (int, []byte) {
 }
 
 // startUserAPI runs the reference resource server against issuer.
-func startUserAPI(t *testing.T, issuer, audience string) string {
+func startUserAPI(t testing.TB, issuer, audience string) string {
 	t.Helper()
 	addr := freeAddr(t)
 	p := startProc(t, bins.userapi, []string{"PATH=" + os.Getenv("PATH")},
@@ -265,7 +255,7 @@ func startUserAPI(t *testing.T, issuer, audience string) string {
 
 // me calls GET /users/me with token and returns the status, body and
 // WWW-Authenticate header.
-func me(t *testing.T, userAPI, token string) (int, []byte, string) {
+func me(t testing.TB, userAPI, token string) (int, []byte, string) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, userAPI+"/users/me", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -279,7 +269,7 @@ func me(t *testing.T, userAPI, token string) (int, []byte, string) {
 }
 
 // jwtParts decodes a compact JWS's header and claims without verifying.
-func jwtParts(t *testing.T, token string) (header, claims map[string]any) {
+func jwtParts(t testing.TB, token string) (header, claims map[string]any) {
 	t.Helper()
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
@@ -295,22 +285,4 @@ func jwtParts(t *testing.T, token string) (header, claims map[string]any) {
 		}
 	}
 	return header, claims
-}
-
-// logLine waits for a log line matching re in p's output and returns the
-// first submatch.
-func logLine(t *testing.T, p *proc, re *regexp.Regexp) string {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		sc := bufio.NewScanner(strings.NewReader(p.out.String()))
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				return m[1]
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no log line matching %s", re)
-	return ""
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
-func randomSecretsKey(t *testing.T) string {
+func randomSecretsKey(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
