@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,7 +14,7 @@ import (
 )
 
 // only answers requests whose method is not method with a JSON 405.
-func only(method string, h http.Handler, logger *slog.Logger) http.Handler {
+func only(method string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 			w.Header().Set("Allow", method)
@@ -99,8 +100,14 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// instrument counts requests and observes latency for one route.
-func (m *metrics) instrument(route string, h http.Handler) http.Handler {
+// instrument counts requests, observes latency and writes an access-log
+// line (health probes at debug level) for one route. Nothing from the
+// request body, query or headers is logged: they may carry credentials.
+func (m *metrics) instrument(route string, logger *slog.Logger, h http.Handler) http.Handler {
+	level := slog.LevelInfo
+	if strings.HasPrefix(route, "/health/") {
+		level = slog.LevelDebug
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
@@ -108,7 +115,10 @@ func (m *metrics) instrument(route string, h http.Handler) http.Handler {
 		if rec.code == 0 {
 			rec.code = http.StatusOK
 		}
+		elapsed := time.Since(start)
 		m.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
-		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+		logger.Log(r.Context(), level, "request", "method", r.Method, "path", route, "status", rec.code,
+			"duration", elapsed.Round(time.Microsecond), "remote", r.RemoteAddr)
 	})
 }

@@ -118,7 +118,7 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 
 	pub := http.NewServeMux()
 	route := func(pattern, method string, h http.Handler) {
-		pub.Handle(pattern, m.instrument(pattern, only(method, h, a.logger)))
+		pub.Handle(pattern, m.instrument(pattern, a.logger, only(method, h)))
 	}
 	route("/signup", http.MethodPost, signup)
 	route("/oauth2/token", http.MethodPost, token)
