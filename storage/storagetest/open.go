@@ -42,7 +42,7 @@ func mysqlAdmin(t testing.TB) (*sql.DB, *gomysql.Config) {
 	t.Helper()
 	raw := os.Getenv(MySQLEnv)
 	if raw == "" {
-		t.Skip(MySQLEnv + " not set; skipping MySQL conformance")
+		t.Skip(MySQLEnv + " not set; skipping this MySQL test (set it to a DSN such as root:@tcp(127.0.0.1:3306)/test?parseTime=true)")
 	}
 	cfg, err := gomysql.ParseDSN(raw)
 	if err != nil {
