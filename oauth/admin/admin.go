@@ -1,13 +1,16 @@
 // Package admin is Portcullis's administration API, served on the admin
 // listener: clients, users and signing keys. Every route requires a Bearer
-// access token issued by this server with scope "admin"; the token is
-// introspected through fosite, so revoked tokens stop working at once.
+// access token issued by this server with scope "admin": a client's token
+// (client_credentials), or a user's token whose user currently holds role
+// "admin". The token is introspected through fosite, so revoked tokens stop
+// working at once; refresh tokens are refused.
 package admin
 
 import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +25,11 @@ import (
 
 // Scope is the scope an access token needs to call the admin API.
 const Scope = "admin"
+
+// Role is the role a user must hold for a user's access token (password
+// grant) to be accepted by the admin API; tokens of clients (grant
+// client_credentials, sub = client_id) need only the scope.
+const Role = "admin"
 
 // Handler serves the admin API. All fields are required except Logger.
 type Handler struct {
@@ -69,29 +77,59 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "a Bearer access token with scope admin is required"})
 			return
 		}
-		_, ar, err := h.Provider.IntrospectToken(r.Context(), token, fosite.AccessToken, oauth.NewSession(), Scope)
+		ctx := r.Context()
+		tokenType, ar, err := h.Provider.IntrospectToken(ctx, token, fosite.AccessToken, oauth.NewSession(), Scope)
 		if err != nil {
 			if errors.Is(err, apperr.ErrUnavailable) {
 				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
 				return
 			}
 			if errors.Is(err, fosite.ErrInvalidScope) {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="insufficient_scope", scope="admin"`)
-				httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EForbidden, Message: "the access token lacks scope admin"})
+				forbid(w, r, h.Logger, "the access token lacks scope admin")
 				return
 			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="invalid_token"`)
-			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token is invalid, expired or revoked"})
+			unauthorized(w, r, h.Logger)
 			return
+		}
+		// fosite also introspects refresh tokens; only access tokens are
+		// bearer credentials.
+		if tokenType != fosite.AccessToken {
+			unauthorized(w, r, h.Logger)
+			return
+		}
+		subject := ar.GetSession().GetSubject()
+		if subject != ar.GetClient().GetID() {
+			// A user's token: scope admin alone would make every user of a
+			// password client registered with that scope an administrator.
+			u, err := h.Users.Lookup(ctx, subject)
+			switch {
+			case errors.Is(err, apperr.ErrUnavailable):
+				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
+				return
+			case err != nil, u.Disabled, !slices.Contains(u.Roles, Role):
+				forbid(w, r, h.Logger, "a user's token needs the user to hold role admin")
+				return
+			}
 		}
 		if err := fn(w, r); err != nil {
 			httpjson.WriteError(w, r, h.Logger, identity.AsAppError(err))
 			return
 		}
 		if h.Logger != nil {
-			h.Logger.InfoContext(r.Context(), "admin action", "method", r.Method, "path", r.URL.Path, "client_id", ar.GetClient().GetID())
+			h.Logger.InfoContext(ctx, "admin action", "method", r.Method, "path", r.URL.Path,
+				"client_id", ar.GetClient().GetID(), "sub", subject)
 		}
 	})
+}
+
+func unauthorized(w http.ResponseWriter, r *http.Request, logger *slog.Logger) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="invalid_token"`)
+	httpjson.WriteError(w, r, logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token is invalid, expired or revoked"})
+}
+
+func forbid(w http.ResponseWriter, r *http.Request, logger *slog.Logger, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="insufficient_scope", scope="admin"`)
+	httpjson.WriteError(w, r, logger, &apperr.Error{Code: apperr.EForbidden, Message: msg})
 }
 
 func bearer(r *http.Request) (string, bool) {

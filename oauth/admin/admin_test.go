@@ -742,3 +742,61 @@ func TestKeys(t *testing.T) {
 		t.Errorf("%d keys after rejected rotations, want 4", n)
 	}
 }
+
+// TestUserTokens: a user's access token with scope admin is accepted only
+// while the user holds role admin and is enabled; refresh tokens are never
+// bearer credentials.
+func TestUserTokens(t *testing.T) {
+	e := newEnv(t)
+	ui, _, err := e.clients.Create(t.Context(), oauth.ClientSpec{
+		Name: "ui", Public: true, Scopes: []string{admin.Scope, "read"}, Audience: []string{api},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []struct {
+		name  string
+		roles []string
+	}{{"mallory", nil}, {"root", []string{admin.Role}}} {
+		if _, err := e.users.Signup(t.Context(), u.name, "purple otter lamp 42", u.roles); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := &oauth2.Config{ClientID: ui.ID, Scopes: []string{admin.Scope},
+		Endpoint: oauth2.Endpoint{TokenURL: e.public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
+	login := func(name string) *oauth2.Token {
+		tok, err := conf.PasswordCredentialsToken(t.Context(), name, "purple otter lamp 42")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	mallory, root := login("mallory"), login("root")
+
+	tests := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"user without role admin", mallory.AccessToken, http.StatusForbidden},
+		{"user with role admin", root.AccessToken, http.StatusOK},
+		{"refresh token of a user with role admin", root.RefreshToken, http.StatusUnauthorized},
+		{"refresh token of a user without it", mallory.RefreshToken, http.StatusUnauthorized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := e.doWith(t, "Bearer "+tc.token, http.MethodGet, "/admin/clients", nil); r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			}
+		})
+	}
+
+	// Disabling the administrator takes effect on the token already issued.
+	yes := true
+	if _, err := e.users.Update(t.Context(), "root", identity.Change{Disabled: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.doWith(t, "Bearer "+root.AccessToken, http.MethodGet, "/admin/clients", nil); r.status != http.StatusForbidden {
+		t.Fatalf("disabled admin user: status %d", r.status)
+	}
+}
