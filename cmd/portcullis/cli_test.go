@@ -343,9 +343,9 @@ func TestCLIKeys(t *testing.T) {
 	}
 
 	before := time.Now()
-	now, r := runJSON[cliKey](t, e, "", "keys", "rotate", "--now")
+	now, r := runJSON[cliKey](t, e, "", "keys", "rotate")
 	if now.KID == "" || now.ActivatesAt.Before(before.Add(-2*time.Second)) || now.ActivatesAt.After(time.Now()) {
-		t.Errorf("rotate --now = %+v, want activates_at about now", now)
+		t.Errorf("rotate = %+v, want activates_at about now", now)
 	}
 	// Without PORTCULLIS_SECRETS_KEY on SQLite, the key file is generated.
 	keyFile := strings.TrimPrefix(e.dsn, "sqlite://") + ".key"
@@ -357,19 +357,19 @@ func TestCLIKeys(t *testing.T) {
 	}
 	ks, _ := runJSON[[]cliKey](t, e, "", "keys", "list")
 	if len(ks) != 1 || ks[0].KID != now.KID || ks[0].State != "active" {
-		t.Fatalf("after rotate --now: %+v, want one active key", ks)
+		t.Fatalf("after rotate: %+v, want one active key", ks)
 	}
 
-	pre, r := runJSON[cliKey](t, e, "", "keys", "rotate")
+	pre, r := runJSON[cliKey](t, e, "", "keys", "rotate", "--prepublish")
 	if pre.KID == "" || pre.KID == now.KID || time.Until(pre.ActivatesAt) < 50*time.Minute {
-		t.Errorf("rotate = %+v, want activates_at about an hour from now", pre)
+		t.Errorf("rotate --prepublish = %+v, want activates_at about an hour from now", pre)
 	}
 	if strings.Contains(r.stderr, "generated") {
 		t.Errorf("second rotation generated a new secrets key: %q", r.stderr)
 	}
 	ks, _ = runJSON[[]cliKey](t, e, "", "keys", "list")
 	if len(ks) != 2 || ks[0].State != "active" || ks[1].KID != pre.KID || ks[1].State != "published" {
-		t.Errorf("after rotate: %+v, want active then published", ks)
+		t.Errorf("after rotate --prepublish: %+v, want active then published", ks)
 	}
 	if ks[0].WrapKeyID == "" || ks[0].WrapKeyID != ks[1].WrapKeyID {
 		t.Errorf("wrap key ids %q %q, want both sealed with the generated key", ks[0].WrapKeyID, ks[1].WrapKeyID)
@@ -392,7 +392,7 @@ func TestCLIKeysRewrap(t *testing.T) {
 	withK2 := base.with("PORTCULLIS_SECRETS_KEY=" + k2)
 	rewrapEnv := base.with("PORTCULLIS_SECRETS_KEY="+k2, "PORTCULLIS_SECRETS_KEY_OLD="+k1)
 
-	first, _ := runJSON[cliKey](t, withK1, "", "keys", "rotate", "--now")
+	first, _ := runJSON[cliKey](t, withK1, "", "keys", "rotate")
 	if _, err := os.Stat(strings.TrimPrefix(base.dsn, "sqlite://") + ".key"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a key file was generated although PORTCULLIS_SECRETS_KEY is set: %v", err)
 	}
@@ -414,7 +414,7 @@ func TestCLIKeysRewrap(t *testing.T) {
 	}
 
 	// Now the new key alone works, and the old one no longer does.
-	second, _ := runJSON[cliKey](t, withK2, "", "keys", "rotate", "--now")
+	second, _ := runJSON[cliKey](t, withK2, "", "keys", "rotate")
 	if second.KID == "" || second.KID == first.KID {
 		t.Errorf("rotate after rewrap = %+v", second)
 	}

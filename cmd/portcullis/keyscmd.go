@@ -32,16 +32,19 @@ func keysCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			})
 		}),
 	}
-	var now bool
+	var prepublish bool
 	rotate := &cobra.Command{
-		Use:   "rotate [--now]",
-		Short: "Create a new signing key: published at once, signing after keys.prepublication (or at once with --now)",
-		Long: `Create a new signing key. It is published in the JWKS at once and starts
-signing after keys.prepublication, so every resource server's cached JWKS
-holds it before any token carries it, and no verification fails. Running
-servers pick it up within keys.reload_interval. Use --now for a compromised
-key: the new key signs as soon as each server reloads, and resource servers
-fetch it when they first see its kid.`,
+		Use:   "rotate [--prepublish]",
+		Short: "Create a new signing key and make it the active key (or pre-publish it with --prepublish)",
+		Long: `Create a new signing key. By default it is the active key at once: a running
+server signs with it after its next key reload (keys.reload_interval), and
+resource servers fetch it from the JWKS when they first see its kid. Use this
+for a compromised key.
+
+With --prepublish the key is published in the JWKS now and signs only after
+keys.prepublication, so every resource server's cached JWKS holds it before
+any token carries it and no verification can fail; scheduled rotation works
+this way.`,
 		Args: cobra.NoArgs,
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
 			m, _, _, err := a.keyManager()
@@ -51,9 +54,9 @@ fetch it when they first see its kid.`,
 			if err := m.Reload(ctx); err != nil {
 				return err
 			}
-			after := a.cfg.Keys.Prepublication
-			if now {
-				after = 0
+			var after time.Duration
+			if prepublish {
+				after = a.cfg.Keys.Prepublication
 			}
 			k, err := m.Rotate(ctx, after)
 			if err != nil {
@@ -66,7 +69,7 @@ fetch it when they first see its kid.`,
 			})
 		}),
 	}
-	rotate.Flags().BoolVar(&now, "now", false, "start signing at once instead of after the pre-publication window")
+	rotate.Flags().BoolVar(&prepublish, "prepublish", false, "publish the key now, sign with it only after keys.prepublication")
 	rewrap := &cobra.Command{
 		Use:   "rewrap",
 		Short: "Re-encrypt every private key under PORTCULLIS_SECRETS_KEY (the old key in PORTCULLIS_SECRETS_KEY_OLD)",

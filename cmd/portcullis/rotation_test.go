@@ -46,7 +46,8 @@ func adminDo(t *testing.T, srv *serverProc, token, method, path string, out any)
 
 // TestKeyRotationUnderLoad keeps several goroutines fetching fresh tokens
 // and calling userapi while the signing key is rotated three times through
-// the admin API: not a single verification may fail. Windows are shortened
+// the admin API with pre-publication (as scheduled rotation does): not a
+// single verification may fail. Windows are shortened
 // (published 8 s before signing, JWKS max-age 1 s) so the test is quick;
 // the invariant prepublication > JWKS max-age + userapi's refresh interval
 // is the same as with the defaults.
@@ -97,7 +98,7 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 			KID         string    `json:"kid"`
 			ActivatesAt time.Time `json:"activates_at"`
 		}
-		if status := adminDo(t, srv, admin, http.MethodPost, "/admin/keys/rotate", &rot); status != http.StatusCreated {
+		if status := adminDo(t, srv, admin, http.MethodPost, "/admin/keys/rotate?prepublish=true", &rot); status != http.StatusCreated {
 			t.Fatalf("rotation %d: status %d", i, status)
 		}
 		// Wait until tokens carry the new kid, then a little longer.

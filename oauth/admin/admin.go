@@ -333,18 +333,19 @@ type rotateResponse struct {
 	ActivatesAt time.Time `json:"activates_at"`
 }
 
-// rotateKey creates a new signing key. By default it is published now and
-// signs after the pre-publication window, so every resource-server cache
-// knows it before any token carries it (zero failed verifications);
-// ?immediate=true makes it sign at once, for a compromised key.
+// rotateKey creates a new signing key that signs at once (the contract's
+// "new active key"); resource servers learn it when they first see its kid.
+// ?prepublish=true instead publishes it now and lets it sign only after the
+// pre-publication window, so every resource-server cache knows it before
+// any token carries it: the zero-failure way, which scheduled rotation uses.
 func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) error {
-	after := h.Prepublication
-	switch r.URL.Query().Get("immediate") {
+	var after time.Duration
+	switch r.URL.Query().Get("prepublish") {
 	case "", "false":
 	case "true":
-		after = 0
+		after = h.Prepublication
 	default:
-		return &apperr.Error{Code: apperr.EInvalid, Message: "immediate must be true or false"}
+		return &apperr.Error{Code: apperr.EInvalid, Message: "prepublish must be true or false"}
 	}
 	k, err := h.Keys.Rotate(r.Context(), after)
 	if err != nil {
