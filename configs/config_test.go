@@ -550,3 +550,16 @@ func TestSecretsKeyBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateAgainstHasherAndSecrets: values the argon2id hasher would
+// refuse fail at start-up, and DSN errors never echo the password.
+func TestValidateAgainstHasherAndSecrets(t *testing.T) {
+	_, err := configs.Load("", []string{"PORTCULLIS_ARGON2_ITERATIONS=101"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "argon2") {
+		t.Errorf("iterations 101 (beyond the hasher's bound): %v", err)
+	}
+	_, err = configs.Load("", []string{"PORTCULLIS_DSN=mysql://root:s3cret/pw@tcp(127.0.0.1:3306)"}, nil)
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("malformed MySQL DSN error leaks the password or passes: %v", err)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/portcullis-auth/portcullis/identity"
 )
 
 // Limits enforced by Validate.
@@ -114,7 +116,9 @@ func (c *Config) validateDSN(p *problems) {
 		mc, err := mysql.ParseDSN(raw)
 		switch {
 		case err != nil:
-			p.add("dsn", "not a valid MySQL DSN (%s): %v", want, err)
+			// The driver's message can quote parts of the DSN, password
+			// included, so it is not repeated.
+			p.add("dsn", "not a valid MySQL DSN (%s)", want)
 		case mc.DBName == "":
 			p.add("dsn", "the MySQL DSN names no database (%s)", want)
 		case !mc.ParseTime && hasDSNParam(raw, "parseTime"):
@@ -215,6 +219,7 @@ func (c *Config) validatePassword(p *problems) {
 
 func (c *Config) validateArgon2(p *problems) {
 	a := c.Argon2
+	before := len(*p)
 	if a.Parallelism < 1 {
 		p.add("argon2.parallelism", "must be at least 1")
 	}
@@ -229,6 +234,24 @@ func (c *Config) validateArgon2(p *problems) {
 	}
 	if a.KeyLength < minArgon2Key {
 		p.add("argon2.key_length", "%d is below %d bytes", a.KeyLength, minArgon2Key)
+	}
+	if len(*p) == before {
+		// The hasher's own bounds (which also guard stored hashes) are
+		// tighter in places: check them too, so that a value it would
+		// refuse is a start-up error rather than failing sign-ups and
+		// making unknown-user logins cheaper than wrong passwords.
+		if err := c.Argon2Params().Validate(); err != nil {
+			p.add("argon2", "%v", err)
+		}
+	}
+}
+
+// Argon2Params returns the argon2id parameters for identity's hasher.
+func (c *Config) Argon2Params() identity.Argon2Params {
+	a := c.Argon2
+	return identity.Argon2Params{
+		MemoryKiB: a.MemoryKiB, Iterations: a.Iterations, Parallelism: a.Parallelism,
+		SaltLength: a.SaltLength, KeyLength: a.KeyLength,
 	}
 }
 

@@ -132,11 +132,8 @@ func (a *app) keyManager() (*keys.Manager, []byte, []byte, error) {
 func (a *app) users() *identity.Service {
 	c := a.cfg
 	return &identity.Service{
-		Store: a.store,
-		Hasher: identity.NewPasswordHasher(identity.Argon2Params{
-			MemoryKiB: c.Argon2.MemoryKiB, Iterations: c.Argon2.Iterations, Parallelism: c.Argon2.Parallelism,
-			SaltLength: c.Argon2.SaltLength, KeyLength: c.Argon2.KeyLength,
-		}),
+		Store:               a.store,
+		Hasher:              identity.NewPasswordHasher(c.Argon2Params()),
 		Policy:              identity.PasswordPolicy{MinLength: c.Password.MinLength, MaxLength: c.Password.MaxLength},
 		Lockout:             identity.LockoutPolicy{MaxFailures: c.Lockout.MaxFailures, Window: c.Lockout.Window, Duration: c.Lockout.Duration},
 		Logger:              a.logger,
