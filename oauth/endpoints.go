@@ -26,10 +26,13 @@ func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	err := h.Provider.NewRevocationRequest(r.Context(), r)
 	if err != nil {
 		rfc := toRFC6749(err)
-		// RFC 7009 §2.2: only a client or request error is reported; a
-		// storage outage must not pretend the token was revoked.
+		// RFC 7009 §2.1-2.2: an unknown or invalid token is answered 200,
+		// but client and request errors are reported, including a token
+		// issued to another client (unauthorized_client), and a storage
+		// outage must not pretend the token was revoked.
 		if rfc.CodeField == http.StatusServiceUnavailable || rfc.ErrorField == fosite.ErrInvalidClient.ErrorField ||
-			rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField || rfc.CodeField >= 500 {
+			rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField || rfc.ErrorField == fosite.ErrUnauthorizedClient.ErrorField ||
+			rfc.CodeField >= 500 {
 			if rfc.CodeField >= 500 && h.Logger != nil {
 				h.Logger.ErrorContext(r.Context(), "revocation failed", "err", err)
 			}
@@ -67,6 +70,10 @@ func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField:
 			if rfc.CodeField >= 500 && h.Logger != nil {
 				h.Logger.ErrorContext(ctx, "introspection failed", "err", err)
+			}
+			if rfc.ErrorField == fosite.ErrRequestUnauthorized.ErrorField {
+				// fosite's own code is not an RFC 6749 §5.2 one.
+				rfc = fosite.ErrInvalidClient.WithHint("Authenticate as a confidential client with HTTP Basic, or with a Bearer access token.")
 			}
 			writeOAuthError(w, r, rfc)
 		default:
@@ -109,7 +116,7 @@ func NewMetadata(issuer, alg string, signup bool) Metadata {
 		ResponseTypesSupported:                    []string{},
 		TokenEndpointAuthMethodsSupported:         []string{AuthSecretBasic, AuthSecretPost, AuthNone},
 		RevocationEndpointAuthMethodsSupported:    []string{AuthSecretBasic, AuthSecretPost, AuthNone},
-		IntrospectionEndpointAuthMethodsSupported: []string{AuthSecretBasic, "bearer"},
+		IntrospectionEndpointAuthMethodsSupported: []string{AuthSecretBasic},
 		AccessTokenSigningAlgValuesSupported:      []string{alg},
 	}
 	if signup {

@@ -548,3 +548,46 @@ func FuzzIntrospect(f *testing.F) {
 		}
 	})
 }
+
+// TestRevokeAndIntrospectErrors: RFC 7009 refuses revoking another
+// client's token; introspection errors use RFC 6749 codes.
+func TestRevokeAndIntrospectErrors(t *testing.T) {
+	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e.user(t, "hank")
+	a, _ := e.client(t, oauth.ClientSpec{Name: "a", Public: true, Audience: []string{api}})
+	b, _ := e.client(t, oauth.ClientSpec{Name: "b", Public: true, Audience: []string{api}})
+	tok, err := e.conf(a, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(t.Context(), "hank", "purple otter lamp 42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(path string, form url.Values, basic ...string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if len(basic) == 2 {
+			req.SetBasicAuth(basic[0], basic[1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	status, body := post("/oauth2/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {b.ID}})
+	if status != http.StatusBadRequest || body["error"] != "unauthorized_client" {
+		t.Fatalf("revoking another client's token: %d %v", status, body)
+	}
+	if _, err := e.conf(a, "", oauth2.AuthStyleInParams).TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+		t.Fatalf("the token was revoked by another client: %v", err)
+	}
+	status, body = post("/oauth2/introspect", url.Values{"token": {tok.AccessToken}})
+	if status != http.StatusUnauthorized || body["error"] != "invalid_client" {
+		t.Fatalf("unauthenticated introspection: %d %v", status, body)
+	}
+	status, _ = post("/oauth2/revoke", url.Values{"token": {"unknown"}, "client_id": {a.ID}})
+	if status != http.StatusOK {
+		t.Fatalf("revoking an unknown token: %d, want 200 (RFC 7009 §2.2)", status)
+	}
+}
