@@ -76,13 +76,18 @@ type Key struct {
 // StateAt returns the key's state at now given whether it is the current
 // signer and how long retired keys stay published.
 func (k *Record) StateAt(now time.Time, signer bool, retention time.Duration) State {
+	retired := !k.RetiredAt.IsZero()
 	switch {
+	case retired && !now.Before(k.RetiredAt.Add(retention)):
+		return StateExpired
+	case now.Before(k.ActivatesAt) && retired && !k.RetiredAt.After(k.ActivatesAt):
+		// Superseded before it ever signed (an immediate rotation during
+		// its pre-publication): it never will.
+		return StateRetired
 	case now.Before(k.ActivatesAt):
 		return StatePublished
 	case signer:
 		return StateActive
-	case !k.RetiredAt.IsZero() && !now.Before(k.RetiredAt.Add(retention)):
-		return StateExpired
 	default:
 		return StateRetired
 	}

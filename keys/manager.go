@@ -28,7 +28,7 @@ type Store interface {
 	// ListKeys returns every stored key ordered by generation.
 	ListKeys(ctx context.Context) ([]Record, error)
 	// CreateKey inserts rec and, in the same transaction, sets RetiredAt to
-	// retireAt on every older key that is not yet retired. It fails with
+	// retireAt on every older key not yet retired or due to retire later. It fails with
 	// apperr.ErrAlreadyExists, writing nothing, when rec's generation or ID
 	// is taken: this is the compare-and-set that lets one replica rotate.
 	CreateKey(ctx context.Context, rec Record, retireAt time.Time) error

@@ -408,3 +408,48 @@ func BenchmarkSign(b *testing.B) {
 		})
 	}
 }
+
+// TestImmediateRotationDuringPrepublication: a key rotated out at once
+// while a pre-published rotation is pending is retired now, not when the
+// pending key would have activated.
+func TestImmediateRotationDuringPrepublication(t *testing.T) {
+	c := newClock()
+	store := openStore(t)
+	m := keys.NewManager(store, sealer(t, secret(t)), opts(c, keys.ES256))
+	ctx := t.Context()
+	if err := m.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := m.SigningKey()
+	pending, err := m.Rotate(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.advance(time.Minute)
+	now, err := m.Rotate(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := m.SigningKey(); k.ID != now.ID {
+		t.Fatalf("signing with %s, want the immediate key %s", k.ID, now.ID)
+	}
+	st, err := m.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.ID == first.ID || s.ID == pending.ID {
+			if s.RetiredAt == nil || !s.RetiredAt.Equal(c.now().Truncate(time.Second)) {
+				t.Errorf("key %s retired at %v, want now (%v)", s.ID, s.RetiredAt, c.now())
+			}
+		}
+	}
+	// Past retention (20 min) both old keys leave the JWKS.
+	c.advance(21 * time.Minute)
+	if err := m.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := jwks(t, m); len(ids) != 1 || ids[0] != now.ID {
+		t.Fatalf("JWKS = %v, want only %s", ids, now.ID)
+	}
+}
