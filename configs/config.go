@@ -58,6 +58,12 @@ type Config struct {
 	// and at most 8760h. Default: 720h.
 	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl"`
 
+	// RefreshTokenReuseGrace is how long after a refresh token was used a
+	// second use counts as a concurrent duplicate (refused, the grant
+	// survives) instead of a replay (the whole grant is revoked, RFC 9700
+	// section 4.14.2); between 0 (strict) and 5m. Default: 10s.
+	RefreshTokenReuseGrace time.Duration `yaml:"refresh_token_reuse_grace"`
+
 	// SecretsKey is the base64 (standard or URL alphabet, padded or not) of
 	// the 32-byte key that encrypts private signing keys at rest. Required
 	// with a MySQL DSN; with SQLite, when empty, the server generates one into
@@ -228,14 +234,15 @@ type Log struct {
 // started with it uses SQLite in ./portcullis.db and listens on :8080.
 func Default() Config {
 	return Config{
-		DSN:             "sqlite://portcullis.db",
-		Issuer:          "http://localhost:8080",
-		PublicAddr:      ":8080",
-		AdminAddr:       "127.0.0.1:8081",
-		AccessTokenTTL:  15 * time.Minute,
-		RefreshTokenTTL: 720 * time.Hour,
-		Signup:          Signup{Enabled: true},
-		Password:        Password{MinLength: 12, MaxLength: 128},
+		DSN:                    "sqlite://portcullis.db",
+		Issuer:                 "http://localhost:8080",
+		PublicAddr:             ":8080",
+		AdminAddr:              "127.0.0.1:8081",
+		AccessTokenTTL:         15 * time.Minute,
+		RefreshTokenReuseGrace: 10 * time.Second,
+		RefreshTokenTTL:        720 * time.Hour,
+		Signup:                 Signup{Enabled: true},
+		Password:               Password{MinLength: 12, MaxLength: 128},
 		Argon2: Argon2{
 			MemoryKiB:   19456,
 			Iterations:  2,

@@ -67,6 +67,10 @@ func (c *Config) Validate() error {
 			fmtDuration(c.AccessTokenTTL), fmtDuration(maxRefreshTokenTTL))
 	}
 
+	if c.RefreshTokenReuseGrace < 0 || c.RefreshTokenReuseGrace > 5*time.Minute {
+		p.add("refresh_token_reuse_grace", "%s is outside 0..5m", fmtDuration(c.RefreshTokenReuseGrace))
+	}
+
 	if _, err := c.SecretsKeyBytes(); err != nil {
 		p = append(p, err)
 	}

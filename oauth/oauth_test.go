@@ -55,7 +55,12 @@ func newEnv(t testing.TB, dsn string, limiter *ratelimit.Keyed) *env {
 
 func newEnvAlg(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Algorithm) *env {
 	t.Helper()
-	store := storagetest.OpenDSN(t, dsn)
+	return newEnvWith(t, dsn, limiter, alg, 10*time.Second)
+}
+
+func newEnvWith(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Algorithm, reuseGrace time.Duration) *env {
+	t.Helper()
+	store := storagetest.OpenDSN(t, dsn, storage.Options{RefreshReuseGrace: reuseGrace})
 	sealer, err := keys.NewSealer(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -354,12 +359,48 @@ func TestConcurrentRefresh(t *testing.T) {
 			if results["ok"] != 1 || results["invalid_grant"] != 19 {
 				t.Fatalf("results = %v, want exactly one success and 19 invalid_grant", results)
 			}
-			// The winner's new refresh token belongs to a live grant only
-			// if no loser triggered reuse detection on a fresh token.
+			// The losers were duplicates within the reuse grace, not
+			// replays: the grant, and so the winner's new token, survives.
 			if _, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: winner.RefreshToken}).Token(); err != nil {
-				t.Logf("winner's token after the race: %v (reuse detection revoked the family)", err)
+				t.Fatalf("winner's refresh token after the race: %v", err)
 			}
 		})
+	}
+}
+
+// TestRefreshReuse: a second use of a refresh token within the grace is
+// refused and the grant survives; after it, it is a replay and the whole
+// grant is revoked (RFC 9700 §4.14.2).
+func TestRefreshReuse(t *testing.T) {
+	e := newEnvWith(t, storagetest.SQLiteDSN(t), nil, keys.ES256, time.Second)
+	e.user(t, "ivy")
+	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	conf := e.conf(c, "", oauth2.AuthStyleInParams)
+	ctx := t.Context()
+	refresh := func(rt string) (*oauth2.Token, error) {
+		return conf.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
+	}
+	tok, err := conf.PasswordCredentialsToken(ctx, "ivy", "purple otter lamp 42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := refresh(tok.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh(tok.RefreshToken); rfcCode(t, err) != "invalid_grant" {
+		t.Fatal("duplicate within the grace was accepted")
+	}
+	next, err = refresh(next.RefreshToken)
+	if err != nil {
+		t.Fatalf("grant revoked by a duplicate within the grace: %v", err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := refresh(tok.RefreshToken); rfcCode(t, err) != "invalid_grant" {
+		t.Fatal("replay after the grace was accepted")
+	}
+	if _, err := refresh(next.RefreshToken); rfcCode(t, err) != "invalid_grant" {
+		t.Fatal("grant still alive after a replay")
 	}
 }
 

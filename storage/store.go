@@ -59,6 +59,11 @@ type Options struct {
 	// ConnMaxIdleTime closes connections idle for longer (MySQL only;
 	// default 5m).
 	ConnMaxIdleTime time.Duration
+	// RefreshReuseGrace is how long after its rotation a refresh token
+	// presented again is treated as a concurrent duplicate (the request is
+	// refused, the grant survives) rather than as reuse (the whole grant is
+	// revoked, RFC 9700 §4.14.2). Zero is strict: any reuse revokes.
+	RefreshReuseGrace time.Duration
 	// Logger receives SQL statements at debug level (without their
 	// arguments, which include secrets) and migration progress at info.
 	// Nil discards everything.
@@ -69,10 +74,11 @@ type Options struct {
 // interface. Its methods are safe for concurrent use. Create it with Open,
 // release it with Close.
 type Store struct {
-	gdb    *gorm.DB
-	sqlDB  *sql.DB
-	driver string
-	logger *slog.Logger
+	gdb        *gorm.DB
+	sqlDB      *sql.DB
+	driver     string
+	logger     *slog.Logger
+	reuseGrace time.Duration
 }
 
 // Open returns a Store for dsn, which is either "sqlite://PATH" or
@@ -96,7 +102,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		TranslateError:         false,
 		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	}
-	s := &Store{logger: logger}
+	s := &Store{logger: logger, reuseGrace: opts.RefreshReuseGrace}
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "sqlite://"):

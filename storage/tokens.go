@@ -45,6 +45,7 @@ type refreshTokenRow struct {
 	Active          bool         `gorm:"column:active"`
 	RequestedAt     time.Time    `gorm:"column:requested_at"`
 	ExpiresAt       sql.NullTime `gorm:"column:expires_at"`
+	RotatedAt       sql.NullTime `gorm:"column:rotated_at"`
 	Request         string       `gorm:"column:request"`
 }
 
@@ -208,6 +209,11 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 // nil); for a rotated or revoked token it returns that request together
 // with fosite.ErrInactiveToken, which fosite's reuse detection needs; for
 // an unknown one fosite.ErrNotFound.
+//
+// A token rotated less than Options.RefreshReuseGrace ago is reported
+// active: the request is a concurrent duplicate (a retry after a timeout,
+// two tabs), and RotateRefreshToken will refuse it without revoking the
+// grant the first request just renewed. No token is ever issued twice.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	tx := s.db(ctx)
 	var row refreshTokenRow
@@ -219,6 +225,9 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 		return nil, s.wrapFosite(err, "storage: get refresh token")
 	}
 	if !row.Active {
+		if row.RotatedAt.Valid && time.Since(row.RotatedAt.Time) < s.reuseGrace {
+			return req, nil
+		}
 		return req, fosite.ErrInactiveToken
 	}
 	return req, nil
@@ -245,7 +254,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, refreshSignat
 	tx := s.db(ctx)
 	res := tx.Model(&refreshTokenRow{}).
 		Where("signature = ? AND request_id = ? AND active = ?", hashSignature(refreshSignature), requestID, true).
-		Update("active", false)
+		Updates(map[string]any{"active": false, "rotated_at": dbTime(time.Now())})
 	if res.Error != nil {
 		return s.wrapFosite(res.Error, "storage: rotate refresh token")
 	}

@@ -36,11 +36,12 @@ func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer) (*app, e
 	}
 	logger := newLogger(cfg, stderr)
 	store, err := storage.Open(ctx, cfg.DSN, storage.Options{
-		MaxOpenConns:    cfg.Database.MaxOpenConns,
-		MaxIdleConns:    cfg.Database.MaxIdleConns,
-		ConnMaxLifetime: cfg.Database.ConnMaxLifetime,
-		ConnMaxIdleTime: cfg.Database.ConnMaxIdleTime,
-		Logger:          logger,
+		MaxOpenConns:      cfg.Database.MaxOpenConns,
+		MaxIdleConns:      cfg.Database.MaxIdleConns,
+		ConnMaxLifetime:   cfg.Database.ConnMaxLifetime,
+		ConnMaxIdleTime:   cfg.Database.ConnMaxIdleTime,
+		RefreshReuseGrace: cfg.RefreshTokenReuseGrace,
+		Logger:            logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

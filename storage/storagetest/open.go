@@ -92,10 +92,15 @@ func MySQLDSN(t testing.TB) string {
 	return "mysql://" + cfg.FormatDSN()
 }
 
-// OpenDSN opens dsn, migrates it, and closes the store when the test ends.
-func OpenDSN(t testing.TB, dsn string) *storage.Store {
+// OpenDSN opens dsn (with opts, if given), migrates it, and closes the
+// store when the test ends.
+func OpenDSN(t testing.TB, dsn string, opts ...storage.Options) *storage.Store {
 	t.Helper()
-	s, err := storage.Open(t.Context(), dsn, storage.Options{})
+	var o storage.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	s, err := storage.Open(t.Context(), dsn, o)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS oauth2_refresh_tokens (
     active           BOOLEAN      NOT NULL DEFAULT TRUE,
     requested_at     DATETIME(6)  NOT NULL,
     expires_at       DATETIME(6)  NULL,
+    rotated_at       DATETIME(6)  NULL,
     request          MEDIUMTEXT   NOT NULL,
     PRIMARY KEY (signature),
     KEY oauth2_refresh_tokens_request_id (request_id),

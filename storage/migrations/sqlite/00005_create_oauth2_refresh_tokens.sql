@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS oauth2_refresh_tokens (
     active           BOOLEAN  NOT NULL DEFAULT 1,
     requested_at     DATETIME NOT NULL,
     expires_at       DATETIME NULL,
+    rotated_at       DATETIME NULL,
     request          TEXT     NOT NULL
 );
 CREATE INDEX IF NOT EXISTS oauth2_refresh_tokens_request_id ON oauth2_refresh_tokens (request_id);
