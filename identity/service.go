@@ -42,6 +42,9 @@ type Service struct {
 	// NewID defaults to random UUIDs.
 	NewID  func() string
 	Logger *slog.Logger
+	// Sessions, when set, revokes a user's grants on password change,
+	// disabling and deletion.
+	Sessions SessionRevoker
 	// MaxConcurrentHashes bounds the argon2id computations running at once
 	// (each holds the configured memory); further logins wait their turn.
 	// Zero means GOMAXPROCS: argon2id is CPU-bound, so more hashes at once
@@ -274,7 +277,7 @@ func (s *Service) Update(ctx context.Context, idOrName string, ch Change) (*User
 		}
 	}
 	now := s.now().UTC()
-	return s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
+	updated, err := s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
 		if ch.Roles != nil {
 			u.Roles = roles
 		}
@@ -291,6 +294,26 @@ func (s *Service) Update(ctx context.Context, idOrName string, ch Change) (*User
 		u.UpdatedAt = now
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if hash != "" || (ch.Disabled != nil && *ch.Disabled) {
+		if err := s.revokeSessions(ctx, u.ID); err != nil {
+			return nil, err
+		}
+	}
+	return updated, nil
+}
+
+// revokeSessions ends the user's grants, if a SessionRevoker is set.
+func (s *Service) revokeSessions(ctx context.Context, userID string) error {
+	if s.Sessions == nil {
+		return nil
+	}
+	if err := s.Sessions.RevokeSubject(ctx, userID); err != nil {
+		return fmt.Errorf("revoke the user's tokens: %w", err)
+	}
+	return nil
 }
 
 // Change is a partial update of a user; nil means unchanged.
@@ -308,7 +331,10 @@ func (s *Service) Delete(ctx context.Context, idOrName string) error {
 	if err != nil {
 		return err
 	}
-	return s.Store.DeleteUser(ctx, u.ID)
+	if err := s.Store.DeleteUser(ctx, u.ID); err != nil {
+		return err
+	}
+	return s.revokeSessions(ctx, u.ID)
 }
 
 // List returns every user.

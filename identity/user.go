@@ -52,3 +52,11 @@ type Store interface {
 	// DeleteUser removes a user or returns apperr.ErrNotFound.
 	DeleteUser(ctx context.Context, id string) error
 }
+
+// SessionRevoker ends every grant (refresh tokens and the access tokens
+// recorded with them) issued to a user. The Service calls it when the
+// user's password changes, or the user is disabled or deleted, so a stolen
+// refresh token does not outlive a password reset.
+type SessionRevoker interface {
+	RevokeSubject(ctx context.Context, userID string) error
+}

@@ -70,7 +70,7 @@ func newEnvWith(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Alg
 		t.Fatal(err)
 	}
 	users := &identity.Service{
-		Store: store, Hasher: fastHasher(),
+		Store: store, Hasher: fastHasher(), Sessions: store,
 		Lockout: identity.LockoutPolicy{MaxFailures: 5, Window: time.Minute, Duration: time.Minute},
 	}
 	p, err := oauth.NewProvider(oauth.ProviderConfig{
@@ -307,6 +307,21 @@ func TestRefresh(t *testing.T) {
 	}
 	if got, _ := json.Marshal(b["roles"]); string(got) != `["auditor"]` {
 		t.Errorf("roles after refresh = %s, want the current roles", got)
+	}
+
+	// A password change (an admin resetting a compromised account) ends
+	// every grant of the user: the old refresh token stops working.
+	newPassword := "another long passphrase 7"
+	if _, err := e.users.Update(ctx, u.ID, identity.Change{Password: &newPassword}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: next.RefreshToken}).Token()
+	if code := rfcCode(t, err); code != "invalid_grant" {
+		t.Fatalf("refresh after a password change: %s", code)
+	}
+	next, err = conf.PasswordCredentialsToken(ctx, "carol", newPassword)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// A disabled user's refresh token stops working.

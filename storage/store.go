@@ -38,10 +38,11 @@ const (
 
 // Interface guards.
 var (
-	_ identity.Store    = (*Store)(nil)
-	_ oauth.ClientStore = (*Store)(nil)
-	_ oauth.TokenStore  = (*Store)(nil)
-	_ keys.Store        = (*Store)(nil)
+	_ identity.Store          = (*Store)(nil)
+	_ identity.SessionRevoker = (*Store)(nil)
+	_ oauth.ClientStore       = (*Store)(nil)
+	_ oauth.TokenStore        = (*Store)(nil)
+	_ keys.Store              = (*Store)(nil)
 )
 
 // Options tune the connection pool and logging. Zero values take the

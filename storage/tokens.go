@@ -288,6 +288,23 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 	return nil
 }
 
+// RevokeSubject implements identity.SessionRevoker: in one transaction it
+// marks every refresh token issued to the subject inactive (no reuse grace
+// applies to revoked tokens) and deletes its access tokens.
+func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Model(&refreshTokenRow{}).Where("subject = ? AND active = ?", subject, true).
+			Update("active", false).Error; err != nil {
+			return err
+		}
+		return tx.Where("subject = ?", subject).Delete(&accessTokenRow{}).Error
+	})
+	if err != nil {
+		return s.wrapf(err, "storage: revoke tokens of %s", subject)
+	}
+	return nil
+}
+
 // CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
 // Portcullis has no authorization-code flow; it returns fosite.ErrNotFound.
 func (s *Store) CreateAuthorizeCodeSession(context.Context, string, fosite.Requester) error {

@@ -138,6 +138,7 @@ func (a *app) users() *identity.Service {
 		Policy:              identity.PasswordPolicy{MinLength: c.Password.MinLength, MaxLength: c.Password.MaxLength},
 		Lockout:             identity.LockoutPolicy{MaxFailures: c.Lockout.MaxFailures, Window: c.Lockout.Window, Duration: c.Lockout.Duration},
 		Logger:              a.logger,
+		Sessions:            a.store,
 		MaxConcurrentHashes: c.Argon2.MaxConcurrent,
 	}
 }

@@ -33,6 +33,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("AccessTokens", func(t *testing.T) { testAccessTokens(t, open) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, open) })
 	t.Run("Revocation", func(t *testing.T) { testRevocation(t, open) })
+	t.Run("RevokeSubject", func(t *testing.T) { testRevokeSubject(t, open) })
 	t.Run("Transactions", func(t *testing.T) { testTransactions(t, open) })
 	t.Run("DeleteExpired", func(t *testing.T) { testDeleteExpired(t, open) })
 	t.Run("LockoutCounter", func(t *testing.T) { testLockoutCounter(t, open) })
@@ -808,5 +809,38 @@ func testMigrate(t *testing.T, open Open) {
 	wantErr(t, "ping", s.Ping(ctx), nil)
 	if d := s.Driver(); d != storage.DriverSQLite && d != storage.DriverMySQL {
 		t.Fatalf("Driver() = %q", d)
+	}
+}
+
+// testRevokeSubject: every grant of one subject ends, others are untouched.
+func testRevokeSubject(t *testing.T, open Open) {
+	s, ctx, c := tokenFixture(t, open)
+	a1, a2, b := newRequest(c, "user-1"), newRequest(c, "user-1"), newRequest(c, "user-2")
+	for _, step := range []struct {
+		req    *fosite.Request
+		at, rt string
+	}{{a1, "at-1", "rt-1"}, {a2, "at-2", "rt-2"}, {b, "at-b", "rt-b"}} {
+		wantErr(t, "create at", s.CreateAccessTokenSession(ctx, step.at, step.req), nil)
+		wantErr(t, "create rt", s.CreateRefreshTokenSession(ctx, step.rt, step.at, step.req), nil)
+	}
+	wantErr(t, "revoke subject", s.RevokeSubject(ctx, "user-1"), nil)
+	wantErr(t, "revoke unknown subject", s.RevokeSubject(ctx, "nobody"), nil)
+	for _, tt := range []struct {
+		name string
+		get  func(context.Context, string, fosite.Session) (fosite.Requester, error)
+		sig  string
+		want error
+	}{
+		{"refresh 1", s.GetRefreshTokenSession, "rt-1", fosite.ErrInactiveToken},
+		{"refresh 2", s.GetRefreshTokenSession, "rt-2", fosite.ErrInactiveToken},
+		{"access 1", s.GetAccessTokenSession, "at-1", fosite.ErrNotFound},
+		{"access 2", s.GetAccessTokenSession, "at-2", fosite.ErrNotFound},
+		{"other subject refresh", s.GetRefreshTokenSession, "rt-b", nil},
+		{"other subject access", s.GetAccessTokenSession, "at-b", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.get(ctx, tt.sig, newSession())
+			wantErr(t, "get", err, tt.want)
+		})
 	}
 }
