@@ -172,15 +172,16 @@ type Keys struct {
 
 // Database tunes the database connection pool and migrations.
 type Database struct {
-	// MaxOpenConns caps open connections; 0 means unlimited. Default: 25.
+	// MaxOpenConns caps open connections (MySQL; SQLite uses exactly one),
+	// at least 1. Default: 25.
 	MaxOpenConns int `yaml:"max_open_conns"`
-	// MaxIdleConns caps idle connections; 0 keeps none. Default: 25.
+	// MaxIdleConns caps idle connections, 1..MaxOpenConns. Default: 25.
 	MaxIdleConns int `yaml:"max_idle_conns"`
-	// ConnMaxLifetime closes connections older than this; 0 means never.
-	// Default: 5m.
+	// ConnMaxLifetime closes connections older than this; positive, below
+	// the server's wait_timeout. Default: 5m.
 	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime"`
-	// ConnMaxIdleTime closes connections idle longer than this; 0 means
-	// never. Default: 1m.
+	// ConnMaxIdleTime closes connections idle longer than this; positive.
+	// Default: 1m.
 	ConnMaxIdleTime time.Duration `yaml:"conn_max_idle_time"`
 	// AutoMigrate makes serve apply pending schema migrations at start.
 	// Default: true.

@@ -309,17 +309,17 @@ func (c *Config) validateKeys(p *problems) {
 
 func (c *Config) validateDatabase(p *problems) {
 	d := c.Database
-	if d.MaxOpenConns < 0 {
-		p.add("database.max_open_conns", "must not be negative (0 means unlimited)")
+	if d.MaxOpenConns < 1 {
+		p.add("database.max_open_conns", "must be at least 1: an unbounded pool can exhaust a shared database")
 	}
-	if d.MaxIdleConns < 0 {
-		p.add("database.max_idle_conns", "must not be negative")
+	if d.MaxIdleConns < 1 || d.MaxIdleConns > max(d.MaxOpenConns, 1) {
+		p.add("database.max_idle_conns", "must be between 1 and max_open_conns (%d)", d.MaxOpenConns)
 	}
-	if d.ConnMaxLifetime < 0 {
-		p.add("database.conn_max_lifetime", "must not be negative (0 means forever)")
+	if d.ConnMaxLifetime <= 0 {
+		p.add("database.conn_max_lifetime", "must be positive (keep it below the server's wait_timeout)")
 	}
-	if d.ConnMaxIdleTime < 0 {
-		p.add("database.conn_max_idle_time", "must not be negative (0 means forever)")
+	if d.ConnMaxIdleTime <= 0 {
+		p.add("database.conn_max_idle_time", "must be positive")
 	}
 }
 

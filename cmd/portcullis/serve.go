@@ -109,11 +109,11 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 		signupLimit = ratelimit.New(float64(n)/60, n, 0)
 	}
 	token := &oauth.TokenHandler{
-		Provider: provider, Store: a.store, Users: a.store, Limiter: tokenLimit, ClientIP: ips.IP,
+		Provider: provider, Store: a.store, Users: a.store, Limiter: tokenLimit, ClientIP: ips.LimitKey,
 		MaxBytes: maxBytes, Logger: a.logger, Observe: m.observeGrant,
 	}
 	signup := &identity.SignupHandler{Users: users, Enabled: cfg.Signup.Enabled, MaxBytes: maxBytes,
-		Limiter: signupLimit, ClientIP: ips.IP, Logger: a.logger}
+		Limiter: signupLimit, ClientIP: ips.LimitKey, Logger: a.logger}
 	meta := oauth.NewMetadata(cfg.Issuer, cfg.Keys.Algorithm, cfg.Signup.Enabled).Handler()
 
 	pub := http.NewServeMux()

@@ -69,3 +69,19 @@ func (r *Resolver) IP(req *http.Request) string {
 	}
 	return peer.Unmap().String()
 }
+
+// LimitKey returns the rate-limit key of req's client: its IPv4 address,
+// or the /64 prefix of its IPv6 address (one host usually holds a whole
+// /64, so per-address keys would let it mint fresh buckets at will).
+func (r *Resolver) LimitKey(req *http.Request) string {
+	ip := r.IP(req)
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}

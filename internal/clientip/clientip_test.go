@@ -42,3 +42,19 @@ func TestIP(t *testing.T) {
 		t.Error("accepted a bad proxy")
 	}
 }
+
+func TestLimitKey(t *testing.T) {
+	r, _ := clientip.New(nil)
+	for remote, want := range map[string]string{
+		"203.0.113.7:1":                   "203.0.113.7",
+		"[2001:db8:1:2:aaaa::1]:1":        "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff:ffff::9]:443": "2001:db8:1:2::/64",
+		"[2001:db8:1:3::1]:1":             "2001:db8:1:3::/64",
+	} {
+		req := httptest.NewRequest("POST", "/", nil)
+		req.RemoteAddr = remote
+		if got := r.LimitKey(req); got != want {
+			t.Errorf("LimitKey(%s) = %s, want %s", remote, got, want)
+		}
+	}
+}

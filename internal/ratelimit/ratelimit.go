@@ -46,15 +46,22 @@ func (l *Keyed) Allow(key string) bool {
 	return b.AllowN(now, 1)
 }
 
-// evict drops buckets that have refilled completely (they carry no state),
-// and if none has, every bucket: forgetting is safe, it only forgives.
+// evict drops buckets that have refilled completely (they carry no state)
+// and, if that is not enough, an arbitrary half of the rest: forgetting a
+// bucket only forgives its key, and dropping everything would let a client
+// with many addresses reset every other client's limit at once.
 func (l *Keyed) evict(now time.Time) {
 	for k, b := range l.buckets {
 		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
 		}
 	}
-	if len(l.buckets) >= l.maxKeys {
-		clear(l.buckets)
+	drop := len(l.buckets) - l.maxKeys/2
+	for k := range l.buckets {
+		if drop <= 0 {
+			break
+		}
+		delete(l.buckets, k)
+		drop--
 	}
 }
