@@ -76,11 +76,13 @@ func (s *Service) hashing(ctx context.Context, fn func()) error {
 	return nil
 }
 
+// now is truncated to what the databases store (microseconds), so a user
+// reads back exactly as it was returned at creation.
 func (s *Service) now() time.Time {
 	if s.Now != nil {
-		return s.Now()
+		return s.Now().Truncate(time.Microsecond)
 	}
-	return time.Now()
+	return time.Now().Truncate(time.Microsecond)
 }
 
 func (s *Service) logger() *slog.Logger {

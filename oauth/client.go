@@ -165,11 +165,13 @@ type Clients struct {
 
 var scopeTokenRE = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]{1,128}$`) // RFC 6749 §3.3 scope-token
 
+// now is truncated to what the databases store (microseconds), so a
+// client reads back exactly as it was returned at creation.
 func (s *Clients) now() time.Time {
 	if s.Now != nil {
-		return s.Now().UTC()
+		return s.Now().UTC().Truncate(time.Microsecond)
 	}
-	return time.Now().UTC()
+	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
 // normalize validates spec and fills defaults, reporting every problem.

@@ -23,6 +23,10 @@ func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, r, toRFC6749(err))
 		return
 	}
+	if r.PostForm.Get("token") == "" {
+		writeOAuthError(w, r, fosite.ErrInvalidRequest.WithHint("The token parameter is required (RFC 7009 section 2.1)."))
+		return
+	}
 	err := h.Provider.NewRevocationRequest(r.Context(), r)
 	if err != nil {
 		rfc := toRFC6749(err)
@@ -73,7 +77,7 @@ func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			if rfc.ErrorField == fosite.ErrRequestUnauthorized.ErrorField {
 				// fosite's own code is not an RFC 6749 §5.2 one.
-				rfc = fosite.ErrInvalidClient.WithHint("Authenticate as a confidential client with HTTP Basic, or with a Bearer access token.")
+				rfc = fosite.ErrInvalidClient.WithHint("Authenticate as a confidential client with HTTP Basic.")
 			}
 			writeOAuthError(w, r, rfc)
 		default:

@@ -207,7 +207,7 @@ func TestAudienceAndScopeRequests(t *testing.T) {
 		{"unregistered audience", url.Values{"audience": {"https://evil.example.test"}}, "invalid_request", ""},
 		{"unregistered scope", url.Values{"scope": {"write"}}, "invalid_scope", ""},
 		{"missing password", url.Values{"password": {""}}, "invalid_request", ""},
-		{"unsupported grant", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}, "invalid_request", ""},
+		{"unsupported grant", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}, "unsupported_grant_type", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -641,6 +641,10 @@ func TestRevokeAndIntrospectErrors(t *testing.T) {
 	status, body = post("/oauth2/introspect", url.Values{"token": {tok.AccessToken}})
 	if status != http.StatusUnauthorized || body["error"] != "invalid_client" {
 		t.Fatalf("unauthenticated introspection: %d %v", status, body)
+	}
+	status, body = post("/oauth2/revoke", url.Values{"client_id": {a.ID}})
+	if status != http.StatusBadRequest || body["error"] != "invalid_request" {
+		t.Fatalf("revocation without a token: %d %v", status, body)
 	}
 	status, _ = post("/oauth2/revoke", url.Values{"token": {"unknown"}, "client_id": {a.ID}})
 	if status != http.StatusOK {

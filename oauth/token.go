@@ -200,6 +200,11 @@ var errTooManyRequests = &fosite.RFC6749Error{
 // fail writes err as an RFC 6749 §5.2 error response.
 func (h *TokenHandler) fail(ctx context.Context, w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
 	rfc := toRFC6749(err)
+	if g := r.PostForm.Get("grant_type"); rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField && g != "" &&
+		g != GrantPassword && g != GrantClientCredentials && g != GrantRefreshToken {
+		// fosite answers invalid_request; RFC 6749 §5.2 has a code for it.
+		rfc = fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", g)
+	}
 	if ar != nil && ar.GetGrantTypes().ExactOne(GrantRefreshToken) &&
 		(errors.Is(err, fosite.ErrInactiveToken) || errors.Is(err, fosite.ErrSerializationFailure)) {
 		// The loser of a concurrent refresh: its token was just used.

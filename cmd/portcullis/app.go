@@ -71,6 +71,21 @@ func (a *app) migrate(ctx context.Context) ([]string, error) {
 	return applied, nil
 }
 
+// requireMigrated fails with a clear message when migrations are pending
+// and serve was told not to apply them.
+func (a *app) requireMigrated(ctx context.Context) error {
+	st, err := a.store.MigrationStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("read migration status: %w", err)
+	}
+	for _, m := range st {
+		if !m.Applied {
+			return fmt.Errorf("the database schema is not up to date (migration %s is pending): run `portcullis migrate`", m.Name)
+		}
+	}
+	return nil
+}
+
 // secrets returns the secrets key and the old one (if configured). On
 // SQLite without a configured key it generates PATH.key (mode 0600).
 func (a *app) secrets() (primary, old []byte, err error) {

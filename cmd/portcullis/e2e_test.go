@@ -178,6 +178,35 @@ func TestEndToEndSQLite(t *testing.T) {
 		}
 	})
 
+	t.Run("routing errors are JSON", func(t *testing.T) {
+		for _, tc := range []struct {
+			method, url string
+			status      int
+			noStore     bool
+		}{
+			{http.MethodGet, srv.URL + "/oauth2/token", http.StatusMethodNotAllowed, true},
+			{http.MethodGet, srv.URL + "/oauth2/revoke", http.StatusMethodNotAllowed, true},
+			{http.MethodGet, srv.URL + "/nowhere", http.StatusNotFound, false},
+			{http.MethodPost, srv.AdminURL + "/metrics", http.StatusMethodNotAllowed, false},
+			{http.MethodGet, srv.AdminURL + "/nowhere", http.StatusNotFound, false},
+		} {
+			req, _ := http.NewRequest(tc.method, tc.url, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]any
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || err != nil || body["error"] == nil {
+				t.Errorf("%s %s: %d %v %v", tc.method, tc.url, resp.StatusCode, body, err)
+			}
+			if tc.noStore && resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("%s %s: Cache-Control %q", tc.method, tc.url, resp.Header.Get("Cache-Control"))
+			}
+		}
+	})
+
 	t.Run("introspection and revocation", func(t *testing.T) {
 		svc := srv.createClient(t, "--name", "introspector", "--grant-type", "client_credentials")
 		introspect := func(token string) map[string]any {

@@ -13,11 +13,13 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
 )
 
-// only answers requests whose method is not method with a JSON 405.
+// only answers requests whose method is not method with a JSON 405
+// (no-store, as every error of the OAuth endpoints must be).
 func only(method string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 			w.Header().Set("Allow", method)
+			w.Header().Set("Cache-Control", "no-store")
 			httpjson.Write(w, http.StatusMethodNotAllowed, httpjson.ErrorBody{
 				Error: "method_not_allowed", ErrorDescription: "use " + method,
 			})

@@ -74,7 +74,29 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		usersCmd(g, stdin, stdout, stderr),
 		keysCmd(g, stdout, stderr),
 	)
+	requireSubcommand(root)
 	return root.ExecuteContext(ctx)
+}
+
+// requireSubcommand makes every command group (root, clients, users,
+// keys) fail with a one-line error when called without a known subcommand,
+// instead of printing help and exiting 0; --help still prints help.
+func requireSubcommand(cmd *cobra.Command) {
+	if !cmd.HasSubCommands() {
+		return
+	}
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())
+		}
+		return nil
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		return fmt.Errorf("%s needs a subcommand; see %s --help", c.CommandPath(), c.CommandPath())
+	}
+	for _, sub := range cmd.Commands() {
+		requireSubcommand(sub)
+	}
 }
 
 // withApp opens the app for a subcommand and closes it afterwards.

@@ -42,6 +42,8 @@ func serveCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 				if _, err := a.migrate(cmd.Context()); err != nil {
 					return err
 				}
+			} else if err := a.requireMigrated(cmd.Context()); err != nil {
+				return err
 			}
 			return serve(cmd.Context(), a)
 		},
@@ -152,12 +154,11 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 		MaxBytes: maxBytes, Logger: a.logger,
 	}).Routes(adm)
 	adm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	adm.Handle("/", notFound(a.logger))
 
 	return &server{
 		app: a, keys: km, metrics: m,
 		public: harden(pub, a.logger),
-		admin:  harden(adm, a.logger),
+		admin:  harden(httpjson.RouteErrors(adm), a.logger),
 	}, nil
 }
 

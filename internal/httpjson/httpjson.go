@@ -105,3 +105,41 @@ func jsonProblem(err error) string {
 	}
 	return err.Error()
 }
+
+// RouteErrors serves mux, rendering its own 404 and 405 answers (for
+// requests no pattern matches) as JSON errors instead of plain text; the
+// 405 keeps the Allow header the mux sets.
+func RouteErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(&jsonRouteError{ResponseWriter: w}, r)
+	})
+}
+
+// jsonRouteError replaces the mux's text error body with a JSON one.
+type jsonRouteError struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (j *jsonRouteError) WriteHeader(code int) {
+	if j.wrote {
+		return
+	}
+	j.wrote = true
+	body := ErrorBody{Error: string(apperr.ENotFound), ErrorDescription: "no such endpoint"}
+	if code == http.StatusMethodNotAllowed {
+		body = ErrorBody{Error: "method_not_allowed", ErrorDescription: "use " + j.Header().Get("Allow")}
+	}
+	Write(j.ResponseWriter, code, body)
+}
+
+func (j *jsonRouteError) Write(b []byte) (int, error) {
+	if !j.wrote {
+		j.WriteHeader(http.StatusNotFound)
+	}
+	return len(b), nil // the mux's text body is dropped
+}

@@ -85,3 +85,35 @@ func TestWriteError(t *testing.T) {
 		})
 	}
 }
+
+func TestRouteErrors(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /things", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	h := httpjson.RouteErrors(mux)
+	tests := []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{"GET", "/things", 200, "", ""},
+		{"POST", "/things", 405, "method_not_allowed", "GET, HEAD"},
+		{"GET", "/nothing", 404, "not_found", ""},
+	}
+	for _, tc := range tests {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != tc.status || rec.Header().Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d Allow=%q", tc.method, tc.path, rec.Code, rec.Header().Get("Allow"))
+		}
+		if tc.code == "" {
+			continue
+		}
+		var body httpjson.ErrorBody
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error != tc.code {
+			t.Errorf("%s %s: body %q (%v), want JSON error %s", tc.method, tc.path, rec.Body, err, tc.code)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s %s: Content-Type %q", tc.method, tc.path, ct)
+		}
+	}
+}

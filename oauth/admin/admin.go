@@ -8,6 +8,7 @@ package admin
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -62,9 +63,6 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	handle("DELETE /admin/users/{id}", h.deleteUser)
 	handle("GET /admin/keys", h.listKeys)
 	handle("POST /admin/keys/rotate", h.rotateKey)
-	mux.Handle("/admin/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.ENotFound, Message: "no such admin route"})
-	}))
 }
 
 // authorize checks the Bearer token (RFC 6750) and runs fn, writing any
@@ -120,6 +118,19 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 				"client_id", ar.GetClient().GetID(), "sub", subject)
 		}
 	})
+}
+
+// noBody reads and discards the body of a route that takes none, within
+// MaxBytes, so an oversized request is refused (413) before it acts.
+func (h *Handler) noBody(w http.ResponseWriter, r *http.Request) error {
+	_, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, h.MaxBytes))
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return apperr.Errorf(apperr.ETooLarge, "request body exceeds %d bytes", h.MaxBytes)
+	}
+	if err != nil {
+		return apperr.Errorf(apperr.EInvalid, "unreadable request body")
+	}
+	return nil
 }
 
 func unauthorized(w http.ResponseWriter, r *http.Request, logger *slog.Logger) {
@@ -213,6 +224,9 @@ func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
+	if err := h.noBody(w, r); err != nil {
+		return err
+	}
 	c, secret, err := h.Clients.RotateSecret(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -339,6 +353,9 @@ type rotateResponse struct {
 // pre-publication window, so every resource-server cache knows it before
 // any token carries it: the zero-failure way, which scheduled rotation uses.
 func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	if err := h.noBody(w, r); err != nil {
+		return err
+	}
 	var after time.Duration
 	switch r.URL.Query().Get("prepublish") {
 	case "", "false":

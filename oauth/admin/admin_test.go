@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/httpjson"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/admin"
@@ -79,7 +80,7 @@ func newEnv(t *testing.T) *env {
 		Provider: p, Clients: clients, Users: users, Keys: km,
 		Prepublication: prepublication, MaxBytes: maxBytes,
 	}).Routes(adm)
-	adminSrv := httptest.NewServer(adm)
+	adminSrv := httptest.NewServer(httpjson.RouteErrors(adm))
 	t.Cleanup(adminSrv.Close)
 
 	e := &env{public: publicSrv, admin: adminSrv, clients: clients, users: users, keys: km}
@@ -799,4 +800,39 @@ func TestUserTokens(t *testing.T) {
 	if r := e.doWith(t, "Bearer "+root.AccessToken, http.MethodGet, "/admin/clients", nil); r.status != http.StatusForbidden {
 		t.Fatalf("disabled admin user: status %d", r.status)
 	}
+}
+
+// TestBodylessRoutes: routes that take no body still refuse an oversized
+// one before acting, and a wrong method on a known route is a JSON 405.
+func TestBodylessRoutes(t *testing.T) {
+	e := newEnv(t)
+	before, err := e.keys.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", maxBytes+1)
+	for _, path := range []string{"/admin/keys/rotate", "/admin/clients/" + e.adminID + "/secret"} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.admin.URL+path, strings.NewReader(big))
+		req.Header.Set("Authorization", "Bearer "+e.adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("POST %s with an oversized body: %d, want 413", path, resp.StatusCode)
+		}
+	}
+	after, _ := e.keys.Status(t.Context())
+	if len(after) != len(before) {
+		t.Errorf("an oversized request rotated the key")
+	}
+	if _, err := e.tokenErr(t, e.adminID, e.adminSecret, admin.Scope); err != nil {
+		t.Errorf("an oversized request rotated the client secret: %v", err)
+	}
+	r := e.do(t, http.MethodPatch, "/admin/clients", nil)
+	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") == "" {
+		t.Fatalf("PATCH /admin/clients: %d Allow=%q %s", r.status, r.header.Get("Allow"), r.body)
+	}
+	wantError(t, r, http.StatusMethodNotAllowed, "method_not_allowed")
 }
