@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
 )
 
 // RevokeHandler serves POST /oauth2/revoke (RFC 7009). Revoking either
@@ -86,7 +88,54 @@ func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	h.Provider.WriteIntrospectionResponse(ctx, w, ir)
+	writeJSONNoStore(w, http.StatusOK, introspection(ir))
+}
+
+// introspection builds the RFC 7662 §2.2 response for an active token.
+// fosite's own writer reports an access token's expiry even for a refresh
+// token and leaks the session's extra claims; this one reports the token's
+// own expiry, the RFC's members, and token_use (as Hydra does).
+func introspection(ir fosite.IntrospectionResponder) map[string]any {
+	ar := ir.GetAccessRequester()
+	sess := ar.GetSession()
+	use := ir.GetTokenUse()
+	out := map[string]any{"active": true, "client_id": ar.GetClient().GetID(), "token_use": string(use)}
+	if exp := sess.GetExpiresAt(use); !exp.IsZero() {
+		out["exp"] = exp.Unix()
+	}
+	if scopes := ar.GetGrantedScopes(); len(scopes) > 0 {
+		out["scope"] = strings.Join(scopes, " ")
+	}
+	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
+		out["aud"] = []string(aud)
+	}
+	if sub := sess.GetSubject(); sub != "" {
+		out["sub"] = sub
+	}
+	if name := sess.GetUsername(); name != "" {
+		out["username"] = name
+	}
+	if js, ok := sess.(*oauth2.JWTSession); ok && js.JWTClaims != nil {
+		if js.JWTClaims.Issuer != "" {
+			out["iss"] = js.JWTClaims.Issuer
+		}
+		if use == fosite.AccessToken {
+			out["token_type"] = "Bearer"
+			if js.JWTClaims.JTI != "" {
+				out["jti"] = js.JWTClaims.JTI
+			}
+			if !js.JWTClaims.IssuedAt.IsZero() {
+				out["iat"] = js.JWTClaims.IssuedAt.Unix()
+			}
+			if !js.JWTClaims.NotBefore.IsZero() {
+				out["nbf"] = js.JWTClaims.NotBefore.Unix()
+			}
+		}
+	}
+	if _, ok := out["iat"]; !ok && !ar.GetRequestedAt().IsZero() {
+		out["iat"] = ar.GetRequestedAt().Unix()
+	}
+	return out
 }
 
 // Metadata is the RFC 8414 authorization server metadata document.

@@ -516,8 +516,23 @@ func TestIntrospectionAfterRotation(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		return out
 	}
-	if got := introspect(tok.AccessToken); got["active"] != true {
+	got := introspect(tok.AccessToken)
+	if got["active"] != true {
 		t.Fatalf("token of the retired key: %v", got)
+	}
+	_, cl := claimsOf(t, tok.AccessToken)
+	for _, k := range []string{"jti", "exp", "iat", "nbf", "sub", "iss", "client_id"} {
+		if got[k] != cl[k] {
+			t.Errorf("introspection %s = %v, token has %v", k, got[k], cl[k])
+		}
+	}
+	if got["token_use"] != "access_token" || got["token_type"] != "Bearer" || got["username"] != "gina" {
+		t.Errorf("introspection of an access token: %v", got)
+	}
+	rt := introspect(tok.RefreshToken)
+	if exp, _ := rt["exp"].(float64); rt["active"] != true || rt["token_use"] != "refresh_token" ||
+		time.Until(time.Unix(int64(exp), 0)) < 50*time.Minute || rt["jti"] != nil {
+		t.Errorf("introspection of a refresh token (1h lifetime): %v", rt)
 	}
 	resp, err := http.PostForm(e.srv.URL+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}, "client_id": {c.ID}})
 	if err != nil {
