@@ -35,7 +35,7 @@ func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC(
 func (c *clock) set(t time.Time)         { c.ns.Store(t.UnixNano()) }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-func openStore(t *testing.T) *storage.Store {
+func openStore(t testing.TB) *storage.Store {
 	t.Helper()
 	s, err := storage.Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "keys.db"), storage.Options{})
 	if err != nil {
@@ -57,7 +57,7 @@ func secret(t *testing.T) []byte {
 	return b
 }
 
-func sealer(t *testing.T, primary []byte, old ...[]byte) *keys.Sealer {
+func sealer(t testing.TB, primary []byte, old ...[]byte) *keys.Sealer {
 	t.Helper()
 	s, err := keys.NewSealer(primary, old...)
 	if err != nil {
@@ -383,17 +383,8 @@ func TestWrongSecretsKeyAndRewrap(t *testing.T) {
 func BenchmarkSign(b *testing.B) {
 	for _, alg := range []keys.Algorithm{keys.ES256, keys.RS256, keys.EdDSA} {
 		b.Run(string(alg), func(b *testing.B) {
-			s, err := storage.Open(context.Background(), "sqlite://"+filepath.Join(b.TempDir(), "b.db"), storage.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			if _, err := s.Migrate(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			sk := make([]byte, 32)
-			sl, _ := keys.NewSealer(sk)
-			m := keys.NewManager(s, sl, keys.Options{Algorithm: alg})
+			s := openStore(b)
+			m := keys.NewManager(s, sealer(b, make([]byte, 32)), keys.Options{Algorithm: alg})
 			if err := m.Init(context.Background()); err != nil {
 				b.Fatal(err)
 			}
