@@ -35,15 +35,12 @@ type MigrationStatus struct {
 	AppliedAt time.Time `json:"applied_at,omitzero"`
 }
 
-// provider returns a goose provider for this store's dialect. On MySQL it
-// serializes concurrent runs with a named lock; on SQLite the single
-// connection and goose's per-migration transaction suffice.
+// provider returns a goose provider for this store's dialect.
 func (s *Store) provider() (*goose.Provider, error) {
 	dialect, dir := goose.DialectSQLite3, "migrations/sqlite"
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
 	if s.driver == DriverMySQL {
 		dialect, dir = goose.DialectMySQL, "migrations/mysql"
-		opts = append(opts, goose.WithSessionLocker(mysqlLocker{timeout: 60 * time.Second}))
 	}
 	fsys, err := fs.Sub(migrationsFS, dir)
 	if err != nil {
@@ -57,13 +54,17 @@ func (s *Store) provider() (*goose.Provider, error) {
 // current. It is safe to run from several replicas at once: on MySQL they
 // queue on a named lock (for up to 60s) and each migration is idempotent.
 // Do not call it with a context carrying a transaction.
-func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+func (s *Store) Migrate(ctx context.Context) (applied []string, err error) {
 	p, err := s.provider()
 	if err != nil {
 		return nil, fmt.Errorf("storage: migrate: %w", err)
 	}
+	unlock, err := s.lockMigrations(ctx)
+	if err != nil {
+		return nil, s.wrapf(err, "storage: migrate")
+	}
+	defer unlock()
 	results, err := p.Up(ctx)
-	var applied []string
 	for _, r := range results {
 		if r.Error == nil {
 			name := migrationName(r.Source.Path)
@@ -84,6 +85,11 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]MigrationStatus, error) 
 	if err != nil {
 		return nil, fmt.Errorf("storage: migration status: %w", err)
 	}
+	unlock, err := s.lockMigrations(ctx)
+	if err != nil {
+		return nil, s.wrapf(err, "storage: migration status")
+	}
+	defer unlock()
 	st, err := p.Status(ctx)
 	if err != nil {
 		return nil, s.wrapf(err, "storage: migration status")
@@ -101,11 +107,38 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]MigrationStatus, error) 
 
 func migrationName(p string) string { return strings.TrimSuffix(path.Base(p), ".sql") }
 
-// mysqlLocker is a goose lock.SessionLocker over MySQL's GET_LOCK, named
-// after the current database so that databases on one server do not
-// block each other. goose v3.30 ships only a table-based MySQL locker;
-// a named lock needs no extra table and is released by the server when
-// the session dies.
+// lockMigrations serializes migration runs (and status reads) across
+// processes. On MySQL it holds a named lock on a dedicated connection for
+// the whole goose run, including goose's own checks of its version table,
+// which goose's session locker would leave outside the lock (two replicas
+// starting at once then saw a half-created version table: "missing zero
+// version migration"). On SQLite the single connection serializes already.
+// The returned function releases the lock.
+func (s *Store) lockMigrations(ctx context.Context) (func(), error) {
+	if s.driver != DriverMySQL {
+		return func() {}, nil
+	}
+	conn, err := s.sqlDB.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l := mysqlLocker{timeout: 60 * time.Second}
+	if err := l.SessionLock(ctx, conn); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return func() {
+		if err := l.SessionUnlock(context.WithoutCancel(ctx), conn); err != nil {
+			s.logger.WarnContext(ctx, "releasing the migration lock failed; it ends with the connection", "err", err)
+		}
+		_ = conn.Close()
+	}, nil
+}
+
+// mysqlLocker is a lock over MySQL's GET_LOCK, named after the current
+// database so that databases on one server do not block each other. A
+// named lock needs no extra table and is released by the server when the
+// session dies. It has goose's lock.SessionLocker shape.
 type mysqlLocker struct {
 	timeout time.Duration
 }
