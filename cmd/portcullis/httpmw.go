@@ -13,28 +13,6 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
 )
 
-// only answers requests whose method is not method with a JSON 405
-// (no-store, as every error of the OAuth endpoints must be).
-func only(method string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
-			w.Header().Set("Allow", method)
-			w.Header().Set("Cache-Control", "no-store")
-			httpjson.Write(w, http.StatusMethodNotAllowed, httpjson.ErrorBody{
-				Error: "method_not_allowed", ErrorDescription: "use " + method,
-			})
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-func notFound(logger *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, r, logger, &apperr.Error{Code: apperr.ENotFound, Message: "no such endpoint"})
-	})
-}
-
 // harden sets defensive headers and turns panics into a JSON 500, so no
 // stack trace ever reaches a client.
 func harden(h http.Handler, logger *slog.Logger) http.Handler {

@@ -119,8 +119,8 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	meta := oauth.NewMetadata(cfg.Issuer, cfg.Keys.Algorithm, cfg.Signup.Enabled).Handler()
 
 	pub := http.NewServeMux()
-	route := func(pattern, method string, h http.Handler) {
-		pub.Handle(pattern, m.instrument(pattern, a.logger, only(method, h)))
+	route := func(path, method string, h http.Handler) {
+		pub.Handle(method+" "+path, m.instrument(path, a.logger, h))
 	}
 	route("/signup", http.MethodPost, signup)
 	route("/oauth2/token", http.MethodPost, token)
@@ -146,7 +146,6 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 		}
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
-	pub.Handle("/", notFound(a.logger))
 
 	adm := http.NewServeMux()
 	(&admin.Handler{
@@ -157,7 +156,7 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 
 	return &server{
 		app: a, keys: km, metrics: m,
-		public: harden(pub, a.logger),
+		public: harden(httpjson.RouteErrors(pub), a.logger),
 		admin:  harden(httpjson.RouteErrors(adm), a.logger),
 	}, nil
 }

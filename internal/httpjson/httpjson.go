@@ -108,7 +108,8 @@ func jsonProblem(err error) string {
 
 // RouteErrors serves mux, rendering its own 404 and 405 answers (for
 // requests no pattern matches) as JSON errors instead of plain text; the
-// 405 keeps the Allow header the mux sets.
+// 405 keeps the Allow header the mux sets. They carry Cache-Control:
+// no-store, as every error of the OAuth endpoints must.
 func RouteErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern != "" {
@@ -130,6 +131,7 @@ func (j *jsonRouteError) WriteHeader(code int) {
 		return
 	}
 	j.wrote = true
+	j.Header().Set("Cache-Control", "no-store")
 	body := ErrorBody{Error: string(apperr.ENotFound), ErrorDescription: "no such endpoint"}
 	if code == http.StatusMethodNotAllowed {
 		body = ErrorBody{Error: "method_not_allowed", ErrorDescription: "use " + j.Header().Get("Allow")}

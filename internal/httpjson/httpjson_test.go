@@ -115,5 +115,8 @@ func TestRouteErrors(t *testing.T) {
 		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 			t.Errorf("%s %s: Content-Type %q", tc.method, tc.path, ct)
 		}
+		if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s %s: Cache-Control %q", tc.method, tc.path, cc)
+		}
 	}
 }
