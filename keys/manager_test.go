@@ -73,6 +73,16 @@ func opts(c *clock, alg keys.Algorithm) keys.Options {
 	}
 }
 
+// started returns an initialised manager over store.
+func started(t testing.TB, store keys.Store, sl *keys.Sealer, o keys.Options) *keys.Manager {
+	t.Helper()
+	m := keys.NewManager(store, sl, o)
+	if err := m.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func TestSealer(t *testing.T) {
 	k1, k2 := secret(t), secret(t)
 	s1 := sealer(t, k1)
@@ -145,10 +155,7 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 func TestAlgorithms(t *testing.T) {
 	for _, alg := range []keys.Algorithm{keys.ES256, keys.RS256, keys.EdDSA} {
 		t.Run(string(alg), func(t *testing.T) {
-			m := keys.NewManager(openStore(t), sealer(t, secret(t)), opts(newClock(), alg))
-			if err := m.Init(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			m := started(t, openStore(t), sealer(t, secret(t)), opts(newClock(), alg))
 			k, err := m.SigningKey()
 			if err != nil {
 				t.Fatal(err)
@@ -195,11 +202,8 @@ func jwks(t *testing.T, m *keys.Manager) (ids []string, resp *http.Response) {
 func TestLifecycle(t *testing.T) {
 	c := newClock()
 	store := openStore(t)
-	m := keys.NewManager(store, sealer(t, secret(t)), opts(c, keys.ES256))
+	m := started(t, store, sealer(t, secret(t)), opts(c, keys.ES256))
 	ctx := t.Context()
-	if err := m.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
 	first, _ := m.SigningKey()
 
 	// Pre-publication: the new key is in the JWKS but does not sign yet.
@@ -267,10 +271,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestJWKSCaching(t *testing.T) {
-	m := keys.NewManager(openStore(t), sealer(t, secret(t)), opts(newClock(), keys.ES256))
-	if err := m.Init(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	m := started(t, openStore(t), sealer(t, secret(t)), opts(newClock(), keys.ES256))
 	_, resp := jwks(t, m)
 	etag := resp.Header.Get("ETag")
 	if etag == "" || resp.Header.Get("Content-Type") != "application/jwk-set+json" {
@@ -351,10 +352,7 @@ func TestWrongSecretsKeyAndRewrap(t *testing.T) {
 	store := openStore(t)
 	oldKey, newKey := secret(t), secret(t)
 	ctx := t.Context()
-	m := keys.NewManager(store, sealer(t, oldKey), opts(c, keys.ES256))
-	if err := m.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := started(t, store, sealer(t, oldKey), opts(c, keys.ES256))
 	if _, err := m.Rotate(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -406,11 +404,8 @@ func BenchmarkSign(b *testing.B) {
 func TestImmediateRotationDuringPrepublication(t *testing.T) {
 	c := newClock()
 	store := openStore(t)
-	m := keys.NewManager(store, sealer(t, secret(t)), opts(c, keys.ES256))
+	m := started(t, store, sealer(t, secret(t)), opts(c, keys.ES256))
 	ctx := t.Context()
-	if err := m.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
 	first, _ := m.SigningKey()
 	pending, err := m.Rotate(ctx, time.Hour)
 	if err != nil {
