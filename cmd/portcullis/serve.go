@@ -54,11 +54,10 @@ func serveCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 
 // server is the running Portcullis: both listeners and background loops.
 type server struct {
-	app     *app
-	keys    *keys.Manager
-	public  http.Handler
-	admin   http.Handler
-	metrics *metrics
+	app    *app
+	keys   *keys.Manager
+	public http.Handler
+	admin  http.Handler
 }
 
 // newServer wires every component from the app's configuration.
@@ -155,7 +154,7 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	adm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
 	return &server{
-		app: a, keys: km, metrics: m,
+		app: a, keys: km,
 		public: harden(httpjson.RouteErrors(pub), a.logger),
 		admin:  harden(httpjson.RouteErrors(adm), a.logger),
 	}, nil
