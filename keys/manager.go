@@ -210,15 +210,25 @@ func (m *Manager) Lookup(kid string) (*Key, bool) {
 // It returns an error matching apperr.ErrAlreadyExists when another replica
 // rotated concurrently.
 func (m *Manager) Rotate(ctx context.Context, activateIn time.Duration) (*Key, error) {
+	return m.rotate(ctx, activateIn, 0)
+}
+
+// rotate creates generation gen, or the next one after the stored keys
+// when gen is 0. A scheduled rotation passes the generation following the
+// snapshot it decided on, so the unique generation is a true
+// compare-and-set: if anyone rotated since, the insert fails.
+func (m *Manager) rotate(ctx context.Context, activateIn time.Duration, gen int64) (*Key, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	recs, err := m.store.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load signing keys: %w", err)
-	}
-	var gen int64 = 1
-	if n := len(recs); n > 0 {
-		gen = recs[n-1].Generation + 1
+	if gen == 0 {
+		recs, err := m.store.ListKeys(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load signing keys: %w", err)
+		}
+		gen = 1
+		if n := len(recs); n > 0 {
+			gen = recs[n-1].Generation + 1
+		}
 	}
 	priv, err := generate(m.opts.Algorithm, m.opts.RSABits, m.opts.Rand)
 	if err != nil {
@@ -336,7 +346,7 @@ func (m *Manager) Tick(ctx context.Context) error {
 	}
 	if m.opts.RotationInterval > 0 && r.keys[len(r.keys)-1] == cur &&
 		!now.Before(cur.ActivatesAt.Add(m.opts.RotationInterval-m.opts.Prepublication)) {
-		_, err := m.Rotate(ctx, m.opts.Prepublication)
+		_, err := m.rotate(ctx, m.opts.Prepublication, cur.Generation+1)
 		switch {
 		case errors.Is(err, apperr.ErrAlreadyExists):
 			m.opts.Logger.DebugContext(ctx, "another replica rotated the signing key")
