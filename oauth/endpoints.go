@@ -9,27 +9,44 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
+
+	"github.com/portcullis-auth/portcullis/keys"
 )
 
 // RevokeHandler serves POST /oauth2/revoke (RFC 7009). Revoking either
 // token of a grant revokes the whole refresh chain and its access tokens.
 type RevokeHandler struct {
 	Provider fosite.OAuth2Provider
+	// Keys, when set, checks access tokens presented for revocation:
+	// only a live token signed by one of them revokes its grant.
+	Keys     *keys.Manager
 	MaxBytes int64
 	Logger   *slog.Logger
 }
 
 // ServeHTTP implements http.Handler.
 func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(w, r, h.MaxBytes); err != nil {
-		writeOAuthError(w, r, toRFC6749(err))
+	if err := readForm(w, r, h.MaxBytes); err != nil {
+		writeOAuthError(w, r, err)
 		return
 	}
-	if r.PostForm.Get("token") == "" {
-		writeOAuthError(w, r, fosite.ErrInvalidRequest.WithHint("The token parameter is required (RFC 7009 section 2.1)."))
+	token := r.PostForm.Get("token")
+	if token == "" {
+		writeOAuthError(w, r, errNoToken)
 		return
 	}
-	err := h.Provider.NewRevocationRequest(r.Context(), r)
+	var err error
+	if h.Keys != nil && strings.Count(token, ".") == 2 {
+		// An access token (refresh tokens have one dot) must be one this
+		// server signed and still alive: an expired or forged JWT whose
+		// signature happens to be stored must not revoke the grant. Like
+		// any invalid token, it is answered 200 (RFC 7009 §2.2).
+		if _, derr := (&jwtSigner{keys: h.Keys}).Decode(r.Context(), token); derr != nil {
+			writeRevoked(w)
+			return
+		}
+	}
+	err = h.Provider.NewRevocationRequest(r.Context(), r)
 	if err != nil {
 		rfc := toRFC6749(err)
 		// RFC 7009 §2.1-2.2: an unknown or invalid token is answered 200,
@@ -40,12 +57,17 @@ func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField || rfc.ErrorField == fosite.ErrUnauthorizedClient.ErrorField ||
 			rfc.CodeField >= 500 {
 			if rfc.CodeField >= 500 && h.Logger != nil {
-				h.Logger.ErrorContext(r.Context(), "revocation failed", "err", err)
+				h.Logger.ErrorContext(r.Context(), "revocation failed", "err", err.Error())
 			}
 			writeOAuthError(w, r, rfc)
 			return
 		}
 	}
+	writeRevoked(w)
+}
+
+// writeRevoked writes RFC 7009 §2.2's success response.
+func writeRevoked(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -62,8 +84,8 @@ type IntrospectHandler struct {
 
 // ServeHTTP implements http.Handler.
 func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(w, r, h.MaxBytes); err != nil {
-		writeOAuthError(w, r, toRFC6749(err))
+	if err := readForm(w, r, h.MaxBytes); err != nil {
+		writeOAuthError(w, r, err)
 		return
 	}
 	ctx := r.Context()

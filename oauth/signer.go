@@ -1,12 +1,14 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite/token/jwt"
@@ -17,6 +19,11 @@ import (
 // maxTokenBytes bounds the size of a JWT this server will parse.
 const maxTokenBytes = 8 << 10
 
+// futureSkew is how far in the future iat and nbf may lie when this server
+// checks its own tokens: replicas' clocks may differ by a little. exp gets
+// no leeway at all: a token is dead from its exp on (RFC 7519 §4.1.4).
+const futureSkew = 5 * time.Second
+
 // jwtSigner implements fosite's jwt.Signer with the keys.Manager: tokens
 // are signed by the active key through go-jose v4 with typ at+jwt and the
 // key's kid, and verified by the key their kid names (any published,
@@ -24,6 +31,8 @@ const maxTokenBytes = 8 << 10
 // working for tokens signed before a rotation.
 type jwtSigner struct {
 	keys *keys.Manager
+	// now defaults to time.Now.
+	now func() time.Time
 }
 
 var _ jwt.Signer = (*jwtSigner)(nil)
@@ -49,7 +58,13 @@ func (s *jwtSigner) Generate(_ context.Context, claims jwt.MapClaims, _ jwt.Mapp
 var errBadToken = &jwt.ValidationError{Errors: jwt.ValidationErrorMalformed}
 
 // Decode implements jwt.Signer: it verifies the signature with the key
-// named by kid, using that key's algorithm, and requires typ at+jwt.
+// named by kid, using that key's algorithm, requires typ at+jwt, and checks
+// the token's lifetime: exp, iat and nbf must be present as JSON integers,
+// the token must not have expired (no leeway) and iat and nbf must not lie
+// more than futureSkew ahead. fosite's callers (introspection, the admin
+// API through IntrospectToken) run jwt.MapClaims.Valid on the result too,
+// but that check silently passes on claims it cannot read, so the lifetime
+// check lives here.
 func (s *jwtSigner) Decode(_ context.Context, token string) (*jwt.Token, error) {
 	if len(token) > maxTokenBytes {
 		return nil, errBadToken
@@ -71,14 +86,73 @@ func (s *jwtSigner) Decode(_ context.Context, token string) (*jwt.Token, error) 
 	if err != nil {
 		return nil, &jwt.ValidationError{Errors: jwt.ValidationErrorSignatureInvalid}
 	}
-	var claims jwt.MapClaims
-	if err := json.Unmarshal(payload, &claims); err != nil {
+	claims, err := decodeClaims(payload)
+	if err != nil {
 		return nil, errBadToken
+	}
+	if err := checkLifetime(claims, s.clock()); err != nil {
+		return nil, err
 	}
 	return &jwt.Token{
 		Header: map[string]any{"alg": h.Algorithm, "kid": h.KeyID, "typ": "at+jwt"},
 		Claims: claims,
 	}, nil
+}
+
+func (s *jwtSigner) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
+}
+
+// decodeClaims decodes a JWT claims set into an initialised map, keeping
+// numbers as json.Number. (jwt.MapClaims.UnmarshalJSON has a value
+// receiver: unmarshalling into a nil MapClaims leaves it empty, and its
+// Valid then checks nothing, FOSITE-NOTES §9.)
+func decodeClaims(payload []byte) (jwt.MapClaims, error) {
+	d := json.NewDecoder(bytes.NewReader(payload))
+	d.UseNumber()
+	claims := map[string]any{}
+	if err := d.Decode(&claims); err != nil {
+		return nil, err
+	}
+	if d.More() {
+		return nil, errors.New("trailing data after the claims")
+	}
+	return jwt.MapClaims(claims), nil
+}
+
+// numericDate reads a NumericDate claim: a JSON integer (RFC 7519 §2; this
+// server never writes fractions).
+func numericDate(c jwt.MapClaims, name string) (time.Time, bool) {
+	n, ok := c[name].(json.Number)
+	if !ok {
+		return time.Time{}, false
+	}
+	v, err := n.Int64()
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(v, 0), true
+}
+
+// checkLifetime enforces exp, iat and nbf at now.
+func checkLifetime(c jwt.MapClaims, now time.Time) error {
+	exp, okExp := numericDate(c, "exp")
+	iat, okIat := numericDate(c, "iat")
+	nbf, okNbf := numericDate(c, "nbf")
+	switch {
+	case !okExp || !okIat || !okNbf:
+		return &jwt.ValidationError{Errors: jwt.ValidationErrorClaimsInvalid, Inner: errors.New("exp, iat or nbf missing or not an integer")}
+	case !now.Before(exp):
+		return &jwt.ValidationError{Errors: jwt.ValidationErrorExpired, Inner: errors.New("token is expired")}
+	case iat.After(now.Add(futureSkew)):
+		return &jwt.ValidationError{Errors: jwt.ValidationErrorIssuedAt, Inner: errors.New("token issued in the future")}
+	case nbf.After(now.Add(futureSkew)):
+		return &jwt.ValidationError{Errors: jwt.ValidationErrorNotValidYet, Inner: errors.New("token not valid yet")}
+	}
+	return nil
 }
 
 // Validate implements jwt.Signer.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,16 +47,29 @@ type TokenHandler struct {
 // ServeHTTP implements http.Handler.
 func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if err := parseForm(w, r, h.MaxBytes); err != nil {
+	if err := readForm(w, r, h.MaxBytes); err != nil {
 		h.fail(ctx, w, r, nil, err)
 		return
 	}
+	// After readForm, grant_type has exactly one value; it must name a
+	// grant exactly as registered, so that what is throttled and counted
+	// here is the grant fosite runs (fosite splits grant_type on spaces).
 	grant := r.PostForm.Get("grant_type")
-	if grant == GrantPassword && h.Limiter != nil && !h.Limiter.Allow(h.clientIP(r)) {
-		w.Header().Set("Retry-After", "1")
-		h.fail(ctx, w, r, nil, errTooManyRequests)
+	switch grant {
+	case GrantPassword, GrantClientCredentials, GrantRefreshToken:
+	case "":
+		h.fail(ctx, w, r, nil, errNoGrantType)
+		return
+	default:
+		h.fail(ctx, w, r, nil, errGrantType)
 		return
 	}
+	if grant == GrantPassword && h.Limiter != nil && !h.Limiter.Allow(h.clientIP(r)) {
+		w.Header().Set("Retry-After", "1")
+		h.fail(ctx, w, r, nil, errRateLimited)
+		return
+	}
+	ctx = withClientIP(ctx, h.clientIP(r))
 	var user *identity.User
 	ctx = context.WithValue(ctx, authedUserKey{}, &user)
 	ar, err := h.Provider.NewAccessRequest(ctx, r, NewSession())
@@ -67,7 +81,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// one, so always work on the request's current session.
 	session, ok := ar.GetSession().(*oauth2.JWTSession)
 	if !ok {
-		h.fail(ctx, w, r, ar, fosite.ErrServerError.WithHint("unexpected session type"))
+		h.fail(ctx, w, r, ar, errors.New("unexpected session type"))
 		return
 	}
 	client := ar.GetClient()
@@ -75,7 +89,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case ar.GetGrantTypes().ExactOne(GrantPassword):
 		if user == nil {
-			h.fail(ctx, w, r, ar, fosite.ErrServerError.WithHint("authenticated user missing"))
+			h.fail(ctx, w, r, ar, errors.New("authenticated user missing"))
 			return
 		}
 		setUserClaims(session, user)
@@ -91,7 +105,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			u, err := h.Users.GetUser(ctx, claims.Subject)
 			switch {
 			case errors.Is(err, apperr.ErrNotFound), err == nil && u.Disabled:
-				h.fail(ctx, w, r, ar, fosite.ErrInvalidGrant.WithHint("The resource owner's account no longer exists or is disabled."))
+				h.fail(ctx, w, r, ar, errOwnerGone)
 				return
 			case err != nil:
 				h.fail(ctx, w, r, ar, err)
@@ -104,8 +118,13 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Now != nil {
 		now = h.Now
 	}
-	// Rounded like fosite rounds exp, so that exp - iat is the lifetime.
-	t := now().UTC().Round(time.Second)
+	// Truncated, never rounded: a token stamped even half a second ahead
+	// is refused by verifiers without leeway (PyJWT, jose, jwx). fosite
+	// rounds exp, so truncate that too and exp - iat stays the lifetime.
+	t := now().UTC().Truncate(time.Second)
+	if exp := session.GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
+		session.SetExpiresAt(fosite.AccessToken, exp.Truncate(time.Second))
+	}
 	claims.Extra["client_id"] = client.GetID()
 	claims.JTI = uuid.NewString()
 	claims.IssuedAt, claims.NotBefore = t, t
@@ -139,7 +158,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			delete(ext.Extra, "refresh_token")
 		}
 	}
-	h.observe(ar.GetGrantTypes(), "success")
+	h.observe(grant, "success")
 	h.Provider.WriteAccessResponse(ctx, w, ar, resp)
 }
 
@@ -177,47 +196,35 @@ func grantRequested(ar fosite.AccessRequester) {
 	}
 }
 
-func (h *TokenHandler) observe(grants fosite.Arguments, result string) {
+func (h *TokenHandler) observe(grant, result string) {
 	if h.Observe == nil {
 		return
 	}
-	g := "unknown"
-	if len(grants) == 1 {
-		switch grants[0] {
-		case GrantPassword, GrantClientCredentials, GrantRefreshToken:
-			g = grants[0]
-		}
+	switch grant {
+	case GrantPassword, GrantClientCredentials, GrantRefreshToken:
+	default:
+		grant = "unknown"
 	}
-	h.Observe(g, result)
-}
-
-var errTooManyRequests = &fosite.RFC6749Error{
-	ErrorField:       "temporarily_unavailable",
-	DescriptionField: "Too many password attempts from this address; retry later.",
-	CodeField:        http.StatusTooManyRequests,
+	h.Observe(grant, result)
 }
 
 // fail writes err as an RFC 6749 §5.2 error response.
 func (h *TokenHandler) fail(ctx context.Context, w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
 	rfc := toRFC6749(err)
-	if g := r.PostForm.Get("grant_type"); rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField && g != "" &&
-		g != GrantPassword && g != GrantClientCredentials && g != GrantRefreshToken {
-		// fosite answers invalid_request; RFC 6749 §5.2 has a code for it.
-		rfc = fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", g)
-	}
 	if ar != nil && ar.GetGrantTypes().ExactOne(GrantRefreshToken) &&
 		(errors.Is(err, fosite.ErrInactiveToken) || errors.Is(err, fosite.ErrSerializationFailure)) {
 		// The loser of a concurrent refresh: its token was just used.
-		rfc = fosite.ErrInvalidGrant.WithHint("The refresh token was already used.")
+		rfc = errRefreshUsed
+	}
+	if d, ok := apperr.RetryAfterOf(err); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
 	}
 	h.log(ctx, r, rfc, err)
-	var grants fosite.Arguments
-	if ar != nil {
-		grants = ar.GetGrantTypes()
-	} else if r.PostForm != nil {
-		grants = fosite.Arguments{r.PostForm.Get("grant_type")}
+	grant := ""
+	if r.PostForm != nil {
+		grant = r.PostForm.Get("grant_type")
 	}
-	h.observe(grants, rfc.ErrorField)
+	h.observe(grant, rfc.ErrorField)
 	writeOAuthError(w, r, rfc)
 }
 
@@ -225,59 +232,28 @@ func (h *TokenHandler) log(ctx context.Context, r *http.Request, rfc *fosite.RFC
 	if h.Logger == nil {
 		return
 	}
-	if rfc.CodeField >= 500 {
-		h.Logger.ErrorContext(ctx, "token request failed", "error", rfc.ErrorField, "err", err)
+	// err.Error() only: fosite's errors carry stack traces that slog's
+	// text handler would print with %+v.
+	if rfc.CodeField >= 500 && rfc.CodeField != http.StatusServiceUnavailable {
+		h.Logger.ErrorContext(ctx, "token request failed", "error", rfc.ErrorField, "err", err.Error())
 		return
 	}
-	h.Logger.DebugContext(ctx, "token request rejected", "error", rfc.ErrorField, "err", err)
-}
-
-// toRFC6749 maps any error to the RFC 6749 error to send: storage outages
-// become temporarily_unavailable (503) rather than fosite's 500 or 401.
-func toRFC6749(err error) *fosite.RFC6749Error {
-	if errors.Is(err, apperr.ErrUnavailable) {
-		return fosite.ErrTemporarilyUnavailable.WithHint("The database is unreachable; retry shortly.")
-	}
-	if e, ok := errors.AsType[*apperr.Error](err); ok && e.Code == apperr.ETooLarge {
-		return &fosite.RFC6749Error{ErrorField: "invalid_request", DescriptionField: e.Message, CodeField: http.StatusRequestEntityTooLarge}
-	}
-	if e, ok := errors.AsType[*fosite.RFC6749Error](err); ok {
-		if e.CodeField >= 500 && e.ErrorField != fosite.ErrTemporarilyUnavailable.ErrorField {
-			return fosite.ErrServerError
-		}
-		return e
-	}
-	return fosite.ErrServerError
+	h.Logger.DebugContext(ctx, "token request rejected", "error", rfc.ErrorField, "err", err.Error())
 }
 
 // writeOAuthError writes an RFC 6749 §5.2 JSON error with no-store caching,
-// Retry-After on 503, and WWW-Authenticate on 401 (RFC 6749 §5.2 requires
-// it when the client authenticated with the Authorization header).
-func writeOAuthError(w http.ResponseWriter, r *http.Request, e *fosite.RFC6749Error) {
-	if e.CodeField == http.StatusServiceUnavailable {
+// Retry-After on 503 and 429 (unless already set), and WWW-Authenticate on
+// 401 (RFC 6749 §5.2 requires it when the client authenticated with the
+// Authorization header). Only the error's fixed description is sent, never
+// fosite's hints or debug text.
+func writeOAuthError(w http.ResponseWriter, _ *http.Request, e *fosite.RFC6749Error) {
+	if (e.CodeField == http.StatusServiceUnavailable || e.CodeField == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "5")
 	}
 	if e.CodeField == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="portcullis", charset="UTF-8"`)
 	}
-	desc := e.GetDescription()
-	writeJSONNoStore(w, e.CodeField, map[string]string{"error": e.ErrorField, "error_description": desc})
-}
-
-// parseForm reads a form-encoded body within maxBytes. An oversized body is
-// an apperr.ETooLarge error; fosite then reads the already-parsed form.
-func parseForm(w http.ResponseWriter, r *http.Request, maxBytes int64) error {
-	if r.Method != http.MethodPost {
-		return fosite.ErrInvalidRequest.WithHint("HTTP method must be POST.")
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBytes)
-	if err := r.ParseForm(); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return apperr.Errorf(apperr.ETooLarge, "request body exceeds %d bytes", maxBytes)
-		}
-		return fosite.ErrInvalidRequest.WithHint("The request body is not a valid form.")
-	}
-	return nil
+	writeJSONNoStore(w, e.CodeField, map[string]string{"error": e.ErrorField, "error_description": e.DescriptionField})
 }
 
 func (h *TokenHandler) clientIP(r *http.Request) string {

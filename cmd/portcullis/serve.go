@@ -123,7 +123,7 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	}
 	route("/signup", http.MethodPost, signup)
 	route("/oauth2/token", http.MethodPost, token)
-	route("/oauth2/revoke", http.MethodPost, &oauth.RevokeHandler{Provider: provider, MaxBytes: maxBytes, Logger: a.logger})
+	route("/oauth2/revoke", http.MethodPost, &oauth.RevokeHandler{Provider: provider, Keys: km, MaxBytes: maxBytes, Logger: a.logger})
 	route("/oauth2/introspect", http.MethodPost, &oauth.IntrospectHandler{Provider: provider, MaxBytes: maxBytes, Logger: a.logger})
 	route("/.well-known/jwks.json", http.MethodGet, km)
 	route("/.well-known/oauth-authorization-server", http.MethodGet, meta)

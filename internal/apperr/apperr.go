@@ -11,6 +11,7 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error. Codes are stable and appear in JSON error bodies.
@@ -24,14 +25,19 @@ const (
 	EUnauthorized Code = "unauthorized"
 	EForbidden    Code = "forbidden"
 	ETooLarge     Code = "request_too_large"
-	EUnavailable  Code = "temporarily_unavailable"
-	EInternal     Code = "server_error"
+	// ETooManyRequests is a throttled request (HTTP 429); retry later.
+	ETooManyRequests Code = "too_many_requests"
+	EUnavailable     Code = "temporarily_unavailable"
+	EInternal        Code = "server_error"
 )
 
 // Error is an application error whose Message may be shown to clients.
 type Error struct {
 	Code    Code
 	Message string
+	// RetryAfter, when positive, tells the client when to try again
+	// (HTTP Retry-After) for ETooManyRequests and EUnavailable.
+	RetryAfter time.Duration
 }
 
 // Error implements error.
@@ -62,6 +68,30 @@ func CodeOf(err error) Code {
 		return e.Code
 	}
 	return EInternal
+}
+
+// RetryAfterOf returns the RetryAfter of the first *Error in err's chain
+// that has one.
+func RetryAfterOf(err error) (time.Duration, bool) {
+	for err != nil {
+		if e, ok := err.(*Error); ok && e.RetryAfter > 0 {
+			return e.RetryAfter, true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range u.Unwrap() {
+				if d, ok := RetryAfterOf(inner); ok {
+					return d, true
+				}
+			}
+			return 0, false
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // MessageOf returns the client-safe message of the first *Error in err's

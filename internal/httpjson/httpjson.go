@@ -10,20 +10,22 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 )
 
 // statusOf maps every application error code to its HTTP status.
 var statusOf = map[apperr.Code]int{
-	apperr.ENotFound:     http.StatusNotFound,
-	apperr.EConflict:     http.StatusConflict,
-	apperr.EInvalid:      http.StatusBadRequest,
-	apperr.EUnauthorized: http.StatusUnauthorized,
-	apperr.EForbidden:    http.StatusForbidden,
-	apperr.ETooLarge:     http.StatusRequestEntityTooLarge,
-	apperr.EUnavailable:  http.StatusServiceUnavailable,
-	apperr.EInternal:     http.StatusInternalServerError,
+	apperr.ENotFound:        http.StatusNotFound,
+	apperr.EConflict:        http.StatusConflict,
+	apperr.EInvalid:         http.StatusBadRequest,
+	apperr.EUnauthorized:    http.StatusUnauthorized,
+	apperr.EForbidden:       http.StatusForbidden,
+	apperr.ETooLarge:        http.StatusRequestEntityTooLarge,
+	apperr.ETooManyRequests: http.StatusTooManyRequests,
+	apperr.EUnavailable:     http.StatusServiceUnavailable,
+	apperr.EInternal:        http.StatusInternalServerError,
 }
 
 // Status returns the HTTP status for err.
@@ -49,7 +51,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	if code == apperr.EInternal && logger != nil {
 		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if code == apperr.EUnavailable {
+	if d, ok := apperr.RetryAfterOf(err); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	} else if code == apperr.EUnavailable || code == apperr.ETooManyRequests {
 		w.Header().Set("Retry-After", "5")
 	}
 	Write(w, status, ErrorBody{Error: string(code), ErrorDescription: apperr.MessageOf(err)})

@@ -1,0 +1,59 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"mime"
+	"net/http"
+
+	"github.com/ory/fosite"
+)
+
+// formContentType is the only request body the token, revocation and
+// introspection endpoints accept (RFC 6749 §3.2 and §4.3.2, RFC 7009 §2.1,
+// RFC 7662 §2.1).
+const formContentType = "application/x-www-form-urlencoded"
+
+// readForm reads the body of an OAuth endpoint request into r.PostForm. It
+// refuses, with an RFC 6749 §5.2 error, a method other than POST, a body
+// that is not application/x-www-form-urlencoded (multipart bodies in
+// particular, which fosite would otherwise parse on its own and so see
+// other parameters than the ones checked here), a body over maxBytes
+// (413), and any parameter included more than once (RFC 6749 §3.2). After
+// readForm succeeds, r.PostForm holds exactly one value per parameter, and
+// fosite reads the same form.
+func readForm(w http.ResponseWriter, r *http.Request, maxBytes int64) *fosite.RFC6749Error {
+	if r.Method != http.MethodPost {
+		return errMethod
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != formContentType {
+		return errContentType
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBytes)
+	if err := r.ParseForm(); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return errTooLarge
+		}
+		return errBadForm
+	}
+	for _, v := range r.PostForm {
+		if len(v) > 1 {
+			return errDuplicateParam
+		}
+	}
+	return nil
+}
+
+type clientIPKey struct{}
+
+// withClientIP records the client address of a token request for the
+// password check (guessing throttles are kept per account and network).
+func withClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, clientIPKey{}, ip)
+}
+
+func clientIPFrom(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
+}
