@@ -52,11 +52,21 @@ func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer) (*app, e
 func (a *app) Close() error { return a.store.Close() }
 
 func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel()}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel(), ReplaceAttr: plainErrors}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// plainErrors logs error values as their message only. slog's text handler
+// formats them with %+v, which prints the stack trace fosite's errors carry
+// (github.com/pkg/errors); logs never hold stack traces.
+func plainErrors(_ []string, a slog.Attr) slog.Attr {
+	if err, ok := a.Value.Any().(error); ok && a.Value.Kind() == slog.KindAny {
+		return slog.String(a.Key, err.Error())
+	}
+	return a
 }
 
 // migrate applies pending migrations and logs what it applied.
