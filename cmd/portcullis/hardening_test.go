@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis-auth/portcullis/storage/storagetest"
+)
+
+// eachBackend runs fn against a fresh server on SQLite and on MariaDB (when
+// PORTCULLIS_TEST_MYSQL_DSN is set), in parallel subtests named "sqlite"
+// and "mysql".
+func eachBackend(t *testing.T, extraEnv []string, fn func(t *testing.T, srv *serverProc)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		dsn := "sqlite://" + filepath.Join(t.TempDir(), "portcullis.db")
+		fn(t, startServer(t, serverEnv(dsn, extraEnv...)))
+	})
+	t.Run("mysql", func(t *testing.T) {
+		t.Parallel()
+		dsn := storagetest.MySQLDSN(t)
+		env := append([]string{"PORTCULLIS_SECRETS_KEY=" + randomSecretsKey(t)}, extraEnv...)
+		fn(t, startServer(t, serverEnv(dsn, env...)))
+	})
+}
+
+// response is a decoded HTTP answer.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("status %d, body %q: %v", r.status, r.body, err)
+	}
+	return m
+}
+
+// do sends one request and reads the whole answer.
+func do(t testing.TB, method, url, contentType string, body io.Reader, header ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// postRaw posts a raw application/x-www-form-urlencoded body.
+func postRaw(t testing.TB, url, raw string, header ...string) response {
+	t.Helper()
+	return do(t, http.MethodPost, url, "application/x-www-form-urlencoded", strings.NewReader(raw), header...)
+}
+
+// tokenJSON is a token endpoint success response.
+type tokenJSON struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+func mustToken(t testing.TB, r response) tokenJSON {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("token request: %d %s", r.status, r.body)
+	}
+	var tok tokenJSON
+	if err := json.Unmarshal(r.body, &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("token response %s: %v", r.body, err)
+	}
+	return tok
+}
+
+// introspector creates a confidential client allowed to introspect and
+// returns its Basic credentials as header arguments for do/postRaw.
+func introspector(t testing.TB, srv *serverProc) []string {
+	t.Helper()
+	c := srv.createClient(t, "--name", "rs", "--grant-type", "client_credentials", "--introspect")
+	return []string{"Authorization", "Basic " + basicAuth(c.ClientID, c.ClientSecret)}
+}
+
+func basicAuth(id, secret string) string {
+	return b64(url.QueryEscape(id) + ":" + url.QueryEscape(secret))
+}
+
+// TestExpiredTokensRefused waits past a real token's exp and checks that
+// the server itself no longer accepts it anywhere: the admin API refuses
+// it, introspection reports it inactive, and presenting it for
+// revocation does not act on its grant. (Before: an admin token created
+// an admin user 165 s after exp and introspection said active.)
+func TestExpiredTokensRefused(t *testing.T) {
+	eachBackend(t, []string{"PORTCULLIS_ACCESS_TOKEN_TTL=1m"}, func(t *testing.T, srv *serverProc) {
+		adm := srv.createClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
+		app := srv.createClient(t, "--name", "app", "--public", "--grant-type", "password", "--grant-type", "refresh_token", "--audience", audience)
+		rs := introspector(t, srv)
+		signup(t, srv.URL, "erin", "purple otter lamp 42")
+
+		adminTok := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&scope=admin",
+			"Authorization", "Basic "+basicAuth(adm.ClientID, adm.ClientSecret)))
+		userTok := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", url.Values{
+			"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"erin"}, "password": {"purple otter lamp 42"},
+		}.Encode()))
+		createUser := func(name string) response {
+			return do(t, http.MethodPost, srv.AdminURL+"/admin/users", "application/json",
+				strings.NewReader(fmt.Sprintf(`{"username":%q,"password":"purple otter lamp 42","roles":["admin"]}`, name)),
+				"Authorization", "Bearer "+adminTok.AccessToken)
+		}
+		introspect := func(token string) bool {
+			r := postRaw(t, srv.URL+"/oauth2/introspect", url.Values{"token": {token}}.Encode(), rs...)
+			if r.status != http.StatusOK {
+				t.Fatalf("introspect: %d %s", r.status, r.body)
+			}
+			active, _ := r.json(t)["active"].(bool)
+			return active
+		}
+		if r := createUser("before_exp"); r.status != http.StatusCreated {
+			t.Fatalf("admin token refused before exp: %d %s", r.status, r.body)
+		}
+		if !introspect(userTok.AccessToken) || !introspect(adminTok.AccessToken) {
+			t.Fatal("fresh tokens introspect inactive")
+		}
+
+		_, claims := jwtParts(t, userTok.AccessToken)
+		exp := time.Unix(int64(claims["exp"].(float64)), 0)
+		if iat := time.Unix(int64(claims["iat"].(float64)), 0); iat.After(time.Now()) {
+			t.Errorf("iat %v lies in the future", iat)
+		}
+		time.Sleep(time.Until(exp) + 1500*time.Millisecond)
+
+		if r := createUser("after_exp"); r.status != http.StatusUnauthorized {
+			t.Errorf("admin API with an expired token: %d %s, want 401", r.status, r.body)
+		}
+		if introspect(userTok.AccessToken) {
+			t.Error("expired user token introspects active")
+		}
+		if introspect(adminTok.AccessToken) {
+			t.Error("expired admin token introspects active")
+		}
+		// An expired access token presented for revocation is an invalid
+		// token (RFC 7009 §2.2: 200) and does not revoke its grant.
+		if r := postRaw(t, srv.URL+"/oauth2/revoke", url.Values{"token": {userTok.AccessToken}, "client_id": {app.ClientID}}.Encode()); r.status != http.StatusOK {
+			t.Errorf("revoke expired token: %d %s", r.status, r.body)
+		}
+		next := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", url.Values{
+			"grant_type": {"refresh_token"}, "client_id": {app.ClientID}, "refresh_token": {userTok.RefreshToken},
+		}.Encode()))
+		if !introspect(next.AccessToken) {
+			t.Error("a fresh token from the refresh introspects inactive")
+		}
+	})
+}
+
+// TestOAuthEndpointsStrictRequests sends what attackers send to the token,
+// revocation and introspection endpoints: other content types, duplicate
+// parameters, grant types with padding. (Before: "password " and multipart
+// bodies got tokens and were never rate-limited; duplicates were accepted,
+// first value winning.)
+func TestOAuthEndpointsStrictRequests(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(dir, "p.db"), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=5"))
+	app := srv.createClient(t, "--name", "app", "--public", "--audience", audience)
+	signup(t, srv.URL, "frank", "purple otter lamp 42")
+	good := url.Values{"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"frank"}, "password": {"purple otter lamp 42"}}
+
+	multipartBody := func(v url.Values) (string, io.Reader) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		for k, vs := range v {
+			for _, x := range vs {
+				_ = mw.WriteField(k, x)
+			}
+		}
+		_ = mw.Close()
+		return mw.FormDataContentType(), &buf
+	}
+
+	t.Run("refused before any grant runs", func(t *testing.T) {
+		ct, mp := multipartBody(good)
+		js, _ := json.Marshal(map[string]string{"grant_type": "password", "client_id": app.ClientID, "username": "frank", "password": "purple otter lamp 42"})
+		cases := []struct {
+			name, contentType, body, code string
+		}{
+			{"multipart", ct, "", "invalid_request"},
+			{"json", "application/json", string(js), "invalid_request"},
+			{"no content type", "", good.Encode(), "invalid_request"},
+			{"text/plain", "text/plain", good.Encode(), "invalid_request"},
+			{"trailing space", "application/x-www-form-urlencoded", strings.Replace(good.Encode(), "grant_type=password", "grant_type=password+", 1), "unsupported_grant_type"},
+			{"leading space", "application/x-www-form-urlencoded", strings.Replace(good.Encode(), "grant_type=password", "grant_type=+password", 1), "unsupported_grant_type"},
+			{"two grant types", "application/x-www-form-urlencoded", strings.Replace(good.Encode(), "grant_type=password", "grant_type=password+client_credentials", 1), "unsupported_grant_type"},
+			{"duplicate grant_type", "application/x-www-form-urlencoded", good.Encode() + "&grant_type=password", "invalid_request"},
+			{"duplicate username", "application/x-www-form-urlencoded", good.Encode() + "&username=frank", "invalid_request"},
+			{"duplicate client_id", "application/x-www-form-urlencoded", good.Encode() + "&client_id=" + app.ClientID, "invalid_request"},
+			{"duplicate scope", "application/x-www-form-urlencoded", good.Encode() + "&scope=&scope=", "invalid_request"},
+			{"missing grant_type", "application/x-www-form-urlencoded", "client_id=" + app.ClientID, "invalid_request"},
+		}
+		for _, tc := range cases {
+			body := io.Reader(strings.NewReader(tc.body))
+			if tc.name == "multipart" {
+				body = mp
+			}
+			r := do(t, http.MethodPost, srv.URL+"/oauth2/token", tc.contentType, body)
+			if r.status != http.StatusBadRequest || r.json(t)["error"] != tc.code || r.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("%s: %d %s, want 400 %s", tc.name, r.status, r.body, tc.code)
+			}
+		}
+		for _, ep := range []string{"/oauth2/revoke", "/oauth2/introspect"} {
+			ct, mp := multipartBody(url.Values{"token": {"x"}, "client_id": {app.ClientID}})
+			if r := do(t, http.MethodPost, srv.URL+ep, ct, mp); r.status != http.StatusBadRequest || r.json(t)["error"] != "invalid_request" {
+				t.Errorf("%s multipart: %d %s", ep, r.status, r.body)
+			}
+			if r := postRaw(t, srv.URL+ep, "token=a&token=b&client_id="+app.ClientID); r.status != http.StatusBadRequest || r.json(t)["error"] != "invalid_request" {
+				t.Errorf("%s duplicate token: %d %s", ep, r.status, r.body)
+			}
+		}
+	})
+
+	t.Run("a burst of variants is throttled as password grants", func(t *testing.T) {
+		// 60 concurrent attempts with a wrong password in three encodings:
+		// none may reach the password check unthrottled.
+		bad := url.Values{"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"frank"}, "password": {"wrong guess 123456"}}
+		var mu sync.Mutex
+		counts := map[string]int{}
+		var wg sync.WaitGroup
+		for i := range 60 {
+			wg.Go(func() {
+				var r response
+				switch i % 3 {
+				case 0:
+					r = postRaw(t, srv.URL+"/oauth2/token", bad.Encode())
+				case 1:
+					r = postRaw(t, srv.URL+"/oauth2/token", strings.Replace(bad.Encode(), "grant_type=password", "grant_type=password+", 1))
+				case 2:
+					ct, mp := multipartBody(bad)
+					r = do(t, http.MethodPost, srv.URL+"/oauth2/token", ct, mp)
+				}
+				var e struct{ Error string }
+				_ = json.Unmarshal(r.body, &e)
+				mu.Lock()
+				counts[fmt.Sprintf("%d/%d/%s", i%3, r.status, e.Error)]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if counts["1/400/unsupported_grant_type"] != 20 || counts["2/400/invalid_request"] != 20 {
+			t.Errorf("variants reached a grant: %v", counts)
+		}
+		if counts["0/429/temporarily_unavailable"] == 0 {
+			t.Errorf("no plain password attempt was rate-limited: %v", counts)
+		}
+	})
+}
+
+// rfc6749Chars is the error_description character set of RFC 6749 §5.2.
+var rfc6749Chars = regexp.MustCompile(`^[\x20\x21\x23-\x5B\x5D-\x7E]*$`)
+
+// stackTrace matches a Go stack frame's file:line.
+var stackTrace = regexp.MustCompile(`\.go:\d+`)
+
+// TestErrorTextsFixed checks that OAuth error descriptions never echo
+// request input or reveal how a client authenticates, stay within RFC 6749
+// §5.2's character set, and that the server's debug log carries no stack
+// traces. (Before: the requested scope was echoed, a client's registered
+// auth method was named, and debug logs printed fosite's stack traces.)
+func TestErrorTextsFixed(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(dir, "p.db"), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"))
+	pub := srv.createClient(t, "--name", "pub", "--public", "--scope", "read")
+	conf := srv.createClient(t, "--name", "svc", "--grant-type", "client_credentials", "--scope", "read")
+	signup(t, srv.URL, "gina", "purple otter lamp 42")
+	const marker = "zz<script>\"marker"
+
+	requests := []struct {
+		name   string
+		body   url.Values
+		header []string
+	}{
+		{"unknown scope", url.Values{"grant_type": {"password"}, "client_id": {pub.ClientID}, "username": {"gina"}, "password": {"purple otter lamp 42"}, "scope": {marker}}, nil},
+		{"unknown audience", url.Values{"grant_type": {"password"}, "client_id": {pub.ClientID}, "username": {"gina"}, "password": {"purple otter lamp 42"}, "audience": {marker}}, nil},
+		{"unknown client", url.Values{"grant_type": {"password"}, "client_id": {marker}, "username": {"gina"}, "password": {"x"}}, nil},
+		{"wrong auth method", url.Values{"grant_type": {"client_credentials"}, "client_id": {conf.ClientID}, "client_secret": {conf.ClientSecret}}, nil},
+		{"wrong secret", url.Values{"grant_type": {"client_credentials"}}, []string{"Authorization", "Basic " + basicAuth(conf.ClientID, marker)}},
+		{"bad refresh token", url.Values{"grant_type": {"refresh_token"}, "client_id": {pub.ClientID}, "refresh_token": {marker}}, nil},
+		{"unknown grant", url.Values{"grant_type": {marker}, "client_id": {pub.ClientID}}, nil},
+		{"public client, client_credentials", url.Values{"grant_type": {"client_credentials"}, "client_id": {pub.ClientID}, "scope": {marker}}, nil},
+	}
+	for _, rq := range requests {
+		r := postRaw(t, srv.URL+"/oauth2/token", rq.body.Encode(), rq.header...)
+		m := r.json(t)
+		desc, _ := m["error_description"].(string)
+		if r.status < 400 || m["error"] == nil || desc == "" {
+			t.Errorf("%s: %d %s", rq.name, r.status, r.body)
+			continue
+		}
+		if strings.Contains(desc, "zz") || strings.Contains(desc, "client_secret_") || strings.Contains(strings.ToLower(desc), "method") || !rfc6749Chars.MatchString(desc) {
+			t.Errorf("%s: description %q echoes input, names an auth method or leaves RFC 6749 §5.2's character set", rq.name, desc)
+		}
+	}
+	for _, ep := range []string{"/oauth2/revoke", "/oauth2/introspect"} {
+		r := postRaw(t, srv.URL+ep, url.Values{"token": {marker}, "client_id": {marker}}.Encode())
+		if desc, _ := r.json(t)["error_description"].(string); strings.Contains(desc, "zz") || !rfc6749Chars.MatchString(desc) {
+			t.Errorf("%s: description %q", ep, desc)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the last log lines land
+	if out := srv.out.String(); stackTrace.MatchString(out) {
+		t.Errorf("server log contains a stack trace: %s", stackTrace.FindString(out))
+		for _, line := range strings.Split(out, "\n") {
+			if stackTrace.MatchString(line) {
+				t.Logf("%.300s", line)
+				break
+			}
+		}
+	}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
