@@ -20,7 +20,6 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"golang.org/x/sync/singleflight"
 )
 
 // ErrKeyNotFound is returned (wrapped) by [RemoteKeySet.Key] when the issuer's
@@ -43,6 +42,8 @@ const (
 	DefaultRemoteMaxMaxAge = time.Hour
 	// DefaultRemoteFetchTimeout is the default RemoteOptions.FetchTimeout.
 	DefaultRemoteFetchTimeout = 10 * time.Second
+	// DefaultUnknownKIDWait is the default RemoteOptions.UnknownKIDWait.
+	DefaultUnknownKIDWait = 2 * time.Second
 	// MaxRemoteResponseSize bounds the size of a metadata or JWKS response body.
 	MaxRemoteResponseSize = 1 << 20
 )
@@ -55,11 +56,13 @@ type RemoteOptions struct {
 	// HTTPClient fetches metadata and JWK Sets. Default: a new client with a
 	// Timeout of FetchTimeout (it never uses http.DefaultClient).
 	HTTPClient *http.Client
-	// MinRefreshInterval is the minimum time between two fetch attempts that
-	// were not asked for with Refresh: refetches triggered by an unknown kid
-	// or an expired cache happen at most once per interval, so a flood of
-	// tokens with bogus kids cannot hammer the issuer. It is also the lower
-	// bound on cache freshness (a max-age of 0 counts as this). Default 5s.
+	// MinRefreshInterval is the minimum time from the end of one fetch
+	// attempt to the start of the next that was not asked for with Refresh:
+	// refetches triggered by an unknown kid or an expired cache happen at
+	// most once per interval, and never while an attempt is running, so
+	// neither a flood of tokens with bogus kids nor a hung issuer leads to
+	// more than one attempt at a time. It is also the lower bound on cache
+	// freshness (a max-age of 0 counts as this). Default 5s.
 	MinRefreshInterval time.Duration
 	// DefaultMaxAge is how long a JWK Set stays fresh when the response has
 	// no Cache-Control max-age. Default 5m.
@@ -68,9 +71,15 @@ type RemoteOptions struct {
 	// keys removed at the issuer drop out in bounded time. Default 1h.
 	MaxMaxAge time.Duration
 	// FetchTimeout bounds one metadata+JWKS fetch, independently of the
-	// caller's context (a fetch is shared by all concurrent callers).
-	// Default 10s.
+	// caller's context (a fetch is shared by all concurrent callers and
+	// may run in the background). Default 10s.
 	FetchTimeout time.Duration
+	// UnknownKIDWait bounds how long Key waits for a running fetch when
+	// the kid is not among the keys at hand (or no key set was fetched
+	// yet); the fetch itself goes on in the background, up to
+	// FetchTimeout. Known kids never wait. Zero means DefaultUnknownKIDWait
+	// (2s); a negative value means Key never waits.
+	UnknownKIDWait time.Duration
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 	// Logger receives warnings about fetch failures and rejected keys.
@@ -89,23 +98,34 @@ type RemoteOptions struct {
 // "sig", no private or symmetric material, and RSA moduli of at least 2048
 // bits. Other keys are skipped and logged.
 //
-// When the issuer is unreachable, keys from the last successful fetch keep
-// being served (stale) until a fetch succeeds again.
+// A key whose kid is in the cache is returned at once, even when the cache
+// is no longer fresh: the expired set is then refreshed in the background
+// (stale-while-revalidate), so a slow or hung issuer never delays the
+// verification of tokens signed by keys already known. When the issuer is
+// unreachable, keys from the last successful fetch keep being served
+// (stale) until a fetch succeeds again. At most one fetch runs at a time.
 //
 // A RemoteKeySet is safe for concurrent use. Create it with [NewRemoteKeySet].
 type RemoteKeySet struct {
 	issuer string
 	opts   RemoteOptions
-	group  singleflight.Group
 
-	mu          sync.RWMutex
-	jwksURI     string
-	keys        map[string]*jose.JSONWebKey
-	etag        string
-	fetched     bool      // a JWK Set was fetched successfully at least once
-	expires     time.Time // freshness of keys
-	lastAttempt time.Time // last fetch attempt, for MinRefreshInterval
-	lastErr     error     // error of the last fetch attempt, nil on success
+	mu       sync.RWMutex
+	jwksURI  string
+	keys     map[string]*jose.JSONWebKey
+	etag     string
+	fetched  bool      // a JWK Set was fetched successfully at least once
+	expires  time.Time // freshness of keys
+	inflight *flight   // the running fetch, nil when none
+	lastDone time.Time // end of the last fetch attempt, for MinRefreshInterval
+	lastErr  error     // error of the last finished fetch attempt, nil on success
+}
+
+// flight is one fetch attempt, shared by every caller that arrives while it
+// runs. err is written before done is closed.
+type flight struct {
+	done chan struct{}
+	err  error
 }
 
 // NewRemoteKeySet returns a key set for the issuer identified exactly by
@@ -125,6 +145,12 @@ func NewRemoteKeySet(issuer string, opts RemoteOptions) *RemoteKeySet {
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = DefaultRemoteFetchTimeout
 	}
+	switch {
+	case opts.UnknownKIDWait == 0:
+		opts.UnknownKIDWait = DefaultUnknownKIDWait
+	case opts.UnknownKIDWait < 0:
+		opts.UnknownKIDWait = 0
+	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: opts.FetchTimeout}
 	}
@@ -140,11 +166,17 @@ func NewRemoteKeySet(issuer string, opts RemoteOptions) *RemoteKeySet {
 // Issuer returns the issuer identifier the key set was created with.
 func (s *RemoteKeySet) Issuer() string { return s.issuer }
 
-// Key returns the public key with the given kid. It serves from the cache
-// while it is fresh; when the cache has expired, or the kid is unknown, it
-// refetches the JWK Set (one fetch shared by concurrent callers, at most one
-// per MinRefreshInterval). If a refetch fails, previously fetched keys are
-// still served.
+// Key returns the public key with the given kid.
+//
+// A kid in the cache is returned at once. If the cache has expired, Key
+// also starts a background refresh (unless one is running, or the last
+// attempt ended less than MinRefreshInterval ago) and does not wait for it.
+//
+// A kid not in the cache, or any kid before a key set was ever fetched,
+// starts such a refresh (or joins the running one) and waits for it at most
+// UnknownKIDWait, then looks again; a refresh that takes longer goes on in
+// the background. If a refresh fails, previously fetched keys are still
+// served.
 //
 // On failure it returns an error wrapping [ErrKeyNotFound] if the last
 // fetched set lacks the kid, or wrapping [ErrKeySetUnavailable] if no set was
@@ -156,15 +188,29 @@ func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*jose.JSONWebKey, e
 	s.mu.RLock()
 	k, ok := s.keys[kid]
 	fresh := s.fetched && now.Before(s.expires)
+	due := s.inflight == nil && s.refreshDue(now)
 	s.mu.RUnlock()
-	if ok && fresh {
+	if ok {
+		if !fresh && due {
+			s.startFetch(ctx, false)
+		}
 		return copyJWK(k), nil
 	}
 
-	// Expired cache, unknown kid or nothing fetched yet: try a (rate-limited)
+	// Unknown kid or nothing fetched yet: wait briefly for a (rate-limited)
 	// refresh, then look again.
-	if err := s.refresh(ctx, false); err != nil && ctx.Err() != nil {
-		return nil, fmt.Errorf("keys: waiting for key set: %w", ctx.Err())
+	waited := false
+	if f := s.startFetch(ctx, false); f != nil {
+		timer := time.NewTimer(s.opts.UnknownKIDWait)
+		select {
+		case <-f.done:
+		case <-timer.C:
+			waited = true
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, fmt.Errorf("keys: waiting for key set: %w", ctx.Err())
+		}
+		timer.Stop()
 	}
 
 	s.mu.RLock()
@@ -174,70 +220,79 @@ func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*jose.JSONWebKey, e
 	}
 	if !s.fetched {
 		cause := s.lastErr
-		if cause == nil {
+		switch {
+		case waited:
+			cause = fmt.Errorf("key set fetch still running after %v", s.opts.UnknownKIDWait)
+		case cause == nil:
 			cause = errors.New("no key set fetched yet")
 		}
 		return nil, fmt.Errorf("%w: %w", ErrKeySetUnavailable, cause)
+	}
+	if waited {
+		return nil, fmt.Errorf("%w: kid %.64q (refresh still running after %v)", ErrKeyNotFound, kid, s.opts.UnknownKIDWait)
 	}
 	return nil, fmt.Errorf("%w: kid %.64q", ErrKeyNotFound, kid)
 }
 
 // Refresh fetches the JWK Set now (running discovery first if it has not
-// succeeded yet), regardless of cache freshness and MinRefreshInterval.
-// Concurrent calls share one fetch. On failure the cached keys are kept and
-// the error is returned.
+// succeeded yet), regardless of cache freshness and MinRefreshInterval, and
+// waits for the result. A call made while a fetch is running waits for that
+// fetch instead of starting another. On failure the cached keys are kept
+// and the error is returned; if ctx ends first, Refresh returns ctx.Err()
+// and the fetch goes on in the background (bounded by FetchTimeout).
 func (s *RemoteKeySet) Refresh(ctx context.Context) error {
-	return s.refresh(ctx, true)
-}
-
-// errRateLimited marks a refresh skipped because of MinRefreshInterval.
-var errRateLimited = errors.New("keys: refresh rate limited")
-
-// refresh runs one shared fetch. Unless force is set, it does nothing when
-// the last attempt was less than MinRefreshInterval ago.
-//
-// Forced and unforced refreshes share one flight, so a caller that arrives
-// while any fetch is running waits for that fetch instead of being turned
-// away by the rate limit the running fetch itself just set. A forced caller
-// that joined an unforced flight which was rate limited tries once more.
-func (s *RemoteKeySet) refresh(ctx context.Context, force bool) error {
-	err := s.refreshOnce(ctx, force)
-	if force && errors.Is(err, errRateLimited) {
-		err = s.refreshOnce(ctx, force)
-	}
-	return err
-}
-
-func (s *RemoteKeySet) refreshOnce(ctx context.Context, force bool) error {
-	ch := s.group.DoChan("fetch", func() (any, error) {
-		now := s.opts.Now()
-		s.mu.Lock()
-		if !force && !s.lastAttempt.IsZero() && now.Sub(s.lastAttempt) < s.opts.MinRefreshInterval {
-			s.mu.Unlock()
-			return nil, errRateLimited
-		}
-		s.lastAttempt = now
-		s.mu.Unlock()
-
-		// The fetch is shared, so it must not die with the first caller's ctx.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.FetchTimeout)
-		defer cancel()
-		err := s.fetch(fctx)
-		s.mu.Lock()
-		s.lastErr = err
-		s.mu.Unlock()
-		if err != nil {
-			s.opts.Logger.WarnContext(ctx, "fetching issuer key set failed; serving cached keys",
-				"issuer", s.issuer, "err", err)
-		}
-		return nil, err
-	})
+	f := s.startFetch(ctx, true)
 	select {
-	case res := <-ch:
-		return res.Err
+	case <-f.done:
+		return f.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// refreshDue reports whether an unforced fetch may start at now: the last
+// attempt ended at least MinRefreshInterval ago. The caller holds s.mu.
+func (s *RemoteKeySet) refreshDue(now time.Time) bool {
+	return s.lastDone.IsZero() || now.Sub(s.lastDone) >= s.opts.MinRefreshInterval
+}
+
+// startFetch returns the running fetch, or starts one in a new goroutine
+// and returns it. Unless force is set, it returns nil instead of starting a
+// fetch when the last attempt ended less than MinRefreshInterval ago.
+//
+// The fetch is shared by every caller, so it does not end with ctx (only
+// ctx's values are kept); FetchTimeout bounds it.
+func (s *RemoteKeySet) startFetch(ctx context.Context, force bool) *flight {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight != nil {
+		return s.inflight
+	}
+	if !force && !s.refreshDue(s.opts.Now()) {
+		return nil
+	}
+	f := &flight{done: make(chan struct{})}
+	s.inflight = f
+	go s.runFetch(context.WithoutCancel(ctx), f)
+	return f
+}
+
+// runFetch runs the fetch of f, records its end and wakes its waiters.
+func (s *RemoteKeySet) runFetch(ctx context.Context, f *flight) {
+	fctx, cancel := context.WithTimeout(ctx, s.opts.FetchTimeout)
+	err := s.fetch(fctx)
+	cancel()
+	if err != nil {
+		s.opts.Logger.WarnContext(ctx, "fetching issuer key set failed; serving cached keys",
+			"issuer", s.issuer, "err", err)
+	}
+	s.mu.Lock()
+	s.lastErr = err
+	s.lastDone = s.opts.Now()
+	s.inflight = nil
+	s.mu.Unlock()
+	f.err = err
+	close(f.done)
 }
 
 // fetch runs discovery if needed, then fetches the JWK Set.

@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,10 +41,50 @@ func (c *remoteClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// hangListener hands connections to its server until hang is set; from
+// then on it accepts connections and never answers them, like a proxy that
+// stopped forwarding (no response, no RST).
+type hangListener struct {
+	net.Listener
+	hang atomic.Bool
+
+	mu   sync.Mutex
+	held []net.Conn
+}
+
+func (l *hangListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.hang.Load() {
+			return c, err
+		}
+		l.mu.Lock()
+		l.held = append(l.held, c)
+		l.mu.Unlock()
+	}
+}
+
+// heldConns returns how many connections were accepted and left hanging.
+func (l *hangListener) heldConns() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.held)
+}
+
+// release closes the hanging connections.
+func (l *hangListener) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.held {
+		_ = c.Close()
+	}
+}
+
 // remoteTestIssuer serves RFC 8414 metadata under prefix and a JWKS whose
 // body, headers and status the test controls.
 type remoteTestIssuer struct {
 	srv       *httptest.Server
+	ln        *hangListener
 	issuer    string
 	jwksHits  atomic.Int64
 	metaHits  atomic.Int64
@@ -54,7 +95,8 @@ type remoteTestIssuer struct {
 	etag         string
 	cacheControl string
 	status       int
-	metaIssuer   string // overrides the issuer in the metadata when set
+	metaIssuer   string        // overrides the issuer in the metadata when set
+	gate         chan struct{} // when set, JWKS requests wait for it to close
 }
 
 func newRemoteTestIssuer(t *testing.T, path string, jwks string) *remoteTestIssuer {
@@ -74,6 +116,16 @@ func newRemoteTestIssuer(t *testing.T, path string, jwks string) *remoteTestIssu
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
 		is.jwksHits.Add(1)
 		is.mu.Lock()
+		gate := is.gate
+		is.mu.Unlock()
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		is.mu.Lock()
 		defer is.mu.Unlock()
 		if is.status != http.StatusOK {
 			w.WriteHeader(is.status)
@@ -88,10 +140,21 @@ func newRemoteTestIssuer(t *testing.T, path string, jwks string) *remoteTestIssu
 		}
 		_, _ = w.Write([]byte(is.jwks))
 	})
-	is.srv = httptest.NewServer(mux)
+	is.srv = httptest.NewUnstartedServer(mux)
+	is.ln = &hangListener{Listener: is.srv.Listener}
+	is.srv.Listener = is.ln
+	is.srv.Start()
 	is.issuer = is.srv.URL + path
 	t.Cleanup(is.srv.Close)
+	t.Cleanup(is.ln.release) // before Close: nothing waits on a held connection
 	return is
+}
+
+// hang makes the issuer accept connections and never answer, dropping the
+// connections it is serving so that clients must connect anew.
+func (is *remoteTestIssuer) hang() {
+	is.ln.hang.Store(true)
+	is.srv.CloseClientConnections()
 }
 
 func (is *remoteTestIssuer) set(f func(is *remoteTestIssuer)) {
@@ -100,8 +163,12 @@ func (is *remoteTestIssuer) set(f func(is *remoteTestIssuer)) {
 	f(is)
 }
 
+// keySet returns a key set for is on clock. Its UnknownKIDWait is long, so
+// that a loaded machine cannot make a lookup give up on a healthy issuer.
 func (is *remoteTestIssuer) keySet(clock *remoteClock) *keys.RemoteKeySet {
-	return keys.NewRemoteKeySet(is.issuer, keys.RemoteOptions{HTTPClient: is.srv.Client(), Now: clock.Now})
+	return keys.NewRemoteKeySet(is.issuer, keys.RemoteOptions{
+		HTTPClient: is.srv.Client(), Now: clock.Now, UnknownKIDWait: 10 * time.Second,
+	})
 }
 
 // remoteJWKS marshals public keys into a JWK Set document.
@@ -209,11 +276,13 @@ func TestRemoteKeySetCachingAndETag(t *testing.T) {
 		t.Fatalf("fetches jwks=%d metadata=%d, want 1 and 1", is.jwksHits.Load(), is.metaHits.Load())
 	}
 
-	// Past max-age=60: revalidated with If-None-Match, 304 keeps the keys.
+	// Past max-age=60: the stale key is served while the set is revalidated
+	// in the background with If-None-Match; 304 keeps the keys.
 	clock.Advance(61 * time.Second)
 	if _, err := ks.Key(ctx, "k1"); err != nil {
 		t.Fatal(err)
 	}
+	keys.WaitRefresh(ks)
 	if is.jwksHits.Load() != 2 || is.notModded.Load() != 1 {
 		t.Fatalf("after expiry: jwks=%d 304s=%d, want 2 and 1", is.jwksHits.Load(), is.notModded.Load())
 	}
@@ -275,6 +344,7 @@ func TestRemoteKeySetMaxAgeBounds(t *testing.T) {
 			if _, err := ks.Key(t.Context(), "k1"); err != nil {
 				t.Fatal(err)
 			}
+			keys.WaitRefresh(ks) // an expired set is refetched in the background
 			if got := is.jwksHits.Load() == 2; got != tt.wantRefetch {
 				t.Errorf("refetched = %v, want %v", got, tt.wantRefetch)
 			}
@@ -415,5 +485,166 @@ func TestRemoteKeySetContextCanceled(t *testing.T) {
 	cancel()
 	if _, err := ks.Key(ctx, "k1"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Key = %v, want context.Canceled", err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRemoteKeySetHungIssuer: with a stale cache and an issuer that accepts
+// connections but never answers, known kids are served at once from the
+// cache while one background refresh hangs, and an unknown kid waits only
+// briefly for that refresh.
+func TestRemoteKeySetHungIssuer(t *testing.T) {
+	t.Parallel()
+	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
+	clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
+	const wait = 300 * time.Millisecond
+	ks := keys.NewRemoteKeySet(is.issuer, keys.RemoteOptions{
+		HTTPClient: is.srv.Client(), Now: clock.Now, UnknownKIDWait: wait,
+	})
+	if _, err := ks.Key(t.Context(), "k1"); err != nil {
+		t.Fatal(err)
+	}
+	is.hang()
+	clock.Advance(61 * time.Second) // past max-age=60
+
+	// Generous bound: a cache hit takes microseconds, the hung fetch seconds.
+	const fast = 500 * time.Millisecond
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := ks.Key(t.Context(), "k1"); err != nil {
+				t.Errorf("Key(k1) = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("20 concurrent Key(k1), stale cache, hung issuer: %v", time.Since(start))
+	if d := time.Since(start); d > fast {
+		t.Errorf("20 concurrent Key(k1) with a stale cache and a hung issuer took %v, want < %v", d, fast)
+	}
+	waitFor(t, "the refresh to reach the issuer", func() bool { return is.ln.heldConns() >= 1 })
+
+	// An unknown kid waits UnknownKIDWait for the hung refresh, then fails
+	// as unknown (timers never fire early, so the lower bound is safe).
+	start = time.Now()
+	_, err := ks.Key(t.Context(), "k2")
+	t.Logf("Key(k2), hung refresh: %v", time.Since(start))
+	if d := time.Since(start); d < wait || d > wait+time.Second {
+		t.Errorf("Key(k2) took %v, want UnknownKIDWait (%v) plus < 1s", d, wait)
+	}
+	if !errors.Is(err, keys.ErrKeyNotFound) {
+		t.Errorf("Key(k2) = %v, want ErrKeyNotFound", err)
+	}
+
+	// The hung attempt has run longer than MinRefreshInterval (on the fake
+	// clock), but it has not ended: no second attempt starts.
+	clock.Advance(3 * keys.DefaultMinRefreshInterval)
+	start = time.Now()
+	for range 20 {
+		if _, err := ks.Key(t.Context(), "k1"); err != nil {
+			t.Fatalf("Key(k1) = %v", err)
+		}
+	}
+	if d := time.Since(start); d > fast {
+		t.Errorf("Key(k1) during a hung refresh took %v, want < %v", d, fast)
+	}
+	time.Sleep(100 * time.Millisecond) // let a wrongly started second fetch connect
+	if n := is.ln.heldConns(); n != 1 {
+		t.Errorf("%d connections to the hung issuer, want 1 (one refresh at a time)", n)
+	}
+}
+
+// TestRemoteKeySetRefreshRateLimitedFromEnd: MinRefreshInterval counts from
+// the end of an attempt, so an attempt that ran longer than the interval is
+// not followed at once by another.
+func TestRemoteKeySetRefreshRateLimitedFromEnd(t *testing.T) {
+	t.Parallel()
+	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
+	clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
+	ks := keys.NewRemoteKeySet(is.issuer, keys.RemoteOptions{
+		HTTPClient: is.srv.Client(), Now: clock.Now, FetchTimeout: 3 * time.Second,
+		UnknownKIDWait: 10 * time.Second, // Key(k2) below waits for the attempt to end
+	})
+	if _, err := ks.Key(t.Context(), "k1"); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	is.set(func(is *remoteTestIssuer) { is.gate = gate; is.status = http.StatusInternalServerError })
+	clock.Advance(61 * time.Second) // stale
+
+	if _, err := ks.Key(t.Context(), "k1"); err != nil { // starts a refresh, which waits at the gate
+		t.Fatal(err)
+	}
+	waitFor(t, "the refresh to reach the issuer", func() bool { return is.jwksHits.Load() == 2 })
+	clock.Advance(2 * keys.DefaultMinRefreshInterval) // the attempt outlasts the interval
+	close(gate)
+	// An unknown kid waits for the running attempt, or, once it has ended,
+	// is rate limited from that end.
+	if _, err := ks.Key(t.Context(), "k2"); !errors.Is(err, keys.ErrKeyNotFound) {
+		t.Fatalf("Key(k2) = %v, want ErrKeyNotFound", err)
+	}
+	if _, err := ks.Key(t.Context(), "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := is.jwksHits.Load(); n != 2 {
+		t.Errorf("%d JWKS fetches, want 2: a new attempt started right after one that outlasted MinRefreshInterval", n)
+	}
+	clock.Advance(keys.DefaultMinRefreshInterval)
+	if _, err := ks.Key(t.Context(), "k2"); !errors.Is(err, keys.ErrKeyNotFound) {
+		t.Fatalf("Key(k2) = %v, want ErrKeyNotFound", err)
+	}
+	if n := is.jwksHits.Load(); n != 3 {
+		t.Errorf("%d JWKS fetches, want 3: MinRefreshInterval after the end allows a new attempt", n)
+	}
+}
+
+// TestRemoteKeySetHungIssuerUnknownKid: an issuer that accepts connections
+// and never answers makes an unknown kid fail after a short wait, not after
+// the whole fetch timeout.
+func TestRemoteKeySetHungIssuerUnknownKid(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl := &hangListener{Listener: ln}
+	hl.hang.Store(true)
+	t.Cleanup(func() { _ = ln.Close(); hl.release() })
+	go func() { _, _ = hl.Accept() }() // returns once ln is closed
+
+	const wait = 300 * time.Millisecond
+	ks := keys.NewRemoteKeySet("http://"+ln.Addr().String(), keys.RemoteOptions{UnknownKIDWait: wait})
+	start := time.Now()
+	_, err = ks.Key(t.Context(), "k1")
+	t.Logf("Key(k1), never fetched, hung issuer, UnknownKIDWait %v: %v", wait, time.Since(start))
+	if d := time.Since(start); d > wait+time.Second {
+		t.Errorf("Key against a hung issuer took %v, want UnknownKIDWait (%v) plus < 1s", d, wait)
+	}
+	if !errors.Is(err, keys.ErrKeySetUnavailable) {
+		t.Errorf("Key = %v, want ErrKeySetUnavailable", err)
+	}
+
+	// The default wait is short too.
+	ks = keys.NewRemoteKeySet("http://"+ln.Addr().String(), keys.RemoteOptions{})
+	start = time.Now()
+	_, err = ks.Key(t.Context(), "k1")
+	t.Logf("Key(k1), never fetched, hung issuer, default UnknownKIDWait: %v", time.Since(start))
+	if d := time.Since(start); d > keys.DefaultUnknownKIDWait+time.Second {
+		t.Errorf("Key against a hung issuer took %v, want DefaultUnknownKIDWait (%v) plus < 1s", d, keys.DefaultUnknownKIDWait)
+	}
+	if !errors.Is(err, keys.ErrKeySetUnavailable) {
+		t.Errorf("Key = %v, want ErrKeySetUnavailable", err)
 	}
 }

@@ -5,13 +5,16 @@
 //
 // Usage:
 //
-//	userapi --issuer URL [--addr :8090] [--audience AUD]
+//	userapi --issuer URL [--addr :8090] [--audience AUD] [--unknown-kid-wait 2s]
 //
 // Each flag has an environment variable (USERAPI_ISSUER, USERAPI_ADDR,
-// USERAPI_AUDIENCE); flags override the environment. --audience defaults to
-// the server's own base URL, http://HOST:PORT, where HOST is the host part
-// of --addr ("localhost" when it is empty or unspecified, such as 0.0.0.0)
-// and PORT the port actually listened on.
+// USERAPI_AUDIENCE, USERAPI_UNKNOWN_KID_WAIT); flags override the
+// environment. --audience defaults to the server's own base URL,
+// http://HOST:PORT, where HOST is the host part of --addr ("localhost" when
+// it is empty or unspecified, such as 0.0.0.0) and PORT the port actually
+// listened on. --unknown-kid-wait (a positive duration, default 2s) bounds
+// how long a request whose token names a signing key userapi has not seen
+// waits for the issuer's JWKS.
 //
 // Routes:
 //
@@ -28,7 +31,11 @@
 // been fetched, requests carrying a token get 503 temporarily_unavailable
 // with Retry-After (the token may be good; the client should retry), not
 // 401. Once keys were fetched, an outage of the issuer does not matter:
-// cached keys keep being used.
+// tokens signed by a known key are verified at once from the cache, even
+// when the cache has expired (it is then refreshed in the background, one
+// fetch at a time), so a slow or hung issuer does not slow requests down. A
+// token naming an unknown key waits at most --unknown-kid-wait for a fresh
+// JWKS and is then refused as invalid_token.
 //
 // Logs are structured (log/slog text) on stderr; once listening, userapi
 // logs exactly one line `msg="userapi listening" addr=HOST:PORT`. It shuts

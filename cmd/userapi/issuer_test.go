@@ -5,8 +5,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +20,50 @@ import (
 // metadata and a one-key JWKS, able to mint RFC 9068 access tokens.
 type fakeIssuer struct {
 	srv *httptest.Server
+	ln  *hangListener
 	key jose.JSONWebKey // private, kid "k1"
+	// cacheControl is the JWKS Cache-Control; set it before the issuer
+	// is used. Default "public, max-age=300".
+	cacheControl string
+}
+
+// hangListener hands connections to its server until hang is set; from
+// then on it accepts connections and never answers them, like a proxy that
+// stopped forwarding (no response, no RST).
+type hangListener struct {
+	net.Listener
+	hang atomic.Bool
+
+	mu   sync.Mutex
+	held []net.Conn
+}
+
+func (l *hangListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.hang.Load() {
+			return c, err
+		}
+		l.mu.Lock()
+		l.held = append(l.held, c)
+		l.mu.Unlock()
+	}
+}
+
+// release closes the hanging connections.
+func (l *hangListener) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.held {
+		_ = c.Close()
+	}
+}
+
+// hang makes the issuer accept connections and never answer, dropping the
+// connections it is serving so that clients must connect anew.
+func (fi *fakeIssuer) hang() {
+	fi.ln.hang.Store(true)
+	fi.srv.CloseClientConnections()
 }
 
 func newFakeIssuer(tb testing.TB) *fakeIssuer {
@@ -26,17 +72,24 @@ func newFakeIssuer(tb testing.TB) *fakeIssuer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	fi := &fakeIssuer{key: jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}
+	fi := &fakeIssuer{
+		key:          jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: "ES256", Use: "sig"},
+		cacheControl: "public, max-age=300",
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": fi.srv.URL, "jwks_uri": fi.srv.URL + "/.well-known/jwks.json"})
 	})
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Header().Set("Cache-Control", fi.cacheControl)
 		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{fi.key.Public()}})
 	})
-	fi.srv = httptest.NewServer(mux)
+	fi.srv = httptest.NewUnstartedServer(mux)
+	fi.ln = &hangListener{Listener: fi.srv.Listener}
+	fi.srv.Listener = fi.ln
+	fi.srv.Start()
 	tb.Cleanup(fi.srv.Close)
+	tb.Cleanup(fi.ln.release) // before Close: nothing waits on a held connection
 	return fi
 }
 

@@ -40,24 +40,44 @@ type config struct {
 	Issuer   string
 	Addr     string
 	Audience string // empty: derived from the listener
+	// UnknownKIDWait is keys.RemoteOptions.UnknownKIDWait: how long a
+	// request whose token names a key not in the cache waits for the
+	// issuer's JWKS. Default keys.DefaultUnknownKIDWait.
+	UnknownKIDWait time.Duration
 }
 
 // parseConfig reads flags from args over the environment (via getenv).
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	cfg := config{Issuer: getenv("USERAPI_ISSUER"), Addr: getenv("USERAPI_ADDR"), Audience: getenv("USERAPI_AUDIENCE")}
+	cfg := config{
+		Issuer: getenv("USERAPI_ISSUER"), Addr: getenv("USERAPI_ADDR"), Audience: getenv("USERAPI_AUDIENCE"),
+		UnknownKIDWait: keys.DefaultUnknownKIDWait,
+	}
 	if cfg.Addr == "" {
 		cfg.Addr = ":8090"
+	}
+	if v := getenv("USERAPI_UNKNOWN_KID_WAIT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return config{}, fmt.Errorf("USERAPI_UNKNOWN_KID_WAIT: %w", err)
+		}
+		cfg.UnknownKIDWait = d
 	}
 	fs := flag.NewFlagSet("userapi", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Issuer, "issuer", cfg.Issuer, "issuer URL, exactly as in the tokens' iss (env USERAPI_ISSUER; required)")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env USERAPI_ADDR)")
 	fs.StringVar(&cfg.Audience, "audience", cfg.Audience, "audience tokens must carry (env USERAPI_AUDIENCE; default http://HOST:PORT of this server)")
+	fs.DurationVar(&cfg.UnknownKIDWait, "unknown-kid-wait", cfg.UnknownKIDWait,
+		"how long a request whose token names a signing key not yet known waits for the issuer's JWKS; "+
+			"known keys never wait (env USERAPI_UNKNOWN_KID_WAIT)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.UnknownKIDWait <= 0 {
+		return config{}, fmt.Errorf("--unknown-kid-wait %v must be positive", cfg.UnknownKIDWait)
 	}
 	if cfg.Issuer == "" {
 		return config{}, errors.New("--issuer (or USERAPI_ISSUER) is required")
@@ -102,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Audience = defaultAudience(cfg.Addr, ln.Addr())
 	}
 
-	ks := keys.NewRemoteKeySet(cfg.Issuer, keys.RemoteOptions{Logger: logger})
+	ks := keys.NewRemoteKeySet(cfg.Issuer, keys.RemoteOptions{Logger: logger, UnknownKIDWait: cfg.UnknownKIDWait})
 	v := resource.NewVerifier(ks, resource.Options{Issuer: cfg.Issuer, Audience: cfg.Audience})
 	srv := &http.Server{
 		Handler:           newHandler(v),

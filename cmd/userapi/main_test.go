@@ -9,13 +9,18 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portcullis-auth/portcullis/keys"
 )
 
 // startUserAPI runs userapi with args plus --addr 127.0.0.1:0 and returns
@@ -59,7 +64,9 @@ func startUserAPI(t *testing.T, args ...string) string {
 func TestUsersMe(t *testing.T) {
 	t.Parallel()
 	fi := newFakeIssuer(t)
-	base := startUserAPI(t, "--issuer", fi.srv.URL)
+	// A long --unknown-kid-wait: a loaded machine must not turn the
+	// unknown-key case into a timeout.
+	base := startUserAPI(t, "--issuer", fi.srv.URL, "--unknown-kid-wait", "10s")
 	aud := base // the default audience is the server's own base URL
 
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -169,6 +176,88 @@ func TestUsersMeIssuerDown(t *testing.T) {
 	}
 }
 
+// TestUsersMeIssuerHangs: once keys were fetched, an issuer that accepts
+// connections and never answers does not slow /users/me down, even with a
+// stale JWKS cache; a token with an unknown kid fails after a short wait.
+func TestUsersMeIssuerHangs(t *testing.T) {
+	t.Parallel()
+	fi := newFakeIssuer(t)
+	fi.cacheControl = "no-store" // stale after MinRefreshInterval
+	const aud = "http://api.test"
+	const wait = 300 * time.Millisecond
+	base := startUserAPI(t, "--issuer", fi.srv.URL, "--audience", aud, "--unknown-kid-wait", wait.String())
+	// Concurrent requests may leave connections that never carried a
+	// request, which graceful shutdown waits 5s for; close them first.
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+
+	var jti atomic.Int64
+	get := func(kid string, key any) (int, time.Duration) {
+		t.Helper()
+		c := fi.claims(aud)
+		c["jti"] = fmt.Sprint("jti-", jti.Add(1)) // a new token: not in the verified-token cache
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/users/me", nil)
+		req.Header.Set("Authorization", "Bearer "+fi.mint(t, c, kid, key))
+		start := time.Now()
+		resp, err := client.Do(req)
+		d := time.Since(start)
+		if err != nil {
+			t.Error(err)
+			return 0, d
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, d
+	}
+	// Keys fetched (the start-up fetch may still be running).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, _ := get("k1", nil)
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status = %d, want 200 once the keys are fetched", status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	fi.hang()
+	time.Sleep(keys.DefaultMinRefreshInterval + 500*time.Millisecond) // the cache is stale now
+
+	// Generous bound: verifying takes a millisecond, the hung fetch seconds.
+	const fast = time.Second
+	for i := range 3 {
+		status, d := get("k1", nil)
+		t.Logf("request %d with a known key, issuer hung: %d in %v", i, status, d)
+		if status != http.StatusOK || d > fast {
+			t.Errorf("request %d with a known key: status %d in %v, want 200 in < %v", i, status, d, fast)
+		}
+	}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 10 {
+		wg.Go(func() {
+			if status, _ := get("k1", nil); status != http.StatusOK {
+				t.Errorf("concurrent request with a known key: status %d, want 200", status)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("10 concurrent requests with a known key, issuer hung: %v", time.Since(start))
+	if d := time.Since(start); d > fast {
+		t.Errorf("10 concurrent requests with a known key took %v, want < %v", d, fast)
+	}
+
+	// A key the cache does not have: invalid after --unknown-kid-wait.
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	status, d := get("k9", other)
+	t.Logf("request with an unknown key, issuer hung: %d in %v", status, d)
+	if status != http.StatusUnauthorized || d > wait+time.Second {
+		t.Errorf("unknown key: status %d in %v, want 401 in < %v", status, d, wait+time.Second)
+	}
+}
+
 func TestParseConfig(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -178,14 +267,19 @@ func TestParseConfig(t *testing.T) {
 		want    config
 		wantErr string
 	}{
-		{"flags", []string{"--issuer", "http://iss", "--addr", ":9000", "--audience", "aud"}, nil,
-			config{Issuer: "http://iss", Addr: ":9000", Audience: "aud"}, ""},
-		{"env", nil, map[string]string{"USERAPI_ISSUER": "https://iss", "USERAPI_ADDR": "127.0.0.1:1", "USERAPI_AUDIENCE": "a"},
-			config{Issuer: "https://iss", Addr: "127.0.0.1:1", Audience: "a"}, ""},
-		{"flags override env", []string{"--issuer", "http://flag", "--audience", "fa"},
-			map[string]string{"USERAPI_ISSUER": "http://env", "USERAPI_ADDR": ":7000", "USERAPI_AUDIENCE": "ea"},
-			config{Issuer: "http://flag", Addr: ":7000", Audience: "fa"}, ""},
-		{"defaults", []string{"--issuer", "http://iss"}, nil, config{Issuer: "http://iss", Addr: ":8090"}, ""},
+		{"flags", []string{"--issuer", "http://iss", "--addr", ":9000", "--audience", "aud", "--unknown-kid-wait", "500ms"}, nil,
+			config{Issuer: "http://iss", Addr: ":9000", Audience: "aud", UnknownKIDWait: 500 * time.Millisecond}, ""},
+		{"env", nil, map[string]string{"USERAPI_ISSUER": "https://iss", "USERAPI_ADDR": "127.0.0.1:1", "USERAPI_AUDIENCE": "a",
+			"USERAPI_UNKNOWN_KID_WAIT": "1s"},
+			config{Issuer: "https://iss", Addr: "127.0.0.1:1", Audience: "a", UnknownKIDWait: time.Second}, ""},
+		{"flags override env", []string{"--issuer", "http://flag", "--audience", "fa", "--unknown-kid-wait", "3s"},
+			map[string]string{"USERAPI_ISSUER": "http://env", "USERAPI_ADDR": ":7000", "USERAPI_AUDIENCE": "ea", "USERAPI_UNKNOWN_KID_WAIT": "1s"},
+			config{Issuer: "http://flag", Addr: ":7000", Audience: "fa", UnknownKIDWait: 3 * time.Second}, ""},
+		{"defaults", []string{"--issuer", "http://iss"}, nil,
+			config{Issuer: "http://iss", Addr: ":8090", UnknownKIDWait: keys.DefaultUnknownKIDWait}, ""},
+		{"unknown-kid-wait zero", []string{"--issuer", "http://iss", "--unknown-kid-wait", "0s"}, nil, config{}, "must be positive"},
+		{"unknown-kid-wait negative", []string{"--issuer", "http://iss", "--unknown-kid-wait", "-1s"}, nil, config{}, "must be positive"},
+		{"unknown-kid-wait env malformed", []string{"--issuer", "http://iss"}, map[string]string{"USERAPI_UNKNOWN_KID_WAIT": "soon"}, config{}, "USERAPI_UNKNOWN_KID_WAIT"},
 		{"issuer missing", nil, nil, config{}, "required"},
 		{"issuer not a URL", []string{"--issuer", "iss.example"}, nil, config{}, "not an absolute"},
 		{"stray argument", []string{"--issuer", "http://iss", "extra"}, nil, config{}, "unexpected"},

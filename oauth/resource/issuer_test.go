@@ -219,11 +219,13 @@ func unsigned(header, claims any, sig string) string {
 }
 
 // newTestVerifier returns a verifier for is using a RemoteKeySet, both on
-// clock.
+// clock. The key set's UnknownKIDWait is long, so that a loaded machine
+// cannot make a lookup give up on the healthy test issuer.
 func newTestVerifier(is *testIssuer, clock *fakeClock, cacheSize int) (*resource.Verifier, *keys.RemoteKeySet) {
 	ks := keys.NewRemoteKeySet(is.URL(), keys.RemoteOptions{
-		HTTPClient: is.srv.Client(),
-		Now:        clock.Now,
+		HTTPClient:     is.srv.Client(),
+		Now:            clock.Now,
+		UnknownKIDWait: 10 * time.Second,
 	})
 	v := resource.NewVerifier(ks, resource.Options{
 		Issuer:    is.URL(),
