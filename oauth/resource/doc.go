@@ -7,7 +7,11 @@
 // practices of RFC 8725: compact serialization only, exactly one signature,
 // the algorithm taken from the key (never from the token), typ "at+jwt", no
 // "crit" header, exact issuer match, audience check, and time claims checked
-// with a small leeway. Verified tokens are cached until they expire so that
+// with a small leeway. Claims are parsed strictly: names match exactly
+// (case-sensitive, RFC 7519 §4), registered claims must have their JSON
+// type (exp, iat and nbf numbers; iss, sub, jti, client_id, scope and
+// preferred_username strings; aud a string or array of strings; roles an
+// array of strings), and a repeated member name makes the token invalid. Verified tokens are cached until they expire so that
 // repeated requests with the same token cost a hash and a map lookup.
 //
 // [Middleware] turns a Verifier into net/http middleware speaking RFC 6750:

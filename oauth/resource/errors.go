@@ -20,8 +20,9 @@ const (
 // Sentinel errors wrapped by the [*Error] values that [Verifier.Verify]
 // returns; test them with errors.Is.
 var (
-	// ErrMalformed: not a well-formed compact JWS / JWT, or a claim has the
-	// wrong JSON type.
+	// ErrMalformed: not a well-formed compact JWS / JWT, a registered claim
+	// has the wrong JSON type (RFC 7519 §4.1: a NumericDate is a number,
+	// never a string), or the header or claims repeat a member name.
 	ErrMalformed = errors.New("malformed token")
 	// ErrTooLarge: the token is longer than MaxTokenSize.
 	ErrTooLarge = errors.New("token too large")

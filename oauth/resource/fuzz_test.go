@@ -82,6 +82,15 @@ func TestFuzzSeeds(t *testing.T) {
 		{"json", resource.ErrMalformed},
 		{"empty", resource.ErrMalformed},
 		{"dots", resource.ErrMalformed},
+		{"client_credentials", nil},
+		{"exp_beyond_leeway", resource.ErrExpired},
+		{"case_variant_sub", resource.ErrMissingClaim}, // "SUB" is not "sub"
+		{"exp_string", resource.ErrMalformed},          // NumericDate is a JSON number
+		{"sub_null", resource.ErrMalformed},
+		{"aud_null_element", resource.ErrMalformed},
+		{"roles_null", resource.ErrMalformed},
+		{"duplicate_exp", resource.ErrMalformed},
+		{"duplicate_escaped", resource.ErrMalformed}, // "s\u0075b" repeats "sub"
 	}
 	for _, tt := range tests {
 		t.Run(tt.seed, func(t *testing.T) {

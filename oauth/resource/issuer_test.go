@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -159,6 +160,7 @@ type mintOpts struct {
 	signKey  any            // overrides the key material used to sign
 	headers  map[string]any // extra or overriding headers; nil value deletes
 	claims   func(map[string]any)
+	payload  []byte // raw payload JSON; overrides claims
 	critical []string
 }
 
@@ -200,6 +202,9 @@ func (is *testIssuer) mint(t testing.TB, o mintOpts) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.payload != nil {
+		payload = o.payload
+	}
 	jws, err := signer.Sign(payload)
 	if err != nil {
 		t.Fatal(err)
@@ -209,6 +214,26 @@ func (is *testIssuer) mint(t testing.TB, o mintOpts) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// signRawES256 signs a raw JSON header and payload with the ES256 key kid,
+// for headers go-jose would not produce (such as duplicate members).
+func (is *testIssuer) signRawES256(t testing.TB, kid, header, payload string) string {
+	t.Helper()
+	priv, ok := is.key(kid).Key.(*ecdsa.PrivateKey)
+	if !ok {
+		t.Fatalf("key %q is not an ES256 key", kid)
+	}
+	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+	digest := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, priv, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // unsigned builds header.payload.signature from raw JSON values.

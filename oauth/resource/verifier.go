@@ -1,12 +1,14 @@
 package resource
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -222,14 +224,15 @@ func checkCompact(raw string) (header string, ok bool) {
 // checkHeader checks the JOSE header members that go-jose does not:
 // typ (RFC 9068 §4: "at+jwt" or "application/at+jwt", case-insensitive) and
 // the absence of crit and b64 (RFC 8725 §3.1 / RFC 7797: we understand no
-// extensions).
+// extensions). Like the claims, the header must not repeat a member name
+// (go-jose refuses that too).
 func checkHeader(headerB64 string) error {
 	b, err := base64.RawURLEncoding.DecodeString(headerB64)
 	if err != nil {
 		return invalid(ErrMalformed, err)
 	}
-	var h map[string]json.RawMessage
-	if err := json.Unmarshal(b, &h); err != nil {
+	h, err := decodeObject(b)
+	if err != nil {
 		return invalid(ErrMalformed, err)
 	}
 	if _, ok := h["crit"]; ok {
@@ -246,104 +249,210 @@ func checkHeader(headerB64 string) error {
 	return nil
 }
 
-// audience is "aud": an array of strings or a single string (RFC 7519 §4.1.3).
-type audience []string
-
-// UnmarshalJSON accepts a string or an array of strings.
-func (a *audience) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		*a = audience{s}
-		return nil
-	}
-	var ss []string
-	if err := json.Unmarshal(b, &ss); err != nil {
-		return fmt.Errorf("aud must be a string or an array of strings: %w", err)
-	}
-	*a = ss
-	return nil
-}
-
-// numericDate is an RFC 7519 NumericDate.
-type numericDate struct{ t time.Time }
-
 // maxNumericDate is 9999-12-31T23:59:59Z.
 const maxNumericDate = 253402300799
 
-// UnmarshalJSON accepts a JSON number of seconds since the epoch.
-func (d *numericDate) UnmarshalJSON(b []byte) error {
+// decodeObject decodes a JSON object into its members, compared exactly
+// (after unescaping; never case-insensitively). It fails on anything but
+// one object, and on duplicate member names, which RFC 7515 §4 and RFC 7519
+// §4 allow a parser to refuse rather than resolve: a token whose readers
+// could disagree on a claim is not accepted. Nested values are not checked
+// for duplicates.
+func decodeObject(b []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	m := make(map[string]json.RawMessage, 16)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := tok.(string) // a member name is always a string
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("%w %.64q", errDuplicateMember, name)
+		}
+		m[name] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON object")
+	}
+	return m, nil
+}
+
+// errDuplicateMember is wrapped by decodeObject for a repeated member name.
+var errDuplicateMember = errors.New("duplicate member")
+
+// jsonKind returns the first byte of a JSON value ('"', '{', '[', 't',
+// 'f', 'n', or '-'/a digit for a number).
+func jsonKind(raw json.RawMessage) byte {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return 0
+	}
+	return raw[0]
+}
+
+// claimTypeError is the invalid_token error for claim name (one of ours,
+// so safe to show) having the wrong JSON type.
+func claimTypeError(name string) *Error {
+	return invalidf(ErrMalformed, "claim %s has the wrong JSON type", name)
+}
+
+// stringClaim returns the JSON string member name of m, and whether it is
+// present. Any other JSON type, null included, is an error.
+func stringClaim(m map[string]json.RawMessage, name string) (string, bool, error) {
+	raw, ok := m[name]
+	if !ok {
+		return "", false, nil
+	}
+	var s string
+	if jsonKind(raw) != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", true, claimTypeError(name)
+	}
+	return s, true, nil
+}
+
+// stringsClaim returns member name of m, which must be a JSON array of
+// strings, or, when single is set, may also be one string (RFC 7519
+// §4.1.3 "aud"). It returns nil when absent.
+func stringsClaim(m map[string]json.RawMessage, name string, single bool) ([]string, error) {
+	raw, ok := m[name]
+	if !ok {
+		return nil, nil
+	}
+	switch jsonKind(raw) {
+	case '"':
+		if single {
+			s, _, err := stringClaim(m, name)
+			return []string{s}, err
+		}
+	case '[':
+		var elems []json.RawMessage
+		if err := json.Unmarshal(raw, &elems); err != nil {
+			return nil, claimTypeError(name)
+		}
+		out := make([]string, len(elems))
+		for i, e := range elems {
+			if jsonKind(e) != '"' || json.Unmarshal(e, &out[i]) != nil {
+				return nil, claimTypeError(name)
+			}
+		}
+		return out, nil
+	}
+	return nil, claimTypeError(name)
+}
+
+// dateClaim returns member name of m, an RFC 7519 §2 NumericDate: a JSON
+// number (never a string) of seconds since the epoch, between 0 and
+// maxNumericDate. It returns the zero time and false when absent.
+func dateClaim(m map[string]json.RawMessage, name string) (time.Time, bool, error) {
+	raw, ok := m[name]
+	if !ok {
+		return time.Time{}, false, nil
+	}
 	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("date must be a number: %w", err)
+	if k := jsonKind(raw); (k != '-' && (k < '0' || k > '9')) || json.Unmarshal(raw, &n) != nil {
+		return time.Time{}, true, claimTypeError(name)
 	}
 	f, err := n.Float64()
 	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return fmt.Errorf("date %q out of range", n)
+		return time.Time{}, true, invalidf(ErrMalformed, "claim %s is out of range", name)
 	}
 	sec, frac := math.Modf(f)
-	d.t = time.Unix(int64(sec), int64(frac*1e9))
-	return nil
+	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
 }
 
-// rawClaims is the JSON shape of the token's claims.
-type rawClaims struct {
-	Issuer    string       `json:"iss"`
-	Subject   string       `json:"sub"`
-	Audience  audience     `json:"aud"`
-	ExpiresAt *numericDate `json:"exp"`
-	IssuedAt  *numericDate `json:"iat"`
-	NotBefore *numericDate `json:"nbf"`
-	ID        string       `json:"jti"`
-	ClientID  string       `json:"client_id"`
-	Scope     string       `json:"scope"`
-	Username  string       `json:"preferred_username"`
-	Roles     []string     `json:"roles"`
+// tokenClaims are the claims read from a payload, before validation.
+type tokenClaims struct {
+	Claims
+	hasExp, hasIat, hasNbf bool
+}
+
+// parseClaims decodes a token payload strictly: exact member names, no
+// duplicates, and the registered claims this package reads with their
+// JSON types (RFC 7519 §4.1, RFC 9068 §2.2): iss, sub, jti, client_id,
+// scope and preferred_username strings; aud a string or an array of
+// strings; exp, iat and nbf numbers; roles an array of strings. Other
+// members are ignored, whatever their type.
+func parseClaims(payload []byte) (*tokenClaims, error) {
+	m, err := decodeObject(payload)
+	if errors.Is(err, errDuplicateMember) {
+		return nil, &Error{Code: CodeInvalidToken, Description: "token claims have duplicate names",
+			Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
+	}
+	if err != nil {
+		return nil, invalid(ErrMalformed, err)
+	}
+	var tc tokenClaims
+	c := &tc.Claims
+	for _, sc := range [...]struct {
+		name string
+		dst  *string
+	}{
+		{"iss", &c.Issuer}, {"sub", &c.Subject}, {"jti", &c.ID}, {"client_id", &c.ClientID},
+		{"scope", &c.Scope}, {"preferred_username", &c.Username},
+	} {
+		if *sc.dst, _, err = stringClaim(m, sc.name); err != nil {
+			return nil, err
+		}
+	}
+	if c.Audience, err = stringsClaim(m, "aud", true); err != nil {
+		return nil, err
+	}
+	if c.Roles, err = stringsClaim(m, "roles", false); err != nil {
+		return nil, err
+	}
+	if c.ExpiresAt, tc.hasExp, err = dateClaim(m, "exp"); err != nil {
+		return nil, err
+	}
+	if c.IssuedAt, tc.hasIat, err = dateClaim(m, "iat"); err != nil {
+		return nil, err
+	}
+	if c.NotBefore, tc.hasNbf, err = dateClaim(m, "nbf"); err != nil {
+		return nil, err
+	}
+	return &tc, nil
 }
 
 // checkClaims decodes and validates the claims of a token whose signature
 // verified.
 func (v *Verifier) checkClaims(payload []byte, now time.Time) (*Claims, error) {
-	var rc rawClaims
-	if err := json.Unmarshal(payload, &rc); err != nil {
-		return nil, invalid(ErrMalformed, err)
+	tc, err := parseClaims(payload)
+	if err != nil {
+		return nil, err
 	}
+	c := &tc.Claims
 	leeway := v.opts.Leeway
 	switch {
-	case v.opts.Issuer == "" || rc.Issuer != v.opts.Issuer:
+	case v.opts.Issuer == "" || c.Issuer != v.opts.Issuer:
 		return nil, invalid(ErrIssuer, nil)
-	case v.opts.Audience == "" || !slices.Contains(rc.Audience, v.opts.Audience):
+	case v.opts.Audience == "" || !slices.Contains(c.Audience, v.opts.Audience):
 		return nil, invalid(ErrAudience, nil)
-	case rc.ExpiresAt == nil:
+	case !tc.hasExp:
 		return nil, invalidf(ErrMissingClaim, "missing exp claim")
-	case !now.Before(rc.ExpiresAt.t.Add(leeway)):
+	case !now.Before(c.ExpiresAt.Add(leeway)):
 		return nil, invalid(ErrExpired, nil)
-	case rc.NotBefore != nil && now.Add(leeway).Before(rc.NotBefore.t):
+	case tc.hasNbf && now.Add(leeway).Before(c.NotBefore):
 		return nil, invalid(ErrNotYetValid, nil)
-	case rc.IssuedAt == nil:
+	case !tc.hasIat:
 		return nil, invalidf(ErrMissingClaim, "missing iat claim")
-	case rc.IssuedAt.t.After(now.Add(leeway)):
+	case c.IssuedAt.After(now.Add(leeway)):
 		return nil, invalid(ErrIssuedInFuture, nil)
-	case rc.Subject == "":
+	case c.Subject == "":
 		return nil, invalidf(ErrMissingClaim, "missing sub claim")
-	case rc.ClientID == "":
+	case c.ClientID == "":
 		return nil, invalidf(ErrMissingClaim, "missing client_id claim")
-	case rc.ID == "":
+	case c.ID == "":
 		return nil, invalidf(ErrMissingClaim, "missing jti claim")
-	}
-	c := &Claims{
-		Issuer:    rc.Issuer,
-		Subject:   rc.Subject,
-		Audience:  rc.Audience,
-		ExpiresAt: rc.ExpiresAt.t,
-		IssuedAt:  rc.IssuedAt.t,
-		ID:        rc.ID,
-		ClientID:  rc.ClientID,
-		Scope:     rc.Scope,
-		Username:  rc.Username,
-		Roles:     rc.Roles,
-	}
-	if rc.NotBefore != nil {
-		c.NotBefore = rc.NotBefore.t
 	}
 	return c, nil
 }

@@ -3,6 +3,7 @@ package resource_test
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,6 +32,20 @@ func TestVerify(t *testing.T) {
 	parts := strings.Split(valid, ".")
 	set := func(k string, v any) func(map[string]any) { return func(c map[string]any) { c[k] = v } }
 	del := func(k string) func(map[string]any) { return func(c map[string]any) { delete(c, k) } }
+	rename := func(from, to string) func(map[string]any) {
+		return func(c map[string]any) { c[to] = c[from]; delete(c, from) }
+	}
+	// withMember returns the default claims with member (raw JSON) appended,
+	// to build payloads a map cannot: duplicate member names.
+	withMember := func(member string) []byte {
+		b, err := json.Marshal(is.defaultClaims())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(b[:len(b)-1], ","+member+"}"...)
+	}
+	esHeader := `{"alg":"ES256","kid":"` + es + `","typ":"at+jwt"`
+	defaultPayload, _ := json.Marshal(is.defaultClaims())
 
 	tests := []struct {
 		name    string
@@ -79,6 +94,62 @@ func TestVerify(t *testing.T) {
 		{"exp missing", is.mint(t, mintOpts{kid: es, claims: del("exp")}), resource.ErrMissingClaim},
 		{"iat missing", is.mint(t, mintOpts{kid: es, claims: del("iat")}), resource.ErrMissingClaim},
 		{"exp not a number", is.mint(t, mintOpts{kid: es, claims: set("exp", "tomorrow")}), resource.ErrMalformed},
+		{"expired just beyond the default leeway", is.mint(t, mintOpts{kid: es, claims: set("exp", testNow.Add(-resource.DefaultLeeway-time.Second).Unix())}), resource.ErrExpired},
+		{"expired exactly at the leeway", is.mint(t, mintOpts{kid: es, claims: set("exp", testNow.Add(-resource.DefaultLeeway).Unix())}), resource.ErrExpired},
+
+		// Claim names are case-sensitive (RFC 7519 §4): a case variant is
+		// another, unknown claim.
+		{"SUB is not sub", is.mint(t, mintOpts{kid: es, claims: rename("sub", "SUB")}), resource.ErrMissingClaim},
+		{"Exp is not exp", is.mint(t, mintOpts{kid: es, claims: rename("exp", "Exp")}), resource.ErrMissingClaim},
+		{"IAT is not iat", is.mint(t, mintOpts{kid: es, claims: rename("iat", "IAT")}), resource.ErrMissingClaim},
+		{"Client_ID is not client_id", is.mint(t, mintOpts{kid: es, claims: rename("client_id", "Client_ID")}), resource.ErrMissingClaim},
+		{"JTI is not jti", is.mint(t, mintOpts{kid: es, claims: rename("jti", "JTI")}), resource.ErrMissingClaim},
+		{"ISS is not iss", is.mint(t, mintOpts{kid: es, claims: rename("iss", "ISS")}), resource.ErrIssuer},
+		{"Aud is not aud", is.mint(t, mintOpts{kid: es, claims: rename("aud", "Aud")}), resource.ErrAudience},
+		{"JTI beside jti is ignored", is.mint(t, mintOpts{kid: es, claims: set("JTI", "other")}), nil},
+		{"ISS beside iss is ignored", is.mint(t, mintOpts{kid: es, claims: set("ISS", "https://evil.example")}), nil},
+		{"unknown claims of any type are ignored", is.mint(t, mintOpts{kid: es, claims: set("x", map[string]any{"a": []any{1, nil}})}), nil},
+		{"roles absent", is.mint(t, mintOpts{kid: es, claims: del("roles")}), nil},
+		{"roles empty", is.mint(t, mintOpts{kid: es, claims: set("roles", []string{})}), nil},
+		{"aud empty string among others", is.mint(t, mintOpts{kid: es, claims: set("aud", []string{"", testAudience})}), nil},
+
+		// Registered claims must have their JSON type (RFC 7519 §4.1:
+		// NumericDate is a JSON number, StringOrURI a string).
+		{"exp a numeric string", is.mint(t, mintOpts{kid: es, claims: set("exp", "9999999999")}), resource.ErrMalformed},
+		{"iat a numeric string", is.mint(t, mintOpts{kid: es, claims: set("iat", fmt.Sprint(testNow.Unix()))}), resource.ErrMalformed},
+		{"nbf a numeric string", is.mint(t, mintOpts{kid: es, claims: set("nbf", fmt.Sprint(testNow.Unix()))}), resource.ErrMalformed},
+		{"exp null", is.mint(t, mintOpts{kid: es, claims: set("exp", nil)}), resource.ErrMalformed},
+		{"nbf null", is.mint(t, mintOpts{kid: es, claims: set("nbf", nil)}), resource.ErrMalformed},
+		{"exp a boolean", is.mint(t, mintOpts{kid: es, claims: set("exp", true)}), resource.ErrMalformed},
+		{"exp an array", is.mint(t, mintOpts{kid: es, claims: set("exp", []int64{testNow.Add(time.Hour).Unix()})}), resource.ErrMalformed},
+		{"iss null", is.mint(t, mintOpts{kid: es, claims: set("iss", nil)}), resource.ErrMalformed},
+		{"sub null", is.mint(t, mintOpts{kid: es, claims: set("sub", nil)}), resource.ErrMalformed},
+		{"sub a number", is.mint(t, mintOpts{kid: es, claims: set("sub", 123)}), resource.ErrMalformed},
+		{"client_id an array", is.mint(t, mintOpts{kid: es, claims: set("client_id", []string{"web-app"})}), resource.ErrMalformed},
+		{"jti a number", is.mint(t, mintOpts{kid: es, claims: set("jti", 1)}), resource.ErrMalformed},
+		{"scope an array", is.mint(t, mintOpts{kid: es, claims: set("scope", []string{"openid"})}), resource.ErrMalformed},
+		{"scope null", is.mint(t, mintOpts{kid: es, claims: set("scope", nil)}), resource.ErrMalformed},
+		{"preferred_username null", is.mint(t, mintOpts{kid: es, claims: set("preferred_username", nil)}), resource.ErrMalformed},
+		{"preferred_username an object", is.mint(t, mintOpts{kid: es, claims: set("preferred_username", map[string]string{"a": "b"})}), resource.ErrMalformed},
+		{"aud null", is.mint(t, mintOpts{kid: es, claims: set("aud", nil)}), resource.ErrMalformed},
+		{"aud an object", is.mint(t, mintOpts{kid: es, claims: set("aud", map[string]string{"a": testAudience})}), resource.ErrMalformed},
+		{"aud with a number", is.mint(t, mintOpts{kid: es, claims: set("aud", []any{testAudience, 1})}), resource.ErrMalformed},
+		{"aud with null", is.mint(t, mintOpts{kid: es, claims: set("aud", []any{testAudience, nil})}), resource.ErrMalformed},
+		{"roles a string", is.mint(t, mintOpts{kid: es, claims: set("roles", "admin")}), resource.ErrMalformed},
+		{"roles null", is.mint(t, mintOpts{kid: es, claims: set("roles", nil)}), resource.ErrMalformed},
+		{"roles with null", is.mint(t, mintOpts{kid: es, claims: set("roles", []any{"admin", nil})}), resource.ErrMalformed},
+		{"roles with a number", is.mint(t, mintOpts{kid: es, claims: set("roles", []any{"admin", 7})}), resource.ErrMalformed},
+
+		// Duplicate member names (RFC 7519 §4, RFC 7515 §4) are refused,
+		// not resolved one way or the other.
+		{"duplicate exp", is.mint(t, mintOpts{kid: es, payload: withMember(`"exp":9999999999`)}), resource.ErrMalformed},
+		{"duplicate sub through an escape", is.mint(t, mintOpts{kid: es, payload: withMember(`"sub":"root"`)}), resource.ErrMalformed},
+		{"duplicate unknown claim", is.mint(t, mintOpts{kid: es, payload: withMember(`"x":1,"x":2`)}), resource.ErrMalformed},
+		{"payload not an object", is.mint(t, mintOpts{kid: es, payload: []byte(`["sub"]`)}), resource.ErrMalformed},
+		{"payload with trailing data", is.mint(t, mintOpts{kid: es, payload: append(defaultPayload, "{}"...)}), resource.ErrMalformed},
+		{"raw header and payload verify", is.signRawES256(t, es, esHeader+"}", string(defaultPayload)), nil},
+		{"duplicate typ header", is.signRawES256(t, es, esHeader+`,"typ":"JWT"}`, string(defaultPayload)), resource.ErrMalformed},
+		{"duplicate crit-free header member", is.signRawES256(t, es, esHeader+`,"x":1,"x":1}`, string(defaultPayload)), resource.ErrMalformed},
 
 		// Issuer and audience.
 		{"wrong iss", is.mint(t, mintOpts{kid: es, claims: set("iss", "https://evil.example")}), resource.ErrIssuer},
