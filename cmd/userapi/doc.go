@@ -25,6 +25,11 @@
 // A missing token gets 401 with `WWW-Authenticate: Bearer realm="AUD"`; a
 // bad, expired, wrong-issuer, wrong-audience or unknown-key token gets 401
 // with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
+// /users/me is about a user: a valid token that carries none (a
+// client_credentials token, whose sub is its client_id and which has no
+// preferred_username) gets 403 with `WWW-Authenticate: Bearer
+// error="insufficient_scope", error_description="token does not identify a
+// user"` (RFC 6750 §3.1: the token is valid but lacks the privilege).
 //
 // The issuer need not be up when userapi starts: keys are fetched in the
 // background at start-up and again on demand. While no key set has ever

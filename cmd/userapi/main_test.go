@@ -89,14 +89,18 @@ func TestUsersMe(t *testing.T) {
 		{"user token", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) { c["exp"] = exp }), "k1", nil), 200,
 			map[string]any{"id": "user-42", "username": "alice", "roles": []any{"admin", "user"}, "scope": "openid profile",
 				"client_id": "cli-1", "expires_at": time.Unix(exp, 0).UTC().Format(time.RFC3339)}, "", ""},
+		// /users/me is about a user: a client_credentials token carries none.
 		{"client credentials token", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) {
 			delete(c, "roles")
 			delete(c, "preferred_username")
 			c["sub"] = "cli-1"
-			c["exp"] = exp
-		}), "k1", nil), 200,
-			map[string]any{"id": "cli-1", "username": "", "roles": []any{}, "scope": "openid profile",
-				"client_id": "cli-1", "expires_at": time.Unix(exp, 0).UTC().Format(time.RFC3339)}, "", ""},
+		}), "k1", nil), 403, nil, `Bearer error="insufficient_scope", error_description="token does not identify a user"`, "insufficient_scope"},
+		{"token with a username but sub = client_id", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) {
+			c["sub"] = "cli-1"
+		}), "k1", nil), 403, nil, `Bearer error="insufficient_scope"`, "insufficient_scope"},
+		{"token without a username", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) {
+			delete(c, "preferred_username")
+		}), "k1", nil), 403, nil, `Bearer error="insufficient_scope"`, "insufficient_scope"},
 		{"no token", "GET", "/users/me", "", 401, nil, `Bearer realm="` + aud + `"`, "unauthorized"},
 		{"garbage token", "GET", "/users/me", "Bearer abc.def.ghi", 401, nil, `error="invalid_token"`, "invalid_token"},
 		{"expired", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) {

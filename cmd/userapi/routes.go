@@ -8,10 +8,11 @@ import (
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
-// newHandler returns userapi's routes; /users/me is behind the verifier.
+// newHandler returns userapi's routes; /users/me is behind the verifier
+// and only for tokens issued for a user (resource.RequireUser).
 func newHandler(v *resource.Verifier) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /users/me", resource.Middleware(v)(http.HandlerFunc(usersMe)))
+	mux.Handle("GET /users/me", resource.Middleware(v)(resource.RequireUser()(http.HandlerFunc(usersMe))))
 	mux.HandleFunc("GET /health/alive", alive)
 	mux.HandleFunc("/users/me", methodNotAllowed)
 	mux.HandleFunc("/health/alive", methodNotAllowed)
@@ -31,8 +32,13 @@ type me struct {
 
 func usersMe(w http.ResponseWriter, r *http.Request) {
 	c, ok := resource.ClaimsFromContext(r.Context())
-	if !ok { // unreachable behind the middleware; fail closed
+	// Both unreachable behind the middleware; fail closed.
+	if !ok {
 		writeJSON(w, http.StatusUnauthorized, errorBody{"unauthorized", "missing bearer token"})
+		return
+	}
+	if !c.IsUser() {
+		writeJSON(w, http.StatusForbidden, errorBody{"insufficient_scope", "token does not identify a user"})
 		return
 	}
 	roles := c.Roles

@@ -14,7 +14,8 @@ import (
 type Claims struct {
 	// Issuer is "iss", equal to the Verifier's Options.Issuer.
 	Issuer string
-	// Subject is "sub": a user id, or the client id for client_credentials.
+	// Subject is "sub": a user id, or the client id for client_credentials
+	// (see IsUser).
 	Subject string
 	// Audience is "aud" (a single-string aud becomes a one-element slice).
 	Audience []string
@@ -51,6 +52,18 @@ func (c *Claims) HasScope(scope string) bool {
 		}
 	}
 	return false
+}
+
+// IsUser reports whether the token was issued for a user (the resource
+// owner of RFC 6749 §1.1, as with the password grant), rather than to a
+// client acting on its own behalf (client_credentials, RFC 6749 §4.4),
+// whose token has no user. A Portcullis user token carries
+// preferred_username and a sub (the user id) different from client_id; a
+// client_credentials token has sub = client_id and no preferred_username.
+// Both conditions must hold, so a token matching neither shape counts as
+// not a user's.
+func (c *Claims) IsUser() bool {
+	return c.Username != "" && c.Subject != c.ClientID
 }
 
 // HasRole reports whether role is one of the token's roles (exact match).

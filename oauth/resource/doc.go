@@ -18,8 +18,9 @@
 // it reads "Authorization: Bearer <token>", answers 401 with a
 // WWW-Authenticate challenge when the token is missing or invalid, and makes
 // the verified [Claims] available to the next handler through
-// [ClaimsFromContext]. [RequireScope] and [RequireRole] add authorization
-// checks that answer 403.
+// [ClaimsFromContext]. [RequireScope], [RequireRole] and [RequireUser] (the
+// token must have been issued for a user, not to a client acting for
+// itself) add authorization checks that answer 403.
 //
 // A minimal resource server:
 //

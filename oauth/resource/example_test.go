@@ -56,8 +56,47 @@ func ExampleMiddleware() {
 	// 401 Bearer realm="https://api.example.com"
 }
 
+func ExampleRequireUser() {
+	issuer, mint := startExampleIssuer()
+	defer issuer.Close()
+
+	ks := keys.NewRemoteKeySet(issuer.URL, keys.RemoteOptions{})
+	v := resource.NewVerifier(ks, resource.Options{Issuer: issuer.URL, Audience: "https://api.example.com"})
+	mux := http.NewServeMux()
+	// /users/me is about a user: a client acting for itself
+	// (client_credentials) has no user to describe.
+	mux.Handle("GET /users/me", resource.Middleware(v)(resource.RequireUser()(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := resource.ClaimsFromContext(r.Context())
+		fmt.Fprintf(w, "hello %s", c.Username)
+	}))))
+	api := httptest.NewServer(mux)
+	defer api.Close()
+
+	for _, tok := range []string{mint("alice"), mint("")} {
+		req, _ := http.NewRequest(http.MethodGet, api.URL+"/users/me", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := api.Client().Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			fmt.Println(resp.StatusCode, string(body))
+		} else {
+			fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	// Output:
+	// 200 hello alice
+	// 403 Bearer error="insufficient_scope", error_description="token does not identify a user"
+}
+
 // startExampleIssuer starts a minimal issuer and returns a function that
-// mints an access token for the audience https://api.example.com.
+// mints an access token for the audience https://api.example.com: a user's
+// (password grant), or with an empty username a client_credentials token
+// of client "cli" (sub = client_id, no preferred_username or roles).
 func startExampleIssuer() (*httptest.Server, func(username string) string) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -82,12 +121,18 @@ func startExampleIssuer() (*httptest.Server, func(username string) string) {
 	}
 	mint := func(username string) string {
 		now := time.Now()
-		payload, _ := json.Marshal(map[string]any{
+		claims := map[string]any{
 			"iss": srv.URL, "sub": "u-1", "aud": []string{"https://api.example.com"},
 			"exp": now.Add(time.Minute).Unix(), "iat": now.Unix(), "nbf": now.Unix(),
 			"jti": "t-1", "client_id": "cli", "scope": "profile",
 			"preferred_username": username, "roles": []string{"user"},
-		})
+		}
+		if username == "" {
+			claims["sub"] = "cli"
+			delete(claims, "preferred_username")
+			delete(claims, "roles")
+		}
+		payload, _ := json.Marshal(claims)
 		jws, err := signer.Sign(payload)
 		if err != nil {
 			panic(err)

@@ -122,6 +122,26 @@ func RequireRole(roles ...string) func(http.Handler) http.Handler {
 	}, `Bearer error="insufficient_scope", error_description="`+desc+`"`, desc)
 }
 
+// userRequiredDescription is the fixed error_description of RequireUser.
+const userRequiredDescription = "token does not identify a user"
+
+// RequireUser returns middleware, to be placed after [Middleware], that lets
+// a request through only if its token was issued for a user
+// ([Claims.IsUser]): a client_credentials token, which carries no user, is
+// refused. The answer is 403 with `WWW-Authenticate: Bearer
+// error="insufficient_scope", error_description="token does not identify a
+// user"` and the JSON error "insufficient_scope": such a token is valid
+// (invalid_token, 401, would tell the client to get a new token of the same
+// kind, which cannot help), it just lacks the privilege of acting for a user,
+// which is what RFC 6750 §3.1 calls insufficient_scope. No scope attribute
+// is sent, as no scope would grant it. Without claims in the context it
+// fails closed with 401.
+func RequireUser() func(http.Handler) http.Handler {
+	return require((*Claims).IsUser,
+		`Bearer error="insufficient_scope", error_description="`+userRequiredDescription+`"`,
+		userRequiredDescription)
+}
+
 // require lets a request through when allowed(claims) holds, answers 403
 // insufficient_scope with challenge otherwise, and fails closed with 401
 // when Middleware put no claims in the context.

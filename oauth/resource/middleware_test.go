@@ -33,6 +33,8 @@ func TestMiddleware(t *testing.T) {
 	expired := is.mint(t, mintOpts{kid: kid, claims: func(c map[string]any) { c["exp"] = testNow.Add(-time.Hour).Unix() }})
 	clientToken := is.mint(t, mintOpts{kid: kid, claims: func(c map[string]any) {
 		delete(c, "roles")
+		delete(c, "preferred_username")
+		c["sub"] = c["client_id"]
 		c["scope"] = "users:read"
 	}})
 
@@ -60,7 +62,11 @@ func TestMiddleware(t *testing.T) {
 		{"role present", mw(resource.RequireRole("admin")(echoSubject)), []string{"Bearer " + valid}, 200, "", "", "sub=user-123"},
 		{"role missing", mw(resource.RequireRole("admin", "auditor")(echoSubject)), []string{"Bearer " + valid}, 403, `Bearer error="insufficient_scope", error_description="token lacks required role: admin auditor"`, "insufficient_scope", ""},
 		{"client token has no roles", mw(resource.RequireRole("admin")(echoSubject)), []string{"Bearer " + clientToken}, 403, `Bearer error="insufficient_scope", error_description="token lacks required role: admin"`, "insufficient_scope", ""},
+		{"scope present on a client token", mw(resource.RequireScope("users:read")(echoSubject)), []string{"Bearer " + clientToken}, 200, "", "", "sub=web-app"},
+		{"user token", mw(resource.RequireUser()(echoSubject)), []string{"Bearer " + valid}, 200, "", "", "sub=user-123"},
+		{"client token where a user is required", mw(resource.RequireUser()(echoSubject)), []string{"Bearer " + clientToken}, 403, `Bearer error="insufficient_scope", error_description="token does not identify a user"`, "insufficient_scope", ""},
 		{"RequireScope without Middleware fails closed", resource.RequireScope("users:read")(echoSubject), []string{"Bearer " + valid}, 401, "Bearer", "unauthorized", ""},
+		{"RequireUser without Middleware fails closed", resource.RequireUser()(echoSubject), []string{"Bearer " + valid}, 401, "Bearer", "unauthorized", ""},
 		{"RequireRole without Middleware fails closed", resource.RequireRole("admin")(echoSubject), []string{"Bearer " + valid}, 401, "Bearer", "unauthorized", ""},
 	}
 	for _, tt := range tests {
@@ -125,4 +131,28 @@ func TestMiddlewareKeysUnavailable(t *testing.T) {
 		t.Error("an outage must not be reported as invalid_token")
 	}
 	assertJSONError(t, rec, resource.CodeTemporarilyUnavailable)
+}
+
+func TestClaimsIsUser(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		c    resource.Claims
+		want bool
+	}{
+		{"password grant", resource.Claims{Subject: "u-1", ClientID: "app", Username: "alice"}, true},
+		{"password grant, public client", resource.Claims{Subject: "u-1", ClientID: "u-2", Username: "alice", Roles: []string{}}, true},
+		{"client credentials", resource.Claims{Subject: "svc", ClientID: "svc"}, false},
+		{"username but sub is the client", resource.Claims{Subject: "svc", ClientID: "svc", Username: "svc"}, false},
+		{"sub differs but no username", resource.Claims{Subject: "u-1", ClientID: "app"}, false},
+		{"roles alone do not make a user", resource.Claims{Subject: "svc", ClientID: "svc", Roles: []string{"admin"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.c.IsUser(); got != tt.want {
+				t.Errorf("IsUser() = %v, want %v for %+v", got, tt.want, tt.c)
+			}
+		})
+	}
 }
