@@ -61,7 +61,10 @@ type Config struct {
 	// RefreshTokenReuseGrace is how long after a refresh token was used a
 	// second use counts as a concurrent duplicate (refused, the grant
 	// survives) instead of a replay (the whole grant is revoked, RFC 9700
-	// section 4.14.2); between 0 (strict) and 5m. Default: 10s.
+	// section 4.14.2), and only while the token's successor is unused;
+	// between 0 (strict) and 5m. Default: 0, strict, as Hydra and Keycloak:
+	// a grace also spares a thief who refreshed first from detection when
+	// the victim's client presents the old token within it.
 	RefreshTokenReuseGrace time.Duration `yaml:"refresh_token_reuse_grace"`
 
 	// SecretsKey is the base64 (standard or URL alphabet, padded or not) of
@@ -240,7 +243,7 @@ func Default() Config {
 		PublicAddr:             ":8080",
 		AdminAddr:              "127.0.0.1:8081",
 		AccessTokenTTL:         15 * time.Minute,
-		RefreshTokenReuseGrace: 10 * time.Second,
+		RefreshTokenReuseGrace: 0,
 		RefreshTokenTTL:        720 * time.Hour,
 		Signup:                 Signup{Enabled: true},
 		Password:               Password{MinLength: 12, MaxLength: 128},

@@ -210,10 +210,13 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 // with fosite.ErrInactiveToken, which fosite's reuse detection needs; for
 // an unknown one fosite.ErrNotFound.
 //
-// A token rotated less than Options.RefreshReuseGrace ago is reported
-// active: the request is a concurrent duplicate (a retry after a timeout,
-// two tabs), and RotateRefreshToken will refuse it without revoking the
-// grant the first request just renewed. No token is ever issued twice.
+// A token rotated less than Options.RefreshReuseGrace ago whose successor
+// is still unused is reported active: the request is a concurrent duplicate
+// (a retry after a timeout, two tabs), and RotateRefreshToken will refuse it
+// without revoking the grant the first request just renewed. Once the
+// successor has been used (or the grant revoked), presenting the token is a
+// replay and revokes the grant however recent it is. No token is ever
+// issued twice.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	tx := s.db(ctx)
 	var row refreshTokenRow
@@ -226,11 +229,40 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 	}
 	if !row.Active {
 		if row.RotatedAt.Valid && time.Since(row.RotatedAt.Time) < s.reuseGrace {
-			return req, nil
+			dup, err := s.isDuplicate(tx, &row)
+			if err != nil {
+				return nil, s.wrapFosite(err, "storage: get refresh token")
+			}
+			if dup {
+				return req, nil
+			}
 		}
 		return req, fosite.ErrInactiveToken
 	}
 	return req, nil
+}
+
+// isDuplicate reports whether the rotated token row may still be treated as
+// a concurrent duplicate: it must be the family's most recently rotated
+// token, and its successor must still be active (unused). A token whose
+// successor has been used (rotated) or revoked is a replay, whatever the
+// grace says.
+func (s *Store) isDuplicate(tx *gorm.DB, row *refreshTokenRow) (bool, error) {
+	var later, active int64
+	if err := tx.Model(&refreshTokenRow{}).
+		Where("request_id = ? AND rotated_at > ?", row.RequestID, row.RotatedAt.Time).
+		Count(&later).Error; err != nil {
+		return false, err
+	}
+	if later > 0 {
+		return false, nil
+	}
+	if err := tx.Model(&refreshTokenRow{}).
+		Where("request_id = ? AND active = ?", row.RequestID, true).
+		Count(&active).Error; err != nil {
+		return false, err
+	}
+	return active > 0, nil
 }
 
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.

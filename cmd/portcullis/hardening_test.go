@@ -342,3 +342,72 @@ func TestErrorTextsFixed(t *testing.T) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestRefreshReplayAcrossGenerations presents a refresh token whose
+// successor has already been used: that is a replay whatever the grace, and
+// the whole grant is revoked. (Before: t0 → t1, t1 → t2, then t0 again was
+// refused as a "duplicate" inside the 10 s grace and t2 kept working.) The
+// grace is set here, since the default is strict; inside it, the
+// immediately previous token with an unused successor is still only
+// refused.
+func TestRefreshReplayAcrossGenerations(t *testing.T) {
+	eachBackend(t, []string{"PORTCULLIS_REFRESH_TOKEN_REUSE_GRACE=30s"}, func(t *testing.T, srv *serverProc) {
+		app := srv.createClient(t, "--name", "app", "--public", "--audience", audience)
+		signup(t, srv.URL, "hank", "purple otter lamp 42")
+		refresh := func(rt string) response {
+			return postRaw(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ClientID}, "refresh_token": {rt}}.Encode())
+		}
+		login := func() tokenJSON {
+			return mustToken(t, postRaw(t, srv.URL+"/oauth2/token", url.Values{
+				"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"hank"}, "password": {"purple otter lamp 42"}}.Encode()))
+		}
+		errCode := func(r response) string { s, _ := r.json(t)["error"].(string); return s }
+
+		// A duplicate inside the grace, successor unused: refused, grant kept.
+		t0 := login()
+		t1 := mustToken(t, refresh(t0.RefreshToken))
+		if r := refresh(t0.RefreshToken); r.status != http.StatusBadRequest || errCode(r) != "invalid_grant" {
+			t.Fatalf("duplicate: %d %s", r.status, r.body)
+		}
+		t2 := mustToken(t, refresh(t1.RefreshToken))
+
+		// t0's successor t1 has now been used: t0 is a replay.
+		if r := refresh(t0.RefreshToken); r.status != http.StatusBadRequest || errCode(r) != "invalid_grant" {
+			t.Fatalf("replay: %d %s", r.status, r.body)
+		}
+		if r := refresh(t2.RefreshToken); r.status == http.StatusOK {
+			t.Fatalf("t2 still refreshes after t0 was replayed: the grant survived")
+		}
+
+		// Strictness does not depend on the successor being used by the
+		// legitimate client: a revoked grant's previous token is a replay.
+		u0 := login()
+		u1 := mustToken(t, refresh(u0.RefreshToken))
+		if r := postRaw(t, srv.URL+"/oauth2/revoke", url.Values{"token": {u1.RefreshToken}, "client_id": {app.ClientID}}.Encode()); r.status != http.StatusOK {
+			t.Fatalf("revoke: %d %s", r.status, r.body)
+		}
+		if r := refresh(u0.RefreshToken); r.status == http.StatusOK {
+			t.Fatal("the previous token of a revoked grant refreshed")
+		}
+	})
+}
+
+// TestRefreshStrictByDefault checks the default: any reuse of a rotated
+// refresh token revokes the grant (RFC 9700 §4.14.2).
+func TestRefreshStrictByDefault(t *testing.T) {
+	srv := startServer(t, serverEnv("sqlite://" + filepath.Join(t.TempDir(), "p.db")))
+	app := srv.createClient(t, "--name", "app", "--public", "--audience", audience)
+	signup(t, srv.URL, "ivan", "purple otter lamp 42")
+	t0 := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", url.Values{
+		"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"ivan"}, "password": {"purple otter lamp 42"}}.Encode()))
+	refresh := func(rt string) response {
+		return postRaw(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ClientID}, "refresh_token": {rt}}.Encode())
+	}
+	t1 := mustToken(t, refresh(t0.RefreshToken))
+	if r := refresh(t0.RefreshToken); r.status != http.StatusBadRequest {
+		t.Fatalf("reuse: %d %s", r.status, r.body)
+	}
+	if r := refresh(t1.RefreshToken); r.status == http.StatusOK {
+		t.Fatal("the grant survived the reuse of a rotated refresh token")
+	}
+}
