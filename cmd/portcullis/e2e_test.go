@@ -138,14 +138,12 @@ func TestEndToEndSQLite(t *testing.T) {
 		if err != nil {
 			t.Fatalf("client_credentials: %v", err)
 		}
-		status, body, _ := me(t, api, ctok.AccessToken)
-		if status != http.StatusOK {
-			t.Fatalf("status %d: %s", status, body)
-		}
-		var raw map[string]any
-		_ = json.Unmarshal(body, &raw)
-		if raw["id"] != svc.ClientID || raw["client_id"] != svc.ClientID {
-			t.Errorf("/users/me for a client = %s", body)
+		// /users/me is about a user: a client's own token is refused
+		// (403, RFC 6750 insufficient_scope), not answered with the
+		// client as if it were a user.
+		status, body, challenge := me(t, api, ctok.AccessToken)
+		if status != http.StatusForbidden || !strings.Contains(challenge, `error="insufficient_scope"`) {
+			t.Fatalf("/users/me with a client token: %d %s (%s), want 403 insufficient_scope", status, body, challenge)
 		}
 		bad := *cc
 		bad.ClientSecret = "not-the-secret"

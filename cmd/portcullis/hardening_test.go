@@ -395,7 +395,7 @@ func TestRefreshReplayAcrossGenerations(t *testing.T) {
 // TestRefreshStrictByDefault checks the default: any reuse of a rotated
 // refresh token revokes the grant (RFC 9700 §4.14.2).
 func TestRefreshStrictByDefault(t *testing.T) {
-	srv := startServer(t, serverEnv("sqlite://" + filepath.Join(t.TempDir(), "p.db")))
+	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(t.TempDir(), "p.db")))
 	app := srv.createClient(t, "--name", "app", "--public", "--audience", audience)
 	signup(t, srv.URL, "ivan", "purple otter lamp 42")
 	t0 := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", url.Values{
