@@ -48,6 +48,11 @@ type Client struct {
 	Audience   []string
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+
+	// IntrospectionAllowed lets the client call the introspection endpoint
+	// (RFC 7662 §2.1) about any token; only a confidential client may hold
+	// it. Default false.
+	IntrospectionAllowed bool
 }
 
 var (
@@ -153,6 +158,18 @@ type ClientSpec struct {
 	GrantTypes []string
 	Scopes     []string
 	Audience   []string
+	// IntrospectionAllowed lets the client call the introspection
+	// endpoint; default false, refused for a public client.
+	IntrospectionAllowed bool
+}
+
+// spec returns the settable fields of c.
+func (c *Client) spec() ClientSpec {
+	return ClientSpec{
+		Name: c.Name, Public: c.IsPublic(), AuthMethod: c.AuthMethod,
+		GrantTypes: slices.Clone(c.GrantTypes), Scopes: slices.Clone(c.Scopes), Audience: slices.Clone(c.Audience),
+		IntrospectionAllowed: c.IntrospectionAllowed,
+	}
 }
 
 // Clients administers OAuth2 clients.
@@ -194,6 +211,11 @@ func (spec *ClientSpec) normalize() error {
 		}
 	default:
 		problems = append(problems, fmt.Sprintf("token_endpoint_auth_method %q is not supported (client_secret_basic, client_secret_post or none)", spec.AuthMethod))
+	}
+	if spec.IntrospectionAllowed && spec.Public {
+		// RFC 7662 §2.1: the caller must authenticate, which a public
+		// client cannot.
+		problems = append(problems, "a public client cannot be allowed to introspect tokens (introspection_allowed)")
 	}
 	if len(spec.GrantTypes) == 0 {
 		spec.GrantTypes = []string{GrantPassword, GrantRefreshToken}
@@ -246,7 +268,7 @@ func (s *Clients) Create(ctx context.Context, spec ClientSpec) (*Client, string,
 	c := &Client{
 		ID: uuid.NewString(), Name: spec.Name, AuthMethod: spec.AuthMethod,
 		GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Audience: spec.Audience,
-		CreatedAt: now, UpdatedAt: now,
+		CreatedAt: now, UpdatedAt: now, IntrospectionAllowed: spec.IntrospectionAllowed,
 	}
 	var secret string
 	if !c.IsPublic() {
@@ -288,18 +310,33 @@ func (s *Clients) Get(ctx context.Context, id string) (*Client, error) {
 // List returns every client.
 func (s *Clients) List(ctx context.Context) ([]*Client, error) { return s.Store.ListClients(ctx) }
 
-// Update replaces a client's settable fields. Switching between public and
+// Update replaces a client's settable fields (a field left zero in spec
+// takes its default, as in Create). Switching between public and
 // confidential is refused (delete and re-create instead), so a secret is
 // never silently dropped or needed.
 func (s *Clients) Update(ctx context.Context, id string, spec ClientSpec) (*Client, error) {
 	if err := spec.normalize(); err != nil {
 		return nil, err
 	}
+	return s.Patch(ctx, id, func(cur *ClientSpec) { *cur = spec })
+}
+
+// Patch changes some of a client's settable fields: patch receives the
+// client's current settings and edits them; the result is validated as in
+// Update and stored, all in one transaction, so concurrent changes of
+// other fields are not lost. On a validation error nothing is stored.
+func (s *Clients) Patch(ctx context.Context, id string, patch func(*ClientSpec)) (*Client, error) {
 	c, err := s.Store.UpdateClient(ctx, id, func(c *Client) error {
+		spec := c.spec()
+		patch(&spec)
+		if err := spec.normalize(); err != nil {
+			return err
+		}
 		if c.IsPublic() != spec.Public {
 			return &apperr.Error{Code: apperr.EInvalid, Message: "a client cannot change between public and confidential"}
 		}
 		c.Name, c.AuthMethod, c.GrantTypes, c.Scopes, c.Audience = spec.Name, spec.AuthMethod, spec.GrantTypes, spec.Scopes, spec.Audience
+		c.IntrospectionAllowed = spec.IntrospectionAllowed
 		c.UpdatedAt = s.now()
 		return nil
 	})
@@ -344,15 +381,18 @@ func (s *Clients) RotateSecret(ctx context.Context, id string) (*Client, string,
 // ClientJSON is the one JSON representation of a client (RFC 7591 names),
 // used by the CLI's --output json and the admin API.
 type ClientJSON struct {
-	ClientID                string    `json:"client_id"`
-	ClientName              string    `json:"client_name"`
-	ClientSecret            string    `json:"client_secret,omitempty"`
-	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
-	GrantTypes              []string  `json:"grant_types"`
-	Scope                   string    `json:"scope"`
-	Audience                []string  `json:"audience"`
-	CreatedAt               time.Time `json:"created_at"`
-	UpdatedAt               time.Time `json:"updated_at"`
+	ClientID                string   `json:"client_id"`
+	ClientName              string   `json:"client_name"`
+	ClientSecret            string   `json:"client_secret,omitempty"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	GrantTypes              []string `json:"grant_types"`
+	Scope                   string   `json:"scope"`
+	Audience                []string `json:"audience"`
+	// IntrospectionAllowed: the client may call the introspection
+	// endpoint (RFC 7662 §2.1). Not an RFC 7591 name; false by default.
+	IntrospectionAllowed bool      `json:"introspection_allowed"`
+	CreatedAt            time.Time `json:"created_at"`
+	UpdatedAt            time.Time `json:"updated_at"`
 }
 
 // JSON returns the representation of c; secret is included when non-empty.
@@ -361,7 +401,8 @@ func (c *Client) JSON(secret string) ClientJSON {
 		ClientID: c.ID, ClientName: c.Name, ClientSecret: secret,
 		TokenEndpointAuthMethod: c.AuthMethod,
 		GrantTypes:              nonNil(c.GrantTypes), Scope: strings.Join(c.Scopes, " "),
-		Audience: nonNil(c.Audience), CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+		Audience: nonNil(c.Audience), IntrospectionAllowed: c.IntrospectionAllowed,
+		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
 	}
 }
 

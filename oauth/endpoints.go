@@ -1,9 +1,11 @@
 package oauth
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -73,14 +75,54 @@ func writeRevoked(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// IntrospectHandler serves POST /oauth2/introspect (RFC 7662). The caller
-// authenticates as a confidential client with HTTP Basic, or with a Bearer
-// access token.
+// IntrospectHandler serves POST /oauth2/introspect (RFC 7662).
+//
+// Only a confidential client registered with IntrospectionAllowed may call
+// it (RFC 7662 §2.1 and §4: protected resources specifically authorised
+// to), authenticating as it does at the token endpoint, with its registered
+// client_secret_basic or client_secret_post. An access token is never a
+// credential here, whether in the Authorization header or as an
+// access_token parameter: fosite would accept any user's (FOSITE-NOTES §9).
+//
+// Errors are RFC 6749 §5.2 JSON with fixed descriptions:
+//   - 401 invalid_client, with a Basic challenge: no or wrong client
+//     credentials, an unknown or public client, a Bearer token or any
+//     Authorization scheme other than Basic, an access_token parameter;
+//   - 403 unauthorized_client: an authenticated client without the
+//     permission, whatever the token (no oracle for active tokens);
+//   - 400 invalid_request: no token parameter (checked after the caller);
+//   - 503 temporarily_unavailable: the database is unreachable.
+//
+// Any token that is not active (unknown, expired, revoked, malformed, or
+// lacking the scopes of the optional scope parameter) is 200
+// {"active":false} (RFC 7662 §2.2).
 type IntrospectHandler struct {
+	// Provider introspects tokens and must also authenticate clients
+	// (fosite's AuthenticateClient, as the *fosite.Fosite returned by
+	// NewProvider does); otherwise every request fails with server_error.
 	Provider fosite.OAuth2Provider
 	MaxBytes int64
 	Logger   *slog.Logger
 }
+
+// clientAuthenticator is fosite's client authentication for the token and
+// revocation endpoints (RFC 6749 §2.3), which enforces each client's
+// registered token_endpoint_auth_method; fosite's OAuth2Provider interface
+// does not include it.
+type clientAuthenticator interface {
+	AuthenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error)
+}
+
+var _ clientAuthenticator = (*fosite.Fosite)(nil)
+
+// The introspection endpoint's own errors; fixed texts that echo nothing
+// from the request.
+var (
+	errIntrospectUnauthenticated = rfcError("invalid_client", http.StatusUnauthorized,
+		"Client authentication failed: introspection needs the credentials of a confidential client; access tokens are not accepted.")
+	errIntrospectForbidden = rfcError("unauthorized_client", http.StatusForbidden,
+		"The client is not allowed to introspect tokens.")
+)
 
 // ServeHTTP implements http.Handler.
 func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -89,28 +131,84 @@ func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	ir, err := h.Provider.NewIntrospectionRequest(ctx, r, NewSession())
-	if err != nil {
-		rfc := toRFC6749(err)
-		switch {
-		case rfc.CodeField == http.StatusServiceUnavailable, rfc.CodeField >= 500,
-			rfc.ErrorField == fosite.ErrInvalidClient.ErrorField, rfc.ErrorField == fosite.ErrRequestUnauthorized.ErrorField,
-			rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField:
-			if rfc.CodeField >= 500 && h.Logger != nil {
-				h.Logger.ErrorContext(ctx, "introspection failed", "err", err)
-			}
-			if rfc.ErrorField == fosite.ErrRequestUnauthorized.ErrorField {
-				// fosite's own code is not an RFC 6749 §5.2 one.
-				rfc = fosite.ErrInvalidClient.WithHint("Authenticate as a confidential client with HTTP Basic.")
-			}
-			writeOAuthError(w, r, rfc)
-		default:
-			// Unknown, expired, revoked or malformed token (RFC 7662 §2.2).
-			writeJSONNoStore(w, http.StatusOK, map[string]bool{"active": false})
-		}
+	client, rfc := h.authenticate(ctx, r)
+	if rfc != nil {
+		writeOAuthError(w, r, rfc)
 		return
 	}
-	writeJSONNoStore(w, http.StatusOK, introspection(ir))
+	if !client.IntrospectionAllowed {
+		h.debug(ctx, "introspection refused: client not allowed", "client_id", client.ID)
+		writeOAuthError(w, r, errIntrospectForbidden)
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		writeOAuthError(w, r, errNoToken)
+		return
+	}
+	// As fosite's NewIntrospectionRequest: the hint orders the lookups and
+	// the scope parameter lists scopes the token must carry.
+	hint := fosite.TokenUse(r.PostForm.Get("token_type_hint"))
+	scopes := fosite.RemoveEmpty(strings.Split(r.PostForm.Get("scope"), " "))
+	use, ar, err := h.Provider.IntrospectToken(ctx, token, hint, NewSession(), scopes...)
+	if err != nil {
+		if rfc := toRFC6749(err); rfc.CodeField >= 500 {
+			if h.Logger != nil {
+				h.Logger.ErrorContext(ctx, "introspection failed", "err", err.Error())
+			}
+			writeOAuthError(w, r, rfc)
+			return
+		}
+		// Unknown, expired, revoked or malformed token (RFC 7662 §2.2).
+		writeJSONNoStore(w, http.StatusOK, map[string]bool{"active": false})
+		return
+	}
+	writeJSONNoStore(w, http.StatusOK, introspection(&fosite.IntrospectionResponse{Active: true, AccessRequester: ar, TokenUse: use}))
+}
+
+// authenticate returns the calling client, or the error to answer: only a
+// confidential client's own credentials are accepted.
+func (h *IntrospectHandler) authenticate(ctx context.Context, r *http.Request) (*Client, *fosite.RFC6749Error) {
+	if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); scheme != "" && !strings.EqualFold(scheme, "Basic") {
+		h.debug(ctx, "introspection refused: an Authorization scheme other than Basic")
+		return nil, errIntrospectUnauthenticated
+	}
+	if r.Form.Has("access_token") { // RFC 6750 §2.2 and §2.3: a bearer token in the body or query
+		h.debug(ctx, "introspection refused: access_token parameter")
+		return nil, errIntrospectUnauthenticated
+	}
+	authn, ok := h.Provider.(clientAuthenticator)
+	if !ok {
+		if h.Logger != nil {
+			h.Logger.ErrorContext(ctx, "introspection: the provider cannot authenticate clients")
+		}
+		return nil, errServer
+	}
+	fc, err := authn.AuthenticateClient(ctx, r, r.PostForm)
+	if err != nil {
+		if rfc := toRFC6749(err); rfc.CodeField >= 500 {
+			if h.Logger != nil {
+				h.Logger.ErrorContext(ctx, "introspection: client authentication failed", "err", err.Error())
+			}
+			return nil, rfc
+		}
+		h.debug(ctx, "introspection refused: client authentication failed", "err", err.Error())
+		return nil, errIntrospectUnauthenticated
+	}
+	c, ok := fc.(*Client)
+	if !ok || c.IsPublic() {
+		// A public client proves nothing: fosite authenticates it by
+		// client_id alone.
+		h.debug(ctx, "introspection refused: public client", "client_id", fc.GetID())
+		return nil, errIntrospectUnauthenticated
+	}
+	return c, nil
+}
+
+func (h *IntrospectHandler) debug(ctx context.Context, msg string, args ...any) {
+	if h.Logger != nil {
+		h.Logger.DebugContext(ctx, msg, args...)
+	}
 }
 
 // introspection builds the RFC 7662 §2.2 response for an active token.
@@ -191,7 +289,7 @@ func NewMetadata(issuer, alg string, signup bool) Metadata {
 		ResponseTypesSupported:                    []string{},
 		TokenEndpointAuthMethodsSupported:         []string{AuthSecretBasic, AuthSecretPost, AuthNone},
 		RevocationEndpointAuthMethodsSupported:    []string{AuthSecretBasic, AuthSecretPost, AuthNone},
-		IntrospectionEndpointAuthMethodsSupported: []string{AuthSecretBasic},
+		IntrospectionEndpointAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost},
 		AccessTokenSigningAlgValuesSupported:      []string{alg},
 	}
 	if signup {

@@ -495,7 +495,7 @@ func TestIntrospectionAfterRotation(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
 	e.user(t, "gina")
 	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
-	rs, rsSecret := e.client(t, oauth.ClientSpec{Name: "rs", GrantTypes: []string{"client_credentials"}})
+	rs, rsSecret := e.client(t, oauth.ClientSpec{Name: "rs", GrantTypes: []string{"client_credentials"}, IntrospectionAllowed: true})
 	tok, err := e.conf(c, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(t.Context(), "gina", "purple otter lamp 42")
 	if err != nil {
 		t.Fatal(err)
@@ -561,6 +561,9 @@ func TestClientValidation(t *testing.T) {
 		{"bad scope", oauth.ClientSpec{Name: "a", Scopes: []string{"a b"}}, false},
 		{"bad auth method", oauth.ClientSpec{Name: "a", AuthMethod: "private_key_jwt"}, false},
 		{"public with secret method", oauth.ClientSpec{Name: "a", Public: true, AuthMethod: oauth.AuthSecretPost}, false},
+		{"confidential introspector", oauth.ClientSpec{Name: "a", IntrospectionAllowed: true}, true},
+		{"public introspector", oauth.ClientSpec{Name: "a", Public: true, IntrospectionAllowed: true}, false},
+		{"auth method none introspector", oauth.ClientSpec{Name: "a", AuthMethod: oauth.AuthNone, IntrospectionAllowed: true}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -664,5 +667,36 @@ func TestRevokeAndIntrospectErrors(t *testing.T) {
 	status, _ = post("/oauth2/revoke", url.Values{"token": {"unknown"}, "client_id": {a.ID}})
 	if status != http.StatusOK {
 		t.Fatalf("revoking an unknown token: %d, want 200 (RFC 7009 §2.2)", status)
+	}
+}
+
+// authlessProvider hides fosite's client authentication from the
+// introspection handler.
+type authlessProvider struct{ fosite.OAuth2Provider }
+
+// TestIntrospectionFailsClosed: a provider that cannot authenticate clients
+// makes the introspection endpoint answer server_error, never a token's
+// details.
+func TestIntrospectionFailsClosed(t *testing.T) {
+	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	rs, secret := e.client(t, oauth.ClientSpec{Name: "rs", GrantTypes: []string{"client_credentials"}, Audience: []string{api}, IntrospectionAllowed: true})
+	tok, err := (&clientcredentials.Config{ClientID: rs.ID, ClientSecret: secret, TokenURL: e.srv.URL + "/oauth2/token",
+		AuthStyle: oauth2.AuthStyleInHeader}).Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(&oauth.IntrospectHandler{Provider: authlessProvider{e.provider}, MaxBytes: 4096})
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(rs.ID, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusInternalServerError || strings.Contains(string(body), "active") {
+		t.Fatalf("status %d body %s, want 500 server_error", resp.StatusCode, body)
 	}
 }

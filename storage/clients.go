@@ -25,6 +25,8 @@ type clientRow struct {
 	Audience   string    `gorm:"column:audience"`
 	CreatedAt  time.Time `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt  time.Time `gorm:"column:updated_at;autoUpdateTime:false"`
+
+	IntrospectionAllowed bool `gorm:"column:introspection_allowed"` // migration 00006
 }
 
 func (clientRow) TableName() string { return "clients" }
@@ -54,7 +56,7 @@ func parseList(s string) ([]string, error) {
 func toClientRow(c *oauth.Client) (*clientRow, error) {
 	r := &clientRow{
 		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, AuthMethod: c.AuthMethod,
-		CreatedAt: dbTime(c.CreatedAt), UpdatedAt: dbTime(c.UpdatedAt),
+		CreatedAt: dbTime(c.CreatedAt), UpdatedAt: dbTime(c.UpdatedAt), IntrospectionAllowed: c.IntrospectionAllowed,
 	}
 	var err error
 	if r.GrantTypes, err = jsonList(c.GrantTypes); err != nil {
@@ -72,7 +74,7 @@ func toClientRow(c *oauth.Client) (*clientRow, error) {
 func (r *clientRow) client() (*oauth.Client, error) {
 	c := &oauth.Client{
 		ID: r.ID, Name: r.Name, SecretHash: r.SecretHash, AuthMethod: r.AuthMethod,
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), IntrospectionAllowed: r.IntrospectionAllowed,
 	}
 	if len(c.SecretHash) == 0 {
 		c.SecretHash = nil
@@ -197,6 +199,8 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*oauth.
 			"audience":    next.Audience,
 			"created_at":  next.CreatedAt,
 			"updated_at":  next.UpdatedAt,
+
+			"introspection_allowed": next.IntrospectionAllowed,
 		}).Error; err != nil {
 			return err
 		}

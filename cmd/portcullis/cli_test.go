@@ -107,6 +107,7 @@ type cliClient struct {
 	GrantTypes              []string  `json:"grant_types"`
 	Scope                   string    `json:"scope"`
 	Audience                []string  `json:"audience"`
+	IntrospectionAllowed    *bool     `json:"introspection_allowed"`
 	CreatedAt               time.Time `json:"created_at"`
 	UpdatedAt               time.Time `json:"updated_at"`
 }
@@ -237,6 +238,84 @@ func TestCLIClients(t *testing.T) {
 		t.Errorf("unsupported grant: %q", msg)
 	}
 	e.fail(t, "", "clients", "create", "--public")
+}
+
+// TestCLIClientIntrospection: clients create --introspect grants a
+// confidential client the introspection permission, clients update changes
+// it (and only the fields given) on an existing client, every
+// representation shows it, and a public client can never hold it.
+func TestCLIClientIntrospection(t *testing.T) {
+	e := newCLIEnv(t)
+	allowed := func(t *testing.T, c cliClient, want bool) {
+		t.Helper()
+		if c.IntrospectionAllowed == nil || *c.IntrospectionAllowed != want {
+			t.Fatalf("client %s: introspection_allowed %v, want %v", c.ClientID, c.IntrospectionAllowed, want)
+		}
+	}
+	rs, _ := runJSON[cliClient](t, e, "", "clients", "create", "--name", "rs", "--grant-type", "client_credentials",
+		"--scope", "read", "--audience", "https://api.example.test", "--introspect")
+	allowed(t, rs, true)
+	plain, _ := runJSON[cliClient](t, e, "", "clients", "create", "--name", "plain", "--audience", "https://api.example.test")
+	allowed(t, plain, false)
+	got, _ := runJSON[cliClient](t, e, "", "clients", "get", rs.ClientID)
+	allowed(t, got, true)
+	list, _ := runJSON[[]cliClient](t, e, "", "clients", "list")
+	for _, c := range list {
+		allowed(t, c, c.ClientID == rs.ClientID)
+	}
+	if r := e.ok(t, "", "clients", "get", rs.ClientID); !strings.Contains(r.stdout, "introspection_allowed:") || !strings.Contains(r.stdout, "true") {
+		t.Errorf("text output lacks introspection_allowed: %s", r.stdout)
+	}
+	if r := e.ok(t, "", "clients", "list"); !strings.Contains(r.stdout, "INTROSPECT") {
+		t.Errorf("list output lacks an introspection column: %s", r.stdout)
+	}
+
+	// update changes only what it is given.
+	upd, _ := runJSON[cliClient](t, e, "", "clients", "update", rs.ClientID, "--introspect=false")
+	allowed(t, upd, false)
+	if upd.ClientName != "rs" || upd.Scope != "read" || !slices.Equal(upd.GrantTypes, []string{"client_credentials"}) ||
+		!slices.Equal(upd.Audience, []string{"https://api.example.test"}) || upd.TokenEndpointAuthMethod != "client_secret_basic" ||
+		upd.ClientSecret != nil || !upd.CreatedAt.Equal(rs.CreatedAt) || upd.UpdatedAt.Before(rs.UpdatedAt) {
+		t.Errorf("update --introspect=false changed other fields: %+v, was %+v", upd, rs)
+	}
+	if got, _ := runJSON[cliClient](t, e, "", "clients", "get", rs.ClientID); *got.IntrospectionAllowed {
+		t.Error("update was not stored")
+	}
+	upd, _ = runJSON[cliClient](t, e, "", "clients", "update", rs.ClientID, "--introspect")
+	allowed(t, upd, true)
+	upd, _ = runJSON[cliClient](t, e, "", "clients", "update", rs.ClientID, "--name", "rs-2", "--scope", "read", "--scope", "write",
+		"--auth-method", "client_secret_post")
+	allowed(t, upd, true)
+	if upd.ClientName != "rs-2" || upd.Scope != "read write" || upd.TokenEndpointAuthMethod != "client_secret_post" ||
+		!slices.Equal(upd.Audience, []string{"https://api.example.test"}) {
+		t.Errorf("update --name --scope --auth-method: %+v", upd)
+	}
+	if upd, _ = runJSON[cliClient](t, e, "", "clients", "update", rs.ClientID, "--audience="); len(upd.Audience) != 0 || upd.Audience == nil {
+		t.Errorf("update --audience= should clear the audience: %+v", upd)
+	}
+
+	// A public client can never be allowed.
+	if msg := e.fail(t, "", "clients", "create", "--name", "spa", "--public", "--introspect"); !strings.Contains(msg, "introspect") {
+		t.Errorf("public client with --introspect: %q", msg)
+	}
+	pub, _ := runJSON[cliClient](t, e, "", "clients", "create", "--name", "spa", "--public", "--audience", "a")
+	allowed(t, pub, false)
+	if msg := e.fail(t, "", "clients", "update", pub.ClientID, "--introspect"); !strings.Contains(msg, "introspect") {
+		t.Errorf("update a public client with --introspect: %q", msg)
+	}
+	if msg := e.fail(t, "", "clients", "update", rs.ClientID, "--auth-method", "none"); !strings.Contains(msg, "public") {
+		t.Errorf("update a confidential client to auth method none: %q", msg)
+	}
+	if msg := e.fail(t, "", "clients", "update", "does-not-exist", "--introspect"); !strings.Contains(msg, "not found") {
+		t.Errorf("update an unknown client: %q", msg)
+	}
+	if msg := e.fail(t, "", "clients", "update", rs.ClientID); !strings.Contains(msg, "--introspect") {
+		t.Errorf("update without changes: %q", msg)
+	}
+	e.fail(t, "", "clients", "update")
+	if got, _ := runJSON[cliClient](t, e, "", "clients", "get", pub.ClientID); *got.IntrospectionAllowed {
+		t.Error("a refused update was stored")
+	}
 }
 
 func TestCLIUsers(t *testing.T) {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -19,7 +21,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	var authMethod string
 	var quiet bool
 	create := &cobra.Command{
-		Use:   "create --name N [--public] [--grant-type G]... [--scope S]... [--audience A]...",
+		Use:   "create --name N [--public] [--grant-type G]... [--scope S]... [--audience A]... [--introspect]",
 		Short: "Register a client; a confidential client's secret is printed once",
 		Args:  cobra.NoArgs,
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
@@ -53,6 +55,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.StringSliceVar(&spec.GrantTypes, "grant-type", nil, "allowed grant type (repeatable): password, client_credentials, refresh_token; default password and refresh_token")
 	f.StringSliceVar(&spec.Scopes, "scope", nil, "allowed scope (repeatable)")
 	f.StringSliceVar(&spec.Audience, "audience", nil, "audience of its access tokens (repeatable)")
+	f.BoolVar(&spec.IntrospectionAllowed, "introspect", false, introspectUsage)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the client_id (and, for a confidential client, the secret on a second line)")
 	_ = create.MarkFlagRequired("name")
 
@@ -69,10 +72,10 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHOD\tGRANT TYPES\tSCOPE\tAUDIENCE")
+				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHOD\tGRANT TYPES\tSCOPE\tAUDIENCE\tINTROSPECT")
 				for _, c := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ClientID, c.ClientName, c.TokenEndpointAuthMethod,
-						strings.Join(c.GrantTypes, ","), c.Scope, strings.Join(c.Audience, ","))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\n", c.ClientID, c.ClientName, c.TokenEndpointAuthMethod,
+						strings.Join(c.GrantTypes, ","), c.Scope, strings.Join(c.Audience, ","), c.IntrospectionAllowed)
 				}
 				tw.Flush()
 			})
@@ -107,7 +110,63 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			return a.print(c.JSON(secret), func(w io.Writer) { printClient(w, c.JSON(secret)) })
 		}),
 	}
-	cmd.AddCommand(create, list, get, del, rotate)
+	cmd.AddCommand(create, list, get, clientsUpdateCmd(g, stdout, stderr), del, rotate)
+	return cmd
+}
+
+const introspectUsage = "allow the client to call the introspection endpoint (RFC 7662) about any token; confidential clients only"
+
+// clientsUpdateCmd changes the settings given as flags and keeps the
+// others, in one transaction (oauth.Clients.Patch).
+func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
+	var set oauth.ClientSpec
+	cmd := &cobra.Command{
+		Use: "update ID [--name N] [--auth-method M] [--grant-type G]... [--scope S]... [--audience A]... [--introspect[=false]]",
+		Short: "Change a client's settings; settings not given are kept, a repeatable flag replaces the whole list " +
+			"(--scope= and --audience= clear it)",
+		Args: cobra.ExactArgs(1),
+	}
+	f := cmd.Flags()
+	f.StringVar(&set.Name, "name", "", "client name")
+	f.StringVar(&set.AuthMethod, "auth-method", "", "token_endpoint_auth_method: client_secret_basic or client_secret_post (a client cannot change between public and confidential)")
+	f.StringSliceVar(&set.GrantTypes, "grant-type", nil, "allowed grant type (repeatable): password, client_credentials, refresh_token")
+	f.StringSliceVar(&set.Scopes, "scope", nil, "allowed scope (repeatable)")
+	f.StringSliceVar(&set.Audience, "audience", nil, "audience of its access tokens (repeatable)")
+	f.BoolVar(&set.IntrospectionAllowed, "introspect", false, introspectUsage+" (--introspect=false withdraws it)")
+	flags := []string{"name", "auth-method", "grant-type", "scope", "audience", "introspect"}
+	run := withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+		c, err := a.clients().Patch(ctx, args[0], func(s *oauth.ClientSpec) {
+			changed := f.Changed
+			if changed("name") {
+				s.Name = set.Name
+			}
+			if changed("auth-method") {
+				s.AuthMethod = set.AuthMethod
+			}
+			if changed("grant-type") {
+				s.GrantTypes = set.GrantTypes
+			}
+			if changed("scope") {
+				s.Scopes = set.Scopes
+			}
+			if changed("audience") {
+				s.Audience = set.Audience
+			}
+			if changed("introspect") {
+				s.IntrospectionAllowed = set.IntrospectionAllowed
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return a.print(c.JSON(""), func(w io.Writer) { printClient(w, c.JSON("")) })
+	})
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if !slices.ContainsFunc(flags, f.Changed) {
+			return errors.New("nothing to change: give at least one of --name, --auth-method, --grant-type, --scope, --audience, --introspect")
+		}
+		return run(cmd, args)
+	}
 	return cmd
 }
 
@@ -122,6 +181,7 @@ func printClient(w io.Writer, c oauth.ClientJSON) {
 	fmt.Fprintf(tw, "grant_types:\t%s\n", strings.Join(c.GrantTypes, " "))
 	fmt.Fprintf(tw, "scope:\t%s\n", c.Scope)
 	fmt.Fprintf(tw, "audience:\t%s\n", strings.Join(c.Audience, " "))
+	fmt.Fprintf(tw, "introspection_allowed:\t%t\n", c.IntrospectionAllowed)
 	fmt.Fprintf(tw, "created_at:\t%s\n", c.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
 	tw.Flush()
 }

@@ -206,7 +206,7 @@ func TestEndToEndSQLite(t *testing.T) {
 	})
 
 	t.Run("introspection and revocation", func(t *testing.T) {
-		svc := srv.createClient(t, "--name", "introspector", "--grant-type", "client_credentials")
+		svc := srv.createClient(t, "--name", "introspector", "--grant-type", "client_credentials", "--introspect")
 		introspect := func(token string) map[string]any {
 			form := url.Values{"token": {token}}
 			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth2/introspect", strings.NewReader(form.Encode()))

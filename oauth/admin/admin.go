@@ -151,18 +151,24 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(token), true
 }
 
+// clientRequest is the body of POST /admin/clients and PUT
+// /admin/clients/{id}. PUT replaces the client's settings: an omitted field
+// takes its default (RFC 7592 §2.2), so a PUT without
+// introspection_allowed withdraws that permission.
 type clientRequest struct {
 	ClientName              string   `json:"client_name"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 	GrantTypes              []string `json:"grant_types"`
 	Scope                   string   `json:"scope"`
 	Audience                []string `json:"audience"`
+	IntrospectionAllowed    bool     `json:"introspection_allowed"`
 }
 
 func (c clientRequest) spec() oauth.ClientSpec {
 	return oauth.ClientSpec{
 		Name: c.ClientName, Public: c.TokenEndpointAuthMethod == oauth.AuthNone, AuthMethod: c.TokenEndpointAuthMethod,
 		GrantTypes: c.GrantTypes, Scopes: strings.Fields(c.Scope), Audience: c.Audience,
+		IntrospectionAllowed: c.IntrospectionAllowed,
 	}
 }
 

@@ -71,6 +71,7 @@ func newEnv(t *testing.T) *env {
 	pub := http.NewServeMux()
 	pub.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, MaxBytes: maxBytes})
 	pub.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: maxBytes})
+	pub.Handle("POST /oauth2/introspect", &oauth.IntrospectHandler{Provider: p, MaxBytes: maxBytes})
 	publicSrv := httptest.NewServer(pub)
 	t.Cleanup(publicSrv.Close)
 
@@ -280,8 +281,9 @@ func TestRevokedAdminTokenIsRejected(t *testing.T) {
 	}
 }
 
-// rfc7591Fields are the keys of the client representation (CONTRACT.md).
-var rfc7591Fields = []string{"audience", "client_id", "client_name", "created_at", "grant_types", "scope", "token_endpoint_auth_method", "updated_at"}
+// rfc7591Fields are the keys of the client representation (CONTRACT.md,
+// RFC 7591 names, and introspection_allowed).
+var rfc7591Fields = []string{"audience", "client_id", "client_name", "created_at", "grant_types", "introspection_allowed", "scope", "token_endpoint_auth_method", "updated_at"}
 
 func keysOf(m map[string]any) []string {
 	out := make([]string, 0, len(m))
@@ -453,6 +455,93 @@ func TestClientsCRUD(t *testing.T) {
 	if _, err := e.tokenErr(t, id, newSecret, "read"); err == nil {
 		t.Error("deleted client still gets tokens")
 	}
+}
+
+// introspect calls the public introspection endpoint as client id and
+// returns the status and the decoded body.
+func (e *env) introspect(t *testing.T, id, secret, token string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.public.URL+"/oauth2/introspect",
+		strings.NewReader(url.Values{"token": {token}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("introspection response: %v", err)
+	}
+	return resp.StatusCode, body
+}
+
+// TestClientIntrospectionPermission: introspection_allowed is created,
+// shown, replaced by PUT (absent means false, RFC 7592 §2.2) and takes
+// effect at the introspection endpoint at once; a public client can never
+// hold it.
+func TestClientIntrospectionPermission(t *testing.T) {
+	e := newEnv(t)
+	r := e.do(t, http.MethodPost, "/admin/clients", map[string]any{
+		"client_name": "rs", "grant_types": []string{"client_credentials"}, "audience": []string{api}, "introspection_allowed": true,
+	})
+	if r.status != http.StatusCreated || decode[map[string]any](t, r)["introspection_allowed"] != true {
+		t.Fatalf("create: status %d body %s", r.status, r.body)
+	}
+	rs := decode[map[string]any](t, r)
+	id, secret := rs["client_id"].(string), rs["client_secret"].(string)
+	if got := decode[map[string]any](t, e.do(t, http.MethodGet, "/admin/clients/"+id, nil)); got["introspection_allowed"] != true {
+		t.Errorf("get: %v", got)
+	}
+	if got := decode[map[string]any](t, e.do(t, http.MethodGet, "/admin/clients/"+e.adminID, nil)); got["introspection_allowed"] != false {
+		t.Errorf("default introspection_allowed: %v", got)
+	}
+	if status, body := e.introspect(t, id, secret, e.adminToken); status != http.StatusOK || body["active"] != true {
+		t.Fatalf("permitted client: %d %v", status, body)
+	}
+	if status, body := e.introspect(t, e.adminID, e.adminSecret, e.adminToken); status != http.StatusForbidden || body["error"] != "unauthorized_client" {
+		t.Errorf("client without the permission: %d %v", status, body)
+	}
+
+	put := map[string]any{"client_name": "rs", "grant_types": []string{"client_credentials"}, "audience": []string{api}}
+	r = e.do(t, http.MethodPut, "/admin/clients/"+id, put)
+	if r.status != http.StatusOK || decode[map[string]any](t, r)["introspection_allowed"] != false {
+		t.Fatalf("PUT without introspection_allowed: status %d body %s", r.status, r.body)
+	}
+	if status, body := e.introspect(t, id, secret, e.adminToken); status != http.StatusForbidden || body["error"] != "unauthorized_client" {
+		t.Errorf("after withdrawing the permission: %d %v", status, body)
+	}
+	put["introspection_allowed"] = true
+	if r = e.do(t, http.MethodPut, "/admin/clients/"+id, put); r.status != http.StatusOK || decode[map[string]any](t, r)["introspection_allowed"] != true {
+		t.Fatalf("PUT with introspection_allowed: status %d body %s", r.status, r.body)
+	}
+	if status, body := e.introspect(t, id, secret, e.adminToken); status != http.StatusOK || body["active"] != true {
+		t.Errorf("after granting the permission again: %d %v", status, body)
+	}
+
+	// A public client can never be allowed.
+	wantError(t, e.do(t, http.MethodPost, "/admin/clients", map[string]any{
+		"client_name": "spa", "token_endpoint_auth_method": "none", "introspection_allowed": true,
+	}), http.StatusBadRequest, "invalid_request")
+	pub, _, err := e.clients.Create(t.Context(), oauth.ClientSpec{Name: "spa", Public: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = e.do(t, http.MethodPut, "/admin/clients/"+pub.ID, map[string]any{
+		"client_name": "spa", "token_endpoint_auth_method": "none", "introspection_allowed": true,
+	})
+	wantError(t, r, http.StatusBadRequest, "invalid_request")
+	if desc := decode[map[string]string](t, r)["error_description"]; !strings.Contains(desc, "introspection_allowed") {
+		t.Errorf("error_description %q does not name introspection_allowed", desc)
+	}
+	if got := decode[map[string]any](t, e.do(t, http.MethodGet, "/admin/clients/"+pub.ID, nil)); got["introspection_allowed"] != false {
+		t.Errorf("public client after a refused update: %v", got)
+	}
+	wantError(t, e.do(t, http.MethodPost, "/admin/clients", `{"client_name":"x","introspection_allowed":"yes"}`), http.StatusBadRequest, "invalid_request")
 }
 
 func TestClientRequestErrors(t *testing.T) {

@@ -227,6 +227,7 @@ func sameClient(t *testing.T, got, want *oauth.Client) {
 	if got.ID != want.ID || got.Name != want.Name || string(got.SecretHash) != string(want.SecretHash) ||
 		got.AuthMethod != want.AuthMethod || !slices.Equal(got.GrantTypes, want.GrantTypes) ||
 		!slices.Equal(got.Scopes, want.Scopes) || !slices.Equal(got.Audience, want.Audience) ||
+		got.IntrospectionAllowed != want.IntrospectionAllowed ||
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Fatalf("client mismatch:\n got  %+v\n want %+v", got, want)
 	}
@@ -236,6 +237,7 @@ func testClients(t *testing.T, open Open) {
 	s := open(t)
 	ctx := ctxTimeout(t)
 	app := newClient("app")
+	app.IntrospectionAllowed = true // round-trips both values of the flag
 	public := newClient("cli")
 	public.SecretHash, public.AuthMethod = nil, oauth.AuthNone
 	public.Audience = []string{}
@@ -311,6 +313,18 @@ func testClients(t *testing.T, open Open) {
 		sameClient(t, got, app)
 		got, _ = s.FindClient(ctx, app.ID)
 		sameClient(t, got, app)
+
+		// The introspection permission is withdrawn and granted again.
+		for _, allowed := range []bool{false, true} {
+			got, err = s.UpdateClient(ctx, app.ID, func(c *oauth.Client) error { c.IntrospectionAllowed = allowed; return nil })
+			wantErr(t, "update introspection_allowed", err, nil)
+			app.IntrospectionAllowed = allowed
+			sameClient(t, got, app)
+			got, _ = s.FindClient(ctx, app.ID)
+			sameClient(t, got, app)
+			fc, _ := s.GetClient(ctx, app.ID)
+			sameClient(t, fc.(*oauth.Client), app)
+		}
 	})
 
 	t.Run("DeleteCascadesTokens", func(t *testing.T) {
