@@ -134,18 +134,37 @@ type Argon2 struct {
 	// holds MemoryKiB of memory), so a burst of logins queues instead of
 	// exhausting memory; 0 means the number of CPUs (GOMAXPROCS). Default: 0.
 	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxWait bounds how long a login or sign-up waits for a free hashing
+	// slot; beyond it the request is answered 503 temporarily_unavailable
+	// with Retry-After, so that under a flood the admitted requests stay
+	// fast. 0 means no bound. Default: 1s.
+	MaxWait time.Duration `yaml:"max_wait"`
 }
 
-// Lockout configures account lockout after repeated failed logins.
+// Lockout configures the password-guessing throttle
+// (identity.LockoutPolicy): a hard lock per account and client network, and
+// a bounded, growing delay per account that never locks the owner out.
 type Lockout struct {
-	// MaxFailures is the number of failed logins within Window that locks an
-	// account; 0 disables lockout. Default: 5.
+	// MaxFailures is the number of failed logins on an account from one
+	// client network (an IPv4 address or an IPv6 /64) that locks that
+	// network out of the account, and the number of failures from all
+	// networks after which the account-wide delay starts; 0 disables the
+	// throttle. Default: 5.
 	MaxFailures int `yaml:"max_failures"`
-	// Duration is how long a locked account stays locked. Default: 15m.
+	// Duration is how long a network stays locked out of an account after
+	// its last attempt. Default: 15m.
 	Duration time.Duration `yaml:"duration"`
-	// Window is how far back failures count; older failures reset.
+	// Window is how long after the last failure the counters reset.
 	// Default: 15m.
 	Window time.Duration `yaml:"window"`
+	// Delay is the account-wide wait between attempts once MaxFailures
+	// failures have been counted from all networks; it doubles with each
+	// further failure. 0 disables the account-wide delay. Default: 1s.
+	Delay time.Duration `yaml:"delay"`
+	// MaxDelay caps the account-wide delay: the longest an account's owner
+	// waits, from a network without failures, after an attacker's last
+	// attempt. At least Delay. Default: 30s.
+	MaxDelay time.Duration `yaml:"max_delay"`
 }
 
 // Keys configures the token signing keys, their rotation and the JWKS.
@@ -253,11 +272,14 @@ func Default() Config {
 			Parallelism: 1,
 			SaltLength:  16,
 			KeyLength:   32,
+			MaxWait:     time.Second,
 		},
 		Lockout: Lockout{
 			MaxFailures: 5,
 			Duration:    15 * time.Minute,
 			Window:      15 * time.Minute,
+			Delay:       time.Second,
+			MaxDelay:    30 * time.Second,
 		},
 		Keys: Keys{
 			Algorithm:        "ES256",

@@ -94,6 +94,9 @@ func (c *Config) Validate() error {
 	if c.Argon2.MaxConcurrent < 0 {
 		p.add("argon2.max_concurrent", "must not be negative (0 means the number of CPUs)")
 	}
+	if c.Argon2.MaxWait < 0 || c.Argon2.MaxWait > time.Minute {
+		p.add("argon2.max_wait", "%s is outside 0..1m (0 means no bound)", fmtDuration(c.Argon2.MaxWait))
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
@@ -270,6 +273,12 @@ func (c *Config) validateLockout(p *problems) {
 		}
 		if l.Window <= 0 {
 			p.add("lockout.window", "must be positive while lockout is enabled (lockout.max_failures > 0)")
+		}
+		if l.Delay < 0 {
+			p.add("lockout.delay", "must not be negative (0 disables the account-wide delay)")
+		}
+		if l.Delay > 0 && (l.MaxDelay < l.Delay || l.MaxDelay > time.Hour) {
+			p.add("lockout.max_delay", "%s is outside lockout.delay..1h", fmtDuration(l.MaxDelay))
 		}
 	}
 }

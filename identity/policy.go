@@ -126,10 +126,19 @@ func isCommonPassword(lower string) bool {
 }
 
 // NormalizeUsername returns the canonical form of a username, used for
-// case-insensitive uniqueness: the name in lower case. Store and look up
-// users by this form; it does not validate (see ValidateUsername).
+// case-insensitive uniqueness: the name with ASCII letters in lower case and
+// every other byte unchanged. It is the one normalization: usernames are
+// ASCII (ValidateUsername), so no Unicode case folding applies ("ALİCE" or
+// a Kelvin sign never match "alice"), and stores compare the normalized
+// form byte for byte (no trailing-space padding). It does not validate.
 func NormalizeUsername(s string) string {
-	return strings.ToLower(s)
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // ValidateUsername checks a username for signup. It returns nil if s is

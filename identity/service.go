@@ -21,15 +21,6 @@ import (
 // callers cannot tell them apart (no user enumeration).
 var ErrInvalidCredentials = &apperr.Error{Code: apperr.EUnauthorized, Message: "invalid username or password"}
 
-// LockoutPolicy throttles password guessing per account.
-type LockoutPolicy struct {
-	// MaxFailures consecutive failures inside Window lock the account for
-	// Duration. Zero disables lockout.
-	MaxFailures int
-	Window      time.Duration
-	Duration    time.Duration
-}
-
 // Service implements sign-up, authentication and account administration.
 // All fields are required except Now, NewID and Logger.
 type Service struct {
@@ -45,19 +36,32 @@ type Service struct {
 	// Sessions, when set, revokes a user's grants on password change,
 	// disabling and deletion.
 	Sessions SessionRevoker
+	// Throttles keeps the guessing counters of Lockout; nil disables
+	// throttling.
+	Throttles ThrottleStore
 	// MaxConcurrentHashes bounds the argon2id computations running at once
 	// (each holds the configured memory); further logins wait their turn.
 	// Zero means GOMAXPROCS: argon2id is CPU-bound, so more hashes at once
 	// only add memory and tail latency (measured: at 8 concurrent logins on
 	// 2 CPUs, 2 slots gave 68 grants/s at p99 300 ms, 4 slots 60/s at 490 ms).
 	MaxConcurrentHashes int
+	// MaxHashWait bounds the wait for a hashing slot; a request that gets
+	// none in time fails with ErrOverloaded, so that under a flood the
+	// admitted requests stay fast instead of all queueing for seconds.
+	// Zero means no bound.
+	MaxHashWait time.Duration
 
 	semOnce sync.Once
 	sem     chan struct{}
 }
 
-// hashing runs fn holding one of the hashing slots, or returns ctx's error
-// if the context ends first.
+// ErrOverloaded is returned when no hashing slot frees up within
+// MaxHashWait: the server is busy; the client should retry shortly.
+var ErrOverloaded = &apperr.Error{Code: apperr.EUnavailable, Message: "the server is busy; retry shortly", RetryAfter: time.Second}
+
+// hashing runs fn holding one of the hashing slots. It returns
+// ErrOverloaded if no slot frees up within MaxHashWait, or ctx's error if
+// the context ends first; fn has not run then.
 func (s *Service) hashing(ctx context.Context, fn func()) error {
 	s.semOnce.Do(func() {
 		n := s.MaxConcurrentHashes
@@ -68,8 +72,20 @@ func (s *Service) hashing(ctx context.Context, fn func()) error {
 	})
 	select {
 	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("waiting to hash a password: %w", context.Cause(ctx))
+	default:
+		var timeout <-chan time.Time
+		if s.MaxHashWait > 0 {
+			t := time.NewTimer(s.MaxHashWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case s.sem <- struct{}{}:
+		case <-timeout:
+			return ErrOverloaded
+		case <-ctx.Done():
+			return fmt.Errorf("waiting to hash a password: %w", context.Cause(ctx))
+		}
 	}
 	defer func() { <-s.sem }()
 	fn()
@@ -145,99 +161,74 @@ func (s *Service) Signup(ctx context.Context, username, password string, roles [
 	return u, nil
 }
 
-// Authenticate checks a username and password. Every failure that depends on
-// the account (unknown, wrong password, disabled, locked) returns
-// ErrInvalidCredentials after the same argon2id work; storage failures are
-// returned as they are. A wrong password counts towards lockout; a success
-// resets the counter and upgrades the hash when the parameters changed.
-func (s *Service) Authenticate(ctx context.Context, username, password string) (*User, error) {
-	burn := func() error {
-		if err := s.hashing(ctx, func() { s.Hasher.Burn(password) }); err != nil {
-			return err
-		}
-		return ErrInvalidCredentials
-	}
+// Authenticate checks a username and password for a login from clientIP
+// (the client's address, used by LockoutPolicy). Every failure that
+// depends on the account (unknown, wrong password, disabled) returns
+// ErrInvalidCredentials after the same work: the attempt is counted (for
+// unknown usernames too), the user looked up and one argon2id hash
+// computed. An attempt held back by the lockout policy returns an error
+// matching ErrThrottled without checking the password, whether or not the
+// user exists; ErrOverloaded when no hashing slot frees up in time;
+// storage failures as they are. A success resets the counters of the
+// account and upgrades the hash when the parameters changed.
+func (s *Service) Authenticate(ctx context.Context, username, password, clientIP string) (*User, error) {
 	if len(username) > 256 || len(password) > authMaxPasswordBytes {
-		return nil, burn()
-	}
-	u, err := s.Store.GetUserByUsername(ctx, username)
-	if errors.Is(err, apperr.ErrNotFound) {
-		return nil, burn()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up user: %w", err)
-	}
-	var ok, rehash bool
-	if werr := s.hashing(ctx, func() { ok, rehash, err = s.Hasher.Verify(password, u.PasswordHash) }); werr != nil {
-		return nil, werr
-	}
-	if err != nil {
-		s.logger().ErrorContext(ctx, "stored password hash is unusable", "user_id", u.ID, "err", err)
-		return nil, ErrInvalidCredentials
-	}
-	now := s.now().UTC()
-	switch {
-	case u.Disabled:
-		return nil, ErrInvalidCredentials
-	case u.Locked(now):
-		s.logger().WarnContext(ctx, "login attempt on locked account", "user_id", u.ID)
-		return nil, ErrInvalidCredentials
-	case !ok:
-		if err := s.recordFailure(ctx, u.ID, now); err != nil {
+		if err := s.hashing(ctx, func() { s.Hasher.Burn(password) }); err != nil {
 			return nil, err
 		}
 		return nil, ErrInvalidCredentials
 	}
-	if u.FailedLogins > 0 || !u.LockedUntil.IsZero() || rehash {
-		var upgraded string
-		if rehash {
-			_ = s.hashing(ctx, func() {
-				if h, err := s.Hasher.Hash(password); err == nil {
-					upgraded = h
-				}
-			})
+	release, err := s.reserve(ctx, username, clientIP, s.now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.Store.GetUserByUsername(ctx, username)
+	if err != nil && !errors.Is(err, apperr.ErrNotFound) {
+		release()
+		return nil, fmt.Errorf("look up user: %w", err)
+	}
+	var ok, rehash bool
+	var verr error
+	werr := s.hashing(ctx, func() {
+		if u == nil {
+			s.Hasher.Burn(password)
+			return
 		}
-		u, err = s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
-			u.FailedLogins, u.FirstFailedAt, u.LockedUntil = 0, time.Time{}, time.Time{}
-			if upgraded != "" {
-				u.PasswordHash = upgraded
+		ok, rehash, verr = s.Hasher.Verify(password, u.PasswordHash)
+	})
+	if werr != nil {
+		release() // the password was never checked
+		return nil, werr
+	}
+	if verr != nil {
+		s.logger().ErrorContext(ctx, "stored password hash is unusable", "user_id", u.ID, "err", verr.Error())
+		return nil, ErrInvalidCredentials
+	}
+	if u == nil || u.Disabled || !ok {
+		return nil, ErrInvalidCredentials
+	}
+	if err := s.succeeded(ctx, username, clientIP); err != nil {
+		return nil, err
+	}
+	if rehash {
+		var upgraded string
+		_ = s.hashing(ctx, func() {
+			if h, err := s.Hasher.Hash(password); err == nil {
+				upgraded = h
 			}
-			u.UpdatedAt = now
-			return nil
 		})
-		if err != nil {
-			return nil, fmt.Errorf("reset login failures: %w", err)
+		if upgraded != "" {
+			now := s.now().UTC()
+			u, err = s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
+				u.PasswordHash, u.UpdatedAt = upgraded, now
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("upgrade password hash: %w", err)
+			}
 		}
 	}
 	return u, nil
-}
-
-// recordFailure counts one failed attempt and locks the account when the
-// policy says so. The count is updated under a row lock, so concurrent
-// guesses on several replicas are all counted.
-func (s *Service) recordFailure(ctx context.Context, id string, now time.Time) error {
-	if s.Lockout.MaxFailures <= 0 {
-		return nil
-	}
-	_, err := s.Store.UpdateUser(ctx, id, func(u *User) error {
-		if u.FailedLogins == 0 || now.Sub(u.FirstFailedAt) > s.Lockout.Window {
-			u.FailedLogins, u.FirstFailedAt = 0, now
-		}
-		u.FailedLogins++
-		if u.FailedLogins >= s.Lockout.MaxFailures {
-			u.LockedUntil = now.Add(s.Lockout.Duration)
-			u.FailedLogins, u.FirstFailedAt = 0, time.Time{}
-			s.logger().WarnContext(ctx, "account locked after repeated failed logins", "user_id", u.ID, "until", u.LockedUntil)
-		}
-		return nil
-	})
-	if errors.Is(err, apperr.ErrNotFound) {
-		return nil // deleted concurrently; nothing to count
-	}
-	if err != nil {
-		return fmt.Errorf("record login failure: %w", err)
-	}
-	return nil
 }
 
 // Lookup returns a user by ID or, failing that, by username.
@@ -254,7 +245,7 @@ func (s *Service) Lookup(ctx context.Context, idOrName string) (*User, error) {
 
 // Update applies a partial change to the user identified by ID or username.
 // Nil fields are left alone; a non-nil Password is checked against the
-// policy and hashed, and unlocks the account.
+// policy and hashed, and clears the account's guessing counters.
 func (s *Service) Update(ctx context.Context, idOrName string, ch Change) (*User, error) {
 	u, err := s.Lookup(ctx, idOrName)
 	if err != nil {
@@ -288,10 +279,6 @@ func (s *Service) Update(ctx context.Context, idOrName string, ch Change) (*User
 		}
 		if hash != "" {
 			u.PasswordHash = hash
-			u.FailedLogins, u.FirstFailedAt, u.LockedUntil = 0, time.Time{}, time.Time{}
-		}
-		if ch.Unlock {
-			u.FailedLogins, u.FirstFailedAt, u.LockedUntil = 0, time.Time{}, time.Time{}
 		}
 		u.UpdatedAt = now
 		return nil
@@ -301,6 +288,11 @@ func (s *Service) Update(ctx context.Context, idOrName string, ch Change) (*User
 	}
 	if hash != "" || (ch.Disabled != nil && *ch.Disabled) {
 		if err := s.revokeSessions(ctx, u.ID); err != nil {
+			return nil, err
+		}
+	}
+	if hash != "" || ch.Unlock {
+		if err := s.clearThrottles(ctx, u.Username); err != nil {
 			return nil, err
 		}
 	}
@@ -323,7 +315,8 @@ type Change struct {
 	Roles    *[]string
 	Disabled *bool
 	Password *string
-	// Unlock clears a lockout.
+	// Unlock clears the account's guessing counters (LockoutPolicy),
+	// including the locks of every network.
 	Unlock bool
 }
 

@@ -17,6 +17,9 @@ import (
 
 const goodPassword = "purple otter lamp 42"
 
+// testIP is the client address of logins in tests.
+const testIP = "192.0.2.1"
+
 // cheapParams keeps argon2id fast where hashing cost is not under test.
 func cheapParams() identity.Argon2Params {
 	return identity.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
@@ -49,11 +52,12 @@ func newService(t *testing.T, lockout identity.LockoutPolicy) (*identity.Service
 	store := storagetest.OpenSQLite(t)
 	c := newClock()
 	return &identity.Service{
-		Store:   store,
-		Hasher:  identity.NewPasswordHasher(cheapParams()),
-		Policy:  identity.DefaultPasswordPolicy(),
-		Lockout: lockout,
-		Now:     c.Now,
+		Store:     store,
+		Hasher:    identity.NewPasswordHasher(cheapParams()),
+		Policy:    identity.DefaultPasswordPolicy(),
+		Lockout:   lockout,
+		Throttles: store,
+		Now:       c.Now,
 	}, store, c
 }
 
@@ -148,7 +152,7 @@ func TestSignup(t *testing.T) {
 			if p, _, _, err := identity.ParsePHC(stored.PasswordHash); err != nil || p != cheapParams() {
 				t.Errorf("stored hash params %+v, %v; want %+v", p, err, cheapParams())
 			}
-			if _, err := s.Authenticate(t.Context(), tc.username, tc.password); err != nil {
+			if _, err := s.Authenticate(t.Context(), tc.username, tc.password, testIP); err != nil {
 				t.Errorf("Authenticate after signup: %v", err)
 			}
 		})
@@ -174,7 +178,7 @@ func TestSignupDuplicate(t *testing.T) {
 		t.Fatalf("users after duplicates: %v %v", us, err)
 	}
 	// The original password is untouched.
-	if _, err := s.Authenticate(t.Context(), "alice", goodPassword); err != nil {
+	if _, err := s.Authenticate(t.Context(), "alice", goodPassword, testIP); err != nil {
 		t.Errorf("Authenticate original: %v", err)
 	}
 }
@@ -196,14 +200,14 @@ func TestSignupNewIDHook(t *testing.T) {
 }
 
 func TestAuthenticateInvalidCredentials(t *testing.T) {
-	s, store, _ := newService(t, identity.LockoutPolicy{MaxFailures: 100, Window: time.Hour, Duration: time.Hour})
+	s, _, _ := newService(t, identity.LockoutPolicy{MaxFailures: 100, Window: time.Hour, Duration: time.Hour})
 	alice := signup(t, s, "Alice", "admin")
 	disabled := signup(t, s, "dora")
 	if _, err := s.Update(t.Context(), disabled.ID, identity.Change{Disabled: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
 
-	u, err := s.Authenticate(t.Context(), "alice", goodPassword)
+	u, err := s.Authenticate(t.Context(), "alice", goodPassword, testIP)
 	if err != nil {
 		t.Fatalf("Authenticate ok: %v", err)
 	}
@@ -226,7 +230,7 @@ func TestAuthenticateInvalidCredentials(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			u, err := s.Authenticate(t.Context(), tc.username, tc.password)
+			u, err := s.Authenticate(t.Context(), tc.username, tc.password, testIP)
 			if u != nil {
 				t.Errorf("returned user %+v on failure", u)
 			}
@@ -239,145 +243,6 @@ func TestAuthenticateInvalidCredentials(t *testing.T) {
 			}
 		})
 	}
-	// Disabled accounts do not count failures (they cannot log in anyway),
-	// and the wrong passwords against alice were counted.
-	if got := getUser(t, store, alice.ID).FailedLogins; got != 3 {
-		t.Errorf("alice FailedLogins = %d, want 3 (wrong, other case, empty)", got)
-	}
-}
-
-func ptr[T any](v T) *T { return &v }
-
-func TestLockout(t *testing.T) {
-	const (
-		maxFailures = 3
-		window      = 10 * time.Minute
-		duration    = 15 * time.Minute
-	)
-	s, store, clk := newService(t, identity.LockoutPolicy{MaxFailures: maxFailures, Window: window, Duration: duration})
-	u := signup(t, s, "alice")
-	fail := func(t *testing.T) {
-		t.Helper()
-		if _, err := s.Authenticate(t.Context(), "alice", "wrong password 123"); !errors.Is(err, identity.ErrInvalidCredentials) {
-			t.Fatalf("wrong password: %v", err)
-		}
-	}
-	succeed := func(t *testing.T) {
-		t.Helper()
-		if _, err := s.Authenticate(t.Context(), "alice", goodPassword); err != nil {
-			t.Fatalf("right password: %v", err)
-		}
-	}
-	state := func(t *testing.T) *identity.User { t.Helper(); return getUser(t, store, u.ID) }
-
-	t.Run("locks after MaxFailures within Window", func(t *testing.T) {
-		for i := 1; i < maxFailures; i++ {
-			fail(t)
-			clk.Advance(time.Minute)
-			if st := state(t); st.FailedLogins != i || st.Locked(clk.Now()) {
-				t.Fatalf("after %d failures: FailedLogins %d locked %v", i, st.FailedLogins, st.Locked(clk.Now()))
-			}
-		}
-		lockedAt := clk.Now()
-		fail(t)
-		st := state(t)
-		if !st.Locked(clk.Now()) || !st.LockedUntil.Equal(lockedAt.Add(duration)) {
-			t.Fatalf("after %d failures LockedUntil %v, want %v", maxFailures, st.LockedUntil, lockedAt.Add(duration))
-		}
-
-		// Locked: the right password is refused with the same error, and
-		// attempts while locked neither extend nor reset the lock.
-		clk.Advance(duration - time.Second)
-		if _, err := s.Authenticate(t.Context(), "alice", goodPassword); !errors.Is(err, identity.ErrInvalidCredentials) || err.Error() != identity.ErrInvalidCredentials.Error() {
-			t.Fatalf("right password while locked: %v, want ErrInvalidCredentials", err)
-		}
-		fail(t)
-		if st2 := state(t); !st2.LockedUntil.Equal(st.LockedUntil) {
-			t.Errorf("attempts while locked moved LockedUntil from %v to %v", st.LockedUntil, st2.LockedUntil)
-		}
-
-		// Unlocked once Duration has passed; success clears the state.
-		clk.Advance(time.Second)
-		succeed(t)
-		if st := state(t); st.FailedLogins != 0 || !st.LockedUntil.IsZero() || !st.FirstFailedAt.IsZero() {
-			t.Errorf("after success: FailedLogins %d LockedUntil %v FirstFailedAt %v", st.FailedLogins, st.LockedUntil, st.FirstFailedAt)
-		}
-		// A single failure after the lock has expired starts a new count.
-		fail(t)
-		if st := state(t); st.FailedLogins != 1 || st.Locked(clk.Now()) {
-			t.Errorf("first failure after an expired lock: FailedLogins %d locked %v", st.FailedLogins, st.Locked(clk.Now()))
-		}
-		succeed(t)
-	})
-
-	t.Run("window expiry resets the count", func(t *testing.T) {
-		for range maxFailures - 1 {
-			fail(t)
-		}
-		clk.Advance(window + time.Second)
-		fail(t)
-		if st := state(t); st.FailedLogins != 1 || st.Locked(clk.Now()) {
-			t.Fatalf("first failure after the window: FailedLogins %d locked %v, want 1 and unlocked", st.FailedLogins, st.Locked(clk.Now()))
-		}
-		for range maxFailures - 2 {
-			fail(t)
-		}
-		if st := state(t); st.Locked(clk.Now()) {
-			t.Fatal("locked before MaxFailures in the new window")
-		}
-		fail(t)
-		if !state(t).Locked(clk.Now()) {
-			t.Fatal("not locked after MaxFailures in the new window")
-		}
-		clk.Advance(duration)
-		succeed(t)
-	})
-
-	t.Run("success resets FailedLogins", func(t *testing.T) {
-		for range maxFailures - 1 {
-			fail(t)
-		}
-		succeed(t)
-		if st := state(t); st.FailedLogins != 0 {
-			t.Fatalf("FailedLogins %d after success, want 0", st.FailedLogins)
-		}
-		for range maxFailures - 1 {
-			fail(t)
-		}
-		if state(t).Locked(clk.Now()) {
-			t.Fatal("failures before a success counted towards lockout")
-		}
-		succeed(t)
-	})
-
-	t.Run("admin unlock", func(t *testing.T) {
-		for range maxFailures {
-			fail(t)
-		}
-		if !state(t).Locked(clk.Now()) {
-			t.Fatal("not locked")
-		}
-		if _, err := s.Update(t.Context(), "alice", identity.Change{Unlock: true}); err != nil {
-			t.Fatal(err)
-		}
-		succeed(t)
-	})
-}
-
-func TestLockoutDisabled(t *testing.T) {
-	s, store, _ := newService(t, identity.LockoutPolicy{})
-	u := signup(t, s, "alice")
-	for range 10 {
-		if _, err := s.Authenticate(t.Context(), "alice", "wrong password 123"); !errors.Is(err, identity.ErrInvalidCredentials) {
-			t.Fatal(err)
-		}
-	}
-	if st := getUser(t, store, u.ID); st.FailedLogins != 0 || !st.LockedUntil.IsZero() {
-		t.Errorf("with lockout disabled: FailedLogins %d LockedUntil %v", st.FailedLogins, st.LockedUntil)
-	}
-	if _, err := s.Authenticate(t.Context(), "alice", goodPassword); err != nil {
-		t.Errorf("right password: %v", err)
-	}
 }
 
 func TestAuthenticateRehash(t *testing.T) {
@@ -389,14 +254,14 @@ func TestAuthenticateRehash(t *testing.T) {
 	s2 := &identity.Service{Store: store, Hasher: identity.NewPasswordHasher(stronger), Policy: identity.DefaultPasswordPolicy()}
 
 	// A wrong password does not rehash.
-	if _, err := s2.Authenticate(t.Context(), "alice", "wrong password 123"); !errors.Is(err, identity.ErrInvalidCredentials) {
+	if _, err := s2.Authenticate(t.Context(), "alice", "wrong password 123", testIP); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Fatal(err)
 	}
 	if got := getUser(t, store, u.ID).PasswordHash; got != before {
 		t.Error("a failed login changed the stored hash")
 	}
 
-	if _, err := s2.Authenticate(t.Context(), "alice", goodPassword); err != nil {
+	if _, err := s2.Authenticate(t.Context(), "alice", goodPassword, testIP); err != nil {
 		t.Fatalf("Authenticate with new params: %v", err)
 	}
 	after := getUser(t, store, u.ID).PasswordHash
@@ -408,35 +273,11 @@ func TestAuthenticateRehash(t *testing.T) {
 		t.Errorf("stored params after login %+v, want %+v", p, stronger)
 	}
 	// Logging in again with unchanged params keeps the upgraded hash.
-	if _, err := s2.Authenticate(t.Context(), "alice", goodPassword); err != nil {
+	if _, err := s2.Authenticate(t.Context(), "alice", goodPassword, testIP); err != nil {
 		t.Fatalf("Authenticate after rehash: %v", err)
 	}
 	if getUser(t, store, u.ID).PasswordHash != after {
 		t.Error("hash rewritten although the params did not change")
-	}
-}
-
-func TestConcurrentFailuresAreAllCounted(t *testing.T) {
-	s, store, _ := newService(t, identity.LockoutPolicy{MaxFailures: 1000, Window: time.Hour, Duration: time.Hour})
-	u := signup(t, s, "alice")
-	const n = 20
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			_, err := s.Authenticate(t.Context(), "alice", fmt.Sprintf("wrong password %02d", i))
-			if !errors.Is(err, identity.ErrInvalidCredentials) {
-				errs <- err
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("concurrent wrong password: %v", err)
-	}
-	if got := getUser(t, store, u.ID).FailedLogins; got != n {
-		t.Errorf("FailedLogins = %d after %d concurrent failures, want %d", got, n, n)
 	}
 }
 
@@ -506,7 +347,7 @@ func TestUpdate(t *testing.T) {
 				if !u.Disabled {
 					t.Error("not disabled")
 				}
-				if _, err := s.Authenticate(t.Context(), "alice", goodPassword); !errors.Is(err, identity.ErrInvalidCredentials) {
+				if _, err := s.Authenticate(t.Context(), "alice", goodPassword, testIP); !errors.Is(err, identity.ErrInvalidCredentials) {
 					t.Errorf("disabled user authenticates: %v", err)
 				}
 			}},
@@ -515,7 +356,7 @@ func TestUpdate(t *testing.T) {
 				if u.Disabled {
 					t.Error("still disabled")
 				}
-				if _, err := s.Authenticate(t.Context(), "alice", goodPassword); err != nil {
+				if _, err := s.Authenticate(t.Context(), "alice", goodPassword, testIP); err != nil {
 					t.Errorf("enabled user: %v", err)
 				}
 			}},
@@ -564,23 +405,19 @@ func TestUpdate(t *testing.T) {
 
 	t.Run("password change unlocks and replaces the password", func(t *testing.T) {
 		for range 2 {
-			_, _ = s.Authenticate(t.Context(), "alice", "wrong password 123")
+			_, _ = s.Authenticate(t.Context(), "alice", "wrong password 123", testIP)
 		}
-		if !getUser(t, store, alice.ID).Locked(clk.Now()) {
-			t.Fatal("not locked after 2 failures")
+		if _, err := s.Authenticate(t.Context(), "alice", "wrong password 123", testIP); !errors.Is(err, identity.ErrThrottled) {
+			t.Fatalf("not locked after 2 failures: %v", err)
 		}
 		const next = "green walrus piano 7"
 		if _, err := s.Update(t.Context(), "alice", identity.Change{Password: ptr(next)}); err != nil {
 			t.Fatal(err)
 		}
-		st := getUser(t, store, alice.ID)
-		if st.Locked(clk.Now()) || st.FailedLogins != 0 {
-			t.Errorf("after password change: locked %v FailedLogins %d", st.Locked(clk.Now()), st.FailedLogins)
-		}
-		if _, err := s.Authenticate(t.Context(), "alice", next); err != nil {
+		if _, err := s.Authenticate(t.Context(), "alice", next, testIP); err != nil {
 			t.Errorf("new password: %v", err)
 		}
-		if _, err := s.Authenticate(t.Context(), "alice", goodPassword); !errors.Is(err, identity.ErrInvalidCredentials) {
+		if _, err := s.Authenticate(t.Context(), "alice", goodPassword, testIP); !errors.Is(err, identity.ErrInvalidCredentials) {
 			t.Errorf("old password: %v", err)
 		}
 	})
@@ -616,7 +453,7 @@ func TestDelete(t *testing.T) {
 			}
 		})
 	}
-	if _, err := s.Authenticate(t.Context(), "alice", goodPassword); !errors.Is(err, identity.ErrInvalidCredentials) {
+	if _, err := s.Authenticate(t.Context(), "alice", goodPassword, testIP); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Errorf("deleted user authenticates: %v", err)
 	}
 	// The name is free again.
@@ -624,3 +461,4 @@ func TestDelete(t *testing.T) {
 		t.Error("re-created user reused the old ID")
 	}
 }
+func ptr[T any](v T) *T { return &v }

@@ -108,7 +108,7 @@ func TestSignupHandlerCreated(t *testing.T) {
 	if err != nil || u.Username != "Alice" || len(u.Roles) != 0 {
 		t.Fatalf("stored user %+v, %v", u, err)
 	}
-	if _, err := s.Authenticate(t.Context(), "alice", goodPassword); err != nil {
+	if _, err := s.Authenticate(t.Context(), "alice", goodPassword, testIP); err != nil {
 		t.Errorf("the signed-up user cannot log in: %v", err)
 	}
 }

@@ -18,19 +18,10 @@ type User struct {
 	// Roles are carried in the user's access tokens.
 	Roles []string
 	// Disabled users cannot obtain tokens.
-	Disabled bool
-	// FailedLogins counts consecutive failed password attempts inside the
-	// lockout window that started at FirstFailedAt.
-	FailedLogins  int
-	FirstFailedAt time.Time
-	// LockedUntil, when in the future, rejects every password attempt.
-	LockedUntil time.Time
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	Disabled  bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
-
-// Locked reports whether the account is locked out at now.
-func (u *User) Locked(now time.Time) bool { return now.Before(u.LockedUntil) }
 
 // Store persists users. Implementations return errors matching
 // apperr.ErrNotFound and apperr.ErrAlreadyExists (errors.Is).

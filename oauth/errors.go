@@ -24,7 +24,6 @@ var (
 	errRateLimited    = rfcError("temporarily_unavailable", http.StatusTooManyRequests, "Too many password attempts from this address; retry later.")
 	errLoginThrottled = rfcError("temporarily_unavailable", http.StatusTooManyRequests, "Too many failed attempts for this account; retry later.")
 	errUnavailable    = rfcError("temporarily_unavailable", http.StatusServiceUnavailable, "The service is temporarily unavailable; retry shortly.")
-	errOverloaded     = rfcError("temporarily_unavailable", http.StatusServiceUnavailable, "The server is busy; retry shortly.")
 	errServer         = rfcError("server_error", http.StatusInternalServerError, "The server could not complete the request.")
 	errRefreshUsed    = rfcError("invalid_grant", http.StatusBadRequest, "The refresh token was already used.")
 	errOwnerGone      = rfcError("invalid_grant", http.StatusBadRequest, "The resource owner's account no longer exists or is disabled.")
@@ -100,7 +99,7 @@ func toRFC6749(err error) *fosite.RFC6749Error {
 var own = map[*fosite.RFC6749Error]bool{
 	errMethod: true, errContentType: true, errTooLarge: true, errBadForm: true, errDuplicateParam: true,
 	errNoGrantType: true, errGrantType: true, errNoToken: true, errRateLimited: true, errLoginThrottled: true,
-	errUnavailable: true, errOverloaded: true, errServer: true, errRefreshUsed: true, errOwnerGone: true,
+	errUnavailable: true, errServer: true, errRefreshUsed: true, errOwnerGone: true,
 }
 
 func isOwn(e *fosite.RFC6749Error) bool { return own[e] }

@@ -70,7 +70,7 @@ func newEnvWith(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Alg
 		t.Fatal(err)
 	}
 	users := &identity.Service{
-		Store: store, Hasher: fastHasher(), Sessions: store,
+		Store: store, Hasher: fastHasher(), Sessions: store, Throttles: store,
 		Lockout: identity.LockoutPolicy{MaxFailures: 5, Window: time.Minute, Duration: time.Minute},
 	}
 	p, err := oauth.NewProvider(oauth.ProviderConfig{
@@ -429,9 +429,13 @@ func TestLockoutAndThrottling(t *testing.T) {
 			t.Fatalf("attempt %d", i)
 		}
 	}
-	// Locked: even the right password is refused, with the same error.
-	if _, err := conf.PasswordCredentialsToken(t.Context(), "erin", "purple otter lamp 42"); rfcCode(t, err) != "invalid_grant" {
-		t.Fatal("locked account accepted the right password")
+	// Locked for this network: even the right password is held back, with
+	// 429 temporarily_unavailable and Retry-After, without a password check.
+	_, err := conf.PasswordCredentialsToken(t.Context(), "erin", "purple otter lamp 42")
+	var locked *oauth2.RetrieveError
+	if !errors.As(err, &locked) || locked.ErrorCode != "temporarily_unavailable" || locked.Response.StatusCode != http.StatusTooManyRequests ||
+		locked.Response.Header.Get("Retry-After") == "" {
+		t.Fatalf("locked account: %v", err)
 	}
 	if _, err := e.users.Update(t.Context(), "erin", identity.Change{Unlock: true}); err != nil {
 		t.Fatal(err)

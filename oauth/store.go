@@ -29,9 +29,10 @@ type TokenStore interface {
 	fositestorage.Transactional
 }
 
-// Authenticator checks resource-owner credentials.
+// Authenticator checks resource-owner credentials of a login from
+// clientIP (identity.Service.Authenticate).
 type Authenticator interface {
-	Authenticate(ctx context.Context, username, password string) (*identity.User, error)
+	Authenticate(ctx context.Context, username, password, clientIP string) (*identity.User, error)
 }
 
 // grantStore is the storage handed to fosite: the TokenStore plus the
@@ -50,7 +51,7 @@ type authedUserKey struct{}
 // the authenticated user is handed back to the token handler through the
 // request context, saving a second lookup.
 func (s grantStore) Authenticate(ctx context.Context, username, password string) (string, error) {
-	u, err := s.users.Authenticate(ctx, username, password)
+	u, err := s.users.Authenticate(ctx, username, password, clientIPFrom(ctx))
 	if errors.Is(err, identity.ErrInvalidCredentials) {
 		return "", fosite.ErrNotFound
 	}

@@ -120,10 +120,11 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Truncated, never rounded: a token stamped even half a second ahead
 	// is refused by verifiers without leeway (PyJWT, jose, jwx). fosite
-	// rounds exp, so truncate that too and exp - iat stays the lifetime.
+	// set exp from its own rounded clock; restate it from iat, so that
+	// exp - iat is exactly the lifetime.
 	t := now().UTC().Truncate(time.Second)
-	if exp := session.GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
-		session.SetExpiresAt(fosite.AccessToken, exp.Truncate(time.Second))
+	if f, ok := h.Provider.(*fosite.Fosite); ok {
+		session.SetExpiresAt(fosite.AccessToken, t.Add(f.Config.GetAccessTokenLifespan(ctx)))
 	}
 	claims.Extra["client_id"] = client.GetID()
 	claims.JTI = uuid.NewString()

@@ -21,7 +21,7 @@ var wantMigrations = []string{
 	"00003_create_signing_keys",
 	"00004_create_oauth2_access_tokens",
 	"00005_create_oauth2_refresh_tokens",
-	"00006_clients_introspect",
+	"00006_clients_introspect", "00007_create_login_throttles",
 }
 
 // testMigrateFresh migrates an empty database twice.

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,17 +15,17 @@ import (
 
 // userRow is the users table.
 type userRow struct {
-	ID                 string       `gorm:"column:id;primaryKey"`
-	Username           string       `gorm:"column:username"`
-	UsernameNormalized string       `gorm:"column:username_normalized"`
-	PasswordHash       string       `gorm:"column:password_hash"`
-	Roles              string       `gorm:"column:roles"`
-	Disabled           bool         `gorm:"column:disabled"`
-	FailedLogins       int          `gorm:"column:failed_logins"`
-	FirstFailedAt      sql.NullTime `gorm:"column:first_failed_at"`
-	LockedUntil        sql.NullTime `gorm:"column:locked_until"`
-	CreatedAt          time.Time    `gorm:"column:created_at;autoCreateTime:false"`
-	UpdatedAt          time.Time    `gorm:"column:updated_at;autoUpdateTime:false"`
+	ID                 string    `gorm:"column:id;primaryKey"`
+	Username           string    `gorm:"column:username"`
+	UsernameNormalized string    `gorm:"column:username_normalized"`
+	PasswordHash       string    `gorm:"column:password_hash"`
+	Roles              string    `gorm:"column:roles"`
+	Disabled           bool      `gorm:"column:disabled"`
+	CreatedAt          time.Time `gorm:"column:created_at;autoCreateTime:false"`
+	UpdatedAt          time.Time `gorm:"column:updated_at;autoUpdateTime:false"`
+	// The columns failed_logins, first_failed_at and locked_until are no
+	// longer used (guessing counters live in login_throttles since
+	// migration 7); they stay until every replica runs this version.
 }
 
 func (userRow) TableName() string { return "users" }
@@ -43,7 +42,6 @@ func toUserRow(u *identity.User) (*userRow, error) {
 	return &userRow{
 		ID: u.ID, Username: u.Username, UsernameNormalized: identity.NormalizeUsername(u.Username),
 		PasswordHash: u.PasswordHash, Roles: string(b), Disabled: u.Disabled,
-		FailedLogins: u.FailedLogins, FirstFailedAt: nullTime(u.FirstFailedAt), LockedUntil: nullTime(u.LockedUntil),
 		CreatedAt: dbTime(u.CreatedAt), UpdatedAt: dbTime(u.UpdatedAt),
 	}, nil
 }
@@ -51,7 +49,6 @@ func toUserRow(u *identity.User) (*userRow, error) {
 func (r *userRow) user() (*identity.User, error) {
 	u := &identity.User{
 		ID: r.ID, Username: r.Username, PasswordHash: r.PasswordHash, Disabled: r.Disabled,
-		FailedLogins: r.FailedLogins, FirstFailedAt: fromNullTime(r.FirstFailedAt), LockedUntil: fromNullTime(r.LockedUntil),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 	if err := json.Unmarshal([]byte(r.Roles), &u.Roles); err != nil {
@@ -96,12 +93,18 @@ func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) 
 }
 
 // GetUserByUsername implements identity.Store: the user whose normalized
-// username equals identity.NormalizeUsername(username), or an error
-// matching ErrNotFound.
+// username equals identity.NormalizeUsername(username) byte for byte, or an
+// error matching ErrNotFound. The comparison is repeated in Go because
+// MySQL's PAD SPACE collations ignore trailing spaces ("alice  " would
+// match "alice"), which SQLite does not: both backends match identically.
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (*identity.User, error) {
+	norm := identity.NormalizeUsername(username)
 	var row userRow
-	if err := s.db(ctx).Where("username_normalized = ?", identity.NormalizeUsername(username)).Take(&row).Error; err != nil {
+	if err := s.db(ctx).Where("username_normalized = ?", norm).Take(&row).Error; err != nil {
 		return nil, s.wrapf(err, "storage: get user by name")
+	}
+	if row.UsernameNormalized != norm {
+		return nil, fmt.Errorf("storage: get user by name: %w", ErrNotFound)
 	}
 	return row.user()
 }
@@ -157,9 +160,6 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*identity
 			"password_hash":       next.PasswordHash,
 			"roles":               next.Roles,
 			"disabled":            next.Disabled,
-			"failed_logins":       next.FailedLogins,
-			"first_failed_at":     next.FirstFailedAt,
-			"locked_until":        next.LockedUntil,
 			"created_at":          next.CreatedAt,
 			"updated_at":          next.UpdatedAt,
 		}).Error; err != nil {

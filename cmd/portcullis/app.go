@@ -158,13 +158,16 @@ func (a *app) keyManager() (*keys.Manager, []byte, []byte, error) {
 func (a *app) users() *identity.Service {
 	c := a.cfg
 	return &identity.Service{
-		Store:               a.store,
-		Hasher:              identity.NewPasswordHasher(c.Argon2Params()),
-		Policy:              identity.PasswordPolicy{MinLength: c.Password.MinLength, MaxLength: c.Password.MaxLength},
-		Lockout:             identity.LockoutPolicy{MaxFailures: c.Lockout.MaxFailures, Window: c.Lockout.Window, Duration: c.Lockout.Duration},
+		Store:  a.store,
+		Hasher: identity.NewPasswordHasher(c.Argon2Params()),
+		Policy: identity.PasswordPolicy{MinLength: c.Password.MinLength, MaxLength: c.Password.MaxLength},
+		Lockout: identity.LockoutPolicy{MaxFailures: c.Lockout.MaxFailures, Window: c.Lockout.Window,
+			Duration: c.Lockout.Duration, Delay: c.Lockout.Delay, MaxDelay: c.Lockout.MaxDelay},
 		Logger:              a.logger,
 		Sessions:            a.store,
+		Throttles:           a.store,
 		MaxConcurrentHashes: c.Argon2.MaxConcurrent,
+		MaxHashWait:         c.Argon2.MaxWait,
 	}
 }
 

@@ -401,7 +401,7 @@ func TestCLIUsers(t *testing.T) {
 	store := storagetest.OpenDSN(t, e.dsn)
 	svc := &identity.Service{Store: store, Hasher: identity.NewPasswordHasher(identity.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})}
 	for user, pw := range map[string]string{"alice": password, "bob": "another fine password", "carol": "yet another password"} {
-		if _, err := svc.Authenticate(t.Context(), user, pw); err != nil {
+		if _, err := svc.Authenticate(t.Context(), user, pw, "192.0.2.1"); err != nil {
 			t.Errorf("%s cannot log in with the password given on stdin: %v", user, err)
 		}
 	}

@@ -212,7 +212,8 @@ func serve(ctx context.Context, a *app) error {
 	return serr
 }
 
-// collectGarbage deletes expired token rows every ten minutes.
+// collectGarbage deletes expired token rows and stale guessing counters
+// every ten minutes.
 func (s *server) collectGarbage(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -228,6 +229,12 @@ func (s *server) collectGarbage(ctx context.Context) {
 			}
 			if n > 0 {
 				s.app.logger.Info("expired tokens removed", "rows", n)
+			}
+			// A counter idle for longer than both the window and the lock
+			// duration counts nothing any more.
+			l := s.app.cfg.Lockout
+			if _, err := s.app.store.DeleteStaleThrottles(ctx, time.Now().Add(-max(l.Window, l.Duration)-l.MaxDelay)); err != nil {
+				s.app.logger.Warn("login counter clean-up failed", "err", err)
 			}
 		}
 	}

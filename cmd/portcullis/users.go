@@ -61,9 +61,9 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED\tLOCKED")
+				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED")
 				for _, u := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\n", u.ID, u.Username, strings.Join(u.Roles, ","), u.Disabled, u.LockedUntil != nil)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\n", u.ID, u.Username, strings.Join(u.Roles, ","), u.Disabled)
 				}
 				tw.Flush()
 			})
@@ -73,9 +73,6 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 		j := admin.NewUserJSON(u, time.Now())
 		return a.print(j, func(w io.Writer) {
 			fmt.Fprintf(w, "id:        %s\nusername:  %s\nroles:     %s\ndisabled:  %t\n", j.ID, j.Username, strings.Join(j.Roles, " "), j.Disabled)
-			if j.LockedUntil != nil {
-				fmt.Fprintf(w, "locked until: %s\n", j.LockedUntil.Format(time.RFC3339))
-			}
 		})
 	}
 	get := &cobra.Command{

@@ -243,13 +243,12 @@ func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 
 // UserJSON is the representation of a user in the admin API and the CLI.
 type UserJSON struct {
-	ID          string     `json:"id"`
-	Username    string     `json:"username"`
-	Roles       []string   `json:"roles"`
-	Disabled    bool       `json:"disabled"`
-	LockedUntil *time.Time `json:"locked_until,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
+	ID        string    `json:"id"`
+	Username  string    `json:"username"`
+	Roles     []string  `json:"roles"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // NewUserJSON returns the representation of u (never its password hash).
@@ -258,10 +257,6 @@ func NewUserJSON(u *identity.User, now time.Time) UserJSON {
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
 	if j.Roles == nil {
 		j.Roles = []string{}
-	}
-	if u.Locked(now) {
-		t := u.LockedUntil.UTC()
-		j.LockedUntil = &t
 	}
 	return j
 }

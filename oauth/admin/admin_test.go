@@ -59,7 +59,7 @@ func newEnv(t *testing.T) *env {
 	users := &identity.Service{
 		Store:   store,
 		Hasher:  identity.NewPasswordHasher(identity.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}),
-		Lockout: identity.LockoutPolicy{MaxFailures: 3, Window: time.Hour, Duration: time.Hour},
+		Lockout: identity.LockoutPolicy{MaxFailures: 3, Window: time.Hour, Duration: time.Hour}, Throttles: store,
 	}
 	p, err := oauth.NewProvider(oauth.ProviderConfig{
 		Issuer: issuer, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour,
@@ -688,30 +688,29 @@ func TestUsers(t *testing.T) {
 	if r.status != http.StatusOK || !decode[userJSON](t, r).Disabled {
 		t.Errorf("patch disabled: status %d body %s", r.status, r.body)
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword); !errors.Is(err, identity.ErrInvalidCredentials) {
+	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Errorf("disabled user authenticates: %v", err)
 	}
 	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"disabled": false})
 	if r.status != http.StatusOK || decode[userJSON](t, r).Disabled {
 		t.Errorf("patch enabled: status %d body %s", r.status, r.body)
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword); err != nil {
+	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); err != nil {
 		t.Errorf("re-enabled user: %v", err)
 	}
 
 	// PATCH unlock: lock alice with wrong passwords (MaxFailures 3).
 	for range 3 {
-		_, _ = e.users.Authenticate(t.Context(), "alice", "wrong password here")
+		_, _ = e.users.Authenticate(t.Context(), "alice", "wrong password here", "192.0.2.1")
 	}
-	r = e.do(t, http.MethodGet, "/admin/users/alice", nil)
-	if u := decode[userJSON](t, r); u.LockedUntil == nil || !u.LockedUntil.After(time.Now()) {
-		t.Fatalf("after 3 failures locked_until = %v, want a future time", u.LockedUntil)
+	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); !errors.Is(err, identity.ErrThrottled) {
+		t.Fatalf("after 3 failures: %v, want throttled", err)
 	}
 	r = e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"unlock": true})
-	if r.status != http.StatusOK || decode[userJSON](t, r).LockedUntil != nil {
+	if r.status != http.StatusOK {
 		t.Errorf("patch unlock: status %d body %s", r.status, r.body)
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword); err != nil {
+	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); err != nil {
 		t.Errorf("after unlock: %v", err)
 	}
 
@@ -725,10 +724,10 @@ func TestUsers(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("patch password: status %d body %s", r.status, r.body)
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", newPassword); err != nil {
+	if _, err := e.users.Authenticate(t.Context(), "alice", newPassword, "192.0.2.1"); err != nil {
 		t.Errorf("new password: %v", err)
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword); !errors.Is(err, identity.ErrInvalidCredentials) {
+	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Errorf("old password after change: %v", err)
 	}
 

@@ -36,7 +36,9 @@ func Run(t *testing.T, open Open) {
 	t.Run("RevokeSubject", func(t *testing.T) { testRevokeSubject(t, open) })
 	t.Run("Transactions", func(t *testing.T) { testTransactions(t, open) })
 	t.Run("DeleteExpired", func(t *testing.T) { testDeleteExpired(t, open) })
-	t.Run("LockoutCounter", func(t *testing.T) { testLockoutCounter(t, open) })
+	t.Run("UpdateUserSerialized", func(t *testing.T) { testUpdateUserSerialized(t, open) })
+	t.Run("Throttles", func(t *testing.T) { testThrottles(t, open) })
+	t.Run("UsernameExact", func(t *testing.T) { testUsernameExact(t, open) })
 	t.Run("Migrate", func(t *testing.T) { testMigrate(t, open) })
 }
 
@@ -71,8 +73,7 @@ func newUser(name string) *identity.User {
 func sameUser(t *testing.T, got, want *identity.User) {
 	t.Helper()
 	if got.ID != want.ID || got.Username != want.Username || got.PasswordHash != want.PasswordHash ||
-		!slices.Equal(got.Roles, want.Roles) || got.Disabled != want.Disabled || got.FailedLogins != want.FailedLogins ||
-		!got.FirstFailedAt.Equal(want.FirstFailedAt) || !got.LockedUntil.Equal(want.LockedUntil) ||
+		!slices.Equal(got.Roles, want.Roles) || got.Disabled != want.Disabled ||
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Fatalf("user mismatch:\n got  %+v\n want %+v", got, want)
 	}
@@ -83,7 +84,6 @@ func testUsers(t *testing.T, open Open) {
 	ctx := ctxTimeout(t)
 	alice := newUser("Alice")
 	alice.Roles = []string{"admin", "reader"}
-	alice.LockedUntil = t0.Add(time.Hour)
 	wantErr(t, "create Alice", s.CreateUser(ctx, alice), nil)
 	bob := newUser("bob")
 	bob.Roles = nil // stored as an empty list
@@ -162,15 +162,11 @@ func testUsers(t *testing.T, open Open) {
 			sameUser(t, u, alice)
 			u.Roles = []string{"auditor"}
 			u.Disabled = true
-			u.FailedLogins = 3
-			u.FirstFailedAt = later
-			u.LockedUntil = time.Time{}
 			u.UpdatedAt = later
 			return nil
 		})
 		wantErr(t, "update", err, nil)
-		alice.Roles, alice.Disabled, alice.FailedLogins = []string{"auditor"}, true, 3
-		alice.FirstFailedAt, alice.LockedUntil, alice.UpdatedAt = later, time.Time{}, later
+		alice.Roles, alice.Disabled, alice.UpdatedAt = []string{"auditor"}, true, later
 		sameUser(t, got, alice)
 		stored, _ := s.GetUser(ctx, alice.ID)
 		sameUser(t, stored, alice)
@@ -694,15 +690,15 @@ func testTransactions(t *testing.T, open Open) {
 			tx, err := s.BeginTX(ctx)
 			wantErr(t, "begin", err, nil)
 			wantErr(t, "create", s.CreateAccessTokenSession(tx, sig, newRequest(c, "u")), nil)
-			_, err = s.UpdateUser(tx, u.ID, func(u *identity.User) error { u.FailedLogins = 7; return nil })
+			_, err = s.UpdateUser(tx, u.ID, func(u *identity.User) error { u.Roles = []string{"seven"}; return nil })
 			wantErr(t, "update in tx", err, nil)
 			boom := errors.New("boom")
-			_, err = s.UpdateUser(tx, u.ID, func(u *identity.User) error { u.FailedLogins = 8; return boom })
+			_, err = s.UpdateUser(tx, u.ID, func(u *identity.User) error { u.Roles = []string{"eight"}; return boom })
 			wantErr(t, "failed update in tx", err, boom)
 			wantErr(t, "commit", s.Commit(tx), nil)
 			got, _ := s.GetUser(ctx, u.ID)
-			if got.FailedLogins != 7 {
-				t.Fatalf("FailedLogins = %d, want 7 (failed nested update rolled back to its savepoint)", got.FailedLogins)
+			if !slices.Equal(got.Roles, []string{"seven"}) {
+				t.Fatalf("Roles = %v, want [seven] (failed nested update rolled back to its savepoint)", got.Roles)
 			}
 		}, true},
 	}
@@ -772,19 +768,19 @@ func testDeleteExpired(t *testing.T, open Open) {
 	}
 }
 
-// testLockoutCounter checks that UpdateUser serializes read-modify-write:
-// 20 concurrent increments of FailedLogins all land.
-func testLockoutCounter(t *testing.T, open Open) {
+// testUpdateUserSerialized checks that UpdateUser serializes
+// read-modify-write: 20 concurrent role additions all land.
+func testUpdateUserSerialized(t *testing.T, open Open) {
 	s := open(t)
 	ctx := ctxTimeout(t)
 	u := newUser("locky")
 	wantErr(t, "create", s.CreateUser(ctx, u), nil)
 	const n = 20
 	errs := make(chan error, n)
-	for range n {
+	for i := range n {
 		go func() {
 			_, err := s.UpdateUser(ctx, u.ID, func(u *identity.User) error {
-				u.FailedLogins++
+				u.Roles = append(u.Roles, fmt.Sprintf("r%02d", i))
 				return nil
 			})
 			errs <- err
@@ -797,8 +793,8 @@ func testLockoutCounter(t *testing.T, open Open) {
 	}
 	got, err := s.GetUser(ctx, u.ID)
 	wantErr(t, "get", err, nil)
-	if got.FailedLogins != n {
-		t.Fatalf("FailedLogins = %d after %d concurrent increments", got.FailedLogins, n)
+	if len(got.Roles) != n+1 {
+		t.Fatalf("%d roles after %d concurrent additions: %v", len(got.Roles), n, got.Roles)
 	}
 }
 

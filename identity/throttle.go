@@ -1,0 +1,213 @@
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+)
+
+// LockoutPolicy throttles password guessing without letting an attacker
+// lock an account's owner out (OWASP ASVS V2.2, Keycloak's "temporary
+// lockout with wait increments").
+//
+// Failures are counted per normalized username, whether or not such a user
+// exists (so counting costs the same for every name and reveals nothing),
+// at two levels:
+//
+//   - Per account and client network (an IPv4 address, an IPv6 /64): after
+//     MaxFailures failures, that network gets no further attempt on the
+//     account until Duration after its last one. This is the hard lock; it
+//     only ever holds back the network the guesses came from.
+//   - Per account, from all networks together: after MaxFailures failures,
+//     each further attempt must wait Delay after the previous one, doubling
+//     with each further failure up to MaxDelay. This slows a distributed
+//     attack to one guess per MaxDelay but never locks the owner out: from
+//     a network without failures the owner waits at most MaxDelay.
+//
+// Counters forget failures Window after the last one; a successful login
+// clears the counters of its account. Every attempt is counted before its
+// password is hashed, in one database transaction, so concurrent guesses on
+// any number of replicas cannot run more than MaxFailures hashes per
+// network and account.
+type LockoutPolicy struct {
+	// MaxFailures is the number of failures that lock a network out of an
+	// account and start the account-wide delay. Zero disables throttling.
+	MaxFailures int
+	// Window is how long after the last failure the counters reset.
+	Window time.Duration
+	// Duration is how long a network stays locked out of an account after
+	// its last counted attempt.
+	Duration time.Duration
+	// Delay is the first account-wide delay; zero disables the
+	// account-wide delay.
+	Delay time.Duration
+	// MaxDelay caps the account-wide delay.
+	MaxDelay time.Duration
+}
+
+// Throttle is one guessing counter: its key, the failed (or still
+// running) attempts it counts, and when the last one was counted.
+type Throttle struct {
+	Key      string
+	Failures int
+	LastAt   time.Time
+}
+
+// ThrottleStore keeps the guessing counters of LockoutPolicy.
+// Implementations return errors matching apperr.ErrUnavailable when the
+// database is unreachable.
+type ThrottleStore interface {
+	// UpdateThrottles loads the counters of keys, all belonging to
+	// account (a counter that does not exist yet is loaded as a zero
+	// Throttle with its Key set), under a write lock that serializes
+	// concurrent updates of the same keys on every replica, calls update
+	// with them in the order of keys, and stores the result in the same
+	// transaction; counters left with Failures == 0 are deleted. If update
+	// returns an error nothing is written and that error is returned.
+	UpdateThrottles(ctx context.Context, account string, keys []string, update func([]*Throttle) error) error
+	// ClearThrottles deletes every counter of account.
+	ClearThrottles(ctx context.Context, account string) error
+	// DeleteStaleThrottles deletes counters whose last attempt is before
+	// before and returns how many it deleted.
+	DeleteStaleThrottles(ctx context.Context, before time.Time) (int64, error)
+}
+
+// ErrThrottled is matched (errors.Is) by the error Authenticate returns when
+// an attempt is held back by LockoutPolicy; the error carries the time to
+// wait as apperr.Error.RetryAfter. The password was not checked.
+var ErrThrottled = &apperr.Error{Code: apperr.ETooManyRequests, Message: "too many failed login attempts; retry later"}
+
+// throttleKeys returns the counter keys of a login attempt: the account's
+// (also the account key) and the (account, network) one. Keys are SHA-256
+// digests, so the table holds neither usernames nor addresses.
+func throttleKeys(username, clientIP string) (account, network string) {
+	norm := NormalizeUsername(username)
+	return digest("account\x00" + norm), digest("network\x00" + norm + "\x00" + clientNetwork(clientIP))
+}
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// clientNetwork is the unit of the hard lock: an IPv4 address, or the /64
+// of an IPv6 address (one subscriber or host usually holds a whole /64).
+// Anything that does not parse as an address is used as it is.
+func clientNetwork(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	addr = addr.Unmap()
+	if addr.Is6() {
+		p, _ := addr.WithZone("").Prefix(64)
+		return p.String()
+	}
+	return addr.String()
+}
+
+// accountDelay is the account-wide wait after failures failures.
+func (p LockoutPolicy) accountDelay(failures int) time.Duration {
+	if p.Delay <= 0 || failures < p.MaxFailures {
+		return 0
+	}
+	d := p.Delay
+	for i := p.MaxFailures; i < failures && d < p.MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, max(p.MaxDelay, p.Delay))
+}
+
+// reserve counts one attempt on username from clientIP before its password
+// is checked, or returns an error matching ErrThrottled (with the time to
+// wait) when LockoutPolicy holds it back. The returned release undoes the
+// count when the attempt ends without a password check (for example when
+// no hashing slot frees up in time).
+func (s *Service) reserve(ctx context.Context, username, clientIP string, now time.Time) (release func(), err error) {
+	p := s.Lockout
+	if p.MaxFailures <= 0 || s.Throttles == nil {
+		return func() {}, nil
+	}
+	account, network := throttleKeys(username, clientIP)
+	var wait time.Duration
+	err = s.Throttles.UpdateThrottles(ctx, account, []string{account, network}, func(ts []*Throttle) error {
+		acct, net := ts[0], ts[1]
+		for _, t := range ts {
+			if t.Failures > 0 && now.Sub(t.LastAt) >= p.Window {
+				t.Failures = 0
+			}
+		}
+		if net.Failures >= p.MaxFailures {
+			wait = max(wait, net.LastAt.Add(p.Duration).Sub(now))
+		}
+		if d := p.accountDelay(acct.Failures); d > 0 {
+			wait = max(wait, acct.LastAt.Add(d).Sub(now))
+		}
+		if wait > 0 {
+			return ErrThrottled
+		}
+		for _, t := range ts {
+			t.Failures++
+			t.LastAt = now
+		}
+		return nil
+	})
+	if errors.Is(err, ErrThrottled) {
+		return nil, &apperr.Error{Code: ErrThrottled.Code, Message: ErrThrottled.Message, RetryAfter: wait}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("count login attempt: %w", err)
+	}
+	release = func() {
+		// Best effort: a failure here leaves one attempt counted, which
+		// only errs on the side of throttling.
+		_ = s.Throttles.UpdateThrottles(context.WithoutCancel(ctx), account, []string{account, network}, func(ts []*Throttle) error {
+			for _, t := range ts {
+				if t.Failures > 0 {
+					t.Failures--
+				}
+			}
+			return nil
+		})
+	}
+	return release, nil
+}
+
+// succeeded resets the account-wide counter and the counter of the
+// network a successful login came from. Other networks' locks stay: the
+// owner's login must not hand an attacker's network fresh guesses.
+func (s *Service) succeeded(ctx context.Context, username, clientIP string) error {
+	if s.Lockout.MaxFailures <= 0 || s.Throttles == nil {
+		return nil
+	}
+	account, network := throttleKeys(username, clientIP)
+	err := s.Throttles.UpdateThrottles(ctx, account, []string{account, network}, func(ts []*Throttle) error {
+		for _, t := range ts {
+			t.Failures = 0
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reset login failures: %w", err)
+	}
+	return nil
+}
+
+// clearThrottles resets every counter of username's account (an
+// administrator's unlock, a password change).
+func (s *Service) clearThrottles(ctx context.Context, username string) error {
+	if s.Throttles == nil {
+		return nil
+	}
+	account, _ := throttleKeys(username, "")
+	if err := s.Throttles.ClearThrottles(ctx, account); err != nil {
+		return fmt.Errorf("clear login failures: %w", err)
+	}
+	return nil
+}

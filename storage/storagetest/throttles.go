@@ -1,0 +1,118 @@
+package storagetest
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/storage"
+)
+
+// testThrottles checks the guessing counters: a missing counter loads as
+// zero, updates land atomically (20 concurrent increments of two counters
+// all count, on every backend), an update error writes nothing, zero
+// counters disappear, ClearThrottles clears one account only, and stale
+// counters are deleted.
+func testThrottles(t *testing.T, open Open) {
+	s := open(t)
+	ctx := ctxTimeout(t)
+	const acct, net, other = "acct-a", "net-a", "acct-b"
+	incr := func(account string, keys ...string) error {
+		return s.UpdateThrottles(ctx, account, keys, func(ts []*identity.Throttle) error {
+			for i, th := range ts {
+				if th.Key != keys[i] {
+					t.Errorf("throttle %d has key %q, want %q", i, th.Key, keys[i])
+				}
+				th.Failures++
+				th.LastAt = t0
+			}
+			return nil
+		})
+	}
+	read := func(account string, keys ...string) []identity.Throttle {
+		var out []identity.Throttle
+		wantErr(t, "read", s.UpdateThrottles(ctx, account, keys, func(ts []*identity.Throttle) error {
+			for _, th := range ts {
+				out = append(out, *th)
+			}
+			return nil
+		}), nil)
+		return out
+	}
+
+	if got := read(acct, acct, net); got[0].Failures != 0 || !got[0].LastAt.IsZero() || got[1].Key != net {
+		t.Fatalf("fresh counters = %+v", got)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() { errs <- incr(acct, net, acct) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		wantErr(t, "concurrent update", err, nil)
+	}
+	got := read(acct, acct, net)
+	if got[0].Failures != n || got[1].Failures != n || !got[0].LastAt.Equal(t0) {
+		t.Fatalf("after %d concurrent increments: %+v", n, got)
+	}
+
+	boom := errors.New("boom")
+	err := s.UpdateThrottles(ctx, acct, []string{acct}, func(ts []*identity.Throttle) error {
+		ts[0].Failures = 99
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("update error = %v, want %v", err, boom)
+	}
+	if got := read(acct, acct); got[0].Failures != n {
+		t.Fatalf("a failed update wrote %+v", got)
+	}
+
+	wantErr(t, "other account", incr(other, other), nil)
+	wantErr(t, "clear", s.ClearThrottles(ctx, acct), nil)
+	if got := read(acct, acct, net); got[0].Failures != 0 || got[1].Failures != 0 {
+		t.Fatalf("after clear: %+v", got)
+	}
+	if got := read(other, other); got[0].Failures != 1 {
+		t.Fatalf("clearing one account touched another: %+v", got)
+	}
+
+	wantErr(t, "zero", s.UpdateThrottles(ctx, other, []string{other}, func(ts []*identity.Throttle) error {
+		ts[0].Failures = 0
+		return nil
+	}), nil)
+	n0, err := s.DeleteStaleThrottles(ctx, time.Now())
+	wantErr(t, "delete stale", err, nil)
+	if n0 != 0 {
+		t.Fatalf("a zeroed counter was kept (%d deleted later)", n0)
+	}
+	wantErr(t, "again", incr(other, other), nil)
+	if n1, err := s.DeleteStaleThrottles(ctx, t0); err != nil || n1 != 0 {
+		t.Fatalf("DeleteStaleThrottles(t0) = %d, %v; want 0 (last_at is not before t0)", n1, err)
+	}
+	if n2, err := s.DeleteStaleThrottles(ctx, t0.Add(time.Second)); err != nil || n2 != 1 {
+		t.Fatalf("DeleteStaleThrottles(t0+1s) = %d, %v; want 1", n2, err)
+	}
+}
+
+// testUsernameExact checks that a lookup by username compares the
+// normalized form exactly on every backend: no trailing-space padding
+// (MySQL PAD SPACE collations), no Unicode case folding.
+func testUsernameExact(t *testing.T, open Open) {
+	s := open(t)
+	ctx := ctxTimeout(t)
+	wantErr(t, "create", s.CreateUser(ctx, newUser("alice")), nil)
+	if _, err := s.GetUserByUsername(ctx, "ALICE"); err != nil {
+		t.Fatalf("ASCII case-insensitive lookup: %v", err)
+	}
+	for _, name := range []string{"alice ", "alice  ", "ALİCE", "alice\x00", " alice"} {
+		if u, err := s.GetUserByUsername(ctx, name); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("GetUserByUsername(%q) = %v, %v; want not found", name, u, err)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/portcullis-auth/portcullis/identity"
+)
+
+// throttleRow is the login_throttles table.
+type throttleRow struct {
+	Key        string    `gorm:"column:throttle_key;primaryKey"`
+	AccountKey string    `gorm:"column:account_key"`
+	Failures   int       `gorm:"column:failures"`
+	LastAt     time.Time `gorm:"column:last_at"`
+}
+
+func (throttleRow) TableName() string { return "login_throttles" }
+
+var _ identity.ThrottleStore = (*Store)(nil)
+
+// maxThrottleAttempts bounds the retries of UpdateThrottles after a MySQL
+// deadlock or lock-wait timeout (another replica's update of the same
+// counters won).
+const maxThrottleAttempts = 3
+
+// UpdateThrottles implements identity.ThrottleStore. Each counter row is
+// created if missing and locked (INSERT … ON DUPLICATE KEY UPDATE on MySQL,
+// which takes the row's exclusive lock whether or not it existed; SQLite's
+// single writer serializes), in sorted key order so that concurrent
+// updates cannot deadlock each other; a deadlock that happens anyway is
+// retried.
+func (s *Store) UpdateThrottles(ctx context.Context, account string, keys []string, update func([]*identity.Throttle) error) error {
+	var updateErr error
+	var err error
+	for range maxThrottleAttempts {
+		updateErr = nil
+		err = s.inTx(ctx, func(tx *gorm.DB) error {
+			sorted := slices.Clone(keys)
+			slices.Sort(sorted)
+			sorted = slices.Compact(sorted)
+			placeholder := time.Unix(0, 0).UTC()
+			for _, k := range sorted {
+				row := throttleRow{Key: k, AccountKey: account, LastAt: placeholder}
+				if err := tx.Clauses(clause.OnConflict{
+					Columns:   []clause.Column{{Name: "throttle_key"}},
+					DoUpdates: clause.Assignments(map[string]any{"failures": gorm.Expr("failures")}),
+				}).Create(&row).Error; err != nil {
+					return err
+				}
+			}
+			var rows []throttleRow
+			if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
+				Where("throttle_key IN ?", sorted).Find(&rows).Error; err != nil {
+				return err
+			}
+			byKey := make(map[string]*identity.Throttle, len(rows))
+			for _, r := range rows {
+				t := &identity.Throttle{Key: r.Key, Failures: r.Failures}
+				if t.Failures > 0 {
+					t.LastAt = r.LastAt.UTC()
+				}
+				byKey[r.Key] = t
+			}
+			ts := make([]*identity.Throttle, len(keys))
+			for i, k := range keys {
+				t, ok := byKey[k]
+				if !ok {
+					return fmt.Errorf("throttle %s vanished", k)
+				}
+				ts[i] = t
+			}
+			if updateErr = update(ts); updateErr != nil {
+				return updateErr
+			}
+			for _, k := range sorted {
+				t := byKey[k]
+				if t.Failures <= 0 {
+					if err := tx.Where("throttle_key = ?", k).Delete(&throttleRow{}).Error; err != nil {
+						return err
+					}
+					continue
+				}
+				if err := tx.Model(&throttleRow{}).Where("throttle_key = ?", k).Updates(map[string]any{
+					"failures": t.Failures, "last_at": dbTime(t.LastAt),
+				}).Error; err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if updateErr != nil && errors.Is(err, updateErr) {
+			return updateErr
+		}
+		if classify(err) != classConflict {
+			break
+		}
+	}
+	if err != nil {
+		return s.wrapf(err, "storage: update login throttles")
+	}
+	return nil
+}
+
+// ClearThrottles implements identity.ThrottleStore.
+func (s *Store) ClearThrottles(ctx context.Context, account string) error {
+	if err := s.db(ctx).Where("account_key = ?", account).Delete(&throttleRow{}).Error; err != nil {
+		return s.wrapf(err, "storage: clear login throttles")
+	}
+	return nil
+}
+
+// DeleteStaleThrottles implements identity.ThrottleStore.
+func (s *Store) DeleteStaleThrottles(ctx context.Context, before time.Time) (int64, error) {
+	res := s.db(ctx).Where("last_at < ?", dbTime(before)).Delete(&throttleRow{})
+	if res.Error != nil {
+		return 0, s.wrapf(res.Error, "storage: delete stale login throttles")
+	}
+	return res.RowsAffected, nil
+}
