@@ -118,6 +118,11 @@ func findClient(tx *gorm.DB, id string) (*oauth.Client, error) {
 	if err := tx.Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, err
 	}
+	if row.ID != id {
+		// MySQL's PAD SPACE collations match "id " to "id"; a client ID
+		// matches byte for byte on every backend.
+		return nil, gorm.ErrRecordNotFound
+	}
 	return row.client()
 }
 

@@ -89,6 +89,9 @@ func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) 
 	if err := s.db(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, s.wrapf(err, "storage: get user %s", id)
 	}
+	if row.ID != id { // exact match on every backend (MySQL pads with spaces)
+		return nil, fmt.Errorf("storage: get user: %w", ErrNotFound)
+	}
 	return row.user()
 }
 

@@ -115,4 +115,17 @@ func testUsernameExact(t *testing.T, open Open) {
 			t.Errorf("GetUserByUsername(%q) = %v, %v; want not found", name, u, err)
 		}
 	}
+	u := newUser("bob")
+	wantErr(t, "create bob", s.CreateUser(ctx, u), nil)
+	if got, err := s.GetUser(ctx, u.ID+" "); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetUser(id+space) = %v, %v; want not found", got, err)
+	}
+	c := newClient("padded")
+	wantErr(t, "create client", s.CreateClient(ctx, c), nil)
+	if got, err := s.FindClient(ctx, c.ID+"  "); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("FindClient(id+spaces) = %v, %v; want not found", got, err)
+	}
+	if _, err := s.GetClient(ctx, c.ID+" "); err == nil {
+		t.Error("fosite GetClient(id+space) found the client")
+	}
 }
