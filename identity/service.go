@@ -164,13 +164,18 @@ func (s *Service) Signup(ctx context.Context, username, password string, roles [
 // Authenticate checks a username and password for a login from clientIP
 // (the client's address, used by LockoutPolicy). Every failure that
 // depends on the account (unknown, wrong password, disabled) returns
-// ErrInvalidCredentials after the same work: the attempt is counted (for
-// unknown usernames too), the user looked up and one argon2id hash
+// ErrInvalidCredentials after the same work: the user is looked up, the
+// attempt counted (for unknown usernames too) and one argon2id hash
 // computed. An attempt held back by the lockout policy returns an error
 // matching ErrThrottled without checking the password, whether or not the
-// user exists; ErrOverloaded when no hashing slot frees up in time;
-// storage failures as they are. A success resets the counters of the
-// account and upgrades the hash when the parameters changed.
+// user exists; ErrOverloaded when no hashing slot frees up in time (the
+// attempt is then not counted); storage failures as they are. A success
+// resets the account's counters and upgrades the hash when the parameters
+// changed.
+//
+// The attempt is counted while holding the hashing slot, right before the
+// hash: requests refused for want of a slot cost no database work, and an
+// attempt once counted is always checked.
 func (s *Service) Authenticate(ctx context.Context, username, password, clientIP string) (*User, error) {
 	if len(username) > 256 || len(password) > authMaxPasswordBytes {
 		if err := s.hashing(ctx, func() { s.Hasher.Burn(password) }); err != nil {
@@ -178,33 +183,34 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 		}
 		return nil, ErrInvalidCredentials
 	}
-	release, err := s.reserve(ctx, username, clientIP, s.now().UTC())
-	if err != nil {
-		return nil, err
-	}
 	u, err := s.Store.GetUserByUsername(ctx, username)
-	if err != nil && !errors.Is(err, apperr.ErrNotFound) {
-		release()
+	if errors.Is(err, apperr.ErrNotFound) {
+		u, err = nil, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("look up user: %w", err)
 	}
 	var ok, rehash bool
-	var verr error
+	var verr, rerr error
 	werr := s.hashing(ctx, func() {
+		if rerr = s.reserve(ctx, username, clientIP, s.now().UTC()); rerr != nil {
+			return
+		}
 		if u == nil {
 			s.Hasher.Burn(password)
 			return
 		}
 		ok, rehash, verr = s.Hasher.Verify(password, u.PasswordHash)
 	})
-	if werr != nil {
-		release() // the password was never checked
+	switch {
+	case werr != nil:
 		return nil, werr
-	}
-	if verr != nil {
+	case rerr != nil:
+		return nil, rerr
+	case verr != nil:
 		s.logger().ErrorContext(ctx, "stored password hash is unusable", "user_id", u.ID, "err", verr.Error())
 		return nil, ErrInvalidCredentials
-	}
-	if u == nil || u.Disabled || !ok {
+	case u == nil || u.Disabled || !ok:
 		return nil, ErrInvalidCredentials
 	}
 	if err := s.succeeded(ctx, username, clientIP); err != nil {

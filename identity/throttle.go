@@ -126,17 +126,15 @@ func (p LockoutPolicy) accountDelay(failures int) time.Duration {
 
 // reserve counts one attempt on username from clientIP before its password
 // is checked, or returns an error matching ErrThrottled (with the time to
-// wait) when LockoutPolicy holds it back. The returned release undoes the
-// count when the attempt ends without a password check (for example when
-// no hashing slot frees up in time).
-func (s *Service) reserve(ctx context.Context, username, clientIP string, now time.Time) (release func(), err error) {
+// wait) when LockoutPolicy holds it back.
+func (s *Service) reserve(ctx context.Context, username, clientIP string, now time.Time) error {
 	p := s.Lockout
 	if p.MaxFailures <= 0 || s.Throttles == nil {
-		return func() {}, nil
+		return nil
 	}
 	account, network := throttleKeys(username, clientIP)
 	var wait time.Duration
-	err = s.Throttles.UpdateThrottles(ctx, account, []string{account, network}, func(ts []*Throttle) error {
+	err := s.Throttles.UpdateThrottles(ctx, account, []string{account, network}, func(ts []*Throttle) error {
 		acct, net := ts[0], ts[1]
 		for _, t := range ts {
 			if t.Failures > 0 && now.Sub(t.LastAt) >= p.Window {
@@ -159,24 +157,12 @@ func (s *Service) reserve(ctx context.Context, username, clientIP string, now ti
 		return nil
 	})
 	if errors.Is(err, ErrThrottled) {
-		return nil, &apperr.Error{Code: ErrThrottled.Code, Message: ErrThrottled.Message, RetryAfter: wait}
+		return &apperr.Error{Code: ErrThrottled.Code, Message: ErrThrottled.Message, RetryAfter: wait}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("count login attempt: %w", err)
+		return fmt.Errorf("count login attempt: %w", err)
 	}
-	release = func() {
-		// Best effort: a failure here leaves one attempt counted, which
-		// only errs on the side of throttling.
-		_ = s.Throttles.UpdateThrottles(context.WithoutCancel(ctx), account, []string{account, network}, func(ts []*Throttle) error {
-			for _, t := range ts {
-				if t.Failures > 0 {
-					t.Failures--
-				}
-			}
-			return nil
-		})
-	}
-	return release, nil
+	return nil
 }
 
 // succeeded resets the account-wide counter and the counter of the
