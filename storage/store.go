@@ -60,6 +60,20 @@ type Options struct {
 	// ConnMaxIdleTime closes connections idle for longer (MySQL only;
 	// default 5m).
 	ConnMaxIdleTime time.Duration
+	// QueryTimeout bounds the database work of every call (default 2s):
+	// each statement, waiting for a pool connection included, and each
+	// transaction as a whole, from BeginTX or its first statement to its
+	// commit. Work cut off by it is rolled back and fails with an error
+	// matching apperr.ErrUnavailable, so a request on a database that
+	// stopped answering gets 503 within a few seconds instead of hanging.
+	// A sooner deadline of the caller's context wins. On MySQL it is also
+	// the driver's readTimeout and writeTimeout unless the DSN sets them,
+	// which bounds COMMIT and ROLLBACK (the driver sends them without a
+	// context). Migrate and MigrationStatus are not bounded by it: they use
+	// a connection pool of their own without those socket timeouts, since
+	// a migration may wait up to 60s for the migration lock or run long
+	// DDL.
+	QueryTimeout time.Duration
 	// RefreshReuseGrace is how long after its rotation a refresh token
 	// presented again is treated as a concurrent duplicate (the request is
 	// refused, the grant survives) rather than as reuse (the whole grant is
@@ -75,11 +89,18 @@ type Options struct {
 // interface. Its methods are safe for concurrent use. Create it with Open,
 // release it with Close.
 type Store struct {
-	gdb        *gorm.DB
-	sqlDB      *sql.DB
-	driver     string
-	logger     *slog.Logger
-	reuseGrace time.Duration
+	gdb *gorm.DB
+	// pool is gdb's connection pool, through which every method but the
+	// migration ones runs.
+	pool *sql.DB
+	// sqlDB is the pool of Migrate and MigrationStatus. On MySQL it is a
+	// second pool, idle after start-up, whose connections have no read or
+	// write timeout unless the DSN sets one; on SQLite it is pool.
+	sqlDB        *sql.DB
+	driver       string
+	logger       *slog.Logger
+	reuseGrace   time.Duration
+	queryTimeout time.Duration
 }
 
 // Open returns a Store for dsn, which is either "sqlite://PATH" or
@@ -87,11 +108,14 @@ type Store struct {
 // schema; call Migrate.
 //
 // SQLite: PATH is opened (and the file created) at once, with WAL
-// journaling, a 5s busy timeout, foreign keys and a single connection; the
-// parent directory must exist. MySQL: parseTime=true, loc=UTC and a utf8mb4
-// connection charset are enforced; no connection is made until the first
-// query, so an unreachable server is reported by Ping, Migrate or the
-// first method call, as an error matching apperr.ErrUnavailable.
+// journaling, a busy timeout of Options.QueryTimeout, foreign keys and a
+// single connection; the parent directory must exist. MySQL:
+// parseTime=true, loc=UTC and a utf8mb4 connection charset are enforced;
+// unless the DSN sets them, the driver's timeout (dial) is 5s and its
+// readTimeout and writeTimeout are Options.QueryTimeout. No connection is
+// made until the first query, so an unreachable server is reported by
+// Ping, Migrate or the first method call, as an error matching
+// apperr.ErrUnavailable.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -103,44 +127,63 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		TranslateError:         false,
 		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	}
-	s := &Store{logger: logger, reuseGrace: opts.RefreshReuseGrace}
+	s := &Store{logger: logger, reuseGrace: opts.RefreshReuseGrace, queryTimeout: cmpOr(opts.QueryTimeout, DefaultQueryTimeout)}
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "sqlite://"):
 		s.driver = DriverSQLite
-		s.gdb, err = openSQLite(strings.TrimPrefix(dsn, "sqlite://"), gcfg)
+		s.gdb, err = openSQLite(strings.TrimPrefix(dsn, "sqlite://"), gcfg, s.queryTimeout)
 	case strings.HasPrefix(dsn, "mysql://"):
 		s.driver = DriverMySQL
-		s.gdb, err = openMySQL(strings.TrimPrefix(dsn, "mysql://"), gcfg)
+		s.gdb, s.sqlDB, err = openMySQL(strings.TrimPrefix(dsn, "mysql://"), gcfg, s.queryTimeout, logger)
 	default:
 		return nil, fmt.Errorf("storage: unsupported DSN %q: want sqlite://PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB", redactDSN(dsn))
 	}
 	if err != nil {
 		return nil, s.wrapf(err, "storage: open %s", s.driver)
 	}
-	if s.sqlDB, err = s.gdb.DB(); err != nil {
+	if s.pool, err = s.gdb.DB(); err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", s.driver, err)
+	}
+	if err := s.registerDeadlines(); err != nil {
+		_ = s.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", s.driver, err)
 	}
 	if s.driver == DriverSQLite {
+		s.sqlDB = s.pool
 		// One connection: SQLite allows one writer at a time, and queuing
 		// in database/sql is fairer and cheaper than SQLITE_BUSY retries.
-		s.sqlDB.SetMaxOpenConns(1)
-		s.sqlDB.SetMaxIdleConns(1)
-		s.sqlDB.SetConnMaxLifetime(0)
-		s.sqlDB.SetConnMaxIdleTime(0)
-		if err := s.sqlDB.PingContext(ctx); err != nil {
-			_ = s.sqlDB.Close()
-			return nil, s.wrapf(err, "storage: open sqlite")
+		s.pool.SetMaxOpenConns(1)
+		s.pool.SetMaxIdleConns(1)
+		s.pool.SetConnMaxLifetime(0)
+		s.pool.SetConnMaxIdleTime(0)
+		if err := s.Ping(ctx); err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("storage: open sqlite: %w", err)
 		}
 		return s, nil
 	}
 	maxOpen := cmpOr(opts.MaxOpenConns, 20)
+	lifetime := cmpOr(opts.ConnMaxLifetime, 30*time.Minute)
+	s.pool.SetMaxOpenConns(maxOpen)
+	s.pool.SetMaxIdleConns(cmpOr(opts.MaxIdleConns, maxOpen))
+	s.pool.SetConnMaxLifetime(lifetime)
+	s.pool.SetConnMaxIdleTime(cmpOr(opts.ConnMaxIdleTime, 5*time.Minute))
+	// The migration pool is used at start-up and by `portcullis migrate`:
+	// it must not pin connections afterwards.
 	s.sqlDB.SetMaxOpenConns(maxOpen)
-	s.sqlDB.SetMaxIdleConns(cmpOr(opts.MaxIdleConns, maxOpen))
-	s.sqlDB.SetConnMaxLifetime(cmpOr(opts.ConnMaxLifetime, 30*time.Minute))
-	s.sqlDB.SetConnMaxIdleTime(cmpOr(opts.ConnMaxIdleTime, 5*time.Minute))
+	s.sqlDB.SetMaxIdleConns(1)
+	s.sqlDB.SetConnMaxLifetime(lifetime)
+	s.sqlDB.SetConnMaxIdleTime(time.Minute)
 	return s, nil
 }
+
+// DefaultQueryTimeout is Options.QueryTimeout's default. A request on a
+// database that stopped answering fails with 503 within 5s even when it
+// makes two store calls one after the other before giving up (fosite
+// looks a token up as an access token, then as a refresh token), while a
+// healthy database answers any of the store's statements in milliseconds.
+const DefaultQueryTimeout = 2 * time.Second
 
 func cmpOr[T comparable](v, def T) T {
 	var zero T
@@ -150,12 +193,15 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// sqliteParams are appended to every SQLite DSN. _txlock=immediate takes
-// the write lock at BEGIN, so a transaction never fails half-way when
-// another process (the CLI) holds the file.
-const sqliteParams = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+// sqliteParams are appended to every SQLite DSN, after the busy timeout.
+// _txlock=immediate takes the write lock at BEGIN, so a transaction never
+// fails half-way when another process (the CLI) holds the file.
+const sqliteParams = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 
-func openSQLite(path string, gcfg *gorm.Config) (*gorm.DB, error) {
+// openSQLite opens path. The busy timeout, how long a statement waits for
+// another process's write lock, is the query timeout: SQLite's busy
+// handler does not watch the context.
+func openSQLite(path string, gcfg *gorm.Config, busyTimeout time.Duration) (*gorm.DB, error) {
 	if path == "" {
 		return nil, errors.New("empty path in sqlite:// DSN")
 	}
@@ -163,13 +209,18 @@ func openSQLite(path string, gcfg *gorm.Config) (*gorm.DB, error) {
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
-	return gorm.Open(sqlite.Open(path+sep+sqliteParams), gcfg)
+	busy := fmt.Sprintf("_pragma=busy_timeout(%d)&", max(busyTimeout.Milliseconds(), 1))
+	return gorm.Open(sqlite.Open(path+sep+busy+sqliteParams), gcfg)
 }
 
-func openMySQL(dsn string, gcfg *gorm.Config) (*gorm.DB, error) {
+// openMySQL returns gorm over a pool whose connections have the driver's
+// readTimeout and writeTimeout set to queryTimeout unless the DSN sets
+// them, and a second pool, for migrations, with the DSN's own socket
+// timeouts (none by default).
+func openMySQL(dsn string, gcfg *gorm.Config, queryTimeout time.Duration, logger *slog.Logger) (*gorm.DB, *sql.DB, error) {
 	cfg, err := gomysql.ParseDSN(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("parse mysql DSN: %w", err)
+		return nil, nil, fmt.Errorf("parse mysql DSN: %w", err)
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
@@ -181,21 +232,44 @@ func openMySQL(dsn string, gcfg *gorm.Config) (*gorm.DB, error) {
 		collation = ""
 	}
 	if err := cfg.Apply(gomysql.Charset("utf8mb4", collation)); err != nil {
-		return nil, fmt.Errorf("mysql DSN: %w", err)
+		return nil, nil, fmt.Errorf("mysql DSN: %w", err)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	cfg.Logger = mysqlLogger{logger}
+	migrateConn, err := gomysql.NewConnector(cfg.Clone())
+	if err != nil {
+		return nil, nil, fmt.Errorf("mysql DSN: %w", err)
+	}
+	// A statement's context deadline closes its connection when it
+	// passes, but COMMIT and ROLLBACK are sent without one: only a socket
+	// timeout stops them waiting on a server that stopped answering.
+	cfg.ReadTimeout = cmpOr(cfg.ReadTimeout, queryTimeout)
+	cfg.WriteTimeout = cmpOr(cfg.WriteTimeout, queryTimeout)
 	conn, err := gomysql.NewConnector(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("mysql DSN: %w", err)
+		return nil, nil, fmt.Errorf("mysql DSN: %w", err)
 	}
 	gcfg.DisableAutomaticPing = true
-	return gorm.Open(mysql.New(mysql.Config{
+	gdb, err := gorm.Open(mysql.New(mysql.Config{
 		Conn:                      sql.OpenDB(conn),
 		SkipInitializeWithVersion: true, // connect lazily; Ping reports reachability
 	}), gcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return gdb, sql.OpenDB(migrateConn), nil
 }
+
+// mysqlLogger sends the MySQL driver's own messages (such as the i/o
+// timeout behind an error it returns) to the store's logger at debug
+// level, as gormLogger does with gorm's: the errors reach callers, who log
+// them. Without it the driver prints to the standard logger.
+type mysqlLogger struct{ log *slog.Logger }
+
+// Print implements gomysql.Logger.
+func (l mysqlLogger) Print(v ...any) { l.log.Debug("mysql driver: " + fmt.Sprint(v...)) }
 
 // redactDSN hides a password in a DSN for error messages.
 func redactDSN(dsn string) string {
@@ -226,9 +300,13 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection pool. Calls made after Close fail.
+// Close closes the connection pools. Calls made after Close fail.
 func (s *Store) Close() error {
-	return s.sqlDB.Close()
+	err := s.pool.Close()
+	if s.sqlDB != nil && s.sqlDB != s.pool {
+		err = errors.Join(err, s.sqlDB.Close())
+	}
+	return err
 }
 
 // DeleteExpired removes access and refresh token rows that expired before

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync/atomic"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -26,6 +28,13 @@ type txState struct {
 type txShared struct {
 	rollbackOnly atomic.Bool
 	done         atomic.Bool
+	// ctx is the transaction's lifetime: the caller's context of BeginTX
+	// bounded by the query timeout. database/sql rolls the transaction
+	// back when it ends; every statement of the transaction gets its
+	// deadline.
+	ctx      context.Context
+	deadline time.Time
+	cancel   context.CancelFunc
 }
 
 // errRollbackOnly is returned by the owner's Commit after a nested
@@ -43,22 +52,101 @@ func (s *Store) txFrom(ctx context.Context) *txState {
 	return st
 }
 
-// db returns the transaction carried by ctx, or the base handle, bound to
-// ctx. Every method issues its statements through it.
-func (s *Store) db(ctx context.Context) *gorm.DB {
+// activeTx is txFrom for a transaction that is not finished yet.
+func (s *Store) activeTx(ctx context.Context) *txState {
 	if st := s.txFrom(ctx); st != nil && !st.shared.done.Load() {
+		return st
+	}
+	return nil
+}
+
+// db returns the transaction carried by ctx, or the base handle, bound to
+// ctx. Every method issues its statements through it, and every statement
+// gets a deadline (startDeadline).
+func (s *Store) db(ctx context.Context) *gorm.DB {
+	if st := s.activeTx(ctx); st != nil {
 		return st.tx.WithContext(ctx)
 	}
 	return s.gdb.WithContext(ctx)
 }
 
-// inTx runs fn in a transaction: a new one, or a savepoint inside the one
-// ctx carries. An error from fn rolls back and is returned unchanged.
+// inTx runs fn in a transaction: a new one, bounded as a whole by the
+// query timeout, or a savepoint inside the one ctx carries (bounded by
+// that one's deadline). An error from fn rolls back and is returned
+// unchanged; a transaction cut off by the timeout is rolled back and
+// reported with context.DeadlineExceeded in its chain.
 func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	if s.txFrom(ctx) != nil {
+	if s.activeTx(ctx) != nil {
 		return s.db(ctx).Transaction(fn)
 	}
-	return s.db(ctx).Transaction(fn, s.txOptions())
+	ctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
+	defer cancel()
+	return ended(ctx, s.db(ctx).Transaction(fn, s.txOptions()))
+}
+
+// ended adds ctx's error to err when ctx is done: database/sql reports a
+// transaction it rolled back at the deadline as sql.ErrTxDone, which alone
+// would not say why.
+func ended(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if err == nil || cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", cerr, err)
+}
+
+// deadlineSetting is the gorm statement setting under which startDeadline
+// leaves what endDeadline restores.
+const deadlineSetting = "portcullis:deadline"
+
+type stmtDeadline struct {
+	parent context.Context
+	cancel context.CancelFunc
+}
+
+// registerDeadlines makes every statement gorm runs for this store carry a
+// deadline: the one of the transaction ctx carries (BeginTX), else now
+// plus the query timeout, unless the caller's own is sooner. Waiting for a
+// pool connection counts against it. The row processor (Row, Rows, Scan)
+// is left alone, since its rows are read after the callbacks return; the
+// store does not use it.
+func (s *Store) registerDeadlines() error {
+	const start, end = "portcullis:deadline", "portcullis:deadline_end"
+	cb := s.gdb.Callback()
+	return errors.Join(
+		cb.Create().Before("*").Register(start, s.startDeadline),
+		cb.Create().After("*").Register(end, endDeadline),
+		cb.Query().Before("*").Register(start, s.startDeadline),
+		cb.Query().After("*").Register(end, endDeadline),
+		cb.Update().Before("*").Register(start, s.startDeadline),
+		cb.Update().After("*").Register(end, endDeadline),
+		cb.Delete().Before("*").Register(start, s.startDeadline),
+		cb.Delete().After("*").Register(end, endDeadline),
+		cb.Raw().Before("*").Register(start, s.startDeadline),
+		cb.Raw().After("*").Register(end, endDeadline),
+	)
+}
+
+func (s *Store) startDeadline(db *gorm.DB) {
+	ctx := db.Statement.Context
+	deadline := time.Now().Add(s.queryTimeout)
+	if st := s.activeTx(ctx); st != nil {
+		deadline = st.shared.deadline
+	}
+	if d, ok := ctx.Deadline(); ok && !d.After(deadline) {
+		return
+	}
+	bounded, cancel := context.WithDeadline(ctx, deadline)
+	db.Statement.Context = bounded
+	db.Statement.Settings.Store(deadlineSetting, stmtDeadline{parent: ctx, cancel: cancel})
+}
+
+func endDeadline(db *gorm.DB) {
+	if v, ok := db.Statement.Settings.LoadAndDelete(deadlineSetting); ok {
+		d := v.(stmtDeadline)
+		d.cancel()
+		db.Statement.Context = d.parent
+	}
 }
 
 // txOptions selects READ COMMITTED on MySQL. Our transactions need no
@@ -82,15 +170,26 @@ func (s *Store) txOptions() *sql.TxOptions {
 // If ctx already carries a transaction of this Store, BeginTX joins it:
 // the returned context's Commit is a no-op and its Rollback makes the
 // outer Commit fail, so the outermost caller decides.
+//
+// The transaction, waiting for its connection included, must finish
+// within the query timeout (Options.QueryTimeout) of BeginTX: at the
+// deadline it is rolled back, and its statements and Commit fail with an
+// error matching apperr.ErrUnavailable. The returned context itself gets
+// no deadline, so the caller's other work is not cut short.
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
-	if st := s.txFrom(ctx); st != nil && !st.shared.done.Load() {
+	if st := s.activeTx(ctx); st != nil {
 		return context.WithValue(ctx, txKey{}, &txState{store: s, tx: st.tx, shared: st.shared}), nil
 	}
-	tx := s.gdb.WithContext(ctx).Begin(s.txOptions())
+	txCtx, cancel := context.WithTimeout(ctx, s.queryTimeout)
+	tx := s.gdb.WithContext(txCtx).Begin(s.txOptions())
 	if tx.Error != nil {
-		return ctx, s.wrapFosite(tx.Error, "storage: begin transaction")
+		err := ended(txCtx, tx.Error)
+		cancel()
+		return ctx, s.wrapFosite(err, "storage: begin transaction")
 	}
-	return context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx, owner: true, shared: &txShared{}}), nil
+	deadline, _ := txCtx.Deadline()
+	shared := &txShared{ctx: txCtx, deadline: deadline, cancel: cancel}
+	return context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx, owner: true, shared: shared}), nil
 }
 
 // Commit implements fosite's storage.Transactional. It commits the
@@ -108,12 +207,13 @@ func (s *Store) Commit(ctx context.Context) error {
 	if st.shared.done.Swap(true) {
 		return errors.New("storage: transaction already finished")
 	}
+	defer st.shared.cancel()
 	if st.shared.rollbackOnly.Load() {
 		_ = st.tx.Rollback().Error
 		return errRollbackOnly
 	}
 	if err := st.tx.Commit().Error; err != nil {
-		return s.wrapFosite(err, "storage: commit")
+		return s.wrapFosite(ended(st.shared.ctx, err), "storage: commit")
 	}
 	return nil
 }
@@ -121,7 +221,7 @@ func (s *Store) Commit(ctx context.Context) error {
 // Rollback implements fosite's storage.Transactional. It rolls back the
 // transaction BeginTX put in ctx; for a nested BeginTX it marks the
 // transaction so that the owner's Commit fails. Rolling back a finished
-// transaction is a no-op.
+// transaction, or one the deadline already rolled back, is a no-op.
 func (s *Store) Rollback(ctx context.Context) error {
 	st := s.txFrom(ctx)
 	if st == nil {
@@ -134,8 +234,12 @@ func (s *Store) Rollback(ctx context.Context) error {
 	if st.shared.done.Swap(true) {
 		return nil
 	}
+	defer st.shared.cancel()
 	if err := st.tx.Rollback().Error; err != nil {
-		return s.wrapFosite(err, "storage: rollback")
+		if errors.Is(err, sql.ErrTxDone) && st.shared.ctx.Err() != nil {
+			return nil
+		}
+		return s.wrapFosite(ended(st.shared.ctx, err), "storage: rollback")
 	}
 	return nil
 }
