@@ -205,6 +205,15 @@ type Database struct {
 	// ConnMaxIdleTime closes connections idle longer than this; positive.
 	// Default: 1m.
 	ConnMaxIdleTime time.Duration `yaml:"conn_max_idle_time"`
+	// QueryTimeout bounds the database work of each storage call: every
+	// statement (waiting for a pool connection included) and every
+	// transaction as a whole. Work cut off by it is rolled back and the
+	// request gets 503 temporarily_unavailable, so a database that stops
+	// answering cannot hang requests. It is also SQLite's busy timeout,
+	// and the MySQL driver's readTimeout and writeTimeout unless the DSN
+	// sets them; migrations are not bounded by it. 100ms..1m. Default: 2s,
+	// so that a request answers within 5s even after two timed-out calls.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// AutoMigrate makes serve apply pending schema migrations at start.
 	// Default: true.
 	AutoMigrate bool `yaml:"auto_migrate"`
@@ -295,6 +304,7 @@ func Default() Config {
 			MaxIdleConns:    25,
 			ConnMaxLifetime: 5 * time.Minute,
 			ConnMaxIdleTime: time.Minute,
+			QueryTimeout:    2 * time.Second,
 			AutoMigrate:     true,
 		},
 		HTTP: HTTP{

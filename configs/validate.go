@@ -330,6 +330,9 @@ func (c *Config) validateDatabase(p *problems) {
 	if d.ConnMaxIdleTime <= 0 {
 		p.add("database.conn_max_idle_time", "must be positive")
 	}
+	if d.QueryTimeout < 100*time.Millisecond || d.QueryTimeout > time.Minute {
+		p.add("database.query_timeout", "%s is outside 100ms..1m", fmtDuration(d.QueryTimeout))
+	}
 }
 
 func (c *Config) validateHTTP(p *problems) {

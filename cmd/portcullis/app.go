@@ -40,6 +40,7 @@ func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer) (*app, e
 		MaxIdleConns:      cfg.Database.MaxIdleConns,
 		ConnMaxLifetime:   cfg.Database.ConnMaxLifetime,
 		ConnMaxIdleTime:   cfg.Database.ConnMaxIdleTime,
+		QueryTimeout:      cfg.Database.QueryTimeout,
 		RefreshReuseGrace: cfg.RefreshTokenReuseGrace,
 		Logger:            logger,
 	})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
@@ -175,12 +177,15 @@ func TestMySQLReplicas(t *testing.T) {
 
 // tcpProxy forwards loopback connections to a backend and can cut them
 // all, refusing new ones, until restored: a database outage the test
-// controls without touching the shared MariaDB.
+// controls without touching the shared MariaDB. It can also hang: keep
+// every socket open, accept new connections, and relay nothing until
+// resumed (a stalled network or a frozen server, where no RST arrives).
 type tcpProxy struct {
 	ln      net.Listener
 	backend string
 	mu      sync.Mutex
 	cut     bool
+	hung    chan struct{} // non-nil while hung; closed on resume
 	conns   map[net.Conn]struct{}
 }
 
@@ -218,18 +223,44 @@ func (p *tcpProxy) serve() {
 		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close(); c.Close() }()
-		go func() { io.Copy(c, up); up.Close(); c.Close() }()
+		go p.relay(up, c)
+		go p.relay(c, up)
+	}
+}
+
+// relay copies src to dst, holding each chunk while the proxy is hung
+// (bytes read meanwhile are delivered on resume, as TCP would).
+func (p *tcpProxy) relay(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			gate := p.hung
+			p.mu.Unlock()
+			if gate != nil {
+				<-gate
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
 // setCut closes every open connection and refuses new ones (true), or
-// accepts connections again (false).
+// accepts connections again (false). Cutting ends a hang.
 func (p *tcpProxy) setCut(cut bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = cut
 	if cut {
+		p.resumeLocked()
 		for c := range p.conns {
 			c.Close()
 		}
@@ -237,7 +268,27 @@ func (p *tcpProxy) setCut(cut bool) {
 	}
 }
 
-// TestMySQLOutage cuts the database under a running server.
+// setHung stops relaying bytes on every connection, old and new, while
+// keeping them open (true), or resumes relaying (false).
+func (p *tcpProxy) setHung(hung bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !hung {
+		p.resumeLocked()
+	} else if p.hung == nil {
+		p.hung = make(chan struct{})
+	}
+}
+
+func (p *tcpProxy) resumeLocked() {
+	if p.hung != nil {
+		close(p.hung)
+		p.hung = nil
+	}
+}
+
+// TestMySQLOutage cuts the database under a running server, then hangs it
+// (connections open, nothing relayed).
 func TestMySQLOutage(t *testing.T) {
 	dsn := storagetest.MySQLDSN(t) // mysql://root:@tcp(127.0.0.1:3306)/db?parseTime=true
 	proxy := newTCPProxy(t, "127.0.0.1:3306")
@@ -326,7 +377,7 @@ func TestMySQLOutage(t *testing.T) {
 	}
 	t.Logf("recovered %v after restore", time.Since(start).Round(time.Millisecond))
 
-	t.Run("no half-written rows", func(t *testing.T) {
+	noHalfWritten := func(t *testing.T) {
 		db, err := sql.Open("mysql", strings.TrimPrefix(dsn, "mysql://"))
 		if err != nil {
 			t.Fatal(err)
@@ -344,5 +395,106 @@ func TestMySQLOutage(t *testing.T) {
 				t.Errorf("%d rows: %s", n, name)
 			}
 		}
+	}
+	t.Run("no half-written rows", noHalfWritten)
+
+	// Hang: the database stops answering but no connection breaks. Every
+	// request that needs it must still answer 503 with Retry-After within
+	// the request budget (5 s), not wait for the client to give up.
+	adm := srv.createClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin", "--introspect")
+	cc := &clientcredentials.Config{ClientID: adm.ClientID, ClientSecret: adm.ClientSecret, TokenURL: srv.URL + "/oauth2/token",
+		Scopes: []string{"admin"}, AuthStyle: oauth2.AuthStyleInHeader}
+	admTok, err := cc.Token(ctx) // issuing it writes a row: before the hang
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.setHung(true)
+	t.Run("while the database hangs", func(t *testing.T) {
+		const bound = 6 * time.Second // the budget is 5 s; generous for a loaded machine
+		client := &http.Client{Timeout: 20 * time.Second}
+		form := func(v url.Values) io.Reader { return strings.NewReader(v.Encode()) }
+		signupBody, _ := json.Marshal(map[string]string{"username": "hung", "password": "purple otter lamp 42"})
+		reqs := []struct {
+			name, method, url string
+			body              func() io.Reader
+			header            http.Header
+		}{
+			{"password grant", http.MethodPost, srv.URL + "/oauth2/token", func() io.Reader {
+				return form(url.Values{"grant_type": {"password"}, "client_id": {cl.ClientID}, "username": {"dave"}, "password": {"purple otter lamp 42"}})
+			}, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
+			{"client_credentials grant", http.MethodPost, srv.URL + "/oauth2/token", func() io.Reader {
+				return form(url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}})
+			}, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {"Basic " + basicAuth(adm.ClientID, adm.ClientSecret)}}},
+			{"signup", http.MethodPost, srv.URL + "/signup", func() io.Reader { return strings.NewReader(string(signupBody)) },
+				http.Header{"Content-Type": {"application/json"}}},
+			{"admin list users", http.MethodGet, srv.AdminURL + "/admin/users", func() io.Reader { return nil },
+				http.Header{"Authorization": {"Bearer " + admTok.AccessToken}}},
+			{"introspection", http.MethodPost, srv.URL + "/oauth2/introspect", func() io.Reader {
+				return form(url.Values{"token": {admTok.AccessToken}})
+			}, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {"Basic " + basicAuth(adm.ClientID, adm.ClientSecret)}}},
+		}
+		type result struct {
+			status     int
+			code       string
+			retryAfter string
+			elapsed    time.Duration
+			err        error
+		}
+		results := make([]result, len(reqs))
+		var wg sync.WaitGroup
+		for i, rq := range reqs {
+			wg.Go(func() {
+				req, _ := http.NewRequestWithContext(ctx, rq.method, rq.url, rq.body())
+				maps.Copy(req.Header, rq.header)
+				start := time.Now()
+				resp, err := client.Do(req)
+				r := result{elapsed: time.Since(start), err: err}
+				if err == nil {
+					var e struct{ Error string }
+					_ = json.NewDecoder(resp.Body).Decode(&e)
+					resp.Body.Close()
+					r.status, r.code, r.retryAfter = resp.StatusCode, e.Error, resp.Header.Get("Retry-After")
+				}
+				results[i] = r
+			})
+		}
+		wg.Wait()
+		var times []string
+		for i, r := range results {
+			name := reqs[i].name
+			times = append(times, fmt.Sprintf("%s=%v", name, r.elapsed.Round(time.Millisecond)))
+			switch {
+			case r.err != nil:
+				t.Errorf("%s: no answer after %v: %v", name, r.elapsed.Round(time.Millisecond), r.err)
+			case r.status != http.StatusServiceUnavailable || r.code != "temporarily_unavailable" || r.retryAfter == "":
+				t.Errorf("%s: %d %q Retry-After=%q, want 503 temporarily_unavailable with Retry-After", name, r.status, r.code, r.retryAfter)
+			case r.elapsed > bound:
+				t.Errorf("%s: answered after %v, want within %v", name, r.elapsed.Round(time.Millisecond), bound)
+			}
+		}
+		t.Logf("response times with the database hung: %s", strings.Join(times, ", "))
+
+		if resp, err := client.Get(srv.URL + "/health/ready"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("ready while hung: %v %v", resp, err)
+		}
+		for _, p := range []string{"/.well-known/jwks.json", "/.well-known/oauth-authorization-server", "/health/alive"} {
+			if resp, err := client.Get(srv.URL + p); err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("%s while hung: %v %v", p, resp, err)
+			}
+		}
 	})
+
+	proxy.setHung(false)
+	start = time.Now()
+	for {
+		if _, err := conf.PasswordCredentialsToken(ctx, "dave", "purple otter lamp 42"); err == nil {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("server did not recover within 5 s of the database answering again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("recovered %v after the hang ended", time.Since(start).Round(time.Millisecond))
+	t.Run("no half-written rows after the hang", noHalfWritten)
 }
