@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -107,7 +109,8 @@ type Store struct {
 // "mysql://USER:PASS@tcp(HOST:PORT)/DB?...". It does not migrate the
 // schema; call Migrate.
 //
-// SQLite: PATH is opened (and the file created) at once, with WAL
+// SQLite: PATH is opened (and the file created, mode 0600, see
+// privateSQLiteFiles) at once, with WAL
 // journaling, a busy timeout of Options.QueryTimeout, foreign keys and a
 // single connection; the parent directory must exist. MySQL:
 // parseTime=true, loc=UTC and a utf8mb4 connection charset are enforced;
@@ -132,7 +135,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite://"):
 		s.driver = DriverSQLite
-		s.gdb, err = openSQLite(strings.TrimPrefix(dsn, "sqlite://"), gcfg, s.queryTimeout)
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if err := privateSQLiteFiles(path, logger); err != nil {
+			return nil, fmt.Errorf("storage: open sqlite: %w", err)
+		}
+		s.gdb, err = openSQLite(path, gcfg, s.queryTimeout)
 	case strings.HasPrefix(dsn, "mysql://"):
 		s.driver = DriverMySQL
 		s.gdb, s.sqlDB, err = openMySQL(strings.TrimPrefix(dsn, "mysql://"), gcfg, s.queryTimeout, logger)
@@ -197,6 +204,52 @@ func cmpOr[T comparable](v, def T) T {
 // _txlock=immediate takes the write lock at BEGIN, so a transaction never
 // fails half-way when another process (the CLI) holds the file.
 const sqliteParams = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+
+// privateSQLiteFiles makes the SQLite database at path readable and
+// writable by its owner only: the file holds password hashes, token
+// sessions and the sealed signing keys. A missing file is created empty
+// with mode 0600 (exactly, whatever the umask) before the driver opens
+// it; SQLite then gives the -wal and -shm files it creates the database
+// file's mode. Existing files (the database, -wal, -shm) with wider
+// permissions, left by an earlier version or a copy, are tightened to 0600
+// with a warning: anyone else who needs to read them (a backup job) must
+// run as their owner. Failing to tighten (not the owner) is only logged,
+// so that the server still starts. PATH's query (after "?") is ignored;
+// ":memory:" and "file:" URIs are left to the driver.
+func privateSQLiteFiles(path string, logger *slog.Logger) error {
+	path, _, _ = strings.Cut(path, "?")
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		err = f.Chmod(0o600)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("create database file: %w", err)
+		}
+		return nil
+	case !errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("create database file: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&^0o600 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, 0o600); err != nil {
+			logger.Warn("the database file is readable by other users and could not be made private; it holds password hashes and sealed keys",
+				"file", p, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()), "err", err)
+			continue
+		}
+		logger.Warn("the database file was readable by other users; made it private (mode 0600)",
+			"file", p, "was", fmt.Sprintf("%#o", fi.Mode().Perm()))
+	}
+	return nil
+}
 
 // openSQLite opens path. The busy timeout, how long a statement waits for
 // another process's write lock, is the query timeout: SQLite's busy
