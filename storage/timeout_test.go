@@ -299,8 +299,8 @@ func TestMySQLHang(t *testing.T) {
 // keeps working (SQLite's one connection is released), and that the
 // timeout never shortens the caller's own context.
 func TestTransactionDeadline(t *testing.T) {
-	const timeout = 300 * time.Millisecond
-	past := func() { time.Sleep(timeout + 300*time.Millisecond) }
+	const timeout = 500 * time.Millisecond // ample for one statement on a loaded machine
+	past := func() { time.Sleep(timeout + 500*time.Millisecond) }
 	for _, backend := range []struct {
 		name string
 		dsn  func(testing.TB) string
@@ -397,7 +397,7 @@ func TestTransactionDeadline(t *testing.T) {
 // query timeout sets.
 func TestMySQLMigrateOutlivesQueryTimeout(t *testing.T) {
 	dsn := storagetest.MySQLDSN(t)
-	s, err := storage.Open(t.Context(), dsn, storage.Options{QueryTimeout: 200 * time.Millisecond})
+	s, err := storage.Open(t.Context(), dsn, storage.Options{QueryTimeout: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestMySQLMigrateOutlivesQueryTimeout(t *testing.T) {
 	if err := conn.QueryRowContext(t.Context(), "SELECT GET_LOCK(CONCAT('portcullis_migrate:', DATABASE()), 5)").Scan(&got); err != nil || got != 1 {
 		t.Fatalf("take the migration lock: %d %v", got, err)
 	}
-	const held = 1500 * time.Millisecond
+	const held = 2 * time.Second
 	go func() {
 		time.Sleep(held)
 		_, _ = conn.ExecContext(context.Background(), "DO RELEASE_LOCK(CONCAT('portcullis_migrate:', DATABASE()))")
