@@ -131,7 +131,11 @@ func (m *Manager) Init(ctx context.Context) error {
 	if len(m.ring.Load().keys) > 0 {
 		return nil
 	}
-	if _, err := m.Rotate(ctx, 0); err != nil && !errors.Is(err, apperr.ErrAlreadyExists) {
+	// The table was empty: the first key is generation 1, a compare-and-set
+	// on the unique generation. (Letting rotate re-read the table would let
+	// a replica that lost the race create generation 2 and retire the
+	// winner's key at once.)
+	if _, err := m.rotate(ctx, 0, 1); err != nil && !errors.Is(err, apperr.ErrAlreadyExists) {
 		return fmt.Errorf("create first signing key: %w", err)
 	}
 	return m.Reload(ctx) // another replica may have won the race

@@ -439,3 +439,51 @@ func TestImmediateRotationDuringPrepublication(t *testing.T) {
 		t.Fatalf("JWKS = %v, want only %s", ids, now.ID)
 	}
 }
+
+// racingStore lets another replica create the first key right after the
+// manager's initial (empty) read of the key table.
+type racingStore struct {
+	keys.Store
+	lists int
+	race  func()
+}
+
+func (s *racingStore) ListKeys(ctx context.Context) ([]keys.Record, error) {
+	s.lists++
+	if s.lists == 2 && s.race != nil {
+		s.race()
+	}
+	return s.Store.ListKeys(ctx)
+}
+
+// TestInitLosesFirstKeyRace: two replicas start on an empty key table;
+// the one that loses the race for the first key must adopt the winner's
+// key, not create generation 2 and retire it at once. (Before: CI saw
+// "replicas started together created 2 keys, want 1".)
+func TestInitLosesFirstKeyRace(t *testing.T) {
+	c := newClock()
+	store := openStore(t)
+	sl := sealer(t, secret(t))
+	winner := keys.NewManager(store, sl, opts(c, keys.ES256))
+	rs := &racingStore{Store: store, race: func() {
+		if err := winner.Init(t.Context()); err != nil {
+			t.Errorf("winner Init: %v", err)
+		}
+	}}
+	loser := keys.NewManager(rs, sl, opts(c, keys.ES256))
+	if err := loser.Init(t.Context()); err != nil {
+		t.Fatalf("loser Init: %v", err)
+	}
+	recs, err := store.ListKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 {
+		t.Fatalf("%d keys after the race, want 1: %+v", len(recs), recs)
+	}
+	a, _ := winner.SigningKey()
+	b, _ := loser.SigningKey()
+	if a == nil || b == nil || a.ID != b.ID {
+		t.Fatalf("replicas sign with different keys: %v vs %v", a, b)
+	}
+}
