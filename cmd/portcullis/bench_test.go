@@ -39,7 +39,8 @@ func benchServer(b *testing.B, backend string, users ...int) (*serverProc, url.V
 		dsn = storagetest.MySQLDSN(b)
 		extra = append(extra, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(b))
 	}
-	env := append(serverEnv(dsn, extra...), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_LOG_LEVEL=warn")
+	env := append(serverEnv(dsn, extra...), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_LOG_LEVEL=warn",
+		"PORTCULLIS_ARGON2_MAX_WAIT=1s") // the default, which serverEnv lifts for tests
 	srv := startServer(b, env)
 	signup(b, srv.URL, "bench", "purple otter lamp 42")
 	for _, n := range users {
