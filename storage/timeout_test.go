@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -22,124 +21,6 @@ const (
 	hungBound  = 6 * time.Second  // a call must fail within this
 	hungGiveUp = 15 * time.Second // the test stops waiting after this
 )
-
-// hangProxy relays TCP connections to a backend until hung: then it keeps
-// every socket open but relays nothing (new connections are accepted and
-// left silent too), like a database behind a stalled network. Bytes read
-// while hung are delivered on resume, as TCP would.
-type hangProxy struct {
-	ln      net.Listener
-	backend string
-	mu      sync.Mutex
-	hung    chan struct{} // non-nil while hung; closed on resume
-	conns   map[net.Conn]struct{}
-	closed  bool
-}
-
-// newHangProxy starts a proxy to backend; with backend "" it is a silent
-// server that accepts connections and never answers.
-func newHangProxy(t *testing.T, backend string) *hangProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &hangProxy{ln: ln, backend: backend, conns: map[net.Conn]struct{}{}}
-	if backend == "" {
-		p.hung = make(chan struct{})
-	}
-	go p.serve()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *hangProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *hangProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		var up net.Conn
-		if p.backend != "" {
-			if up, err = net.DialTimeout("tcp", p.backend, 5*time.Second); err != nil {
-				c.Close()
-				continue
-			}
-		}
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			c.Close()
-			if up != nil {
-				up.Close()
-			}
-			return
-		}
-		p.conns[c] = struct{}{}
-		if up != nil {
-			p.conns[up] = struct{}{}
-		}
-		p.mu.Unlock()
-		if up != nil {
-			go p.relay(up, c)
-			go p.relay(c, up)
-		}
-	}
-}
-
-// relay copies src to dst, holding each chunk while the proxy is hung.
-func (p *hangProxy) relay(dst, src net.Conn) {
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			gate := p.hung
-			p.mu.Unlock()
-			if gate != nil {
-				<-gate
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// setHung stops (true) or resumes (false) relaying.
-func (p *hangProxy) setHung(hung bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case hung && p.hung == nil:
-		p.hung = make(chan struct{})
-	case !hung && p.hung != nil:
-		close(p.hung)
-		p.hung = nil
-	}
-}
-
-func (p *hangProxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	if p.hung != nil {
-		close(p.hung)
-		p.hung = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
 
 // hungCall is one store call made while the database hangs.
 type hungCall struct {
@@ -223,12 +104,12 @@ func checkHungCalls(t *testing.T, calls []hungCall) {
 // accepts connections and never answers: every call fails as unavailable
 // within a few seconds instead of hanging.
 func TestSilentMySQL(t *testing.T) {
-	p := newHangProxy(t, "")
-	s, err := storage.Open(t.Context(), "mysql://root:@tcp("+p.addr()+")/portcullis", storage.Options{})
+	p := storagetest.NewFaultProxy(t, "")
+	s, err := storage.Open(t.Context(), "mysql://root:@tcp("+p.Addr()+")/portcullis", storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.close(); _ = s.Close() }) // unblock, then close
+	t.Cleanup(func() { p.SetCut(true); _ = s.Close() }) // unblock, then close
 	checkHungCalls(t, storeCalls(s, "u1"))
 }
 
@@ -240,8 +121,8 @@ func TestSilentMySQL(t *testing.T) {
 func TestMySQLHang(t *testing.T) {
 	dsn := storagetest.MySQLDSN(t)
 	hostPort := dsn[strings.Index(dsn, "tcp(")+4 : strings.Index(dsn, ")/")]
-	p := newHangProxy(t, hostPort)
-	s := storagetest.OpenDSN(t, strings.Replace(dsn, "tcp("+hostPort+")", "tcp("+p.addr()+")", 1))
+	p := storagetest.NewFaultProxy(t, hostPort)
+	s := storagetest.OpenDSN(t, strings.Replace(dsn, "tcp("+hostPort+")", "tcp("+p.Addr()+")", 1))
 	ctx := t.Context()
 	u := &identity.User{ID: "u1", Username: "alice", PasswordHash: "h"}
 	if err := s.CreateUser(ctx, u); err != nil {
@@ -263,7 +144,7 @@ func TestMySQLHang(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p.setHung(true)
+	p.SetHung(true)
 	calls := append(storeCalls(s, u.ID), hungCall{"statement in a transaction", func(context.Context) error {
 		err := s.CreateUser(txCtx, &identity.User{ID: "u3", Username: "carol", PasswordHash: "h"})
 		_ = s.Rollback(txCtx)
@@ -271,7 +152,7 @@ func TestMySQLHang(t *testing.T) {
 	}})
 	checkHungCalls(t, calls)
 
-	p.setHung(false)
+	p.SetHung(false)
 	start := time.Now()
 	for {
 		err := s.Ping(ctx)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -175,124 +174,12 @@ func TestMySQLReplicas(t *testing.T) {
 	})
 }
 
-// tcpProxy forwards loopback connections to a backend and can cut them
-// all, refusing new ones, until restored: a database outage the test
-// controls without touching the shared MariaDB. It can also hang: keep
-// every socket open, accept new connections, and relay nothing until
-// resumed (a stalled network or a frozen server, where no RST arrives).
-type tcpProxy struct {
-	ln      net.Listener
-	backend string
-	mu      sync.Mutex
-	cut     bool
-	hung    chan struct{} // non-nil while hung; closed on resume
-	conns   map[net.Conn]struct{}
-}
-
-func newTCPProxy(t *testing.T, backend string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, backend: backend, conns: map[net.Conn]struct{}{}}
-	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.setCut(true) })
-	return p
-}
-
-func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *tcpProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.DialTimeout("tcp", p.backend, 2*time.Second)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		go p.relay(up, c)
-		go p.relay(c, up)
-	}
-}
-
-// relay copies src to dst, holding each chunk while the proxy is hung
-// (bytes read meanwhile are delivered on resume, as TCP would).
-func (p *tcpProxy) relay(dst, src net.Conn) {
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			gate := p.hung
-			p.mu.Unlock()
-			if gate != nil {
-				<-gate
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// setCut closes every open connection and refuses new ones (true), or
-// accepts connections again (false). Cutting ends a hang.
-func (p *tcpProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		p.resumeLocked()
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
-	}
-}
-
-// setHung stops relaying bytes on every connection, old and new, while
-// keeping them open (true), or resumes relaying (false).
-func (p *tcpProxy) setHung(hung bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !hung {
-		p.resumeLocked()
-	} else if p.hung == nil {
-		p.hung = make(chan struct{})
-	}
-}
-
-func (p *tcpProxy) resumeLocked() {
-	if p.hung != nil {
-		close(p.hung)
-		p.hung = nil
-	}
-}
-
 // TestMySQLOutage cuts the database under a running server, then hangs it
 // (connections open, nothing relayed).
 func TestMySQLOutage(t *testing.T) {
 	dsn := storagetest.MySQLDSN(t) // mysql://root:@tcp(127.0.0.1:3306)/db?parseTime=true
-	proxy := newTCPProxy(t, "127.0.0.1:3306")
-	proxied := strings.Replace(dsn, "tcp(127.0.0.1:3306)", "tcp("+proxy.addr()+")", 1)
+	proxy := storagetest.NewFaultProxy(t, "127.0.0.1:3306")
+	proxied := strings.Replace(dsn, "tcp(127.0.0.1:3306)", "tcp("+proxy.Addr()+")", 1)
 	if proxied == dsn {
 		t.Fatalf("cannot route %s through the proxy", dsn)
 	}
@@ -334,7 +221,7 @@ func TestMySQLOutage(t *testing.T) {
 		})
 	}
 	time.Sleep(500 * time.Millisecond)
-	proxy.setCut(true)
+	proxy.SetCut(true)
 	time.Sleep(300 * time.Millisecond)
 
 	t.Run("during the outage", func(t *testing.T) {
@@ -364,7 +251,7 @@ func TestMySQLOutage(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	proxy.setCut(false)
+	proxy.SetCut(false)
 	start := time.Now()
 	for {
 		if _, err := conf.PasswordCredentialsToken(ctx, "dave", "purple otter lamp 42"); err == nil {
@@ -408,7 +295,7 @@ func TestMySQLOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy.setHung(true)
+	proxy.SetHung(true)
 	t.Run("while the database hangs", func(t *testing.T) {
 		const bound = 6 * time.Second // the budget is 5 s; generous for a loaded machine
 		client := &http.Client{Timeout: 20 * time.Second}
@@ -484,7 +371,7 @@ func TestMySQLOutage(t *testing.T) {
 		}
 	})
 
-	proxy.setHung(false)
+	proxy.SetHung(false)
 	start = time.Now()
 	for {
 		if _, err := conf.PasswordCredentialsToken(ctx, "dave", "purple otter lamp 42"); err == nil {
