@@ -52,6 +52,16 @@ func benchServer(b *testing.B, backend string, users ...int) (*serverProc, url.V
 	return srv, url.Values{"grant_type": {"password"}, "client_id": {cl.ClientID}, "username": {"bench"}, "password": {"purple otter lamp 42"}}
 }
 
+// withUser returns a copy of a password-grant form for another user.
+func withUser(form url.Values, user string) url.Values {
+	out := url.Values{}
+	for k, v := range form {
+		out[k] = v
+	}
+	out.Set("username", user)
+	return out
+}
+
 func postForm(b *testing.B, client *http.Client, u string, form url.Values) map[string]any {
 	resp, err := client.PostForm(u, form)
 	if err != nil {
@@ -81,11 +91,7 @@ func BenchmarkServerPasswordGrant8(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			for w := range 8 {
-				form := url.Values{}
-				for k, v := range base {
-					form[k] = v
-				}
-				form.Set("username", fmt.Sprintf("bench%d", w))
+				form := withUser(base, fmt.Sprintf("bench%d", w))
 				wg.Go(func() {
 					for range jobs {
 						t0 := time.Now()
@@ -159,11 +165,7 @@ func BenchmarkServerPasswordFlood(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			for w := range conns {
-				form := url.Values{}
-				for k, v := range base {
-					form[k] = v
-				}
-				form.Set("username", fmt.Sprintf("bench%d", w%accounts))
+				form := withUser(base, fmt.Sprintf("bench%d", w%accounts))
 				wg.Go(func() {
 					for range jobs {
 						t0 := time.Now()
