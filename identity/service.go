@@ -183,17 +183,20 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 		}
 		return nil, ErrInvalidCredentials
 	}
-	u, err := s.Store.GetUserByUsername(ctx, username)
-	if errors.Is(err, apperr.ErrNotFound) {
-		u, err = nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up user: %w", err)
-	}
+	var u *User
 	var ok, rehash bool
 	var verr, rerr error
 	werr := s.hashing(ctx, func() {
 		if rerr = s.reserve(ctx, username, clientIP, s.now().UTC()); rerr != nil {
+			return
+		}
+		var err error
+		u, err = s.Store.GetUserByUsername(ctx, username)
+		if errors.Is(err, apperr.ErrNotFound) {
+			u, err = nil, nil
+		}
+		if err != nil {
+			rerr = fmt.Errorf("look up user: %w", err)
 			return
 		}
 		if u == nil {
@@ -216,6 +219,7 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 	if err := s.succeeded(ctx, username, clientIP); err != nil {
 		return nil, err
 	}
+	var err error
 	if rehash {
 		var upgraded string
 		_ = s.hashing(ctx, func() {
