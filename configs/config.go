@@ -50,8 +50,9 @@ type Config struct {
 	// Default: "127.0.0.1:8081".
 	AdminAddr string `yaml:"admin_addr"`
 
-	// AccessTokenTTL is the access-token lifetime, between 1m and 24h.
-	// Default: 15m.
+	// AccessTokenTTL is the access-token lifetime, between 1s and 24h; below
+	// 1m serve logs a warning (see [Config.ShortAccessTokenTTL]), since such
+	// lifetimes are meant for testing refresh and expiry. Default: 15m.
 	AccessTokenTTL time.Duration `yaml:"access_token_ttl"`
 
 	// RefreshTokenTTL is the refresh-token lifetime, at least AccessTokenTTL
@@ -406,6 +407,13 @@ func isLoopbackHost(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+// ShortAccessTokenTTL reports whether the access-token lifetime is below one
+// minute, so that serve can log a warning: such lifetimes are valid (for
+// testing refresh and expiry, as Hydra and Keycloak allow), but in
+// production they multiply refresh traffic and leave resource servers with
+// no room for clock skew.
+func (c *Config) ShortAccessTokenTTL() bool { return c.AccessTokenTTL < time.Minute }
+
 }
 
 // LogLevel returns the slog level named by Log.Level, or [slog.LevelInfo]

@@ -385,7 +385,7 @@ func TestMultipleProblems(t *testing.T) {
 		"env PORTCULLIS_REFRESH_TOKEN_TTL: invalid duration",
 		`issuer: "ftp://auth.example.com" is not an absolute http or https URL`,
 		`public_addr: "8080" is not host:port`,
-		"access_token_ttl: 30s is outside 1m..24h",
+		"access_token_ttl: 500ms is outside 1s..24h",
 		"password.min_length: 6 is below 8",
 		"argon2.salt_length: 8 is below 16 bytes",
 		`keys.algorithm: "HS256" is not one of ES256, RS256, EdDSA`,
@@ -561,5 +561,42 @@ func TestValidateAgainstHasherAndSecrets(t *testing.T) {
 	_, err = configs.Load("", []string{"PORTCULLIS_DSN=mysql://root:s3cret/pw@tcp(127.0.0.1:3306)"}, nil)
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("malformed MySQL DSN error leaks the password or passes: %v", err)
+	}
+}
+
+// TestAccessTokenTTLBounds checks issue 8 item 4: lifetimes from one second
+// are accepted (for testing refresh and expiry, as Hydra and Keycloak allow)
+// and flagged for a start-up warning below one minute; below one second and
+// above 24h they are refused.
+func TestAccessTokenTTLBounds(t *testing.T) {
+	tests := []struct {
+		ttl       string
+		wantErr   string // "" means valid
+		wantShort bool
+	}{
+		{ttl: "1s", wantShort: true},
+		{ttl: "5s", wantShort: true},
+		{ttl: "59s", wantShort: true},
+		{ttl: "1m"},
+		{ttl: "24h"},
+		{ttl: "999ms", wantErr: "access_token_ttl: 999ms is outside 1s..24h"},
+		{ttl: "25h", wantErr: "access_token_ttl: 25h is outside 1s..24h"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ttl, func(t *testing.T) {
+			cfg, err := configs.Load("", nil, map[string]string{"access_token_ttl": tt.ttl, "refresh_token_ttl": "48h"})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load(access_token_ttl=%s) = %v, want %q", tt.ttl, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(access_token_ttl=%s): %v", tt.ttl, err)
+			}
+			if got := cfg.ShortAccessTokenTTL(); got != tt.wantShort {
+				t.Errorf("ShortAccessTokenTTL() = %v, want %v", got, tt.wantShort)
+			}
+		})
 	}
 }

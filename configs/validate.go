@@ -18,7 +18,7 @@ import (
 
 // Limits enforced by Validate.
 const (
-	minAccessTokenTTL  = time.Minute
+	minAccessTokenTTL  = time.Second
 	maxAccessTokenTTL  = 24 * time.Hour
 	maxRefreshTokenTTL = 8760 * time.Hour
 	minPasswordLength  = 8

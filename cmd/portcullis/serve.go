@@ -66,6 +66,10 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	if cfg.InsecureIssuer() {
 		a.logger.Warn("the issuer is plain http on a non-loopback host; use https in production", "issuer", cfg.Issuer)
 	}
+	if cfg.ShortAccessTokenTTL() {
+		a.logger.Warn("access_token_ttl is below 1m: meant for testing refresh and expiry, not for production",
+			"access_token_ttl", cfg.AccessTokenTTL.String())
+	}
 	km, primary, old, err := a.keyManager()
 	if err != nil {
 		return nil, err
