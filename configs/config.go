@@ -400,13 +400,6 @@ func (c *Config) InsecureIssuer() bool {
 	return !isLoopbackHost(u.Hostname())
 }
 
-// isLoopbackHost reports whether host is "localhost" or a loopback IP.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 // ShortAccessTokenTTL reports whether the access-token lifetime is below one
 // minute, so that serve can log a warning: such lifetimes are valid (for
 // testing refresh and expiry, as Hydra and Keycloak allow), but in
@@ -414,6 +407,13 @@ func isLoopbackHost(host string) bool {
 // no room for clock skew.
 func (c *Config) ShortAccessTokenTTL() bool { return c.AccessTokenTTL < time.Minute }
 
+// isLoopbackHost reports whether host is "localhost" or a loopback IP.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // LogLevel returns the slog level named by Log.Level, or [slog.LevelInfo]
