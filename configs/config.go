@@ -42,6 +42,20 @@ type Config struct {
 	// [Config.InsecureIssuer]. Default: "http://localhost:8080".
 	Issuer string `yaml:"issuer"`
 
+	// DefaultAudience is the "aud" of an access token whose client has no
+	// audience registered and requested none (RFC 9068 section 2.2: aud is
+	// required). A URI or other string without whitespace, at most 512
+	// characters. Default: "" (empty), which means the issuer.
+	DefaultAudience string `yaml:"default_audience"`
+
+	// AdminAudience is the audience identifier of the admin API as a
+	// resource server: it accepts only tokens whose "aud" includes it. A
+	// token granted scope admin without an explicit audience or resource
+	// request carries it, and a client registered for scope admin may
+	// request it. Must differ from the default audience. Default: ""
+	// (empty), which means the issuer followed by "/admin".
+	AdminAudience string `yaml:"admin_audience"`
+
 	// PublicAddr is the host:port of the public listener (token, revoke,
 	// introspect, JWKS, discovery, signup, health). Default: ":8080".
 	PublicAddr string `yaml:"public_addr"`
@@ -166,6 +180,12 @@ type Lockout struct {
 	// waits, from a network without failures, after an attacker's last
 	// attempt. At least Delay. Default: 30s.
 	MaxDelay time.Duration `yaml:"max_delay"`
+	// TrustedNetworkTTL is how long after a successful login its client
+	// network is trusted for the account: attempts from it skip the
+	// account-wide delay, so a distributed attack cannot hold back an
+	// owner logging in from a network they used before. 0 disables it.
+	// Default: 720h.
+	TrustedNetworkTTL time.Duration `yaml:"trusted_network_ttl"`
 }
 
 // Keys configures the token signing keys, their rotation and the JWKS.
@@ -285,11 +305,12 @@ func Default() Config {
 			MaxWait:     time.Second,
 		},
 		Lockout: Lockout{
-			MaxFailures: 5,
-			Duration:    15 * time.Minute,
-			Window:      15 * time.Minute,
-			Delay:       time.Second,
-			MaxDelay:    30 * time.Second,
+			MaxFailures:       5,
+			Duration:          15 * time.Minute,
+			Window:            15 * time.Minute,
+			Delay:             time.Second,
+			MaxDelay:          30 * time.Second,
+			TrustedNetworkTTL: 720 * time.Hour,
 		},
 		Keys: Keys{
 			Algorithm:        "ES256",
@@ -428,4 +449,22 @@ func (c *Config) LogLevel() slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
+}
+
+// TokenDefaultAudience returns the effective [Config.DefaultAudience]: the
+// issuer when it is empty.
+func (c *Config) TokenDefaultAudience() string {
+	if c.DefaultAudience != "" {
+		return c.DefaultAudience
+	}
+	return c.Issuer
+}
+
+// AdminAPIAudience returns the effective [Config.AdminAudience]: the
+// issuer followed by "/admin" when it is empty.
+func (c *Config) AdminAPIAudience() string {
+	if c.AdminAudience != "" {
+		return c.AdminAudience
+	}
+	return c.Issuer + "/admin"
 }

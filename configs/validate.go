@@ -52,6 +52,7 @@ func (c *Config) Validate() error {
 	var p problems
 	c.validateDSN(&p)
 	c.validateIssuer(&p)
+	c.validateAudiences(&p)
 	validateAddr(&p, "public_addr", c.PublicAddr)
 	validateAddr(&p, "admin_addr", c.AdminAddr)
 	if c.PublicAddr == c.AdminAddr && c.PublicAddr != "" {
@@ -203,6 +204,23 @@ func (c *Config) validateIssuer(p *problems) {
 	}
 }
 
+// validateAudiences checks default_audience and admin_audience: no
+// whitespace, at most 512 characters (as a client's audiences), and
+// different from each other, or every token without an audience would be
+// accepted by the admin API's audience check.
+func (c *Config) validateAudiences(p *problems) {
+	for _, a := range []struct{ key, value string }{
+		{"default_audience", c.DefaultAudience}, {"admin_audience", c.AdminAudience},
+	} {
+		if len(a.value) > 512 || strings.ContainsAny(a.value, " \t\r\n") {
+			p.add(a.key, "must be at most 512 characters without whitespace")
+		}
+	}
+	if c.Issuer != "" && c.TokenDefaultAudience() == c.AdminAPIAudience() {
+		p.add("admin_audience", "must differ from default_audience (%s)", c.TokenDefaultAudience())
+	}
+}
+
 // validateAddr checks a listener address: host:port with a numeric port.
 func validateAddr(p *problems, key, addr string) {
 	_, port, err := net.SplitHostPort(addr)
@@ -279,6 +297,9 @@ func (c *Config) validateLockout(p *problems) {
 		}
 		if l.Delay > 0 && (l.MaxDelay < l.Delay || l.MaxDelay > time.Hour) {
 			p.add("lockout.max_delay", "%s is outside lockout.delay..1h", fmtDuration(l.MaxDelay))
+		}
+		if l.TrustedNetworkTTL < 0 || l.TrustedNetworkTTL > 8760*time.Hour {
+			p.add("lockout.trusted_network_ttl", "%s is outside 0..8760h", fmtDuration(l.TrustedNetworkTTL))
 		}
 	}
 }

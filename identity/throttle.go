@@ -27,11 +27,15 @@ import (
 //   - Per account, from all networks together: after MaxFailures failures,
 //     each further attempt must wait Delay after the previous one, doubling
 //     with each further failure up to MaxDelay. This slows a distributed
-//     attack to one guess per MaxDelay but never locks the owner out: from
-//     a network without failures the owner waits at most MaxDelay.
+//     attack to one guess per MaxDelay; the owner, from a network without
+//     failures, waits at most MaxDelay after an attacker's last attempt,
+//     and not at all from a trusted network (below).
 //
 // Counters forget failures Window after the last one; a successful login
-// clears the counters of its account. Every attempt is counted before its
+// clears its own network's counter and makes that network trusted for
+// TrustedNetworkTTL: attempts from a trusted network skip the account-wide
+// delay, so a distributed attack cannot hold back an owner logging in from
+// a network they used before. Every attempt is counted before its
 // password is hashed, in one database transaction, so concurrent guesses on
 // any number of replicas cannot run more than MaxFailures hashes per
 // network and account.
@@ -49,14 +53,25 @@ type LockoutPolicy struct {
 	Delay time.Duration
 	// MaxDelay caps the account-wide delay.
 	MaxDelay time.Duration
+	// TrustedNetworkTTL is how long after a successful login its client
+	// network stays trusted for the account: attempts from a trusted
+	// network skip the account-wide delay (the hard lock per network still
+	// applies). This is OWASP's "device cookie" defence for a grant that
+	// has no cookies: a distributed attack keeps the account-wide delay
+	// running, but the owner logging in from a network they used before
+	// is never held back by it. Zero disables trust.
+	TrustedNetworkTTL time.Duration
 }
 
 // Throttle is one guessing counter: its key, the failed (or still
-// running) attempts it counts, and when the last one was counted.
+// running) attempts it counts, when the last one was counted, and when the
+// counter may be forgotten. A trusted-network marker is stored the same
+// way, with Failures 1 and LastAt the time of the successful login.
 type Throttle struct {
 	Key      string
 	Failures int
 	LastAt   time.Time
+	Expires  time.Time
 }
 
 // ThrottleStore keeps the guessing counters of LockoutPolicy.
@@ -73,8 +88,8 @@ type ThrottleStore interface {
 	UpdateThrottles(ctx context.Context, account string, keys []string, update func([]*Throttle) error) error
 	// ClearThrottles deletes every counter of account.
 	ClearThrottles(ctx context.Context, account string) error
-	// DeleteStaleThrottles deletes counters whose last attempt is before
-	// before and returns how many it deleted.
+	// DeleteStaleThrottles deletes counters that expire before before and
+	// returns how many it deleted.
 	DeleteStaleThrottles(ctx context.Context, before time.Time) (int64, error)
 }
 
@@ -84,11 +99,12 @@ type ThrottleStore interface {
 var ErrThrottled = &apperr.Error{Code: apperr.ETooManyRequests, Message: "too many failed login attempts; retry later"}
 
 // throttleKeys returns the counter keys of a login attempt: the account's
-// (also the account key) and the (account, network) one. Keys are SHA-256
-// digests, so the table holds neither usernames nor addresses.
-func throttleKeys(username, clientIP string) (account, network string) {
-	norm := NormalizeUsername(username)
-	return digest("account\x00" + norm), digest("network\x00" + norm + "\x00" + clientNetwork(clientIP))
+// (also the account key), the (account, network) one, and the key of the
+// (account, network) trust marker. Keys are SHA-256 digests, so the table
+// holds neither usernames nor addresses.
+func throttleKeys(username, clientIP string) (account, network, trusted string) {
+	norm, net := NormalizeUsername(username), clientNetwork(clientIP)
+	return digest("account\x00" + norm), digest("network\x00" + norm + "\x00" + net), digest("trusted\x00" + norm + "\x00" + net)
 }
 
 func digest(s string) string {
@@ -112,6 +128,12 @@ func clientNetwork(ip string) string {
 	return addr.String()
 }
 
+// forget is how long a failure counter is kept after its last attempt:
+// until it can neither lock nor delay anything.
+func (p LockoutPolicy) forget() time.Duration {
+	return max(p.Window, p.Duration) + p.MaxDelay
+}
+
 // accountDelay is the account-wide wait after failures failures.
 func (p LockoutPolicy) accountDelay(failures int) time.Duration {
 	if p.Delay <= 0 || failures < p.MaxFailures {
@@ -132,11 +154,12 @@ func (s *Service) reserve(ctx context.Context, username, clientIP string, now ti
 	if p.MaxFailures <= 0 || s.Throttles == nil {
 		return nil
 	}
-	account, network := throttleKeys(username, clientIP)
+	account, network, trustKey := throttleKeys(username, clientIP)
 	var wait time.Duration
-	err := s.Throttles.UpdateThrottles(ctx, account, []string{account, network}, func(ts []*Throttle) error {
-		acct, net := ts[0], ts[1]
-		for _, t := range ts {
+	err := s.Throttles.UpdateThrottles(ctx, account, []string{account, network, trustKey}, func(ts []*Throttle) error {
+		acct, net, trust := ts[0], ts[1], ts[2]
+		counters := []*Throttle{acct, net}
+		for _, t := range counters {
 			if t.Failures > 0 && now.Sub(t.LastAt) >= p.Window {
 				t.Failures = 0
 			}
@@ -144,15 +167,17 @@ func (s *Service) reserve(ctx context.Context, username, clientIP string, now ti
 		if net.Failures >= p.MaxFailures {
 			wait = max(wait, net.LastAt.Add(p.Duration).Sub(now))
 		}
-		if d := p.accountDelay(acct.Failures); d > 0 {
+		trusted := trust.Failures > 0 && now.Sub(trust.LastAt) < p.TrustedNetworkTTL
+		if d := p.accountDelay(acct.Failures); d > 0 && !trusted {
 			wait = max(wait, acct.LastAt.Add(d).Sub(now))
 		}
 		if wait > 0 {
 			return ErrThrottled
 		}
-		for _, t := range ts {
+		for _, t := range counters {
 			t.Failures++
 			t.LastAt = now
+			t.Expires = now.Add(p.forget())
 		}
 		return nil
 	})
@@ -165,17 +190,20 @@ func (s *Service) reserve(ctx context.Context, username, clientIP string, now ti
 	return nil
 }
 
-// succeeded resets the account-wide counter and the counter of the
-// network a successful login came from. Other networks' locks stay: the
-// owner's login must not hand an attacker's network fresh guesses.
+// succeeded resets the counter of the network a successful login came
+// from and trusts that network for the account for TrustedNetworkTTL. The
+// account-wide counter and other networks' locks stay (they decay with
+// Window): the owner's login must not hand attackers fresh guesses.
 func (s *Service) succeeded(ctx context.Context, username, clientIP string) error {
 	if s.Lockout.MaxFailures <= 0 || s.Throttles == nil {
 		return nil
 	}
-	account, network := throttleKeys(username, clientIP)
-	err := s.Throttles.UpdateThrottles(ctx, account, []string{account, network}, func(ts []*Throttle) error {
-		for _, t := range ts {
-			t.Failures = 0
+	account, network, trustKey := throttleKeys(username, clientIP)
+	now := s.now().UTC()
+	err := s.Throttles.UpdateThrottles(ctx, account, []string{account, network, trustKey}, func(ts []*Throttle) error {
+		ts[1].Failures = 0
+		if s.Lockout.TrustedNetworkTTL > 0 {
+			ts[2].Failures, ts[2].LastAt, ts[2].Expires = 1, now, now.Add(s.Lockout.TrustedNetworkTTL)
 		}
 		return nil
 	})
@@ -191,7 +219,7 @@ func (s *Service) clearThrottles(ctx context.Context, username string) error {
 	if s.Throttles == nil {
 		return nil
 	}
-	account, _ := throttleKeys(username, "")
+	account, _, _ := throttleKeys(username, "")
 	if err := s.Throttles.ClearThrottles(ctx, account); err != nil {
 		return fmt.Errorf("clear login failures: %w", err)
 	}

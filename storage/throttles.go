@@ -19,6 +19,7 @@ type throttleRow struct {
 	AccountKey string    `gorm:"column:account_key"`
 	Failures   int       `gorm:"column:failures"`
 	LastAt     time.Time `gorm:"column:last_at"`
+	ExpiresAt  time.Time `gorm:"column:expires_at"`
 }
 
 func (throttleRow) TableName() string { return "login_throttles" }
@@ -47,7 +48,7 @@ func (s *Store) UpdateThrottles(ctx context.Context, account string, keys []stri
 			sorted = slices.Compact(sorted)
 			placeholder := time.Unix(0, 0).UTC()
 			for _, k := range sorted {
-				row := throttleRow{Key: k, AccountKey: account, LastAt: placeholder}
+				row := throttleRow{Key: k, AccountKey: account, LastAt: placeholder, ExpiresAt: placeholder}
 				if err := tx.Clauses(clause.OnConflict{
 					Columns:   []clause.Column{{Name: "throttle_key"}},
 					DoUpdates: clause.Assignments(map[string]any{"failures": gorm.Expr("failures")}),
@@ -64,7 +65,7 @@ func (s *Store) UpdateThrottles(ctx context.Context, account string, keys []stri
 			for _, r := range rows {
 				t := &identity.Throttle{Key: r.Key, Failures: r.Failures}
 				if t.Failures > 0 {
-					t.LastAt = r.LastAt.UTC()
+					t.LastAt, t.Expires = r.LastAt.UTC(), r.ExpiresAt.UTC()
 				}
 				byKey[r.Key] = t
 			}
@@ -88,7 +89,7 @@ func (s *Store) UpdateThrottles(ctx context.Context, account string, keys []stri
 					continue
 				}
 				if err := tx.Model(&throttleRow{}).Where("throttle_key = ?", k).Updates(map[string]any{
-					"failures": t.Failures, "last_at": dbTime(t.LastAt),
+					"failures": t.Failures, "last_at": dbTime(t.LastAt), "expires_at": dbTime(t.Expires),
 				}).Error; err != nil {
 					return err
 				}
@@ -118,7 +119,7 @@ func (s *Store) ClearThrottles(ctx context.Context, account string) error {
 
 // DeleteStaleThrottles implements identity.ThrottleStore.
 func (s *Store) DeleteStaleThrottles(ctx context.Context, before time.Time) (int64, error) {
-	res := s.db(ctx).Where("last_at < ?", dbTime(before)).Delete(&throttleRow{})
+	res := s.db(ctx).Where("expires_at < ?", dbTime(before)).Delete(&throttleRow{})
 	if res.Error != nil {
 		return 0, s.wrapf(res.Error, "storage: delete stale login throttles")
 	}

@@ -26,7 +26,7 @@ func testThrottles(t *testing.T, open Open) {
 					t.Errorf("throttle %d has key %q, want %q", i, th.Key, keys[i])
 				}
 				th.Failures++
-				th.LastAt = t0
+				th.LastAt, th.Expires = t0, t0.Add(time.Hour)
 			}
 			return nil
 		})
@@ -42,7 +42,7 @@ func testThrottles(t *testing.T, open Open) {
 		return out
 	}
 
-	if got := read(acct, acct, net); got[0].Failures != 0 || !got[0].LastAt.IsZero() || got[1].Key != net {
+	if got := read(acct, acct, net); got[0].Failures != 0 || !got[0].LastAt.IsZero() || !got[0].Expires.IsZero() || got[1].Key != net {
 		t.Fatalf("fresh counters = %+v", got)
 	}
 	const n = 20
@@ -57,7 +57,7 @@ func testThrottles(t *testing.T, open Open) {
 		wantErr(t, "concurrent update", err, nil)
 	}
 	got := read(acct, acct, net)
-	if got[0].Failures != n || got[1].Failures != n || !got[0].LastAt.Equal(t0) {
+	if got[0].Failures != n || got[1].Failures != n || !got[0].LastAt.Equal(t0) || !got[0].Expires.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("after %d concurrent increments: %+v", n, got)
 	}
 
@@ -86,17 +86,17 @@ func testThrottles(t *testing.T, open Open) {
 		ts[0].Failures = 0
 		return nil
 	}), nil)
-	n0, err := s.DeleteStaleThrottles(ctx, time.Now())
+	n0, err := s.DeleteStaleThrottles(ctx, t0.Add(2*time.Hour))
 	wantErr(t, "delete stale", err, nil)
 	if n0 != 0 {
 		t.Fatalf("a zeroed counter was kept (%d deleted later)", n0)
 	}
 	wantErr(t, "again", incr(other, other), nil)
-	if n1, err := s.DeleteStaleThrottles(ctx, t0); err != nil || n1 != 0 {
-		t.Fatalf("DeleteStaleThrottles(t0) = %d, %v; want 0 (last_at is not before t0)", n1, err)
+	if n1, err := s.DeleteStaleThrottles(ctx, t0.Add(time.Hour)); err != nil || n1 != 0 {
+		t.Fatalf("DeleteStaleThrottles(expiry) = %d, %v; want 0 (it expires at, not before, that time)", n1, err)
 	}
-	if n2, err := s.DeleteStaleThrottles(ctx, t0.Add(time.Second)); err != nil || n2 != 1 {
-		t.Fatalf("DeleteStaleThrottles(t0+1s) = %d, %v; want 1", n2, err)
+	if n2, err := s.DeleteStaleThrottles(ctx, t0.Add(time.Hour+time.Second)); err != nil || n2 != 1 {
+		t.Fatalf("DeleteStaleThrottles(expiry+1s) = %d, %v; want 1", n2, err)
 	}
 }
 
