@@ -1,12 +1,16 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -74,5 +78,19 @@ func TestRedactDSN(t *testing.T) {
 		if got := redactDSN(tt.in); got != tt.want {
 			t.Errorf("redactDSN(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestMySQLLoggerNoSourcePositions: the driver's own messages reach the log
+// without its "packets.go:58 " source position (red-team finding: logs
+// must carry no file:line frames).
+func TestMySQLLoggerNoSourcePositions(t *testing.T) {
+	var buf bytes.Buffer
+	l := mysqlLogger{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l.Print("packets.go:58 ", errors.New("read tcp 127.0.0.1:1->127.0.0.1:3306: i/o timeout"))
+	l.Print("closing bad idle connection: ", errors.New("EOF"))
+	out := buf.String()
+	if regexp.MustCompile(`\.go:\d+`).MatchString(out) || !strings.Contains(out, "i/o timeout") || !strings.Contains(out, "closing bad idle connection") {
+		t.Fatalf("log = %q", out)
 	}
 }

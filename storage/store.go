@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -321,8 +322,20 @@ func openMySQL(dsn string, gcfg *gorm.Config, queryTimeout time.Duration, logger
 // them. Without it the driver prints to the standard logger.
 type mysqlLogger struct{ log *slog.Logger }
 
-// Print implements gomysql.Logger.
-func (l mysqlLogger) Print(v ...any) { l.log.Debug("mysql driver: " + fmt.Sprint(v...)) }
+// Print implements gomysql.Logger. The driver prefixes a message with its
+// own source position ("packets.go:58 "); that is dropped, since logs carry
+// no code positions or stack traces.
+func (l mysqlLogger) Print(v ...any) {
+	if len(v) > 0 {
+		if s, ok := v[0].(string); ok && goSourcePos.MatchString(s) {
+			v = v[1:]
+		}
+	}
+	l.log.Debug("mysql driver: " + strings.TrimSpace(fmt.Sprintln(v...)))
+}
+
+// goSourcePos matches the driver's "file.go:123 " message prefix.
+var goSourcePos = regexp.MustCompile(`^[A-Za-z0-9_.-]+\.go:\d+ $`)
 
 // redactDSN hides a password in a DSN for error messages.
 func redactDSN(dsn string) string {
