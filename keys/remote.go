@@ -92,11 +92,13 @@ type RemoteOptions struct {
 // RFC 7517 JWK Set, and caches it according to the response's Cache-Control
 // max-age (bounded by RemoteOptions), revalidating with If-None-Match.
 //
-// Only public asymmetric signing keys are kept: each JWK must carry a kid
-// and a supported alg (ES256, ES384, ES512, RS256, RS384, RS512, PS256,
-// PS384, PS512, EdDSA) matching its key type, a "use" that is absent or
-// "sig", no private or symmetric material, and RSA moduli of at least 2048
-// bits. Other keys are skipped and logged.
+// Only public asymmetric signing keys are kept: each JWK must carry a kid,
+// either a supported alg (ES256, ES384, ES512, RS256, RS384, RS512, PS256,
+// PS384, PS512, EdDSA) matching its key type or no alg at all (RFC 7517
+// §4.4; [RemoteKeySet.Key] then returns it with an empty Algorithm and the
+// verifier decides, as oauth/resource's Verifier does), a "use" that is absent or
+// "sig", no private or symmetric material, EC keys on P-256, P-384 or P-521,
+// and RSA moduli of at least 2048 bits. Other keys are skipped and logged.
 //
 // A key whose kid is in the cache is returned at once, even when the cache
 // is no longer fresh: the expired set is then refreshed in the background
@@ -496,17 +498,45 @@ func parseRemoteJWK(raw json.RawMessage) (*jose.JSONWebKey, error) {
 	switch {
 	case k.KeyID == "":
 		return nil, errors.New("JWK has no kid")
-	case k.Algorithm == "":
-		return nil, fmt.Errorf("JWK %q has no alg", k.KeyID)
 	case k.Use != "" && k.Use != "sig":
 		return nil, fmt.Errorf("JWK %q has use %q, want sig", k.KeyID, k.Use)
 	case !k.Valid() || !k.IsPublic():
 		return nil, fmt.Errorf("JWK %q is not a valid public key", k.KeyID)
 	}
+	if k.Algorithm == "" {
+		// RFC 7517 §4.4: alg is OPTIONAL. The verifier then takes the
+		// algorithm from the key type where it fixes one and from its own
+		// allow-list otherwise (RFC 8725 §3.1); here the key only has to be
+		// of a type some supported algorithm uses.
+		if err := checkKeyType(k.Key); err != nil {
+			return nil, fmt.Errorf("JWK %q without alg: %w", k.KeyID, err)
+		}
+		return &k, nil
+	}
 	if err := checkAlgMatchesKey(k.Algorithm, k.Key); err != nil {
 		return nil, fmt.Errorf("JWK %q: %w", k.KeyID, err)
 	}
 	return &k, nil
+}
+
+// checkKeyType reports whether key is a public key of a type and size that
+// some supported algorithm signs with: EC on P-256, P-384 or P-521, RSA of
+// at least 2048 bits, or Ed25519.
+func checkKeyType(key any) error {
+	switch pub := key.(type) {
+	case *ecdsa.PublicKey:
+		if c := pub.Curve; c != elliptic.P256() && c != elliptic.P384() && c != elliptic.P521() {
+			return fmt.Errorf("unsupported EC curve %s", c.Params().Name)
+		}
+	case *rsa.PublicKey:
+		if pub.N.BitLen() < 2048 {
+			return fmt.Errorf("RSA key of %d bits is too short", pub.N.BitLen())
+		}
+	case ed25519.PublicKey:
+	default:
+		return fmt.Errorf("unsupported key type %T", key)
+	}
+	return nil
 }
 
 // checkAlgMatchesKey reports whether alg is a supported JWS algorithm for

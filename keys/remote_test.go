@@ -195,6 +195,7 @@ func TestRemoteKeySetFiltersKeys(t *testing.T) {
 	good := remoteECKey(t, "good")
 	ecPriv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	noUse := remoteECKey(t, "no-use")
 	noUse.Use = ""
@@ -213,6 +214,9 @@ func TestRemoteKeySetFiltersKeys(t *testing.T) {
 		jose.JSONWebKey{Key: ecPriv, KeyID: "private", Algorithm: "ES256", Use: "sig"},
 		jose.JSONWebKey{Key: &rsa1024.PublicKey, KeyID: "rsa-1024", Algorithm: "RS256", Use: "sig"},
 		jose.JSONWebKey{Key: edPub, KeyID: "ed", Algorithm: "EdDSA", Use: "sig"},
+		jose.JSONWebKey{Key: edPub, KeyID: "ed-no-alg", Use: "sig"},
+		jose.JSONWebKey{Key: &rsa1024.PublicKey, KeyID: "rsa-1024-no-alg", Use: "sig"},
+		jose.JSONWebKey{Key: &rsa2048.PublicKey, KeyID: "rsa-2048-no-alg", Use: "sig"},
 		jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "oct", Algorithm: "HS256", Use: "sig"},
 	)
 	// A duplicate kid (kept: the first) and an unparseable key.
@@ -227,7 +231,10 @@ func TestRemoteKeySetFiltersKeys(t *testing.T) {
 		{"good", nil},
 		{"no-use", nil},
 		{"ed", nil},
-		{"no-alg", keys.ErrKeyNotFound},
+		{"no-alg", nil}, // RFC 7517 §4.4: the verifier takes the algorithm from the key type
+		{"rsa-1024-no-alg", keys.ErrKeyNotFound},
+		{"rsa-2048-no-alg", nil},
+		{"ed-no-alg", nil},
 		{"enc", keys.ErrKeyNotFound},
 		{"es-key-rs-alg", keys.ErrKeyNotFound},
 		{"p256-as-es384", keys.ErrKeyNotFound},
@@ -250,7 +257,7 @@ func TestRemoteKeySetFiltersKeys(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Key(%q): %v", tt.kid, err)
 			}
-			if !k.IsPublic() || k.KeyID != tt.kid || k.Algorithm == "" {
+			if !k.IsPublic() || k.KeyID != tt.kid || (k.Algorithm == "") != strings.HasSuffix(tt.kid, "no-alg") {
 				t.Errorf("Key(%q) = %+v", tt.kid, k)
 			}
 		})

@@ -56,6 +56,7 @@ type testIssuer struct {
 	mu      sync.Mutex
 	private map[string]jose.JSONWebKey // by kid
 	order   []string                   // kids in publication order
+	noAlg   map[string]bool            // kids published without "alg"
 }
 
 func newTestIssuer(t testing.TB) *testIssuer {
@@ -89,7 +90,11 @@ func (is *testIssuer) publicSet() jose.JSONWebKeySet {
 	var set jose.JSONWebKeySet
 	for _, kid := range is.order {
 		k := is.private[kid]
-		set.Keys = append(set.Keys, k.Public())
+		pub := k.Public()
+		if is.noAlg[kid] {
+			pub.Algorithm = ""
+		}
+		set.Keys = append(set.Keys, pub)
 	}
 	return set
 }
@@ -104,6 +109,17 @@ func (is *testIssuer) addKey(t testing.TB, alg jose.SignatureAlgorithm) string {
 	is.private[kid] = jose.JSONWebKey{Key: priv, KeyID: kid, Algorithm: string(alg), Use: "sig"}
 	is.order = append(is.order, kid)
 	return kid
+}
+
+// publishWithoutAlg makes the JWK Set carry kid without its "alg" member
+// (RFC 7517 §4.4: alg is optional).
+func (is *testIssuer) publishWithoutAlg(kid string) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if is.noAlg == nil {
+		is.noAlg = map[string]bool{}
+	}
+	is.noAlg[kid] = true
 }
 
 func (is *testIssuer) key(kid string) *jose.JSONWebKey {

@@ -3,6 +3,10 @@ package resource
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -35,9 +39,13 @@ const (
 // KeySet supplies the public keys that signed tokens. [keys.RemoteKeySet]
 // implements it.
 //
-// Key returns the public key with the given kid, with its JWK "alg" set:
-// the Verifier only accepts a token whose header alg equals that alg. For a
-// kid it does not know, Key must return an error wrapping
+// Key returns the public key with the given kid. When its JWK "alg" is set,
+// the Verifier only accepts a token whose header alg equals that alg; when
+// it is empty (RFC 7517 §4.4: alg is optional), the algorithm comes from
+// the key type where the type fixes one (EC P-256 → ES256, P-384 → ES384,
+// P-521 → ES512, Ed25519 → EdDSA), and otherwise (RSA) the token's alg must
+// be one of Options.Algorithms that the key type can use (RFC 8725 §3.1).
+// For a kid it does not know, Key must return an error wrapping
 // [keys.ErrKeyNotFound] (the token is then invalid); any other error means
 // the keys are unavailable and the token can be neither accepted nor
 // rejected. Key must be safe for concurrent use.
@@ -68,6 +76,23 @@ type Options struct {
 	// Realm is the realm of the WWW-Authenticate challenge sent by
 	// [Middleware] when a request has no token. Default: Audience.
 	Realm string
+	// Algorithms is the allow-list of JWS algorithms (RFC 8725 §3.1): a
+	// token signed with any other is refused, whatever its key says. For a
+	// key whose JWK has no alg and whose type does not fix one (RSA), it is
+	// also the set of algorithms the key may be used with. Names other than
+	// the supported asymmetric ones (ES256, ES384, ES512, RS256, RS384,
+	// RS512, PS256, PS384, PS512, EdDSA) are ignored: "none" and HMAC are
+	// never accepted. Default (nil or empty): all of those.
+	Algorithms []string
+}
+
+// supportedAlgorithms are the asymmetric JWS algorithms a Verifier can
+// accept: the default Options.Algorithms.
+var supportedAlgorithms = []jose.SignatureAlgorithm{
+	jose.ES256, jose.ES384, jose.ES512,
+	jose.RS256, jose.RS384, jose.RS512,
+	jose.PS256, jose.PS384, jose.PS512,
+	jose.EdDSA,
 }
 
 // Verifier validates RFC 9068 access tokens. It is safe for concurrent use.
@@ -97,15 +122,14 @@ func NewVerifier(keys KeySet, opts Options) *Verifier {
 	if opts.Realm == "" {
 		opts.Realm = opts.Audience
 	}
-	v := &Verifier{
-		keys: keys,
-		opts: opts,
-		algs: []jose.SignatureAlgorithm{
-			jose.ES256, jose.ES384, jose.ES512,
-			jose.RS256, jose.RS384, jose.RS512,
-			jose.PS256, jose.PS384, jose.PS512,
-			jose.EdDSA,
-		},
+	v := &Verifier{keys: keys, opts: opts, algs: supportedAlgorithms}
+	if len(opts.Algorithms) > 0 {
+		v.algs = nil
+		for _, a := range supportedAlgorithms {
+			if slices.Contains(opts.Algorithms, string(a)) {
+				v.algs = append(v.algs, a)
+			}
+		}
 	}
 	if opts.CacheSize > 0 {
 		v.cache = newTokenCache(opts.CacheSize)
@@ -152,6 +176,9 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if !ok {
 		return nil, invalidf(ErrMalformed, "token is not a compact JWS")
 	}
+	if len(v.algs) == 0 { // Options.Algorithms named none we support
+		return nil, invalidf(ErrAlgorithm, "no signature algorithm is allowed")
+	}
 	jws, err := jose.ParseSignedCompact(raw, v.algs)
 	if err != nil {
 		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
@@ -185,8 +212,8 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	}
 	// RFC 8725 §3.1: the algorithm is a property of the key, never chosen
 	// by the token.
-	if key == nil || key.Algorithm == "" || hdr.Algorithm != key.Algorithm ||
-		(key.Use != "" && key.Use != "sig") || !key.IsPublic() {
+	if key == nil || (key.Use != "" && key.Use != "sig") || !key.IsPublic() ||
+		!slices.Contains(keyAlgorithms(key), jose.SignatureAlgorithm(hdr.Algorithm)) {
 		return nil, invalidf(ErrAlgorithm, "token algorithm does not match the signing key")
 	}
 	payload, err := jws.Verify(key.Key)
@@ -194,6 +221,37 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		return nil, invalid(ErrSignature, err)
 	}
 	return v.checkClaims(payload, now)
+}
+
+// keyAlgorithms returns the algorithms a token signed with key may use:
+// the JWK's alg when it has one (and the key type fits it); without alg,
+// the one its type fixes (EC P-256 → ES256, P-384 → ES384, P-521 → ES512,
+// Ed25519 → EdDSA), or for RSA, which fixes none, RS256 through PS512. The
+// Verifier's allow-list has already been applied to the token's alg.
+func keyAlgorithms(key *jose.JSONWebKey) []jose.SignatureAlgorithm {
+	var fit []jose.SignatureAlgorithm
+	switch pub := key.Key.(type) {
+	case *ecdsa.PublicKey:
+		switch pub.Curve {
+		case elliptic.P256():
+			fit = []jose.SignatureAlgorithm{jose.ES256}
+		case elliptic.P384():
+			fit = []jose.SignatureAlgorithm{jose.ES384}
+		case elliptic.P521():
+			fit = []jose.SignatureAlgorithm{jose.ES512}
+		}
+	case *rsa.PublicKey:
+		fit = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512}
+	case ed25519.PublicKey:
+		fit = []jose.SignatureAlgorithm{jose.EdDSA}
+	}
+	if key.Algorithm == "" {
+		return fit
+	}
+	if a := jose.SignatureAlgorithm(key.Algorithm); slices.Contains(fit, a) {
+		return []jose.SignatureAlgorithm{a}
+	}
+	return nil
 }
 
 // checkCompact reports whether raw is three non-empty base64url (unpadded)

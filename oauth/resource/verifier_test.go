@@ -459,7 +459,7 @@ func TestVerifyRejectsUnsafeKeySetKeys(t *testing.T) {
 		want error
 	}{
 		{"public key verifies", pub, nil},
-		{"key without alg", noAlg, resource.ErrAlgorithm},
+		{"P-256 key without alg (ES256 by its type)", noAlg, nil},
 		{"key with use enc", enc, resource.ErrAlgorithm},
 		{"private key", priv, resource.ErrAlgorithm},
 	}
