@@ -177,7 +177,11 @@ func (s *Service) Signup(ctx context.Context, username, password string, roles [
 // hash: requests refused for want of a slot cost no database work, and an
 // attempt once counted is always checked.
 func (s *Service) Authenticate(ctx context.Context, username, password, clientIP string) (*User, error) {
-	if len(username) > 256 || len(password) > authMaxPasswordBytes {
+	if len(password) > authMaxPasswordBytes || ValidateUsername(username) != nil {
+		// No account can have this name: the same hashing work, but no
+		// counter is written (a spray of random names must not fill the
+		// counter table). What this reveals, that the name is malformed,
+		// anyone can tell from the username rules.
 		if err := s.hashing(ctx, func() { s.Hasher.Burn(password) }); err != nil {
 			return nil, err
 		}

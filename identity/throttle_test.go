@@ -3,6 +3,7 @@ package identity_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -304,4 +305,23 @@ func TestThrottleTrustedNetwork(t *testing.T) {
 	}
 	got, _ = attempt(t, s, "alice", goodPassword, home)
 	want(t, "home after unlock", got, "ok")
+}
+
+// TestThrottleMalformedNamesWriteNothing: a username no account can have
+// costs the same hash but writes no counter row (red-team finding: random
+// 256-byte names wrote two rows per guess).
+func TestThrottleMalformedNamesWriteNothing(t *testing.T) {
+	s, store, _ := newService(t, testPolicy)
+	for _, name := range []string{"x", "bad name", strings.Repeat("z", 256), "ALİCE", "alice\x00"} {
+		got, _ := attempt(t, s, name, "wrong guess 1234", testIP)
+		want(t, name, got, "invalid")
+	}
+	if n, err := store.DeleteStaleThrottles(t.Context(), time.Now().Add(100*365*24*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("%d counter rows written for malformed names (%v)", n, err)
+	}
+	got, _ := attempt(t, s, "mallory", "wrong guess 1234", testIP)
+	want(t, "well-formed unknown name", got, "invalid")
+	if n, _ := store.DeleteStaleThrottles(t.Context(), time.Now().Add(100*365*24*time.Hour)); n == 0 {
+		t.Fatal("a well-formed unknown name wrote no counter")
+	}
 }

@@ -25,7 +25,7 @@ var (
 	errLoginThrottled = rfcError("temporarily_unavailable", http.StatusTooManyRequests, "Too many failed attempts for this account; retry later.")
 	errUnavailable    = rfcError("temporarily_unavailable", http.StatusServiceUnavailable, "The service is temporarily unavailable; retry shortly.")
 	errServer         = rfcError("server_error", http.StatusInternalServerError, "The server could not complete the request.")
-	errRefreshUsed    = rfcError("invalid_grant", http.StatusBadRequest, "The refresh token was already used.")
+	errRefreshUsed    = rfcError("invalid_grant", http.StatusBadRequest, "The refresh token was already used or has been revoked.")
 	errOwnerGone      = rfcError("invalid_grant", http.StatusBadRequest, "The resource owner's account no longer exists or is disabled.")
 )
 
