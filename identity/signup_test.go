@@ -133,8 +133,13 @@ func TestSignupHandlerErrors(t *testing.T) {
 		{"bad username", signupJSON("b", goodPassword), 400, "invalid_request", []string{"username", "3 to 64"}},
 		{"username with slash", signupJSON("bob/admin", goodPassword), 400, "invalid_request", []string{"username"}},
 		{"missing fields", `{}`, 400, "invalid_request", []string{"username"}},
-		{"roles are not accepted", `{"username":"bob","password":"purple otter lamp 42","roles":["admin"]}`, 400, "invalid_request", []string{"roles"}},
-		{"unknown field", `{"username":"bob","password":"purple otter lamp 42","admin":true}`, 400, "invalid_request", []string{"admin"}},
+		{"roles are not accepted", `{"username":"bob","password":"purple otter lamp 42","roles":["admin"]}`, 400, "invalid_request", []string{"unknown field"}},
+		{"unknown field", `{"username":"bob","password":"purple otter lamp 42","admin":true}`, 400, "invalid_request", []string{"unknown field"}},
+		// Strict JSON: member names match exactly, no member twice (the last
+		// would win: a user named "admin" signed up as "a1b").
+		{"field name in other case", `{"Username":"bob","password":"purple otter lamp 42"}`, 400, "invalid_request", []string{"unknown field"}},
+		{"duplicate member", `{"username":"a1b","username":"admin","password":"purple otter lamp 42"}`, 400, "invalid_request", []string{"repeated"}},
+		{"unknown field is not echoed", `{"username":"bob","password":"purple otter lamp 42","<img src=x onerror=alert(1)>":1}`, 400, "invalid_request", []string{"unknown field"}},
 		{"malformed JSON", `{"username":"bob",`, 400, "invalid_request", []string{"malformed"}},
 		{"not an object", `["bob","purple otter lamp 42"]`, 400, "invalid_request", nil},
 		{"wrong type", `{"username":42,"password":"purple otter lamp 42"}`, 400, "invalid_request", []string{"username"}},
@@ -156,6 +161,9 @@ func TestSignupHandlerErrors(t *testing.T) {
 			}
 			if strings.Contains(desc, goodPassword) {
 				t.Errorf("error_description echoes the password: %q", desc)
+			}
+			if strings.Contains(desc, "<img") || strings.Contains(desc, "admin") || strings.Contains(desc, "Username") {
+				t.Errorf("error_description echoes the input: %q", desc)
 			}
 		})
 	}

@@ -3,13 +3,16 @@
 package httpjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portcullis-auth/portcullis/internal/apperr"
@@ -72,12 +75,27 @@ func Write(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// Decode reads one JSON object from r's body into v, limited to maxBytes.
-// Unknown fields, trailing data and oversized bodies are client errors
-// (apperr.EInvalid, apperr.ETooLarge).
+// Decode reads one JSON object from r's body into v (a pointer to a
+// struct), limited to maxBytes. Decoding is strict: member names must match
+// v's JSON field names exactly (encoding/json alone would take "Username"
+// for "username"), no object may repeat a member (encoding/json would keep
+// the last: {"username":"a","username":"admin"}), and unknown members,
+// trailing data and oversized bodies are refused. Failures are client
+// errors (apperr.EInvalid, apperr.ETooLarge) with fixed messages that
+// never repeat the input.
 func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBytes)
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return apperr.Errorf(apperr.ETooLarge, "request body exceeds %d bytes", maxBytes)
+		}
+		return apperr.Errorf(apperr.EInvalid, "request body could not be read")
+	}
+	if err := checkMembers(body, fieldNames(v)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -100,6 +118,9 @@ func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error
 	return nil
 }
 
+// jsonProblem describes a decoding error without repeating the input: a
+// field named in it is one of the target's own (unknown ones are refused
+// before decoding).
 func jsonProblem(err error) string {
 	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return fmt.Sprintf("field %q has the wrong type", e.Field)
@@ -107,7 +128,105 @@ func jsonProblem(err error) string {
 	if e, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return fmt.Sprintf("syntax error at offset %d", e.Offset)
 	}
-	return err.Error()
+	return "invalid value"
+}
+
+// fieldNames returns the JSON member names of the struct v points to, or
+// nil when v is not a pointer to a struct.
+func fieldNames(v any) map[string]bool {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	names := map[string]bool{}
+	for i := range t.Elem().NumField() {
+		f := t.Elem().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		names[name] = true
+	}
+	return names
+}
+
+// checkMembers walks a JSON document and refuses a top-level member whose
+// name is not exactly one of names (when names is not nil) and any object,
+// at any depth, that repeats a member name.
+func checkMembers(body []byte, names map[string]bool) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var stack []*jsonObject
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return nil // syntax errors are reported by the decoder proper
+		}
+		var top *jsonObject
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.expectKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				if len(stack) == 0 {
+					return nil // one value checked; the decoder refuses more
+				}
+				markValueDone(stack)
+				continue
+			}
+			key, _ := tok.(string)
+			if top.seen[key] {
+				return apperr.Errorf(apperr.EInvalid, "malformed JSON body: a member is repeated")
+			}
+			top.seen[key] = true
+			if len(stack) == 1 && names != nil && !names[key] {
+				return apperr.Errorf(apperr.EInvalid, "malformed JSON body: unknown field")
+			}
+			top.expectKey = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &jsonObject{seen: map[string]bool{}, expectKey: true})
+		case json.Delim('['):
+			stack = append(stack, nil)
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return nil
+			}
+			markValueDone(stack)
+		default:
+			if len(stack) == 0 {
+				return nil // not an object; the decoder reports it
+			}
+			markValueDone(stack)
+		}
+	}
+}
+
+// jsonObject is an object being walked by checkMembers; arrays are nil
+// entries on its stack.
+type jsonObject struct {
+	seen      map[string]bool
+	expectKey bool
+}
+
+// markValueDone records that the value of the innermost object's current
+// member is complete.
+func markValueDone(stack []*jsonObject) {
+	if n := len(stack); n > 0 && stack[n-1] != nil {
+		stack[n-1].expectKey = true
+	}
 }
 
 // RouteErrors serves mux, rendering its own 404 and 405 answers (for

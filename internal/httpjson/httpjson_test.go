@@ -14,8 +14,9 @@ import (
 
 func TestDecode(t *testing.T) {
 	type body struct {
-		Name string `json:"name"`
-		N    int    `json:"n"`
+		Name string           `json:"name"`
+		N    int              `json:"n"`
+		Tags []map[string]int `json:"tags"`
 	}
 	tests := []struct {
 		name string
@@ -29,6 +30,10 @@ func TestDecode(t *testing.T) {
 		{"syntax", `{"name":`, apperr.EInvalid},
 		{"wrong type", `{"n":"x"}`, apperr.EInvalid},
 		{"unknown field", `{"name":"a","admin":true}`, apperr.EInvalid},
+		{"name in other case", `{"Name":"a"}`, apperr.EInvalid},
+		{"duplicate member", `{"name":"a","name":"b"}`, apperr.EInvalid},
+		{"duplicate nested member", `{"name":"a","tags":[{"k":1,"k":2}]}`, apperr.EInvalid},
+		{"same member in sibling objects", `{"name":"a","tags":[{"k":1},{"k":2}]}`, ""},
 		{"two objects", `{"name":"a"}{"name":"b"}`, apperr.EInvalid},
 		{"trailing garbage", `{"name":"a"} x`, apperr.EInvalid},
 		{"too large", `{"name":"` + strings.Repeat("a", 200) + `"}`, apperr.ETooLarge},
