@@ -27,7 +27,14 @@ var (
 	errServer         = rfcError("server_error", http.StatusInternalServerError, "The server could not complete the request.")
 	errRefreshUsed    = rfcError("invalid_grant", http.StatusBadRequest, "The refresh token was already used or has been revoked.")
 	errOwnerGone      = rfcError("invalid_grant", http.StatusBadRequest, "The resource owner's account no longer exists or is disabled.")
+	// errInvalidTarget: a resource (RFC 8707 §2) or audience parameter
+	// that is malformed or not allowed for the client.
+	errInvalidTarget = rfcError("invalid_target", http.StatusBadRequest, "The requested resource or audience is invalid, unknown or not allowed for this client.")
 )
+
+// errNoDefaultAudience is an internal error: the token handler was built
+// without AudiencePolicy.Default, and a token would carry an empty aud.
+var errNoDefaultAudience = errors.New("no default audience configured: refusing to issue a token with an empty aud")
 
 func rfcError(code string, status int, description string) *fosite.RFC6749Error {
 	return &fosite.RFC6749Error{ErrorField: code, DescriptionField: description, CodeField: status}
@@ -100,6 +107,7 @@ var own = map[*fosite.RFC6749Error]bool{
 	errMethod: true, errContentType: true, errTooLarge: true, errBadForm: true, errDuplicateParam: true,
 	errNoGrantType: true, errGrantType: true, errNoToken: true, errRateLimited: true, errLoginThrottled: true,
 	errUnavailable: true, errServer: true, errRefreshUsed: true, errOwnerGone: true,
+	errInvalidTarget: true,
 }
 
 func isOwn(e *fosite.RFC6749Error) bool { return own[e] }

@@ -19,9 +19,9 @@ const formContentType = "application/x-www-form-urlencoded"
 // that is not application/x-www-form-urlencoded (multipart bodies in
 // particular, which fosite would otherwise parse on its own and so see
 // other parameters than the ones checked here), a body over maxBytes
-// (413), and any parameter included more than once (RFC 6749 §3.2). After
-// readForm succeeds, r.PostForm holds exactly one value per parameter, and
-// fosite reads the same form.
+// (413), and any parameter included more than once (RFC 6749 §3.2) except
+// resource (RFC 8707 §2). After readForm succeeds, r.PostForm holds exactly
+// one value per parameter (resource aside), and fosite reads the same form.
 func readForm(w http.ResponseWriter, r *http.Request, maxBytes int64) *fosite.RFC6749Error {
 	if r.Method != http.MethodPost {
 		return errMethod
@@ -37,13 +37,18 @@ func readForm(w http.ResponseWriter, r *http.Request, maxBytes int64) *fosite.RF
 		}
 		return errBadForm
 	}
-	for _, v := range r.PostForm {
-		if len(v) > 1 {
+	for name, v := range r.PostForm {
+		if len(v) > 1 && !repeatable(name) {
 			return errDuplicateParam
 		}
 	}
 	return nil
 }
+
+// repeatable reports whether a form parameter may be included more than
+// once: only RFC 8707's resource (§2: "may use the resource parameter
+// multiple times").
+func repeatable(name string) bool { return name == "resource" }
 
 type clientIPKey struct{}
 

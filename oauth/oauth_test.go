@@ -81,7 +81,8 @@ func newEnvWith(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Alg
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, Limiter: limiter, MaxBytes: 4096})
+	mux.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, Limiter: limiter, MaxBytes: 4096,
+		Audience: oauth.AudiencePolicy{Default: issuer}})
 	mux.Handle("POST /oauth2/introspect", &oauth.IntrospectHandler{Provider: p, MaxBytes: 4096})
 	mux.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: 4096})
 	srv := httptest.NewServer(mux)
@@ -204,7 +205,16 @@ func TestAudienceAndScopeRequests(t *testing.T) {
 		wantAud string
 	}{
 		{"one registered audience", url.Values{"audience": {api}}, "", `["https://api.example.test"]`},
-		{"unregistered audience", url.Values{"audience": {"https://evil.example.test"}}, "invalid_request", ""},
+		{"no request: every registered audience", nil, "", `["https://api.example.test","https://b.example.test"]`},
+		{"RFC 8707 §2 unregistered audience → invalid_target", url.Values{"audience": {"https://evil.example.test"}}, "invalid_target", ""},
+		{"RFC 8707 §2 resource mapped to aud", url.Values{"resource": {api}}, "", `["https://api.example.test"]`},
+		{"RFC 8707 §2 resource repeated", url.Values{"resource": {api, "https://b.example.test"}}, "", `["https://api.example.test","https://b.example.test"]`},
+		{"RFC 8707 §2 audience and resource together: the union", url.Values{"audience": {api}, "resource": {"https://b.example.test"}}, "", `["https://api.example.test","https://b.example.test"]`},
+		{"RFC 8707 §2 unregistered resource → invalid_target", url.Values{"resource": {"https://evil.example.test"}}, "invalid_target", ""},
+		{"RFC 8707 §2 one of two resources unregistered → invalid_target", url.Values{"resource": {api, "https://evil.example.test"}}, "invalid_target", ""},
+		{"RFC 8707 §2 resource with a fragment → invalid_target", url.Values{"resource": {api + "#x"}}, "invalid_target", ""},
+		{"RFC 8707 §2 relative resource → invalid_target", url.Values{"resource": {"api.example.test"}}, "invalid_target", ""},
+		{"RFC 6749 §3.2 other parameters still once only", url.Values{"audience": {api, api}}, "invalid_request", ""},
 		{"unregistered scope", url.Values{"scope": {"write"}}, "invalid_scope", ""},
 		{"missing password", url.Values{"password": {""}}, "invalid_request", ""},
 		{"unsupported grant", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}, "unsupported_grant_type", ""},

@@ -44,7 +44,7 @@ func NewProvider(cfg ProviderConfig, store TokenStore, users Authenticator, km *
 		JWTScopeClaimKey:         jwt.JWTScopeFieldString,
 		RefreshTokenScopes:       []string{}, // refresh tokens do not need an offline scope
 		ScopeStrategy:            fosite.ExactScopeStrategy,
-		AudienceMatchingStrategy: fosite.ExactAudienceMatchingStrategy,
+		AudienceMatchingStrategy: anyAudience, // TokenHandler checks audiences (AudiencePolicy)
 		ClientSecretsHasher:      SecretHasher{},
 	}
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)

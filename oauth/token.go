@@ -42,6 +42,9 @@ type TokenHandler struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 	Observe  GrantObserver
+	// Audience decides each token's aud (RFC 9068 §2.2, RFC 8707);
+	// Audience.Default is required.
+	Audience AudiencePolicy
 }
 
 // ServeHTTP implements http.Handler.
@@ -114,6 +117,10 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			setUserClaims(session, u)
 		}
 	}
+	if err := h.Audience.grantAudience(ar, ar.GetGrantTypes().ExactOne(GrantRefreshToken)); err != nil {
+		h.fail(ctx, w, r, ar, err)
+		return
+	}
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now
@@ -175,10 +182,10 @@ func setUserClaims(s *oauth2.JWTSession, u *identity.User) {
 	s.JWTClaims.Extra["roles"] = roles
 }
 
-// grantRequested grants the requested scopes and audiences, which fosite
-// has already checked against the client's registration; without a
-// request it grants everything the client is registered for (the
-// client's default scope, RFC 6749 §3.3, and every registered audience).
+// grantRequested grants the requested scopes, which fosite has already
+// checked against the client's registration; without a request it grants
+// the client's every registered scope (its default scope, RFC 6749 §3.3).
+// Audiences are granted by AudiencePolicy.
 func grantRequested(ar fosite.AccessRequester) {
 	client := ar.GetClient()
 	scopes := ar.GetRequestedScopes()
@@ -187,13 +194,6 @@ func grantRequested(ar fosite.AccessRequester) {
 	}
 	for _, s := range scopes {
 		ar.GrantScope(s)
-	}
-	aud := ar.GetRequestedAudience()
-	if len(aud) == 0 {
-		aud = client.GetAudience()
-	}
-	for _, a := range aud {
-		ar.GrantAudience(a)
 	}
 }
 

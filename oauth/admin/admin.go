@@ -2,8 +2,11 @@
 // listener: clients, users and signing keys. Every route requires a Bearer
 // access token issued by this server with scope "admin": a client's token
 // (client_credentials), or a user's token whose user currently holds role
-// "admin". The token is introspected through fosite, so revoked tokens stop
-// working at once; refresh tokens are refused.
+// "admin". The admin API is a resource server with its own audience
+// identifier (Handler.Audience): a token whose aud lacks it is refused
+// (RFC 9068 §4), so a token meant for another resource server cannot be
+// replayed here. The token is introspected through fosite, so revoked
+// tokens stop working at once; refresh tokens are refused.
 package admin
 
 import (
@@ -34,6 +37,9 @@ const Role = "admin"
 
 // Handler serves the admin API. All fields are required except Logger.
 type Handler struct {
+	// Audience is the admin API's audience identifier: every token it
+	// accepts carries it in aud. (An empty Audience accepts no token.)
+	Audience string
 	Provider fosite.OAuth2Provider
 	Clients  *oauth.Clients
 	Users    *identity.Service
@@ -93,6 +99,13 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 		// bearer credentials.
 		if tokenType != fosite.AccessToken {
 			unauthorized(w, r, h.Logger)
+			return
+		}
+		if h.Audience == "" || !slices.Contains(ar.GetGrantedAudience(), h.Audience) {
+			// RFC 9068 §4: the resource server must check that aud names
+			// it; such a token is invalid here (RFC 6750 §3.1).
+			w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="invalid_token"`)
+			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token's audience does not include the admin API"})
 			return
 		}
 		subject := ar.GetSession().GetSubject()

@@ -2,6 +2,8 @@ package admin_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -27,6 +29,7 @@ import (
 const (
 	issuer         = "https://as.example.test"
 	api            = "https://api.example.test"
+	adminAudience  = issuer + "/admin"
 	maxBytes       = 4096
 	prepublication = time.Hour
 	userPassword   = "purple otter lamp 42"
@@ -69,7 +72,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	pub := http.NewServeMux()
-	pub.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, MaxBytes: maxBytes})
+	pub.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, MaxBytes: maxBytes,
+		Audience: oauth.AudiencePolicy{Default: issuer, ScopeAudiences: map[string]string{admin.Scope: adminAudience}}})
 	pub.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: maxBytes})
 	pub.Handle("POST /oauth2/introspect", &oauth.IntrospectHandler{Provider: p, MaxBytes: maxBytes})
 	publicSrv := httptest.NewServer(pub)
@@ -78,6 +82,7 @@ func newEnv(t *testing.T) *env {
 	clients := &oauth.Clients{Store: store}
 	adm := http.NewServeMux()
 	(&admin.Handler{
+		Audience: adminAudience,
 		Provider: p, Clients: clients, Users: users, Keys: km,
 		Prepublication: prepublication, MaxBytes: maxBytes,
 	}).Routes(adm)
@@ -861,6 +866,18 @@ func TestUserTokens(t *testing.T) {
 		return tok
 	}
 	mallory, root := login("mallory"), login("root")
+	// RFC 8707: asked for the API only, the token is audience-restricted
+	// to it, scope admin and role admin notwithstanding.
+	apiOnly, err := conf.PasswordCredentialsToken(
+		context.WithValue(t.Context(), oauth2.HTTPClient, resourceClient(api)), "root", "purple otter lamp 42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminOnly, err := conf.PasswordCredentialsToken(
+		context.WithValue(t.Context(), oauth2.HTTPClient, resourceClient(adminAudience)), "root", "purple otter lamp 42")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name   string
@@ -869,6 +886,8 @@ func TestUserTokens(t *testing.T) {
 	}{
 		{"user without role admin", mallory.AccessToken, http.StatusForbidden},
 		{"user with role admin", root.AccessToken, http.StatusOK},
+		{"RFC 9068 §4 role admin, scope admin, aud without the admin API", apiOnly.AccessToken, http.StatusUnauthorized},
+		{"RFC 8707 §2 resource = the admin API's audience", adminOnly.AccessToken, http.StatusOK},
 		{"refresh token of a user with role admin", root.RefreshToken, http.StatusUnauthorized},
 		{"refresh token of a user without it", mallory.RefreshToken, http.StatusUnauthorized},
 	}
@@ -887,6 +906,63 @@ func TestUserTokens(t *testing.T) {
 	}
 	if r := e.doWith(t, "Bearer "+root.AccessToken, http.MethodGet, "/admin/clients", nil); r.status != http.StatusForbidden {
 		t.Fatalf("disabled admin user: status %d", r.status)
+	}
+}
+
+// resourceClient returns an HTTP client that adds resource=aud (RFC 8707)
+// to every form it posts, which x/oauth2 has no option for.
+func resourceClient(aud string) *http.Client {
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, "&resource="+url.QueryEscape(aud)...)
+		r = r.Clone(r.Context())
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+}
+
+// claimsOf decodes a JWT's claims without checking it.
+func claimsOf(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", token)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestAdminTokenAudience: the admin API is a resource server with its own
+// audience; every token it accepts carries it (RFC 9068 §2.2, §4).
+func TestAdminTokenAudience(t *testing.T) {
+	e := newEnv(t)
+	// The README's admin client: scope admin, no audience registered.
+	c, secret, err := e.clients.Create(t.Context(), oauth.ClientSpec{
+		Name: "readme-admin", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{admin.Scope},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := e.token(t, c.ID, secret, admin.Scope)
+	if aud, _ := json.Marshal(claimsOf(t, tok)["aud"]); string(aud) != `["`+adminAudience+`"]` {
+		t.Errorf("RFC 9068 §2.2 aud of the README admin client's token = %s, want [%q]", aud, adminAudience)
+	}
+	if r := e.doWith(t, "Bearer "+tok, http.MethodGet, "/admin/users", nil); r.status != http.StatusOK {
+		t.Fatalf("README admin client: status %d: %s", r.status, r.body)
 	}
 }
 
