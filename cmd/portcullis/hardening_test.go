@@ -240,6 +240,16 @@ func TestOAuthEndpointsStrictRequests(t *testing.T) {
 				t.Errorf("%s duplicate token: %d %s", ep, r.status, r.body)
 			}
 		}
+		// OAuth request bodies are capped at 16 KiB, below the server-wide
+		// 64 KiB: a flood of padded bodies queued for hashing slots must not
+		// add up (a red-team flood of 500 × 60 KB reached 235 MiB).
+		padded := good.Encode() + "&pad=" + strings.Repeat("x", 17<<10)
+		if r := postRaw(t, srv.URL+"/oauth2/token", padded); r.status != http.StatusRequestEntityTooLarge || r.json(t)["error"] != "invalid_request" {
+			t.Errorf("17 KiB token request: %d %s, want 413", r.status, r.body)
+		}
+		if r := postRaw(t, srv.URL+"/oauth2/token", good.Encode()+"&pad="+strings.Repeat("x", 12<<10)); r.status != http.StatusOK {
+			t.Errorf("12 KiB token request: %d %s, want 200", r.status, r.body)
+		}
 	})
 
 	t.Run("a burst of variants is throttled as password grants", func(t *testing.T) {
