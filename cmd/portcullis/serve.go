@@ -116,6 +116,10 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	token := &oauth.TokenHandler{
 		Provider: provider, Store: a.store, Users: a.store, Limiter: tokenLimit, ClientIP: ips.LimitKey,
 		MaxBytes: maxBytes, Logger: a.logger, Observe: m.observeGrant,
+		Audience: oauth.AudiencePolicy{
+			Default:        cfg.TokenDefaultAudience(),
+			ScopeAudiences: map[string]string{admin.Scope: cfg.AdminAPIAudience()},
+		},
 	}
 	signup := &identity.SignupHandler{Users: users, Enabled: cfg.Signup.Enabled, MaxBytes: maxBytes,
 		Limiter: signupLimit, ClientIP: ips.LimitKey, Logger: a.logger}
@@ -152,6 +156,7 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 
 	adm := http.NewServeMux()
 	(&admin.Handler{
+		Audience: cfg.AdminAPIAudience(),
 		Provider: provider, Clients: a.clients(), Users: users, Keys: km, Prepublication: cfg.Keys.Prepublication,
 		MaxBytes: maxBytes, Logger: a.logger,
 	}).Routes(adm)
