@@ -108,6 +108,13 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token's audience does not include the admin API"})
 			return
 		}
+		// The token's client must still be registered for scope admin: a
+		// client whose admin scope was withdrawn (or that was deleted, which
+		// fails the lookup above) loses access at once, not at exp.
+		if !slices.Contains(ar.GetClient().GetScopes(), Scope) {
+			forbid(w, r, h.Logger, "the token's client is no longer registered for scope admin")
+			return
+		}
 		subject := ar.GetSession().GetSubject()
 		if subject != ar.GetClient().GetID() {
 			// A user's token: scope admin alone would make every user of a
