@@ -197,3 +197,42 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// TestLockoutDistributedAttack: an attacker guessing from 30 networks in
+// parallel keeps the account-wide delay at its cap, yet the owner logging
+// in from a network they logged in from before gets a token at once.
+// (Before, red team: an attacker rotating networks and guessing whenever
+// the delay opened kept the owner out for the whole attack.)
+func TestLockoutDistributedAttack(t *testing.T) {
+	eachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_HTTP_TRUSTED_PROXIES=127.0.0.1"}, func(t *testing.T, srv *serverProc) {
+		app := srv.createClient(t, "--name", "app", "--public")
+		signup(t, srv.URL, "liam", "purple otter lamp 42")
+		const home, elsewhere = "203.0.113.9", "192.0.2.200"
+		if r := passwordGrant(t, srv, app.ClientID, "liam", "purple otter lamp 42", home); r.status != http.StatusOK {
+			t.Fatalf("owner's first login: %d %s", r.status, r.body)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		counts := map[string]int{}
+		for n := range 30 {
+			wg.Go(func() {
+				for range 6 {
+					r := passwordGrant(t, srv, app.ClientID, "liam", "wrong guess 123456", fmt.Sprintf("198.51.100.%d", n+1))
+					mu.Lock()
+					counts[fmt.Sprintf("%d %s", r.status, oauthCode(r))]++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		t.Logf("%s: 180 guesses from 30 networks: %v", t.Name(), counts)
+		if r := passwordGrant(t, srv, app.ClientID, "liam", "purple otter lamp 42", elsewhere); r.status != http.StatusTooManyRequests {
+			t.Errorf("owner from a new network during the attack: %d %s, want 429 (account-wide delay)", r.status, r.body)
+		}
+		start := time.Now()
+		if r := passwordGrant(t, srv, app.ClientID, "liam", "purple otter lamp 42", home); r.status != http.StatusOK {
+			t.Fatalf("owner from a trusted network during the attack: %d %s, want 200", r.status, r.body)
+		}
+		t.Logf("%s: owner from the trusted network got a token in %v", t.Name(), time.Since(start).Round(time.Millisecond))
+	})
+}
