@@ -134,6 +134,15 @@ func (p LockoutPolicy) forget() time.Duration {
 	return max(p.Window, p.Duration) + p.MaxDelay
 }
 
+// lockFor is how long a network is locked out after its failures-th
+// counted attempt: Duration from MaxFailures on.
+func (p LockoutPolicy) lockFor(failures int) time.Duration {
+	if failures < p.MaxFailures {
+		return 0
+	}
+	return p.Duration
+}
+
 // accountDelay is the account-wide wait after failures failures.
 func (p LockoutPolicy) accountDelay(failures int) time.Duration {
 	if p.Delay <= 0 || failures < p.MaxFailures {
@@ -159,13 +168,16 @@ func (s *Service) reserve(ctx context.Context, username, clientIP string, now ti
 	err := s.Throttles.UpdateThrottles(ctx, account, []string{account, network, trustKey}, func(ts []*Throttle) error {
 		acct, net, trust := ts[0], ts[1], ts[2]
 		counters := []*Throttle{acct, net}
-		for _, t := range counters {
-			if t.Failures > 0 && now.Sub(t.LastAt) >= p.Window {
-				t.Failures = 0
-			}
+		// A counter resets Window after its last attempt, but never while
+		// it still locks (net) or delays (acct).
+		if net.Failures > 0 && now.Sub(net.LastAt) >= max(p.Window, p.lockFor(net.Failures)) {
+			net.Failures = 0
 		}
-		if net.Failures >= p.MaxFailures {
-			wait = max(wait, net.LastAt.Add(p.Duration).Sub(now))
+		if acct.Failures > 0 && now.Sub(acct.LastAt) >= max(p.Window, p.accountDelay(acct.Failures)) {
+			acct.Failures = 0
+		}
+		if d := p.lockFor(net.Failures); d > 0 {
+			wait = max(wait, net.LastAt.Add(d).Sub(now))
 		}
 		trusted := trust.Failures > 0 && now.Sub(trust.LastAt) < p.TrustedNetworkTTL
 		if d := p.accountDelay(acct.Failures); d > 0 && !trusted {

@@ -325,3 +325,21 @@ func TestThrottleMalformedNamesWriteNothing(t *testing.T) {
 		t.Fatal("a well-formed unknown name wrote no counter")
 	}
 }
+
+// TestThrottleLockOutlastsShortWindow: with a window shorter than the lock,
+// a locked network stays locked for the whole Duration.
+func TestThrottleLockOutlastsShortWindow(t *testing.T) {
+	s, _, clk := newService(t, identity.LockoutPolicy{MaxFailures: 2, Window: time.Minute, Duration: 10 * time.Minute})
+	signup(t, s, "alice")
+	attempt(t, s, "alice", "wrong guess 1234", testIP)
+	attempt(t, s, "alice", "wrong guess 1234", testIP)
+	clk.Advance(5 * time.Minute)
+	got, d := attempt(t, s, "alice", goodPassword, testIP)
+	want(t, "5 min into a 10 min lock", got, "throttled")
+	if d != 5*time.Minute {
+		t.Errorf("Retry-After %v, want 5m", d)
+	}
+	clk.Advance(5 * time.Minute)
+	got, _ = attempt(t, s, "alice", goodPassword, testIP)
+	want(t, "after the lock", got, "ok")
+}
