@@ -56,6 +56,15 @@ type Config struct {
 	// (empty), which means the issuer followed by "/admin".
 	AdminAudience string `yaml:"admin_audience"`
 
+	// ScopesSupported is the "scopes_supported" member of the RFC 8414
+	// metadata: the scope values this server advertises to clients. A
+	// client is granted the scopes registered on it, whatever this list
+	// says; RFC 8414 section 2 lets a server leave some supported scopes
+	// out, so list those meant to be discovered. Each is an RFC 6749
+	// section 3.3 scope-token; an empty list omits the member. Default:
+	// ["admin"], the one scope Portcullis itself defines (its admin API).
+	ScopesSupported []string `yaml:"scopes_supported"`
+
 	// PublicAddr is the host:port of the public listener (token, revoke,
 	// introspect, JWKS, discovery, signup, health). Default: ":8080".
 	PublicAddr string `yaml:"public_addr"`
@@ -294,6 +303,7 @@ func Default() Config {
 		AccessTokenTTL:         15 * time.Minute,
 		RefreshTokenReuseGrace: 0,
 		RefreshTokenTTL:        720 * time.Hour,
+		ScopesSupported:        []string{"admin"},
 		Signup:                 Signup{Enabled: true},
 		Password:               Password{MinLength: 12, MaxLength: 128},
 		Argon2: Argon2{

@@ -246,6 +246,15 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"config file: open testdata/no_such_file.yaml"},
 		},
 		{
+			name:    "scopes_supported: RFC 6749 section 3.3 scope-tokens, each once",
+			environ: []string{`PORTCULLIS_SCOPES_SUPPORTED=admin,read write,x"y,admin`},
+			want: []string{
+				`scopes_supported: "read write" is not an RFC 6749 scope-token`,
+				`scopes_supported: "x\"y" is not an RFC 6749 scope-token`,
+				`scopes_supported: "admin" is listed twice`,
+			},
+		},
+		{
 			name:    "bad duration in env",
 			environ: []string{"PORTCULLIS_ACCESS_TOKEN_TTL=fifteen"},
 			want:    []string{`env PORTCULLIS_ACCESS_TOKEN_TTL: invalid duration "fifteen"`},

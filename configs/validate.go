@@ -53,6 +53,7 @@ func (c *Config) Validate() error {
 	c.validateDSN(&p)
 	c.validateIssuer(&p)
 	c.validateAudiences(&p)
+	c.validateScopesSupported(&p)
 	validateAddr(&p, "public_addr", c.PublicAddr)
 	validateAddr(&p, "admin_addr", c.AdminAddr)
 	if c.PublicAddr == c.AdminAddr && c.PublicAddr != "" {
@@ -201,6 +202,26 @@ func (c *Config) validateIssuer(p *problems) {
 		p.add(key, "must not have a query or fragment (RFC 8414 section 2)")
 	case strings.HasSuffix(c.Issuer, "/"):
 		p.add(key, "%q must not end with a slash", c.Issuer)
+	}
+}
+
+// validateScopesSupported checks that scopes_supported lists distinct
+// RFC 6749 section 3.3 scope-tokens (1*( %x21 / %x23-5B / %x5D-7E )).
+func (c *Config) validateScopesSupported(p *problems) {
+	seen := make(map[string]bool, len(c.ScopesSupported))
+	for _, s := range c.ScopesSupported {
+		ok := s != ""
+		for i := 0; i < len(s) && ok; i++ {
+			b := s[i]
+			ok = b == 0x21 || (b >= 0x23 && b <= 0x5B) || (b >= 0x5D && b <= 0x7E)
+		}
+		switch {
+		case !ok:
+			p.add("scopes_supported", "%q is not an RFC 6749 scope-token (printable ASCII without space, \" or \\)", s)
+		case seen[s]:
+			p.add("scopes_supported", "%q is listed twice", s)
+		}
+		seen[s] = true
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/httpjson"
 	"github.com/portcullis-auth/portcullis/keys"
 )
 
@@ -258,7 +260,21 @@ func introspection(ir fosite.IntrospectionResponder) map[string]any {
 	return out
 }
 
-// Metadata is the RFC 8414 authorization server metadata document.
+// Metadata is the RFC 8414 authorization server metadata document, served
+// at /.well-known/oauth-authorization-server (RFC 8414 section 3).
+//
+// Every member is registered in IANA's OAuth Authorization Server Metadata
+// registry except access_token_signing_alg_values_supported and
+// signup_endpoint, which are Portcullis's own: clients ignore them (RFC 8414
+// section 2), and nothing depends on them alone. In particular a verifier
+// learns the signing algorithm from the registered "alg" member that every
+// key in jwks_uri carries (RFC 7517 section 4.4).
+//
+// The auth-method lists are exact: the token endpoint accepts
+// client_secret_basic, client_secret_post and none (public clients); the
+// revocation endpoint the same (RFC 7009 section 2.1); the introspection
+// endpoint only client_secret_basic and client_secret_post, from
+// confidential clients (RFC 7662 section 2.1).
 type Metadata struct {
 	Issuer                                    string   `json:"issuer"`
 	TokenEndpoint                             string   `json:"token_endpoint"`
@@ -296,6 +312,23 @@ func NewMetadata(issuer, alg string, signup bool) Metadata {
 		m.SignupEndpoint = issuer + "/signup"
 	}
 	return m
+}
+
+// NoOpenIDConfiguration serves /.well-known/openid-configuration, where an
+// OpenID Provider publishes its OpenID Connect Discovery 1.0 document.
+// Portcullis is not an OpenID Provider: it issues no ID tokens and has no
+// authorization or userinfo endpoint, so it cannot publish that document's
+// required members (authorization_endpoint, subject_types_supported,
+// id_token_signing_alg_values_supported) truthfully. The handler answers
+// 404 not_found naming the RFC 8414 location, so that clients which try
+// the OpenID path first (Spring Security's issuer-uri, RFC 8414 section 5)
+// fall back to the RFC 8414 one.
+func NoOpenIDConfiguration() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpjson.WriteError(w, r, nil, &apperr.Error{Code: apperr.ENotFound,
+			Message: "Portcullis is an OAuth 2.0 authorization server, not an OpenID Provider: " +
+				"its RFC 8414 metadata is at /.well-known/oauth-authorization-server"})
+	})
 }
 
 // Handler serves the metadata document from memory.

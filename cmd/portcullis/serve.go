@@ -123,7 +123,9 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	}
 	signup := &identity.SignupHandler{Users: users, Enabled: cfg.Signup.Enabled, MaxBytes: maxBytes,
 		Limiter: signupLimit, ClientIP: ips.LimitKey, Logger: a.logger}
-	meta := oauth.NewMetadata(cfg.Issuer, cfg.Keys.Algorithm, cfg.Signup.Enabled).Handler()
+	md := oauth.NewMetadata(cfg.Issuer, cfg.Keys.Algorithm, cfg.Signup.Enabled)
+	md.ScopesSupported = cfg.ScopesSupported
+	meta := md.Handler()
 
 	pub := http.NewServeMux()
 	route := func(path, method string, h http.Handler) {
@@ -135,7 +137,7 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	route("/oauth2/introspect", http.MethodPost, &oauth.IntrospectHandler{Provider: provider, MaxBytes: maxBytes, Logger: a.logger})
 	route("/.well-known/jwks.json", http.MethodGet, km)
 	route("/.well-known/oauth-authorization-server", http.MethodGet, meta)
-	route("/.well-known/openid-configuration", http.MethodGet, meta)
+	route("/.well-known/openid-configuration", http.MethodGet, oauth.NoOpenIDConfiguration())
 	route("/health/alive", http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
