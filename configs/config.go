@@ -199,7 +199,9 @@ type Lockout struct {
 
 // Keys configures the token signing keys, their rotation and the JWKS.
 type Keys struct {
-	// Algorithm is the JWS algorithm of new signing keys: "ES256", "RS256" or
+	// Algorithm is the default JWS algorithm of access tokens (ES256 and
+	// RS256 keys are kept besides, for clients that ask for them with
+	// access_token_signed_response_alg): "ES256", "RS256" or
 	// "EdDSA". Default: "ES256".
 	Algorithm string `yaml:"algorithm"`
 	// RSABits is the modulus size of new RS256 keys: 2048, 3072 or 4096.

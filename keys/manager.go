@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,8 @@ type Store interface {
 	// ListKeys returns every stored key ordered by generation.
 	ListKeys(ctx context.Context) ([]Record, error)
 	// CreateKey inserts rec and, in the same transaction, sets RetiredAt to
-	// retireAt on every older key not yet retired or due to retire later. It fails with
+	// retireAt on every older key of rec's algorithm not yet retired or due
+	// to retire later (each algorithm has its own signing key). It fails with
 	// apperr.ErrAlreadyExists, writing nothing, when rec's generation or ID
 	// is taken: this is the compare-and-set that lets one replica rotate.
 	CreateKey(ctx context.Context, rec Record, retireAt time.Time) error
@@ -42,8 +44,14 @@ type Store interface {
 
 // Options configure a Manager. Zero values take the documented defaults.
 type Options struct {
-	// Algorithm of new keys; default ES256.
+	// Algorithm is the default algorithm: SigningKey signs with it.
+	// Default ES256.
 	Algorithm Algorithm
+	// Additional algorithms each keep their own key set beside
+	// Algorithm's (SigningKeyFor), published in the same JWKS and rotated
+	// on the same schedule, e.g. RS256 for resource servers that only
+	// speak RS256 (RFC 9068 §2.1). Default: none.
+	Additional []Algorithm
 	// RSABits for RS256 keys; default 2048.
 	RSABits int
 	// RotationInterval between scheduled rotations; 0 disables them.
@@ -104,11 +112,24 @@ type Manager struct {
 	opts   Options
 	ring   atomic.Pointer[ring]
 	mu     sync.Mutex // serializes reloads and rotations in this process
+	// started is when NewManager ran (see reloadLocked).
+	started time.Time
+}
+
+// algorithms returns the managed algorithms, the default first.
+func (o *Options) algorithms() []Algorithm {
+	out := []Algorithm{o.Algorithm}
+	for _, a := range o.Additional {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // ring is an immutable snapshot of the loaded keys.
 type ring struct {
-	keys []*Key // ascending generation
+	keys []*Key // ascending generation (unique across algorithms)
 	byID map[string]*Key
 	jwks []byte
 	etag string
@@ -117,29 +138,68 @@ type ring struct {
 // NewManager returns a Manager; call Init before use.
 func NewManager(store Store, sealer *Sealer, opts Options) *Manager {
 	opts.fill()
-	m := &Manager{store: store, sealer: sealer, opts: opts}
+	m := &Manager{store: store, sealer: sealer, opts: opts, started: opts.Now().UTC().Truncate(time.Second)}
 	m.ring.Store(&ring{byID: map[string]*Key{}})
 	return m
 }
 
-// Init loads the stored keys, creating the first one when there is none.
-// It fails when a stored key cannot be opened with the configured secrets
-// key, so a wrong key is a start-up error and never produces bad tokens.
+// Init loads the stored keys, creating the first key of each managed
+// algorithm that has none (it signs at once). It fails when a stored key
+// cannot be opened with the configured secrets key, so a wrong key is a
+// start-up error and never produces bad tokens.
 func (m *Manager) Init(ctx context.Context) error {
 	if err := m.Reload(ctx); err != nil {
 		return err
 	}
-	if len(m.ring.Load().keys) > 0 {
-		return nil
+	// Each first key is a compare-and-set on the generation following the
+	// snapshot (generations are unique across the table): a replica that
+	// lost a start-up race re-reads the table and finds the winner's key
+	// instead of creating a second one that would retire it at once.
+	for attempt := 0; ; attempt++ {
+		r := m.ring.Load()
+		var missing Algorithm
+		for _, alg := range m.opts.algorithms() {
+			if !r.has(alg) {
+				missing = alg
+				break
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		if attempt == 20 {
+			return fmt.Errorf("create first %s signing key: lost the race %d times", missing, attempt)
+		}
+		if _, err := m.rotate(ctx, missing, 0, r.maxGeneration()+1); err != nil && !errors.Is(err, apperr.ErrAlreadyExists) {
+			return fmt.Errorf("create first %s signing key: %w", missing, err)
+		}
+		if err := m.Reload(ctx); err != nil { // another replica may have won the race
+			return err
+		}
 	}
-	// The table was empty: the first key is generation 1, a compare-and-set
-	// on the unique generation. (Letting rotate re-read the table would let
-	// a replica that lost the race create generation 2 and retire the
-	// winner's key at once.)
-	if _, err := m.rotate(ctx, 0, 1); err != nil && !errors.Is(err, apperr.ErrAlreadyExists) {
-		return fmt.Errorf("create first signing key: %w", err)
+}
+
+// has reports whether the ring holds a key of alg.
+func (r *ring) has(alg Algorithm) bool {
+	return slices.ContainsFunc(r.keys, func(k *Key) bool { return k.Algorithm == alg })
+}
+
+// maxGeneration returns the highest generation in the ring, 0 when empty.
+func (r *ring) maxGeneration() int64 {
+	if n := len(r.keys); n > 0 {
+		return r.keys[n-1].Generation
 	}
-	return m.Reload(ctx) // another replica may have won the race
+	return 0
+}
+
+// newest returns the key of alg with the highest generation, or nil.
+func (r *ring) newest(alg Algorithm) *Key {
+	for i := len(r.keys) - 1; i >= 0; i-- {
+		if r.keys[i].Algorithm == alg {
+			return r.keys[i]
+		}
+	}
+	return nil
 }
 
 // Reload re-reads the key table. Keys already opened are reused; a key
@@ -159,7 +219,24 @@ func (m *Manager) reloadLocked(ctx context.Context) error {
 	next := &ring{byID: make(map[string]*Key, len(recs))}
 	now := m.opts.Now()
 	jwks := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
-	for _, rec := range recs {
+	managed := m.opts.algorithms()
+	for i, rec := range recs {
+		if !slices.Contains(managed, rec.Algorithm) && rec.RetiredAt.IsZero() {
+			// A key of an algorithm no longer managed (keys.algorithm was
+			// changed): this process never signs with it; it counts as
+			// retired once a later key of the default algorithm signs, but
+			// not before this process started, since replicas still on the
+			// old setting may have signed with it until then.
+			for _, later := range recs[i+1:] {
+				if later.Algorithm == m.opts.Algorithm {
+					rec.RetiredAt = later.ActivatesAt
+					if rec.RetiredAt.Before(m.started) {
+						rec.RetiredAt = m.started
+					}
+					break
+				}
+			}
+		}
 		k, ok := old.byID[rec.ID]
 		if !ok || k.WrapKeyID != rec.WrapKeyID {
 			der, err := m.sealer.Open(rec.ID, rec.WrapKeyID, rec.Sealed)
@@ -189,19 +266,32 @@ func (m *Manager) reloadLocked(ctx context.Context) error {
 	return nil
 }
 
-// SigningKey returns the key that signs now: the newest key whose
-// activation time has passed.
+// SigningKey returns the key of the default algorithm that signs now: the
+// newest key of that algorithm whose activation time has passed.
 func (m *Manager) SigningKey() (*Key, error) {
-	return m.ring.Load().signer(m.opts.Now())
+	return m.ring.Load().signer(m.opts.Algorithm, m.opts.Now())
 }
 
-func (r *ring) signer(now time.Time) (*Key, error) {
+// SigningKeyFor returns the key of alg that signs now. It fails when alg
+// is not one of Algorithms.
+func (m *Manager) SigningKeyFor(alg Algorithm) (*Key, error) {
+	if !slices.Contains(m.opts.algorithms(), alg) {
+		return nil, fmt.Errorf("no %s signing keys are managed", alg)
+	}
+	return m.ring.Load().signer(alg, m.opts.Now())
+}
+
+// Algorithms returns the algorithms this manager keeps signing keys for,
+// the default first.
+func (m *Manager) Algorithms() []Algorithm { return m.opts.algorithms() }
+
+func (r *ring) signer(alg Algorithm, now time.Time) (*Key, error) {
 	for i := len(r.keys) - 1; i >= 0; i-- {
-		if !now.Before(r.keys[i].ActivatesAt) {
-			return r.keys[i], nil
+		if k := r.keys[i]; k.Algorithm == alg && !now.Before(k.ActivatesAt) {
+			return k, nil
 		}
 	}
-	return nil, errors.New("no active signing key is loaded")
+	return nil, fmt.Errorf("no active %s signing key is loaded", alg)
 }
 
 // Lookup returns the loaded key with the given ID, whatever its state.
@@ -210,19 +300,31 @@ func (m *Manager) Lookup(kid string) (*Key, bool) {
 	return k, ok
 }
 
-// Rotate creates a key of the configured algorithm that starts signing
-// after activateIn (0: at once) and retires the current key at that moment.
+// Rotate creates a new key for every managed algorithm, each starting to
+// sign after activateIn (0: at once) and retiring the current key of its
+// algorithm at that moment, and returns the default algorithm's new key.
 // It returns an error matching apperr.ErrAlreadyExists when another replica
 // rotated concurrently.
 func (m *Manager) Rotate(ctx context.Context, activateIn time.Duration) (*Key, error) {
-	return m.rotate(ctx, activateIn, 0)
+	var first *Key
+	for _, alg := range m.opts.algorithms() {
+		k, err := m.rotate(ctx, alg, activateIn, 0)
+		if err != nil {
+			return nil, err
+		}
+		if first == nil {
+			first = k
+		}
+	}
+	return first, nil
 }
 
-// rotate creates generation gen, or the next one after the stored keys
-// when gen is 0. A scheduled rotation passes the generation following the
-// snapshot it decided on, so the unique generation is a true
-// compare-and-set: if anyone rotated since, the insert fails.
-func (m *Manager) rotate(ctx context.Context, activateIn time.Duration, gen int64) (*Key, error) {
+// rotate creates a key of alg as generation gen, or the next one after the
+// stored keys when gen is 0. Generations are unique across algorithms: a
+// scheduled rotation passes the generation following the snapshot it
+// decided on, so the insert is a true compare-and-set: if anyone rotated
+// any key since, it fails.
+func (m *Manager) rotate(ctx context.Context, alg Algorithm, activateIn time.Duration, gen int64) (*Key, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if gen == 0 {
@@ -235,11 +337,11 @@ func (m *Manager) rotate(ctx context.Context, activateIn time.Duration, gen int6
 			gen = recs[n-1].Generation + 1
 		}
 	}
-	priv, err := generate(m.opts.Algorithm, m.opts.RSABits, m.opts.Rand)
+	priv, err := generate(alg, m.opts.RSABits, m.opts.Rand)
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	pub, err := publicJWK(priv, m.opts.Algorithm)
+	pub, err := publicJWK(priv, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +359,7 @@ func (m *Manager) rotate(ctx context.Context, activateIn time.Duration, gen int6
 	}
 	now := m.opts.Now().UTC().Truncate(time.Second)
 	rec := Record{
-		ID: pub.KeyID, Algorithm: m.opts.Algorithm, Generation: gen,
+		ID: pub.KeyID, Algorithm: alg, Generation: gen,
 		PublicJWK: pubJSON, Sealed: sealed, WrapKeyID: wrapID,
 		CreatedAt: now, ActivatesAt: now.Add(activateIn),
 	}
@@ -297,9 +399,9 @@ func List(ctx context.Context, store Store, retention time.Duration, now time.Ti
 	for i := range recs {
 		r.keys = append(r.keys, &Key{Record: recs[i]})
 	}
-	signer, _ := r.signer(now)
 	out := make([]Status, 0, len(recs))
 	for _, k := range r.keys {
+		signer, _ := r.signer(k.Algorithm, now)
 		st := Status{
 			ID: k.ID, Algorithm: k.Algorithm, Generation: k.Generation, WrapKeyID: k.WrapKeyID,
 			State:     k.StateAt(now, k == signer, retention),
@@ -338,29 +440,39 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// Tick runs one maintenance step: reload, scheduled rotation, clean-up.
+// Tick runs one maintenance step: reload, scheduled rotation of each
+// managed algorithm, clean-up.
 func (m *Manager) Tick(ctx context.Context) error {
 	if err := m.Reload(ctx); err != nil {
 		return err
 	}
 	now := m.opts.Now()
-	r := m.ring.Load()
-	cur, err := r.signer(now)
-	if err != nil {
-		return err
-	}
-	if m.opts.RotationInterval > 0 && r.keys[len(r.keys)-1] == cur &&
-		!now.Before(cur.ActivatesAt.Add(m.opts.RotationInterval-m.opts.Prepublication)) {
-		_, err := m.rotate(ctx, m.opts.Prepublication, cur.Generation+1)
-		switch {
-		case errors.Is(err, apperr.ErrAlreadyExists):
-			m.opts.Logger.DebugContext(ctx, "another replica rotated the signing key")
-		case err != nil:
-			return fmt.Errorf("scheduled rotation: %w", err)
+	current := map[string]bool{} // kid of each algorithm's signing key
+	for _, alg := range m.opts.algorithms() {
+		// Decide on a fresh snapshot: a rotation of the previous algorithm
+		// reloaded the ring.
+		r := m.ring.Load()
+		cur, err := r.signer(alg, now)
+		if err != nil {
+			return err
+		}
+		current[cur.ID] = true
+		if m.opts.RotationInterval > 0 && r.newest(alg) == cur &&
+			!now.Before(cur.ActivatesAt.Add(m.opts.RotationInterval-m.opts.Prepublication)) {
+			_, err := m.rotate(ctx, alg, m.opts.Prepublication, r.maxGeneration()+1)
+			switch {
+			case errors.Is(err, apperr.ErrAlreadyExists):
+				// Someone changed the table since the snapshot; the next
+				// tick decides again on a fresh one.
+				m.opts.Logger.DebugContext(ctx, "another replica rotated a signing key", "alg", alg)
+				return nil
+			case err != nil:
+				return fmt.Errorf("scheduled %s rotation: %w", alg, err)
+			}
 		}
 	}
-	for _, k := range r.keys {
-		if k != cur && k.StateAt(now, false, m.opts.Retention) == StateExpired {
+	for _, k := range m.ring.Load().keys {
+		if !current[k.ID] && k.StateAt(now, false, m.opts.Retention) == StateExpired {
 			if err := m.store.DeleteKey(ctx, k.ID); err != nil {
 				return fmt.Errorf("delete expired key %s: %w", k.ID, err)
 			}

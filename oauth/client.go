@@ -53,6 +53,12 @@ type Client struct {
 	// (RFC 7662 §2.1) about any token; only a confidential client may hold
 	// it. Default false.
 	IntrospectionAllowed bool
+
+	// AccessTokenSigningAlg is the JWS algorithm of the client's access
+	// tokens (access_token_signed_response_alg): ES256 or RS256, for
+	// resource servers that only speak RS256 (RFC 9068 §2.1); empty means
+	// the server's default (keys.algorithm).
+	AccessTokenSigningAlg string
 }
 
 var (
@@ -158,6 +164,9 @@ type ClientSpec struct {
 	GrantTypes []string
 	Scopes     []string
 	Audience   []string
+	// AccessTokenSigningAlg: ES256, RS256, or empty for the server's
+	// default algorithm.
+	AccessTokenSigningAlg string
 	// IntrospectionAllowed lets the client call the introspection
 	// endpoint; default false, refused for a public client.
 	IntrospectionAllowed bool
@@ -168,7 +177,7 @@ func (c *Client) spec() ClientSpec {
 	return ClientSpec{
 		Name: c.Name, Public: c.IsPublic(), AuthMethod: c.AuthMethod,
 		GrantTypes: slices.Clone(c.GrantTypes), Scopes: slices.Clone(c.Scopes), Audience: slices.Clone(c.Audience),
-		IntrospectionAllowed: c.IntrospectionAllowed,
+		IntrospectionAllowed: c.IntrospectionAllowed, AccessTokenSigningAlg: c.AccessTokenSigningAlg,
 	}
 }
 
@@ -211,6 +220,11 @@ func (spec *ClientSpec) normalize() error {
 		}
 	default:
 		problems = append(problems, fmt.Sprintf("token_endpoint_auth_method %q is not supported (client_secret_basic, client_secret_post or none)", spec.AuthMethod))
+	}
+	switch spec.AccessTokenSigningAlg {
+	case "", "ES256", "RS256":
+	default:
+		problems = append(problems, fmt.Sprintf("access_token_signed_response_alg %q is not supported (ES256 or RS256)", spec.AccessTokenSigningAlg))
 	}
 	if spec.IntrospectionAllowed && spec.Public {
 		// RFC 7662 §2.1: the caller must authenticate, which a public
@@ -269,6 +283,7 @@ func (s *Clients) Create(ctx context.Context, spec ClientSpec) (*Client, string,
 		ID: uuid.NewString(), Name: spec.Name, AuthMethod: spec.AuthMethod,
 		GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Audience: spec.Audience,
 		CreatedAt: now, UpdatedAt: now, IntrospectionAllowed: spec.IntrospectionAllowed,
+		AccessTokenSigningAlg: spec.AccessTokenSigningAlg,
 	}
 	var secret string
 	if !c.IsPublic() {
@@ -337,6 +352,7 @@ func (s *Clients) Patch(ctx context.Context, id string, patch func(*ClientSpec))
 		}
 		c.Name, c.AuthMethod, c.GrantTypes, c.Scopes, c.Audience = spec.Name, spec.AuthMethod, spec.GrantTypes, spec.Scopes, spec.Audience
 		c.IntrospectionAllowed = spec.IntrospectionAllowed
+		c.AccessTokenSigningAlg = spec.AccessTokenSigningAlg
 		c.UpdatedAt = s.now()
 		return nil
 	})
@@ -393,6 +409,12 @@ type ClientJSON struct {
 	IntrospectionAllowed bool      `json:"introspection_allowed"`
 	CreatedAt            time.Time `json:"created_at"`
 	UpdatedAt            time.Time `json:"updated_at"`
+
+	// AccessTokenSignedResponseAlg is the JWS algorithm of the client's
+	// access tokens when it is not the server's default (ES256 or RS256);
+	// omitted for the default. Named after RFC 7591's *_signed_response_alg
+	// members, as Keycloak's access.token.signed.response.alg.
+	AccessTokenSignedResponseAlg string `json:"access_token_signed_response_alg,omitempty"`
 }
 
 // JSON returns the representation of c; secret is included when non-empty.
@@ -401,7 +423,7 @@ func (c *Client) JSON(secret string) ClientJSON {
 		ClientID: c.ID, ClientName: c.Name, ClientSecret: secret,
 		TokenEndpointAuthMethod: c.AuthMethod,
 		GrantTypes:              nonNil(c.GrantTypes), Scope: strings.Join(c.Scopes, " "),
-		Audience: nonNil(c.Audience), IntrospectionAllowed: c.IntrospectionAllowed,
+		Audience: nonNil(c.Audience), IntrospectionAllowed: c.IntrospectionAllowed, AccessTokenSignedResponseAlg: c.AccessTokenSigningAlg,
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
 	}
 }

@@ -293,7 +293,8 @@ type Metadata struct {
 }
 
 // NewMetadata describes a server at issuer whose tokens are signed with
-// alg.
+// alg by default; ES256 and RS256 are always available per client
+// (access_token_signed_response_alg), so they are listed too.
 func NewMetadata(issuer, alg string, signup bool) Metadata {
 	m := Metadata{
 		Issuer:                                    issuer,
@@ -306,7 +307,7 @@ func NewMetadata(issuer, alg string, signup bool) Metadata {
 		TokenEndpointAuthMethodsSupported:         []string{AuthSecretBasic, AuthSecretPost, AuthNone},
 		RevocationEndpointAuthMethodsSupported:    []string{AuthSecretBasic, AuthSecretPost, AuthNone},
 		IntrospectionEndpointAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost},
-		AccessTokenSigningAlgValuesSupported:      []string{alg},
+		AccessTokenSigningAlgValuesSupported:      signingAlgs(alg),
 	}
 	if signup {
 		m.SignupEndpoint = issuer + "/signup"
@@ -329,6 +330,17 @@ func NoOpenIDConfiguration() http.Handler {
 			Message: "Portcullis is an OAuth 2.0 authorization server, not an OpenID Provider: " +
 				"its RFC 8414 metadata is at /.well-known/oauth-authorization-server"})
 	})
+}
+
+// signingAlgs returns alg followed by ES256 and RS256 unless alg is one.
+func signingAlgs(alg string) []string {
+	out := []string{alg}
+	for _, a := range []string{"ES256", "RS256"} {
+		if a != alg {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Handler serves the metadata document from memory.

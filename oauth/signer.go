@@ -39,8 +39,15 @@ var _ jwt.Signer = (*jwtSigner)(nil)
 
 // Generate implements jwt.Signer. The header argument is ignored: alg, kid
 // and typ come from the signing key.
-func (s *jwtSigner) Generate(_ context.Context, claims jwt.MapClaims, _ jwt.Mapper) (string, string, error) {
+//
+// The key is the active one of the algorithm the token handler put into
+// ctx (withSigningAlg: the client's access_token_signed_response_alg), or
+// of the default algorithm.
+func (s *jwtSigner) Generate(ctx context.Context, claims jwt.MapClaims, _ jwt.Mapper) (string, string, error) {
 	k, err := s.keys.SigningKey()
+	if alg, ok := signingAlgFrom(ctx); ok {
+		k, err = s.keys.SigningKeyFor(alg)
+	}
 	if err != nil {
 		return "", "", err
 	}
@@ -53,6 +60,22 @@ func (s *jwtSigner) Generate(_ context.Context, claims jwt.MapClaims, _ jwt.Mapp
 		return "", "", err
 	}
 	return token, token[strings.LastIndexByte(token, '.')+1:], nil
+}
+
+type signingAlgKey struct{}
+
+// withSigningAlg asks Generate to sign with a key of alg (request data: the
+// client's registered algorithm); "" keeps the default.
+func withSigningAlg(ctx context.Context, alg string) context.Context {
+	if alg == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, signingAlgKey{}, keys.Algorithm(alg))
+}
+
+func signingAlgFrom(ctx context.Context) (keys.Algorithm, bool) {
+	alg, ok := ctx.Value(signingAlgKey{}).(keys.Algorithm)
+	return alg, ok
 }
 
 var errBadToken = &jwt.ValidationError{Errors: jwt.ValidationErrorMalformed}

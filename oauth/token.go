@@ -137,6 +137,11 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	claims.JTI = uuid.NewString()
 	claims.IssuedAt, claims.NotBefore = t, t
 
+	// RFC 9068 §2.1: the client may ask for RS256-signed tokens.
+	if c, ok := client.(*Client); ok {
+		ctx = withSigningAlg(ctx, c.AccessTokenSigningAlg)
+	}
+
 	// Refresh runs its own transaction inside fosite; the other grants
 	// write an access-token row and maybe a refresh-token row, which must
 	// land together or not at all.

@@ -27,6 +27,8 @@ type clientRow struct {
 	UpdatedAt  time.Time `gorm:"column:updated_at;autoUpdateTime:false"`
 
 	IntrospectionAllowed bool `gorm:"column:introspection_allowed"` // migration 00006
+	// AccessTokenSigningAlg is "" for the server's default (migration 00009).
+	AccessTokenSigningAlg string `gorm:"column:access_token_signing_alg"`
 }
 
 func (clientRow) TableName() string { return "clients" }
@@ -57,6 +59,7 @@ func toClientRow(c *oauth.Client) (*clientRow, error) {
 	r := &clientRow{
 		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, AuthMethod: c.AuthMethod,
 		CreatedAt: dbTime(c.CreatedAt), UpdatedAt: dbTime(c.UpdatedAt), IntrospectionAllowed: c.IntrospectionAllowed,
+		AccessTokenSigningAlg: c.AccessTokenSigningAlg,
 	}
 	var err error
 	if r.GrantTypes, err = jsonList(c.GrantTypes); err != nil {
@@ -75,6 +78,7 @@ func (r *clientRow) client() (*oauth.Client, error) {
 	c := &oauth.Client{
 		ID: r.ID, Name: r.Name, SecretHash: r.SecretHash, AuthMethod: r.AuthMethod,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), IntrospectionAllowed: r.IntrospectionAllowed,
+		AccessTokenSigningAlg: r.AccessTokenSigningAlg,
 	}
 	if len(c.SecretHash) == 0 {
 		c.SecretHash = nil
@@ -205,7 +209,8 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*oauth.
 			"created_at":  next.CreatedAt,
 			"updated_at":  next.UpdatedAt,
 
-			"introspection_allowed": next.IntrospectionAllowed,
+			"introspection_allowed":    next.IntrospectionAllowed,
+			"access_token_signing_alg": next.AccessTokenSigningAlg,
 		}).Error; err != nil {
 			return err
 		}

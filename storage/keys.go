@@ -48,9 +48,11 @@ func (s *Store) ListKeys(ctx context.Context) ([]keys.Record, error) {
 }
 
 // CreateKey implements keys.Store. In one transaction it inserts rec and
-// sets retired_at to retireAt on every key of a lower generation that is
-// not yet retired or is due to retire later (so an immediate rotation
-// during a pending pre-published one retires the old keys now). A taken ID or generation fails with ErrAlreadyExists
+// sets retired_at to retireAt on every key of rec's algorithm and a lower
+// generation that is not yet retired or is due to retire later (so an
+// immediate rotation during a pending pre-published one retires the old
+// keys now); keys of other algorithms are left alone, each algorithm has
+// its own signing key. A taken ID or generation fails with ErrAlreadyExists
 // and writes nothing: two replicas rotating at once insert the same
 // generation, and exactly one wins.
 func (s *Store) CreateKey(ctx context.Context, rec keys.Record, retireAt time.Time) error {
@@ -67,7 +69,8 @@ func (s *Store) CreateKey(ctx context.Context, rec keys.Record, retireAt time.Ti
 			return err
 		}
 		return tx.Model(&keyRow{}).
-			Where("generation < ? AND (retired_at IS NULL OR retired_at > ?)", rec.Generation, dbTime(retireAt)).
+			Where("algorithm = ? AND generation < ? AND (retired_at IS NULL OR retired_at > ?)",
+				string(rec.Algorithm), rec.Generation, dbTime(retireAt)).
 			Update("retired_at", dbTime(retireAt)).Error
 	})
 	if err != nil {

@@ -149,7 +149,10 @@ func (a *app) keyManager() (*keys.Manager, []byte, []byte, error) {
 	}
 	k := a.cfg.Keys
 	return keys.NewManager(a.store, sealer, keys.Options{
-		Algorithm: alg, RSABits: k.RSABits, RotationInterval: k.RotationInterval,
+		// ES256 and RS256 are always available to clients
+		// (access_token_signed_response_alg; RFC 9068 §2.1 requires RS256).
+		Algorithm: alg, Additional: []keys.Algorithm{keys.ES256, keys.RS256},
+		RSABits: k.RSABits, RotationInterval: k.RotationInterval,
 		Prepublication: k.Prepublication, ReloadInterval: k.ReloadInterval, JWKSMaxAge: k.JWKSMaxAge,
 		Retention: a.cfg.AccessTokenTTL + k.RetentionLeeway, Logger: a.logger,
 	}), primary, old, nil

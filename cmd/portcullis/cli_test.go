@@ -121,6 +121,7 @@ type cliUser struct {
 
 type cliKey struct {
 	KID         string    `json:"kid"`
+	Alg         string    `json:"alg"`
 	State       string    `json:"state"`
 	ActivatesAt time.Time `json:"activates_at"`
 	WrapKeyID   string    `json:"wrap_key_id"`
@@ -434,9 +435,14 @@ func TestCLIKeys(t *testing.T) {
 	if !strings.Contains(r.stderr, "PORTCULLIS_SECRETS_KEY") {
 		t.Errorf("no warning about the generated secrets key: %q", r.stderr)
 	}
-	ks, _ := runJSON[[]cliKey](t, e, "", "keys", "list")
+	all, _ := runJSON[[]cliKey](t, e, "", "keys", "list")
+	ks, rs := keysOfAlg(all, "ES256"), keysOfAlg(all, "RS256")
 	if len(ks) != 1 || ks[0].KID != now.KID || ks[0].State != "active" {
-		t.Fatalf("after rotate: %+v, want one active key", ks)
+		t.Fatalf("after rotate: %+v, want one active ES256 key", all)
+	}
+	// RFC 9068 §2.1: an RS256 key is kept beside the default ES256 one.
+	if len(rs) != 1 || rs[0].State != "active" {
+		t.Fatalf("after rotate: %+v, want one active RS256 key too", all)
 	}
 
 	pre, r := runJSON[cliKey](t, e, "", "keys", "rotate", "--prepublish")
@@ -446,13 +452,28 @@ func TestCLIKeys(t *testing.T) {
 	if strings.Contains(r.stderr, "generated") {
 		t.Errorf("second rotation generated a new secrets key: %q", r.stderr)
 	}
-	ks, _ = runJSON[[]cliKey](t, e, "", "keys", "list")
+	all, _ = runJSON[[]cliKey](t, e, "", "keys", "list")
+	ks, rs = keysOfAlg(all, "ES256"), keysOfAlg(all, "RS256")
 	if len(ks) != 2 || ks[0].State != "active" || ks[1].KID != pre.KID || ks[1].State != "published" {
 		t.Errorf("after rotate --prepublish: %+v, want active then published", ks)
+	}
+	if len(rs) != 2 || rs[0].State != "active" || rs[1].State != "published" {
+		t.Errorf("RS256 after rotate --prepublish: %+v, want active then published", rs)
 	}
 	if ks[0].WrapKeyID == "" || ks[0].WrapKeyID != ks[1].WrapKeyID {
 		t.Errorf("wrap key ids %q %q, want both sealed with the generated key", ks[0].WrapKeyID, ks[1].WrapKeyID)
 	}
+}
+
+// keysOfAlg returns the keys of one algorithm, in the listed order.
+func keysOfAlg(ks []cliKey, alg string) []cliKey {
+	var out []cliKey
+	for _, k := range ks {
+		if k.Alg == alg {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func randomSecretsKeyB64(t *testing.T) string {
@@ -480,11 +501,12 @@ func TestCLIKeysRewrap(t *testing.T) {
 	withK2.fail(t, "", "keys", "rotate")
 
 	out, _ := runJSON[map[string]any](t, rewrapEnv, "", "keys", "rewrap")
-	if out["rewrapped"] != float64(1) || out["wrap_key_id"] == "" {
-		t.Fatalf("rewrap = %v, want 1 key re-sealed", out)
+	if out["rewrapped"] != float64(2) || out["wrap_key_id"] == "" {
+		t.Fatalf("rewrap = %v, want 2 keys (ES256 and RS256) re-sealed", out)
 	}
-	ks, _ := runJSON[[]cliKey](t, withK2, "", "keys", "list")
-	if len(ks) != 1 || ks[0].KID != first.KID || ks[0].WrapKeyID != out["wrap_key_id"] {
+	all, _ := runJSON[[]cliKey](t, withK2, "", "keys", "list")
+	ks := keysOfAlg(all, "ES256")
+	if len(all) != 2 || len(ks) != 1 || ks[0].KID != first.KID || ks[0].WrapKeyID != out["wrap_key_id"] || all[0].WrapKeyID != all[1].WrapKeyID {
 		t.Errorf("keys after rewrap %+v, want %s sealed under %v", ks, first.KID, out["wrap_key_id"])
 	}
 	// Rewrapping again has nothing to do.

@@ -31,7 +31,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			if len(c.Audience) == 0 {
-				fmt.Fprintln(stderr, "warning: client has no audience; its access tokens will not be accepted by any resource server (use --audience)")
+				fmt.Fprintln(stderr, "warning: client has no audience; its access tokens carry only default_audience (or, with scope admin, the admin API's); register its resource servers with --audience")
 			}
 			if quiet && !a.json {
 				fmt.Fprintln(a.stdout, c.ID)
@@ -56,6 +56,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.StringSliceVar(&spec.Scopes, "scope", nil, "allowed scope (repeatable)")
 	f.StringSliceVar(&spec.Audience, "audience", nil, "audience of its access tokens (repeatable)")
 	f.BoolVar(&spec.IntrospectionAllowed, "introspect", false, introspectUsage)
+	f.StringVar(&spec.AccessTokenSigningAlg, "access-token-signed-response-alg", "", accessTokenAlgUsage)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the client_id (and, for a confidential client, the secret on a second line)")
 	_ = create.MarkFlagRequired("name")
 
@@ -116,6 +117,9 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 
 const introspectUsage = "allow the client to call the introspection endpoint (RFC 7662) about any token; confidential clients only"
 
+// accessTokenAlgUsage documents --access-token-signed-response-alg.
+const accessTokenAlgUsage = "JWS algorithm of its access tokens: ES256 or RS256 (RFC 9068 §2.1, for resource servers that only speak RS256); default: the server's keys.algorithm"
+
 // clientsUpdateCmd changes the settings given as flags and keeps the
 // others, in one transaction (oauth.Clients.Patch).
 func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
@@ -133,7 +137,8 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.StringSliceVar(&set.Scopes, "scope", nil, "allowed scope (repeatable)")
 	f.StringSliceVar(&set.Audience, "audience", nil, "audience of its access tokens (repeatable)")
 	f.BoolVar(&set.IntrospectionAllowed, "introspect", false, introspectUsage+" (--introspect=false withdraws it)")
-	flags := []string{"name", "auth-method", "grant-type", "scope", "audience", "introspect"}
+	f.StringVar(&set.AccessTokenSigningAlg, "access-token-signed-response-alg", "", accessTokenAlgUsage+" (= restores the default)")
+	flags := []string{"name", "auth-method", "grant-type", "scope", "audience", "introspect", "access-token-signed-response-alg"}
 	run := withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
 		c, err := a.clients().Patch(ctx, args[0], func(s *oauth.ClientSpec) {
 			changed := f.Changed
@@ -154,6 +159,9 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			}
 			if changed("introspect") {
 				s.IntrospectionAllowed = set.IntrospectionAllowed
+			}
+			if changed("access-token-signed-response-alg") {
+				s.AccessTokenSigningAlg = set.AccessTokenSigningAlg
 			}
 		})
 		if err != nil {
@@ -182,6 +190,9 @@ func printClient(w io.Writer, c oauth.ClientJSON) {
 	fmt.Fprintf(tw, "scope:\t%s\n", c.Scope)
 	fmt.Fprintf(tw, "audience:\t%s\n", strings.Join(c.Audience, " "))
 	fmt.Fprintf(tw, "introspection_allowed:\t%t\n", c.IntrospectionAllowed)
+	if c.AccessTokenSignedResponseAlg != "" {
+		fmt.Fprintf(tw, "access_token_signed_response_alg:\t%s\n", c.AccessTokenSignedResponseAlg)
+	}
 	fmt.Fprintf(tw, "created_at:\t%s\n", c.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
 	tw.Flush()
 }

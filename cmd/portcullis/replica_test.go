@@ -89,8 +89,9 @@ func TestMySQLReplicas(t *testing.T) {
 		if err := json.Unmarshal(a.cli(t, "", "keys", "list", "--output", "json"), &ks); err != nil {
 			t.Fatal(err)
 		}
-		if len(ks) != 1 {
-			t.Fatalf("replicas started together created %d keys, want 1: %v", len(ks), ks)
+		// One key per algorithm: ES256 (default) and RS256 (RFC 9068 §2.1).
+		if len(ks) != 2 || ks[0]["alg"] == ks[1]["alg"] {
+			t.Fatalf("replicas started together created %d keys, want one ES256 and one RS256: %v", len(ks), ks)
 		}
 		if ja, jb := get(t, a.URL+"/.well-known/jwks.json"), get(t, b.URL+"/.well-known/jwks.json"); string(ja) != string(jb) {
 			t.Fatalf("JWKS differ:\n%s\n%s", ja, jb)

@@ -124,14 +124,15 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 	}
 
 	var listed []map[string]any
-	if status := adminDo(t, srv, admin, http.MethodGet, "/admin/keys", &listed); status != http.StatusOK || len(listed) != 4 {
+	// Each rotation replaced the ES256 and the RS256 key.
+	if status := adminDo(t, srv, admin, http.MethodGet, "/admin/keys", &listed); status != http.StatusOK || len(listed) != 8 {
 		t.Fatalf("GET /admin/keys: %d, %d keys", status, len(listed))
 	}
 	states := map[string]int{}
 	for _, k := range listed {
-		states[fmt.Sprint(k["state"])]++
+		states[fmt.Sprint(k["alg"], " ", k["state"])]++
 	}
-	if states["active"] != 1 || states["retired"] != 3 {
+	if states["ES256 active"] != 1 || states["ES256 retired"] != 3 || states["RS256 active"] != 1 || states["RS256 retired"] != 3 {
 		t.Errorf("states = %v", states)
 	}
 

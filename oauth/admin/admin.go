@@ -182,12 +182,15 @@ type clientRequest struct {
 	Scope                   string   `json:"scope"`
 	Audience                []string `json:"audience"`
 	IntrospectionAllowed    bool     `json:"introspection_allowed"`
+	// AccessTokenSignedResponseAlg: ES256 or RS256; omitted means the
+	// server's default.
+	AccessTokenSignedResponseAlg string `json:"access_token_signed_response_alg"`
 }
 
 func (c clientRequest) spec() oauth.ClientSpec {
 	return oauth.ClientSpec{
 		Name: c.ClientName, Public: c.TokenEndpointAuthMethod == oauth.AuthNone, AuthMethod: c.TokenEndpointAuthMethod,
-		GrantTypes: c.GrantTypes, Scopes: strings.Fields(c.Scope), Audience: c.Audience,
+		GrantTypes: c.GrantTypes, Scopes: strings.Fields(c.Scope), Audience: c.Audience, AccessTokenSigningAlg: c.AccessTokenSignedResponseAlg,
 		IntrospectionAllowed: c.IntrospectionAllowed,
 	}
 }

@@ -386,6 +386,14 @@ func testKeys(t *testing.T, open Open) {
 	k1.RetiredAt = k2.ActivatesAt
 	sameKeys(t, list(), []keys.Record{k1, k2})
 
+	// RFC 9068 §2.1: each algorithm has its own signing key; a key of
+	// another algorithm retires only its own kind (none here).
+	r1 := newKey("r1", 3)
+	r1.Algorithm = keys.RS256
+	wantErr(t, "create RS256 r1", s.CreateKey(ctx, r1, r1.ActivatesAt), nil)
+	sameKeys(t, list(), []keys.Record{k1, k2, r1})
+	wantErr(t, "delete r1", s.DeleteKey(ctx, "r1"), nil)
+
 	t.Run("CompareAndSet", func(t *testing.T) {
 		tests := []struct {
 			name string
