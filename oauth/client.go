@@ -33,15 +33,27 @@ const (
 	AuthSecretBasic = "client_secret_basic"
 	AuthSecretPost  = "client_secret_post"
 	AuthNone        = "none"
+	// AuthSecretDefault is the AuthMethod of a confidential client
+	// registered without a token_endpoint_auth_method: it accepts both
+	// client_secret_basic and client_secret_post (see
+	// Client.AcceptedAuthMethods), so that client libraries work at their
+	// defaults. Its representation shows RFC 7591's default,
+	// client_secret_basic, and lists both in
+	// token_endpoint_auth_methods_accepted.
+	AuthSecretDefault = ""
 )
 
 // Client is a registered OAuth2 client. It implements fosite.Client and
-// fosite.OpenIDConnectClient, the latter so that fosite enforces the
-// registered token_endpoint_auth_method.
+// fosite.OpenIDConnectClient; its token_endpoint_auth_method is enforced
+// by NewProvider's own client authentication, not fosite's.
 type Client struct {
 	ID         string
 	Name       string
 	SecretHash []byte // SHA-256 of the secret; empty for public clients
+	// AuthMethod is the registered token_endpoint_auth_method:
+	// AuthSecretBasic or AuthSecretPost (only that one is accepted),
+	// AuthNone (public), or AuthSecretDefault (confidential, registered
+	// without one: both secret methods are accepted).
 	AuthMethod string
 	GrantTypes []string
 	Scopes     []string
@@ -103,7 +115,18 @@ func (c *Client) GetJSONWebKeysURI() string { return "" }
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 
 // GetTokenEndpointAuthMethod implements fosite.OpenIDConnectClient.
-func (c *Client) GetTokenEndpointAuthMethod() string { return c.AuthMethod }
+func (c *Client) GetTokenEndpointAuthMethod() string { return c.AuthMethodName() }
+
+// AuthMethodName returns the RFC 7591 token_endpoint_auth_method of c:
+// AuthMethod, or client_secret_basic (RFC 7591 §2's default) for a client
+// registered without one, which also accepts client_secret_post (see
+// AcceptedAuthMethods).
+func (c *Client) AuthMethodName() string {
+	if c.AuthMethod == AuthSecretDefault {
+		return AuthSecretBasic
+	}
+	return c.AuthMethod
+}
 
 // GetTokenEndpointAuthSigningAlgorithm implements fosite.OpenIDConnectClient.
 func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "" }
@@ -158,9 +181,12 @@ func (SecretHasher) Compare(_ context.Context, hash, data []byte) error {
 
 // ClientSpec is the caller-settable part of a client (create and update).
 type ClientSpec struct {
-	Name       string
-	Public     bool
-	AuthMethod string // default client_secret_basic, or none when Public
+	Name   string
+	Public bool
+	// AuthMethod is client_secret_basic or client_secret_post (only that
+	// method is accepted), none (public), or empty: none when Public,
+	// otherwise AuthSecretDefault (both secret methods accepted).
+	AuthMethod string
 	GrantTypes []string
 	Scopes     []string
 	Audience   []string
@@ -170,6 +196,13 @@ type ClientSpec struct {
 	// IntrospectionAllowed lets the client call the introspection
 	// endpoint; default false, refused for a public client.
 	IntrospectionAllowed bool
+	// AcceptedAuthMethods, when not empty, states the methods as the
+	// representation lists them (token_endpoint_auth_methods_accepted), so
+	// that a representation sent back unchanged keeps the client as it
+	// is: client_secret_basic and client_secret_post together mean
+	// AuthSecretDefault; a single method must agree with AuthMethod (or
+	// sets it when AuthMethod is empty).
+	AcceptedAuthMethods []string
 }
 
 // spec returns the settable fields of c.
@@ -207,11 +240,24 @@ func (spec *ClientSpec) normalize() error {
 	if spec.Name == "" || len(spec.Name) > 200 {
 		problems = append(problems, "client_name is required (1 to 200 characters)")
 	}
+	if len(spec.AcceptedAuthMethods) > 0 {
+		switch acc := uniq(spec.AcceptedAuthMethods); {
+		case slices.Equal(acc, []string{AuthSecretBasic, AuthSecretPost}) &&
+			(spec.AuthMethod == AuthSecretDefault || spec.AuthMethod == AuthSecretBasic):
+			spec.AuthMethod = AuthSecretDefault
+		case len(acc) == 1 && (spec.AuthMethod == "" || spec.AuthMethod == acc[0]):
+			spec.AuthMethod = acc[0]
+		default:
+			problems = append(problems, "token_endpoint_auth_methods_accepted must be client_secret_basic and client_secret_post together, or token_endpoint_auth_method alone")
+		}
+		spec.AcceptedAuthMethods = nil
+	}
 	switch {
 	case spec.AuthMethod == "" && spec.Public:
 		spec.AuthMethod = AuthNone
-	case spec.AuthMethod == "":
-		spec.AuthMethod = AuthSecretBasic
+	case spec.AuthMethod == AuthSecretDefault:
+		// Registered without a method: client_secret_basic and
+		// client_secret_post are both accepted.
 	case spec.AuthMethod == AuthNone:
 		spec.Public = true
 	case spec.AuthMethod == AuthSecretBasic || spec.AuthMethod == AuthSecretPost:
@@ -404,6 +450,13 @@ type ClientJSON struct {
 	GrantTypes              []string `json:"grant_types"`
 	Scope                   string   `json:"scope"`
 	Audience                []string `json:"audience"`
+	// TokenEndpointAuthMethodsAccepted lists every method the client may
+	// use (not an RFC 7591 name): one for a client registered with a
+	// method, both client_secret_basic and client_secret_post for a
+	// confidential client registered without one (whose
+	// token_endpoint_auth_method shows RFC 7591's default,
+	// client_secret_basic).
+	TokenEndpointAuthMethodsAccepted []string `json:"token_endpoint_auth_methods_accepted"`
 	// IntrospectionAllowed: the client may call the introspection
 	// endpoint (RFC 7662 §2.1). Not an RFC 7591 name; false by default.
 	IntrospectionAllowed bool      `json:"introspection_allowed"`
@@ -421,8 +474,8 @@ type ClientJSON struct {
 func (c *Client) JSON(secret string) ClientJSON {
 	return ClientJSON{
 		ClientID: c.ID, ClientName: c.Name, ClientSecret: secret,
-		TokenEndpointAuthMethod: c.AuthMethod,
-		GrantTypes:              nonNil(c.GrantTypes), Scope: strings.Join(c.Scopes, " "),
+		TokenEndpointAuthMethod: c.AuthMethodName(), TokenEndpointAuthMethodsAccepted: c.AcceptedAuthMethods(),
+		GrantTypes: nonNil(c.GrantTypes), Scope: strings.Join(c.Scopes, " "),
 		Audience: nonNil(c.Audience), IntrospectionAllowed: c.IntrospectionAllowed, AccessTokenSignedResponseAlg: c.AccessTokenSigningAlg,
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
 	}

@@ -92,7 +92,9 @@ func writeRevoked(w http.ResponseWriter) {
 //     Authorization scheme other than Basic, an access_token parameter;
 //   - 403 unauthorized_client: an authenticated client without the
 //     permission, whatever the token (no oracle for active tokens);
-//   - 400 invalid_request: no token parameter (checked after the caller);
+//   - 400 invalid_request: two client authentication methods in one
+//     request (RFC 6749 §2.3); no token parameter (checked after the
+//     caller);
 //   - 503 temporarily_unavailable: the database is unreachable.
 //
 // Any token that is not active (unknown, expired, revoked, malformed, or
@@ -107,10 +109,10 @@ type IntrospectHandler struct {
 	Logger   *slog.Logger
 }
 
-// clientAuthenticator is fosite's client authentication for the token and
-// revocation endpoints (RFC 6749 §2.3), which enforces each client's
-// registered token_endpoint_auth_method; fosite's OAuth2Provider interface
-// does not include it.
+// clientAuthenticator is the client authentication of the token and
+// revocation endpoints (RFC 6749 §2.3; NewProvider installs clientAuth as
+// fosite's strategy), which enforces the methods each client accepts;
+// fosite's OAuth2Provider interface does not include it.
 type clientAuthenticator interface {
 	AuthenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error)
 }
@@ -192,6 +194,11 @@ func (h *IntrospectHandler) authenticate(ctx context.Context, r *http.Request) (
 			if h.Logger != nil {
 				h.Logger.ErrorContext(ctx, "introspection: client authentication failed", "err", err.Error())
 			}
+			return nil, rfc
+		}
+		if rfc := toRFC6749(err); rfc.ErrorField == "invalid_request" {
+			// As at the token endpoint: two authentication methods in one
+			// request, or undecodable Basic credentials (RFC 6749 §2.3).
 			return nil, rfc
 		}
 		h.debug(ctx, "introspection refused: client authentication failed", "err", err.Error())

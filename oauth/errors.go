@@ -75,7 +75,7 @@ var descriptions = map[string]string{
 // internal errors a bare server_error, and fosite's errors keep their code
 // and status with a fixed description from descriptions.
 func toRFC6749(err error) *fosite.RFC6749Error {
-	if e, ok := errors.AsType[*fosite.RFC6749Error](err); ok && isOwn(e) {
+	if e, ok := errors.AsType[*fosite.RFC6749Error](err); ok && (isOwn(e) || sentAsIs[e]) {
 		return e
 	}
 	if errors.Is(err, apperr.ErrUnavailable) {

@@ -248,7 +248,10 @@ func TestAudienceAndScopeRequests(t *testing.T) {
 
 func TestClientAuthentication(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
-	basic, basicSecret := e.client(t, oauth.ClientSpec{Name: "basic", GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
+	// Registered without a method: client_secret_basic and
+	// client_secret_post are both accepted (issue 8 item 3).
+	dflt, dfltSecret := e.client(t, oauth.ClientSpec{Name: "default", GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
+	basic, basicSecret := e.client(t, oauth.ClientSpec{Name: "basic", AuthMethod: oauth.AuthSecretBasic, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
 	post, postSecret := e.client(t, oauth.ClientSpec{Name: "post", AuthMethod: oauth.AuthSecretPost, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
 	public, _ := e.client(t, oauth.ClientSpec{Name: "public", Public: true, Audience: []string{api}})
 	tests := []struct {
@@ -258,13 +261,16 @@ func TestClientAuthentication(t *testing.T) {
 		style  oauth2.AuthStyle
 		code   string
 	}{
+		{"RFC 6749 §2.3.1 default client with basic", dflt.ID, dfltSecret, oauth2.AuthStyleInHeader, ""},
+		{"RFC 6749 §2.3.1 default client with post", dflt.ID, dfltSecret, oauth2.AuthStyleInParams, ""},
+		{"RFC 6749 §2.3.1 default client auto-detected", dflt.ID, dfltSecret, oauth2.AuthStyleAutoDetect, ""},
 		{"basic client with basic", basic.ID, basicSecret, oauth2.AuthStyleInHeader, ""},
 		{"basic client with post", basic.ID, basicSecret, oauth2.AuthStyleInParams, "invalid_client"},
 		{"post client with post", post.ID, postSecret, oauth2.AuthStyleInParams, ""},
 		{"post client with basic", post.ID, postSecret, oauth2.AuthStyleInHeader, "invalid_client"},
 		{"wrong secret", basic.ID, basicSecret + "x", oauth2.AuthStyleInHeader, "invalid_client"},
 		{"unknown client", "nope", "x", oauth2.AuthStyleInHeader, "invalid_client"},
-		{"public client cannot use client_credentials", public.ID, "", oauth2.AuthStyleInParams, "unauthorized_client"},
+		{"RFC 6749 §5.2 public client cannot use client_credentials", public.ID, "", oauth2.AuthStyleInParams, "unauthorized_client"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,7 +285,7 @@ func TestClientAuthentication(t *testing.T) {
 				}
 				return
 			}
-			if got := rfcCode(t, err); got != tc.code && !(tc.code == "unauthorized_client" && got == "invalid_grant") {
+			if got := rfcCode(t, err); got != tc.code {
 				t.Fatalf("error %s, want %s", got, tc.code)
 			}
 			var re *oauth2.RetrieveError
@@ -479,7 +485,7 @@ func TestBadRequests(t *testing.T) {
 		{"too large", "grant_type=password&username=" + strings.Repeat("a", 5000), http.StatusRequestEntityTooLarge, "invalid_request"},
 		{"no grant type", "username=x", http.StatusBadRequest, "invalid_request"},
 		{"bad encoding", "grant_type=%zz", http.StatusBadRequest, "invalid_request"},
-		{"no client", "grant_type=password&username=a&password=b", http.StatusBadRequest, "invalid_request"},
+		{"RFC 6749 §5.2 no client authentication", "grant_type=password&username=a&password=b", http.StatusUnauthorized, "invalid_client"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

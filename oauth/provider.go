@@ -48,6 +48,10 @@ func NewProvider(cfg ProviderConfig, store TokenStore, users Authenticator, km *
 		ClientSecretsHasher:      SecretHasher{},
 	}
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
+	// Client authentication per RFC 6749 §2.3 and §5.2, with the methods
+	// each client accepts (Client.AcceptedAuthMethods); fosite's own allows
+	// one method per client.
+	fc.ClientAuthenticationStrategy = clientAuth{clients: store, hasher: fc.ClientSecretsHasher}.authenticate
 	strategy := &oauth2.DefaultJWTStrategy{
 		Signer:          &jwtSigner{keys: km},
 		HMACSHAStrategy: hmacStrategy,

@@ -38,12 +38,17 @@ type jwtSigner struct {
 var _ jwt.Signer = (*jwtSigner)(nil)
 
 // Generate implements jwt.Signer. The header argument is ignored: alg, kid
-// and typ come from the signing key.
+// and typ come from the signing key. An empty scope claim is left out.
 //
 // The key is the active one of the algorithm the token handler put into
 // ctx (withSigningAlg: the client's access_token_signed_response_alg), or
 // of the default algorithm.
 func (s *jwtSigner) Generate(ctx context.Context, claims jwt.MapClaims, _ jwt.Mapper) (string, string, error) {
+	if sc, ok := claims["scope"].(string); ok && sc == "" {
+		// A token without scope has no scope claim (RFC 9068 §2.2.3, RFC
+		// 6749 §3.3), where fosite would write "scope": "".
+		delete(claims, "scope")
+	}
 	k, err := s.keys.SigningKey()
 	if alg, ok := signingAlgFrom(ctx); ok {
 		k, err = s.keys.SigningKeyFor(alg)

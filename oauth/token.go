@@ -116,6 +116,10 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			setUserClaims(session, u)
 		}
+		if ctx, err = narrowRefreshScope(ctx, ar, r.PostForm); err != nil {
+			h.fail(ctx, w, r, ar, err)
+			return
+		}
 	}
 	if err := h.Audience.grantAudience(ar, ar.GetGrantTypes().ExactOne(GrantRefreshToken)); err != nil {
 		h.fail(ctx, w, r, ar, err)
@@ -171,6 +175,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			delete(ext.Extra, "refresh_token")
 		}
 	}
+	omitEmptyScope(resp)
 	h.observe(grant, "success")
 	h.Provider.WriteAccessResponse(ctx, w, ar, resp)
 }
@@ -221,6 +226,11 @@ func (h *TokenHandler) fail(ctx context.Context, w http.ResponseWriter, r *http.
 		(errors.Is(err, fosite.ErrInactiveToken) || errors.Is(err, fosite.ErrSerializationFailure)) {
 		// The loser of a concurrent refresh: its token was just used.
 		rfc = errRefreshUsed
+	}
+	if ar != nil && ar.GetGrantTypes().ExactOne(GrantClientCredentials) && ar.GetClient() != nil && ar.GetClient().IsPublic() {
+		// RFC 6749 §5.2: the client (public, so authenticated by its id
+		// alone) may not use this grant.
+		rfc = errPublicClientCredentials
 	}
 	if d, ok := apperr.RetryAfterOf(err); ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))

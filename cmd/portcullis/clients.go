@@ -51,7 +51,8 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f := create.Flags()
 	f.StringVar(&spec.Name, "name", "", "client name (required)")
 	f.BoolVar(&spec.Public, "public", false, "public client: no secret, token_endpoint_auth_method none")
-	f.StringVar(&authMethod, "auth-method", "", "token_endpoint_auth_method: client_secret_basic (default), client_secret_post or none")
+	f.StringVar(&authMethod, "auth-method", "", "token_endpoint_auth_method: client_secret_basic or client_secret_post (only that method is accepted) or none; "+
+		"default: none with --public, otherwise both client_secret_basic and client_secret_post are accepted")
 	f.StringSliceVar(&spec.GrantTypes, "grant-type", nil, "allowed grant type (repeatable): password, client_credentials, refresh_token; default password and refresh_token")
 	f.StringSliceVar(&spec.Scopes, "scope", nil, "allowed scope (repeatable)")
 	f.StringSliceVar(&spec.Audience, "audience", nil, "audience of its access tokens (repeatable)")
@@ -73,9 +74,9 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHOD\tGRANT TYPES\tSCOPE\tAUDIENCE\tINTROSPECT")
+				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHODS\tGRANT TYPES\tSCOPE\tAUDIENCE\tINTROSPECT")
 				for _, c := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\n", c.ClientID, c.ClientName, c.TokenEndpointAuthMethod,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\n", c.ClientID, c.ClientName, strings.Join(c.TokenEndpointAuthMethodsAccepted, ","),
 						strings.Join(c.GrantTypes, ","), c.Scope, strings.Join(c.Audience, ","), c.IntrospectionAllowed)
 				}
 				tw.Flush()
@@ -132,7 +133,8 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&set.Name, "name", "", "client name")
-	f.StringVar(&set.AuthMethod, "auth-method", "", "token_endpoint_auth_method: client_secret_basic or client_secret_post (a client cannot change between public and confidential)")
+	f.StringVar(&set.AuthMethod, "auth-method", "", "token_endpoint_auth_method: client_secret_basic or client_secret_post (only that method is accepted); "+
+		"--auth-method= accepts both again (a client cannot change between public and confidential)")
 	f.StringSliceVar(&set.GrantTypes, "grant-type", nil, "allowed grant type (repeatable): password, client_credentials, refresh_token")
 	f.StringSliceVar(&set.Scopes, "scope", nil, "allowed scope (repeatable)")
 	f.StringSliceVar(&set.Audience, "audience", nil, "audience of its access tokens (repeatable)")
@@ -186,6 +188,7 @@ func printClient(w io.Writer, c oauth.ClientJSON) {
 		fmt.Fprintf(tw, "client_secret:\t%s\n", c.ClientSecret)
 	}
 	fmt.Fprintf(tw, "token_endpoint_auth_method:\t%s\n", c.TokenEndpointAuthMethod)
+	fmt.Fprintf(tw, "token_endpoint_auth_methods_accepted:\t%s\n", strings.Join(c.TokenEndpointAuthMethodsAccepted, " "))
 	fmt.Fprintf(tw, "grant_types:\t%s\n", strings.Join(c.GrantTypes, " "))
 	fmt.Fprintf(tw, "scope:\t%s\n", c.Scope)
 	fmt.Fprintf(tw, "audience:\t%s\n", strings.Join(c.Audience, " "))

@@ -303,7 +303,9 @@ func TestErrorTextsFixed(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(dir, "p.db"), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"))
 	pub := srv.createClient(t, "--name", "pub", "--public", "--scope", "read")
-	conf := srv.createClient(t, "--name", "svc", "--grant-type", "client_credentials", "--scope", "read")
+	// Registered with client_secret_basic explicitly, so that
+	// client_secret_post is the wrong method.
+	conf := srv.createClient(t, "--name", "svc", "--auth-method", "client_secret_basic", "--grant-type", "client_credentials", "--scope", "read")
 	signup(t, srv.URL, "gina", "purple otter lamp 42")
 	const marker = "zz<script>\"marker"
 
@@ -320,6 +322,8 @@ func TestErrorTextsFixed(t *testing.T) {
 		{"bad refresh token", url.Values{"grant_type": {"refresh_token"}, "client_id": {pub.ClientID}, "refresh_token": {marker}}, nil},
 		{"unknown grant", url.Values{"grant_type": {marker}, "client_id": {pub.ClientID}}, nil},
 		{"public client, client_credentials", url.Values{"grant_type": {"client_credentials"}, "client_id": {pub.ClientID}, "scope": {marker}}, nil},
+		{"two methods", url.Values{"grant_type": {"client_credentials"}, "client_id": {marker}}, []string{"Authorization", "Basic " + basicAuth(conf.ClientID, conf.ClientSecret)}},
+		{"no client", url.Values{"grant_type": {"client_credentials"}, "scope": {marker}}, nil},
 	}
 	for _, rq := range requests {
 		r := postRaw(t, srv.URL+"/oauth2/token", rq.body.Encode(), rq.header...)

@@ -172,7 +172,10 @@ func testIntrospectionAccess(t *testing.T, srv *serverProc) {
 	})
 
 	t.Run("unauthenticated and wrong secrets are refused with fixed texts", func(t *testing.T) {
-		rs := srv.createClient(t, "--name", "rs-wrong", "--grant-type", "client_credentials", "--audience", audience, "--introspect")
+		// Registered with client_secret_basic explicitly: only Basic is
+		// accepted (a client registered without a method accepts both).
+		rs := srv.createClient(t, "--name", "rs-wrong", "--auth-method", "client_secret_basic",
+			"--grant-type", "client_credentials", "--audience", audience, "--introspect")
 		const probe = "probe-7f3a<script>"
 		for name, tc := range map[string]struct {
 			form url.Values

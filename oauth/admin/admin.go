@@ -185,6 +185,9 @@ type clientRequest struct {
 	// AccessTokenSignedResponseAlg: ES256 or RS256; omitted means the
 	// server's default.
 	AccessTokenSignedResponseAlg string `json:"access_token_signed_response_alg"`
+	// TokenEndpointAuthMethodsAccepted is optional; as in the client
+	// representation (see oauth.ClientSpec.AcceptedAuthMethods).
+	TokenEndpointAuthMethodsAccepted []string `json:"token_endpoint_auth_methods_accepted"`
 }
 
 func (c clientRequest) spec() oauth.ClientSpec {
@@ -192,6 +195,7 @@ func (c clientRequest) spec() oauth.ClientSpec {
 		Name: c.ClientName, Public: c.TokenEndpointAuthMethod == oauth.AuthNone, AuthMethod: c.TokenEndpointAuthMethod,
 		GrantTypes: c.GrantTypes, Scopes: strings.Fields(c.Scope), Audience: c.Audience, AccessTokenSigningAlg: c.AccessTokenSignedResponseAlg,
 		IntrospectionAllowed: c.IntrospectionAllowed,
+		AcceptedAuthMethods:  c.TokenEndpointAuthMethodsAccepted,
 	}
 }
 

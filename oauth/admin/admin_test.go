@@ -288,7 +288,86 @@ func TestRevokedAdminTokenIsRejected(t *testing.T) {
 
 // rfc7591Fields are the keys of the client representation (CONTRACT.md,
 // RFC 7591 names, and introspection_allowed).
-var rfc7591Fields = []string{"audience", "client_id", "client_name", "created_at", "grant_types", "introspection_allowed", "scope", "token_endpoint_auth_method", "updated_at"}
+var rfc7591Fields = []string{"audience", "client_id", "client_name", "created_at", "grant_types", "introspection_allowed", "scope", "token_endpoint_auth_method", "token_endpoint_auth_methods_accepted", "updated_at"}
+
+// TestClientAuthMethodsRepresentation checks issue 8 item 3 through the
+// admin API: a confidential client registered without a method shows RFC
+// 7591's default, client_secret_basic, lists both secret methods as
+// accepted, and accepts both at the token endpoint; a representation sent
+// back unchanged (PUT) keeps it so; an explicit method is the only one
+// accepted.
+func TestClientAuthMethodsRepresentation(t *testing.T) {
+	e := newEnv(t)
+	create := func(body map[string]any) map[string]any {
+		t.Helper()
+		r := e.do(t, http.MethodPost, "/admin/clients", body)
+		if r.status != http.StatusCreated {
+			t.Fatalf("create %v: status %d body %s", body, r.status, r.body)
+		}
+		return decode[map[string]any](t, r)
+	}
+	methods := func(c map[string]any) string {
+		m, _ := json.Marshal(c["token_endpoint_auth_methods_accepted"])
+		s, _ := c["token_endpoint_auth_method"].(string)
+		return s + " " + string(m)
+	}
+	styles := func(id, secret string) (basicOK, postOK bool) {
+		for _, st := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
+			cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: e.public.URL + "/oauth2/token", AuthStyle: st}
+			_, err := cc.Token(t.Context())
+			if st == oauth2.AuthStyleInHeader {
+				basicOK = err == nil
+			} else {
+				postOK = err == nil
+			}
+		}
+		return basicOK, postOK
+	}
+
+	dflt := create(map[string]any{"client_name": "default", "grant_types": []string{"client_credentials"}, "audience": []string{api}})
+	if got, want := methods(dflt), `client_secret_basic ["client_secret_basic","client_secret_post"]`; got != want {
+		t.Errorf("default client: %s, want %s", got, want)
+	}
+	if b, p := styles(dflt["client_id"].(string), dflt["client_secret"].(string)); !b || !p {
+		t.Errorf("default client: basic %v, post %v; want both accepted", b, p)
+	}
+	// GET, then PUT the representation back unchanged.
+	id := dflt["client_id"].(string)
+	got := decode[map[string]any](t, e.do(t, http.MethodGet, "/admin/clients/"+id, nil))
+	for _, k := range []string{"client_id", "created_at", "updated_at"} {
+		delete(got, k)
+	}
+	r := e.do(t, http.MethodPut, "/admin/clients/"+id, got)
+	if r.status != http.StatusOK {
+		t.Fatalf("put back: status %d body %s", r.status, r.body)
+	}
+	if got, want := methods(decode[map[string]any](t, r)), `client_secret_basic ["client_secret_basic","client_secret_post"]`; got != want {
+		t.Errorf("after PUT of its own representation: %s, want %s", got, want)
+	}
+	if b, p := styles(id, dflt["client_secret"].(string)); !b || !p {
+		t.Errorf("after PUT: basic %v, post %v; want both accepted", b, p)
+	}
+
+	for _, m := range []string{"client_secret_basic", "client_secret_post"} {
+		c := create(map[string]any{"client_name": m, "token_endpoint_auth_method": m, "grant_types": []string{"client_credentials"}, "audience": []string{api}})
+		if got, want := methods(c), m+` ["`+m+`"]`; got != want {
+			t.Errorf("explicit %s: %s, want %s", m, got, want)
+		}
+		b, p := styles(c["client_id"].(string), c["client_secret"].(string))
+		if b != (m == "client_secret_basic") || p != (m == "client_secret_post") {
+			t.Errorf("explicit %s: basic %v, post %v; want only %s", m, b, p, m)
+		}
+	}
+	pub := create(map[string]any{"client_name": "spa", "token_endpoint_auth_method": "none", "audience": []string{api}})
+	if got, want := methods(pub), `none ["none"]`; got != want {
+		t.Errorf("public client: %s, want %s", got, want)
+	}
+	r = e.do(t, http.MethodPost, "/admin/clients", map[string]any{"client_name": "x", "token_endpoint_auth_method": "client_secret_post",
+		"token_endpoint_auth_methods_accepted": []string{"client_secret_basic"}})
+	if r.status != http.StatusBadRequest {
+		t.Errorf("contradicting token_endpoint_auth_methods_accepted: status %d body %s", r.status, r.body)
+	}
+}
 
 func keysOf(m map[string]any) []string {
 	out := make([]string, 0, len(m))
