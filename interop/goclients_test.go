@@ -33,31 +33,20 @@ var authStyles = []struct {
 
 // TestGoOAuth2 drives the token endpoint with golang.org/x/oauth2 as users
 // do: the password grant, client_credentials (clientcredentials.Config)
-// and refresh through a TokenSource, with every AuthStyle; a public client
-// with the styles that send no secret. AutoDetect uses a client registered
-// without an auth method; InHeader and InParams one registered with the
-// method they send.
+// and refresh through a TokenSource, with every AuthStyle, for a client
+// registered without an auth method (which accepts both secret methods); a
+// public client with the styles that send no secret.
 func TestGoOAuth2(t *testing.T) {
 	s := startServer(t)
 	s.createUser(t, testUser, testPassword)
-	clients := map[oauth2.AuthStyle]client{}
-	for style, method := range map[oauth2.AuthStyle]string{
-		oauth2.AuthStyleAutoDetect: "", oauth2.AuthStyleInHeader: "client_secret_basic", oauth2.AuthStyleInParams: "client_secret_post",
-	} {
-		args := []string{"--name", "go-" + method, "--grant-type", "password", "--grant-type", "refresh_token",
-			"--grant-type", "client_credentials", "--scope", "read", "--audience", testAudience}
-		if method != "" {
-			args = append(args, "--auth-method", method)
-		}
-		clients[style] = s.createClient(t, args...)
-	}
+	conf := s.createClient(t, "--name", "go-confidential", "--grant-type", "password", "--grant-type", "refresh_token",
+		"--grant-type", "client_credentials", "--scope", "read", "--audience", testAudience)
 	pub := s.createClient(t, "--name", "go-public", "--public", "--grant-type", "password", "--grant-type", "refresh_token",
 		"--audience", testAudience)
 	endpoint := oauth2.Endpoint{TokenURL: s.URL + "/oauth2/token"}
 
 	for _, as := range authStyles {
 		t.Run("password/"+as.name, func(t *testing.T) {
-			conf := clients[as.style]
 			ep := endpoint
 			ep.AuthStyle = as.style
 			cfg := &oauth2.Config{ClientID: conf.ID, ClientSecret: conf.Secret, Endpoint: ep}
@@ -89,7 +78,6 @@ func TestGoOAuth2(t *testing.T) {
 			}
 		})
 		t.Run("client_credentials/"+as.name, func(t *testing.T) {
-			conf := clients[as.style]
 			cfg := &clientcredentials.Config{ClientID: conf.ID, ClientSecret: conf.Secret, TokenURL: endpoint.TokenURL,
 				Scopes: []string{"read"}, AuthStyle: as.style}
 			tok, err := cfg.Token(t.Context())
@@ -206,7 +194,8 @@ func TestJWXZeroSkew(t *testing.T) {
 //   - an oidc.ProviderConfig decoded from the RFC 8414 metadata, with the
 //     verifier at its default oidc.Config (only ClientID, the audience),
 //     verifies RS256 tokens, the algorithm go-oidc assumes and RFC 9068
-//     §2.1 requires servers to support;
+//     §2.1 requires servers to support, whether the server signs with
+//     RS256 or the client is registered for RS256 tokens;
 //   - for ES256 tokens go-oidc must be told the algorithm: it is the
 //     registered "alg" of the keys in jwks_uri (RFC 7517 §4.4).
 func TestGoOIDC(t *testing.T) {
@@ -230,6 +219,16 @@ func TestGoOIDC(t *testing.T) {
 		if _, err := other.Verify(t.Context(), s.clientCredentialsToken(t, c, "").AccessToken); err == nil {
 			t.Error("go-oidc accepted a token for another audience")
 		}
+	})
+	t.Run("RS256 per client on an ES256 server: ProviderConfig from RFC 8414 metadata, default verifier", func(t *testing.T) {
+		s := startServer(t)
+		c := s.createClient(t, "--name", "oidc-rs-client", "--grant-type", "client_credentials", "--audience", testAudience,
+			"--access-token-signed-response-alg", "RS256")
+		v := rfc8414ProviderConfig(t, s).NewProvider(t.Context()).Verifier(&oidc.Config{ClientID: testAudience})
+		issueAndVerify(t, s, c, func(token string) error {
+			_, err := v.Verify(t.Context(), token)
+			return err
+		})
 	})
 	t.Run("ES256: ProviderConfig with the JWKS algorithms, default verifier", func(t *testing.T) {
 		s := startServer(t)

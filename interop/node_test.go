@@ -40,12 +40,13 @@ func TestNode(t *testing.T) {
 	s := startServer(t)
 	const aud = "https://api.example.test"
 	s.createUser(t, "alice", "purple otter lamp 42")
-	// openid-client authenticates with client_secret_post by default.
-	conf := s.createClient(t, "--name", "node-confidential", "--auth-method", "client_secret_post", "--grant-type", "password", "--grant-type", "refresh_token",
+	// Registered without an auth method: openid-client's default,
+	// client_secret_post, works as well as Basic.
+	conf := s.createClient(t, "--name", "node-confidential", "--grant-type", "password", "--grant-type", "refresh_token",
 		"--grant-type", "client_credentials", "--audience", aud)
 	pub := s.createClient(t, "--name", "node-public", "--public", "--grant-type", "password", "--grant-type", "refresh_token",
 		"--audience", aud)
-	intro := s.createClient(t, "--name", "node-introspector", "--auth-method", "client_secret_post", "--grant-type", "client_credentials", "--introspect")
+	intro := s.createClient(t, "--name", "node-introspector", "--grant-type", "client_credentials", "--introspect")
 	settings, _ := json.Marshal(map[string]any{
 		"issuer": s.URL, "audience": aud, "username": "alice", "password": "purple otter lamp 42",
 		"confidential": map[string]string{"id": conf.ID, "secret": conf.Secret},
