@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -76,6 +77,24 @@ func TestAudienceRFC9068(t *testing.T) {
 			})
 		}
 
+		// A refreshed token keeps its grant's aud, the default audience
+		// included (fosite's exact audience check refused to refresh it);
+		// a resource on refresh must name one of the grant's audiences.
+		signup(t, srv.URL, "aud-user", "purple otter lamp 42")
+		pub := srv.createClient(t, "--name", "pub", "--public")
+		login := mustToken(t, postRaw(t, tokenURL, url.Values{"grant_type": {"password"}, "client_id": {pub.ClientID},
+			"username": {"aud-user"}, "password": {"purple otter lamp 42"}}.Encode()))
+		refreshed := mustToken(t, postRaw(t, tokenURL, url.Values{"grant_type": {"refresh_token"}, "client_id": {pub.ClientID},
+			"refresh_token": {login.RefreshToken}}.Encode()))
+		if _, claims := jwtParts(t, refreshed.AccessToken); fmt.Sprint(claims["aud"]) != "["+srv.URL+"]" {
+			t.Errorf("RFC 9068 §2.2 refreshed token aud = %v, want [%s]", claims["aud"], srv.URL)
+		}
+		r := postRaw(t, tokenURL, url.Values{"grant_type": {"refresh_token"}, "client_id": {pub.ClientID},
+			"refresh_token": {refreshed.RefreshToken}, "resource": {api}}.Encode())
+		if body := r.json(t); r.status != http.StatusBadRequest || body["error"] != "invalid_target" {
+			t.Errorf("RFC 8707 §2 refresh with a resource outside the grant: %d %s, want 400 invalid_target", r.status, r.body)
+		}
+
 		// The README's admin snippet keeps working word for word; a token
 		// with scope admin meant for another resource server does not.
 		admTok := mustToken(t, postRaw(t, tokenURL, "grant_type=client_credentials&scope=admin",
@@ -86,7 +105,7 @@ func TestAudienceRFC9068(t *testing.T) {
 		both := srv.createClient(t, "--name", "both", "--grant-type", "client_credentials", "--scope", "admin", "--audience", api)
 		apiTok := mustToken(t, postRaw(t, tokenURL, "grant_type=client_credentials&scope=admin&resource="+url.QueryEscape(api),
 			"Authorization", "Basic "+basicAuth(both.ClientID, both.ClientSecret)))
-		r := do(t, http.MethodGet, srv.AdminURL+"/admin/users", "", nil, "Authorization", "Bearer "+apiTok.AccessToken)
+		r = do(t, http.MethodGet, srv.AdminURL+"/admin/users", "", nil, "Authorization", "Bearer "+apiTok.AccessToken)
 		if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") == "" {
 			t.Fatalf("RFC 9068 §4 admin API, token with scope admin but aud %q: %d %s, want 401 invalid_token", api, r.status, r.body)
 		}
