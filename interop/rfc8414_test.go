@@ -131,6 +131,11 @@ func TestRFC8414AuthMethodsExact(t *testing.T) {
 	post := s.createClient(t, "--name", "post", "--auth-method", "client_secret_post",
 		"--grant-type", "client_credentials", "--introspect", "--audience", testAudience)
 	pub := s.createClient(t, "--name", "public", "--public", "--grant-type", "password", "--audience", testAudience)
+	// Registered without a method: accepts both secret methods (RFC 7591
+	// §2 names client_secret_basic as the default; Portcullis also takes
+	// client_secret_post), both of which are advertised.
+	dflt := s.createClient(t, "--name", "default", "--grant-type", "client_credentials", "--introspect",
+		"--audience", testAudience)
 
 	// authenticate returns the form and Basic credentials of a request
 	// authenticating with method.
@@ -179,6 +184,23 @@ func TestRFC8414AuthMethodsExact(t *testing.T) {
 				status, body := s.postForm(t, ep.path, form, id, secret)
 				if ok := status == http.StatusOK; ok != want {
 					t.Fatalf("status %d %s; advertised %v", status, body, want)
+				}
+			})
+		}
+		for _, method := range []string{"client_secret_basic", "client_secret_post"} {
+			t.Run(fmt.Sprintf("§2 %s %s by a client registered without a method", ep.path, method), func(t *testing.T) {
+				if !slices.Contains(advertised, method) {
+					t.Fatalf("%s not advertised", method)
+				}
+				form := ep.form(method)
+				id, secret := dflt.ID, dflt.Secret
+				if method == "client_secret_post" {
+					form.Set("client_id", dflt.ID)
+					form.Set("client_secret", dflt.Secret)
+					id, secret = "", ""
+				}
+				if status, body := s.postForm(t, ep.path, form, id, secret); status != http.StatusOK {
+					t.Fatalf("status %d %s", status, body)
 				}
 			})
 		}
