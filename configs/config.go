@@ -222,6 +222,11 @@ type Keys struct {
 	// RetentionLeeway is added to the access-token TTL to decide how long a
 	// retired key stays published. Default: 5m.
 	RetentionLeeway time.Duration `yaml:"retention_leeway"`
+	// RS256Audiences are the audiences of resource servers that only
+	// verify RS256: an access token whose aud includes one is RS256-signed
+	// unless its client registered access_token_signed_response_alg (RFC
+	// 9068 section 2.1). Default: [] (none).
+	RS256Audiences []string `yaml:"rs256_audiences"`
 }
 
 // Database tunes the database connection pool and migrations.
@@ -332,6 +337,7 @@ func Default() Config {
 			ReloadInterval:   15 * time.Second,
 			JWKSMaxAge:       10 * time.Minute,
 			RetentionLeeway:  5 * time.Minute,
+			RS256Audiences:   []string{},
 		},
 		Database: Database{
 			MaxOpenConns:    25,

@@ -346,6 +346,11 @@ func (c *Config) validateKeys(p *problems) {
 	if k.RetentionLeeway < 0 {
 		p.add("keys.retention_leeway", "must not be negative")
 	}
+	for _, a := range k.RS256Audiences {
+		if a == "" || len(a) > 512 || strings.ContainsAny(a, " \t\r\n") {
+			p.add("keys.rs256_audiences", "%q is not an audience (1 to 512 characters without whitespace)", a)
+		}
+	}
 	if k.JWKSMaxAge+k.ReloadInterval >= k.Prepublication {
 		p.add("keys.prepublication", "%s must exceed keys.jwks_max_age + keys.reload_interval (%s + %s): "+
 			"a new key must reach every replica and every cached JWKS before it signs, "+

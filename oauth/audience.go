@@ -34,6 +34,25 @@ type AudiencePolicy struct {
 	// ScopeAudiences maps a scope to the audience of the resource server
 	// the scope belongs to (the admin API's "admin" scope to its audience).
 	ScopeAudiences map[string]string
+	// RS256 are the audiences of resource servers that only verify RS256
+	// (RFC 9068 §2.1): a token whose aud includes one is RS256-signed,
+	// unless its client registered an algorithm.
+	RS256 []string
+}
+
+// signingAlg returns the JWS algorithm of a token for client with aud: the
+// client's access_token_signed_response_alg, else RS256 when aud includes
+// one of p.RS256, else "" (the server's default).
+func (p AudiencePolicy) signingAlg(client fosite.Client, aud []string) string {
+	if c, ok := client.(*Client); ok && c.AccessTokenSigningAlg != "" {
+		return c.AccessTokenSigningAlg
+	}
+	for _, a := range aud {
+		if slices.Contains(p.RS256, a) {
+			return "RS256"
+		}
+	}
+	return ""
 }
 
 // allowed reports whether a client may ask for audience a.

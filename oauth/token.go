@@ -141,10 +141,8 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	claims.JTI = uuid.NewString()
 	claims.IssuedAt, claims.NotBefore = t, t
 
-	// RFC 9068 §2.1: the client may ask for RS256-signed tokens.
-	if c, ok := client.(*Client); ok {
-		ctx = withSigningAlg(ctx, c.AccessTokenSigningAlg)
-	}
+	// RFC 9068 §2.1: the client, or an audience, may ask for RS256.
+	ctx = withSigningAlg(ctx, h.Audience.signingAlg(client, ar.GetGrantedAudience()))
 
 	// Refresh runs its own transaction inside fosite; the other grants
 	// write an access-token row and maybe a refresh-token row, which must

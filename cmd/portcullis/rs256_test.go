@@ -104,3 +104,36 @@ func TestRS256PerClient(t *testing.T) {
 		}
 	})
 }
+
+// TestRS256PerAudience: a token whose aud includes one of
+// keys.rs256_audiences is RS256-signed (RFC 9068 §2.1, for a resource
+// server that only verifies RS256), unless its client chose an algorithm;
+// tokens for other audiences stay ES256.
+func TestRS256PerAudience(t *testing.T) {
+	const legacy, modern = "https://legacy.example.test", "https://api.example.test"
+	eachBackend(t, []string{"PORTCULLIS_KEYS_RS256_AUDIENCES=" + legacy}, func(t *testing.T, srv *serverProc) {
+		c := srv.createClient(t, "--name", "two", "--grant-type", "client_credentials", "--audience", legacy, "--audience", modern)
+		pinned := srv.createClient(t, "--name", "pinned", "--grant-type", "client_credentials", "--audience", legacy,
+			"--access-token-signed-response-alg", "ES256")
+		tests := []struct {
+			name   string
+			client clientInfo
+			form   string
+			alg    string
+		}{
+			{"RFC 9068 §2.1 resource = an RS256-only audience", c, "resource=" + url.QueryEscape(legacy), "RS256"},
+			{"another audience stays ES256", c, "resource=" + url.QueryEscape(modern), "ES256"},
+			{"every registered audience, one of them RS256-only", c, "", "RS256"},
+			{"the client's own algorithm wins", pinned, "", "ES256"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				tok := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&"+tc.form,
+					"Authorization", "Basic "+basicAuth(tc.client.ClientID, tc.client.ClientSecret)))
+				if h, _ := jwtParts(t, tok.AccessToken); h["alg"] != tc.alg {
+					t.Fatalf("alg = %v, want %s", h["alg"], tc.alg)
+				}
+			})
+		}
+	})
+}

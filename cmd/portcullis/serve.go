@@ -119,6 +119,7 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 		Audience: oauth.AudiencePolicy{
 			Default:        cfg.TokenDefaultAudience(),
 			ScopeAudiences: map[string]string{admin.Scope: cfg.AdminAPIAudience()},
+			RS256:          cfg.Keys.RS256Audiences,
 		},
 	}
 	signup := &identity.SignupHandler{Users: users, Enabled: cfg.Signup.Enabled, MaxBytes: maxBytes,
