@@ -117,6 +117,17 @@ func TestTwoAlgorithmsLifecycle(t *testing.T) {
 	if rsNow, _ := m.SigningKeyFor(keys.RS256); rsNow.ID == rsKeys[1].ID {
 		t.Fatal("immediate rotation left the RS256 key signing")
 	}
+
+	// A pre-published manual rotation: both successors activate at the
+	// same instant, however long the RSA key took to generate.
+	c.advance(time.Hour)
+	if _, err := m.Rotate(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	esKeys, rsKeys = byAlg(t, store, keys.ES256), byAlg(t, store, keys.RS256)
+	if a, b := esKeys[len(esKeys)-1].ActivatesAt, rsKeys[len(rsKeys)-1].ActivatesAt; !a.Equal(b) {
+		t.Fatalf("ES256 successor activates %v, RS256 %v; want one instant", a, b)
+	}
 }
 
 // TestTwoAlgorithmsReplicasRace: "RFC 9068 §2.1 replicas racing": four

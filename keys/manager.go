@@ -170,7 +170,7 @@ func (m *Manager) Init(ctx context.Context) error {
 		if attempt == 20 {
 			return fmt.Errorf("create first %s signing key: lost the race %d times", missing, attempt)
 		}
-		if _, err := m.rotate(ctx, missing, 0, r.maxGeneration()+1); err != nil && !errors.Is(err, apperr.ErrAlreadyExists) {
+		if _, err := m.rotate(ctx, missing, m.activation(0), r.maxGeneration()+1); err != nil && !errors.Is(err, apperr.ErrAlreadyExists) {
 			return fmt.Errorf("create first %s signing key: %w", missing, err)
 		}
 		if err := m.Reload(ctx); err != nil { // another replica may have won the race
@@ -307,8 +307,9 @@ func (m *Manager) Lookup(kid string) (*Key, bool) {
 // rotated concurrently.
 func (m *Manager) Rotate(ctx context.Context, activateIn time.Duration) (*Key, error) {
 	var first *Key
+	at := m.activation(activateIn) // one instant for all, however long key generation takes
 	for _, alg := range m.opts.algorithms() {
-		k, err := m.rotate(ctx, alg, activateIn, 0)
+		k, err := m.rotate(ctx, alg, at, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -319,12 +320,19 @@ func (m *Manager) Rotate(ctx context.Context, activateIn time.Duration) (*Key, e
 	return first, nil
 }
 
-// rotate creates a key of alg as generation gen, or the next one after the
-// stored keys when gen is 0. Generations are unique across algorithms: a
+// activation returns the activation time of a key created now that starts
+// signing after activateIn (whole seconds, as stored).
+func (m *Manager) activation(activateIn time.Duration) time.Time {
+	return m.opts.Now().UTC().Truncate(time.Second).Add(activateIn)
+}
+
+// rotate creates a key of alg, signing from activatesAt, as generation
+// gen, or the next one after the stored keys when gen is 0. Generations
+// are unique across algorithms: a
 // scheduled rotation passes the generation following the snapshot it
 // decided on, so the insert is a true compare-and-set: if anyone rotated
 // any key since, it fails.
-func (m *Manager) rotate(ctx context.Context, alg Algorithm, activateIn time.Duration, gen int64) (*Key, error) {
+func (m *Manager) rotate(ctx context.Context, alg Algorithm, activatesAt time.Time, gen int64) (*Key, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if gen == 0 {
@@ -361,7 +369,7 @@ func (m *Manager) rotate(ctx context.Context, alg Algorithm, activateIn time.Dur
 	rec := Record{
 		ID: pub.KeyID, Algorithm: alg, Generation: gen,
 		PublicJWK: pubJSON, Sealed: sealed, WrapKeyID: wrapID,
-		CreatedAt: now, ActivatesAt: now.Add(activateIn),
+		CreatedAt: now, ActivatesAt: activatesAt,
 	}
 	if err := m.store.CreateKey(ctx, rec, rec.ActivatesAt); err != nil {
 		return nil, fmt.Errorf("store key: %w", err)
@@ -459,7 +467,7 @@ func (m *Manager) Tick(ctx context.Context) error {
 		current[cur.ID] = true
 		if m.opts.RotationInterval > 0 && r.newest(alg) == cur &&
 			!now.Before(cur.ActivatesAt.Add(m.opts.RotationInterval-m.opts.Prepublication)) {
-			_, err := m.rotate(ctx, alg, m.opts.Prepublication, r.maxGeneration()+1)
+			_, err := m.rotate(ctx, alg, m.activation(m.opts.Prepublication), r.maxGeneration()+1)
 			switch {
 			case errors.Is(err, apperr.ErrAlreadyExists):
 				// Someone changed the table since the snapshot; the next
