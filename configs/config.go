@@ -276,6 +276,13 @@ type HTTP struct {
 	// proxies whose X-Forwarded-For header is believed when finding the
 	// client IP for rate limits. Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// CORSAllowedOrigins are browser origins (scheme://host[:port]) allowed,
+	// besides each client's allowed_cors_origins, to call the token,
+	// revocation and sign-up endpoints of the public listener; "*" and
+	// "null" are refused (JWKS and metadata are readable from any origin
+	// anyway). The admin listener never answers CORS. In the environment,
+	// a comma-separated list. Default: none.
+	CORSAllowedOrigins []string `yaml:"cors_allowed_origins"`
 }
 
 // RateLimit configures request rate limits.
@@ -348,13 +355,14 @@ func Default() Config {
 			AutoMigrate:     true,
 		},
 		HTTP: HTTP{
-			MaxBodyBytes:      64 << 10,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      15 * time.Second,
-			IdleTimeout:       60 * time.Second,
-			ShutdownTimeout:   15 * time.Second,
-			TrustedProxies:    []string{},
+			MaxBodyBytes:       64 << 10,
+			ReadHeaderTimeout:  5 * time.Second,
+			ReadTimeout:        10 * time.Second,
+			WriteTimeout:       15 * time.Second,
+			IdleTimeout:        60 * time.Second,
+			ShutdownTimeout:    15 * time.Second,
+			TrustedProxies:     []string{},
+			CORSAllowedOrigins: []string{},
 		},
 		RateLimit: RateLimit{TokenPerIP: 20, SignupPerMinutePerIP: 30},
 		Log:       Log{Level: "info", Format: "text"},

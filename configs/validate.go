@@ -14,6 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/cors"
 )
 
 // Limits enforced by Validate.
@@ -408,5 +409,8 @@ func (c *Config) validateHTTP(p *problems) {
 		if _, err := netip.ParseAddr(tp); err != nil {
 			p.add("http.trusted_proxies", "%q is neither an IP address nor a CIDR prefix", tp)
 		}
+	}
+	if _, err := cors.ParseOrigins(h.CORSAllowedOrigins); err != nil {
+		p.add("http.cors_allowed_origins", "%v", err)
 	}
 }

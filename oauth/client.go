@@ -19,6 +19,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/cors"
 )
 
 // Grant types a client may be registered for.
@@ -71,6 +72,12 @@ type Client struct {
 	// resource servers that only speak RS256 (RFC 9068 §2.1); empty means
 	// the server's default (keys.algorithm).
 	AccessTokenSigningAlg string
+
+	// CORSOrigins are the browser origins (scheme://host[:port], as
+	// normalised by cors.ParseOrigin) that may read this client's token
+	// and revocation responses: Keycloak's web origins, Hydra's
+	// allowed_cors_origins. Default none.
+	CORSOrigins []string
 }
 
 var (
@@ -193,6 +200,10 @@ type ClientSpec struct {
 	// AccessTokenSigningAlg: ES256, RS256, or empty for the server's
 	// default algorithm.
 	AccessTokenSigningAlg string
+	// CORSOrigins are browser origins allowed to call the token and
+	// revocation endpoints as this client; normalised by cors.ParseOrigin,
+	// "*" and "null" refused. Default none.
+	CORSOrigins []string
 	// IntrospectionAllowed lets the client call the introspection
 	// endpoint; default false, refused for a public client.
 	IntrospectionAllowed bool
@@ -211,6 +222,7 @@ func (c *Client) spec() ClientSpec {
 		Name: c.Name, Public: c.IsPublic(), AuthMethod: c.AuthMethod,
 		GrantTypes: slices.Clone(c.GrantTypes), Scopes: slices.Clone(c.Scopes), Audience: slices.Clone(c.Audience),
 		IntrospectionAllowed: c.IntrospectionAllowed, AccessTokenSigningAlg: c.AccessTokenSigningAlg,
+		CORSOrigins: slices.Clone(c.CORSOrigins),
 	}
 }
 
@@ -221,6 +233,9 @@ type Clients struct {
 	Rand io.Reader
 	Now  func() time.Time
 }
+
+// maxCORSOrigins bounds a client's allowed_cors_origins.
+const maxCORSOrigins = 100
 
 var scopeTokenRE = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]{1,128}$`) // RFC 6749 §3.3 scope-token
 
@@ -271,6 +286,14 @@ func (spec *ClientSpec) normalize() error {
 	case "", "ES256", "RS256":
 	default:
 		problems = append(problems, fmt.Sprintf("access_token_signed_response_alg %q is not supported (ES256 or RS256)", spec.AccessTokenSigningAlg))
+	}
+	if origins, err := cors.ParseOrigins(spec.CORSOrigins); err != nil {
+		problems = append(problems, "allowed_cors_origins: "+err.Error())
+	} else if len(origins) > maxCORSOrigins {
+		problems = append(problems, fmt.Sprintf("allowed_cors_origins: at most %d origins", maxCORSOrigins))
+	} else {
+		spec.CORSOrigins = origins
+		slices.Sort(spec.CORSOrigins)
 	}
 	if spec.IntrospectionAllowed && spec.Public {
 		// RFC 7662 §2.1: the caller must authenticate, which a public
@@ -329,7 +352,7 @@ func (s *Clients) Create(ctx context.Context, spec ClientSpec) (*Client, string,
 		ID: uuid.NewString(), Name: spec.Name, AuthMethod: spec.AuthMethod,
 		GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Audience: spec.Audience,
 		CreatedAt: now, UpdatedAt: now, IntrospectionAllowed: spec.IntrospectionAllowed,
-		AccessTokenSigningAlg: spec.AccessTokenSigningAlg,
+		AccessTokenSigningAlg: spec.AccessTokenSigningAlg, CORSOrigins: spec.CORSOrigins,
 	}
 	var secret string
 	if !c.IsPublic() {
@@ -399,6 +422,7 @@ func (s *Clients) Patch(ctx context.Context, id string, patch func(*ClientSpec))
 		c.Name, c.AuthMethod, c.GrantTypes, c.Scopes, c.Audience = spec.Name, spec.AuthMethod, spec.GrantTypes, spec.Scopes, spec.Audience
 		c.IntrospectionAllowed = spec.IntrospectionAllowed
 		c.AccessTokenSigningAlg = spec.AccessTokenSigningAlg
+		c.CORSOrigins = spec.CORSOrigins
 		c.UpdatedAt = s.now()
 		return nil
 	})
@@ -468,6 +492,11 @@ type ClientJSON struct {
 	// omitted for the default. Named after RFC 7591's *_signed_response_alg
 	// members, as Keycloak's access.token.signed.response.alg.
 	AccessTokenSignedResponseAlg string `json:"access_token_signed_response_alg,omitempty"`
+
+	// AllowedCORSOrigins are the browser origins that may call the token
+	// and revocation endpoints as this client (Hydra's name; Keycloak's
+	// web origins). Not an RFC 7591 name; empty by default.
+	AllowedCORSOrigins []string `json:"allowed_cors_origins"`
 }
 
 // JSON returns the representation of c; secret is included when non-empty.
@@ -477,7 +506,7 @@ func (c *Client) JSON(secret string) ClientJSON {
 		TokenEndpointAuthMethod: c.AuthMethodName(), TokenEndpointAuthMethodsAccepted: c.AcceptedAuthMethods(),
 		GrantTypes: nonNil(c.GrantTypes), Scope: strings.Join(c.Scopes, " "),
 		Audience: nonNil(c.Audience), IntrospectionAllowed: c.IntrospectionAllowed, AccessTokenSignedResponseAlg: c.AccessTokenSigningAlg,
-		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(), AllowedCORSOrigins: nonNil(c.CORSOrigins),
 	}
 }
 

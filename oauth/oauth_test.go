@@ -584,6 +584,11 @@ func TestClientValidation(t *testing.T) {
 		{"confidential introspector", oauth.ClientSpec{Name: "a", IntrospectionAllowed: true}, true},
 		{"public introspector", oauth.ClientSpec{Name: "a", Public: true, IntrospectionAllowed: true}, false},
 		{"auth method none introspector", oauth.ClientSpec{Name: "a", AuthMethod: oauth.AuthNone, IntrospectionAllowed: true}, false},
+		{"cors origins", oauth.ClientSpec{Name: "a", CORSOrigins: []string{"https://a.example", "http://localhost:5173"}}, true},
+		{"cors wildcard", oauth.ClientSpec{Name: "a", CORSOrigins: []string{"*"}}, false},
+		{"cors null", oauth.ClientSpec{Name: "a", CORSOrigins: []string{"null"}}, false},
+		{"cors path", oauth.ClientSpec{Name: "a", CORSOrigins: []string{"https://a.example/app"}}, false},
+		{"cors scheme", oauth.ClientSpec{Name: "a", CORSOrigins: []string{"file://a"}}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

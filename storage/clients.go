@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -29,6 +31,9 @@ type clientRow struct {
 	IntrospectionAllowed bool `gorm:"column:introspection_allowed"` // migration 00006
 	// AccessTokenSigningAlg is "" for the server's default (migration 00009).
 	AccessTokenSigningAlg string `gorm:"column:access_token_signing_alg"`
+	// AllowedCORSOrigins is a JSON list of normalised origins (migration
+	// 00008); "" on rows written before it, read as none.
+	AllowedCORSOrigins string `gorm:"column:allowed_cors_origins"`
 }
 
 func (clientRow) TableName() string { return "clients" }
@@ -71,6 +76,9 @@ func toClientRow(c *oauth.Client) (*clientRow, error) {
 	if r.Audience, err = jsonList(c.Audience); err != nil {
 		return nil, err
 	}
+	if r.AllowedCORSOrigins, err = jsonList(c.CORSOrigins); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -92,6 +100,9 @@ func (r *clientRow) client() (*oauth.Client, error) {
 	}
 	if c.Audience, err = parseList(r.Audience); err != nil {
 		return nil, fmt.Errorf("decode audience of client %s: %w", r.ID, err)
+	}
+	if c.CORSOrigins, err = parseList(r.AllowedCORSOrigins); err != nil {
+		return nil, fmt.Errorf("decode allowed CORS origins of client %s: %w", r.ID, err)
 	}
 	return c, nil
 }
@@ -211,6 +222,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*oauth.
 
 			"introspection_allowed":    next.IntrospectionAllowed,
 			"access_token_signing_alg": next.AccessTokenSigningAlg,
+			"allowed_cors_origins":     next.AllowedCORSOrigins,
 		}).Error; err != nil {
 			return err
 		}
@@ -251,4 +263,47 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 		return s.wrapf(err, "storage: delete client %s", id)
 	}
 	return nil
+}
+
+// ClientAllowsOrigin implements cors.ClientOrigins: whether the client with
+// the given ID lists origin in its allowed CORS origins (exact match). An
+// unknown client lists nothing: false and no error.
+func (s *Store) ClientAllowsOrigin(ctx context.Context, clientID, origin string) (bool, error) {
+	c, err := findClient(s.db(ctx), clientID)
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.wrapf(err, "storage: find client %s", clientID)
+	}
+	return slices.Contains(c.CORSOrigins, origin), nil
+}
+
+// AnyClientAllowsOrigin implements cors.ClientOrigins: whether at least one
+// client lists origin (exact match). The database narrows the candidates
+// with LIKE on the JSON list; each is then compared exactly, so neither a
+// LIKE wildcard nor a case-insensitive collation can widen the match.
+func (s *Store) AnyClientAllowsOrigin(ctx context.Context, origin string) (bool, error) {
+	quoted, err := json.Marshal(origin)
+	if err != nil {
+		return false, fmt.Errorf("storage: encode origin: %w", err)
+	}
+	// '!' escapes LIKE's wildcards alike on SQLite and MySQL (MySQL's
+	// default, a backslash, is also an escape in its string literals).
+	pattern := "%" + strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(string(quoted)) + "%"
+	var lists []string
+	if err := s.db(ctx).Model(&clientRow{}).Where(`allowed_cors_origins LIKE ? ESCAPE '!'`, pattern).
+		Limit(1000).Pluck("allowed_cors_origins", &lists).Error; err != nil {
+		return false, s.wrapf(err, "storage: find clients by origin")
+	}
+	for _, l := range lists {
+		origins, err := parseList(l)
+		if err != nil {
+			continue
+		}
+		if slices.Contains(origins, origin) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

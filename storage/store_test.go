@@ -22,6 +22,7 @@ var wantMigrations = []string{
 	"00004_create_oauth2_access_tokens",
 	"00005_create_oauth2_refresh_tokens",
 	"00006_clients_introspect", "00007_create_login_throttles",
+	"00008_clients_cors_origins",
 	"00009_clients_access_token_alg",
 }
 

@@ -21,7 +21,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	var authMethod string
 	var quiet bool
 	create := &cobra.Command{
-		Use:   "create --name N [--public] [--grant-type G]... [--scope S]... [--audience A]... [--introspect]",
+		Use:   "create --name N [--public] [--grant-type G]... [--scope S]... [--audience A]... [--introspect] [--cors-origin O]...",
 		Short: "Register a client; a confidential client's secret is printed once",
 		Args:  cobra.NoArgs,
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
@@ -57,6 +57,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.StringSliceVar(&spec.Scopes, "scope", nil, "allowed scope (repeatable)")
 	f.StringSliceVar(&spec.Audience, "audience", nil, "audience of its access tokens (repeatable)")
 	f.BoolVar(&spec.IntrospectionAllowed, "introspect", false, introspectUsage)
+	f.StringSliceVar(&spec.CORSOrigins, "cors-origin", nil, corsOriginUsage)
 	f.StringVar(&spec.AccessTokenSigningAlg, "access-token-signed-response-alg", "", accessTokenAlgUsage)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the client_id (and, for a confidential client, the secret on a second line)")
 	_ = create.MarkFlagRequired("name")
@@ -118,6 +119,10 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 
 const introspectUsage = "allow the client to call the introspection endpoint (RFC 7662) about any token; confidential clients only"
 
+// corsOriginUsage documents --cors-origin.
+const corsOriginUsage = "browser origin scheme://host[:port] allowed to call the token and revocation endpoints as this client " +
+	"(repeatable; allowed_cors_origins, Keycloak's web origins)"
+
 // accessTokenAlgUsage documents --access-token-signed-response-alg.
 const accessTokenAlgUsage = "JWS algorithm of its access tokens: ES256 or RS256 (RFC 9068 §2.1, for resource servers that only speak RS256); default: the server's keys.algorithm"
 
@@ -126,9 +131,9 @@ const accessTokenAlgUsage = "JWS algorithm of its access tokens: ES256 or RS256 
 func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	var set oauth.ClientSpec
 	cmd := &cobra.Command{
-		Use: "update ID [--name N] [--auth-method M] [--grant-type G]... [--scope S]... [--audience A]... [--introspect[=false]]",
+		Use: "update ID [--name N] [--auth-method M] [--grant-type G]... [--scope S]... [--audience A]... [--introspect[=false]] [--cors-origin O]...",
 		Short: "Change a client's settings; settings not given are kept, a repeatable flag replaces the whole list " +
-			"(--scope= and --audience= clear it)",
+			"(--scope=, --audience= and --cors-origin= clear it)",
 		Args: cobra.ExactArgs(1),
 	}
 	f := cmd.Flags()
@@ -140,7 +145,8 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.StringSliceVar(&set.Audience, "audience", nil, "audience of its access tokens (repeatable)")
 	f.BoolVar(&set.IntrospectionAllowed, "introspect", false, introspectUsage+" (--introspect=false withdraws it)")
 	f.StringVar(&set.AccessTokenSigningAlg, "access-token-signed-response-alg", "", accessTokenAlgUsage+" (= restores the default)")
-	flags := []string{"name", "auth-method", "grant-type", "scope", "audience", "introspect", "access-token-signed-response-alg"}
+	f.StringSliceVar(&set.CORSOrigins, "cors-origin", nil, corsOriginUsage)
+	flags := []string{"name", "auth-method", "grant-type", "scope", "audience", "introspect", "access-token-signed-response-alg", "cors-origin"}
 	run := withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
 		c, err := a.clients().Patch(ctx, args[0], func(s *oauth.ClientSpec) {
 			changed := f.Changed
@@ -165,6 +171,9 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			if changed("access-token-signed-response-alg") {
 				s.AccessTokenSigningAlg = set.AccessTokenSigningAlg
 			}
+			if changed("cors-origin") {
+				s.CORSOrigins = set.CORSOrigins
+			}
 		})
 		if err != nil {
 			return err
@@ -173,7 +182,7 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	})
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if !slices.ContainsFunc(flags, f.Changed) {
-			return errors.New("nothing to change: give at least one of --name, --auth-method, --grant-type, --scope, --audience, --introspect")
+			return errors.New("nothing to change: give at least one of --name, --auth-method, --grant-type, --scope, --audience, --introspect, --cors-origin")
 		}
 		return run(cmd, args)
 	}
@@ -196,6 +205,7 @@ func printClient(w io.Writer, c oauth.ClientJSON) {
 	if c.AccessTokenSignedResponseAlg != "" {
 		fmt.Fprintf(tw, "access_token_signed_response_alg:\t%s\n", c.AccessTokenSignedResponseAlg)
 	}
+	fmt.Fprintf(tw, "allowed_cors_origins:\t%s\n", strings.Join(c.AllowedCORSOrigins, " "))
 	fmt.Fprintf(tw, "created_at:\t%s\n", c.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
 	tw.Flush()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/clientip"
+	"github.com/portcullis-auth/portcullis/internal/cors"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/keys"
@@ -132,12 +133,26 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	route := func(path, method string, h http.Handler) {
 		pub.Handle(method+" "+path, m.instrument(path, a.logger, h))
 	}
-	route("/signup", http.MethodPost, signup)
-	route("/oauth2/token", http.MethodPost, token)
-	route("/oauth2/revoke", http.MethodPost, &oauth.RevokeHandler{Provider: provider, Keys: km, MaxBytes: maxBytes, Logger: a.logger})
+	// CORS (internal/cors): token and revocation for the server-wide
+	// origins and those of the client the request names, sign-up for the
+	// server-wide origins and those of any client, JWKS and metadata for
+	// every origin. Introspection is for resource servers, not browsers;
+	// the admin listener never answers CORS.
+	corsPolicy, err := cors.NewPolicy(cfg.HTTP.CORSAllowedOrigins, a.store, a.logger)
+	if err != nil {
+		return nil, fmt.Errorf("http.cors_allowed_origins: %w", err)
+	}
+	withPreflight := func(path, method string, h http.Handler) {
+		route(path, method, h)
+		route(path, http.MethodOptions, h)
+	}
+	withPreflight("/signup", http.MethodPost, corsPolicy.AnyClientEndpoint(signup))
+	withPreflight("/oauth2/token", http.MethodPost, corsPolicy.ClientEndpoint(token))
+	withPreflight("/oauth2/revoke", http.MethodPost, corsPolicy.ClientEndpoint(
+		&oauth.RevokeHandler{Provider: provider, Keys: km, MaxBytes: maxBytes, Logger: a.logger}))
 	route("/oauth2/introspect", http.MethodPost, &oauth.IntrospectHandler{Provider: provider, MaxBytes: maxBytes, Logger: a.logger})
-	route("/.well-known/jwks.json", http.MethodGet, km)
-	route("/.well-known/oauth-authorization-server", http.MethodGet, meta)
+	withPreflight("/.well-known/jwks.json", http.MethodGet, cors.Public(km))
+	withPreflight("/.well-known/oauth-authorization-server", http.MethodGet, cors.Public(meta))
 	route("/.well-known/openid-configuration", http.MethodGet, oauth.NoOpenIDConfiguration())
 	route("/health/alive", http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -188,6 +188,9 @@ type clientRequest struct {
 	// TokenEndpointAuthMethodsAccepted is optional; as in the client
 	// representation (see oauth.ClientSpec.AcceptedAuthMethods).
 	TokenEndpointAuthMethodsAccepted []string `json:"token_endpoint_auth_methods_accepted"`
+	// AllowedCORSOrigins: browser origins allowed to call the token and
+	// revocation endpoints as the client; omitted means none.
+	AllowedCORSOrigins []string `json:"allowed_cors_origins"`
 }
 
 func (c clientRequest) spec() oauth.ClientSpec {
@@ -196,6 +199,7 @@ func (c clientRequest) spec() oauth.ClientSpec {
 		GrantTypes: c.GrantTypes, Scopes: strings.Fields(c.Scope), Audience: c.Audience, AccessTokenSigningAlg: c.AccessTokenSignedResponseAlg,
 		IntrospectionAllowed: c.IntrospectionAllowed,
 		AcceptedAuthMethods:  c.TokenEndpointAuthMethodsAccepted,
+		CORSOrigins:          c.AllowedCORSOrigins,
 	}
 }
 

@@ -288,7 +288,7 @@ func TestRevokedAdminTokenIsRejected(t *testing.T) {
 
 // rfc7591Fields are the keys of the client representation (CONTRACT.md,
 // RFC 7591 names, and introspection_allowed).
-var rfc7591Fields = []string{"audience", "client_id", "client_name", "created_at", "grant_types", "introspection_allowed", "scope", "token_endpoint_auth_method", "token_endpoint_auth_methods_accepted", "updated_at"}
+var rfc7591Fields = []string{"allowed_cors_origins", "audience", "client_id", "client_name", "created_at", "grant_types", "introspection_allowed", "scope", "token_endpoint_auth_method", "token_endpoint_auth_methods_accepted", "updated_at"}
 
 // TestClientAuthMethodsRepresentation checks issue 8 item 3 through the
 // admin API: a confidential client registered without a method shows RFC
@@ -626,6 +626,44 @@ func TestClientIntrospectionPermission(t *testing.T) {
 		t.Errorf("public client after a refused update: %v", got)
 	}
 	wantError(t, e.do(t, http.MethodPost, "/admin/clients", `{"client_name":"x","introspection_allowed":"yes"}`), http.StatusBadRequest, "invalid_request")
+}
+
+// TestClientCORSOrigins: allowed_cors_origins in the admin API, normalised,
+// replaced by PUT, refused with a fixed text when not an origin.
+func TestClientCORSOrigins(t *testing.T) {
+	e := newEnv(t)
+	body := map[string]any{"client_name": "spa", "token_endpoint_auth_method": "none", "audience": []string{api},
+		"allowed_cors_origins": []string{"HTTPS://SPA.example:443/", "http://localhost:5173", "https://spa.example"}}
+	r := e.do(t, http.MethodPost, "/admin/clients", body)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	c := decode[map[string]any](t, r)
+	want := `["http://localhost:5173","https://spa.example"]`
+	if got, _ := json.Marshal(c["allowed_cors_origins"]); string(got) != want {
+		t.Fatalf("allowed_cors_origins = %s, want %s", got, want)
+	}
+	id := c["client_id"].(string)
+	if got, _ := json.Marshal(decode[map[string]any](t, e.do(t, http.MethodGet, "/admin/clients/"+id, nil))["allowed_cors_origins"]); string(got) != want {
+		t.Fatalf("get: allowed_cors_origins = %s", got)
+	}
+	delete(body, "allowed_cors_origins")
+	r = e.do(t, http.MethodPut, "/admin/clients/"+id, body)
+	if got, _ := json.Marshal(decode[map[string]any](t, r)["allowed_cors_origins"]); r.status != http.StatusOK || string(got) != `[]` {
+		t.Fatalf("PUT without allowed_cors_origins: %d %s", r.status, r.body)
+	}
+	if got, _ := json.Marshal(decode[map[string]any](t, e.do(t, http.MethodGet, "/admin/clients/"+e.adminID, nil))["allowed_cors_origins"]); string(got) != `[]` {
+		t.Fatalf("default allowed_cors_origins = %s", got)
+	}
+	for _, o := range []string{"*", "null", "https://evil.example/path", "https://evil.example?x"} {
+		body["allowed_cors_origins"] = []string{o}
+		r := e.do(t, http.MethodPost, "/admin/clients", body)
+		wantError(t, r, http.StatusBadRequest, "invalid_request")
+		desc := decode[map[string]string](t, r)["error_description"]
+		if !strings.Contains(desc, "allowed_cors_origins") || strings.Contains(desc, "evil") {
+			t.Fatalf("origin %q: error_description %q", o, desc)
+		}
+	}
 }
 
 func TestClientRequestErrors(t *testing.T) {

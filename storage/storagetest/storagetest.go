@@ -223,7 +223,7 @@ func sameClient(t *testing.T, got, want *oauth.Client) {
 	if got.ID != want.ID || got.Name != want.Name || string(got.SecretHash) != string(want.SecretHash) ||
 		got.AuthMethod != want.AuthMethod || !slices.Equal(got.GrantTypes, want.GrantTypes) ||
 		!slices.Equal(got.Scopes, want.Scopes) || !slices.Equal(got.Audience, want.Audience) ||
-		got.IntrospectionAllowed != want.IntrospectionAllowed ||
+		got.IntrospectionAllowed != want.IntrospectionAllowed || !slices.Equal(got.CORSOrigins, want.CORSOrigins) ||
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Fatalf("client mismatch:\n got  %+v\n want %+v", got, want)
 	}
@@ -234,6 +234,7 @@ func testClients(t *testing.T, open Open) {
 	ctx := ctxTimeout(t)
 	app := newClient("app")
 	app.IntrospectionAllowed = true // round-trips both values of the flag
+	app.CORSOrigins = []string{"http://localhost:5173", "https://app.example.test"}
 	public := newClient("cli")
 	public.SecretHash, public.AuthMethod = nil, oauth.AuthNone
 	public.Audience = []string{}
@@ -320,6 +321,44 @@ func testClients(t *testing.T, open Open) {
 			sameClient(t, got, app)
 			fc, _ := s.GetClient(ctx, app.ID)
 			sameClient(t, fc.(*oauth.Client), app)
+		}
+	})
+
+	t.Run("CORSOrigins", func(t *testing.T) {
+		tests := []struct {
+			client, origin string
+			want, wantAny  bool
+		}{
+			{app.ID, "https://app.example.test", true, true},
+			{app.ID, "http://localhost:5173", true, true},
+			{public.ID, "https://app.example.test", false, true}, // another client's origin
+			{app.ID, "https://APP.example.test", false, false},   // exact, whatever the collation
+			{app.ID, "https://app.example.tes", false, false},    // no prefix match
+			{app.ID, "https://app_example.test", false, false},   // LIKE wildcards are literal
+			{app.ID, "%", false, false},
+			{"nope", "https://app.example.test", false, true}, // unknown client
+		}
+		for _, tt := range tests {
+			got, err := s.ClientAllowsOrigin(ctx, tt.client, tt.origin)
+			wantErr(t, "ClientAllowsOrigin", err, nil)
+			anyGot, err := s.AnyClientAllowsOrigin(ctx, tt.origin)
+			wantErr(t, "AnyClientAllowsOrigin", err, nil)
+			if got != tt.want || anyGot != tt.wantAny {
+				t.Fatalf("origin %q, client %s: ClientAllowsOrigin %v (want %v), AnyClientAllowsOrigin %v (want %v)",
+					tt.origin, tt.client, got, tt.want, anyGot, tt.wantAny)
+			}
+		}
+		// The list is replaced and cleared.
+		for _, origins := range [][]string{{"https://b.example.test"}, {}} {
+			got, err := s.UpdateClient(ctx, app.ID, func(c *oauth.Client) error { c.CORSOrigins = origins; return nil })
+			wantErr(t, "update allowed_cors_origins", err, nil)
+			app.CORSOrigins = origins
+			sameClient(t, got, app)
+			got, _ = s.FindClient(ctx, app.ID)
+			sameClient(t, got, app)
+			if ok, _ := s.AnyClientAllowsOrigin(ctx, "https://app.example.test"); ok {
+				t.Fatal("a removed origin is still allowed")
+			}
 		}
 	})
 
