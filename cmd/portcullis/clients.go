@@ -182,7 +182,7 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	})
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if !slices.ContainsFunc(flags, f.Changed) {
-			return errors.New("nothing to change: give at least one of --name, --auth-method, --grant-type, --scope, --audience, --introspect, --cors-origin")
+			return errors.New("nothing to change: give at least one of --name, --auth-method, --grant-type, --scope, --audience, --introspect, --access-token-signed-response-alg, --cors-origin")
 		}
 		return run(cmd, args)
 	}
