@@ -169,7 +169,12 @@ func TestCORS(t *testing.T) {
 			{"server-wide origin", wide, withBasic(spa.ClientID), pw("", "correct horse battery"), 200, wide},
 			{"another client's origin", other, withBasic(spa.ClientID), pw("", "correct horse battery"), 200, ""},
 			{"the other client at its origin", other, form, pw(otherClient.ClientID, "correct horse battery"), 200, other},
-			{"unlisted origin", evil, withBasic(spa.ClientID), pw("", "correct horse battery"), 200, ""},
+			// An origin no client and no server-wide setting allows is
+			// refused before the password check: a cross-site form POST needs
+			// no preflight, and its guesses would lock out the visitor's
+			// network (red team).
+			{"unlisted origin", evil, withBasic(spa.ClientID), pw("", "correct horse battery"), 403, ""},
+			{"origin null", "null", withBasic(spa.ClientID), pw("", "correct horse battery"), 403, ""},
 			// Errors are readable from an allowed origin too.
 			{"wrong password, own origin", spaO, withBasic(spa.ClientID), pw("", "wrong password!!"), 400, spaO},
 			{"unknown client, server-wide origin", wide, form, pw("nope", "x"), 401, wide},
@@ -208,8 +213,12 @@ func TestCORS(t *testing.T) {
 			t.Fatalf("signup taken: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
 		}
 		r = corsDo(t, http.MethodPost, srv.URL+"/signup", evil, js, `{"username":"carol","password":"correct horse battery"}`)
-		if r.header.Get("Access-Control-Allow-Origin") != "" {
-			t.Fatalf("signup from unlisted origin: ACAO %q", r.header.Get("Access-Control-Allow-Origin"))
+		if r.status != http.StatusForbidden || r.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("signup from unlisted origin: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+		}
+		r = corsDo(t, http.MethodPost, srv.URL+"/oauth2/revoke", evil, withBasic(spa.ClientID), "token=not-a-token")
+		if r.status != http.StatusForbidden || r.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("revoke from unlisted origin: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
 		}
 	})
 
@@ -276,5 +285,28 @@ func TestCORSConfigRefusesWildcard(t *testing.T) {
 		if p.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(p.out.String(), "http.cors_allowed_origins") {
 			t.Fatalf("serve with cors_allowed_origins %q: exit %d:\n%s", v, p.cmd.ProcessState.ExitCode(), p.out.String())
 		}
+	}
+}
+
+// TestCrossSiteGuessesDoNotLockOut: a page on another site makes its
+// visitor's browser post wrong passwords for the visitor's account (a form
+// POST needs no preflight): the requests are refused before the password
+// check, so the visitor's network is not locked out. (Before, red team:
+// five such requests got the owner 429 Retry-After 900.)
+func TestCrossSiteGuessesDoNotLockOut(t *testing.T) {
+	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(t.TempDir(), "p.db"), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"))
+	app := srv.createClient(t, "--name", "spa", "--public", "--cors-origin", "https://spa.example.test")
+	signup(t, srv.URL, "hank", "purple otter lamp 42")
+	form := func(pw string) string {
+		return url.Values{"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"hank"}, "password": {pw}}.Encode()
+	}
+	for range 6 {
+		r := corsDo(t, http.MethodPost, srv.URL+"/oauth2/token", "https://evil.example", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, form("wrong guess 12345"))
+		if r.status != http.StatusForbidden {
+			t.Fatalf("cross-site guess: %d %s, want 403", r.status, r.body)
+		}
+	}
+	if r := postRaw(t, srv.URL+"/oauth2/token", form("purple otter lamp 42")); r.status != http.StatusOK {
+		t.Fatalf("owner after cross-site guesses: %d %s", r.status, r.body)
 	}
 }

@@ -147,10 +147,16 @@ func NewPolicy(origins []string, clients ClientOrigins, logger *slog.Logger) (*P
 
 // ClientEndpoint wraps h, an endpoint called with POST where the request
 // names its OAuth client (token, revocation). OPTIONS is answered here as
-// a preflight and never reaches h. On other requests h runs, and its
-// response carries Access-Control-Allow-Origin when the server-wide list or
-// the named client lists the request's Origin; the client is the HTTP Basic
-// user name, else the client_id of r.PostForm as h parsed it. Mount the
+// a preflight and never reaches h. A request whose Origin neither the
+// server-wide list nor any client allows is refused at once (403, an RFC
+// 6749 §5.2-shaped invalid_request): browsers send form POSTs across sites
+// without a preflight, and such a request must not reach the password
+// check (a page could otherwise make its visitors' browsers guess
+// passwords and get their own network locked out). Otherwise h runs, and
+// its response carries Access-Control-Allow-Origin when the server-wide
+// list or the named client lists the Origin; the client is the HTTP Basic
+// user name, else the client_id of r.PostForm as h parsed it. Requests
+// without an Origin (non-browser clients) are not affected. Mount the
 // result for both POST and OPTIONS.
 func (p *Policy) ClientEndpoint(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -162,6 +168,10 @@ func (p *Policy) ClientEndpoint(h http.Handler) http.Handler {
 		origin := r.Header.Get("Origin")
 		if origin == "" {
 			h.ServeHTTP(w, r)
+			return
+		}
+		if !p.allowedAny(r.Context(), origin) {
+			refuse(w, `{"error":"invalid_request","error_description":"The request's origin is not allowed."}`)
 			return
 		}
 		if slices.Contains(p.origins, origin) {
@@ -195,8 +205,9 @@ func (p *Policy) ClientEndpoint(h http.Handler) http.Handler {
 
 // AnyClientEndpoint wraps h, an endpoint called with POST without a client
 // (sign-up): an origin is allowed when the server-wide list or any client
-// lists it. OPTIONS is answered as a preflight. Mount the result for both
-// POST and OPTIONS.
+// lists it; a request from any other origin is refused at once (403), as
+// in ClientEndpoint. OPTIONS is answered as a preflight. Mount the result
+// for both POST and OPTIONS.
 func (p *Policy) AnyClientEndpoint(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodOptions {
@@ -204,11 +215,27 @@ func (p *Policy) AnyClientEndpoint(h http.Handler) http.Handler {
 			return
 		}
 		w.Header().Add("Vary", "Origin")
-		if origin := r.Header.Get("Origin"); origin != "" && p.allowedAny(r.Context(), origin) {
+		if origin := r.Header.Get("Origin"); origin != "" {
+			if !p.allowedAny(r.Context(), origin) {
+				refuse(w, `{"error":"forbidden","error_description":"The request's origin is not allowed."}`)
+				return
+			}
 			allow(w.Header(), origin)
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// refuse answers a request from an origin that is not allowed: 403 with a
+// fixed JSON error, without Access-Control-Allow-Origin (a page on that
+// origin cannot read it).
+func refuse(w http.ResponseWriter, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusForbidden)
+	_, _ = w.Write([]byte(body))
 }
 
 // allowedAny reports whether the server-wide list or any client lists
