@@ -174,6 +174,13 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	omitEmptyScope(resp)
+	// RFC 6749 §5.1: expires_in is the token's lifetime. fosite counts down
+	// from its own clock and floors, so a 1 s token said 0, which
+	// golang.org/x/oauth2 reads as "never expires" and then never
+	// refreshes.
+	if exp := session.GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
+		resp.SetExpiresIn(exp.Sub(t))
+	}
 	h.observe(grant, "success")
 	h.Provider.WriteAccessResponse(ctx, w, ar, resp)
 }

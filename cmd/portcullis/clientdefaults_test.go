@@ -61,7 +61,14 @@ func TestShortAccessTokenTTL(t *testing.T) {
 		c := srv.createClient(t, "--name", "svc", "--grant-type", "password", "--grant-type", "refresh_token", "--audience", rfcAudience)
 		signup(t, srv.URL, "carol", "purple otter lamp 42")
 		auth := []string{"Authorization", "Basic " + basicAuth(c.ClientID, c.ClientSecret)}
-		tok := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", "grant_type=password&username=carol&password=purple+otter+lamp+42", auth...))
+		r := postRaw(t, srv.URL+"/oauth2/token", "grant_type=password&username=carol&password=purple+otter+lamp+42", auth...)
+		tok := mustToken(t, r)
+		// RFC 6749 §5.1: expires_in is the lifetime. (Before, red team: fosite
+		// floored the remaining time, so a 1 s token said 0, which
+		// golang.org/x/oauth2 reads as "never expires".)
+		if got := r.json(t)["expires_in"]; got != float64(2) {
+			t.Errorf("expires_in = %v, want 2", got)
+		}
 		_, claims := jwtParts(t, tok.AccessToken)
 		if exp, iat := claims["exp"].(float64), claims["iat"].(float64); exp-iat != 2 {
 			t.Errorf("exp - iat = %v, want 2", exp-iat)
