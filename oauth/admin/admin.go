@@ -10,6 +10,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -191,6 +192,14 @@ type clientRequest struct {
 	// AllowedCORSOrigins: browser origins allowed to call the token and
 	// revocation endpoints as the client; omitted means none.
 	AllowedCORSOrigins []string `json:"allowed_cors_origins"`
+	// ClientID, CreatedAt and UpdatedAt are read-only members of the
+	// representation, accepted so that a representation read with GET can
+	// be sent back with PUT (RFC 7592 §2.2 has the client include its
+	// client_id there): client_id must then name the client being updated
+	// and the timestamps are ignored. Creation refuses them.
+	ClientID  *string         `json:"client_id"`
+	CreatedAt json.RawMessage `json:"created_at"`
+	UpdatedAt json.RawMessage `json:"updated_at"`
 }
 
 func (c clientRequest) spec() oauth.ClientSpec {
@@ -207,6 +216,9 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) error {
 	var req clientRequest
 	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {
 		return err
+	}
+	if req.ClientID != nil || req.CreatedAt != nil || req.UpdatedAt != nil {
+		return &apperr.Error{Code: apperr.EInvalid, Message: "client_id, created_at and updated_at are assigned by the server"}
 	}
 	c, secret, err := h.Clients.Create(r.Context(), req.spec())
 	if err != nil {
@@ -243,6 +255,9 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) error {
 	var req clientRequest
 	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {
 		return err
+	}
+	if req.ClientID != nil && *req.ClientID != r.PathValue("id") {
+		return &apperr.Error{Code: apperr.EInvalid, Message: "client_id does not match the client being updated"}
 	}
 	c, err := h.Clients.Update(r.Context(), r.PathValue("id"), req.spec())
 	if err != nil {
