@@ -222,6 +222,20 @@ func TestCORS(t *testing.T) {
 		}
 	})
 
+	t.Run("OpenIDPathReadable", func(t *testing.T) {
+		// Browser libraries that try OpenID discovery first must be able to
+		// read the 404 to fall back to RFC 8414 (red team: it carried no
+		// Access-Control-Allow-Origin and OPTIONS got 405).
+		r := corsDo(t, http.MethodGet, srv.URL+"/.well-known/openid-configuration", evil, nil, "")
+		if r.status != http.StatusNotFound || r.header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Fatalf("GET openid-configuration: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+		}
+		r = corsDo(t, http.MethodOptions, srv.URL+"/.well-known/openid-configuration", evil, map[string]string{"Access-Control-Request-Method": "GET"}, "")
+		if r.status != http.StatusNoContent || r.header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Fatalf("preflight openid-configuration: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+		}
+	})
+
 	t.Run("DiscoveryAnyOrigin", func(t *testing.T) {
 		for _, path := range []string{"/.well-known/jwks.json", "/.well-known/oauth-authorization-server"} {
 			r := corsDo(t, http.MethodGet, srv.URL+path, evil, nil, "")

@@ -153,7 +153,9 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	route("/oauth2/introspect", http.MethodPost, &oauth.IntrospectHandler{Provider: provider, MaxBytes: maxBytes, Logger: a.logger})
 	withPreflight("/.well-known/jwks.json", http.MethodGet, cors.Public(km))
 	withPreflight("/.well-known/oauth-authorization-server", http.MethodGet, cors.Public(meta))
-	route("/.well-known/openid-configuration", http.MethodGet, oauth.NoOpenIDConfiguration())
+	// The 404 that points at the RFC 8414 document is readable by browser
+	// libraries trying OpenID discovery first, so they can fall back.
+	withPreflight("/.well-known/openid-configuration", http.MethodGet, cors.Public(oauth.NoOpenIDConfiguration()))
 	route("/health/alive", http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
