@@ -80,8 +80,25 @@ func freeAddr(t testing.TB) string {
 }
 
 // startServer starts the server with extra environment and waits until it
-// is ready (at most 60 s).
+// is ready (at most 60 s). A port freeAddr found free can be taken by
+// another test process before the server binds it: it then starts again on
+// fresh ports, a bounded number of times.
 func startServer(t testing.TB, extra ...string) *server {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, err := tryStartServer(t, extra...)
+		if err == nil {
+			return s
+		}
+		if attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+			t.Logf("port taken meanwhile; starting again on other ports")
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+func tryStartServer(t testing.TB, extra ...string) (*server, error) {
 	t.Helper()
 	pub, adm := freeAddr(t), freeAddr(t)
 	s := &server{URL: "http://" + pub, out: &syncBuffer{}}
@@ -100,7 +117,7 @@ func startServer(t testing.TB, extra ...string) *server {
 	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start portcullis: %v", err)
+		return nil, fmt.Errorf("start portcullis: %w", err)
 	}
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
@@ -120,17 +137,17 @@ func startServer(t testing.TB, extra ...string) *server {
 	for {
 		select {
 		case <-done:
-			t.Fatalf("portcullis exited during start-up:\n%s", s.out.String())
+			return nil, fmt.Errorf("portcullis exited during start-up:\n%s", s.out.String())
 		default:
 		}
 		if resp, err := http.Get(s.URL + "/health/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s
+				return s, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("portcullis not ready after 60 s:\n%s", s.out.String())
+			return nil, fmt.Errorf("portcullis not ready after 60 s:\n%s", s.out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -143,15 +143,27 @@ func serverEnv(dsn string, extra ...string) []string {
 }
 
 // startServer starts `portcullis serve` with env and waits until ready.
+// A port freeAddr found free can be taken by another test's process before
+// ours binds it (parallel subtests start servers at once): startServer
+// then starts again on fresh ports, a bounded number of times.
 func startServer(t testing.TB, env []string) *serverProc {
 	t.Helper()
-	pub, adm := freeAddr(t), freeAddr(t)
-	s := &serverProc{URL: "http://" + pub, AdminURL: "http://" + adm}
-	s.env = append(slicesClone(env),
-		"PORTCULLIS_ISSUER="+s.URL, "PORTCULLIS_PUBLIC_ADDR="+pub, "PORTCULLIS_ADMIN_ADDR="+adm)
-	s.proc = startProc(t, bins.portcullis, s.env, "serve")
-	waitHTTP(t, s.proc, s.URL+"/health/ready", http.StatusOK)
-	return s
+	for attempt := 1; ; attempt++ {
+		pub, adm := freeAddr(t), freeAddr(t)
+		s := &serverProc{URL: "http://" + pub, AdminURL: "http://" + adm}
+		s.env = append(slicesClone(env),
+			"PORTCULLIS_ISSUER="+s.URL, "PORTCULLIS_PUBLIC_ADDR="+pub, "PORTCULLIS_ADMIN_ADDR="+adm)
+		s.proc = startProc(t, bins.portcullis, s.env, "serve")
+		err := waitReady(s.proc, s.URL+"/health/ready", http.StatusOK)
+		if err == nil {
+			return s
+		}
+		if attempt < 3 && strings.Contains(s.proc.out.String(), "address already in use") {
+			t.Logf("port taken meanwhile; starting again on other ports")
+			continue
+		}
+		t.Fatal(err)
+	}
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
@@ -160,23 +172,30 @@ func slicesClone(s []string) []string { return append([]string(nil), s...) }
 // process exits.
 func waitHTTP(t testing.TB, p *proc, url string, want int) {
 	t.Helper()
+	if err := waitReady(p, url, want); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReady is waitHTTP returning its failure.
+func waitReady(p *proc, url string, want int) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
-			t.Fatalf("process exited while waiting for %s:\n%s", url, p.out.String())
+			return fmt.Errorf("process exited while waiting for %s:\n%s", url, p.out.String())
 		default:
 		}
 		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == want {
-				return
+				return nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s did not answer %d in time:\n%s", url, want, p.out.String())
+	return fmt.Errorf("%s did not answer %d in time:\n%s", url, want, p.out.String())
 }
 
 // cli runs the portcullis CLI with the server's environment and returns
@@ -249,12 +268,21 @@ func postJSON(t testing.TB, url string, v any) (int, []byte) {
 // startUserAPI runs the reference resource server against issuer.
 func startUserAPI(t testing.TB, issuer, audience string) string {
 	t.Helper()
-	addr := freeAddr(t)
-	p := startProc(t, bins.userapi, []string{"PATH=" + os.Getenv("PATH")},
-		"--issuer", issuer, "--addr", addr, "--audience", audience)
-	url := "http://" + addr
-	waitHTTP(t, p, url+"/health/alive", http.StatusOK)
-	return url
+	for attempt := 1; ; attempt++ {
+		addr := freeAddr(t)
+		p := startProc(t, bins.userapi, []string{"PATH=" + os.Getenv("PATH")},
+			"--issuer", issuer, "--addr", addr, "--audience", audience)
+		url := "http://" + addr
+		err := waitReady(p, url+"/health/alive", http.StatusOK)
+		if err == nil {
+			return url
+		}
+		if attempt < 3 && strings.Contains(p.out.String(), "address already in use") {
+			t.Logf("port taken meanwhile; starting again on another port")
+			continue
+		}
+		t.Fatal(err)
+	}
 }
 
 // me calls GET /users/me with token and returns the status, body and
