@@ -100,7 +100,9 @@ func (p AudiencePolicy) grantAudience(ar fosite.AccessRequester, refresh bool) e
 				return errInvalidTarget
 			}
 		}
-		for _, a := range resources {
+		// fosite replaces the requested audience of a refresh with the
+		// grant's: read the request's own audience parameter.
+		for _, a := range append(fosite.GetAudiences(ar.GetRequestForm()), resources...) {
 			if !slices.Contains(granted, a) {
 				return errInvalidTarget
 			}

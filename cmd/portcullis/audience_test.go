@@ -94,6 +94,13 @@ func TestAudienceRFC9068(t *testing.T) {
 		if body := r.json(t); r.status != http.StatusBadRequest || body["error"] != "invalid_target" {
 			t.Errorf("RFC 8707 §2 refresh with a resource outside the grant: %d %s, want 400 invalid_target", r.status, r.body)
 		}
+		// The audience parameter is held to the same rule (red team: it was
+		// silently ignored on refresh while resource was refused).
+		r = postRaw(t, tokenURL, url.Values{"grant_type": {"refresh_token"}, "client_id": {pub.ClientID},
+			"refresh_token": {refreshed.RefreshToken}, "audience": {api}}.Encode())
+		if body := r.json(t); r.status != http.StatusBadRequest || body["error"] != "invalid_target" {
+			t.Errorf("refresh with an audience outside the grant: %d %s, want 400 invalid_target", r.status, r.body)
+		}
 
 		// The README's admin snippet keeps working word for word; a token
 		// with scope admin meant for another resource server does not.
