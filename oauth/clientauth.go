@@ -39,13 +39,6 @@ var (
 		"The client is not authorized to use this grant type.")
 )
 
-// sentAsIs are the errors of this package declared outside errors.go,
-// sent as they are, like errors.go's own (see toRFC6749).
-var sentAsIs = map[*fosite.RFC6749Error]bool{
-	errNoClientAuth: true, errTwoAuthMethods: true, errClientAuth: true, errClientAuthEncoding: true,
-	errPublicClientCredentials: true, errScopeNotGranted: true,
-}
-
 // AcceptedAuthMethods returns the token_endpoint_auth_method values c
 // accepts (RFC 7591 names): none for a public client, the registered method
 // for a client registered with one, and client_secret_basic and
@@ -62,7 +55,7 @@ func (c *Client) AcceptedAuthMethods() []string {
 	}
 }
 
-// clientAuthenticator authenticates clients at the token, revocation and
+// clientAuth authenticates clients at the token, revocation and
 // introspection endpoints (RFC 6749 §2.3), replacing fosite's strategy
 // (FOSITE-NOTES §4), which lets a client use exactly one method and
 // answers a request without any client identity with invalid_request.

@@ -75,7 +75,7 @@ var descriptions = map[string]string{
 // internal errors a bare server_error, and fosite's errors keep their code
 // and status with a fixed description from descriptions.
 func toRFC6749(err error) *fosite.RFC6749Error {
-	if e, ok := errors.AsType[*fosite.RFC6749Error](err); ok && (isOwn(e) || sentAsIs[e]) {
+	if e, ok := errors.AsType[*fosite.RFC6749Error](err); ok && sentAsIs[e] {
 		return e
 	}
 	if errors.Is(err, apperr.ErrUnavailable) {
@@ -102,12 +102,12 @@ func toRFC6749(err error) *fosite.RFC6749Error {
 	return rfcError(e.ErrorField, e.CodeField, desc)
 }
 
-// own are the errors declared in this file, sent as they are.
-var own = map[*fosite.RFC6749Error]bool{
+// sentAsIs are the errors this package declares (here, in clientauth.go
+// and scope.go): toRFC6749 passes them through unchanged.
+var sentAsIs = map[*fosite.RFC6749Error]bool{
 	errMethod: true, errContentType: true, errTooLarge: true, errBadForm: true, errDuplicateParam: true,
 	errNoGrantType: true, errGrantType: true, errNoToken: true, errRateLimited: true, errLoginThrottled: true,
-	errUnavailable: true, errServer: true, errRefreshUsed: true, errOwnerGone: true,
-	errInvalidTarget: true,
+	errUnavailable: true, errServer: true, errRefreshUsed: true, errOwnerGone: true, errInvalidTarget: true,
+	errNoClientAuth: true, errTwoAuthMethods: true, errClientAuth: true, errClientAuthEncoding: true,
+	errPublicClientCredentials: true, errScopeNotGranted: true,
 }
-
-func isOwn(e *fosite.RFC6749Error) bool { return own[e] }

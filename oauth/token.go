@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,12 +66,13 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(ctx, w, r, nil, errGrantType)
 		return
 	}
-	if grant == GrantPassword && h.Limiter != nil && !h.Limiter.Allow(h.clientIP(r)) {
+	ip := h.clientIP(r)
+	if grant == GrantPassword && h.Limiter != nil && !h.Limiter.Allow(ip) {
 		w.Header().Set("Retry-After", "1")
 		h.fail(ctx, w, r, nil, errRateLimited)
 		return
 	}
-	ctx = withClientIP(ctx, h.clientIP(r))
+	ctx = withClientIP(ctx, ip)
 	var user *identity.User
 	ctx = context.WithValue(ctx, authedUserKey{}, &user)
 	ar, err := h.Provider.NewAccessRequest(ctx, r, NewSession())
@@ -237,8 +237,8 @@ func (h *TokenHandler) fail(ctx context.Context, w http.ResponseWriter, r *http.
 		// alone) may not use this grant.
 		rfc = errPublicClientCredentials
 	}
-	if d, ok := apperr.RetryAfterOf(err); ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	if v, ok := apperr.RetryAfterHeader(err); ok {
+		w.Header().Set("Retry-After", v)
 	}
 	h.log(ctx, r, rfc, err)
 	grant := ""

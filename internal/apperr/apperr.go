@@ -11,6 +11,7 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -92,6 +93,17 @@ func RetryAfterOf(err error) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// RetryAfterHeader returns the HTTP Retry-After value (RFC 9110 §10.2.3,
+// whole seconds, rounded up) of the first *Error in err's chain that has a
+// RetryAfter.
+func RetryAfterHeader(err error) (string, bool) {
+	d, ok := RetryAfterOf(err)
+	if !ok {
+		return "", false
+	}
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10), true
 }
 
 // MessageOf returns the client-safe message of the first *Error in err's

@@ -13,7 +13,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 )
@@ -54,8 +53,8 @@ func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	if code == apperr.EInternal && logger != nil {
 		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if d, ok := apperr.RetryAfterOf(err); ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	if v, ok := apperr.RetryAfterHeader(err); ok {
+		w.Header().Set("Retry-After", v)
 	} else if code == apperr.EUnavailable || code == apperr.ETooManyRequests {
 		w.Header().Set("Retry-After", "5")
 	}
