@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 )
 
 // commonPasswords is a read-only list of common passwords: lower case, one
@@ -141,11 +143,34 @@ func NormalizeUsername(s string) string {
 	return string(b)
 }
 
-// ValidateUsername checks a username for signup. It returns nil if s is
-// acceptable, or a *PolicyError with Field "username" listing every rule it
-// breaks: 3 to 64 characters; only ASCII letters, digits, '.', '_', '-' and
-// '@' (so e-mail addresses work); starting with a letter or digit.
-// Case is kept; compare usernames with NormalizeUsername.
+// ValidateNewUsername checks the name of a new account: ValidateUsername's
+// rules, and the name must not be shaped like a user ID (any spelling of a
+// UUID that those rules admit, such as 8-4-4-4-12 or 32 hex digits in
+// either case), so that no name can be mistaken for another user's ID.
+// It returns nil or a *PolicyError with Field "username".
+func ValidateNewUsername(s string) error {
+	if err := ValidateUsername(s); err != nil {
+		return err
+	}
+	if IDShaped(s) {
+		return &PolicyError{Field: "username", Problems: []string{"must not have the form of a user ID"}}
+	}
+	return nil
+}
+
+// IDShaped reports whether s has the form of a user ID: anything
+// uuid.Parse accepts.
+func IDShaped(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil
+}
+
+// ValidateUsername checks a username. It returns nil if s is acceptable,
+// or a *PolicyError with Field "username" listing every rule it breaks: 3
+// to 64 characters; only ASCII letters, digits, '.', '_', '-' and '@' (so
+// e-mail addresses work); starting with a letter or digit. Case is kept;
+// compare usernames with NormalizeUsername. Logins check names with it;
+// new accounts with ValidateNewUsername.
 func ValidateUsername(s string) error {
 	var problems []string
 	if n := utf8.RuneCountInString(s); n < minUsernameLength || n > maxUsernameLength {

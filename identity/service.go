@@ -34,7 +34,8 @@ type Service struct {
 	NewID  func() string
 	Logger *slog.Logger
 	// Sessions, when set, revokes a user's grants on password change,
-	// disabling and deletion.
+	// disabling and deletion, in the same transaction as the change
+	// (Store.InTx): it must be backed by the same database as Store.
 	Sessions SessionRevoker
 	// Throttles keeps the guessing counters of Lockout; nil disables
 	// throttling.
@@ -129,7 +130,7 @@ func ValidateRoles(roles []string) ([]string, error) {
 // It returns a *PolicyError (apperr.EInvalid semantics) for rejected input
 // and an error matching apperr.ErrAlreadyExists when the name is taken.
 func (s *Service) Signup(ctx context.Context, username, password string, roles []string) (*User, error) {
-	if err := ValidateUsername(username); err != nil {
+	if err := ValidateNewUsername(username); err != nil {
 		return nil, err
 	}
 	if err := s.Policy.Validate(password, username); err != nil {
@@ -245,23 +246,42 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 	return u, nil
 }
 
-// Lookup returns a user by ID or, failing that, by username.
-func (s *Service) Lookup(ctx context.Context, idOrName string) (*User, error) {
-	u, err := s.Store.GetUser(ctx, idOrName)
+// errUserNotFound is the answer for an ID or username that names no user.
+var errUserNotFound = &apperr.Error{Code: apperr.ENotFound, Message: "user not found"}
+
+// Get returns the user with the given ID. IDs are never matched against
+// usernames: every change and every authorisation decision goes by ID,
+// so a user whose name happens to equal another user's ID cannot be
+// mistaken for that user. It returns an error matching apperr.ErrNotFound
+// when no user has the ID.
+func (s *Service) Get(ctx context.Context, id string) (*User, error) {
+	u, err := s.Store.GetUser(ctx, id)
 	if errors.Is(err, apperr.ErrNotFound) {
-		u, err = s.Store.GetUserByUsername(ctx, idOrName)
-	}
-	if errors.Is(err, apperr.ErrNotFound) {
-		return nil, &apperr.Error{Code: apperr.ENotFound, Message: "user not found"}
+		return nil, errUserNotFound
 	}
 	return u, err
 }
 
-// Update applies a partial change to the user identified by ID or username.
-// Nil fields are left alone; a non-nil Password is checked against the
-// policy and hashed, and clears the account's guessing counters.
-func (s *Service) Update(ctx context.Context, idOrName string, ch Change) (*User, error) {
-	u, err := s.Lookup(ctx, idOrName)
+// GetByUsername returns the user with the given username, compared
+// case-insensitively (NormalizeUsername), or an error matching
+// apperr.ErrNotFound. Only callers that are explicitly given a username
+// use it (the CLI's "users get U"); nothing authorises by username.
+func (s *Service) GetByUsername(ctx context.Context, username string) (*User, error) {
+	u, err := s.Store.GetUserByUsername(ctx, username)
+	if errors.Is(err, apperr.ErrNotFound) {
+		return nil, errUserNotFound
+	}
+	return u, err
+}
+
+// Update applies a partial change to the user with the given ID (never a
+// username; see Get). Nil fields are left alone; a non-nil Password is
+// checked against the policy and hashed, and clears the account's
+// guessing counters. A new password or disabling revokes the user's
+// grants (Sessions) in the same transaction as the change: if the
+// revocation fails, nothing is changed and its error is returned.
+func (s *Service) Update(ctx context.Context, id string, ch Change) (*User, error) {
+	u, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -284,31 +304,40 @@ func (s *Service) Update(ctx context.Context, idOrName string, ch Change) (*User
 		}
 	}
 	now := s.now().UTC()
-	updated, err := s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
-		if ch.Roles != nil {
-			u.Roles = roles
+	var updated *User
+	err = s.Store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		updated, err = s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
+			if ch.Roles != nil {
+				u.Roles = roles
+			}
+			if ch.Disabled != nil {
+				u.Disabled = *ch.Disabled
+			}
+			if hash != "" {
+				u.PasswordHash = hash
+			}
+			u.UpdatedAt = now
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		if ch.Disabled != nil {
-			u.Disabled = *ch.Disabled
+		if hash != "" || (ch.Disabled != nil && *ch.Disabled) {
+			if err := s.revokeSessions(ctx, u.ID); err != nil {
+				return err
+			}
 		}
-		if hash != "" {
-			u.PasswordHash = hash
+		if hash != "" || ch.Unlock {
+			return s.clearThrottles(ctx, u.Username)
 		}
-		u.UpdatedAt = now
 		return nil
 	})
+	if errors.Is(err, apperr.ErrNotFound) {
+		return nil, errUserNotFound // deleted since Get
+	}
 	if err != nil {
 		return nil, err
-	}
-	if hash != "" || (ch.Disabled != nil && *ch.Disabled) {
-		if err := s.revokeSessions(ctx, u.ID); err != nil {
-			return nil, err
-		}
-	}
-	if hash != "" || ch.Unlock {
-		if err := s.clearThrottles(ctx, u.Username); err != nil {
-			return nil, err
-		}
 	}
 	return updated, nil
 }
@@ -334,16 +363,20 @@ type Change struct {
 	Unlock bool
 }
 
-// Delete removes the user identified by ID or username.
-func (s *Service) Delete(ctx context.Context, idOrName string) error {
-	u, err := s.Lookup(ctx, idOrName)
-	if err != nil {
-		return err
+// Delete removes the user with the given ID (never a username; see Get)
+// and revokes the user's grants in the same transaction: if the
+// revocation fails, the user is kept and its error is returned.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.Store.DeleteUser(ctx, id); err != nil {
+			return err
+		}
+		return s.revokeSessions(ctx, id)
+	})
+	if errors.Is(err, apperr.ErrNotFound) {
+		return errUserNotFound
 	}
-	if err := s.Store.DeleteUser(ctx, u.ID); err != nil {
-		return err
-	}
-	return s.revokeSessions(ctx, u.ID)
+	return err
 }
 
 // List returns every user.

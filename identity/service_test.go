@@ -1,6 +1,7 @@
 package identity_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -281,34 +282,39 @@ func TestAuthenticateRehash(t *testing.T) {
 	}
 }
 
-func TestLookup(t *testing.T) {
+func TestGet(t *testing.T) {
 	s, _, _ := newService(t, identity.LockoutPolicy{})
 	alice := signup(t, s, "Alice")
 	bob := signup(t, s, "bob")
 	tests := []struct {
-		key    string
-		wantID string
+		key          string
+		byID, byName string // the ID Get and GetByUsername find; "" means not found
 	}{
-		{alice.ID, alice.ID},
-		{"Alice", alice.ID},
-		{"alice", alice.ID},
-		{"ALICE", alice.ID},
-		{bob.ID, bob.ID},
-		{"bob", bob.ID},
-		{"carol", ""},
-		{"", ""},
+		{alice.ID, alice.ID, ""},
+		{"Alice", "", alice.ID},
+		{"alice", "", alice.ID},
+		{"ALICE", "", alice.ID},
+		{bob.ID, bob.ID, ""},
+		{"bob", "", bob.ID},
+		{"carol", "", ""},
+		{"", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.key, func(t *testing.T) {
-			u, err := s.Lookup(t.Context(), tc.key)
-			if tc.wantID == "" {
-				if !errors.Is(err, apperr.ErrNotFound) || apperr.MessageOf(err) != "user not found" {
-					t.Fatalf("Lookup(%q) = %v, %v; want a not-found error", tc.key, u, err)
+			for name, get := range map[string]struct {
+				fn   func(context.Context, string) (*identity.User, error)
+				want string
+			}{"Get": {s.Get, tc.byID}, "GetByUsername": {s.GetByUsername, tc.byName}} {
+				u, err := get.fn(t.Context(), tc.key)
+				if get.want == "" {
+					if !errors.Is(err, apperr.ErrNotFound) || apperr.MessageOf(err) != "user not found" {
+						t.Errorf("%s(%q) = %v, %v; want a not-found error", name, tc.key, u, err)
+					}
+					continue
 				}
-				return
-			}
-			if err != nil || u.ID != tc.wantID {
-				t.Fatalf("Lookup(%q) = %v, %v; want %s", tc.key, u, err, tc.wantID)
+				if err != nil || u.ID != get.want {
+					t.Errorf("%s(%q) = %v, %v; want %s", name, tc.key, u, err, get.want)
+				}
 			}
 		})
 	}
@@ -335,14 +341,14 @@ func TestUpdate(t *testing.T) {
 					t.Errorf("roles %v", u.Roles)
 				}
 			}},
-		{name: "clear roles by username", key: "ALICE", change: identity.Change{Roles: ptr([]string{})},
+		{name: "clear roles", key: alice.ID, change: identity.Change{Roles: ptr([]string{})},
 			check: func(t *testing.T, u *identity.User) {
 				if len(u.Roles) != 0 {
 					t.Errorf("roles %v, want none", u.Roles)
 				}
 			}},
-		{name: "invalid role", key: "alice", change: identity.Change{Roles: ptr([]string{"no spaces"})}, wantErr: &identity.PolicyError{}},
-		{name: "disable", key: "alice", change: identity.Change{Disabled: ptr(true)},
+		{name: "invalid role", key: alice.ID, change: identity.Change{Roles: ptr([]string{"no spaces"})}, wantErr: &identity.PolicyError{}},
+		{name: "disable", key: alice.ID, change: identity.Change{Disabled: ptr(true)},
 			check: func(t *testing.T, u *identity.User) {
 				if !u.Disabled {
 					t.Error("not disabled")
@@ -351,7 +357,7 @@ func TestUpdate(t *testing.T) {
 					t.Errorf("disabled user authenticates: %v", err)
 				}
 			}},
-		{name: "enable", key: "alice", change: identity.Change{Disabled: ptr(false)},
+		{name: "enable", key: alice.ID, change: identity.Change{Disabled: ptr(false)},
 			check: func(t *testing.T, u *identity.User) {
 				if u.Disabled {
 					t.Error("still disabled")
@@ -360,10 +366,11 @@ func TestUpdate(t *testing.T) {
 					t.Errorf("enabled user: %v", err)
 				}
 			}},
-		{name: "password against policy", key: "alice", change: identity.Change{Password: ptr("alice")}, wantErr: &identity.PolicyError{}},
-		{name: "password equal to username", key: "alice", change: identity.Change{Password: ptr("ALICE")}, wantErr: &identity.PolicyError{}},
+		{name: "password against policy", key: alice.ID, change: identity.Change{Password: ptr("alice")}, wantErr: &identity.PolicyError{}},
+		{name: "password equal to username", key: alice.ID, change: identity.Change{Password: ptr("ALICE")}, wantErr: &identity.PolicyError{}},
 		{name: "unknown user", key: "nobody", change: identity.Change{Disabled: ptr(true)}, wantErr: apperr.ErrNotFound},
-		{name: "nothing", key: "alice", change: identity.Change{},
+		{name: "username is not an ID", key: "alice", change: identity.Change{Disabled: ptr(true)}, wantErr: apperr.ErrNotFound},
+		{name: "nothing", key: alice.ID, change: identity.Change{},
 			check: func(t *testing.T, u *identity.User) {
 				if !u.UpdatedAt.Equal(clk.Now()) || u.Disabled || len(u.Roles) != 0 {
 					t.Errorf("empty change: %+v", u)
@@ -411,7 +418,7 @@ func TestUpdate(t *testing.T) {
 			t.Fatalf("not locked after 2 failures: %v", err)
 		}
 		const next = "green walrus piano 7"
-		if _, err := s.Update(t.Context(), "alice", identity.Change{Password: ptr(next)}); err != nil {
+		if _, err := s.Update(t.Context(), alice.ID, identity.Change{Password: ptr(next)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Authenticate(t.Context(), "alice", next, testIP); err != nil {
@@ -433,7 +440,8 @@ func TestDelete(t *testing.T) {
 	}{
 		{"by id", alice.ID, alice.ID},
 		{"again", alice.ID, ""},
-		{"by username in other case", "BOB", bob.ID},
+		{"username is not an ID", "bob", ""},
+		{"bob by id", bob.ID, bob.ID},
 		{"unknown", "carol", ""},
 	}
 	for _, tc := range tests {

@@ -104,7 +104,7 @@ func TestSignupHandlerCreated(t *testing.T) {
 	if loc := r.header.Get("Location"); !strings.HasSuffix(loc, "/"+id) {
 		t.Errorf("Location %q does not name the new user %s", loc, id)
 	}
-	u, err := s.Lookup(t.Context(), id)
+	u, err := s.Get(t.Context(), id)
 	if err != nil || u.Username != "Alice" || len(u.Roles) != 0 {
 		t.Fatalf("stored user %+v, %v", u, err)
 	}
@@ -204,7 +204,7 @@ func TestSignupHandlerRateLimit(t *testing.T) {
 	if r.header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
-	if _, err := s.Lookup(t.Context(), "user3"); err == nil {
+	if _, err := s.GetByUsername(t.Context(), "user3"); err == nil {
 		t.Error("a throttled sign-up created the user")
 	}
 }

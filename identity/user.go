@@ -42,6 +42,11 @@ type Store interface {
 	UpdateUser(ctx context.Context, id string, update func(*User) error) (*User, error)
 	// DeleteUser removes a user or returns apperr.ErrNotFound.
 	DeleteUser(ctx context.Context, id string) error
+	// InTx runs fn in one transaction: every Store, SessionRevoker and
+	// ThrottleStore call fn makes with the context it is given belongs to
+	// it. If fn fails, nothing it wrote is kept and its error is returned
+	// unchanged; otherwise the result of the commit is returned.
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // SessionRevoker ends every grant (refresh tokens and the access tokens

@@ -437,7 +437,7 @@ func TestRefreshReuse(t *testing.T) {
 
 func TestLockoutAndThrottling(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), ratelimit.New(1000, 1000, 0))
-	e.user(t, "erin")
+	erin := e.user(t, "erin")
 	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
 	conf := e.conf(c, "", oauth2.AuthStyleInParams)
 	for i := range 5 {
@@ -453,7 +453,7 @@ func TestLockoutAndThrottling(t *testing.T) {
 		locked.Response.Header.Get("Retry-After") == "" {
 		t.Fatalf("locked account: %v", err)
 	}
-	if _, err := e.users.Update(t.Context(), "erin", identity.Change{Unlock: true}); err != nil {
+	if _, err := e.users.Update(t.Context(), erin.ID, identity.Change{Unlock: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conf.PasswordCredentialsToken(t.Context(), "erin", "purple otter lamp 42"); err != nil {

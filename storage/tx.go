@@ -243,3 +243,31 @@ func (s *Store) Rollback(ctx context.Context) error {
 	}
 	return nil
 }
+
+// InTx implements identity.Store: it runs fn in a transaction carried by
+// the context fn receives (BeginTX), so every method of this Store that
+// fn calls with that context takes part in it. An error from fn, or a
+// panic, rolls back; fn's error is returned unchanged. Otherwise the
+// commit's result is returned. Inside another transaction of this Store,
+// fn joins it and the outermost caller commits.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) (err error) {
+	txCtx, err := s.BeginTX(ctx)
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = s.Rollback(txCtx)
+		}
+	}()
+	if err := fn(txCtx); err != nil {
+		done = true
+		if rerr := s.Rollback(txCtx); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	done = true
+	return s.Commit(txCtx)
+}

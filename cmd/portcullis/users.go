@@ -78,7 +78,7 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 	get := &cobra.Command{
 		Use: "get U", Short: "Show a user (by username or id)", Args: cobra.ExactArgs(1),
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
-			u, err := a.users().Lookup(ctx, args[0])
+			u, err := resolveUser(ctx, a.users(), args[0])
 			if err != nil {
 				return err
 			}
@@ -89,7 +89,11 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 		return &cobra.Command{
 			Use: use, Short: short, Args: nargs,
 			RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
-				u, err := a.users().Update(ctx, args[0], change(args))
+				u, err := resolveUser(ctx, a.users(), args[0])
+				if err != nil {
+					return err
+				}
+				u, err = a.users().Update(ctx, u.ID, change(args))
 				if err != nil {
 					return identity.AsAppError(err)
 				}
@@ -107,7 +111,11 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 	del := &cobra.Command{
 		Use: "delete U", Short: "Delete a user", Args: cobra.ExactArgs(1),
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
-			if err := a.users().Delete(ctx, args[0]); err != nil {
+			u, err := resolveUser(ctx, a.users(), args[0])
+			if err != nil {
+				return err
+			}
+			if err := a.users().Delete(ctx, u.ID); err != nil {
 				return err
 			}
 			return a.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintln(w, "deleted user", args[0]) })
@@ -115,6 +123,18 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 	}
 	cmd.AddCommand(create, list, get, disable, enable, del, setRoles)
 	return cmd
+}
+
+// resolveUser finds the user a command-line argument names: a user ID if
+// arg has the form of one (identity.IDShaped), else a username. The two
+// never overlap, since sign-up refuses ID-shaped usernames, and an ID is
+// never looked up as a username: retrying "users delete ID" cannot remove
+// another account.
+func resolveUser(ctx context.Context, users *identity.Service, arg string) (*identity.User, error) {
+	if identity.IDShaped(arg) {
+		return users.Get(ctx, arg)
+	}
+	return users.GetByUsername(ctx, arg)
 }
 
 // readPassword reads one line (at most 4 KiB) from r, without its line

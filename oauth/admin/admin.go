@@ -120,7 +120,7 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 		if subject != ar.GetClient().GetID() {
 			// A user's token: scope admin alone would make every user of a
 			// password client registered with that scope an administrator.
-			u, err := h.Users.Lookup(ctx, subject)
+			u, err := h.Users.Get(ctx, subject)
 			switch {
 			case errors.Is(err, apperr.ErrUnavailable):
 				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
@@ -342,7 +342,7 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) error {
-	u, err := h.Users.Lookup(r.Context(), r.PathValue("id"))
+	u, err := h.Users.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -786,17 +786,19 @@ func TestUsers(t *testing.T) {
 		t.Errorf("list leaks hashes: %s", r.body)
 	}
 
-	// Get by id and by username (any case).
-	for _, key := range []string{alice.ID, "Alice", "alice"} {
-		r := e.do(t, http.MethodGet, "/admin/users/"+key, nil)
-		if r.status != http.StatusOK || decode[userJSON](t, r).ID != alice.ID {
-			t.Errorf("get %s: status %d body %s", key, r.status, r.body)
-		}
+	// Get by id; a username is never taken for an ID.
+	r = e.do(t, http.MethodGet, "/admin/users/"+alice.ID, nil)
+	if r.status != http.StatusOK || decode[userJSON](t, r).ID != alice.ID {
+		t.Errorf("get %s: status %d body %s", alice.ID, r.status, r.body)
 	}
-	wantError(t, e.do(t, http.MethodGet, "/admin/users/nobody", nil), http.StatusNotFound, "not_found")
+	for _, key := range []string{"Alice", "alice", "nobody"} {
+		wantError(t, e.do(t, http.MethodGet, "/admin/users/"+key, nil), http.StatusNotFound, "not_found")
+		wantError(t, e.do(t, http.MethodPatch, "/admin/users/"+key, map[string]any{"disabled": true}), http.StatusNotFound, "not_found")
+		wantError(t, e.do(t, http.MethodDelete, "/admin/users/"+key, nil), http.StatusNotFound, "not_found")
+	}
 
 	// PATCH roles.
-	r = e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"roles": []string{"ops"}})
+	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"roles": []string{"ops"}})
 	if r.status != http.StatusOK || !slices.Equal(decode[userJSON](t, r).Roles, []string{"ops"}) {
 		t.Errorf("patch roles: status %d body %s", r.status, r.body)
 	}
@@ -828,7 +830,7 @@ func TestUsers(t *testing.T) {
 	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); !errors.Is(err, identity.ErrThrottled) {
 		t.Fatalf("after 3 failures: %v, want throttled", err)
 	}
-	r = e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"unlock": true})
+	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"unlock": true})
 	if r.status != http.StatusOK {
 		t.Errorf("patch unlock: status %d body %s", r.status, r.body)
 	}
@@ -837,12 +839,12 @@ func TestUsers(t *testing.T) {
 	}
 
 	// PATCH password: policy applies, then the new password works and the old one does not.
-	wantError(t, e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"password": "alice"}), http.StatusBadRequest, "invalid_request")
-	wantError(t, e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"roles": []string{""}}), http.StatusBadRequest, "invalid_request")
-	wantError(t, e.do(t, http.MethodPatch, "/admin/users/alice", `{"locked":false}`), http.StatusBadRequest, "invalid_request")
+	wantError(t, e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"password": "alice"}), http.StatusBadRequest, "invalid_request")
+	wantError(t, e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"roles": []string{""}}), http.StatusBadRequest, "invalid_request")
+	wantError(t, e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, `{"locked":false}`), http.StatusBadRequest, "invalid_request")
 	wantError(t, e.do(t, http.MethodPatch, "/admin/users/nobody", map[string]any{"disabled": true}), http.StatusNotFound, "not_found")
 	const newPassword = "green walrus piano 7"
-	r = e.do(t, http.MethodPatch, "/admin/users/alice", map[string]any{"password": newPassword})
+	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"password": newPassword})
 	if r.status != http.StatusOK {
 		t.Fatalf("patch password: status %d body %s", r.status, r.body)
 	}
@@ -853,8 +855,8 @@ func TestUsers(t *testing.T) {
 		t.Errorf("old password after change: %v", err)
 	}
 
-	// DELETE by username, then 404.
-	r = e.do(t, http.MethodDelete, "/admin/users/Alice", nil)
+	// DELETE by ID, then 404.
+	r = e.do(t, http.MethodDelete, "/admin/users/"+alice.ID, nil)
 	if r.status != http.StatusNoContent || len(r.body) != 0 {
 		t.Fatalf("delete: status %d body %q", r.status, r.body)
 	}
@@ -965,13 +967,16 @@ func TestUserTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ids := map[string]string{}
 	for _, u := range []struct {
 		name  string
 		roles []string
 	}{{"mallory", nil}, {"root", []string{admin.Role}}} {
-		if _, err := e.users.Signup(t.Context(), u.name, "purple otter lamp 42", u.roles); err != nil {
+		created, err := e.users.Signup(t.Context(), u.name, "purple otter lamp 42", u.roles)
+		if err != nil {
 			t.Fatal(err)
 		}
+		ids[u.name] = created.ID
 	}
 	conf := &oauth2.Config{ClientID: ui.ID, Scopes: []string{admin.Scope},
 		Endpoint: oauth2.Endpoint{TokenURL: e.public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
@@ -1018,7 +1023,7 @@ func TestUserTokens(t *testing.T) {
 
 	// Disabling the administrator takes effect on the token already issued.
 	yes := true
-	if _, err := e.users.Update(t.Context(), "root", identity.Change{Disabled: &yes}); err != nil {
+	if _, err := e.users.Update(t.Context(), ids["root"], identity.Change{Disabled: &yes}); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.doWith(t, "Bearer "+root.AccessToken, http.MethodGet, "/admin/clients", nil); r.status != http.StatusForbidden {

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestAdminUserRoutesTakeIDsOnly: after alice is deleted, a user can no
+// longer register alice's ID as a username, and retrying the delete (admin
+// API and CLI) or set-roles on alice's ID finds nobody; usernames are not
+// IDs in the admin API. (Before: sign-up accepted the ID as a username,
+// and the retried DELETE /admin/users/{alice-id} answered 204, deleting
+// that user; PATCH {"roles":["admin"]} would have promoted it.)
+func TestAdminUserRoutesTakeIDsOnly(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, srv *serverProc) {
+		adm := srv.createClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
+		tok := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&scope=admin",
+			"Authorization", "Basic "+basicAuth(adm.ClientID, adm.ClientSecret)))
+		admin := func(method, path, body string) response {
+			var ct string
+			var r *strings.Reader
+			if body != "" {
+				ct, r = "application/json", strings.NewReader(body)
+			} else {
+				r = strings.NewReader("")
+			}
+			return do(t, method, srv.AdminURL+path, ct, r, "Authorization", "Bearer "+tok.AccessToken)
+		}
+		const pw = "purple otter lamp 42"
+		aliceID := signup(t, srv.URL, "alice", pw)
+		bobID := signup(t, srv.URL, "bob", pw)
+
+		if r := admin(http.MethodDelete, "/admin/users/"+aliceID, ""); r.status != http.StatusNoContent {
+			t.Fatalf("delete alice: %d %s", r.status, r.body)
+		}
+		for _, name := range []string{aliceID, strings.ToUpper(aliceID), strings.ReplaceAll(aliceID, "-", "")} {
+			status, body := postJSON(t, srv.URL+"/signup", map[string]string{"username": name, "password": pw})
+			if status != http.StatusBadRequest || !strings.Contains(string(body), "invalid_request") {
+				t.Errorf("signup %s: %d %s, want 400 invalid_request", name, status, body)
+			}
+			r := admin(http.MethodPost, "/admin/users", `{"username":"`+name+`","password":"`+pw+`"}`)
+			if r.status != http.StatusBadRequest {
+				t.Errorf("admin create %s: %d %s, want 400", name, r.status, r.body)
+			}
+		}
+		if r := admin(http.MethodDelete, "/admin/users/"+aliceID, ""); r.status != http.StatusNotFound {
+			t.Errorf("retried delete: %d %s, want 404", r.status, r.body)
+		}
+		if r := admin(http.MethodPatch, "/admin/users/"+aliceID, `{"roles":["admin"]}`); r.status != http.StatusNotFound {
+			t.Errorf("set-roles on a deleted ID: %d %s, want 404", r.status, r.body)
+		}
+		// Usernames are not IDs in the admin API.
+		for _, m := range []string{http.MethodGet, http.MethodPatch, http.MethodDelete} {
+			body := ""
+			if m == http.MethodPatch {
+				body = `{"roles":["admin"]}`
+			}
+			if r := admin(m, "/admin/users/bob", body); r.status != http.StatusNotFound {
+				t.Errorf("%s /admin/users/bob: %d %s, want 404", m, r.status, r.body)
+			}
+		}
+		// The CLI resolves an ID-shaped argument as an ID only.
+		if _, _, err := srv.tryCLI("", "users", "delete", aliceID); err == nil {
+			t.Error("CLI users delete of a deleted ID succeeded")
+		}
+		out := srv.cli(t, "", "users", "get", "bob", "--output", "json")
+		var bob struct{ ID string }
+		if err := json.Unmarshal(out, &bob); err != nil || bob.ID != bobID {
+			t.Errorf("users get bob = %s, %v", out, err)
+		}
+		// bob is untouched and still logs in.
+		r := admin(http.MethodGet, "/admin/users/"+bobID, "")
+		if r.status != http.StatusOK || strings.Contains(string(r.body), `"admin"`) {
+			t.Errorf("bob after the attempts: %d %s", r.status, r.body)
+		}
+		app := srv.createClient(t, "--name", "app", "--public", "--grant-type", "password")
+		mustToken(t, postRaw(t, srv.URL+"/oauth2/token", url.Values{
+			"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"bob"}, "password": {pw},
+		}.Encode()))
+	})
+}
