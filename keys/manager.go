@@ -11,10 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -519,56 +516,22 @@ func Rewrap(ctx context.Context, store Store, sealer *Sealer) (int, error) {
 	return n, nil
 }
 
-// ServeHTTP serves the JWK Set (RFC 7517) from memory with an ETag and a
-// Cache-Control max-age shorter than the pre-publication window. A GET or
-// HEAD whose If-None-Match matches the current ETag by the weak comparison
-// of RFC 9110 section 13.1.2 (so W/"x" matches "x", as caches and
-// compressing proxies send it), or is "*", is answered 304 Not Modified.
-func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ring := m.ring.Load()
-	h := w.Header()
-	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(m.opts.JWKSMaxAge.Seconds())))
-	h.Set("ETag", ring.etag)
-	if noneMatch(r.Header.Values("If-None-Match"), ring.etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h.Set("Content-Type", "application/jwk-set+json")
-	h.Set("Content-Length", strconv.Itoa(len(ring.jwks)))
-	_, _ = w.Write(ring.jwks)
+// JWKS is the JWK Set document (RFC 7517) of the current key ring, as
+// the server publishes it.
+type JWKS struct {
+	// Body is the JSON document; callers must not modify it.
+	Body []byte
+	// ETag is a strong entity-tag of Body; it changes whenever the set
+	// does.
+	ETag string
+	// MaxAge is how long caches may keep the document (Options.JWKSMaxAge,
+	// shorter than the pre-publication window).
+	MaxAge time.Duration
 }
 
-// noneMatch reports whether the If-None-Match field values match etag, an
-// entity-tag of the current representation, under RFC 9110 section 13.1.1:
-// "*" matches any current representation; otherwise the field is a
-// comma-separated list of entity-tags compared weakly (section 13.1.2: two
-// tags match when their opaque-tags are identical, whether or not either is
-// prefixed with W/). A malformed member matches nothing; the list is still
-// scanned for a later valid tag.
-func noneMatch(values []string, etag string) bool {
-	want := strings.TrimPrefix(etag, "W/")
-	for _, v := range values {
-		for v = strings.TrimSpace(v); v != ""; {
-			if v[0] == '*' {
-				return true
-			}
-			tag := strings.TrimPrefix(v, "W/")
-			if tag == "" || tag[0] != '"' {
-				// Not an entity-tag: skip to the next list member.
-				_, v, _ = strings.Cut(v, ",")
-				v = strings.TrimSpace(v)
-				continue
-			}
-			end := strings.IndexByte(tag[1:], '"')
-			if end < 0 {
-				break
-			}
-			if tag[:end+2] == want {
-				return true
-			}
-			v = strings.TrimSpace(tag[end+2:])
-			v = strings.TrimSpace(strings.TrimPrefix(v, ","))
-		}
-	}
-	return false
+// JWKS returns the published JWK Set: every key that is pending, active,
+// or retired within the retention window. It reads memory only.
+func (m *Manager) JWKS() JWKS {
+	ring := m.ring.Load()
+	return JWKS{Body: ring.jwks, ETag: ring.etag, MaxAge: m.opts.JWKSMaxAge}
 }

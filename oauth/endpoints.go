@@ -2,18 +2,14 @@ package oauth
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
-	"github.com/portcullis-auth/portcullis/internal/apperr"
-	"github.com/portcullis-auth/portcullis/internal/httpjson"
 	"github.com/portcullis-auth/portcullis/keys"
 )
 
@@ -322,23 +318,6 @@ func NewMetadata(issuer, alg string, signup bool) Metadata {
 	return m
 }
 
-// NoOpenIDConfiguration serves /.well-known/openid-configuration, where an
-// OpenID Provider publishes its OpenID Connect Discovery 1.0 document.
-// Portcullis is not an OpenID Provider: it issues no ID tokens and has no
-// authorization or userinfo endpoint, so it cannot publish that document's
-// required members (authorization_endpoint, subject_types_supported,
-// id_token_signing_alg_values_supported) truthfully. The handler answers
-// 404 not_found naming the RFC 8414 location, so that clients which try
-// the OpenID path first (Spring Security's issuer-uri, RFC 8414 section 5)
-// fall back to the RFC 8414 one.
-func NoOpenIDConfiguration() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, r, nil, &apperr.Error{Code: apperr.ENotFound,
-			Message: "Portcullis is an OAuth 2.0 authorization server, not an OpenID Provider: " +
-				"its RFC 8414 metadata is at /.well-known/oauth-authorization-server"})
-	})
-}
-
 // signingAlgs returns alg followed by ES256 and RS256 unless alg is one.
 func signingAlgs(alg string) []string {
 	out := []string{alg}
@@ -348,15 +327,4 @@ func signingAlgs(alg string) []string {
 		}
 	}
 	return out
-}
-
-// Handler serves the metadata document from memory.
-func (m Metadata) Handler() http.Handler {
-	body, _ := json.Marshal(m)
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		_, _ = w.Write(body)
-	})
 }

@@ -44,12 +44,10 @@ type grantStore struct {
 
 var _ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = grantStore{}
 
-type authedUserKey struct{}
-
 // Authenticate implements fosite's ResourceOwnerPasswordCredentialsGrantStorage.
-// Bad credentials of any kind become fosite.ErrNotFound (invalid_grant);
-// the authenticated user is handed back to the token handler through the
-// request context, saving a second lookup.
+// Bad credentials of any kind become fosite.ErrNotFound (invalid_grant).
+// It returns the user's ID, which fosite makes the session's subject; the
+// token handler loads the user by it.
 func (s grantStore) Authenticate(ctx context.Context, username, password string) (string, error) {
 	u, err := s.users.Authenticate(ctx, username, password, clientIPFrom(ctx))
 	if errors.Is(err, identity.ErrInvalidCredentials) {
@@ -57,9 +55,6 @@ func (s grantStore) Authenticate(ctx context.Context, username, password string)
 	}
 	if err != nil {
 		return "", err
-	}
-	if slot, ok := ctx.Value(authedUserKey{}).(**identity.User); ok {
-		*slot = u
 	}
 	return u.ID, nil
 }

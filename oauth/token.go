@@ -73,8 +73,6 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = withClientIP(ctx, ip)
-	var user *identity.User
-	ctx = context.WithValue(ctx, authedUserKey{}, &user)
 	ar, err := h.Provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		h.fail(ctx, w, r, ar, err)
@@ -91,11 +89,11 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	claims := session.JWTClaims
 	switch {
 	case ar.GetGrantTypes().ExactOne(GrantPassword):
-		if user == nil {
-			h.fail(ctx, w, r, ar, errors.New("authenticated user missing"))
+		// fosite made the ID that Authenticate returned the subject.
+		if err := h.setOwner(ctx, session, session.GetSubject()); err != nil {
+			h.fail(ctx, w, r, ar, err)
 			return
 		}
-		setUserClaims(session, user)
 		grantRequested(ar)
 	case ar.GetGrantTypes().ExactOne(GrantClientCredentials):
 		claims.Subject = client.GetID()
@@ -104,17 +102,11 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case ar.GetGrantTypes().ExactOne(GrantRefreshToken):
 		// fosite replaced the session with the stored one; a user token's
 		// owner must still exist and be enabled.
-		if _, isUser := claims.Extra["preferred_username"]; isUser {
-			u, err := h.Users.GetUser(ctx, claims.Subject)
-			switch {
-			case errors.Is(err, apperr.ErrNotFound), err == nil && u.Disabled:
-				h.fail(ctx, w, r, ar, errOwnerGone)
-				return
-			case err != nil:
+		if userID, isUser := UserID(ar); isUser {
+			if err := h.setOwner(ctx, session, userID); err != nil {
 				h.fail(ctx, w, r, ar, err)
 				return
 			}
-			setUserClaims(session, u)
 		}
 		if ctx, err = narrowRefreshScope(ctx, ar, r.PostForm); err != nil {
 			h.fail(ctx, w, r, ar, err)
@@ -183,6 +175,22 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.observe(grant, "success")
 	h.Provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// setOwner loads the user a grant is for and puts the user's claims in
+// the session: errOwnerGone if the account no longer exists or is
+// disabled, storage errors as they are. The password grant and every
+// refresh go through it, so role changes reach the next access token.
+func (h *TokenHandler) setOwner(ctx context.Context, s *oauth2.JWTSession, userID string) error {
+	u, err := h.Users.GetUser(ctx, userID)
+	switch {
+	case errors.Is(err, apperr.ErrNotFound), err == nil && u.Disabled:
+		return errOwnerGone
+	case err != nil:
+		return err
+	}
+	setUserClaims(s, u)
+	return nil
 }
 
 func setUserClaims(s *oauth2.JWTSession, u *identity.User) {

@@ -13,18 +13,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/portcullis-auth/portcullis/identity"
-	"github.com/portcullis-auth/portcullis/internal/apperr"
-	"github.com/portcullis-auth/portcullis/internal/clientip"
-	"github.com/portcullis-auth/portcullis/internal/cors"
-	"github.com/portcullis-auth/portcullis/internal/httpjson"
-	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
-	"github.com/portcullis-auth/portcullis/oauth/admin"
+	"github.com/portcullis-auth/portcullis/server"
+	"github.com/portcullis-auth/portcullis/server/adminapi"
 )
 
 func serveCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
@@ -53,16 +47,16 @@ func serveCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-// server is the running Portcullis: both listeners and background loops.
-type server struct {
+// running is the running Portcullis: both listeners and background loops.
+type running struct {
 	app    *app
 	keys   *keys.Manager
 	public http.Handler
 	admin  http.Handler
 }
 
-// newServer wires every component from the app's configuration.
-func newServer(ctx context.Context, a *app) (*server, error) {
+// newRunning wires every component from the app's configuration.
+func newRunning(ctx context.Context, a *app) (*running, error) {
 	cfg := a.cfg
 	if cfg.InsecureIssuer() {
 		a.logger.Warn("the issuer is plain http on a non-loopback host; use https in production", "issuer", cfg.Issuer)
@@ -100,98 +94,35 @@ func newServer(ctx context.Context, a *app) (*server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := newMetrics(reg)
-
-	maxBytes := cfg.HTTP.MaxBodyBytes
-	ips, err := clientip.New(cfg.HTTP.TrustedProxies)
+	h, err := server.New(server.Options{
+		Issuer: cfg.Issuer, Provider: provider, Store: a.store, Users: users, Clients: a.clients(), Keys: km,
+		Audience: oauth.AudiencePolicy{
+			Default:        cfg.TokenDefaultAudience(),
+			ScopeAudiences: map[string]string{adminapi.Scope: cfg.AdminAPIAudience()},
+			RS256:          cfg.Keys.RS256Audiences,
+		},
+		AdminAudience:        cfg.AdminAPIAudience(),
+		Prepublication:       cfg.Keys.Prepublication,
+		DefaultAlgorithm:     cfg.Keys.Algorithm,
+		ScopesSupported:      cfg.ScopesSupported,
+		Signup:               cfg.Signup.Enabled,
+		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
+		TokenPerIP:           cfg.RateLimit.TokenPerIP,
+		SignupPerMinutePerIP: cfg.RateLimit.SignupPerMinutePerIP,
+		TrustedProxies:       cfg.HTTP.TrustedProxies,
+		CORSAllowedOrigins:   cfg.HTTP.CORSAllowedOrigins,
+		Registry:             reg,
+		Logger:               a.logger,
+	})
 	if err != nil {
 		return nil, err
 	}
-	var tokenLimit, signupLimit *ratelimit.Keyed
-	if n := cfg.RateLimit.TokenPerIP; n > 0 {
-		tokenLimit = ratelimit.New(float64(n), n, 0)
-	}
-	if n := cfg.RateLimit.SignupPerMinutePerIP; n > 0 {
-		signupLimit = ratelimit.New(float64(n)/60, n, 0)
-	}
-	token := &oauth.TokenHandler{
-		Provider: provider, Store: a.store, Users: a.store, Limiter: tokenLimit, ClientIP: ips.LimitKey,
-		MaxBytes: maxBytes, Logger: a.logger, Observe: m.observeGrant,
-		Audience: oauth.AudiencePolicy{
-			Default:        cfg.TokenDefaultAudience(),
-			ScopeAudiences: map[string]string{admin.Scope: cfg.AdminAPIAudience()},
-			RS256:          cfg.Keys.RS256Audiences,
-		},
-	}
-	signup := &identity.SignupHandler{Users: users, Enabled: cfg.Signup.Enabled, MaxBytes: maxBytes,
-		Limiter: signupLimit, ClientIP: ips.LimitKey, Logger: a.logger}
-	md := oauth.NewMetadata(cfg.Issuer, cfg.Keys.Algorithm, cfg.Signup.Enabled)
-	md.ScopesSupported = cfg.ScopesSupported
-	meta := md.Handler()
-
-	pub := http.NewServeMux()
-	route := func(path, method string, h http.Handler) {
-		pub.Handle(method+" "+path, m.instrument(path, a.logger, h))
-	}
-	// CORS (internal/cors): token and revocation for the server-wide
-	// origins and those of the client the request names, sign-up for the
-	// server-wide origins and those of any client, JWKS and metadata for
-	// every origin. Introspection is for resource servers, not browsers;
-	// the admin listener never answers CORS.
-	corsPolicy, err := cors.NewPolicy(cfg.HTTP.CORSAllowedOrigins, a.store, a.logger)
-	if err != nil {
-		return nil, fmt.Errorf("http.cors_allowed_origins: %w", err)
-	}
-	withPreflight := func(path, method string, h http.Handler) {
-		route(path, method, h)
-		route(path, http.MethodOptions, h)
-	}
-	withPreflight("/signup", http.MethodPost, corsPolicy.AnyClientEndpoint(signup))
-	withPreflight("/oauth2/token", http.MethodPost, corsPolicy.ClientEndpoint(token))
-	withPreflight("/oauth2/revoke", http.MethodPost, corsPolicy.ClientEndpoint(
-		&oauth.RevokeHandler{Provider: provider, Keys: km, MaxBytes: maxBytes, Logger: a.logger}))
-	route("/oauth2/introspect", http.MethodPost, &oauth.IntrospectHandler{Provider: provider, MaxBytes: maxBytes, Logger: a.logger})
-	withPreflight("/.well-known/jwks.json", http.MethodGet, cors.Public(km))
-	withPreflight("/.well-known/oauth-authorization-server", http.MethodGet, cors.Public(meta))
-	// The 404 that points at the RFC 8414 document is readable by browser
-	// libraries trying OpenID discovery first, so they can fall back.
-	withPreflight("/.well-known/openid-configuration", http.MethodGet, cors.Public(oauth.NoOpenIDConfiguration()))
-	route("/health/alive", http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
-	}))
-	route("/health/ready", http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := a.store.Ping(ctx); err != nil {
-			a.logger.Warn("readiness check failed", "err", err)
-			httpjson.WriteError(w, r, a.logger, &apperr.Error{Code: apperr.EUnavailable, Message: "database unreachable"})
-			return
-		}
-		if _, err := km.SigningKey(); err != nil {
-			httpjson.WriteError(w, r, a.logger, &apperr.Error{Code: apperr.EUnavailable, Message: "no signing key"})
-			return
-		}
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
-	}))
-
-	adm := http.NewServeMux()
-	(&admin.Handler{
-		Audience: cfg.AdminAPIAudience(),
-		Provider: provider, Clients: a.clients(), Users: users, Keys: km, Prepublication: cfg.Keys.Prepublication,
-		MaxBytes: maxBytes, Logger: a.logger,
-	}).Routes(adm)
-	adm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-
-	return &server{
-		app: a, keys: km,
-		public: harden(httpjson.RouteErrors(pub), a.logger),
-		admin:  harden(httpjson.RouteErrors(adm), a.logger),
-	}, nil
+	return &running{app: a, keys: km, public: h.Public, admin: h.Admin}, nil
 }
 
 // serve runs both listeners until ctx is done, then shuts down gracefully.
 func serve(ctx context.Context, a *app) error {
-	s, err := newServer(ctx, a)
+	s, err := newRunning(ctx, a)
 	if err != nil {
 		return err
 	}
@@ -243,7 +174,7 @@ func serve(ctx context.Context, a *app) error {
 
 // collectGarbage deletes expired token rows and stale guessing counters
 // every ten minutes.
-func (s *server) collectGarbage(ctx context.Context) {
+func (s *running) collectGarbage(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis-auth/portcullis/identity"
-	"github.com/portcullis-auth/portcullis/oauth/admin"
+	"github.com/portcullis-auth/portcullis/server/adminapi"
 )
 
 func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -55,9 +55,9 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 				return err
 			}
 			now := time.Now()
-			out := make([]admin.UserJSON, 0, len(us))
+			out := make([]adminapi.UserJSON, 0, len(us))
 			for _, u := range us {
-				out = append(out, admin.NewUserJSON(u, now))
+				out = append(out, adminapi.NewUserJSON(u, now))
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -70,7 +70,7 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 		}),
 	}
 	show := func(ctx context.Context, a *app, u *identity.User) error {
-		j := admin.NewUserJSON(u, time.Now())
+		j := adminapi.NewUserJSON(u, time.Now())
 		return a.print(j, func(w io.Writer) {
 			fmt.Fprintf(w, "id:        %s\nusername:  %s\nroles:     %s\ndisabled:  %t\n", j.ID, j.Username, strings.Join(j.Roles, " "), j.Disabled)
 		})

@@ -1,6 +1,7 @@
-package main
+package server
 
 import (
+	"crypto/rand"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -40,6 +41,8 @@ type metrics struct {
 	grants   *prometheus.CounterVec
 }
 
+// newMetrics creates the collectors and registers them with reg; a nil reg
+// leaves them unregistered (they count, nobody reads them).
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -53,7 +56,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "portcullis_token_requests_total", Help: "Token endpoint requests by grant type and result (success or RFC 6749 error code).",
 		}, []string{"grant_type", "result"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.grants)
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration, m.grants)
+	}
 	return m
 }
 
@@ -99,6 +104,39 @@ func (m *metrics) instrument(route string, logger *slog.Logger, h http.Handler) 
 		m.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
 		m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
 		logger.Log(r.Context(), level, "request", "method", r.Method, "path", route, "status", rec.code,
-			"duration", elapsed.Round(time.Microsecond), "remote", r.RemoteAddr)
+			"duration", elapsed.Round(time.Microsecond), "remote", r.RemoteAddr, "request_id", w.Header().Get(requestIDHeader))
 	})
+}
+
+// requestIDHeader carries a request's ID in both directions.
+const requestIDHeader = "X-Request-Id"
+
+// withRequestID gives every request an ID, answered in X-Request-Id and
+// written to its access-log line, so that a client's report and the logs
+// can be matched. A request that arrives with an X-Request-Id of 1 to 64
+// characters from [A-Za-z0-9._-] (set by a proxy in front) keeps it; any
+// other value is replaced by a random one, so that nothing a client sends
+// reaches the log unchecked.
+func withRequestID(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(requestIDHeader)
+		if !validRequestID(id) {
+			id = rand.Text()
+		}
+		w.Header().Set(requestIDHeader, id)
+		h.ServeHTTP(w, r)
+	})
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

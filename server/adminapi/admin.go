@@ -1,4 +1,4 @@
-// Package admin is Portcullis's administration API, served on the admin
+// Package adminapi is Portcullis's administration API, served on the admin
 // listener: clients, users and signing keys. Every route requires a Bearer
 // access token issued by this server with scope "admin": a client's token
 // (client_credentials), or a user's token whose user currently holds role
@@ -7,7 +7,7 @@
 // (RFC 9068 §4), so a token meant for another resource server cannot be
 // replayed here. The token is introspected through fosite, so revoked
 // tokens stop working at once; refresh tokens are refused.
-package admin
+package adminapi
 
 import (
 	"encoding/json"
@@ -117,10 +117,10 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 			return
 		}
 		subject := ar.GetSession().GetSubject()
-		if subject != ar.GetClient().GetID() {
+		if userID, isUser := oauth.UserID(ar); isUser {
 			// A user's token: scope admin alone would make every user of a
 			// password client registered with that scope an administrator.
-			u, err := h.Users.Get(ctx, subject)
+			u, err := h.Users.Get(ctx, userID)
 			switch {
 			case errors.Is(err, apperr.ErrUnavailable):
 				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)

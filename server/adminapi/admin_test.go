@@ -1,4 +1,4 @@
-package admin_test
+package adminapi_test
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
-	"github.com/portcullis-auth/portcullis/oauth/admin"
+	"github.com/portcullis-auth/portcullis/server/adminapi"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
@@ -73,7 +73,7 @@ func newEnv(t *testing.T) *env {
 	}
 	pub := http.NewServeMux()
 	pub.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, MaxBytes: maxBytes,
-		Audience: oauth.AudiencePolicy{Default: issuer, ScopeAudiences: map[string]string{admin.Scope: adminAudience}}})
+		Audience: oauth.AudiencePolicy{Default: issuer, ScopeAudiences: map[string]string{adminapi.Scope: adminAudience}}})
 	pub.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: maxBytes})
 	pub.Handle("POST /oauth2/introspect", &oauth.IntrospectHandler{Provider: p, MaxBytes: maxBytes})
 	publicSrv := httptest.NewServer(pub)
@@ -81,7 +81,7 @@ func newEnv(t *testing.T) *env {
 
 	clients := &oauth.Clients{Store: store}
 	adm := http.NewServeMux()
-	(&admin.Handler{
+	(&adminapi.Handler{
 		Audience: adminAudience,
 		Provider: p, Clients: clients, Users: users, Keys: km,
 		Prepublication: prepublication, MaxBytes: maxBytes,
@@ -91,13 +91,13 @@ func newEnv(t *testing.T) *env {
 
 	e := &env{public: publicSrv, admin: adminSrv, clients: clients, users: users, keys: km}
 	c, secret, err := clients.Create(t.Context(), oauth.ClientSpec{
-		Name: "admin", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{admin.Scope}, Audience: []string{api},
+		Name: "admin", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{adminapi.Scope}, Audience: []string{api},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.adminID, e.adminSecret = c.ID, secret
-	e.adminToken = e.token(t, c.ID, secret, admin.Scope)
+	e.adminToken = e.token(t, c.ID, secret, adminapi.Scope)
 	return e
 }
 
@@ -256,7 +256,7 @@ func TestAuthorization(t *testing.T) {
 
 func TestRevokedAdminTokenIsRejected(t *testing.T) {
 	e := newEnv(t)
-	tok := e.token(t, e.adminID, e.adminSecret, admin.Scope)
+	tok := e.token(t, e.adminID, e.adminSecret, adminapi.Scope)
 	if r := e.doWith(t, "Bearer "+tok, http.MethodGet, "/admin/keys", nil); r.status != http.StatusOK {
 		t.Fatalf("before revocation: status %d body %s", r.status, r.body)
 	}
@@ -962,7 +962,7 @@ func TestKeys(t *testing.T) {
 func TestUserTokens(t *testing.T) {
 	e := newEnv(t)
 	ui, _, err := e.clients.Create(t.Context(), oauth.ClientSpec{
-		Name: "ui", Public: true, Scopes: []string{admin.Scope, "read"}, Audience: []string{api},
+		Name: "ui", Public: true, Scopes: []string{adminapi.Scope, "read"}, Audience: []string{api},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -971,14 +971,14 @@ func TestUserTokens(t *testing.T) {
 	for _, u := range []struct {
 		name  string
 		roles []string
-	}{{"mallory", nil}, {"root", []string{admin.Role}}} {
+	}{{"mallory", nil}, {"root", []string{adminapi.Role}}} {
 		created, err := e.users.Signup(t.Context(), u.name, "purple otter lamp 42", u.roles)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids[u.name] = created.ID
 	}
-	conf := &oauth2.Config{ClientID: ui.ID, Scopes: []string{admin.Scope},
+	conf := &oauth2.Config{ClientID: ui.ID, Scopes: []string{adminapi.Scope},
 		Endpoint: oauth2.Endpoint{TokenURL: e.public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
 	login := func(name string) *oauth2.Token {
 		tok, err := conf.PasswordCredentialsToken(t.Context(), name, "purple otter lamp 42")
@@ -1074,12 +1074,12 @@ func TestAdminTokenAudience(t *testing.T) {
 	e := newEnv(t)
 	// The README's admin client: scope admin, no audience registered.
 	c, secret, err := e.clients.Create(t.Context(), oauth.ClientSpec{
-		Name: "readme-admin", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{admin.Scope},
+		Name: "readme-admin", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{adminapi.Scope},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := e.token(t, c.ID, secret, admin.Scope)
+	tok := e.token(t, c.ID, secret, adminapi.Scope)
 	if aud, _ := json.Marshal(claimsOf(t, tok)["aud"]); string(aud) != `["`+adminAudience+`"]` {
 		t.Errorf("RFC 9068 §2.2 aud of the README admin client's token = %s, want [%q]", aud, adminAudience)
 	}
@@ -1113,7 +1113,7 @@ func TestBodylessRoutes(t *testing.T) {
 	if len(after) != len(before) {
 		t.Errorf("an oversized request rotated the key")
 	}
-	if _, err := e.tokenErr(t, e.adminID, e.adminSecret, admin.Scope); err != nil {
+	if _, err := e.tokenErr(t, e.adminID, e.adminSecret, adminapi.Scope); err != nil {
 		t.Errorf("an oversized request rotated the client secret: %v", err)
 	}
 	r := e.do(t, http.MethodPatch, "/admin/clients", nil)

@@ -1,26 +1,22 @@
-package identity
+package server
 
 import (
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 
+	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 )
-
-// authMaxPasswordBytes bounds the password bytes Authenticate will hash;
-// longer inputs are rejected after the same dummy work.
-const authMaxPasswordBytes = 4096
 
 // SignupHandler serves POST /signup: a JSON {"username","password"} body
 // creates a user and answers 201 {"id","username"}; 409 when the name is
 // taken; 400 with the policy's reasons when the input is rejected; 403 when
 // sign-up is disabled.
 type SignupHandler struct {
-	Users    *Service
+	Users    *identity.Service
 	Enabled  bool
 	MaxBytes int64
 	// Limiter, when set, throttles sign-ups per client IP (each costs an
@@ -66,19 +62,12 @@ func (h *SignupHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := h.Users.Signup(r.Context(), req.Username, req.Password, nil)
 	if err != nil {
-		httpjson.WriteError(w, r, h.Logger, AsAppError(err))
+		httpjson.WriteError(w, r, h.Logger, identity.AsAppError(err))
 		return
 	}
-	h.Logger.InfoContext(r.Context(), "user signed up", "user_id", u.ID)
+	if h.Logger != nil {
+		h.Logger.InfoContext(r.Context(), "user signed up", "user_id", u.ID)
+	}
 	w.Header().Set("Location", "/admin/users/"+u.ID)
 	httpjson.Write(w, http.StatusCreated, signupResponse{ID: u.ID, Username: u.Username})
-}
-
-// AsAppError turns a *PolicyError into an apperr.EInvalid error carrying its
-// reasons; other errors are returned unchanged.
-func AsAppError(err error) error {
-	if pe, ok := errors.AsType[*PolicyError](err); ok {
-		return &apperr.Error{Code: apperr.EInvalid, Message: pe.Error()}
-	}
-	return err
 }

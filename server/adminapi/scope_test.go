@@ -1,4 +1,4 @@
-package admin_test
+package adminapi_test
 
 import (
 	"encoding/json"
@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-auth/portcullis/oauth"
-	"github.com/portcullis-auth/portcullis/oauth/admin"
+	"github.com/portcullis-auth/portcullis/server/adminapi"
 )
 
 // TestAdminScopeWithdrawn: a client's admin token stops working as soon as
@@ -17,12 +17,12 @@ import (
 func TestAdminScopeWithdrawn(t *testing.T) {
 	e := newEnv(t)
 	c, secret, err := e.clients.Create(t.Context(), oauth.ClientSpec{
-		Name: "ops", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{admin.Scope, "read"},
+		Name: "ops", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{adminapi.Scope, "read"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := e.token(t, c.ID, secret, admin.Scope)
+	tok := e.token(t, c.ID, secret, adminapi.Scope)
 	if r := e.doWith(t, "Bearer "+tok, http.MethodGet, "/admin/keys", nil); r.status != http.StatusOK {
 		t.Fatalf("before: status %d body %s", r.status, r.body)
 	}

@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/clientip"
+	"github.com/portcullis-auth/portcullis/internal/cors"
+	"github.com/portcullis-auth/portcullis/internal/httpjson"
+	"github.com/portcullis-auth/portcullis/internal/ratelimit"
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/server/adminapi"
+)
+
+// Store is the storage the listeners use directly: fosite's token
+// storage (for the token endpoint's transactions), the user lookup on
+// refresh, the CORS origins registered on clients, and a health check.
+type Store interface {
+	oauth.TokenStore
+	oauth.UserLookup
+	cors.ClientOrigins
+	// Ping checks that the database answers; /health/ready uses it.
+	Ping(ctx context.Context) error
+}
+
+// Options configure the two listeners. Provider, Store, Users, Clients,
+// Keys and Issuer are required; the zero value of every other field means
+// what its comment says.
+type Options struct {
+	// Issuer is the server's issuer identifier (RFC 8414 §2).
+	Issuer string
+	// Provider is the fosite provider behind the OAuth endpoints
+	// (oauth.NewProvider).
+	Provider fosite.OAuth2Provider
+	Store    Store
+	Users    *identity.Service
+	Clients  *oauth.Clients
+	Keys     *keys.Manager
+	// Audience decides each token's aud; Audience.Default is required.
+	Audience oauth.AudiencePolicy
+	// AdminAudience is the admin API's audience identifier: its tokens
+	// must carry it in aud.
+	AdminAudience string
+	// Prepublication is how long a key rotated through the admin API with
+	// ?prepublish=true is published before it signs.
+	Prepublication time.Duration
+	// DefaultAlgorithm is the JWS algorithm tokens are signed with unless
+	// a client or audience asks for RS256 (metadata lists it first).
+	DefaultAlgorithm string
+	// ScopesSupported is published in the metadata; nil omits it.
+	ScopesSupported []string
+	// Signup enables POST /signup.
+	Signup bool
+	// MaxBodyBytes caps request bodies (413 beyond); required.
+	MaxBodyBytes int64
+	// TokenPerIP limits password grants per client IP and second (burst
+	// the same); zero means no limit.
+	TokenPerIP int
+	// SignupPerMinutePerIP limits sign-ups per client IP and minute;
+	// zero means no limit.
+	SignupPerMinutePerIP int
+	// TrustedProxies are the addresses or CIDR prefixes whose
+	// X-Forwarded-For is believed; none means the connection's address.
+	TrustedProxies []string
+	// CORSAllowedOrigins are browser origins allowed server-wide, besides
+	// those registered on clients (internal/cors).
+	CORSAllowedOrigins []string
+	// Registry receives the HTTP and grant metrics and is served at
+	// GET /metrics on the admin listener; nil means no metrics.
+	Registry *prometheus.Registry
+	// Logger receives access-log lines and errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Handlers are the two listeners' handlers, each with every route and its
+// middleware in place.
+type Handlers struct {
+	// Public serves the OAuth endpoints, sign-up, discovery and health.
+	Public http.Handler
+	// Admin serves the admin API and metrics; never expose it publicly.
+	Admin http.Handler
+}
+
+// New builds both listeners' route tables. It fails only on an invalid
+// option (a malformed CORS origin or trusted proxy).
+func New(o Options) (*Handlers, error) {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var reg prometheus.Registerer // a nil *Registry must stay a nil interface
+	if o.Registry != nil {
+		reg = o.Registry
+	}
+	m := newMetrics(reg)
+	ips, err := clientip.New(o.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	corsPolicy, err := cors.NewPolicy(o.CORSAllowedOrigins, o.Store, logger)
+	if err != nil {
+		return nil, fmt.Errorf("http.cors_allowed_origins: %w", err)
+	}
+	var tokenLimit, signupLimit *ratelimit.Keyed
+	if n := o.TokenPerIP; n > 0 {
+		tokenLimit = ratelimit.New(float64(n), n, 0)
+	}
+	if n := o.SignupPerMinutePerIP; n > 0 {
+		signupLimit = ratelimit.New(float64(n)/60, n, 0)
+	}
+	maxBytes := o.MaxBodyBytes
+
+	token := &oauth.TokenHandler{
+		Provider: o.Provider, Store: o.Store, Users: o.Store, Limiter: tokenLimit, ClientIP: ips.LimitKey,
+		MaxBytes: maxBytes, Logger: logger, Observe: m.observeGrant, Audience: o.Audience,
+	}
+	signup := &SignupHandler{Users: o.Users, Enabled: o.Signup, MaxBytes: maxBytes,
+		Limiter: signupLimit, ClientIP: ips.LimitKey, Logger: logger}
+	md := oauth.NewMetadata(o.Issuer, o.DefaultAlgorithm, o.Signup)
+	md.ScopesSupported = o.ScopesSupported
+
+	pub := http.NewServeMux()
+	route := func(path, method string, h http.Handler) {
+		pub.Handle(method+" "+path, m.instrument(path, logger, h))
+	}
+	// CORS (internal/cors): token and revocation for the server-wide
+	// origins and those of the client the request names, sign-up for the
+	// server-wide origins and those of any client, JWKS and metadata for
+	// every origin. Introspection is for resource servers, not browsers;
+	// the admin listener never answers CORS.
+	withPreflight := func(path, method string, h http.Handler) {
+		route(path, method, h)
+		route(path, http.MethodOptions, h)
+	}
+	withPreflight("/signup", http.MethodPost, corsPolicy.AnyClientEndpoint(signup))
+	withPreflight("/oauth2/token", http.MethodPost, corsPolicy.ClientEndpoint(token))
+	withPreflight("/oauth2/revoke", http.MethodPost, corsPolicy.ClientEndpoint(
+		&oauth.RevokeHandler{Provider: o.Provider, Keys: o.Keys, MaxBytes: maxBytes, Logger: logger}))
+	route("/oauth2/introspect", http.MethodPost, &oauth.IntrospectHandler{Provider: o.Provider, MaxBytes: maxBytes, Logger: logger})
+	withPreflight("/.well-known/jwks.json", http.MethodGet, cors.Public(jwksHandler(o.Keys)))
+	withPreflight("/.well-known/oauth-authorization-server", http.MethodGet, cors.Public(metadataHandler(md)))
+	// The 404 that points at the RFC 8414 document is readable by browser
+	// libraries trying OpenID discovery first, so they can fall back.
+	withPreflight("/.well-known/openid-configuration", http.MethodGet, cors.Public(noOpenIDConfiguration()))
+	route("/health/alive", http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	route("/health/ready", http.MethodGet, ready(o.Store, o.Keys, logger))
+
+	adm := http.NewServeMux()
+	(&adminapi.Handler{
+		Audience: o.AdminAudience,
+		Provider: o.Provider, Clients: o.Clients, Users: o.Users, Keys: o.Keys, Prepublication: o.Prepublication,
+		MaxBytes: maxBytes, Logger: logger,
+	}).Routes(adm)
+	if o.Registry != nil {
+		adm.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+	}
+	return &Handlers{
+		Public: withRequestID(harden(httpjson.RouteErrors(pub), logger)),
+		Admin:  withRequestID(harden(httpjson.RouteErrors(adm), logger)),
+	}, nil
+}
+
+// ready answers /health/ready: 200 when the database answers within 2 s
+// and a signing key is loaded, else 503.
+func ready(store Store, km *keys.Manager, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := store.Ping(ctx); err != nil {
+			logger.WarnContext(ctx, "readiness check failed", "err", err)
+			httpjson.WriteError(w, r, logger, &apperr.Error{Code: apperr.EUnavailable, Message: "database unreachable"})
+			return
+		}
+		if _, err := km.SigningKey(); err != nil {
+			httpjson.WriteError(w, r, logger, &apperr.Error{Code: apperr.EUnavailable, Message: "no signing key"})
+			return
+		}
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
