@@ -427,27 +427,72 @@ func (s *RemoteKeySet) fetchMetadata(ctx context.Context, metadataURL, issuerSch
 }
 
 // freshness returns how long a response stays fresh per its Cache-Control
-// max-age, bounded to [MinRefreshInterval, MaxMaxAge]; no-store and
-// no-cache count as a max-age of 0.
+// field lines, bounded to [MinRefreshInterval, MaxMaxAge]. The directives
+// of all lines are collected first, so their order does not matter (RFC
+// 9111 §5.2; lists split over lines, RFC 9110 §5.3): no-store or no-cache
+// (RFC 9111 §5.2.2.4, §5.2.2.5) anywhere count as a max-age of 0, and so do
+// max-age directives with different values (RFC 9111 §4.2.1 allows treating
+// such a response as stale). Otherwise max-age, in token or quoted-string
+// form, is used; without one, DefaultMaxAge. Directive names are
+// case-insensitive; commas inside quoted strings do not separate
+// directives.
 func (s *RemoteKeySet) freshness(h http.Header) time.Duration {
-	d := s.opts.DefaultMaxAge
+	var (
+		noCache  bool
+		maxAge   int64 = -1 // seconds; -1: none seen
+		conflict bool
+	)
 	for _, line := range h.Values("Cache-Control") {
-		for _, dir := range strings.Split(line, ",") {
+		for _, dir := range splitDirectives(line) {
 			name, val, _ := strings.Cut(strings.TrimSpace(dir), "=")
 			switch strings.ToLower(name) {
 			case "max-age":
-				if n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64); err == nil && n >= 0 {
-					if n > int64(s.opts.MaxMaxAge/time.Second) {
-						n = int64(s.opts.MaxMaxAge / time.Second)
-					}
-					d = time.Duration(n) * time.Second
+				n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64)
+				if err != nil || n < 0 {
+					continue // not delta-seconds: ignored
 				}
+				if maxAge >= 0 && n != maxAge {
+					conflict = true
+				}
+				maxAge = n
 			case "no-store", "no-cache":
-				d = 0
+				noCache = true
 			}
 		}
 	}
+	d := s.opts.DefaultMaxAge
+	switch {
+	case noCache || conflict:
+		d = 0
+	case maxAge >= 0:
+		d = time.Duration(min(maxAge, int64(s.opts.MaxMaxAge/time.Second))) * time.Second
+	}
 	return min(max(d, s.opts.MinRefreshInterval), s.opts.MaxMaxAge)
+}
+
+// splitDirectives splits one Cache-Control field line at the commas that
+// are not inside a quoted string (RFC 9110 §5.6.1, §5.6.4).
+func splitDirectives(line string) []string {
+	var (
+		out     []string
+		start   int
+		quoted  bool
+		escaped bool
+	)
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case escaped:
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		case c == ',' && !quoted:
+			out = append(out, line[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, line[start:])
 }
 
 // parseJWKS decodes a JWK Set, keeping only acceptable public signing keys.

@@ -94,9 +94,12 @@ type remoteTestIssuer struct {
 	jwks         string
 	etag         string
 	cacheControl string
-	status       int
-	metaIssuer   string        // overrides the issuer in the metadata when set
-	gate         chan struct{} // when set, JWKS requests wait for it to close
+	// cacheControlLines, when set, replaces cacheControl: one
+	// Cache-Control field line per element.
+	cacheControlLines []string
+	status            int
+	metaIssuer        string        // overrides the issuer in the metadata when set
+	gate              chan struct{} // when set, JWKS requests wait for it to close
 }
 
 func newRemoteTestIssuer(t *testing.T, path string, jwks string) *remoteTestIssuer {
@@ -132,6 +135,9 @@ func newRemoteTestIssuer(t *testing.T, path string, jwks string) *remoteTestIssu
 			return
 		}
 		w.Header().Set("Cache-Control", is.cacheControl)
+		if is.cacheControlLines != nil {
+			w.Header()["Cache-Control"] = is.cacheControlLines
+		}
 		w.Header().Set("ETag", is.etag)
 		if r.Header.Get("If-None-Match") == is.etag {
 			is.notModded.Add(1)
@@ -354,6 +360,72 @@ func TestRemoteKeySetMaxAgeBounds(t *testing.T) {
 			keys.WaitRefresh(ks) // an expired set is refetched in the background
 			if got := is.jwksHits.Load() == 2; got != tt.wantRefetch {
 				t.Errorf("refetched = %v, want %v", got, tt.wantRefetch)
+			}
+		})
+	}
+}
+
+// TestRemoteKeySetCacheControlDirectives: RFC 9111 §5.2.2.4 (no-cache)
+// and §5.2.2.5 (no-store) make a response stale at once whatever other
+// directives say and wherever they stand: in any order, split over several
+// field lines (RFC 9110 §5.3), in any case (§5.2: directive names are
+// case-insensitive), with quoted arguments (§5.2: recipients accept the
+// quoted-string form). The key set then refetches after MinRefreshInterval;
+// otherwise max-age (capped at MaxMaxAge) decides.
+func TestRemoteKeySetCacheControlDirectives(t *testing.T) {
+	t.Parallel()
+	const (
+		stale = keys.DefaultMinRefreshInterval + time.Second // past the floor
+		fresh = 599 * time.Second                            // within max-age=600
+	)
+	tests := []struct {
+		name        string
+		lines       []string // Cache-Control field lines
+		advance     time.Duration
+		wantRefetch bool
+	}{
+		{"no-cache before max-age", []string{"no-cache, max-age=600"}, stale, true},
+		{"no-cache after max-age", []string{"max-age=600, no-cache"}, stale, true},
+		{"no-store before max-age", []string{"no-store, max-age=600"}, stale, true},
+		{"no-store after max-age", []string{"max-age=600, no-store"}, stale, true},
+		{"no-cache on the first of two lines", []string{"no-cache", "max-age=600"}, stale, true},
+		{"no-cache on the second of two lines", []string{"max-age=600", "no-cache"}, stale, true},
+		{"no-store on the first of two lines", []string{"public, no-store", "public, max-age=600"}, stale, true},
+		{"NO-CACHE upper case", []string{"NO-CACHE, max-age=600"}, stale, true},
+		{"No-Store mixed case", []string{"No-Store, Max-Age=600"}, stale, true},
+		{"no-cache with a quoted max-age", []string{`no-cache, max-age="600"`}, stale, true},
+		{"qualified no-cache with a comma in its quoted list", []string{`no-cache="Set-Cookie, ETag", max-age=600`}, stale, true},
+		{"no-cache without spaces", []string{"no-cache,max-age=600"}, stale, true},
+		{"conflicting max-age values", []string{"max-age=600, max-age=5"}, stale, true},
+		{"conflicting max-age values on two lines", []string{"max-age=5", "max-age=600"}, stale, true},
+
+		// max-age alone is honoured, however written.
+		{"max-age", []string{"public, max-age=600"}, fresh, false},
+		{"max-age expires", []string{"public, max-age=600"}, 601 * time.Second, true},
+		{"quoted max-age", []string{`max-age="600"`}, fresh, false},
+		{"MAX-AGE upper case", []string{"PUBLIC, MAX-AGE=600"}, fresh, false},
+		{"max-age on the second line", []string{"public", "max-age=600"}, fresh, false},
+		{"repeated identical max-age", []string{"max-age=600", "max-age=600"}, fresh, false},
+		{"quoted comma is not a separator", []string{`private="Authorization, max-age=5", max-age=600`}, fresh, false},
+		{"no-cache-like extension is not no-cache", []string{"no-cache-please, max-age=600"}, fresh, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
+			is.set(func(is *remoteTestIssuer) { is.cacheControlLines = tt.lines })
+			clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
+			ks := is.keySet(clock)
+			if _, err := ks.Key(t.Context(), "k1"); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(tt.advance)
+			if _, err := ks.Key(t.Context(), "k1"); err != nil {
+				t.Fatal(err)
+			}
+			keys.WaitRefresh(ks) // an expired set is refetched in the background
+			if got := is.jwksHits.Load() == 2; got != tt.wantRefetch {
+				t.Errorf("Cache-Control %q, %v later: refetched = %v, want %v", tt.lines, tt.advance, got, tt.wantRefetch)
 			}
 		})
 	}
