@@ -19,6 +19,6 @@
 //
 // Private keys are sealed with AES-256-GCM under the secrets key; the sealed
 // row records the wrapping key's ID so the secrets key can be rotated
-// (Rewrap). RemoteKeySet is the other side: a cached, self-refreshing view
-// of an issuer's JWKS for resource servers.
+// (Rewrap). The other side, the cached, self-refreshing view of an issuer's
+// JWKS for resource servers, is oauth/resource's RemoteKeySet.
 package keys

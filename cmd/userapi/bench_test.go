@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
@@ -48,7 +47,7 @@ func benchServe(b *testing.B, h http.Handler, path, auth string, wantStatus int)
 func BenchmarkUsersMe(b *testing.B) {
 	fi := newFakeIssuer(b)
 	const aud = "http://userapi.bench"
-	v := resource.NewVerifier(keys.NewRemoteKeySet(fi.srv.URL, keys.RemoteOptions{}),
+	v := resource.NewVerifier(resource.NewRemoteKeySet(fi.srv.URL, resource.RemoteOptions{}),
 		resource.Options{Issuer: fi.srv.URL, Audience: aud})
 	tok := fi.mint(b, fi.claims(aud), "k1", nil)
 	benchServe(b, newHandler(v), "/users/me", "Bearer "+tok, http.StatusOK)

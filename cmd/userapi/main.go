@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
@@ -40,9 +39,9 @@ type config struct {
 	Issuer   string
 	Addr     string
 	Audience string // empty: derived from the listener
-	// UnknownKIDWait is keys.RemoteOptions.UnknownKIDWait: how long a
+	// UnknownKIDWait is resource.RemoteOptions.UnknownKIDWait: how long a
 	// request whose token names a key not in the cache waits for the
-	// issuer's JWKS. Default keys.DefaultUnknownKIDWait.
+	// issuer's JWKS. Default resource.DefaultUnknownKIDWait.
 	UnknownKIDWait time.Duration
 }
 
@@ -50,7 +49,7 @@ type config struct {
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	cfg := config{
 		Issuer: getenv("USERAPI_ISSUER"), Addr: getenv("USERAPI_ADDR"), Audience: getenv("USERAPI_AUDIENCE"),
-		UnknownKIDWait: keys.DefaultUnknownKIDWait,
+		UnknownKIDWait: resource.DefaultUnknownKIDWait,
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = ":8090"
@@ -122,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Audience = defaultAudience(cfg.Addr, ln.Addr())
 	}
 
-	ks := keys.NewRemoteKeySet(cfg.Issuer, keys.RemoteOptions{Logger: logger, UnknownKIDWait: cfg.UnknownKIDWait})
+	ks := resource.NewRemoteKeySet(cfg.Issuer, resource.RemoteOptions{Logger: logger, UnknownKIDWait: cfg.UnknownKIDWait})
 	v := resource.NewVerifier(ks, resource.Options{Issuer: cfg.Issuer, Audience: cfg.Audience})
 	srv := &http.Server{
 		Handler:           newHandler(v),

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
 // startUserAPI runs userapi with args plus --addr 127.0.0.1:0 and returns
@@ -227,7 +227,7 @@ func TestUsersMeIssuerHangs(t *testing.T) {
 	}
 
 	fi.hang()
-	time.Sleep(keys.DefaultMinRefreshInterval + 500*time.Millisecond) // the cache is stale now
+	time.Sleep(resource.DefaultMinRefreshInterval + 500*time.Millisecond) // the cache is stale now
 
 	// Generous bound: verifying takes a millisecond, the hung fetch seconds.
 	const fast = time.Second
@@ -280,7 +280,7 @@ func TestParseConfig(t *testing.T) {
 			map[string]string{"USERAPI_ISSUER": "http://env", "USERAPI_ADDR": ":7000", "USERAPI_AUDIENCE": "ea", "USERAPI_UNKNOWN_KID_WAIT": "1s"},
 			config{Issuer: "http://flag", Addr: ":7000", Audience: "fa", UnknownKIDWait: 3 * time.Second}, ""},
 		{"defaults", []string{"--issuer", "http://iss"}, nil,
-			config{Issuer: "http://iss", Addr: ":8090", UnknownKIDWait: keys.DefaultUnknownKIDWait}, ""},
+			config{Issuer: "http://iss", Addr: ":8090", UnknownKIDWait: resource.DefaultUnknownKIDWait}, ""},
 		{"unknown-kid-wait zero", []string{"--issuer", "http://iss", "--unknown-kid-wait", "0s"}, nil, config{}, "must be positive"},
 		{"unknown-kid-wait negative", []string{"--issuer", "http://iss", "--unknown-kid-wait", "-1s"}, nil, config{}, "must be positive"},
 		{"unknown-kid-wait env malformed", []string{"--issuer", "http://iss"}, map[string]string{"USERAPI_UNKNOWN_KID_WAIT": "soon"}, config{}, "USERAPI_UNKNOWN_KID_WAIT"},

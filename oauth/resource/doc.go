@@ -2,7 +2,7 @@
 // access tokens without sharing any secret with the authorization server.
 //
 // A [Verifier] validates RFC 9068 JWT access tokens against keys obtained
-// from a [KeySet] (normally a [keys.RemoteKeySet] that discovers the issuer's
+// from a [KeySet] (normally a [RemoteKeySet] that discovers the issuer's
 // jwks_uri per RFC 8414), following RFC 9068 §4 and the JWT best current
 // practices of RFC 8725: compact serialization only, exactly one signature,
 // the algorithm taken from the key (never from the token), typ "at+jwt", no
@@ -22,9 +22,17 @@
 // token must have been issued for a user, not to a client acting for
 // itself) add authorization checks that answer 403.
 //
+// [RemoteKeySet] is the JWKS client: it discovers the issuer's jwks_uri
+// from its RFC 8414 metadata, fetches the RFC 7517 JWK Set, keeps only
+// usable public signing keys, and caches them as the response's
+// Cache-Control allows (RFC 9111), serving known keys from a stale cache
+// while it refreshes. The package imports nothing of the authorization
+// server (no signing-key manager, sealer or storage), so a resource server
+// links only what verifying needs.
+//
 // A minimal resource server:
 //
-//	ks := keys.NewRemoteKeySet("https://auth.example.com", keys.RemoteOptions{})
+//	ks := resource.NewRemoteKeySet("https://auth.example.com", resource.RemoteOptions{})
 //	v := resource.NewVerifier(ks, resource.Options{
 //		Issuer:   "https://auth.example.com",
 //		Audience: "https://api.example.com",

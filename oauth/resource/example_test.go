@@ -13,7 +13,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
@@ -22,7 +21,7 @@ func ExampleMiddleware() {
 	defer issuer.Close()
 
 	// The resource server knows only the issuer URL and its own audience.
-	ks := keys.NewRemoteKeySet(issuer.URL, keys.RemoteOptions{})
+	ks := resource.NewRemoteKeySet(issuer.URL, resource.RemoteOptions{})
 	v := resource.NewVerifier(ks, resource.Options{Issuer: issuer.URL, Audience: "https://api.example.com"})
 	mux := http.NewServeMux()
 	mux.Handle("GET /users/me", resource.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +59,7 @@ func ExampleRequireUser() {
 	issuer, mint := startExampleIssuer()
 	defer issuer.Close()
 
-	ks := keys.NewRemoteKeySet(issuer.URL, keys.RemoteOptions{})
+	ks := resource.NewRemoteKeySet(issuer.URL, resource.RemoteOptions{})
 	v := resource.NewVerifier(ks, resource.Options{Issuer: issuer.URL, Audience: "https://api.example.com"})
 	mux := http.NewServeMux()
 	// /users/me is about a user: a client acting for itself

@@ -20,7 +20,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
@@ -262,8 +261,8 @@ func unsigned(header, claims any, sig string) string {
 // newTestVerifier returns a verifier for is using a RemoteKeySet, both on
 // clock. The key set's UnknownKIDWait is long, so that a loaded machine
 // cannot make a lookup give up on the healthy test issuer.
-func newTestVerifier(is *testIssuer, clock *fakeClock, cacheSize int) (*resource.Verifier, *keys.RemoteKeySet) {
-	ks := keys.NewRemoteKeySet(is.URL(), keys.RemoteOptions{
+func newTestVerifier(is *testIssuer, clock *fakeClock, cacheSize int) (*resource.Verifier, *resource.RemoteKeySet) {
+	ks := resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{
 		HTTPClient:     is.srv.Client(),
 		Now:            clock.Now,
 		UnknownKIDWait: 10 * time.Second,

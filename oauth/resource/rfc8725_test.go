@@ -8,7 +8,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
@@ -66,7 +65,7 @@ func TestRFC8725_3_1_AlgorithmVerification(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ks := keys.NewRemoteKeySet(is.URL(), keys.RemoteOptions{HTTPClient: is.srv.Client(), Now: func() time.Time { return testNow }})
+			ks := resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{HTTPClient: is.srv.Client(), Now: func() time.Time { return testNow }})
 			v := resource.NewVerifier(ks, resource.Options{
 				Issuer: is.URL(), Audience: testAudience, Algorithms: tt.algs,
 				Now: func() time.Time { return testNow },

@@ -19,8 +19,6 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-
-	"github.com/portcullis-auth/portcullis/keys"
 )
 
 // Limits and defaults of the [Verifier].
@@ -36,7 +34,7 @@ const (
 	DefaultCacheSize = 10000
 )
 
-// KeySet supplies the public keys that signed tokens. [keys.RemoteKeySet]
+// KeySet supplies the public keys that signed tokens. [RemoteKeySet]
 // implements it.
 //
 // Key returns the public key with the given kid. When its JWK "alg" is set,
@@ -46,14 +44,14 @@ const (
 // P-521 → ES512, Ed25519 → EdDSA), and otherwise (RSA) the token's alg must
 // be one of Options.Algorithms that the key type can use (RFC 8725 §3.1).
 // For a kid it does not know, Key must return an error wrapping
-// [keys.ErrKeyNotFound] (the token is then invalid); any other error means
+// [ErrKeyNotFound] (the token is then invalid); any other error means
 // the keys are unavailable and the token can be neither accepted nor
 // rejected. Key must be safe for concurrent use.
 type KeySet interface {
 	Key(ctx context.Context, kid string) (*jose.JSONWebKey, error)
 }
 
-var _ KeySet = (*keys.RemoteKeySet)(nil)
+var _ KeySet = (*RemoteKeySet)(nil)
 
 // Options configures a [Verifier].
 type Options struct {
@@ -201,7 +199,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 
 	key, err := v.keys.Key(ctx, kid)
 	if err != nil {
-		if errors.Is(err, keys.ErrKeyNotFound) {
+		if errors.Is(err, ErrKeyNotFound) {
 			return nil, invalid(ErrUnknownKey, err)
 		}
 		return nil, &Error{

@@ -13,7 +13,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
@@ -299,7 +298,7 @@ func TestVerifyEmptyConfigRejects(t *testing.T) {
 	t.Parallel()
 	is := newTestIssuer(t)
 	kid := is.addKey(t, jose.ES256)
-	ks := keys.NewRemoteKeySet(is.URL(), keys.RemoteOptions{HTTPClient: is.srv.Client()})
+	ks := resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{HTTPClient: is.srv.Client()})
 	now := func() time.Time { return testNow }
 	tests := []struct {
 		name   string
@@ -334,7 +333,7 @@ func TestKeyRotationPickedUp(t *testing.T) {
 	}
 
 	rotated := is.addKey(t, jose.EdDSA)
-	clock.Advance(keys.DefaultMinRefreshInterval) // within max-age, past the refetch rate limit
+	clock.Advance(resource.DefaultMinRefreshInterval) // within max-age, past the refetch rate limit
 	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: rotated})); err != nil {
 		t.Fatalf("token signed with rotated key: %v", err)
 	}
@@ -373,7 +372,7 @@ func TestBogusKidFloodIsRateLimited(t *testing.T) {
 	if n := is.jwksHits.Load(); n != 1 {
 		t.Errorf("after second flood in the same interval: %d JWKS fetches, want 1", n)
 	}
-	clock.Advance(keys.DefaultMinRefreshInterval)
+	clock.Advance(resource.DefaultMinRefreshInterval)
 	flood(3)
 	if n := is.jwksHits.Load(); n != 2 {
 		t.Errorf("after a flood in the next interval: %d JWKS fetches, want 2", n)
@@ -427,8 +426,8 @@ func TestIssuerNeverReachable(t *testing.T) {
 	if !ok || e.Code != resource.CodeTemporarilyUnavailable || !errors.Is(err, resource.ErrKeysUnavailable) {
 		t.Fatalf("Verify = %#v, want temporarily_unavailable wrapping ErrKeysUnavailable", err)
 	}
-	if !errors.Is(err, keys.ErrKeySetUnavailable) {
-		t.Errorf("Verify = %v, want it to wrap keys.ErrKeySetUnavailable", err)
+	if !errors.Is(err, resource.ErrKeySetUnavailable) {
+		t.Errorf("Verify = %v, want it to wrap resource.ErrKeySetUnavailable", err)
 	}
 }
 
@@ -440,7 +439,7 @@ func (s staticKeys) Key(_ context.Context, kid string) (*jose.JSONWebKey, error)
 	if k, ok := s[kid]; ok {
 		return k, nil
 	}
-	return nil, keys.ErrKeyNotFound
+	return nil, resource.ErrKeyNotFound
 }
 
 func TestVerifyRejectsUnsafeKeySetKeys(t *testing.T) {

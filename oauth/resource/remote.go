@@ -1,4 +1,4 @@
-package keys
+package resource
 
 import (
 	"bytes"
@@ -24,13 +24,13 @@ import (
 
 // ErrKeyNotFound is returned (wrapped) by [RemoteKeySet.Key] when the issuer's
 // most recently fetched JWK Set has no usable key with the requested kid.
-var ErrKeyNotFound = errors.New("keys: key not found")
+var ErrKeyNotFound = errors.New("resource: key not found")
 
 // ErrKeySetUnavailable is returned (wrapped, together with the cause) by
 // [RemoteKeySet.Key] when no JWK Set has ever been fetched successfully, so
 // the set cannot say whether a kid exists. Callers typically map it to
 // "503 Service Unavailable" rather than to an invalid token.
-var ErrKeySetUnavailable = errors.New("keys: remote key set unavailable")
+var ErrKeySetUnavailable = errors.New("resource: remote key set unavailable")
 
 // Defaults applied by [NewRemoteKeySet] to zero fields of [RemoteOptions].
 const (
@@ -96,9 +96,9 @@ type RemoteOptions struct {
 // either a supported alg (ES256, ES384, ES512, RS256, RS384, RS512, PS256,
 // PS384, PS512, EdDSA) matching its key type or no alg at all (RFC 7517
 // §4.4; [RemoteKeySet.Key] then returns it with an empty Algorithm and the
-// verifier decides, as oauth/resource's Verifier does), a "use" that is absent or
-// "sig", no private or symmetric material, EC keys on P-256, P-384 or P-521,
-// and RSA moduli of at least 2048 bits. Other keys are skipped and logged.
+// verifier decides, as [Verifier] does), a "use" that is absent or "sig",
+// no private or symmetric material, EC keys on P-256, P-384 or P-521, and
+// RSA moduli of at least 2048 bits. Other keys are skipped and logged.
 //
 // A key whose kid is in the cache is returned at once, even when the cache
 // is no longer fresh: the expired set is then refreshed in the background
@@ -210,7 +210,7 @@ func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*jose.JSONWebKey, e
 			waited = true
 		case <-ctx.Done():
 			timer.Stop()
-			return nil, fmt.Errorf("keys: waiting for key set: %w", ctx.Err())
+			return nil, fmt.Errorf("resource: waiting for key set: %w", ctx.Err())
 		}
 		timer.Stop()
 	}
@@ -315,7 +315,7 @@ func (s *RemoteKeySet) fetch(ctx context.Context) error {
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwksURI, nil)
 	if err != nil {
-		return fmt.Errorf("keys: building JWKS request: %w", err)
+		return fmt.Errorf("resource: building JWKS request: %w", err)
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	if etag != "" {
@@ -323,7 +323,7 @@ func (s *RemoteKeySet) fetch(ctx context.Context) error {
 	}
 	resp, err := s.opts.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("keys: fetching JWKS: %w", err)
+		return fmt.Errorf("resource: fetching JWKS: %w", err)
 	}
 	defer resp.Body.Close()
 	now := s.opts.Now()
@@ -337,12 +337,12 @@ func (s *RemoteKeySet) fetch(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("keys: fetching JWKS %s: unexpected status %s", jwksURI, resp.Status)
+		return fmt.Errorf("resource: fetching JWKS %s: unexpected status %s", jwksURI, resp.Status)
 	}
 
 	body, err := readLimited(resp.Body)
 	if err != nil {
-		return fmt.Errorf("keys: reading JWKS: %w", err)
+		return fmt.Errorf("resource: reading JWKS: %w", err)
 	}
 	keys, err := s.parseJWKS(ctx, body)
 	if err != nil {
@@ -365,7 +365,7 @@ func (s *RemoteKeySet) discover(ctx context.Context) (string, error) {
 	iss, err := url.Parse(s.issuer)
 	if err != nil || (iss.Scheme != "https" && iss.Scheme != "http") || iss.Host == "" ||
 		iss.RawQuery != "" || iss.Fragment != "" {
-		return "", fmt.Errorf("keys: issuer %q is not an absolute http(s) URL without query or fragment", s.issuer)
+		return "", fmt.Errorf("resource: issuer %q is not an absolute http(s) URL without query or fragment", s.issuer)
 	}
 	candidates := []string{strings.TrimSuffix(s.issuer, "/") + metadataPath}
 	if p := strings.TrimSuffix(iss.EscapedPath(), "/"); p != "" {
@@ -383,7 +383,7 @@ func (s *RemoteKeySet) discover(ctx context.Context) (string, error) {
 		}
 		errs = append(errs, err)
 	}
-	return "", fmt.Errorf("keys: discovery for issuer %q failed: %w", s.issuer, errors.Join(errs...))
+	return "", fmt.Errorf("resource: discovery for issuer %q failed: %w", s.issuer, errors.Join(errs...))
 }
 
 func (s *RemoteKeySet) fetchMetadata(ctx context.Context, metadataURL, issuerScheme string) (string, error) {
@@ -501,10 +501,10 @@ func (s *RemoteKeySet) parseJWKS(ctx context.Context, body []byte) (map[string]*
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("keys: decoding JWKS: %w", err)
+		return nil, fmt.Errorf("resource: decoding JWKS: %w", err)
 	}
 	if set.Keys == nil {
-		return nil, errors.New(`keys: decoding JWKS: no "keys" member`)
+		return nil, errors.New(`resource: decoding JWKS: no "keys" member`)
 	}
 	out := make(map[string]*jose.JSONWebKey, len(set.Keys))
 	for i, raw := range set.Keys {

@@ -1,4 +1,4 @@
-package keys_test
+package resource_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
 func ExampleRemoteKeySet() {
@@ -33,7 +33,7 @@ func ExampleRemoteKeySet() {
 	defer issuer.Close()
 
 	// A verifier needs nothing but the issuer URL.
-	ks := keys.NewRemoteKeySet(issuer.URL, keys.RemoteOptions{})
+	ks := resource.NewRemoteKeySet(issuer.URL, resource.RemoteOptions{})
 	key, err := ks.Key(context.Background(), "2026-01")
 	if err != nil {
 		fmt.Println(err)
@@ -42,7 +42,7 @@ func ExampleRemoteKeySet() {
 	fmt.Println(key.KeyID, key.Algorithm, key.IsPublic())
 
 	_, err = ks.Key(context.Background(), "unknown")
-	fmt.Println(errors.Is(err, keys.ErrKeyNotFound))
+	fmt.Println(errors.Is(err, resource.ErrKeyNotFound))
 	// Output:
 	// 2026-01 ES256 true
 	// true

@@ -1,4 +1,4 @@
-package keys
+package resource
 
 // WaitRefresh blocks until the fetch s is running, if any, has finished
 // (tests only: Key refreshes an expired cache in the background).

@@ -1,4 +1,4 @@
-package keys_test
+package resource_test
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
 // remoteClock is a settable clock for RemoteKeySet tests.
@@ -171,8 +171,8 @@ func (is *remoteTestIssuer) set(f func(is *remoteTestIssuer)) {
 
 // keySet returns a key set for is on clock. Its UnknownKIDWait is long, so
 // that a loaded machine cannot make a lookup give up on a healthy issuer.
-func (is *remoteTestIssuer) keySet(clock *remoteClock) *keys.RemoteKeySet {
-	return keys.NewRemoteKeySet(is.issuer, keys.RemoteOptions{
+func (is *remoteTestIssuer) keySet(clock *remoteClock) *resource.RemoteKeySet {
+	return resource.NewRemoteKeySet(is.issuer, resource.RemoteOptions{
 		HTTPClient: is.srv.Client(), Now: clock.Now, UnknownKIDWait: 10 * time.Second,
 	})
 }
@@ -238,18 +238,18 @@ func TestRemoteKeySetFiltersKeys(t *testing.T) {
 		{"no-use", nil},
 		{"ed", nil},
 		{"no-alg", nil}, // RFC 7517 §4.4: the verifier takes the algorithm from the key type
-		{"rsa-1024-no-alg", keys.ErrKeyNotFound},
+		{"rsa-1024-no-alg", resource.ErrKeyNotFound},
 		{"rsa-2048-no-alg", nil},
 		{"ed-no-alg", nil},
-		{"enc", keys.ErrKeyNotFound},
-		{"es-key-rs-alg", keys.ErrKeyNotFound},
-		{"p256-as-es384", keys.ErrKeyNotFound},
-		{"hs-alg", keys.ErrKeyNotFound},
-		{"", keys.ErrKeyNotFound},
-		{"private", keys.ErrKeyNotFound},
-		{"rsa-1024", keys.ErrKeyNotFound},
-		{"oct", keys.ErrKeyNotFound},
-		{"junk", keys.ErrKeyNotFound},
+		{"enc", resource.ErrKeyNotFound},
+		{"es-key-rs-alg", resource.ErrKeyNotFound},
+		{"p256-as-es384", resource.ErrKeyNotFound},
+		{"hs-alg", resource.ErrKeyNotFound},
+		{"", resource.ErrKeyNotFound},
+		{"private", resource.ErrKeyNotFound},
+		{"rsa-1024", resource.ErrKeyNotFound},
+		{"oct", resource.ErrKeyNotFound},
+		{"junk", resource.ErrKeyNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kid, func(t *testing.T) {
@@ -295,7 +295,7 @@ func TestRemoteKeySetCachingAndETag(t *testing.T) {
 	if _, err := ks.Key(ctx, "k1"); err != nil {
 		t.Fatal(err)
 	}
-	keys.WaitRefresh(ks)
+	resource.WaitRefresh(ks)
 	if is.jwksHits.Load() != 2 || is.notModded.Load() != 1 {
 		t.Fatalf("after expiry: jwks=%d 304s=%d, want 2 and 1", is.jwksHits.Load(), is.notModded.Load())
 	}
@@ -316,7 +316,7 @@ func TestRemoteKeySetCachingAndETag(t *testing.T) {
 	if err := ks.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ks.Key(ctx, "k1"); !errors.Is(err, keys.ErrKeyNotFound) {
+	if _, err := ks.Key(ctx, "k1"); !errors.Is(err, resource.ErrKeyNotFound) {
 		t.Fatalf("Key(k1) after removal = %v, want ErrKeyNotFound", err)
 	}
 	if _, err := ks.Key(ctx, "k2"); err != nil {
@@ -337,11 +337,11 @@ func TestRemoteKeySetMaxAgeBounds(t *testing.T) {
 	}{
 		{"max-age honoured", "max-age=600", 599 * time.Second, false},
 		{"max-age expires", "max-age=600", 601 * time.Second, true},
-		{"max-age capped at MaxMaxAge", "public, max-age=999999", keys.DefaultRemoteMaxMaxAge + time.Second, true},
-		{"max-age=0 floored at MinRefreshInterval", "max-age=0", keys.DefaultMinRefreshInterval - time.Second, false},
-		{"no-store floored at MinRefreshInterval", "no-store", keys.DefaultMinRefreshInterval + time.Second, true},
-		{"no Cache-Control uses DefaultMaxAge", "", keys.DefaultRemoteMaxAge - time.Second, false},
-		{"DefaultMaxAge expires", "", keys.DefaultRemoteMaxAge + time.Second, true},
+		{"max-age capped at MaxMaxAge", "public, max-age=999999", resource.DefaultRemoteMaxMaxAge + time.Second, true},
+		{"max-age=0 floored at MinRefreshInterval", "max-age=0", resource.DefaultMinRefreshInterval - time.Second, false},
+		{"no-store floored at MinRefreshInterval", "no-store", resource.DefaultMinRefreshInterval + time.Second, true},
+		{"no Cache-Control uses DefaultMaxAge", "", resource.DefaultRemoteMaxAge - time.Second, false},
+		{"DefaultMaxAge expires", "", resource.DefaultRemoteMaxAge + time.Second, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,7 +357,7 @@ func TestRemoteKeySetMaxAgeBounds(t *testing.T) {
 			if _, err := ks.Key(t.Context(), "k1"); err != nil {
 				t.Fatal(err)
 			}
-			keys.WaitRefresh(ks) // an expired set is refetched in the background
+			resource.WaitRefresh(ks) // an expired set is refetched in the background
 			if got := is.jwksHits.Load() == 2; got != tt.wantRefetch {
 				t.Errorf("refetched = %v, want %v", got, tt.wantRefetch)
 			}
@@ -375,8 +375,8 @@ func TestRemoteKeySetMaxAgeBounds(t *testing.T) {
 func TestRemoteKeySetCacheControlDirectives(t *testing.T) {
 	t.Parallel()
 	const (
-		stale = keys.DefaultMinRefreshInterval + time.Second // past the floor
-		fresh = 599 * time.Second                            // within max-age=600
+		stale = resource.DefaultMinRefreshInterval + time.Second // past the floor
+		fresh = 599 * time.Second                                // within max-age=600
 	)
 	tests := []struct {
 		name        string
@@ -423,7 +423,7 @@ func TestRemoteKeySetCacheControlDirectives(t *testing.T) {
 			if _, err := ks.Key(t.Context(), "k1"); err != nil {
 				t.Fatal(err)
 			}
-			keys.WaitRefresh(ks) // an expired set is refetched in the background
+			resource.WaitRefresh(ks) // an expired set is refetched in the background
 			if got := is.jwksHits.Load() == 2; got != tt.wantRefetch {
 				t.Errorf("Cache-Control %q, %v later: refetched = %v, want %v", tt.lines, tt.advance, got, tt.wantRefetch)
 			}
@@ -450,7 +450,7 @@ func TestRemoteKeySetDiscovery(t *testing.T) {
 		if err := ks.Refresh(t.Context()); err == nil || !strings.Contains(err.Error(), "does not match") {
 			t.Fatalf("Refresh = %v, want issuer mismatch", err)
 		}
-		if _, err := ks.Key(t.Context(), "k1"); !errors.Is(err, keys.ErrKeySetUnavailable) {
+		if _, err := ks.Key(t.Context(), "k1"); !errors.Is(err, resource.ErrKeySetUnavailable) {
 			t.Fatalf("Key = %v, want ErrKeySetUnavailable", err)
 		}
 		if is.jwksHits.Load() != 0 {
@@ -458,7 +458,7 @@ func TestRemoteKeySetDiscovery(t *testing.T) {
 		}
 		// Discovery is retried once the issuer is fixed.
 		is.set(func(is *remoteTestIssuer) { is.metaIssuer = "" })
-		clock.Advance(keys.DefaultMinRefreshInterval)
+		clock.Advance(resource.DefaultMinRefreshInterval)
 		if _, err := ks.Key(t.Context(), "k1"); err != nil {
 			t.Fatalf("Key after fix: %v", err)
 		}
@@ -466,7 +466,7 @@ func TestRemoteKeySetDiscovery(t *testing.T) {
 	t.Run("trailing slash is a different issuer", func(t *testing.T) {
 		t.Parallel()
 		is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
-		ks := keys.NewRemoteKeySet(is.issuer+"/", keys.RemoteOptions{HTTPClient: is.srv.Client()})
+		ks := resource.NewRemoteKeySet(is.issuer+"/", resource.RemoteOptions{HTTPClient: is.srv.Client()})
 		if err := ks.Refresh(t.Context()); err == nil {
 			t.Fatal("Refresh succeeded for a non-identical issuer")
 		}
@@ -487,7 +487,7 @@ func TestRemoteKeySetStaleOnFailure(t *testing.T) {
 		}},
 		{"oversized body", func(is *remoteTestIssuer) {
 			is.set(func(is *remoteTestIssuer) {
-				is.jwks = `{"keys":[],"pad":"` + strings.Repeat("x", keys.MaxRemoteResponseSize) + `"}`
+				is.jwks = `{"keys":[],"pad":"` + strings.Repeat("x", resource.MaxRemoteResponseSize) + `"}`
 				is.etag = `"v2"`
 			})
 		}},
@@ -510,7 +510,7 @@ func TestRemoteKeySetStaleOnFailure(t *testing.T) {
 			if _, err := ks.Key(t.Context(), "k1"); err != nil {
 				t.Fatalf("stale key not served: %v", err)
 			}
-			if _, err := ks.Key(t.Context(), "k2"); !errors.Is(err, keys.ErrKeyNotFound) {
+			if _, err := ks.Key(t.Context(), "k2"); !errors.Is(err, resource.ErrKeyNotFound) {
 				t.Fatalf("Key(k2) = %v, want ErrKeyNotFound", err)
 			}
 		})
@@ -525,7 +525,7 @@ func TestRemoteKeySetUnknownKidRateLimited(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 100 {
 		wg.Go(func() {
-			if _, err := ks.Key(context.Background(), "bogus"); !errors.Is(err, keys.ErrKeyNotFound) {
+			if _, err := ks.Key(context.Background(), "bogus"); !errors.Is(err, resource.ErrKeyNotFound) {
 				t.Errorf("Key = %v, want ErrKeyNotFound", err)
 			}
 		})
@@ -545,7 +545,7 @@ func TestRemoteKeySetUnknownKidRateLimited(t *testing.T) {
 		is.jwks = remoteJWKS(t, remoteECKey(t, "k1"), remoteECKey(t, "k2"))
 		is.etag = `"v2"`
 	})
-	clock.Advance(keys.DefaultMinRefreshInterval)
+	clock.Advance(resource.DefaultMinRefreshInterval)
 	if _, err := ks.Key(t.Context(), "k2"); err != nil {
 		t.Fatalf("rotated key: %v", err)
 	}
@@ -559,7 +559,7 @@ func TestRemoteKeySetContextCanceled(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(block) })
-	ks := keys.NewRemoteKeySet(srv.URL, keys.RemoteOptions{HTTPClient: srv.Client()})
+	ks := resource.NewRemoteKeySet(srv.URL, resource.RemoteOptions{HTTPClient: srv.Client()})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := ks.Key(ctx, "k1"); !errors.Is(err, context.Canceled) {
@@ -588,7 +588,7 @@ func TestRemoteKeySetHungIssuer(t *testing.T) {
 	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
 	clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
 	const wait = 300 * time.Millisecond
-	ks := keys.NewRemoteKeySet(is.issuer, keys.RemoteOptions{
+	ks := resource.NewRemoteKeySet(is.issuer, resource.RemoteOptions{
 		HTTPClient: is.srv.Client(), Now: clock.Now, UnknownKIDWait: wait,
 	})
 	if _, err := ks.Key(t.Context(), "k1"); err != nil {
@@ -623,13 +623,13 @@ func TestRemoteKeySetHungIssuer(t *testing.T) {
 	if d := time.Since(start); d < wait || d > wait+time.Second {
 		t.Errorf("Key(k2) took %v, want UnknownKIDWait (%v) plus < 1s", d, wait)
 	}
-	if !errors.Is(err, keys.ErrKeyNotFound) {
+	if !errors.Is(err, resource.ErrKeyNotFound) {
 		t.Errorf("Key(k2) = %v, want ErrKeyNotFound", err)
 	}
 
 	// The hung attempt has run longer than MinRefreshInterval (on the fake
 	// clock), but it has not ended: no second attempt starts.
-	clock.Advance(3 * keys.DefaultMinRefreshInterval)
+	clock.Advance(3 * resource.DefaultMinRefreshInterval)
 	start = time.Now()
 	for range 20 {
 		if _, err := ks.Key(t.Context(), "k1"); err != nil {
@@ -652,7 +652,7 @@ func TestRemoteKeySetRefreshRateLimitedFromEnd(t *testing.T) {
 	t.Parallel()
 	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
 	clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
-	ks := keys.NewRemoteKeySet(is.issuer, keys.RemoteOptions{
+	ks := resource.NewRemoteKeySet(is.issuer, resource.RemoteOptions{
 		HTTPClient: is.srv.Client(), Now: clock.Now, FetchTimeout: 3 * time.Second,
 		UnknownKIDWait: 10 * time.Second, // Key(k2) below waits for the attempt to end
 	})
@@ -667,11 +667,11 @@ func TestRemoteKeySetRefreshRateLimitedFromEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the refresh to reach the issuer", func() bool { return is.jwksHits.Load() == 2 })
-	clock.Advance(2 * keys.DefaultMinRefreshInterval) // the attempt outlasts the interval
+	clock.Advance(2 * resource.DefaultMinRefreshInterval) // the attempt outlasts the interval
 	close(gate)
 	// An unknown kid waits for the running attempt, or, once it has ended,
 	// is rate limited from that end.
-	if _, err := ks.Key(t.Context(), "k2"); !errors.Is(err, keys.ErrKeyNotFound) {
+	if _, err := ks.Key(t.Context(), "k2"); !errors.Is(err, resource.ErrKeyNotFound) {
 		t.Fatalf("Key(k2) = %v, want ErrKeyNotFound", err)
 	}
 	if _, err := ks.Key(t.Context(), "k1"); err != nil {
@@ -680,8 +680,8 @@ func TestRemoteKeySetRefreshRateLimitedFromEnd(t *testing.T) {
 	if n := is.jwksHits.Load(); n != 2 {
 		t.Errorf("%d JWKS fetches, want 2: a new attempt started right after one that outlasted MinRefreshInterval", n)
 	}
-	clock.Advance(keys.DefaultMinRefreshInterval)
-	if _, err := ks.Key(t.Context(), "k2"); !errors.Is(err, keys.ErrKeyNotFound) {
+	clock.Advance(resource.DefaultMinRefreshInterval)
+	if _, err := ks.Key(t.Context(), "k2"); !errors.Is(err, resource.ErrKeyNotFound) {
 		t.Fatalf("Key(k2) = %v, want ErrKeyNotFound", err)
 	}
 	if n := is.jwksHits.Load(); n != 3 {
@@ -704,26 +704,26 @@ func TestRemoteKeySetHungIssuerUnknownKid(t *testing.T) {
 	go func() { _, _ = hl.Accept() }() // returns once ln is closed
 
 	const wait = 300 * time.Millisecond
-	ks := keys.NewRemoteKeySet("http://"+ln.Addr().String(), keys.RemoteOptions{UnknownKIDWait: wait})
+	ks := resource.NewRemoteKeySet("http://"+ln.Addr().String(), resource.RemoteOptions{UnknownKIDWait: wait})
 	start := time.Now()
 	_, err = ks.Key(t.Context(), "k1")
 	t.Logf("Key(k1), never fetched, hung issuer, UnknownKIDWait %v: %v", wait, time.Since(start))
 	if d := time.Since(start); d > wait+time.Second {
 		t.Errorf("Key against a hung issuer took %v, want UnknownKIDWait (%v) plus < 1s", d, wait)
 	}
-	if !errors.Is(err, keys.ErrKeySetUnavailable) {
+	if !errors.Is(err, resource.ErrKeySetUnavailable) {
 		t.Errorf("Key = %v, want ErrKeySetUnavailable", err)
 	}
 
 	// The default wait is short too.
-	ks = keys.NewRemoteKeySet("http://"+ln.Addr().String(), keys.RemoteOptions{})
+	ks = resource.NewRemoteKeySet("http://"+ln.Addr().String(), resource.RemoteOptions{})
 	start = time.Now()
 	_, err = ks.Key(t.Context(), "k1")
 	t.Logf("Key(k1), never fetched, hung issuer, default UnknownKIDWait: %v", time.Since(start))
-	if d := time.Since(start); d > keys.DefaultUnknownKIDWait+time.Second {
-		t.Errorf("Key against a hung issuer took %v, want DefaultUnknownKIDWait (%v) plus < 1s", d, keys.DefaultUnknownKIDWait)
+	if d := time.Since(start); d > resource.DefaultUnknownKIDWait+time.Second {
+		t.Errorf("Key against a hung issuer took %v, want DefaultUnknownKIDWait (%v) plus < 1s", d, resource.DefaultUnknownKIDWait)
 	}
-	if !errors.Is(err, keys.ErrKeySetUnavailable) {
+	if !errors.Is(err, resource.ErrKeySetUnavailable) {
 		t.Errorf("Key = %v, want ErrKeySetUnavailable", err)
 	}
 }
