@@ -47,9 +47,9 @@ func benchServe(b *testing.B, h http.Handler, path, auth string, wantStatus int)
 func BenchmarkUsersMe(b *testing.B) {
 	fi := newFakeIssuer(b)
 	const aud = "http://userapi.bench"
-	v := resource.NewVerifier(resource.NewRemoteKeySet(fi.srv.URL, resource.RemoteOptions{}),
-		resource.Options{Issuer: fi.srv.URL, Audience: aud})
-	tok := fi.mint(b, fi.claims(aud), "k1", nil)
+	v := resource.NewVerifier(resource.NewRemoteKeySet(fi.URL(), resource.RemoteOptions{}),
+		resource.Options{Issuer: fi.URL(), Audience: aud})
+	tok := mint(b, fi, userClaims(fi, aud), "k1", nil)
 	benchServe(b, newHandler(v), "/users/me", "Bearer "+tok, http.StatusOK)
 }
 
@@ -57,6 +57,6 @@ func BenchmarkUsersMe(b *testing.B) {
 // server and client, with the same request.
 func BenchmarkEmptyHandler(b *testing.B) {
 	fi := newFakeIssuer(b)
-	tok := fi.mint(b, fi.claims("x"), "k1", nil)
+	tok := mint(b, fi, userClaims(fi, "x"), "k1", nil)
 	benchServe(b, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), "/users/me", "Bearer "+tok, http.StatusOK)
 }

@@ -66,12 +66,12 @@ func TestUsersMe(t *testing.T) {
 	fi := newFakeIssuer(t)
 	// A long --unknown-kid-wait: a loaded machine must not turn the
 	// unknown-key case into a timeout.
-	base := startUserAPI(t, "--issuer", fi.srv.URL, "--unknown-kid-wait", "10s")
+	base := startUserAPI(t, "--issuer", fi.URL(), "--unknown-kid-wait", "10s")
 	aud := base // the default audience is the server's own base URL
 
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	with := func(mod func(map[string]any)) map[string]any {
-		c := fi.claims(aud)
+		c := userClaims(fi, aud)
 		mod(c)
 		return c
 	}
@@ -86,34 +86,34 @@ func TestUsersMe(t *testing.T) {
 		wantChall  string         // substring of WWW-Authenticate
 		wantError  string         // JSON error code
 	}{
-		{"user token", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) { c["exp"] = exp }), "k1", nil), 200,
+		{"user token", "GET", "/users/me", "Bearer " + mint(t, fi, with(func(c map[string]any) { c["exp"] = exp }), "k1", nil), 200,
 			map[string]any{"id": "user-42", "username": "alice", "roles": []any{"admin", "user"}, "scope": "openid profile",
 				"client_id": "cli-1", "expires_at": time.Unix(exp, 0).UTC().Format(time.RFC3339)}, "", ""},
 		// /users/me is about a user: a client_credentials token carries none.
-		{"client credentials token", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) {
+		{"client credentials token", "GET", "/users/me", "Bearer " + mint(t, fi, with(func(c map[string]any) {
 			delete(c, "roles")
 			delete(c, "preferred_username")
 			c["sub"] = "cli-1"
 		}), "k1", nil), 403, nil, `Bearer error="insufficient_scope", error_description="token does not identify a user"`, "insufficient_scope"},
-		{"token with a username but sub = client_id", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) {
+		{"token with a username but sub = client_id", "GET", "/users/me", "Bearer " + mint(t, fi, with(func(c map[string]any) {
 			c["sub"] = "cli-1"
 		}), "k1", nil), 403, nil, `Bearer error="insufficient_scope"`, "insufficient_scope"},
-		{"token without a username", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) {
+		{"token without a username", "GET", "/users/me", "Bearer " + mint(t, fi, with(func(c map[string]any) {
 			delete(c, "preferred_username")
 		}), "k1", nil), 403, nil, `Bearer error="insufficient_scope"`, "insufficient_scope"},
 		{"no token", "GET", "/users/me", "", 401, nil, `Bearer realm="` + aud + `"`, "unauthorized"},
 		{"garbage token", "GET", "/users/me", "Bearer abc.def.ghi", 401, nil, `error="invalid_token"`, "invalid_token"},
-		{"expired", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) {
+		{"expired", "GET", "/users/me", "Bearer " + mint(t, fi, with(func(c map[string]any) {
 			c["exp"] = time.Now().Add(-time.Hour).Unix()
 			c["iat"] = time.Now().Add(-2 * time.Hour).Unix()
 			c["nbf"] = c["iat"]
 		}), "k1", nil), 401, nil, `error="invalid_token"`, "invalid_token"},
-		{"wrong issuer", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) { c["iss"] = "http://evil.example" }), "k1", nil),
+		{"wrong issuer", "GET", "/users/me", "Bearer " + mint(t, fi, with(func(c map[string]any) { c["iss"] = "http://evil.example" }), "k1", nil),
 			401, nil, `error="invalid_token"`, "invalid_token"},
-		{"wrong audience", "GET", "/users/me", "Bearer " + fi.mint(t, with(func(c map[string]any) { c["aud"] = []string{"http://other"} }), "k1", nil),
+		{"wrong audience", "GET", "/users/me", "Bearer " + mint(t, fi, with(func(c map[string]any) { c["aud"] = []string{"http://other"} }), "k1", nil),
 			401, nil, `error="invalid_token"`, "invalid_token"},
-		{"unknown key", "GET", "/users/me", "Bearer " + fi.mint(t, fi.claims(aud), "k9", other), 401, nil, `error="invalid_token"`, "invalid_token"},
-		{"forged with known kid", "GET", "/users/me", "Bearer " + fi.mint(t, fi.claims(aud), "k1", other), 401, nil, `error="invalid_token"`, "invalid_token"},
+		{"unknown key", "GET", "/users/me", "Bearer " + mint(t, fi, userClaims(fi, aud), "k9", other), 401, nil, `error="invalid_token"`, "invalid_token"},
+		{"forged with known kid", "GET", "/users/me", "Bearer " + mint(t, fi, userClaims(fi, aud), "k1", other), 401, nil, `error="invalid_token"`, "invalid_token"},
 		{"liveness", "GET", "/health/alive", "", 200, map[string]any{"status": "ok"}, "", ""},
 		{"wrong method", "POST", "/users/me", "", 405, nil, "", "method_not_allowed"},
 		{"unknown path", "GET", "/nope", "", 404, nil, "", "not_found"},
@@ -164,9 +164,9 @@ func TestUsersMe(t *testing.T) {
 func TestUsersMeIssuerDown(t *testing.T) {
 	t.Parallel()
 	fi := newFakeIssuer(t)
-	tok := fi.mint(t, fi.claims("http://api.test"), "k1", nil)
-	fi.srv.Close()
-	base := startUserAPI(t, "--issuer", fi.srv.URL, "--audience", "http://api.test")
+	tok := mint(t, fi, userClaims(fi, "http://api.test"), "k1", nil)
+	fi.Close()
+	base := startUserAPI(t, "--issuer", fi.URL(), "--audience", "http://api.test")
 
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/users/me", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
@@ -186,10 +186,10 @@ func TestUsersMeIssuerDown(t *testing.T) {
 func TestUsersMeIssuerHangs(t *testing.T) {
 	t.Parallel()
 	fi := newFakeIssuer(t)
-	fi.cacheControl = "no-store" // stale after MinRefreshInterval
+	fi.SetCacheControl("no-store") // stale after MinRefreshInterval
 	const aud = "http://api.test"
 	const wait = 300 * time.Millisecond
-	base := startUserAPI(t, "--issuer", fi.srv.URL, "--audience", aud, "--unknown-kid-wait", wait.String())
+	base := startUserAPI(t, "--issuer", fi.URL(), "--audience", aud, "--unknown-kid-wait", wait.String())
 	// Concurrent requests may leave connections that never carried a
 	// request, which graceful shutdown waits 5s for; close them first.
 	client := &http.Client{Transport: &http.Transport{}}
@@ -198,10 +198,10 @@ func TestUsersMeIssuerHangs(t *testing.T) {
 	var jti atomic.Int64
 	get := func(kid string, key any) (int, time.Duration) {
 		t.Helper()
-		c := fi.claims(aud)
+		c := userClaims(fi, aud)
 		c["jti"] = fmt.Sprint("jti-", jti.Add(1)) // a new token: not in the verified-token cache
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/users/me", nil)
-		req.Header.Set("Authorization", "Bearer "+fi.mint(t, c, kid, key))
+		req.Header.Set("Authorization", "Bearer "+mint(t, fi, c, kid, key))
 		start := time.Now()
 		resp, err := client.Do(req)
 		d := time.Since(start)
@@ -226,7 +226,7 @@ func TestUsersMeIssuerHangs(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	fi.hang()
+	fi.Hang()
 	time.Sleep(resource.DefaultMinRefreshInterval + 500*time.Millisecond) // the cache is stale now
 
 	// Generous bound: verifying takes a millisecond, the hung fetch seconds.

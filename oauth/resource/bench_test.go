@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/portcullis-auth/portcullis/internal/testkit"
 )
 
 // BenchmarkVerify measures full verification (signature and claims) per
@@ -12,10 +14,10 @@ import (
 func BenchmarkVerify(b *testing.B) {
 	for _, alg := range []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA} {
 		b.Run(string(alg), func(b *testing.B) {
-			is := newTestIssuer(b)
-			kid := is.addKey(b, alg)
+			is := testkit.NewIssuer(b)
+			kid := is.AddKey(b, alg)
 			v, _ := newTestVerifier(is, &fakeClock{t: testNow}, -1)
-			tok := is.mint(b, mintOpts{kid: kid})
+			tok := mint(b, is, mintOpts{kid: kid})
 			if _, err := v.Verify(b.Context(), tok); err != nil {
 				b.Fatal(err)
 			}
@@ -32,10 +34,10 @@ func BenchmarkVerify(b *testing.B) {
 // BenchmarkVerifyCached measures verification of a token already in the
 // verified-token cache: a SHA-256, a map lookup and a claims copy.
 func BenchmarkVerifyCached(b *testing.B) {
-	is := newTestIssuer(b)
-	kid := is.addKey(b, jose.ES256)
+	is := testkit.NewIssuer(b)
+	kid := is.AddKey(b, jose.ES256)
 	v, _ := newTestVerifier(is, &fakeClock{t: testNow}, 0)
-	tok := is.mint(b, mintOpts{kid: kid})
+	tok := mint(b, is, mintOpts{kid: kid})
 	if _, err := v.Verify(b.Context(), tok); err != nil {
 		b.Fatal(err)
 	}

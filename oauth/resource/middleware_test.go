@@ -11,6 +11,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
@@ -26,12 +27,12 @@ var echoSubject = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 
 func TestMiddleware(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	kid := is.addKey(t, jose.ES256)
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
 	v, _ := newTestVerifier(is, &fakeClock{t: testNow}, 0)
-	valid := is.mint(t, mintOpts{kid: kid})
-	expired := is.mint(t, mintOpts{kid: kid, claims: func(c map[string]any) { c["exp"] = testNow.Add(-time.Hour).Unix() }})
-	clientToken := is.mint(t, mintOpts{kid: kid, claims: func(c map[string]any) {
+	valid := mint(t, is, mintOpts{kid: kid})
+	expired := mint(t, is, mintOpts{kid: kid, claims: func(c map[string]any) { c["exp"] = testNow.Add(-time.Hour).Unix() }})
+	clientToken := mint(t, is, mintOpts{kid: kid, claims: func(c map[string]any) {
 		delete(c, "roles")
 		delete(c, "preferred_username")
 		c["sub"] = c["client_id"]
@@ -111,10 +112,10 @@ func assertJSONError(t *testing.T, rec *httptest.ResponseRecorder, wantError str
 
 func TestMiddlewareKeysUnavailable(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	kid := is.addKey(t, jose.ES256)
-	tok := is.mint(t, mintOpts{kid: kid})
-	is.srv.Close()
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
+	tok := mint(t, is, mintOpts{kid: kid})
+	is.Close()
 	v, _ := newTestVerifier(is, &fakeClock{t: testNow}, 0)
 
 	req := httptest.NewRequest(http.MethodGet, "/", nil)

@@ -9,17 +9,16 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
@@ -41,139 +40,21 @@ func (c *remoteClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// hangListener hands connections to its server until hang is set; from
-// then on it accepts connections and never answers them, like a proxy that
-// stopped forwarding (no response, no RST).
-type hangListener struct {
-	net.Listener
-	hang atomic.Bool
-
-	mu   sync.Mutex
-	held []net.Conn
-}
-
-func (l *hangListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil || !l.hang.Load() {
-			return c, err
-		}
-		l.mu.Lock()
-		l.held = append(l.held, c)
-		l.mu.Unlock()
-	}
-}
-
-// heldConns returns how many connections were accepted and left hanging.
-func (l *hangListener) heldConns() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.held)
-}
-
-// release closes the hanging connections.
-func (l *hangListener) release() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.held {
-		_ = c.Close()
-	}
-}
-
-// remoteTestIssuer serves RFC 8414 metadata under prefix and a JWKS whose
-// body, headers and status the test controls.
-type remoteTestIssuer struct {
-	srv       *httptest.Server
-	ln        *hangListener
-	issuer    string
-	jwksHits  atomic.Int64
-	metaHits  atomic.Int64
-	notModded atomic.Int64 // 304 answers
-
-	mu           sync.Mutex
-	jwks         string
-	etag         string
-	cacheControl string
-	// cacheControlLines, when set, replaces cacheControl: one
-	// Cache-Control field line per element.
-	cacheControlLines []string
-	status            int
-	metaIssuer        string        // overrides the issuer in the metadata when set
-	gate              chan struct{} // when set, JWKS requests wait for it to close
-}
-
-func newRemoteTestIssuer(t *testing.T, path string, jwks string) *remoteTestIssuer {
+// newRemoteTestIssuer starts an issuer at path (RFC 8414 §3.1) that
+// serves jwks as its JWK Set with max-age=60.
+func newRemoteTestIssuer(t *testing.T, path string, jwks string) *testkit.Issuer {
 	t.Helper()
-	is := &remoteTestIssuer{jwks: jwks, etag: `"v1"`, cacheControl: "public, max-age=60", status: http.StatusOK}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/oauth-authorization-server"+path, func(w http.ResponseWriter, r *http.Request) {
-		is.metaHits.Add(1)
-		is.mu.Lock()
-		iss := is.metaIssuer
-		is.mu.Unlock()
-		if iss == "" {
-			iss = is.issuer
-		}
-		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": iss, "jwks_uri": is.srv.URL + "/keys"})
-	})
-	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
-		is.jwksHits.Add(1)
-		is.mu.Lock()
-		gate := is.gate
-		is.mu.Unlock()
-		if gate != nil {
-			select {
-			case <-gate:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		is.mu.Lock()
-		defer is.mu.Unlock()
-		if is.status != http.StatusOK {
-			w.WriteHeader(is.status)
-			return
-		}
-		w.Header().Set("Cache-Control", is.cacheControl)
-		if is.cacheControlLines != nil {
-			w.Header()["Cache-Control"] = is.cacheControlLines
-		}
-		w.Header().Set("ETag", is.etag)
-		if r.Header.Get("If-None-Match") == is.etag {
-			is.notModded.Add(1)
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		_, _ = w.Write([]byte(is.jwks))
-	})
-	is.srv = httptest.NewUnstartedServer(mux)
-	is.ln = &hangListener{Listener: is.srv.Listener}
-	is.srv.Listener = is.ln
-	is.srv.Start()
-	is.issuer = is.srv.URL + path
-	t.Cleanup(is.srv.Close)
-	t.Cleanup(is.ln.release) // before Close: nothing waits on a held connection
+	is := testkit.NewIssuerAt(t, path)
+	is.SetJWKS(jwks)
+	is.SetCacheControl("public, max-age=60")
 	return is
-}
-
-// hang makes the issuer accept connections and never answer, dropping the
-// connections it is serving so that clients must connect anew.
-func (is *remoteTestIssuer) hang() {
-	is.ln.hang.Store(true)
-	is.srv.CloseClientConnections()
-}
-
-func (is *remoteTestIssuer) set(f func(is *remoteTestIssuer)) {
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	f(is)
 }
 
 // keySet returns a key set for is on clock. Its UnknownKIDWait is long, so
 // that a loaded machine cannot make a lookup give up on a healthy issuer.
-func (is *remoteTestIssuer) keySet(clock *remoteClock) *resource.RemoteKeySet {
-	return resource.NewRemoteKeySet(is.issuer, resource.RemoteOptions{
-		HTTPClient: is.srv.Client(), Now: clock.Now, UnknownKIDWait: 10 * time.Second,
+func keySet(is *testkit.Issuer, clock *remoteClock) *resource.RemoteKeySet {
+	return resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{
+		HTTPClient: is.Client(), Now: clock.Now, UnknownKIDWait: 10 * time.Second,
 	})
 }
 
@@ -229,7 +110,7 @@ func TestRemoteKeySetFiltersKeys(t *testing.T) {
 	jwks = strings.TrimSuffix(jwks, "]}") + `,{"kty":"EC","kid":"good","alg":"ES256","crv":"P-256","x":"AA","y":"AA"},{"kty":"nope","kid":"junk","alg":"ES256"}]}`
 
 	is := newRemoteTestIssuer(t, "", jwks)
-	ks := is.keySet(&remoteClock{t: time.Unix(1_800_000_000, 0)})
+	ks := keySet(is, &remoteClock{t: time.Unix(1_800_000_000, 0)})
 	tests := []struct {
 		kid  string
 		want error // nil: found
@@ -277,7 +158,7 @@ func TestRemoteKeySetCachingAndETag(t *testing.T) {
 	t.Parallel()
 	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
 	clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
-	ks := is.keySet(clock)
+	ks := keySet(is, clock)
 	ctx := t.Context()
 
 	for range 10 {
@@ -285,8 +166,8 @@ func TestRemoteKeySetCachingAndETag(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if is.jwksHits.Load() != 1 || is.metaHits.Load() != 1 {
-		t.Fatalf("fetches jwks=%d metadata=%d, want 1 and 1", is.jwksHits.Load(), is.metaHits.Load())
+	if is.JWKSRequests() != 1 || is.MetadataRequests() != 1 {
+		t.Fatalf("fetches jwks=%d metadata=%d, want 1 and 1", is.JWKSRequests(), is.MetadataRequests())
 	}
 
 	// Past max-age=60: the stale key is served while the set is revalidated
@@ -296,23 +177,20 @@ func TestRemoteKeySetCachingAndETag(t *testing.T) {
 		t.Fatal(err)
 	}
 	resource.WaitRefresh(ks)
-	if is.jwksHits.Load() != 2 || is.notModded.Load() != 1 {
-		t.Fatalf("after expiry: jwks=%d 304s=%d, want 2 and 1", is.jwksHits.Load(), is.notModded.Load())
+	if is.JWKSRequests() != 2 || is.NotModified() != 1 {
+		t.Fatalf("after expiry: jwks=%d 304s=%d, want 2 and 1", is.JWKSRequests(), is.NotModified())
 	}
 	// The 304 extended freshness.
 	clock.Advance(30 * time.Second)
 	if _, err := ks.Key(ctx, "k1"); err != nil {
 		t.Fatal(err)
 	}
-	if is.jwksHits.Load() != 2 {
-		t.Fatalf("fresh after 304: jwks=%d, want 2", is.jwksHits.Load())
+	if is.JWKSRequests() != 2 {
+		t.Fatalf("fresh after 304: jwks=%d, want 2", is.JWKSRequests())
 	}
 
 	// Keys removed at the issuer disappear after the next refresh.
-	is.set(func(is *remoteTestIssuer) {
-		is.jwks = remoteJWKS(t, remoteECKey(t, "k2"))
-		is.etag = `"v2"`
-	})
+	is.SetJWKS(remoteJWKS(t, remoteECKey(t, "k2")))
 	if err := ks.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -322,8 +200,8 @@ func TestRemoteKeySetCachingAndETag(t *testing.T) {
 	if _, err := ks.Key(ctx, "k2"); err != nil {
 		t.Fatal(err)
 	}
-	if is.metaHits.Load() != 1 {
-		t.Errorf("metadata fetched %d times, want 1", is.metaHits.Load())
+	if is.MetadataRequests() != 1 {
+		t.Errorf("metadata fetched %d times, want 1", is.MetadataRequests())
 	}
 }
 
@@ -347,9 +225,9 @@ func TestRemoteKeySetMaxAgeBounds(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
-			is.set(func(is *remoteTestIssuer) { is.cacheControl = tt.cacheControl })
+			is.SetCacheControl(tt.cacheControl)
 			clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
-			ks := is.keySet(clock)
+			ks := keySet(is, clock)
 			if _, err := ks.Key(t.Context(), "k1"); err != nil {
 				t.Fatal(err)
 			}
@@ -358,7 +236,7 @@ func TestRemoteKeySetMaxAgeBounds(t *testing.T) {
 				t.Fatal(err)
 			}
 			resource.WaitRefresh(ks) // an expired set is refetched in the background
-			if got := is.jwksHits.Load() == 2; got != tt.wantRefetch {
+			if got := is.JWKSRequests() == 2; got != tt.wantRefetch {
 				t.Errorf("refetched = %v, want %v", got, tt.wantRefetch)
 			}
 		})
@@ -413,9 +291,9 @@ func TestRemoteKeySetCacheControlDirectives(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
-			is.set(func(is *remoteTestIssuer) { is.cacheControlLines = tt.lines })
+			is.SetCacheControl(tt.lines...)
 			clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
-			ks := is.keySet(clock)
+			ks := keySet(is, clock)
 			if _, err := ks.Key(t.Context(), "k1"); err != nil {
 				t.Fatal(err)
 			}
@@ -424,7 +302,7 @@ func TestRemoteKeySetCacheControlDirectives(t *testing.T) {
 				t.Fatal(err)
 			}
 			resource.WaitRefresh(ks) // an expired set is refetched in the background
-			if got := is.jwksHits.Load() == 2; got != tt.wantRefetch {
+			if got := is.JWKSRequests() == 2; got != tt.wantRefetch {
 				t.Errorf("Cache-Control %q, %v later: refetched = %v, want %v", tt.lines, tt.advance, got, tt.wantRefetch)
 			}
 		})
@@ -436,7 +314,7 @@ func TestRemoteKeySetDiscovery(t *testing.T) {
 	t.Run("issuer with path uses RFC 8414 location", func(t *testing.T) {
 		t.Parallel()
 		is := newRemoteTestIssuer(t, "/tenant/a", remoteJWKS(t, remoteECKey(t, "k1")))
-		ks := is.keySet(&remoteClock{t: time.Unix(1_800_000_000, 0)})
+		ks := keySet(is, &remoteClock{t: time.Unix(1_800_000_000, 0)})
 		if _, err := ks.Key(t.Context(), "k1"); err != nil {
 			t.Fatal(err)
 		}
@@ -444,20 +322,20 @@ func TestRemoteKeySetDiscovery(t *testing.T) {
 	t.Run("metadata issuer mismatch", func(t *testing.T) {
 		t.Parallel()
 		is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
-		is.set(func(is *remoteTestIssuer) { is.metaIssuer = "https://evil.example" })
+		is.SetMetadataIssuer("https://evil.example")
 		clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
-		ks := is.keySet(clock)
+		ks := keySet(is, clock)
 		if err := ks.Refresh(t.Context()); err == nil || !strings.Contains(err.Error(), "does not match") {
 			t.Fatalf("Refresh = %v, want issuer mismatch", err)
 		}
 		if _, err := ks.Key(t.Context(), "k1"); !errors.Is(err, resource.ErrKeySetUnavailable) {
 			t.Fatalf("Key = %v, want ErrKeySetUnavailable", err)
 		}
-		if is.jwksHits.Load() != 0 {
+		if is.JWKSRequests() != 0 {
 			t.Error("JWKS fetched despite mismatching metadata")
 		}
 		// Discovery is retried once the issuer is fixed.
-		is.set(func(is *remoteTestIssuer) { is.metaIssuer = "" })
+		is.SetMetadataIssuer("")
 		clock.Advance(resource.DefaultMinRefreshInterval)
 		if _, err := ks.Key(t.Context(), "k1"); err != nil {
 			t.Fatalf("Key after fix: %v", err)
@@ -466,7 +344,7 @@ func TestRemoteKeySetDiscovery(t *testing.T) {
 	t.Run("trailing slash is a different issuer", func(t *testing.T) {
 		t.Parallel()
 		is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
-		ks := resource.NewRemoteKeySet(is.issuer+"/", resource.RemoteOptions{HTTPClient: is.srv.Client()})
+		ks := resource.NewRemoteKeySet(is.URL()+"/", resource.RemoteOptions{HTTPClient: is.Client()})
 		if err := ks.Refresh(t.Context()); err == nil {
 			t.Fatal("Refresh succeeded for a non-identical issuer")
 		}
@@ -477,28 +355,25 @@ func TestRemoteKeySetStaleOnFailure(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name        string
-		breakIssuer func(is *remoteTestIssuer)
+		breakIssuer func(is *testkit.Issuer)
 	}{
-		{"server error", func(is *remoteTestIssuer) {
-			is.set(func(is *remoteTestIssuer) { is.status = http.StatusInternalServerError })
+		{"server error", func(is *testkit.Issuer) {
+			is.SetStatus(http.StatusInternalServerError)
 		}},
-		{"malformed JSON", func(is *remoteTestIssuer) {
-			is.set(func(is *remoteTestIssuer) { is.jwks = "{not json"; is.etag = `"v2"` })
+		{"malformed JSON", func(is *testkit.Issuer) {
+			is.SetJWKS("{not json")
 		}},
-		{"oversized body", func(is *remoteTestIssuer) {
-			is.set(func(is *remoteTestIssuer) {
-				is.jwks = `{"keys":[],"pad":"` + strings.Repeat("x", resource.MaxRemoteResponseSize) + `"}`
-				is.etag = `"v2"`
-			})
+		{"oversized body", func(is *testkit.Issuer) {
+			is.SetJWKS(`{"keys":[],"pad":"` + strings.Repeat("x", resource.MaxRemoteResponseSize) + `"}`)
 		}},
-		{"issuer down", func(is *remoteTestIssuer) { is.srv.Close() }},
+		{"issuer down", func(is *testkit.Issuer) { is.Close() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
 			clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
-			ks := is.keySet(clock)
+			ks := keySet(is, clock)
 			if _, err := ks.Key(t.Context(), "k1"); err != nil {
 				t.Fatal(err)
 			}
@@ -521,7 +396,7 @@ func TestRemoteKeySetUnknownKidRateLimited(t *testing.T) {
 	t.Parallel()
 	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
 	clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
-	ks := is.keySet(clock)
+	ks := keySet(is, clock)
 	var wg sync.WaitGroup
 	for range 100 {
 		wg.Go(func() {
@@ -531,20 +406,17 @@ func TestRemoteKeySetUnknownKidRateLimited(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := is.jwksHits.Load(); n != 1 {
+	if n := is.JWKSRequests(); n != 1 {
 		t.Fatalf("%d JWKS fetches for a concurrent flood, want 1", n)
 	}
 	for range 50 {
 		_, _ = ks.Key(t.Context(), "bogus")
 	}
-	if n := is.jwksHits.Load(); n != 1 {
+	if n := is.JWKSRequests(); n != 1 {
 		t.Fatalf("%d JWKS fetches within MinRefreshInterval, want 1", n)
 	}
 	// A new key published at the issuer is found after the interval.
-	is.set(func(is *remoteTestIssuer) {
-		is.jwks = remoteJWKS(t, remoteECKey(t, "k1"), remoteECKey(t, "k2"))
-		is.etag = `"v2"`
-	})
+	is.SetJWKS(remoteJWKS(t, remoteECKey(t, "k1"), remoteECKey(t, "k2")))
 	clock.Advance(resource.DefaultMinRefreshInterval)
 	if _, err := ks.Key(t.Context(), "k2"); err != nil {
 		t.Fatalf("rotated key: %v", err)
@@ -588,13 +460,13 @@ func TestRemoteKeySetHungIssuer(t *testing.T) {
 	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
 	clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
 	const wait = 300 * time.Millisecond
-	ks := resource.NewRemoteKeySet(is.issuer, resource.RemoteOptions{
-		HTTPClient: is.srv.Client(), Now: clock.Now, UnknownKIDWait: wait,
+	ks := resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{
+		HTTPClient: is.Client(), Now: clock.Now, UnknownKIDWait: wait,
 	})
 	if _, err := ks.Key(t.Context(), "k1"); err != nil {
 		t.Fatal(err)
 	}
-	is.hang()
+	is.Hang()
 	clock.Advance(61 * time.Second) // past max-age=60
 
 	// Generous bound: a cache hit takes microseconds, the hung fetch seconds.
@@ -613,7 +485,7 @@ func TestRemoteKeySetHungIssuer(t *testing.T) {
 	if d := time.Since(start); d > fast {
 		t.Errorf("20 concurrent Key(k1) with a stale cache and a hung issuer took %v, want < %v", d, fast)
 	}
-	waitFor(t, "the refresh to reach the issuer", func() bool { return is.ln.heldConns() >= 1 })
+	waitFor(t, "the refresh to reach the issuer", func() bool { return is.HeldConnections() >= 1 })
 
 	// An unknown kid waits UnknownKIDWait for the hung refresh, then fails
 	// as unknown (timers never fire early, so the lower bound is safe).
@@ -640,7 +512,7 @@ func TestRemoteKeySetHungIssuer(t *testing.T) {
 		t.Errorf("Key(k1) during a hung refresh took %v, want < %v", d, fast)
 	}
 	time.Sleep(100 * time.Millisecond) // let a wrongly started second fetch connect
-	if n := is.ln.heldConns(); n != 1 {
+	if n := is.HeldConnections(); n != 1 {
 		t.Errorf("%d connections to the hung issuer, want 1 (one refresh at a time)", n)
 	}
 }
@@ -652,21 +524,22 @@ func TestRemoteKeySetRefreshRateLimitedFromEnd(t *testing.T) {
 	t.Parallel()
 	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
 	clock := &remoteClock{t: time.Unix(1_800_000_000, 0)}
-	ks := resource.NewRemoteKeySet(is.issuer, resource.RemoteOptions{
-		HTTPClient: is.srv.Client(), Now: clock.Now, FetchTimeout: 3 * time.Second,
+	ks := resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{
+		HTTPClient: is.Client(), Now: clock.Now, FetchTimeout: 3 * time.Second,
 		UnknownKIDWait: 10 * time.Second, // Key(k2) below waits for the attempt to end
 	})
 	if _, err := ks.Key(t.Context(), "k1"); err != nil {
 		t.Fatal(err)
 	}
 	gate := make(chan struct{})
-	is.set(func(is *remoteTestIssuer) { is.gate = gate; is.status = http.StatusInternalServerError })
+	is.SetGate(gate)
+	is.SetStatus(http.StatusInternalServerError)
 	clock.Advance(61 * time.Second) // stale
 
 	if _, err := ks.Key(t.Context(), "k1"); err != nil { // starts a refresh, which waits at the gate
 		t.Fatal(err)
 	}
-	waitFor(t, "the refresh to reach the issuer", func() bool { return is.jwksHits.Load() == 2 })
+	waitFor(t, "the refresh to reach the issuer", func() bool { return is.JWKSRequests() == 2 })
 	clock.Advance(2 * resource.DefaultMinRefreshInterval) // the attempt outlasts the interval
 	close(gate)
 	// An unknown kid waits for the running attempt, or, once it has ended,
@@ -677,14 +550,14 @@ func TestRemoteKeySetRefreshRateLimitedFromEnd(t *testing.T) {
 	if _, err := ks.Key(t.Context(), "k1"); err != nil {
 		t.Fatal(err)
 	}
-	if n := is.jwksHits.Load(); n != 2 {
+	if n := is.JWKSRequests(); n != 2 {
 		t.Errorf("%d JWKS fetches, want 2: a new attempt started right after one that outlasted MinRefreshInterval", n)
 	}
 	clock.Advance(resource.DefaultMinRefreshInterval)
 	if _, err := ks.Key(t.Context(), "k2"); !errors.Is(err, resource.ErrKeyNotFound) {
 		t.Fatalf("Key(k2) = %v, want ErrKeyNotFound", err)
 	}
-	if n := is.jwksHits.Load(); n != 3 {
+	if n := is.JWKSRequests(); n != 3 {
 		t.Errorf("%d JWKS fetches, want 3: MinRefreshInterval after the end allows a new attempt", n)
 	}
 }
@@ -694,19 +567,13 @@ func TestRemoteKeySetRefreshRateLimitedFromEnd(t *testing.T) {
 // the whole fetch timeout.
 func TestRemoteKeySetHungIssuerUnknownKid(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl := &hangListener{Listener: ln}
-	hl.hang.Store(true)
-	t.Cleanup(func() { _ = ln.Close(); hl.release() })
-	go func() { _, _ = hl.Accept() }() // returns once ln is closed
+	is := testkit.NewIssuer(t)
+	is.Hang()
 
 	const wait = 300 * time.Millisecond
-	ks := resource.NewRemoteKeySet("http://"+ln.Addr().String(), resource.RemoteOptions{UnknownKIDWait: wait})
+	ks := resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{UnknownKIDWait: wait})
 	start := time.Now()
-	_, err = ks.Key(t.Context(), "k1")
+	_, err := ks.Key(t.Context(), "k1")
 	t.Logf("Key(k1), never fetched, hung issuer, UnknownKIDWait %v: %v", wait, time.Since(start))
 	if d := time.Since(start); d > wait+time.Second {
 		t.Errorf("Key against a hung issuer took %v, want UnknownKIDWait (%v) plus < 1s", d, wait)
@@ -716,7 +583,7 @@ func TestRemoteKeySetHungIssuerUnknownKid(t *testing.T) {
 	}
 
 	// The default wait is short too.
-	ks = resource.NewRemoteKeySet("http://"+ln.Addr().String(), resource.RemoteOptions{})
+	ks = resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{})
 	start = time.Now()
 	_, err = ks.Key(t.Context(), "k1")
 	t.Logf("Key(k1), never fetched, hung issuer, default UnknownKIDWait: %v", time.Since(start))

@@ -13,21 +13,22 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	es := is.addKey(t, jose.ES256)
-	rs := is.addKey(t, jose.RS256)
-	ed := is.addKey(t, jose.EdDSA)
-	unpublished := generateKey(t, jose.ES256)
-	rsPub, err := x509.MarshalPKIXPublicKey(is.key(rs).Public().Key)
+	is := testkit.NewIssuer(t)
+	es := is.AddKey(t, jose.ES256)
+	rs := is.AddKey(t, jose.RS256)
+	ed := is.AddKey(t, jose.EdDSA)
+	unpublished := testkit.GenerateKey(t, jose.ES256)
+	rsPub, err := x509.MarshalPKIXPublicKey(is.PrivateKey(rs).Public().Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	valid := is.mint(t, mintOpts{kid: es})
+	valid := mint(t, is, mintOpts{kid: es})
 	parts := strings.Split(valid, ".")
 	set := func(k string, v any) func(map[string]any) { return func(c map[string]any) { c[k] = v } }
 	del := func(k string) func(map[string]any) { return func(c map[string]any) { delete(c, k) } }
@@ -37,14 +38,14 @@ func TestVerify(t *testing.T) {
 	// withMember returns the default claims with member (raw JSON) appended,
 	// to build payloads a map cannot: duplicate member names.
 	withMember := func(member string) []byte {
-		b, err := json.Marshal(is.defaultClaims())
+		b, err := json.Marshal(defaultClaims(is))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return append(b[:len(b)-1], ","+member+"}"...)
 	}
 	esHeader := `{"alg":"ES256","kid":"` + es + `","typ":"at+jwt"`
-	defaultPayload, _ := json.Marshal(is.defaultClaims())
+	defaultPayload, _ := json.Marshal(defaultClaims(is))
 
 	tests := []struct {
 		name    string
@@ -53,114 +54,114 @@ func TestVerify(t *testing.T) {
 	}{
 		// Positive cases.
 		{"ES256", valid, nil},
-		{"RS256", is.mint(t, mintOpts{kid: rs}), nil},
-		{"EdDSA", is.mint(t, mintOpts{kid: ed}), nil},
-		{"typ application/at+jwt, mixed case", is.mint(t, mintOpts{kid: es, headers: map[string]any{"typ": "Application/AT+JWT"}}), nil},
-		{"aud as a plain string", is.mint(t, mintOpts{kid: es, claims: set("aud", testAudience)}), nil},
-		{"client credentials token", is.mint(t, mintOpts{kid: es, claims: func(c map[string]any) {
+		{"RS256", mint(t, is, mintOpts{kid: rs}), nil},
+		{"EdDSA", mint(t, is, mintOpts{kid: ed}), nil},
+		{"typ application/at+jwt, mixed case", mint(t, is, mintOpts{kid: es, headers: map[string]any{"typ": "Application/AT+JWT"}}), nil},
+		{"aud as a plain string", mint(t, is, mintOpts{kid: es, claims: set("aud", testAudience)}), nil},
+		{"client credentials token", mint(t, is, mintOpts{kid: es, claims: func(c map[string]any) {
 			delete(c, "roles")
 			delete(c, "preferred_username")
 			c["sub"] = "web-app"
 		}}), nil},
-		{"expired within leeway", is.mint(t, mintOpts{kid: es, claims: set("exp", testNow.Add(-10*time.Second).Unix())}), nil},
-		{"nbf absent", is.mint(t, mintOpts{kid: es, claims: del("nbf")}), nil},
+		{"expired within leeway", mint(t, is, mintOpts{kid: es, claims: set("exp", testNow.Add(-10*time.Second).Unix())}), nil},
+		{"nbf absent", mint(t, is, mintOpts{kid: es, claims: del("nbf")}), nil},
 
 		// Algorithm confusion.
-		{"alg none, empty signature", unsigned(map[string]any{"alg": "none", "kid": es, "typ": "at+jwt"}, is.defaultClaims(), ""), resource.ErrMalformed},
-		{"alg none, signature present", unsigned(map[string]any{"alg": "none", "kid": es, "typ": "at+jwt"}, is.defaultClaims(), parts[2]), resource.ErrAlgorithm},
-		{"HS256 signed with the RSA public key", is.mint(t, mintOpts{kid: rs, alg: jose.HS256, signKey: rsPub}), resource.ErrAlgorithm},
-		{"RS256 header on an ES256 key", is.mint(t, mintOpts{kid: es, alg: jose.RS256, signKey: is.key(rs).Key}), resource.ErrAlgorithm},
-		{"ES256 header on an RS256 key", is.mint(t, mintOpts{kid: rs, alg: jose.ES256, signKey: is.key(es).Key}), resource.ErrAlgorithm},
-		{"EdDSA header on an ES256 key", is.mint(t, mintOpts{kid: es, alg: jose.EdDSA, signKey: is.key(ed).Key}), resource.ErrAlgorithm},
-		{"signed by an unpublished key under a known kid", is.mint(t, mintOpts{kid: es, signKey: unpublished}), resource.ErrSignature},
+		{"alg none, empty signature", unsigned(map[string]any{"alg": "none", "kid": es, "typ": "at+jwt"}, defaultClaims(is), ""), resource.ErrMalformed},
+		{"alg none, signature present", unsigned(map[string]any{"alg": "none", "kid": es, "typ": "at+jwt"}, defaultClaims(is), parts[2]), resource.ErrAlgorithm},
+		{"HS256 signed with the RSA public key", mint(t, is, mintOpts{kid: rs, alg: jose.HS256, signKey: rsPub}), resource.ErrAlgorithm},
+		{"RS256 header on an ES256 key", mint(t, is, mintOpts{kid: es, alg: jose.RS256, signKey: is.PrivateKey(rs).Key}), resource.ErrAlgorithm},
+		{"ES256 header on an RS256 key", mint(t, is, mintOpts{kid: rs, alg: jose.ES256, signKey: is.PrivateKey(es).Key}), resource.ErrAlgorithm},
+		{"EdDSA header on an ES256 key", mint(t, is, mintOpts{kid: es, alg: jose.EdDSA, signKey: is.PrivateKey(ed).Key}), resource.ErrAlgorithm},
+		{"signed by an unpublished key under a known kid", mint(t, is, mintOpts{kid: es, signKey: unpublished}), resource.ErrSignature},
 
 		// kid handling.
-		{"unknown kid", is.mint(t, mintOpts{kid: es, headers: map[string]any{"kid": "no-such-key"}}), resource.ErrUnknownKey},
-		{"kid path traversal", is.mint(t, mintOpts{kid: es, headers: map[string]any{"kid": "../../etc/passwd"}}), resource.ErrUnknownKey},
-		{"kid empty", is.mint(t, mintOpts{kid: es, headers: map[string]any{"kid": ""}}), resource.ErrMalformed},
-		{"kid missing", is.mint(t, mintOpts{kid: es, headers: map[string]any{"kid": nil}}), resource.ErrMalformed},
-		{"kid very long", is.mint(t, mintOpts{kid: es, headers: map[string]any{"kid": strings.Repeat("k", 2000)}}), resource.ErrMalformed},
+		{"unknown kid", mint(t, is, mintOpts{kid: es, headers: map[string]any{"kid": "no-such-key"}}), resource.ErrUnknownKey},
+		{"kid path traversal", mint(t, is, mintOpts{kid: es, headers: map[string]any{"kid": "../../etc/passwd"}}), resource.ErrUnknownKey},
+		{"kid empty", mint(t, is, mintOpts{kid: es, headers: map[string]any{"kid": ""}}), resource.ErrMalformed},
+		{"kid missing", mint(t, is, mintOpts{kid: es, headers: map[string]any{"kid": nil}}), resource.ErrMalformed},
+		{"kid very long", mint(t, is, mintOpts{kid: es, headers: map[string]any{"kid": strings.Repeat("k", 2000)}}), resource.ErrMalformed},
 
 		// Header checks.
-		{"typ JWT", is.mint(t, mintOpts{kid: es, headers: map[string]any{"typ": "JWT"}}), resource.ErrUnsupportedType},
-		{"typ missing", is.mint(t, mintOpts{kid: es, headers: map[string]any{"typ": nil}}), resource.ErrUnsupportedType},
-		{"crit header", is.mint(t, mintOpts{kid: es, critical: []string{"exp"}, headers: map[string]any{"exp": 1}}), resource.ErrCriticalHeader},
+		{"typ JWT", mint(t, is, mintOpts{kid: es, headers: map[string]any{"typ": "JWT"}}), resource.ErrUnsupportedType},
+		{"typ missing", mint(t, is, mintOpts{kid: es, headers: map[string]any{"typ": nil}}), resource.ErrUnsupportedType},
+		{"crit header", mint(t, is, mintOpts{kid: es, critical: []string{"exp"}, headers: map[string]any{"exp": 1}}), resource.ErrCriticalHeader},
 
 		// Time claims.
-		{"expired", is.mint(t, mintOpts{kid: es, claims: set("exp", testNow.Add(-time.Minute).Unix())}), resource.ErrExpired},
-		{"not yet valid", is.mint(t, mintOpts{kid: es, claims: set("nbf", testNow.Add(time.Minute).Unix())}), resource.ErrNotYetValid},
-		{"iat in the future", is.mint(t, mintOpts{kid: es, claims: set("iat", testNow.Add(time.Minute).Unix())}), resource.ErrIssuedInFuture},
-		{"exp missing", is.mint(t, mintOpts{kid: es, claims: del("exp")}), resource.ErrMissingClaim},
-		{"iat missing", is.mint(t, mintOpts{kid: es, claims: del("iat")}), resource.ErrMissingClaim},
-		{"exp not a number", is.mint(t, mintOpts{kid: es, claims: set("exp", "tomorrow")}), resource.ErrMalformed},
-		{"expired just beyond the default leeway", is.mint(t, mintOpts{kid: es, claims: set("exp", testNow.Add(-resource.DefaultLeeway-time.Second).Unix())}), resource.ErrExpired},
-		{"expired exactly at the leeway", is.mint(t, mintOpts{kid: es, claims: set("exp", testNow.Add(-resource.DefaultLeeway).Unix())}), resource.ErrExpired},
+		{"expired", mint(t, is, mintOpts{kid: es, claims: set("exp", testNow.Add(-time.Minute).Unix())}), resource.ErrExpired},
+		{"not yet valid", mint(t, is, mintOpts{kid: es, claims: set("nbf", testNow.Add(time.Minute).Unix())}), resource.ErrNotYetValid},
+		{"iat in the future", mint(t, is, mintOpts{kid: es, claims: set("iat", testNow.Add(time.Minute).Unix())}), resource.ErrIssuedInFuture},
+		{"exp missing", mint(t, is, mintOpts{kid: es, claims: del("exp")}), resource.ErrMissingClaim},
+		{"iat missing", mint(t, is, mintOpts{kid: es, claims: del("iat")}), resource.ErrMissingClaim},
+		{"exp not a number", mint(t, is, mintOpts{kid: es, claims: set("exp", "tomorrow")}), resource.ErrMalformed},
+		{"expired just beyond the default leeway", mint(t, is, mintOpts{kid: es, claims: set("exp", testNow.Add(-resource.DefaultLeeway-time.Second).Unix())}), resource.ErrExpired},
+		{"expired exactly at the leeway", mint(t, is, mintOpts{kid: es, claims: set("exp", testNow.Add(-resource.DefaultLeeway).Unix())}), resource.ErrExpired},
 
 		// Claim names are case-sensitive (RFC 7519 §4): a case variant is
 		// another, unknown claim.
-		{"SUB is not sub", is.mint(t, mintOpts{kid: es, claims: rename("sub", "SUB")}), resource.ErrMissingClaim},
-		{"Exp is not exp", is.mint(t, mintOpts{kid: es, claims: rename("exp", "Exp")}), resource.ErrMissingClaim},
-		{"IAT is not iat", is.mint(t, mintOpts{kid: es, claims: rename("iat", "IAT")}), resource.ErrMissingClaim},
-		{"Client_ID is not client_id", is.mint(t, mintOpts{kid: es, claims: rename("client_id", "Client_ID")}), resource.ErrMissingClaim},
-		{"JTI is not jti", is.mint(t, mintOpts{kid: es, claims: rename("jti", "JTI")}), resource.ErrMissingClaim},
-		{"ISS is not iss", is.mint(t, mintOpts{kid: es, claims: rename("iss", "ISS")}), resource.ErrIssuer},
-		{"Aud is not aud", is.mint(t, mintOpts{kid: es, claims: rename("aud", "Aud")}), resource.ErrAudience},
-		{"JTI beside jti is ignored", is.mint(t, mintOpts{kid: es, claims: set("JTI", "other")}), nil},
-		{"ISS beside iss is ignored", is.mint(t, mintOpts{kid: es, claims: set("ISS", "https://evil.example")}), nil},
-		{"unknown claims of any type are ignored", is.mint(t, mintOpts{kid: es, claims: set("x", map[string]any{"a": []any{1, nil}})}), nil},
-		{"roles absent", is.mint(t, mintOpts{kid: es, claims: del("roles")}), nil},
-		{"roles empty", is.mint(t, mintOpts{kid: es, claims: set("roles", []string{})}), nil},
-		{"aud empty string among others", is.mint(t, mintOpts{kid: es, claims: set("aud", []string{"", testAudience})}), nil},
+		{"SUB is not sub", mint(t, is, mintOpts{kid: es, claims: rename("sub", "SUB")}), resource.ErrMissingClaim},
+		{"Exp is not exp", mint(t, is, mintOpts{kid: es, claims: rename("exp", "Exp")}), resource.ErrMissingClaim},
+		{"IAT is not iat", mint(t, is, mintOpts{kid: es, claims: rename("iat", "IAT")}), resource.ErrMissingClaim},
+		{"Client_ID is not client_id", mint(t, is, mintOpts{kid: es, claims: rename("client_id", "Client_ID")}), resource.ErrMissingClaim},
+		{"JTI is not jti", mint(t, is, mintOpts{kid: es, claims: rename("jti", "JTI")}), resource.ErrMissingClaim},
+		{"ISS is not iss", mint(t, is, mintOpts{kid: es, claims: rename("iss", "ISS")}), resource.ErrIssuer},
+		{"Aud is not aud", mint(t, is, mintOpts{kid: es, claims: rename("aud", "Aud")}), resource.ErrAudience},
+		{"JTI beside jti is ignored", mint(t, is, mintOpts{kid: es, claims: set("JTI", "other")}), nil},
+		{"ISS beside iss is ignored", mint(t, is, mintOpts{kid: es, claims: set("ISS", "https://evil.example")}), nil},
+		{"unknown claims of any type are ignored", mint(t, is, mintOpts{kid: es, claims: set("x", map[string]any{"a": []any{1, nil}})}), nil},
+		{"roles absent", mint(t, is, mintOpts{kid: es, claims: del("roles")}), nil},
+		{"roles empty", mint(t, is, mintOpts{kid: es, claims: set("roles", []string{})}), nil},
+		{"aud empty string among others", mint(t, is, mintOpts{kid: es, claims: set("aud", []string{"", testAudience})}), nil},
 
 		// Registered claims must have their JSON type (RFC 7519 §4.1:
 		// NumericDate is a JSON number, StringOrURI a string).
-		{"exp a numeric string", is.mint(t, mintOpts{kid: es, claims: set("exp", "9999999999")}), resource.ErrMalformed},
-		{"iat a numeric string", is.mint(t, mintOpts{kid: es, claims: set("iat", fmt.Sprint(testNow.Unix()))}), resource.ErrMalformed},
-		{"nbf a numeric string", is.mint(t, mintOpts{kid: es, claims: set("nbf", fmt.Sprint(testNow.Unix()))}), resource.ErrMalformed},
-		{"exp null", is.mint(t, mintOpts{kid: es, claims: set("exp", nil)}), resource.ErrMalformed},
-		{"nbf null", is.mint(t, mintOpts{kid: es, claims: set("nbf", nil)}), resource.ErrMalformed},
-		{"exp a boolean", is.mint(t, mintOpts{kid: es, claims: set("exp", true)}), resource.ErrMalformed},
-		{"exp an array", is.mint(t, mintOpts{kid: es, claims: set("exp", []int64{testNow.Add(time.Hour).Unix()})}), resource.ErrMalformed},
-		{"iss null", is.mint(t, mintOpts{kid: es, claims: set("iss", nil)}), resource.ErrMalformed},
-		{"sub null", is.mint(t, mintOpts{kid: es, claims: set("sub", nil)}), resource.ErrMalformed},
-		{"sub a number", is.mint(t, mintOpts{kid: es, claims: set("sub", 123)}), resource.ErrMalformed},
-		{"client_id an array", is.mint(t, mintOpts{kid: es, claims: set("client_id", []string{"web-app"})}), resource.ErrMalformed},
-		{"jti a number", is.mint(t, mintOpts{kid: es, claims: set("jti", 1)}), resource.ErrMalformed},
-		{"scope an array", is.mint(t, mintOpts{kid: es, claims: set("scope", []string{"openid"})}), resource.ErrMalformed},
-		{"scope null", is.mint(t, mintOpts{kid: es, claims: set("scope", nil)}), resource.ErrMalformed},
-		{"preferred_username null", is.mint(t, mintOpts{kid: es, claims: set("preferred_username", nil)}), resource.ErrMalformed},
-		{"preferred_username an object", is.mint(t, mintOpts{kid: es, claims: set("preferred_username", map[string]string{"a": "b"})}), resource.ErrMalformed},
-		{"aud null", is.mint(t, mintOpts{kid: es, claims: set("aud", nil)}), resource.ErrMalformed},
-		{"aud an object", is.mint(t, mintOpts{kid: es, claims: set("aud", map[string]string{"a": testAudience})}), resource.ErrMalformed},
-		{"aud with a number", is.mint(t, mintOpts{kid: es, claims: set("aud", []any{testAudience, 1})}), resource.ErrMalformed},
-		{"aud with null", is.mint(t, mintOpts{kid: es, claims: set("aud", []any{testAudience, nil})}), resource.ErrMalformed},
-		{"roles a string", is.mint(t, mintOpts{kid: es, claims: set("roles", "admin")}), resource.ErrMalformed},
-		{"roles null", is.mint(t, mintOpts{kid: es, claims: set("roles", nil)}), resource.ErrMalformed},
-		{"roles with null", is.mint(t, mintOpts{kid: es, claims: set("roles", []any{"admin", nil})}), resource.ErrMalformed},
-		{"roles with a number", is.mint(t, mintOpts{kid: es, claims: set("roles", []any{"admin", 7})}), resource.ErrMalformed},
+		{"exp a numeric string", mint(t, is, mintOpts{kid: es, claims: set("exp", "9999999999")}), resource.ErrMalformed},
+		{"iat a numeric string", mint(t, is, mintOpts{kid: es, claims: set("iat", fmt.Sprint(testNow.Unix()))}), resource.ErrMalformed},
+		{"nbf a numeric string", mint(t, is, mintOpts{kid: es, claims: set("nbf", fmt.Sprint(testNow.Unix()))}), resource.ErrMalformed},
+		{"exp null", mint(t, is, mintOpts{kid: es, claims: set("exp", nil)}), resource.ErrMalformed},
+		{"nbf null", mint(t, is, mintOpts{kid: es, claims: set("nbf", nil)}), resource.ErrMalformed},
+		{"exp a boolean", mint(t, is, mintOpts{kid: es, claims: set("exp", true)}), resource.ErrMalformed},
+		{"exp an array", mint(t, is, mintOpts{kid: es, claims: set("exp", []int64{testNow.Add(time.Hour).Unix()})}), resource.ErrMalformed},
+		{"iss null", mint(t, is, mintOpts{kid: es, claims: set("iss", nil)}), resource.ErrMalformed},
+		{"sub null", mint(t, is, mintOpts{kid: es, claims: set("sub", nil)}), resource.ErrMalformed},
+		{"sub a number", mint(t, is, mintOpts{kid: es, claims: set("sub", 123)}), resource.ErrMalformed},
+		{"client_id an array", mint(t, is, mintOpts{kid: es, claims: set("client_id", []string{"web-app"})}), resource.ErrMalformed},
+		{"jti a number", mint(t, is, mintOpts{kid: es, claims: set("jti", 1)}), resource.ErrMalformed},
+		{"scope an array", mint(t, is, mintOpts{kid: es, claims: set("scope", []string{"openid"})}), resource.ErrMalformed},
+		{"scope null", mint(t, is, mintOpts{kid: es, claims: set("scope", nil)}), resource.ErrMalformed},
+		{"preferred_username null", mint(t, is, mintOpts{kid: es, claims: set("preferred_username", nil)}), resource.ErrMalformed},
+		{"preferred_username an object", mint(t, is, mintOpts{kid: es, claims: set("preferred_username", map[string]string{"a": "b"})}), resource.ErrMalformed},
+		{"aud null", mint(t, is, mintOpts{kid: es, claims: set("aud", nil)}), resource.ErrMalformed},
+		{"aud an object", mint(t, is, mintOpts{kid: es, claims: set("aud", map[string]string{"a": testAudience})}), resource.ErrMalformed},
+		{"aud with a number", mint(t, is, mintOpts{kid: es, claims: set("aud", []any{testAudience, 1})}), resource.ErrMalformed},
+		{"aud with null", mint(t, is, mintOpts{kid: es, claims: set("aud", []any{testAudience, nil})}), resource.ErrMalformed},
+		{"roles a string", mint(t, is, mintOpts{kid: es, claims: set("roles", "admin")}), resource.ErrMalformed},
+		{"roles null", mint(t, is, mintOpts{kid: es, claims: set("roles", nil)}), resource.ErrMalformed},
+		{"roles with null", mint(t, is, mintOpts{kid: es, claims: set("roles", []any{"admin", nil})}), resource.ErrMalformed},
+		{"roles with a number", mint(t, is, mintOpts{kid: es, claims: set("roles", []any{"admin", 7})}), resource.ErrMalformed},
 
 		// Duplicate member names (RFC 7519 §4, RFC 7515 §4) are refused,
 		// not resolved one way or the other.
-		{"duplicate exp", is.mint(t, mintOpts{kid: es, payload: withMember(`"exp":9999999999`)}), resource.ErrMalformed},
-		{"duplicate sub through an escape", is.mint(t, mintOpts{kid: es, payload: withMember(`"sub":"root"`)}), resource.ErrMalformed},
-		{"duplicate unknown claim", is.mint(t, mintOpts{kid: es, payload: withMember(`"x":1,"x":2`)}), resource.ErrMalformed},
-		{"payload not an object", is.mint(t, mintOpts{kid: es, payload: []byte(`["sub"]`)}), resource.ErrMalformed},
-		{"payload with trailing data", is.mint(t, mintOpts{kid: es, payload: append(defaultPayload, "{}"...)}), resource.ErrMalformed},
-		{"raw header and payload verify", is.signRawES256(t, es, esHeader+"}", string(defaultPayload)), nil},
-		{"duplicate typ header", is.signRawES256(t, es, esHeader+`,"typ":"JWT"}`, string(defaultPayload)), resource.ErrMalformed},
-		{"duplicate crit-free header member", is.signRawES256(t, es, esHeader+`,"x":1,"x":1}`, string(defaultPayload)), resource.ErrMalformed},
+		{"duplicate exp", mint(t, is, mintOpts{kid: es, payload: withMember(`"exp":9999999999`)}), resource.ErrMalformed},
+		{"duplicate sub through an escape", mint(t, is, mintOpts{kid: es, payload: withMember(`"sub":"root"`)}), resource.ErrMalformed},
+		{"duplicate unknown claim", mint(t, is, mintOpts{kid: es, payload: withMember(`"x":1,"x":2`)}), resource.ErrMalformed},
+		{"payload not an object", mint(t, is, mintOpts{kid: es, payload: []byte(`["sub"]`)}), resource.ErrMalformed},
+		{"payload with trailing data", mint(t, is, mintOpts{kid: es, payload: append(defaultPayload, "{}"...)}), resource.ErrMalformed},
+		{"raw header and payload verify", is.SignRawES256(t, es, esHeader+"}", string(defaultPayload)), nil},
+		{"duplicate typ header", is.SignRawES256(t, es, esHeader+`,"typ":"JWT"}`, string(defaultPayload)), resource.ErrMalformed},
+		{"duplicate crit-free header member", is.SignRawES256(t, es, esHeader+`,"x":1,"x":1}`, string(defaultPayload)), resource.ErrMalformed},
 
 		// Issuer and audience.
-		{"wrong iss", is.mint(t, mintOpts{kid: es, claims: set("iss", "https://evil.example")}), resource.ErrIssuer},
-		{"iss with trailing slash", is.mint(t, mintOpts{kid: es, claims: set("iss", is.URL()+"/")}), resource.ErrIssuer},
-		{"wrong aud", is.mint(t, mintOpts{kid: es, claims: set("aud", []string{"https://other.example.test"})}), resource.ErrAudience},
-		{"wrong aud string", is.mint(t, mintOpts{kid: es, claims: set("aud", "https://other.example.test")}), resource.ErrAudience},
-		{"aud missing", is.mint(t, mintOpts{kid: es, claims: del("aud")}), resource.ErrAudience},
+		{"wrong iss", mint(t, is, mintOpts{kid: es, claims: set("iss", "https://evil.example")}), resource.ErrIssuer},
+		{"iss with trailing slash", mint(t, is, mintOpts{kid: es, claims: set("iss", is.URL()+"/")}), resource.ErrIssuer},
+		{"wrong aud", mint(t, is, mintOpts{kid: es, claims: set("aud", []string{"https://other.example.test"})}), resource.ErrAudience},
+		{"wrong aud string", mint(t, is, mintOpts{kid: es, claims: set("aud", "https://other.example.test")}), resource.ErrAudience},
+		{"aud missing", mint(t, is, mintOpts{kid: es, claims: del("aud")}), resource.ErrAudience},
 
 		// Required identity claims.
-		{"sub missing", is.mint(t, mintOpts{kid: es, claims: del("sub")}), resource.ErrMissingClaim},
-		{"client_id missing", is.mint(t, mintOpts{kid: es, claims: del("client_id")}), resource.ErrMissingClaim},
-		{"jti missing", is.mint(t, mintOpts{kid: es, claims: del("jti")}), resource.ErrMissingClaim},
+		{"sub missing", mint(t, is, mintOpts{kid: es, claims: del("sub")}), resource.ErrMissingClaim},
+		{"client_id missing", mint(t, is, mintOpts{kid: es, claims: del("client_id")}), resource.ErrMissingClaim},
+		{"jti missing", mint(t, is, mintOpts{kid: es, claims: del("jti")}), resource.ErrMissingClaim},
 
 		// Serialization tricks.
 		{"empty", "", resource.ErrMalformed},
@@ -173,8 +174,8 @@ func TestVerify(t *testing.T) {
 		{"standard base64 alphabet", strings.NewReplacer("-", "+", "_", "/").Replace(valid) + "+/", resource.ErrMalformed},
 		{"leading whitespace", " " + valid, resource.ErrMalformed},
 		{"JSON serialization", `{"payload":"` + parts[1] + `","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`, resource.ErrMalformed},
-		{"payload swapped", parts[0] + "." + strings.Split(is.mint(t, mintOpts{kid: es, claims: set("sub", "root")}), ".")[1] + "." + parts[2], resource.ErrSignature},
-		{"too large", is.mint(t, mintOpts{kid: es, claims: set("pad", strings.Repeat("x", resource.MaxTokenSize))}), resource.ErrTooLarge},
+		{"payload swapped", parts[0] + "." + strings.Split(mint(t, is, mintOpts{kid: es, claims: set("sub", "root")}), ".")[1] + "." + parts[2], resource.ErrSignature},
+		{"too large", mint(t, is, mintOpts{kid: es, claims: set("pad", strings.Repeat("x", resource.MaxTokenSize))}), resource.ErrTooLarge},
 	}
 
 	clock := &fakeClock{t: testNow}
@@ -208,10 +209,10 @@ func TestVerify(t *testing.T) {
 
 func TestVerifyClaims(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	kid := is.addKey(t, jose.ES256)
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
 	v, _ := newTestVerifier(is, &fakeClock{t: testNow}, 0)
-	tok := is.mint(t, mintOpts{kid: kid})
+	tok := mint(t, is, mintOpts{kid: kid})
 
 	got, err := v.Verify(t.Context(), tok)
 	if err != nil {
@@ -257,11 +258,11 @@ func TestVerifyClaims(t *testing.T) {
 
 func TestVerifyCacheHonoursExpiry(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	kid := is.addKey(t, jose.ES256)
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
 	clock := &fakeClock{t: testNow}
 	v, _ := newTestVerifier(is, clock, 0)
-	tok := is.mint(t, mintOpts{kid: kid, claims: func(c map[string]any) { c["exp"] = testNow.Add(time.Minute).Unix() }})
+	tok := mint(t, is, mintOpts{kid: kid, claims: func(c map[string]any) { c["exp"] = testNow.Add(time.Minute).Unix() }})
 	if _, err := v.Verify(t.Context(), tok); err != nil {
 		t.Fatal(err)
 	}
@@ -273,13 +274,13 @@ func TestVerifyCacheHonoursExpiry(t *testing.T) {
 
 func TestVerifyCacheBounded(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	kid := is.addKey(t, jose.ES256)
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
 	clock := &fakeClock{t: testNow}
 	v, _ := newTestVerifier(is, clock, 2)
 	var toks []string
 	for i := range 3 {
-		toks = append(toks, is.mint(t, mintOpts{kid: kid, claims: func(c map[string]any) { c["jti"] = fmt.Sprint(i) }}))
+		toks = append(toks, mint(t, is, mintOpts{kid: kid, claims: func(c map[string]any) { c["jti"] = fmt.Sprint(i) }}))
 	}
 	for _, tok := range toks {
 		if _, err := v.Verify(t.Context(), tok); err != nil {
@@ -296,9 +297,9 @@ func TestVerifyCacheBounded(t *testing.T) {
 
 func TestVerifyEmptyConfigRejects(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	kid := is.addKey(t, jose.ES256)
-	ks := resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{HTTPClient: is.srv.Client()})
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
+	ks := resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{HTTPClient: is.Client()})
 	now := func() time.Time { return testNow }
 	tests := []struct {
 		name   string
@@ -315,7 +316,7 @@ func TestVerifyEmptyConfigRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			v := resource.NewVerifier(ks, tt.opts)
-			if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: kid, claims: tt.claims})); !errors.Is(err, tt.want) {
+			if _, err := v.Verify(t.Context(), mint(t, is, mintOpts{kid: kid, claims: tt.claims})); !errors.Is(err, tt.want) {
 				t.Fatalf("Verify = %v, want %v", err, tt.want)
 			}
 		})
@@ -324,38 +325,38 @@ func TestVerifyEmptyConfigRejects(t *testing.T) {
 
 func TestKeyRotationPickedUp(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	old := is.addKey(t, jose.ES256)
+	is := testkit.NewIssuer(t)
+	old := is.AddKey(t, jose.ES256)
 	clock := &fakeClock{t: testNow}
 	v, _ := newTestVerifier(is, clock, -1)
-	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: old})); err != nil {
+	if _, err := v.Verify(t.Context(), mint(t, is, mintOpts{kid: old})); err != nil {
 		t.Fatal(err)
 	}
 
-	rotated := is.addKey(t, jose.EdDSA)
+	rotated := is.AddKey(t, jose.EdDSA)
 	clock.Advance(resource.DefaultMinRefreshInterval) // within max-age, past the refetch rate limit
-	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: rotated})); err != nil {
+	if _, err := v.Verify(t.Context(), mint(t, is, mintOpts{kid: rotated})); err != nil {
 		t.Fatalf("token signed with rotated key: %v", err)
 	}
-	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: old})); err != nil {
+	if _, err := v.Verify(t.Context(), mint(t, is, mintOpts{kid: old})); err != nil {
 		t.Fatalf("token signed with old key after rotation: %v", err)
 	}
-	if n := is.jwksHits.Load(); n != 2 {
+	if n := is.JWKSRequests(); n != 2 {
 		t.Errorf("JWKS fetched %d times, want 2", n)
 	}
 }
 
 func TestBogusKidFloodIsRateLimited(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	kid := is.addKey(t, jose.ES256)
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
 	clock := &fakeClock{t: testNow}
 	v, _ := newTestVerifier(is, clock, -1)
 
 	flood := func(round int) {
 		var wg sync.WaitGroup
 		for i := range 200 {
-			tok := is.mint(t, mintOpts{kid: kid, headers: map[string]any{"kid": fmt.Sprintf("bogus-%d-%d", round, i)}})
+			tok := mint(t, is, mintOpts{kid: kid, headers: map[string]any{"kid": fmt.Sprintf("bogus-%d-%d", round, i)}})
 			wg.Go(func() {
 				if _, err := v.Verify(context.Background(), tok); !errors.Is(err, resource.ErrUnknownKey) {
 					t.Errorf("Verify = %v, want ErrUnknownKey", err)
@@ -365,38 +366,38 @@ func TestBogusKidFloodIsRateLimited(t *testing.T) {
 		wg.Wait()
 	}
 	flood(1)
-	if n := is.jwksHits.Load(); n != 1 {
+	if n := is.JWKSRequests(); n != 1 {
 		t.Errorf("after first flood: %d JWKS fetches, want 1", n)
 	}
 	flood(2)
-	if n := is.jwksHits.Load(); n != 1 {
+	if n := is.JWKSRequests(); n != 1 {
 		t.Errorf("after second flood in the same interval: %d JWKS fetches, want 1", n)
 	}
 	clock.Advance(resource.DefaultMinRefreshInterval)
 	flood(3)
-	if n := is.jwksHits.Load(); n != 2 {
+	if n := is.JWKSRequests(); n != 2 {
 		t.Errorf("after a flood in the next interval: %d JWKS fetches, want 2", n)
 	}
 	// Good tokens still verify throughout.
-	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: kid})); err != nil {
+	if _, err := v.Verify(t.Context(), mint(t, is, mintOpts{kid: kid})); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestIssuerDownServesCachedKeys(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	kid := is.addKey(t, jose.RS256)
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.RS256)
 	clock := &fakeClock{t: testNow}
 	v, _ := newTestVerifier(is, clock, -1)
-	if _, err := v.Verify(t.Context(), is.mint(t, mintOpts{kid: kid})); err != nil {
+	if _, err := v.Verify(t.Context(), mint(t, is, mintOpts{kid: kid})); err != nil {
 		t.Fatal(err)
 	}
-	is.srv.Close()
+	is.Close()
 
 	// Well past the JWKS max-age (300s): the refetch fails, stale keys serve.
 	clock.Advance(10 * time.Minute)
-	tok := is.mint(t, mintOpts{kid: kid, claims: func(c map[string]any) {
+	tok := mint(t, is, mintOpts{kid: kid, claims: func(c map[string]any) {
 		c["iat"] = clock.Now().Unix()
 		c["exp"] = clock.Now().Add(time.Minute).Unix()
 	}})
@@ -404,7 +405,7 @@ func TestIssuerDownServesCachedKeys(t *testing.T) {
 		t.Fatalf("Verify with issuer down: %v", err)
 	}
 	// An unknown kid is still an invalid token, not an outage.
-	bogus := is.mint(t, mintOpts{kid: kid, headers: map[string]any{"kid": "new-key"}, claims: func(c map[string]any) {
+	bogus := mint(t, is, mintOpts{kid: kid, headers: map[string]any{"kid": "new-key"}, claims: func(c map[string]any) {
 		c["iat"] = clock.Now().Unix()
 		c["exp"] = clock.Now().Add(time.Minute).Unix()
 	}})
@@ -415,10 +416,10 @@ func TestIssuerDownServesCachedKeys(t *testing.T) {
 
 func TestIssuerNeverReachable(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	kid := is.addKey(t, jose.ES256)
-	tok := is.mint(t, mintOpts{kid: kid})
-	is.srv.Close()
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
+	tok := mint(t, is, mintOpts{kid: kid})
+	is.Close()
 	v, _ := newTestVerifier(is, &fakeClock{t: testNow}, 0)
 
 	_, err := v.Verify(t.Context(), tok)
@@ -444,10 +445,10 @@ func (s staticKeys) Key(_ context.Context, kid string) (*jose.JSONWebKey, error)
 
 func TestVerifyRejectsUnsafeKeySetKeys(t *testing.T) {
 	t.Parallel()
-	is := newTestIssuer(t)
-	kid := is.addKey(t, jose.ES256)
-	pub := is.key(kid).Public()
-	priv := *is.key(kid)
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
+	pub := is.PrivateKey(kid).Public()
+	priv := *is.PrivateKey(kid)
 	noAlg := pub
 	noAlg.Algorithm = ""
 	enc := pub
@@ -462,7 +463,7 @@ func TestVerifyRejectsUnsafeKeySetKeys(t *testing.T) {
 		{"key with use enc", enc, resource.ErrAlgorithm},
 		{"private key", priv, resource.ErrAlgorithm},
 	}
-	tok := is.mint(t, mintOpts{kid: kid})
+	tok := mint(t, is, mintOpts{kid: kid})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
