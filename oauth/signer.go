@@ -14,6 +14,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/jws"
 )
 
 // maxTokenBytes bounds the size of a JWT this server will parse.
@@ -85,30 +86,31 @@ func signingAlgFrom(ctx context.Context) (keys.Algorithm, bool) {
 
 var errBadToken = &jwt.ValidationError{Errors: jwt.ValidationErrorMalformed}
 
-// Decode implements jwt.Signer: it verifies the signature with the key
-// named by kid, using that key's algorithm, requires typ at+jwt, and checks
-// the token's lifetime: exp, iat and nbf must be present as JSON integers,
-// the token must not have expired (no leeway) and iat and nbf must not lie
-// more than futureSkew ahead. fosite's callers (introspection, the admin
-// API through IntrospectToken) run jwt.MapClaims.Valid on the result too,
-// but that check silently passes on claims it cannot read, so the lifetime
-// check lives here.
+// Decode implements jwt.Signer: it parses the token with jws.Parse
+// (compact serialization only, exactly as issued; an algorithm this server
+// signs with; one signature; no crit; typ at+jwt, case-insensitive),
+// verifies the signature with the key named by kid, using that key's
+// algorithm, and checks the token's lifetime: exp, iat and nbf must be
+// present as JSON integers, the token must not have expired (no leeway)
+// and iat and nbf must not lie more than futureSkew ahead. fosite's
+// callers (introspection, the admin API through IntrospectToken) run
+// jwt.MapClaims.Valid on the result too, but that check silently passes on
+// claims it cannot read, so the lifetime check lives here.
 func (s *jwtSigner) Decode(_ context.Context, token string) (*jwt.Token, error) {
 	if len(token) > maxTokenBytes {
 		return nil, errBadToken
 	}
 	algs := []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA}
-	obj, err := jose.ParseSigned(token, algs)
-	if err != nil || len(obj.Signatures) != 1 {
+	obj, h, err := jws.Parse(token, algs, "at+jwt")
+	if errors.Is(err, jws.ErrType) {
+		return nil, &jwt.ValidationError{Errors: jwt.ValidationErrorClaimsInvalid}
+	}
+	if err != nil {
 		return nil, errBadToken
 	}
-	h := obj.Signatures[0].Protected
 	k, ok := s.keys.Lookup(h.KeyID)
 	if !ok || h.Algorithm != string(k.Algorithm) {
 		return nil, &jwt.ValidationError{Errors: jwt.ValidationErrorSignatureInvalid}
-	}
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") {
-		return nil, &jwt.ValidationError{Errors: jwt.ValidationErrorClaimsInvalid}
 	}
 	payload, err := obj.Verify(k.Public.Key)
 	if err != nil {

@@ -4,7 +4,8 @@
 // A [Verifier] validates RFC 9068 JWT access tokens against keys obtained
 // from a [KeySet] (normally a [RemoteKeySet] that discovers the issuer's
 // jwks_uri per RFC 8414), following RFC 9068 §4 and the JWT best current
-// practices of RFC 8725: compact serialization only, exactly one signature,
+// practices of RFC 8725 (parsing through oauth/jws, the same as the
+// authorization server's): compact serialization only, exactly one signature,
 // the algorithm taken from the key (never from the token), typ "at+jwt", no
 // "crit" header, exact issuer match, audience check, and time claims checked
 // with a small leeway. Claims are parsed strictly: names match exactly

@@ -8,17 +8,16 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/portcullis-auth/portcullis/oauth/jws"
 )
 
 // Limits and defaults of the [Verifier].
@@ -168,29 +167,24 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error)
 
 // verify does the uncached work of Verify.
 func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Claims, error) {
-	// Compact serialization only: three non-empty base64url segments, no
-	// padding, no whitespace, no JSON serialization, no JWE (five parts).
-	headerB64, ok := checkCompact(raw)
-	if !ok {
+	// Compact serialization only (no JSON serialization, no JWE, no
+	// whitespace), the allow-list, one signature, no crit or b64, and typ
+	// at+jwt (RFC 9068 §4: also application/at+jwt, case-insensitive).
+	obj, hdr, err := jws.Parse(raw, v.algs, "at+jwt", "application/at+jwt")
+	switch {
+	case err == nil:
+	case errors.Is(err, jws.ErrNotCompact):
 		return nil, invalidf(ErrMalformed, "token is not a compact JWS")
-	}
-	if len(v.algs) == 0 { // Options.Algorithms named none we support
+	case errors.Is(err, jws.ErrAlgorithm) && len(v.algs) == 0: // Options.Algorithms named none we support
 		return nil, invalidf(ErrAlgorithm, "no signature algorithm is allowed")
-	}
-	jws, err := jose.ParseSignedCompact(raw, v.algs)
-	if err != nil {
-		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, invalid(ErrAlgorithm, err)
-		}
+	case errors.Is(err, jws.ErrAlgorithm):
+		return nil, invalid(ErrAlgorithm, err)
+	case errors.Is(err, jws.ErrCritical):
+		return nil, invalid(ErrCriticalHeader, nil)
+	case errors.Is(err, jws.ErrType):
+		return nil, invalid(ErrUnsupportedType, nil)
+	default:
 		return nil, invalid(ErrMalformed, err)
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, invalidf(ErrMalformed, "token must have exactly one signature")
-	}
-	hdr := jws.Signatures[0].Protected
-
-	if err := checkHeader(headerB64); err != nil {
-		return nil, err
 	}
 	kid := hdr.KeyID
 	if kid == "" || len(kid) > MaxKeyIDLength {
@@ -214,7 +208,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 		!slices.Contains(keyAlgorithms(key), jose.SignatureAlgorithm(hdr.Algorithm)) {
 		return nil, invalidf(ErrAlgorithm, "token algorithm does not match the signing key")
 	}
-	payload, err := jws.Verify(key.Key)
+	payload, err := obj.Verify(key.Key)
 	if err != nil {
 		return nil, invalid(ErrSignature, err)
 	}
@@ -252,100 +246,8 @@ func keyAlgorithms(key *jose.JSONWebKey) []jose.SignatureAlgorithm {
 	return nil
 }
 
-// checkCompact reports whether raw is three non-empty base64url (unpadded)
-// segments and returns the first (the protected header).
-func checkCompact(raw string) (header string, ok bool) {
-	dots := 0
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case c == '.':
-			dots++
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
-			return "", false
-		}
-	}
-	if dots != 2 {
-		return "", false
-	}
-	header, rest, _ := strings.Cut(raw, ".")
-	payload, sig, _ := strings.Cut(rest, ".")
-	if header == "" || payload == "" || sig == "" {
-		return "", false
-	}
-	return header, true
-}
-
-// checkHeader checks the JOSE header members that go-jose does not:
-// typ (RFC 9068 §4: "at+jwt" or "application/at+jwt", case-insensitive) and
-// the absence of crit and b64 (RFC 8725 §3.1 / RFC 7797: we understand no
-// extensions). Like the claims, the header must not repeat a member name
-// (go-jose refuses that too).
-func checkHeader(headerB64 string) error {
-	b, err := base64.RawURLEncoding.DecodeString(headerB64)
-	if err != nil {
-		return invalid(ErrMalformed, err)
-	}
-	h, err := decodeObject(b)
-	if err != nil {
-		return invalid(ErrMalformed, err)
-	}
-	if _, ok := h["crit"]; ok {
-		return invalid(ErrCriticalHeader, nil)
-	}
-	if _, ok := h["b64"]; ok {
-		return invalid(ErrCriticalHeader, nil)
-	}
-	var typ string
-	if raw, ok := h["typ"]; !ok || json.Unmarshal(raw, &typ) != nil ||
-		!(strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")) {
-		return invalid(ErrUnsupportedType, nil)
-	}
-	return nil
-}
-
 // maxNumericDate is 9999-12-31T23:59:59Z.
 const maxNumericDate = 253402300799
-
-// decodeObject decodes a JSON object into its members, compared exactly
-// (after unescaping; never case-insensitively). It fails on anything but
-// one object, and on duplicate member names, which RFC 7515 §4 and RFC 7519
-// §4 allow a parser to refuse rather than resolve: a token whose readers
-// could disagree on a claim is not accepted. Nested values are not checked
-// for duplicates.
-func decodeObject(b []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errors.New("not a JSON object")
-	}
-	m := make(map[string]json.RawMessage, 16)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name, _ := tok.(string) // a member name is always a string
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		if _, dup := m[name]; dup {
-			return nil, fmt.Errorf("%w %.64q", errDuplicateMember, name)
-		}
-		m[name] = v
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
-	}
-	return m, nil
-}
-
-// errDuplicateMember is wrapped by decodeObject for a repeated member name.
-var errDuplicateMember = errors.New("duplicate member")
 
 // jsonKind returns the first byte of a JSON value ('"', '{', '[', 't',
 // 'f', 'n', or '-'/a digit for a number).
@@ -440,8 +342,8 @@ type tokenClaims struct {
 // strings; exp, iat and nbf numbers; roles an array of strings. Other
 // members are ignored, whatever their type.
 func parseClaims(payload []byte) (*tokenClaims, error) {
-	m, err := decodeObject(payload)
-	if errors.Is(err, errDuplicateMember) {
+	m, err := jws.DecodeObject(payload)
+	if errors.Is(err, jws.ErrDuplicateMember) {
 		return nil, &Error{Code: CodeInvalidToken, Description: "token claims have duplicate names",
 			Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
 	}
