@@ -230,7 +230,7 @@ func TestRFC8414OpenIDConfigurationPath(t *testing.T) {
 		}
 		algs, keys := springJWKS(t, cfg["jwks_uri"].(string))
 		tok := s.clientCredentialsToken(t, c, "")
-		jws, err := jose.ParseSigned(tok.AccessToken, algs)
+		jws, err := jose.ParseSignedCompact(tok.AccessToken, algs)
 		if err != nil {
 			t.Fatalf("parse with the JWKS algorithms %v: %v", algs, err)
 		}

@@ -67,7 +67,7 @@ func TestRS256PerClient(t *testing.T) {
 				tok := mustToken(t, postRaw(t, tokenURL, "grant_type=client_credentials",
 					"Authorization", "Basic "+basicAuth(tc.client.ClientID, tc.client.ClientSecret)))
 				// Verify as an RS256- (or ES256-) only resource server does.
-				obj, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{tc.alg})
+				obj, err := jose.ParseSignedCompact(tok.AccessToken, []jose.SignatureAlgorithm{tc.alg})
 				if err != nil {
 					t.Fatalf("token is not %s: %v", tc.alg, err)
 				}

@@ -67,10 +67,3 @@ func (c *tokenCache) put(key [sha256.Size]byte, claims *Claims, deadline time.Ti
 	}
 	c.entries[key] = cacheEntry{claims: claims, deadline: deadline}
 }
-
-// len returns the number of entries, expired or not.
-func (c *tokenCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
-}
