@@ -11,7 +11,7 @@ import (
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
-	"github.com/portcullis-auth/portcullis/internal/testkit"
+	"github.com/portcullis-auth/portcullis/identity/identitytest"
 	"github.com/portcullis-auth/portcullis/server"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
@@ -21,7 +21,7 @@ const signupMaxBytes = 1024
 // signupServer serves a SignupHandler on httptest with a real service.
 func signupServer(t *testing.T, enabled bool) (*httptest.Server, *identity.Service) {
 	t.Helper()
-	s := testkit.Users(storagetest.OpenSQLite(t), identity.LockoutPolicy{})
+	s := identitytest.NewService(storagetest.OpenSQLite(t), identity.LockoutPolicy{})
 	mux := http.NewServeMux()
 	mux.Handle("POST /signup", &server.SignupHandler{
 		Users: s, Enabled: enabled, MaxBytes: signupMaxBytes, Logger: slog.New(slog.DiscardHandler),
@@ -89,7 +89,7 @@ func checkErrorBody(t *testing.T, r httpResult, status int, code string) string 
 
 func TestSignupHandlerCreated(t *testing.T) {
 	srv, s := signupServer(t, true)
-	r := postSignup(t, srv, signupJSON("Alice", testkit.Password))
+	r := postSignup(t, srv, signupJSON("Alice", identitytest.Password))
 	if r.status != http.StatusCreated {
 		t.Fatalf("status %d body %s, want 201", r.status, r.body)
 	}
@@ -111,14 +111,14 @@ func TestSignupHandlerCreated(t *testing.T) {
 	if err != nil || u.Username != "Alice" || len(u.Roles) != 0 {
 		t.Fatalf("stored user %+v, %v", u, err)
 	}
-	if _, err := s.Authenticate(t.Context(), "alice", testkit.Password, "192.0.2.1"); err != nil {
+	if _, err := s.Authenticate(t.Context(), "alice", identitytest.Password, "192.0.2.1"); err != nil {
 		t.Errorf("the signed-up user cannot log in: %v", err)
 	}
 }
 
 func TestSignupHandlerErrors(t *testing.T) {
 	srv, s := signupServer(t, true)
-	if r := postSignup(t, srv, signupJSON("Alice", testkit.Password)); r.status != http.StatusCreated {
+	if r := postSignup(t, srv, signupJSON("Alice", identitytest.Password)); r.status != http.StatusCreated {
 		t.Fatalf("seed user: status %d body %s", r.status, r.body)
 	}
 	tests := []struct {
@@ -133,8 +133,8 @@ func TestSignupHandlerErrors(t *testing.T) {
 		{"short password", signupJSON("bob", "short"), 400, "invalid_request", []string{"password", "at least 12"}},
 		{"password is username", signupJSON("bobbybobbybob", "BobbyBobbyBob"), 400, "invalid_request", []string{"must not be the username"}},
 		{"common password", signupJSON("bob", "111111111111"), 400, "invalid_request", []string{"too common"}},
-		{"bad username", signupJSON("b", testkit.Password), 400, "invalid_request", []string{"username", "3 to 64"}},
-		{"username with slash", signupJSON("bob/admin", testkit.Password), 400, "invalid_request", []string{"username"}},
+		{"bad username", signupJSON("b", identitytest.Password), 400, "invalid_request", []string{"username", "3 to 64"}},
+		{"username with slash", signupJSON("bob/admin", identitytest.Password), 400, "invalid_request", []string{"username"}},
 		{"missing fields", `{}`, 400, "invalid_request", []string{"username"}},
 		{"roles are not accepted", `{"username":"bob","password":"purple otter lamp 42","roles":["admin"]}`, 400, "invalid_request", []string{"unknown field"}},
 		{"unknown field", `{"username":"bob","password":"purple otter lamp 42","admin":true}`, 400, "invalid_request", []string{"unknown field"}},
@@ -146,12 +146,12 @@ func TestSignupHandlerErrors(t *testing.T) {
 		{"malformed JSON", `{"username":"bob",`, 400, "invalid_request", []string{"malformed"}},
 		{"not an object", `["bob","purple otter lamp 42"]`, 400, "invalid_request", nil},
 		{"wrong type", `{"username":42,"password":"purple otter lamp 42"}`, 400, "invalid_request", []string{"username"}},
-		{"trailing data", signupJSON("bob", testkit.Password) + `{"x":1}`, 400, "invalid_request", []string{"exactly one"}},
-		{"trailing garbage", signupJSON("bob", testkit.Password) + `garbage`, 400, "invalid_request", nil},
+		{"trailing data", signupJSON("bob", identitytest.Password) + `{"x":1}`, 400, "invalid_request", []string{"exactly one"}},
+		{"trailing garbage", signupJSON("bob", identitytest.Password) + `garbage`, 400, "invalid_request", nil},
 		{"empty body", ``, 400, "invalid_request", nil},
 		{"whitespace body", "  \n", 400, "invalid_request", nil},
 		{"over MaxBytes", signupJSON("bob", strings.Repeat("p", signupMaxBytes)), 413, "request_too_large", nil},
-		{"over MaxBytes after a valid object", signupJSON("bob", testkit.Password) + strings.Repeat(" ", signupMaxBytes), 413, "request_too_large", nil},
+		{"over MaxBytes after a valid object", signupJSON("bob", identitytest.Password) + strings.Repeat(" ", signupMaxBytes), 413, "request_too_large", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,7 +162,7 @@ func TestSignupHandlerErrors(t *testing.T) {
 					t.Errorf("error_description %q lacks %q", desc, want)
 				}
 			}
-			if strings.Contains(desc, testkit.Password) {
+			if strings.Contains(desc, identitytest.Password) {
 				t.Errorf("error_description echoes the password: %q", desc)
 			}
 			if strings.Contains(desc, "<img") || strings.Contains(desc, "admin") || strings.Contains(desc, "Username") {
@@ -179,7 +179,7 @@ func TestSignupHandlerErrors(t *testing.T) {
 
 func TestSignupHandlerDisabled(t *testing.T) {
 	srv, s := signupServer(t, false)
-	for _, body := range []string{signupJSON("bob", testkit.Password), `not json`} {
+	for _, body := range []string{signupJSON("bob", identitytest.Password), `not json`} {
 		r := postSignup(t, srv, body)
 		checkErrorBody(t, r, http.StatusForbidden, "forbidden")
 	}
@@ -189,7 +189,7 @@ func TestSignupHandlerDisabled(t *testing.T) {
 }
 
 func TestSignupHandlerRateLimit(t *testing.T) {
-	s := testkit.Users(storagetest.OpenSQLite(t), identity.LockoutPolicy{})
+	s := identitytest.NewService(storagetest.OpenSQLite(t), identity.LockoutPolicy{})
 	mux := http.NewServeMux()
 	mux.Handle("POST /signup", &server.SignupHandler{
 		Users: s, Enabled: true, MaxBytes: signupMaxBytes, Logger: slog.New(slog.DiscardHandler),
@@ -198,11 +198,11 @@ func TestSignupHandlerRateLimit(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	for i, name := range []string{"user1", "user2"} {
-		if r := postSignup(t, srv, signupJSON(name, testkit.Password)); r.status != http.StatusCreated {
+		if r := postSignup(t, srv, signupJSON(name, identitytest.Password)); r.status != http.StatusCreated {
 			t.Fatalf("sign-up %d within the burst: status %d body %s", i, r.status, r.body)
 		}
 	}
-	r := postSignup(t, srv, signupJSON("user3", testkit.Password))
+	r := postSignup(t, srv, signupJSON("user3", identitytest.Password))
 	checkErrorBody(t, r, http.StatusTooManyRequests, "too_many_requests")
 	if r.header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")

@@ -17,7 +17,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/portcullis-auth/portcullis/identity"
-	"github.com/portcullis-auth/portcullis/internal/testkit"
+	"github.com/portcullis-auth/portcullis/identity/identitytest"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/server"
@@ -78,7 +78,7 @@ func New(t testing.TB, o Options) *Env {
 	if err := km.Init(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	users := testkit.Users(store, o.Lockout)
+	users := identitytest.NewService(store, o.Lockout)
 	pubLn, admLn := listen(t), listen(t)
 	e := &Env{
 		Issuer: "http://" + pubLn.Addr().String(),
