@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/portcullis-auth/portcullis/identity"
-	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/identity/identitytest"
+	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/server"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
