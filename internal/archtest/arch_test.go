@@ -1,0 +1,116 @@
+package archtest
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/portcullis-auth/portcullis"
+
+// rule says which of the module's packages a package may import (directly,
+// in its non-test files). Patterns are package paths relative to the
+// module; a trailing "/..." also matches every subpackage.
+type rule struct {
+	pkg   string
+	allow []string
+}
+
+// rules is the layout of the README's Architecture section: dependencies
+// point inward, domain packages know no transport and no storage, the
+// resource-server library links nothing of the server, and cmd/ wires.
+var rules = []rule{
+	{"internal/apperr", nil},
+	{"internal/clientip", nil},
+	{"internal/ratelimit", nil},
+	{"internal/seal", nil},
+	{"internal/httpjson", []string{"internal/apperr"}},
+	{"internal/cors", []string{"internal/apperr", "internal/httpjson"}},
+	{"identity", []string{"internal/apperr"}},
+	{"keys", []string{"internal/apperr", "internal/seal"}},
+	{"clients", []string{"internal/apperr", "internal/cors", "keys"}},
+	{"oauth/jws", nil},
+	{"oauth/resource", []string{"oauth/jws"}},
+	{"oauth", []string{"identity", "keys", "clients", "oauth/jws", "internal/apperr", "internal/cors", "internal/httpjson", "internal/ratelimit"}},
+	{"storage", []string{"identity", "keys", "clients", "oauth", "internal/apperr"}},
+	{"server/adminapi", []string{"identity", "keys", "clients", "oauth", "internal/apperr", "internal/httpjson"}},
+	{"server", []string{"identity", "keys", "clients", "oauth", "server/adminapi", "internal/..."}},
+	{"configs", []string{"identity", "keys", "clients", "oauth", "storage", "internal/..."}},
+	{"cmd/...", []string{"..."}},
+}
+
+// testOnly are packages no production package may import.
+var testOnly = []string{"internal/testkit", "internal/proctest", "identity/identitytest", "server/servertest", "storage/storagetest", "internal/archtest", "interop"}
+
+func matches(pattern, pkg string) bool {
+	if pattern == "..." {
+		return true
+	}
+	if base, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return pkg == base || strings.HasPrefix(pkg, base+"/")
+	}
+	return pkg == pattern
+}
+
+type listed struct {
+	ImportPath string
+	Imports    []string
+}
+
+// TestImportRules checks every package of the module against rules: a
+// package without a rule fails too, so a new package must be placed in
+// the layout (and the README) on purpose.
+func TestImportRules(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go command not found:", err)
+	}
+	cmd := exec.CommandContext(t.Context(), gobin, "list", "-json=ImportPath,Imports", module+"/...")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	checked := 0
+	for {
+		var p listed
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		var own []string
+		for _, imp := range p.Imports {
+			if r, ok := strings.CutPrefix(imp, module+"/"); ok {
+				own = append(own, r)
+			}
+		}
+		if slices.ContainsFunc(testOnly, func(s string) bool { return matches(s, rel) }) {
+			continue // test helpers may use anything
+		}
+		for _, imp := range own {
+			if slices.ContainsFunc(testOnly, func(s string) bool { return matches(s, imp) }) {
+				t.Errorf("%s imports the test-only package %s", rel, imp)
+			}
+		}
+		i := slices.IndexFunc(rules, func(r rule) bool { return matches(r.pkg, rel) })
+		if i < 0 {
+			t.Errorf("package %s has no place in the layout (add it to rules and to the README's Architecture section)", rel)
+			continue
+		}
+		checked++
+		for _, imp := range own {
+			if !slices.ContainsFunc(rules[i].allow, func(a string) bool { return matches(a, imp) }) {
+				t.Errorf("%s must not import %s (allowed: %v)", rel, imp, rules[i].allow)
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d packages checked; is go list working?", checked)
+	}
+}
