@@ -57,7 +57,8 @@ func (c *Client) AcceptedAuthMethods() []string {
 
 // clientAuth authenticates clients at the token, revocation and
 // introspection endpoints (RFC 6749 §2.3), replacing fosite's strategy
-// (FOSITE-NOTES §4), which lets a client use exactly one method and
+// (fosite.Config.ClientAuthenticationStrategy's default), which lets a
+// client use exactly one method and
 // answers a request without any client identity with invalid_request.
 type clientAuth struct {
 	clients fosite.ClientManager

@@ -80,7 +80,8 @@ func writeRevoked(w http.ResponseWriter) {
 // to), authenticating as it does at the token endpoint, with its registered
 // client_secret_basic or client_secret_post. An access token is never a
 // credential here, whether in the Authorization header or as an
-// access_token parameter: fosite would accept any user's (FOSITE-NOTES §9).
+// access_token parameter: fosite's introspection would accept any user's
+// valid access token as the caller's credential.
 //
 // Errors are RFC 6749 §5.2 JSON with fixed descriptions:
 //   - 401 invalid_client, with a Basic challenge: no or wrong client

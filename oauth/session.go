@@ -11,7 +11,8 @@ import (
 // NewSession returns the empty per-request session fosite fills. Access
 // token claims live in its JWTClaims; the token handler sets sub,
 // client_id, preferred_username, roles, jti, iat and nbf itself because
-// fosite leaves them unset or stale (FOSITE-NOTES §3).
+// fosite leaves them unset (sub, client_id, jti) or carries them over
+// from the stored session on refresh (iat, nbf).
 func NewSession() *oauth2.JWTSession {
 	return &oauth2.JWTSession{
 		JWTClaims: &jwt.JWTClaims{Extra: map[string]any{}},

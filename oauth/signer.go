@@ -139,7 +139,8 @@ func (s *jwtSigner) clock() time.Time {
 // decodeClaims decodes a JWT claims set into an initialised map, keeping
 // numbers as json.Number. (jwt.MapClaims.UnmarshalJSON has a value
 // receiver: unmarshalling into a nil MapClaims leaves it empty, and its
-// Valid then checks nothing, FOSITE-NOTES §9.)
+// Valid then checks nothing: fosite's own decoding accepted expired
+// tokens that way.)
 func decodeClaims(payload []byte) (jwt.MapClaims, error) {
 	d := json.NewDecoder(bytes.NewReader(payload))
 	d.UseNumber()

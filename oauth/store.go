@@ -14,7 +14,8 @@ import (
 // TokenStore is the storage fosite needs for the grants, revocation and
 // introspection Portcullis registers (Hydra's FositeStorer, trimmed).
 //
-// Semantics fosite relies on (FOSITE-NOTES §2): every method takes the
+// Semantics fosite relies on (its refresh and revocation handlers assume
+// them): every method takes the
 // transaction from ctx when BeginTX put one there; GetRefreshTokenSession
 // returns the stored requester together with fosite.ErrInactiveToken for a
 // used or revoked token and fosite.ErrNotFound for an unknown one;

@@ -159,8 +159,9 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !client.GetGrantTypes().Has(GrantRefreshToken) {
-		// fosite issues refresh tokens regardless (FOSITE-NOTES §7); a
-		// client not registered for the grant could never use one.
+		// fosite issues a refresh token whenever its refresh handler is
+		// registered, whatever the client's grant types; a client not
+		// registered for the grant could never use one.
 		if ext, ok := resp.(*fosite.AccessResponse); ok {
 			delete(ext.Extra, "refresh_token")
 		}

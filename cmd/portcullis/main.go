@@ -1,5 +1,6 @@
 // Command portcullis is the Portcullis authorization server and its admin
-// CLI: serve, migrate, clients, users and keys. See CONTRACT.md.
+// CLI: serve, migrate, clients, users and keys. The README lists every
+// command and flag.
 package main
 
 import (
