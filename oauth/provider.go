@@ -59,6 +59,7 @@ func NewProvider(cfg ProviderConfig, store TokenStore, users Authenticator, km *
 	}
 	gs := grantStore{TokenStore: store, users: users}
 	return compose.Compose(fc, gs, strategy,
+		//lint:ignore SA1019 the resource-owner password grant is this server's core flow (RFC 6749 §4.3); fosite deprecates the factory only to discourage the grant (RFC 9700 §2.4), and README "The password grant and RFC 9700" says when to use it.
 		compose.OAuth2ResourceOwnerPasswordCredentialsFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
