@@ -10,7 +10,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/internal/seal"
 )
 
 // DSN schemes understood by [Config.StorageDriver].
@@ -20,7 +20,7 @@ const (
 )
 
 // SecretsKeySize is the length in bytes of a decoded secrets key.
-const SecretsKeySize = keys.SecretsKeySize
+const SecretsKeySize = seal.KeySize
 
 // Config is the whole portcullis configuration. Build it with [Load] or
 // [Default]; a Config built by hand must pass [Config.Validate] before use.
@@ -420,14 +420,14 @@ func (c *Config) SecretsKeyOldBytes() ([]byte, error) {
 	return decodeSecretsKey("secrets_key_old", c.SecretsKeyOld)
 }
 
-// decodeSecretsKey decodes a base64 key with keys.DecodeSecretsKey. Its
+// decodeSecretsKey decodes a base64 key with seal.DecodeKey. Its
 // errors name the configuration key and its environment variable but never
 // include the value.
 func decodeSecretsKey(name, s string) ([]byte, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
-	b, err := keys.DecodeSecretsKey(s)
+	b, err := seal.DecodeKey(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (set by %s or the config file; generate one with `openssl rand -base64 %d`)",
 			name, err, envName(name), SecretsKeySize)

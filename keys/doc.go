@@ -17,8 +17,8 @@
 // carries it. Two replicas racing to rotate insert the same generation; the
 // unique index lets exactly one win (compare-and-set on the key table).
 //
-// Private keys are sealed with AES-256-GCM under the secrets key; the sealed
-// row records the wrapping key's ID so the secrets key can be rotated
-// (Rewrap). RemoteKeySet is the other side: a cached, self-refreshing view
+// Private keys are sealed with AES-256-GCM under the secrets key by
+// internal/seal (purpose seal.SigningKey, bound to the kid); the sealed row
+// records the wrapping key's ID so the secrets key can be rotated (Rewrap). RemoteKeySet is the other side: a cached, self-refreshing view
 // of an issuer's JWKS for resource servers.
 package keys

@@ -19,7 +19,13 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/seal"
 )
+
+// ErrWrongSecretsKey is matched (errors.Is) by the errors of Init, Reload
+// and Rewrap when a stored private key was sealed under a secrets key the
+// sealer was not given, or does not open with it. It is seal.ErrWrongKey.
+var ErrWrongSecretsKey = seal.ErrWrongKey
 
 // Store persists signing keys. Implementations return errors matching
 // apperr.ErrNotFound and apperr.ErrAlreadyExists.
@@ -105,7 +111,7 @@ func (o *Options) fill() {
 // keep working while it is unreachable.
 type Manager struct {
 	store  Store
-	sealer *Sealer
+	sealer *seal.Sealer
 	opts   Options
 	ring   atomic.Pointer[ring]
 	mu     sync.Mutex // serializes reloads and rotations in this process
@@ -132,8 +138,9 @@ type ring struct {
 	etag string
 }
 
-// NewManager returns a Manager; call Init before use.
-func NewManager(store Store, sealer *Sealer, opts Options) *Manager {
+// NewManager returns a Manager whose private keys sealer seals and opens
+// (as seal.SigningKey); call Init before use.
+func NewManager(store Store, sealer *seal.Sealer, opts Options) *Manager {
 	opts.fill()
 	m := &Manager{store: store, sealer: sealer, opts: opts, started: opts.Now().UTC().Truncate(time.Second)}
 	m.ring.Store(&ring{byID: map[string]*Key{}})
@@ -236,7 +243,7 @@ func (m *Manager) reloadLocked(ctx context.Context) error {
 		}
 		k, ok := old.byID[rec.ID]
 		if !ok || k.WrapKeyID != rec.WrapKeyID {
-			der, err := m.sealer.Open(rec.ID, rec.WrapKeyID, rec.Sealed)
+			der, err := openKey(m.sealer, rec)
 			if err != nil {
 				return err
 			}
@@ -354,7 +361,7 @@ func (m *Manager) rotate(ctx context.Context, alg Algorithm, activatesAt time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("encode private key: %w", err)
 	}
-	wrapID, sealed, err := m.sealer.Seal(pub.KeyID, der)
+	wrapID, sealed, err := m.sealer.Seal(seal.SigningKey, pub.KeyID, der)
 	if err != nil {
 		return nil, err
 	}
@@ -490,7 +497,7 @@ func (m *Manager) Tick(ctx context.Context) error {
 // Rewrap re-seals every private key under the sealer's primary secrets key.
 // The sealer must also hold the old secrets key. It returns how many keys
 // were re-sealed.
-func Rewrap(ctx context.Context, store Store, sealer *Sealer) (int, error) {
+func Rewrap(ctx context.Context, store Store, sealer *seal.Sealer) (int, error) {
 	recs, err := store.ListKeys(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("load signing keys: %w", err)
@@ -500,11 +507,11 @@ func Rewrap(ctx context.Context, store Store, sealer *Sealer) (int, error) {
 		if rec.WrapKeyID == sealer.PrimaryID() {
 			continue
 		}
-		der, err := sealer.Open(rec.ID, rec.WrapKeyID, rec.Sealed)
+		der, err := openKey(sealer, rec)
 		if err != nil {
 			return n, err
 		}
-		wrapID, sealed, err := sealer.Seal(rec.ID, der)
+		wrapID, sealed, err := sealer.Seal(seal.SigningKey, rec.ID, der)
 		if err != nil {
 			return n, err
 		}
@@ -514,6 +521,16 @@ func Rewrap(ctx context.Context, store Store, sealer *Sealer) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// openKey opens the sealed private key of rec. Its error matches
+// ErrWrongSecretsKey when the key does not open.
+func openKey(sealer *seal.Sealer, rec Record) ([]byte, error) {
+	der, err := sealer.Open(seal.SigningKey, rec.ID, rec.WrapKeyID, rec.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %w", err) // "signing key KID does not open with …"
+	}
+	return der, nil
 }
 
 // JWKS is the JWK Set document (RFC 7517) of the current key ring, as

@@ -20,6 +20,7 @@ import (
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
+	"github.com/portcullis-auth/portcullis/internal/seal"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/storage"
@@ -61,7 +62,7 @@ func newEnvAlg(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Algo
 func newEnvWith(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Algorithm, reuseGrace time.Duration) *env {
 	t.Helper()
 	store := storagetest.OpenDSN(t, dsn, storage.Options{RefreshReuseGrace: reuseGrace})
-	sealer, err := keys.NewSealer(make([]byte, 32))
+	sealer, err := seal.New(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}

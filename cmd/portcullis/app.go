@@ -11,6 +11,7 @@ import (
 
 	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/seal"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/storage"
@@ -110,7 +111,7 @@ func (a *app) secrets() (primary, old []byte, err error) {
 			return nil, nil, fmt.Errorf("PORTCULLIS_SECRETS_KEY is required with a MySQL DSN")
 		}
 		var created bool
-		primary, created, err = keys.LoadOrCreateKeyFile(path+".key", nil)
+		primary, created, err = seal.LoadOrCreateKeyFile(path+".key", nil)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -124,7 +125,7 @@ func (a *app) secrets() (primary, old []byte, err error) {
 }
 
 // sealer returns the Sealer for the configured secrets keys.
-func (a *app) sealer() (*keys.Sealer, []byte, []byte, error) {
+func (a *app) sealer() (*seal.Sealer, []byte, []byte, error) {
 	primary, old, err := a.secrets()
 	if err != nil {
 		return nil, nil, nil, err
@@ -133,7 +134,7 @@ func (a *app) sealer() (*keys.Sealer, []byte, []byte, error) {
 	if old != nil {
 		olds = append(olds, old)
 	}
-	s, err := keys.NewSealer(primary, olds...)
+	s, err := seal.New(primary, olds...)
 	return s, primary, old, err
 }
 
