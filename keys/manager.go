@@ -69,7 +69,8 @@ type Options struct {
 	// Retention is how long a retired key stays published: the longest
 	// access-token lifetime plus clock-skew leeway; default 20m.
 	Retention time.Duration
-	// Now defaults to time.Now; Rand to crypto/rand.Reader.
+	// Now defaults to time.Now; Rand to crypto/rand.Reader. Rand must be
+	// safe for concurrent use: concurrent rotations generate keys at once.
 	Now    func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger
@@ -336,19 +337,12 @@ func (m *Manager) activation(activateIn time.Duration) time.Time {
 // scheduled rotation passes the generation following the snapshot it
 // decided on, so the insert is a true compare-and-set: if anyone rotated
 // any key since, it fails.
+//
+// The key is generated before the manager's lock is taken (an RSA key can
+// take a second), so that a concurrent Reload or rotation does not wait for
+// it; choosing the generation, the insert and the reload happen under the
+// lock.
 func (m *Manager) rotate(ctx context.Context, alg Algorithm, activatesAt time.Time, gen int64) (*Key, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if gen == 0 {
-		recs, err := m.store.ListKeys(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("load signing keys: %w", err)
-		}
-		gen = 1
-		if n := len(recs); n > 0 {
-			gen = recs[n-1].Generation + 1
-		}
-	}
 	priv, err := generate(alg, m.opts.RSABits, m.opts.Rand)
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
@@ -361,11 +355,24 @@ func (m *Manager) rotate(ctx context.Context, alg Algorithm, activatesAt time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("encode private key: %w", err)
 	}
-	wrapID, sealed, err := m.sealer.Seal(seal.SigningKey, pub.KeyID, der)
+	pubJSON, err := json.Marshal(pub)
 	if err != nil {
 		return nil, err
 	}
-	pubJSON, err := json.Marshal(pub)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen == 0 {
+		recs, err := m.store.ListKeys(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load signing keys: %w", err)
+		}
+		gen = 1
+		if n := len(recs); n > 0 {
+			gen = recs[n-1].Generation + 1
+		}
+	}
+	wrapID, sealed, err := m.sealer.Seal(seal.SigningKey, pub.KeyID, der)
 	if err != nil {
 		return nil, err
 	}

@@ -411,3 +411,67 @@ func TestInitLosesFirstKeyRace(t *testing.T) {
 		t.Fatalf("replicas sign with different keys: %v vs %v", a, b)
 	}
 }
+
+// blockingReader blocks every Read until release is closed, after telling
+// reading once.
+type blockingReader struct {
+	reading chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	r.once.Do(func() { close(r.reading) })
+	<-r.release
+	return rand.Read(p)
+}
+
+// TestRotateGeneratesOutsideLock: while a rotation is generating its key
+// (an RSA key takes up to a second), Reload, and so the Run loop, does not
+// wait for it; the rotation still inserts the generation it chose.
+// (EdDSA, since ed25519 is the generator that still reads Options.Rand.)
+func TestRotateGeneratesOutsideLock(t *testing.T) {
+	c := newClock()
+	store := openStore(t)
+	sl := sealer(t, secret(t))
+	started(t, store, sl, opts(c, keys.EdDSA)) // the first key, generated normally
+	rnd := &blockingReader{reading: make(chan struct{}), release: make(chan struct{})}
+	o := opts(c, keys.EdDSA)
+	o.Rand = rnd
+	m := keys.NewManager(store, sl, o)
+	if err := m.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rotated := make(chan error, 1)
+	go func() {
+		_, err := m.Rotate(t.Context(), 0)
+		rotated <- err
+	}()
+	select {
+	case <-rnd.reading:
+	case err := <-rotated:
+		t.Fatalf("Rotate returned before generating a key: %v", err)
+	}
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- m.Reload(t.Context()) }()
+	select {
+	case err := <-reloaded:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(rnd.release)
+		t.Fatal("Reload waited for the key generation of a rotation")
+	}
+	close(rnd.release)
+	if err := <-rotated; err != nil {
+		t.Fatal(err)
+	}
+	recs, err := store.ListKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[1].Generation != 2 {
+		t.Fatalf("keys after the rotation: %+v, want generations 1 and 2", recs)
+	}
+}
