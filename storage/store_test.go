@@ -65,7 +65,7 @@ func TestOpenErrors(t *testing.T) {
 		name, dsn, want string
 	}{
 		{"unknown scheme", "postgres://u:secret@h/db", "unsupported DSN"},
-		{"password redacted", "postgres://u:secret@h/db", "u:***@h"},
+		{"password redacted", "postgres://u:secret@h/db", "u:REDACTED@h"},
 		{"empty sqlite path", "sqlite://", "empty path"},
 		{"bad mysql DSN", "mysql://not a dsn", "mysql"},
 	}
