@@ -141,18 +141,19 @@ type Password struct {
 
 // Argon2 holds the argon2id parameters used for new password hashes. The
 // defaults are the OWASP Password Storage Cheat Sheet minimum (m=19 MiB, t=2,
-// p=1). Existing hashes keep the parameters encoded in them.
+// p=1). Existing hashes keep the parameters encoded in them. The bounds are
+// the hasher's, [identity.Argon2Params.Validate], except the salt's minimum.
 type Argon2 struct {
 	// MemoryKiB is the memory cost in KiB, at least 8*Parallelism and at most
-	// 4194304 (4 GiB). Default: 19456.
+	// 1048576 (1 GiB), and MemoryKiB*Iterations at most 4194304. Default: 19456.
 	MemoryKiB uint32 `yaml:"memory_kib"`
-	// Iterations is the time cost, at least 1. Default: 2.
+	// Iterations is the time cost, 1..100. Default: 2.
 	Iterations uint32 `yaml:"iterations"`
 	// Parallelism is the number of lanes, at least 1. Default: 1.
 	Parallelism uint8 `yaml:"parallelism"`
-	// SaltLength is the random salt length in bytes, at least 16. Default: 16.
+	// SaltLength is the random salt length in bytes, 16..64. Default: 16.
 	SaltLength uint32 `yaml:"salt_length"`
-	// KeyLength is the derived key length in bytes, at least 16. Default: 32.
+	// KeyLength is the derived key length in bytes, 16..128. Default: 32.
 	KeyLength uint32 `yaml:"key_length"`
 	// MaxConcurrent bounds how many argon2id computations run at once (each
 	// holds MemoryKiB of memory), so a burst of logins queues instead of
