@@ -84,6 +84,12 @@ type Options struct {
 	// a migration may wait up to 60s for the migration lock or run long
 	// DDL.
 	QueryTimeout time.Duration
+	// Now is the clock of every timestamp the store writes or compares:
+	// default created_at and updated_at, a refresh token's rotated_at and
+	// its age against RefreshReuseGrace, and gorm's NowFunc. Nil means
+	// time.Now. Deadlines (QueryTimeout) always use the wall clock. Tests
+	// pass a fake clock to step past a grace without sleeping.
+	Now func() time.Time
 	// RefreshReuseGrace is how long after its rotation a refresh token
 	// presented again is treated as a concurrent duplicate (the request is
 	// refused, the grant survives) rather than as reuse (the whole grant is
@@ -111,6 +117,7 @@ type Store struct {
 	logger       *slog.Logger
 	reuseGrace   time.Duration
 	queryTimeout time.Duration
+	now          func() time.Time // Options.Now
 }
 
 // Open returns a Store for dsn, which is either "sqlite://PATH" or
@@ -132,13 +139,16 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	s := &Store{logger: logger, reuseGrace: opts.RefreshReuseGrace, queryTimeout: cmpOr(opts.QueryTimeout, DefaultQueryTimeout), now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	gcfg := &gorm.Config{
 		Logger:                 newGormLogger(logger),
 		SkipDefaultTransaction: true,
 		TranslateError:         false,
-		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		NowFunc:                func() time.Time { return dbTime(s.now()) },
 	}
-	s := &Store{logger: logger, reuseGrace: opts.RefreshReuseGrace, queryTimeout: cmpOr(opts.QueryTimeout, DefaultQueryTimeout)}
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, sqliteScheme):
