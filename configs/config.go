@@ -252,8 +252,9 @@ type Database struct {
 	// sets them; migrations are not bounded by it. 100ms..1m. Default: 2s,
 	// so that a request answers within 5s even after two timed-out calls.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
-	// AutoMigrate makes serve apply pending schema migrations at start.
-	// Default: true.
+	// AutoMigrate makes serve apply pending schema migrations at start;
+	// without it serve refuses a schema that is not current. Other
+	// commands never migrate: only `portcullis migrate` does. Default: true.
 	AutoMigrate bool `yaml:"auto_migrate"`
 }
 

@@ -33,6 +33,10 @@ func testMigrateFresh(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	latest := int64(len(wantMigrations))
+	if cur, lat, err := s.SchemaVersion(t.Context()); err != nil || cur != 0 || lat != latest {
+		t.Fatalf("fresh database: SchemaVersion = %d, %d, %v; want 0, %d", cur, lat, err, latest)
+	}
 	st, err := s.MigrationStatus(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +60,9 @@ func testMigrateFresh(t *testing.T, dsn string) {
 		}
 		if !slices.Equal(applied, tt.want) {
 			t.Fatalf("%s: applied %v, want %v", tt.name, applied, tt.want)
+		}
+		if cur, lat, err := s.SchemaVersion(t.Context()); err != nil || cur != latest || lat != latest {
+			t.Fatalf("%s: SchemaVersion = %d, %d, %v; want %d, %d", tt.name, cur, lat, err, latest, latest)
 		}
 	}
 }

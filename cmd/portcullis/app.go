@@ -83,17 +83,16 @@ func (a *app) migrate(ctx context.Context) ([]string, error) {
 	return applied, nil
 }
 
-// requireMigrated fails with a clear message when migrations are pending
-// and serve was told not to apply them.
+// requireMigrated fails with one line naming both schema versions when the
+// database is not migrated to this binary's schema, without touching it:
+// only migrate (and serve, unless told not to) apply migrations.
 func (a *app) requireMigrated(ctx context.Context) error {
-	st, err := a.store.MigrationStatus(ctx)
+	current, latest, err := a.store.SchemaVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("read migration status: %w", err)
+		return fmt.Errorf("read the database schema version: %w", err)
 	}
-	for _, m := range st {
-		if !m.Applied {
-			return fmt.Errorf("the database schema is not up to date (migration %s is pending): run `portcullis migrate`", m.Name)
-		}
+	if current != latest {
+		return fmt.Errorf("the database schema is at version %d, this binary needs version %d: run `portcullis migrate`", current, latest)
 	}
 	return nil
 }
