@@ -445,10 +445,12 @@ func TestRedaction(t *testing.T) {
 	outputs := map[string]string{
 		"slog text": text.String(),
 		"slog json": js.String(),
-		"%v":        fmt.Sprintf("%v", cfg),
-		"%+v":       fmt.Sprintf("%+v", *cfg),
-		"%#v":       fmt.Sprintf("%#v", *cfg),
-		"%s":        fmt.Sprintf("%s", cfg),
+	}
+	// Every verb, on the pointer and on the value (the verb is what is
+	// under test, so it is not spelled as a call to String).
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		outputs[verb+" *Config"] = fmt.Sprintf(verb, cfg)
+		outputs[verb+" Config"] = fmt.Sprintf(verb, *cfg)
 	}
 	for name, out := range outputs {
 		for _, s := range secrets {
