@@ -10,7 +10,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/internal/seal"
 )
 
 // DSN schemes understood by [Config.StorageDriver].
@@ -20,7 +20,7 @@ const (
 )
 
 // SecretsKeySize is the length in bytes of a decoded secrets key.
-const SecretsKeySize = keys.SecretsKeySize
+const SecretsKeySize = seal.KeySize
 
 // Config is the whole portcullis configuration. Build it with [Load] or
 // [Default]; a Config built by hand must pass [Config.Validate] before use.
@@ -141,18 +141,19 @@ type Password struct {
 
 // Argon2 holds the argon2id parameters used for new password hashes. The
 // defaults are the OWASP Password Storage Cheat Sheet minimum (m=19 MiB, t=2,
-// p=1). Existing hashes keep the parameters encoded in them.
+// p=1). Existing hashes keep the parameters encoded in them. The bounds are
+// the hasher's, [identity.Argon2Params.Validate], except the salt's minimum.
 type Argon2 struct {
 	// MemoryKiB is the memory cost in KiB, at least 8*Parallelism and at most
-	// 4194304 (4 GiB). Default: 19456.
+	// 1048576 (1 GiB), and MemoryKiB*Iterations at most 4194304. Default: 19456.
 	MemoryKiB uint32 `yaml:"memory_kib"`
-	// Iterations is the time cost, at least 1. Default: 2.
+	// Iterations is the time cost, 1..100. Default: 2.
 	Iterations uint32 `yaml:"iterations"`
 	// Parallelism is the number of lanes, at least 1. Default: 1.
 	Parallelism uint8 `yaml:"parallelism"`
-	// SaltLength is the random salt length in bytes, at least 16. Default: 16.
+	// SaltLength is the random salt length in bytes, 16..64. Default: 16.
 	SaltLength uint32 `yaml:"salt_length"`
-	// KeyLength is the derived key length in bytes, at least 16. Default: 32.
+	// KeyLength is the derived key length in bytes, 16..128. Default: 32.
 	KeyLength uint32 `yaml:"key_length"`
 	// MaxConcurrent bounds how many argon2id computations run at once (each
 	// holds MemoryKiB of memory), so a burst of logins queues instead of
@@ -251,8 +252,9 @@ type Database struct {
 	// sets them; migrations are not bounded by it. 100ms..1m. Default: 2s,
 	// so that a request answers within 5s even after two timed-out calls.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
-	// AutoMigrate makes serve apply pending schema migrations at start.
-	// Default: true.
+	// AutoMigrate makes serve apply pending schema migrations at start;
+	// without it serve refuses a schema that is not current. Other
+	// commands never migrate: only `portcullis migrate` does. Default: true.
 	AutoMigrate bool `yaml:"auto_migrate"`
 }
 
@@ -420,14 +422,14 @@ func (c *Config) SecretsKeyOldBytes() ([]byte, error) {
 	return decodeSecretsKey("secrets_key_old", c.SecretsKeyOld)
 }
 
-// decodeSecretsKey decodes a base64 key with keys.DecodeSecretsKey. Its
+// decodeSecretsKey decodes a base64 key with seal.DecodeKey. Its
 // errors name the configuration key and its environment variable but never
 // include the value.
 func decodeSecretsKey(name, s string) ([]byte, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
-	b, err := keys.DecodeSecretsKey(s)
+	b, err := seal.DecodeKey(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (set by %s or the config file; generate one with `openssl rand -base64 %d`)",
 			name, err, envName(name), SecretsKeySize)

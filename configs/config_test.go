@@ -397,7 +397,7 @@ func TestMultipleProblems(t *testing.T) {
 		"access_token_ttl: 500ms is outside 1s..24h",
 		"password.min_length: 6 is below 8",
 		"argon2.salt_length: 8 is below 16 bytes",
-		`keys.algorithm: "HS256" is not one of ES256, RS256, EdDSA`,
+		`keys.algorithm: unsupported signing algorithm "HS256" (want ES256, RS256 or EdDSA)`,
 		"keys.prepublication: 1h must exceed",
 		"http.max_body_bytes: 100 is outside 1024..10485760",
 		`log.format: "xml" is not one of text, json`,
@@ -445,10 +445,12 @@ func TestRedaction(t *testing.T) {
 	outputs := map[string]string{
 		"slog text": text.String(),
 		"slog json": js.String(),
-		"%v":        fmt.Sprintf("%v", cfg),
-		"%+v":       fmt.Sprintf("%+v", *cfg),
-		"%#v":       fmt.Sprintf("%#v", *cfg),
-		"%s":        fmt.Sprintf("%s", cfg),
+	}
+	// Every verb, on the pointer and on the value (the verb is what is
+	// under test, so it is not spelled as a call to String).
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		outputs[verb+" *Config"] = fmt.Sprintf(verb, cfg)
+		outputs[verb+" Config"] = fmt.Sprintf(verb, *cfg)
 	}
 	for name, out := range outputs {
 		for _, s := range secrets {
@@ -605,6 +607,38 @@ func TestAccessTokenTTLBounds(t *testing.T) {
 			}
 			if got := cfg.ShortAccessTokenTTL(); got != tt.wantShort {
 				t.Errorf("ShortAccessTokenTTL() = %v, want %v", got, tt.wantShort)
+			}
+		})
+	}
+}
+
+// TestArgon2MemoryAboveHasherBound: argon2.memory_kib is bounded by the
+// hasher (identity.Argon2Params.Validate, 1 GiB), not by a bound of its own
+// (it was 4 GiB here): 2 GiB is a problem of argon2.memory_kib, reported
+// with the hasher's limit, also beside other argon2 problems.
+func TestArgon2MemoryAboveHasherBound(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		want    []string
+	}{
+		{"alone", []string{"PORTCULLIS_ARGON2_MEMORY_KIB=2097152"}, []string{
+			"argon2.memory_kib: argon2 memory 2097152 KiB out of range [8, 1048576]",
+		}},
+		{"beside a short salt", []string{"PORTCULLIS_ARGON2_MEMORY_KIB=2097152", "PORTCULLIS_ARGON2_SALT_LENGTH=8"}, []string{
+			"argon2.memory_kib: argon2 memory 2097152 KiB out of range [8, 1048576]",
+			"argon2.salt_length: 8 is below 16 bytes",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := configs.Load("", tc.environ, nil)
+			if err == nil {
+				t.Fatal("Load succeeded with argon2.memory_kib = 2 GiB")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
 			}
 		})
 	}

@@ -33,5 +33,5 @@ func ExampleLoad() {
 	// storage: sqlite portcullis.db
 	// env PORTCULLIS_ACCESS_TOKEN_TTL: invalid duration "fifteen": want a Go duration such as "30s", "15m" or "720h"
 	// PORTCULLIS_SECRETS_KEY is required with a MySQL DSN: signing keys are stored encrypted in the shared database, so every replica needs the same key and none may generate its own; generate one with `openssl rand -base64 32`
-	// keys.algorithm: "HS256" is not one of ES256, RS256, EdDSA
+	// keys.algorithm: unsupported signing algorithm "HS256" (want ES256, RS256 or EdDSA)
 }

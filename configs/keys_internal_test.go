@@ -108,20 +108,3 @@ func TestSetStringList(t *testing.T) {
 		t.Errorf("yaml sequence: got %q, errors %v", v.List, w.errs)
 	}
 }
-
-func TestRedactDSN(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"sqlite://portcullis.db", "sqlite://portcullis.db"},
-		{"mysql://u:pw@tcp(db:3306)/p", "mysql://u:[REDACTED]@tcp(db:3306)/p"},
-		{"mysql://u:p@w/d@tcp(db:3306)/p", "mysql://u:[REDACTED]@tcp(db:3306)/p"},
-		{"mysql://u@tcp(db:3306)/p", "mysql://u@tcp(db:3306)/p"},
-		{"mysql://u:pw@tcp(db:3306)", "mysql://u:[REDACTED]@tcp(db:3306)"},
-		{"postgres://u:pw@db/p", "postgres://u:REDACTED@db/p"},
-		{"u:pw@tcp(db)/p", "[REDACTED]"},
-	}
-	for _, tt := range tests {
-		if got := redactDSN(tt.in); got != tt.want {
-			t.Errorf("redactDSN(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}

@@ -3,15 +3,16 @@ package configs
 import (
 	"fmt"
 	"log/slog"
-	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis-auth/portcullis/storage"
 )
 
 // redacted replaces a secret that is set.
-const redacted = "[REDACTED]"
+const redacted = storage.Redacted
 
 // LogValue implements [slog.LogValuer]: every key as a group nested like the
 // YAML file, with secrets_key and secrets_key_old shown as "[REDACTED]" when
@@ -79,7 +80,7 @@ func (f leaf) shown() string {
 	switch f.redact {
 	case "":
 	case "dsn":
-		return redactDSN(f.value.String())
+		return storage.RedactDSN(f.value.String())
 	default:
 		if f.value.String() != "" {
 			return redacted
@@ -107,42 +108,6 @@ func (f leaf) shown() string {
 		return strings.Join(items, ",")
 	}
 	return fmt.Sprint(v.Interface())
-}
-
-// redactDSN replaces the password of a DSN with "[REDACTED]". A MySQL DSN is
-// split as go-sql-driver/mysql splits it (user up to the first ':', password
-// up to the last '@' before the last '/'), so even one that does not parse
-// keeps its password hidden; any other DSN is treated as a URL.
-func redactDSN(dsn string) string {
-	if rest, ok := strings.CutPrefix(dsn, mysqlScheme); ok {
-		head := rest
-		if slash := strings.LastIndex(rest, "/"); slash >= 0 {
-			head = rest[:slash]
-		}
-		at := strings.LastIndex(head, "@")
-		if at < 0 {
-			return dsn
-		}
-		user, _, hasPass := strings.Cut(rest[:at], ":")
-		if !hasPass {
-			return dsn
-		}
-		return mysqlScheme + user + ":" + redacted + rest[at:]
-	}
-	if strings.HasPrefix(dsn, sqliteScheme) {
-		return dsn
-	}
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, hasPass := u.User.Password(); hasPass {
-			u.User = url.UserPassword(u.User.Username(), "REDACTED")
-			return u.String()
-		}
-		return dsn
-	}
-	if strings.Contains(dsn, "@") {
-		return redacted // unparsable and perhaps holding credentials
-	}
-	return dsn
 }
 
 // fmtDuration formats d like [time.Duration.String] without zero trailing

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -14,22 +13,28 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/clientip"
 	"github.com/portcullis-auth/portcullis/internal/cors"
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth"
 )
 
-// Limits enforced by Validate.
+// Limits enforced by Validate beyond those of the packages configured
+// (identity.Argon2Params.Validate, keys.ParseAlgorithm, cors.ParseOrigins,
+// clientip.New, oauth.ValidScope and oauth.ValidAudience), which Validate
+// calls rather than restates.
 const (
 	minAccessTokenTTL  = time.Second
 	maxAccessTokenTTL  = 24 * time.Hour
 	maxRefreshTokenTTL = 8760 * time.Hour
 	minPasswordLength  = 8
 	maxPasswordLength  = 1024
-	maxArgon2MemoryKiB = 4 << 20 // 4 GiB: a value in bytes, not KiB, lands above it
-	minArgon2Salt      = 16
-	minArgon2Key       = 16
-	minRotation        = time.Hour
-	minMaxBodyBytes    = 1 << 10
-	maxMaxBodyBytes    = 10 << 20
+	// minArgon2Salt is for new hashes (RFC 9106 section 3.1 recommends
+	// 128 bits); the hasher still accepts stored hashes with 8.
+	minArgon2Salt   = 16
+	minRotation     = time.Hour
+	minMaxBodyBytes = 1 << 10
+	maxMaxBodyBytes = 10 << 20
 )
 
 // ErrSecretsKeyRequired is joined into the error of [Config.Validate] (and so
@@ -207,18 +212,14 @@ func (c *Config) validateIssuer(p *problems) {
 }
 
 // validateScopesSupported checks that scopes_supported lists distinct
-// RFC 6749 section 3.3 scope-tokens (1*( %x21 / %x23-5B / %x5D-7E )).
+// scopes a client could be registered for (oauth.ValidScope: RFC 6749
+// section 3.3 scope-tokens of at most 128 characters).
 func (c *Config) validateScopesSupported(p *problems) {
 	seen := make(map[string]bool, len(c.ScopesSupported))
 	for _, s := range c.ScopesSupported {
-		ok := s != ""
-		for i := 0; i < len(s) && ok; i++ {
-			b := s[i]
-			ok = b == 0x21 || (b >= 0x23 && b <= 0x5B) || (b >= 0x5D && b <= 0x7E)
-		}
 		switch {
-		case !ok:
-			p.add("scopes_supported", "%q is not an RFC 6749 scope-token (printable ASCII without space, \" or \\)", s)
+		case !oauth.ValidScope(s):
+			p.add("scopes_supported", "%q is not an RFC 6749 scope-token (printable ASCII without space, \" or \\, at most 128 characters)", s)
 		case seen[s]:
 			p.add("scopes_supported", "%q is listed twice", s)
 		}
@@ -226,15 +227,15 @@ func (c *Config) validateScopesSupported(p *problems) {
 	}
 }
 
-// validateAudiences checks default_audience and admin_audience: no
-// whitespace, at most 512 characters (as a client's audiences), and
+// validateAudiences checks default_audience and admin_audience: empty or
+// an audience a client could be registered with (oauth.ValidAudience), and
 // different from each other, or every token without an audience would be
 // accepted by the admin API's audience check.
 func (c *Config) validateAudiences(p *problems) {
 	for _, a := range []struct{ key, value string }{
 		{"default_audience", c.DefaultAudience}, {"admin_audience", c.AdminAudience},
 	} {
-		if len(a.value) > 512 || strings.ContainsAny(a.value, " \t\r\n") {
+		if a.value != "" && !oauth.ValidAudience(a.value) {
 			p.add(a.key, "must be at most 512 characters without whitespace")
 		}
 	}
@@ -264,32 +265,31 @@ func (c *Config) validatePassword(p *problems) {
 	}
 }
 
+// validateArgon2 reports every parameter the hasher refuses
+// (identity.Argon2Params.Problems, the bounds that also guard stored
+// hashes), so that a value it would refuse is a start-up error rather than
+// failing sign-ups and making unknown-user logins cheaper than wrong
+// passwords; and new salts shorter than 16 bytes.
 func (c *Config) validateArgon2(p *problems) {
-	a := c.Argon2
-	before := len(*p)
-	if a.Parallelism < 1 {
-		p.add("argon2.parallelism", "must be at least 1")
-	}
-	if minMem := 8 * uint32(max(a.Parallelism, 1)); a.MemoryKiB < minMem || a.MemoryKiB > maxArgon2MemoryKiB {
-		p.add("argon2.memory_kib", "%d is outside %d (8 per lane)..%d (4 GiB); the unit is KiB", a.MemoryKiB, minMem, maxArgon2MemoryKiB)
-	}
-	if a.Iterations < 1 {
-		p.add("argon2.iterations", "must be at least 1")
-	}
-	if a.SaltLength < minArgon2Salt {
-		p.add("argon2.salt_length", "%d is below %d bytes", a.SaltLength, minArgon2Salt)
-	}
-	if a.KeyLength < minArgon2Key {
-		p.add("argon2.key_length", "%d is below %d bytes", a.KeyLength, minArgon2Key)
-	}
-	if len(*p) == before {
-		// The hasher's own bounds (which also guard stored hashes) are
-		// tighter in places: check them too, so that a value it would
-		// refuse is a start-up error rather than failing sign-ups and
-		// making unknown-user logins cheaper than wrong passwords.
-		if err := c.Argon2Params().Validate(); err != nil {
-			p.add("argon2", "%v", err)
+	saltChecked := false
+	for _, e := range c.Argon2Params().Problems() {
+		key := "argon2"
+		switch e.Param {
+		case "Parallelism":
+			key = "argon2.parallelism"
+		case "MemoryKiB":
+			key = "argon2.memory_kib"
+		case "Iterations":
+			key = "argon2.iterations"
+		case "SaltLength":
+			key, saltChecked = "argon2.salt_length", true
+		case "KeyLength":
+			key = "argon2.key_length"
 		}
+		p.add(key, "%v", e)
+	}
+	if a := c.Argon2; !saltChecked && a.SaltLength < minArgon2Salt {
+		p.add("argon2.salt_length", "%d is below %d bytes", a.SaltLength, minArgon2Salt)
 	}
 }
 
@@ -328,8 +328,8 @@ func (c *Config) validateLockout(p *problems) {
 
 func (c *Config) validateKeys(p *problems) {
 	k := c.Keys
-	if !slices.Contains([]string{"ES256", "RS256", "EdDSA"}, k.Algorithm) {
-		p.add("keys.algorithm", "%q is not one of ES256, RS256, EdDSA", k.Algorithm)
+	if _, err := keys.ParseAlgorithm(k.Algorithm); err != nil {
+		p.add("keys.algorithm", "%v", err)
 	}
 	if !slices.Contains([]int{2048, 3072, 4096}, k.RSABits) {
 		p.add("keys.rsa_bits", "%d is not one of 2048, 3072, 4096", k.RSABits)
@@ -348,7 +348,7 @@ func (c *Config) validateKeys(p *problems) {
 		p.add("keys.retention_leeway", "must not be negative")
 	}
 	for _, a := range k.RS256Audiences {
-		if a == "" || len(a) > 512 || strings.ContainsAny(a, " \t\r\n") {
+		if !oauth.ValidAudience(a) {
 			p.add("keys.rs256_audiences", "%q is not an audience (1 to 512 characters without whitespace)", a)
 		}
 	}
@@ -403,11 +403,8 @@ func (c *Config) validateHTTP(p *problems) {
 		}
 	}
 	for _, tp := range h.TrustedProxies {
-		if _, err := netip.ParsePrefix(tp); err == nil {
-			continue
-		}
-		if _, err := netip.ParseAddr(tp); err != nil {
-			p.add("http.trusted_proxies", "%q is neither an IP address nor a CIDR prefix", tp)
+		if _, err := clientip.New([]string{tp}); err != nil {
+			p.add("http.trusted_proxies", "%v", err)
 		}
 	}
 	if _, err := cors.ParseOrigins(h.CORSAllowedOrigins); err != nil {

@@ -88,24 +88,58 @@ func DefaultArgon2Params() Argon2Params {
 //   - SaltLength from 8 to 64 bytes;
 //   - KeyLength from 16 to 128 bytes.
 //
-// It returns an error describing the first parameter out of range.
+// It returns the first of p.Problems (an *Argon2ParamError), or nil.
 func (p Argon2Params) Validate() error {
-	switch {
-	case p.Parallelism < 1:
-		return fmt.Errorf("argon2 parallelism %d out of range [1, 255]", p.Parallelism)
-	case p.MemoryKiB < minArgon2MemoryPerLane*uint32(p.Parallelism) || p.MemoryKiB > maxArgon2MemoryKiB:
-		return fmt.Errorf("argon2 memory %d KiB out of range [%d, %d]",
-			p.MemoryKiB, minArgon2MemoryPerLane*uint32(p.Parallelism), maxArgon2MemoryKiB)
-	case p.Iterations < 1 || p.Iterations > maxArgon2Iterations:
-		return fmt.Errorf("argon2 iterations %d out of range [1, %d]", p.Iterations, maxArgon2Iterations)
-	case uint64(p.MemoryKiB)*uint64(p.Iterations) > maxArgon2Work:
-		return fmt.Errorf("argon2 memory × iterations %d exceeds %d", uint64(p.MemoryKiB)*uint64(p.Iterations), maxArgon2Work)
-	case p.SaltLength < minArgon2Salt || p.SaltLength > maxArgon2Salt:
-		return fmt.Errorf("argon2 salt length %d out of range [%d, %d]", p.SaltLength, minArgon2Salt, maxArgon2Salt)
-	case p.KeyLength < minArgon2Key || p.KeyLength > maxArgon2Key:
-		return fmt.Errorf("argon2 key length %d out of range [%d, %d]", p.KeyLength, minArgon2Key, maxArgon2Key)
+	if problems := p.Problems(); len(problems) > 0 {
+		return problems[0]
 	}
 	return nil
+}
+
+// Argon2ParamError is a parameter outside the bounds of
+// Argon2Params.Validate.
+type Argon2ParamError struct {
+	// Param names the Argon2Params field out of range: "Parallelism",
+	// "MemoryKiB", "Iterations", "SaltLength" or "KeyLength"; it is ""
+	// for the bound on MemoryKiB × Iterations.
+	Param string
+	msg   string
+}
+
+// Error describes the parameter and its range, e.g.
+// "argon2 memory 2097152 KiB out of range [8, 1048576]".
+func (e *Argon2ParamError) Error() string { return e.msg }
+
+// Problems returns one error per bound of Validate that p breaks, in the
+// order Validate lists them, so that a configuration can report each
+// parameter at once; nil when p is valid.
+func (p Argon2Params) Problems() []*Argon2ParamError {
+	var out []*Argon2ParamError
+	add := func(param, format string, args ...any) {
+		out = append(out, &Argon2ParamError{Param: param, msg: fmt.Sprintf(format, args...)})
+	}
+	if p.Parallelism < 1 {
+		add("Parallelism", "argon2 parallelism %d out of range [1, 255]", p.Parallelism)
+	}
+	minMemory := minArgon2MemoryPerLane * uint32(max(p.Parallelism, 1))
+	memoryOK := p.MemoryKiB >= minMemory && p.MemoryKiB <= maxArgon2MemoryKiB
+	if !memoryOK {
+		add("MemoryKiB", "argon2 memory %d KiB out of range [%d, %d]", p.MemoryKiB, minMemory, maxArgon2MemoryKiB)
+	}
+	iterationsOK := p.Iterations >= 1 && p.Iterations <= maxArgon2Iterations
+	if !iterationsOK {
+		add("Iterations", "argon2 iterations %d out of range [1, %d]", p.Iterations, maxArgon2Iterations)
+	}
+	if work := uint64(p.MemoryKiB) * uint64(p.Iterations); memoryOK && iterationsOK && work > maxArgon2Work {
+		add("", "argon2 memory × iterations %d exceeds %d", work, maxArgon2Work)
+	}
+	if p.SaltLength < minArgon2Salt || p.SaltLength > maxArgon2Salt {
+		add("SaltLength", "argon2 salt length %d out of range [%d, %d]", p.SaltLength, minArgon2Salt, maxArgon2Salt)
+	}
+	if p.KeyLength < minArgon2Key || p.KeyLength > maxArgon2Key {
+		add("KeyLength", "argon2 key length %d out of range [%d, %d]", p.KeyLength, minArgon2Key, maxArgon2Key)
+	}
+	return out
 }
 
 // PasswordHasher hashes and verifies passwords with argon2id, storing them

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,6 +64,40 @@ func TestArgon2ParamsValidate(t *testing.T) {
 				t.Fatalf("Validate(%+v) = %v, want error %v", tt.params, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestArgon2ParamsProblems: Problems names every parameter out of range
+// (a configuration reports them all at once); Validate is its first.
+func TestArgon2ParamsProblems(t *testing.T) {
+	tests := []struct {
+		params Argon2Params
+		want   []string // Param of each problem
+	}{
+		{DefaultArgon2Params(), nil},
+		{Argon2Params{}, []string{"Parallelism", "MemoryKiB", "Iterations", "SaltLength", "KeyLength"}},
+		{Argon2Params{MemoryKiB: 2 << 20, Iterations: 2, Parallelism: 1, SaltLength: 8, KeyLength: 200}, []string{"MemoryKiB", "KeyLength"}},
+		{Argon2Params{MemoryKiB: 1 << 20, Iterations: 5, Parallelism: 1, SaltLength: 16, KeyLength: 32}, []string{""}},
+	}
+	for _, tt := range tests {
+		problems := tt.params.Problems()
+		var got []string
+		for _, p := range problems {
+			got = append(got, p.Param)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("Problems(%+v) = %q, want %q", tt.params, got, tt.want)
+		}
+		err := tt.params.Validate()
+		if len(problems) == 0 {
+			if err != nil {
+				t.Errorf("Validate(%+v) = %v with no problems", tt.params, err)
+			}
+			continue
+		}
+		if pe, ok := errors.AsType[*Argon2ParamError](err); !ok || *pe != *problems[0] {
+			t.Errorf("Validate(%+v) = %v, want the first problem %v", tt.params, err, problems[0])
+		}
 	}
 }
 

@@ -17,8 +17,9 @@
 // carries it. Two replicas racing to rotate insert the same generation; the
 // unique index lets exactly one win (compare-and-set on the key table).
 //
-// Private keys are sealed with AES-256-GCM under the secrets key; the sealed
-// row records the wrapping key's ID so the secrets key can be rotated
-// (Rewrap). The other side, the cached, self-refreshing view of an issuer's
-// JWKS for resource servers, is oauth/resource's RemoteKeySet.
+// Private keys are sealed with AES-256-GCM under the secrets key by
+// internal/seal (purpose seal.SigningKey, bound to the kid); the sealed row
+// records the wrapping key's ID so the secrets key can be rotated
+// (Rewrap). The other side, the cached, self-refreshing view of an
+// issuer's JWKS for resource servers, is oauth/resource's RemoteKeySet.
 package keys

@@ -19,7 +19,13 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/seal"
 )
+
+// ErrWrongSecretsKey is matched (errors.Is) by the errors of Init, Reload
+// and Rewrap when a stored private key was sealed under a secrets key the
+// sealer was not given, or does not open with it. It is seal.ErrWrongKey.
+var ErrWrongSecretsKey = seal.ErrWrongKey
 
 // Store persists signing keys. Implementations return errors matching
 // apperr.ErrNotFound and apperr.ErrAlreadyExists.
@@ -63,7 +69,8 @@ type Options struct {
 	// Retention is how long a retired key stays published: the longest
 	// access-token lifetime plus clock-skew leeway; default 20m.
 	Retention time.Duration
-	// Now defaults to time.Now; Rand to crypto/rand.Reader.
+	// Now defaults to time.Now; Rand to crypto/rand.Reader. Rand must be
+	// safe for concurrent use: concurrent rotations generate keys at once.
 	Now    func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger
@@ -105,7 +112,7 @@ func (o *Options) fill() {
 // keep working while it is unreachable.
 type Manager struct {
 	store  Store
-	sealer *Sealer
+	sealer *seal.Sealer
 	opts   Options
 	ring   atomic.Pointer[ring]
 	mu     sync.Mutex // serializes reloads and rotations in this process
@@ -132,8 +139,9 @@ type ring struct {
 	etag string
 }
 
-// NewManager returns a Manager; call Init before use.
-func NewManager(store Store, sealer *Sealer, opts Options) *Manager {
+// NewManager returns a Manager whose private keys sealer seals and opens
+// (as seal.SigningKey); call Init before use.
+func NewManager(store Store, sealer *seal.Sealer, opts Options) *Manager {
 	opts.fill()
 	m := &Manager{store: store, sealer: sealer, opts: opts, started: opts.Now().UTC().Truncate(time.Second)}
 	m.ring.Store(&ring{byID: map[string]*Key{}})
@@ -236,7 +244,7 @@ func (m *Manager) reloadLocked(ctx context.Context) error {
 		}
 		k, ok := old.byID[rec.ID]
 		if !ok || k.WrapKeyID != rec.WrapKeyID {
-			der, err := m.sealer.Open(rec.ID, rec.WrapKeyID, rec.Sealed)
+			der, err := openKey(m.sealer, rec)
 			if err != nil {
 				return err
 			}
@@ -329,19 +337,12 @@ func (m *Manager) activation(activateIn time.Duration) time.Time {
 // scheduled rotation passes the generation following the snapshot it
 // decided on, so the insert is a true compare-and-set: if anyone rotated
 // any key since, it fails.
+//
+// The key is generated before the manager's lock is taken (an RSA key can
+// take a second), so that a concurrent Reload or rotation does not wait for
+// it; choosing the generation, the insert and the reload happen under the
+// lock.
 func (m *Manager) rotate(ctx context.Context, alg Algorithm, activatesAt time.Time, gen int64) (*Key, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if gen == 0 {
-		recs, err := m.store.ListKeys(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("load signing keys: %w", err)
-		}
-		gen = 1
-		if n := len(recs); n > 0 {
-			gen = recs[n-1].Generation + 1
-		}
-	}
 	priv, err := generate(alg, m.opts.RSABits, m.opts.Rand)
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
@@ -354,11 +355,24 @@ func (m *Manager) rotate(ctx context.Context, alg Algorithm, activatesAt time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("encode private key: %w", err)
 	}
-	wrapID, sealed, err := m.sealer.Seal(pub.KeyID, der)
+	pubJSON, err := json.Marshal(pub)
 	if err != nil {
 		return nil, err
 	}
-	pubJSON, err := json.Marshal(pub)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen == 0 {
+		recs, err := m.store.ListKeys(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load signing keys: %w", err)
+		}
+		gen = 1
+		if n := len(recs); n > 0 {
+			gen = recs[n-1].Generation + 1
+		}
+	}
+	wrapID, sealed, err := m.sealer.Seal(seal.SigningKey, pub.KeyID, der)
 	if err != nil {
 		return nil, err
 	}
@@ -490,7 +504,7 @@ func (m *Manager) Tick(ctx context.Context) error {
 // Rewrap re-seals every private key under the sealer's primary secrets key.
 // The sealer must also hold the old secrets key. It returns how many keys
 // were re-sealed.
-func Rewrap(ctx context.Context, store Store, sealer *Sealer) (int, error) {
+func Rewrap(ctx context.Context, store Store, sealer *seal.Sealer) (int, error) {
 	recs, err := store.ListKeys(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("load signing keys: %w", err)
@@ -500,11 +514,11 @@ func Rewrap(ctx context.Context, store Store, sealer *Sealer) (int, error) {
 		if rec.WrapKeyID == sealer.PrimaryID() {
 			continue
 		}
-		der, err := sealer.Open(rec.ID, rec.WrapKeyID, rec.Sealed)
+		der, err := openKey(sealer, rec)
 		if err != nil {
 			return n, err
 		}
-		wrapID, sealed, err := sealer.Seal(rec.ID, der)
+		wrapID, sealed, err := sealer.Seal(seal.SigningKey, rec.ID, der)
 		if err != nil {
 			return n, err
 		}
@@ -514,6 +528,16 @@ func Rewrap(ctx context.Context, store Store, sealer *Sealer) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// openKey opens the sealed private key of rec. Its error matches
+// ErrWrongSecretsKey when the key does not open.
+func openKey(sealer *seal.Sealer, rec Record) ([]byte, error) {
+	der, err := sealer.Open(seal.SigningKey, rec.ID, rec.WrapKeyID, rec.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %w", err) // "signing key KID does not open with …"
+	}
+	return der, nil
 }
 
 // JWKS is the JWK Set document (RFC 7517) of the current key ring, as

@@ -1,12 +1,10 @@
 package keys_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/seal"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/storage"
 )
@@ -48,16 +47,16 @@ func openStore(t testing.TB) *storage.Store {
 
 func secret(t *testing.T) []byte {
 	t.Helper()
-	b := make([]byte, keys.SecretsKeySize)
+	b := make([]byte, seal.KeySize)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-func sealer(t testing.TB, primary []byte, old ...[]byte) *keys.Sealer {
+func sealer(t testing.TB, primary []byte, old ...[]byte) *seal.Sealer {
 	t.Helper()
-	s, err := keys.NewSealer(primary, old...)
+	s, err := seal.New(primary, old...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,80 +71,13 @@ func opts(c *clock, alg keys.Algorithm) keys.Options {
 }
 
 // started returns an initialised manager over store.
-func started(t testing.TB, store keys.Store, sl *keys.Sealer, o keys.Options) *keys.Manager {
+func started(t testing.TB, store keys.Store, sl *seal.Sealer, o keys.Options) *keys.Manager {
 	t.Helper()
 	m := keys.NewManager(store, sl, o)
 	if err := m.Init(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return m
-}
-
-func TestSealer(t *testing.T) {
-	k1, k2 := secret(t), secret(t)
-	s1 := sealer(t, k1)
-	wrap, sealed, err := s1.Seal("kid-1", []byte("private key bytes"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if wrap != keys.WrapKeyID(k1) || bytes.Contains(sealed, []byte("private key bytes")) {
-		t.Fatalf("wrap %s, sealed %x", wrap, sealed)
-	}
-	tampered := bytes.Clone(sealed)
-	tampered[len(tampered)-1] ^= 1
-	tests := []struct {
-		name   string
-		sealer *keys.Sealer
-		kid    string
-		sealed []byte
-		ok     bool
-	}{
-		{"same key", s1, "kid-1", sealed, true},
-		{"old key still opens", sealer(t, k2, k1), "kid-1", sealed, true},
-		{"wrong key", sealer(t, k2), "kid-1", sealed, false},
-		{"bound to kid", s1, "kid-2", sealed, false},
-		{"tampered", s1, "kid-1", tampered, false},
-		{"truncated", s1, "kid-1", sealed[:5], false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			pt, err := tc.sealer.Open(tc.kid, wrap, tc.sealed)
-			if tc.ok {
-				if err != nil || string(pt) != "private key bytes" {
-					t.Fatalf("Open = %q, %v", pt, err)
-				}
-				return
-			}
-			if !errors.Is(err, keys.ErrWrongSecretsKey) {
-				t.Fatalf("Open error = %v, want ErrWrongSecretsKey", err)
-			}
-		})
-	}
-	if _, err := keys.NewSealer([]byte("short")); err == nil {
-		t.Error("a 5-byte secrets key was accepted")
-	}
-}
-
-func TestLoadOrCreateKeyFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "portcullis.db.key")
-	k1, created, err := keys.LoadOrCreateKeyFile(path, nil)
-	if err != nil || !created || len(k1) != keys.SecretsKeySize {
-		t.Fatalf("first call: %x %v %v", k1, created, err)
-	}
-	st, err := os.Stat(path)
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("key file mode %v, %v", st.Mode(), err)
-	}
-	k2, created, err := keys.LoadOrCreateKeyFile(path, nil)
-	if err != nil || created || !bytes.Equal(k1, k2) {
-		t.Fatalf("second call: created=%v err=%v equal=%v", created, err, bytes.Equal(k1, k2))
-	}
-	if err := os.WriteFile(path, []byte("not base64!"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := keys.LoadOrCreateKeyFile(path, nil); err == nil {
-		t.Error("a corrupt key file was accepted")
-	}
 }
 
 // TestAlgorithms signs with each algorithm and verifies with the public JWK
@@ -477,5 +409,69 @@ func TestInitLosesFirstKeyRace(t *testing.T) {
 	b, _ := loser.SigningKey()
 	if a == nil || b == nil || a.ID != b.ID {
 		t.Fatalf("replicas sign with different keys: %v vs %v", a, b)
+	}
+}
+
+// blockingReader blocks every Read until release is closed, after telling
+// reading once.
+type blockingReader struct {
+	reading chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	r.once.Do(func() { close(r.reading) })
+	<-r.release
+	return rand.Read(p)
+}
+
+// TestRotateGeneratesOutsideLock: while a rotation is generating its key
+// (an RSA key takes up to a second), Reload, and so the Run loop, does not
+// wait for it; the rotation still inserts the generation it chose.
+// (EdDSA, since ed25519 is the generator that still reads Options.Rand.)
+func TestRotateGeneratesOutsideLock(t *testing.T) {
+	c := newClock()
+	store := openStore(t)
+	sl := sealer(t, secret(t))
+	started(t, store, sl, opts(c, keys.EdDSA)) // the first key, generated normally
+	rnd := &blockingReader{reading: make(chan struct{}), release: make(chan struct{})}
+	o := opts(c, keys.EdDSA)
+	o.Rand = rnd
+	m := keys.NewManager(store, sl, o)
+	if err := m.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rotated := make(chan error, 1)
+	go func() {
+		_, err := m.Rotate(t.Context(), 0)
+		rotated <- err
+	}()
+	select {
+	case <-rnd.reading:
+	case err := <-rotated:
+		t.Fatalf("Rotate returned before generating a key: %v", err)
+	}
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- m.Reload(t.Context()) }()
+	select {
+	case err := <-reloaded:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(rnd.release)
+		t.Fatal("Reload waited for the key generation of a rotation")
+	}
+	close(rnd.release)
+	if err := <-rotated; err != nil {
+		t.Fatal(err)
+	}
+	recs, err := store.ListKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[1].Generation != 2 {
+		t.Fatalf("keys after the rotation: %+v, want generations 1 and 2", recs)
 	}
 }

@@ -239,6 +239,18 @@ const maxCORSOrigins = 100
 
 var scopeTokenRE = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]{1,128}$`) // RFC 6749 §3.3 scope-token
 
+// ValidScope reports whether s is a scope a client may be registered for:
+// an RFC 6749 §3.3 scope-token (printable ASCII without space, '"' or
+// '\\') of at most 128 characters.
+func ValidScope(s string) bool { return scopeTokenRE.MatchString(s) }
+
+// ValidAudience reports whether s is an audience value (RFC 9068 §2.2, RFC
+// 8707) a client or the server may be configured with: 1 to 512 characters
+// without whitespace.
+func ValidAudience(s string) bool {
+	return s != "" && len(s) <= 512 && !strings.ContainsAny(s, " \t\r\n")
+}
+
 // now is truncated to what the databases store (microseconds), so a
 // client reads back exactly as it was returned at creation.
 func (s *Clients) now() time.Time {
@@ -315,12 +327,12 @@ func (spec *ClientSpec) normalize() error {
 		}
 	}
 	for _, sc := range spec.Scopes {
-		if !scopeTokenRE.MatchString(sc) {
+		if !ValidScope(sc) {
 			problems = append(problems, fmt.Sprintf("invalid scope %q", sc))
 		}
 	}
 	for _, a := range spec.Audience {
-		if a == "" || len(a) > 512 || strings.ContainsAny(a, " \t\r\n") {
+		if !ValidAudience(a) {
 			problems = append(problems, fmt.Sprintf("invalid audience %q", a))
 		}
 	}

@@ -20,6 +20,8 @@ import (
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
+	"github.com/portcullis-auth/portcullis/internal/seal"
+	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/storage"
@@ -40,6 +42,11 @@ type env struct {
 	keys     *keys.Manager
 	users    *identity.Service
 	clients  *oauth.Clients
+	// clock is the server's clock (token handler and store): a test steps
+	// it past iat's one-second resolution or the refresh reuse grace
+	// instead of sleeping. It starts at the wall clock, which fosite and
+	// the JWT checks still read (they allow a few seconds of skew).
+	clock *testkit.Clock
 }
 
 func fastHasher() *identity.PasswordHasher {
@@ -60,8 +67,9 @@ func newEnvAlg(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Algo
 
 func newEnvWith(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Algorithm, reuseGrace time.Duration) *env {
 	t.Helper()
-	store := storagetest.OpenDSN(t, dsn, storage.Options{RefreshReuseGrace: reuseGrace})
-	sealer, err := keys.NewSealer(make([]byte, 32))
+	clock := testkit.NewClock(time.Now())
+	store := storagetest.OpenDSN(t, dsn, storage.Options{RefreshReuseGrace: reuseGrace, Now: clock.Now})
+	sealer, err := seal.New(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,12 +90,12 @@ func newEnvWith(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Alg
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, Limiter: limiter, MaxBytes: 4096,
-		Audience: oauth.AudiencePolicy{Default: issuer}})
+		Audience: oauth.AudiencePolicy{Default: issuer}, Now: clock.Now})
 	mux.Handle("POST /oauth2/introspect", &oauth.IntrospectHandler{Provider: p, MaxBytes: 4096})
 	mux.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: 4096})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, provider: p, store: store, keys: km, users: users, clients: &oauth.Clients{Store: store}}
+	return &env{srv: srv, provider: p, store: store, keys: km, users: users, clients: &oauth.Clients{Store: store}, clock: clock}
 }
 
 func (e *env) client(t *testing.T, spec oauth.ClientSpec) (*oauth.Client, string) {
@@ -307,7 +315,7 @@ func TestRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // iat has one-second resolution
+	e.clock.Advance(time.Second) // iat has one-second resolution
 	roles := []string{"auditor"}
 	if _, err := e.users.Update(ctx, u.ID, identity.Change{Roles: &roles}); err != nil {
 		t.Fatal(err)
@@ -426,7 +434,7 @@ func TestRefreshReuse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("grant revoked by a duplicate within the grace: %v", err)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	e.clock.Advance(time.Second) // the grace is 1s: tok was rotated 1s ago
 	if _, err := refresh(tok.RefreshToken); rfcCode(t, err) != "invalid_grant" {
 		t.Fatal("replay after the grace was accepted")
 	}

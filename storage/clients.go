@@ -111,7 +111,7 @@ func (r *clientRow) client() (*oauth.Client, error) {
 // is set to the current time (and written back to c). It fails with an
 // error matching ErrAlreadyExists when the ID is taken.
 func (s *Store) CreateClient(ctx context.Context, c *oauth.Client) error {
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = now
 	}

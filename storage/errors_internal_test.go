@@ -67,16 +67,25 @@ func TestErrorTranslation(t *testing.T) {
 	}
 }
 
+// TestRedactDSN holds the cases of the two redactors it replaced, in
+// storage (first four; "***" became [REDACTED]) and in configs.
 func TestRedactDSN(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"postgres://u:secret@h/db", "postgres://u:***@h/db"},
-		{"u:secret@tcp(h:3306)/db", "u:***@tcp(h:3306)/db"},
+		{"postgres://u:secret@h/db", "postgres://u:REDACTED@h/db"},
+		{"u:secret@tcp(h:3306)/db", "[REDACTED]"},
 		{"sqlite://x.db", "sqlite://x.db"},
 		{"postgres://u@h/db", "postgres://u@h/db"},
+		{"sqlite://portcullis.db", "sqlite://portcullis.db"},
+		{"mysql://u:pw@tcp(db:3306)/p", "mysql://u:[REDACTED]@tcp(db:3306)/p"},
+		{"mysql://u:p@w/d@tcp(db:3306)/p", "mysql://u:[REDACTED]@tcp(db:3306)/p"},
+		{"mysql://u@tcp(db:3306)/p", "mysql://u@tcp(db:3306)/p"},
+		{"mysql://u:pw@tcp(db:3306)", "mysql://u:[REDACTED]@tcp(db:3306)"},
+		{"postgres://u:pw@db/p", "postgres://u:REDACTED@db/p"},
+		{"u:pw@tcp(db)/p", "[REDACTED]"},
 	}
 	for _, tt := range tests {
-		if got := redactDSN(tt.in); got != tt.want {
-			t.Errorf("redactDSN(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := RedactDSN(tt.in); got != tt.want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -57,7 +57,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]keys.Record, error) {
 // generation, and exactly one wins.
 func (s *Store) CreateKey(ctx context.Context, rec keys.Record, retireAt time.Time) error {
 	if rec.CreatedAt.IsZero() {
-		rec.CreatedAt = time.Now().UTC()
+		rec.CreatedAt = s.now().UTC()
 	}
 	row := &keyRow{
 		ID: rec.ID, Generation: rec.Generation, Algorithm: string(rec.Algorithm),

@@ -105,6 +105,44 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]MigrationStatus, error) 
 	return out, nil
 }
 
+// SchemaVersion returns the database's schema version, the version of the
+// last migration applied in order (0 when none is), and the latest version
+// this binary knows; the schema is current when the two are equal. Unlike
+// MigrationStatus it writes nothing: on a database never migrated it does
+// not create goose's version table. Callers that must not touch the schema
+// (every command but migrate and serve) check it with this.
+func (s *Store) SchemaVersion(ctx context.Context) (current, latest int64, err error) {
+	p, err := s.provider()
+	if err != nil {
+		return 0, 0, fmt.Errorf("storage: schema version: %w", err)
+	}
+	if sources := p.ListSources(); len(sources) > 0 {
+		latest = sources[len(sources)-1].Version
+	}
+	q := "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+	if s.driver == DriverMySQL {
+		q = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+	}
+	var tables int
+	if err := s.sqlDB.QueryRowContext(ctx, q, goose.DefaultTablename).Scan(&tables); err != nil {
+		return 0, 0, s.wrapf(err, "storage: schema version")
+	}
+	if tables == 0 {
+		return 0, latest, nil
+	}
+	st, err := s.MigrationStatus(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, m := range st {
+		if !m.Applied {
+			break
+		}
+		current = m.Version
+	}
+	return current, latest, nil
+}
+
 func migrationName(p string) string { return strings.TrimSuffix(path.Base(p), ".sql") }
 
 // lockMigrations serializes migration runs (and status reads) across

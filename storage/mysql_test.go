@@ -19,6 +19,11 @@ func TestMySQLConformance(t *testing.T) {
 	storagetest.RunConcurrency(t, storagetest.OpenMySQL)
 }
 
+func TestMySQLClock(t *testing.T) {
+	storagetest.RequireMySQL(t)
+	storagetest.RunClock(t, storagetest.MySQLDSN)
+}
+
 func TestMySQLMigrate(t *testing.T) {
 	testMigrateFresh(t, storagetest.MySQLDSN(t))
 }

@@ -14,3 +14,7 @@ func TestSQLiteConformance(t *testing.T) {
 func TestSQLiteMigrate(t *testing.T) {
 	testMigrateFresh(t, storagetest.SQLiteDSN(t))
 }
+
+func TestSQLiteClock(t *testing.T) {
+	storagetest.RunClock(t, storagetest.SQLiteDSN)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -37,6 +38,12 @@ var (
 const (
 	DriverSQLite = "sqlite"
 	DriverMySQL  = "mysql"
+)
+
+// DSN schemes understood by Open.
+const (
+	sqliteScheme = "sqlite://"
+	mysqlScheme  = "mysql://"
 )
 
 // Interface guards.
@@ -77,6 +84,12 @@ type Options struct {
 	// a migration may wait up to 60s for the migration lock or run long
 	// DDL.
 	QueryTimeout time.Duration
+	// Now is the clock of every timestamp the store writes or compares:
+	// default created_at and updated_at, a refresh token's rotated_at and
+	// its age against RefreshReuseGrace, and gorm's NowFunc. Nil means
+	// time.Now. Deadlines (QueryTimeout) always use the wall clock. Tests
+	// pass a fake clock to step past a grace without sleeping.
+	Now func() time.Time
 	// RefreshReuseGrace is how long after its rotation a refresh token
 	// presented again is treated as a concurrent duplicate (the request is
 	// refused, the grant survives) rather than as reuse (the whole grant is
@@ -104,6 +117,7 @@ type Store struct {
 	logger       *slog.Logger
 	reuseGrace   time.Duration
 	queryTimeout time.Duration
+	now          func() time.Time // Options.Now
 }
 
 // Open returns a Store for dsn, which is either "sqlite://PATH" or
@@ -125,27 +139,30 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	s := &Store{logger: logger, reuseGrace: opts.RefreshReuseGrace, queryTimeout: cmpOr(opts.QueryTimeout, DefaultQueryTimeout), now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	gcfg := &gorm.Config{
 		Logger:                 newGormLogger(logger),
 		SkipDefaultTransaction: true,
 		TranslateError:         false,
-		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		NowFunc:                func() time.Time { return dbTime(s.now()) },
 	}
-	s := &Store{logger: logger, reuseGrace: opts.RefreshReuseGrace, queryTimeout: cmpOr(opts.QueryTimeout, DefaultQueryTimeout)}
 	var err error
 	switch {
-	case strings.HasPrefix(dsn, "sqlite://"):
+	case strings.HasPrefix(dsn, sqliteScheme):
 		s.driver = DriverSQLite
-		path := strings.TrimPrefix(dsn, "sqlite://")
+		path := strings.TrimPrefix(dsn, sqliteScheme)
 		if err := privateSQLiteFiles(path, logger); err != nil {
 			return nil, fmt.Errorf("storage: open sqlite: %w", err)
 		}
 		s.gdb, err = openSQLite(path, gcfg, s.queryTimeout)
-	case strings.HasPrefix(dsn, "mysql://"):
+	case strings.HasPrefix(dsn, mysqlScheme):
 		s.driver = DriverMySQL
-		s.gdb, s.sqlDB, err = openMySQL(strings.TrimPrefix(dsn, "mysql://"), gcfg, s.queryTimeout, logger)
+		s.gdb, s.sqlDB, err = openMySQL(strings.TrimPrefix(dsn, mysqlScheme), gcfg, s.queryTimeout, logger)
 	default:
-		return nil, fmt.Errorf("storage: unsupported DSN %q: want sqlite://PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB", redactDSN(dsn))
+		return nil, fmt.Errorf("storage: unsupported DSN %q: want sqlite://PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB", RedactDSN(dsn))
 	}
 	if err != nil {
 		return nil, s.wrapf(err, "storage: open %s", s.driver)
@@ -337,19 +354,44 @@ func (l mysqlLogger) Print(v ...any) {
 // goSourcePos matches the driver's "file.go:123 " message prefix.
 var goSourcePos = regexp.MustCompile(`^[A-Za-z0-9_.-]+\.go:\d+ $`)
 
-// redactDSN hides a password in a DSN for error messages.
-func redactDSN(dsn string) string {
-	if at := strings.LastIndex(dsn, "@"); at >= 0 {
-		if colon := strings.Index(dsn, ":"); colon >= 0 && colon < at {
-			rest := dsn[colon+1 : at]
-			if i := strings.Index(rest, "//"); i >= 0 { // scheme://user:pass@
-				if c := strings.Index(rest[i+2:], ":"); c >= 0 {
-					return dsn[:colon+1+i+2+c+1] + "***" + dsn[at:]
-				}
-				return dsn
-			}
-			return dsn[:colon+1] + "***" + dsn[at:]
+// Redacted replaces the password in a DSN redacted by RedactDSN.
+const Redacted = "[REDACTED]"
+
+// RedactDSN returns dsn with its password replaced by Redacted, for logs
+// and error messages. A "mysql://" DSN is split as go-sql-driver/mysql
+// splits it (user up to the first ':', password up to the last '@' before
+// the last '/'), so even one that does not parse keeps its password hidden;
+// a "sqlite://" DSN holds none; any other DSN is treated as a URL (whose
+// password becomes "REDACTED", brackets being invalid there), and one that
+// is not a URL but holds an '@' is replaced by Redacted as a whole.
+func RedactDSN(dsn string) string {
+	if rest, ok := strings.CutPrefix(dsn, mysqlScheme); ok {
+		head := rest
+		if slash := strings.LastIndex(rest, "/"); slash >= 0 {
+			head = rest[:slash]
 		}
+		at := strings.LastIndex(head, "@")
+		if at < 0 {
+			return dsn
+		}
+		user, _, hasPass := strings.Cut(rest[:at], ":")
+		if !hasPass {
+			return dsn
+		}
+		return mysqlScheme + user + ":" + Redacted + rest[at:]
+	}
+	if strings.HasPrefix(dsn, sqliteScheme) {
+		return dsn
+	}
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, hasPass := u.User.Password(); hasPass {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+			return u.String()
+		}
+		return dsn
+	}
+	if strings.Contains(dsn, "@") {
+		return Redacted // not a URL and perhaps holding credentials
 	}
 	return dsn
 }

@@ -33,6 +33,10 @@ func testMigrateFresh(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	latest := int64(len(wantMigrations))
+	if cur, lat, err := s.SchemaVersion(t.Context()); err != nil || cur != 0 || lat != latest {
+		t.Fatalf("fresh database: SchemaVersion = %d, %d, %v; want 0, %d", cur, lat, err, latest)
+	}
 	st, err := s.MigrationStatus(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +61,9 @@ func testMigrateFresh(t *testing.T, dsn string) {
 		if !slices.Equal(applied, tt.want) {
 			t.Fatalf("%s: applied %v, want %v", tt.name, applied, tt.want)
 		}
+		if cur, lat, err := s.SchemaVersion(t.Context()); err != nil || cur != latest || lat != latest {
+			t.Fatalf("%s: SchemaVersion = %d, %d, %v; want %d, %d", tt.name, cur, lat, err, latest, latest)
+		}
 	}
 }
 
@@ -65,7 +72,7 @@ func TestOpenErrors(t *testing.T) {
 		name, dsn, want string
 	}{
 		{"unknown scheme", "postgres://u:secret@h/db", "unsupported DSN"},
-		{"password redacted", "postgres://u:secret@h/db", "u:***@h"},
+		{"password redacted", "postgres://u:secret@h/db", "u:REDACTED@h"},
 		{"empty sqlite path", "sqlite://", "empty path"},
 		{"bad mysql DSN", "mysql://not a dsn", "mysql"},
 	}

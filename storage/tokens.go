@@ -228,7 +228,7 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 		return nil, s.wrapFosite(err, "storage: get refresh token")
 	}
 	if !row.Active {
-		if row.RotatedAt.Valid && time.Since(row.RotatedAt.Time) < s.reuseGrace {
+		if row.RotatedAt.Valid && s.now().Sub(row.RotatedAt.Time) < s.reuseGrace {
 			dup, err := s.isDuplicate(tx, &row)
 			if err != nil {
 				return nil, s.wrapFosite(err, "storage: get refresh token")
@@ -286,7 +286,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, refreshSignat
 	tx := s.db(ctx)
 	res := tx.Model(&refreshTokenRow{}).
 		Where("signature = ? AND request_id = ? AND active = ?", hashSignature(refreshSignature), requestID, true).
-		Updates(map[string]any{"active": false, "rotated_at": dbTime(time.Now())})
+		Updates(map[string]any{"active": false, "rotated_at": dbTime(s.now())})
 	if res.Error != nil {
 		return s.wrapFosite(res.Error, "storage: rotate refresh token")
 	}

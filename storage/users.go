@@ -65,7 +65,7 @@ func (r *userRow) user() (*identity.User, error) {
 // matching ErrAlreadyExists, writing nothing, when u.ID or
 // identity.NormalizeUsername(u.Username) is taken.
 func (s *Store) CreateUser(ctx context.Context, u *identity.User) error {
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = now
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/seal"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/storage"
@@ -82,17 +83,16 @@ func (a *app) migrate(ctx context.Context) ([]string, error) {
 	return applied, nil
 }
 
-// requireMigrated fails with a clear message when migrations are pending
-// and serve was told not to apply them.
+// requireMigrated fails with one line naming both schema versions when the
+// database is not migrated to this binary's schema, without touching it:
+// only migrate (and serve, unless told not to) apply migrations.
 func (a *app) requireMigrated(ctx context.Context) error {
-	st, err := a.store.MigrationStatus(ctx)
+	current, latest, err := a.store.SchemaVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("read migration status: %w", err)
+		return fmt.Errorf("read the database schema version: %w", err)
 	}
-	for _, m := range st {
-		if !m.Applied {
-			return fmt.Errorf("the database schema is not up to date (migration %s is pending): run `portcullis migrate`", m.Name)
-		}
+	if current != latest {
+		return fmt.Errorf("the database schema is at version %d, this binary needs version %d: run `portcullis migrate`", current, latest)
 	}
 	return nil
 }
@@ -110,7 +110,7 @@ func (a *app) secrets() (primary, old []byte, err error) {
 			return nil, nil, fmt.Errorf("PORTCULLIS_SECRETS_KEY is required with a MySQL DSN")
 		}
 		var created bool
-		primary, created, err = keys.LoadOrCreateKeyFile(path+".key", nil)
+		primary, created, err = seal.LoadOrCreateKeyFile(path+".key", nil)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -124,7 +124,7 @@ func (a *app) secrets() (primary, old []byte, err error) {
 }
 
 // sealer returns the Sealer for the configured secrets keys.
-func (a *app) sealer() (*keys.Sealer, []byte, []byte, error) {
+func (a *app) sealer() (*seal.Sealer, []byte, []byte, error) {
 	primary, old, err := a.secrets()
 	if err != nil {
 		return nil, nil, nil, err
@@ -133,7 +133,7 @@ func (a *app) sealer() (*keys.Sealer, []byte, []byte, error) {
 	if old != nil {
 		olds = append(olds, old)
 	}
-	s, err := keys.NewSealer(primary, olds...)
+	s, err := seal.New(primary, olds...)
 	return s, primary, old, err
 }
 

@@ -3,16 +3,21 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/glebarez/go-sqlite" // driver "sqlite", to age a database
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
@@ -33,6 +38,14 @@ func newCLIEnv(t *testing.T, extra ...string) *cliEnv {
 		"PORTCULLIS_ARGON2_MEMORY_KIB=64",
 		"PORTCULLIS_ARGON2_ITERATIONS=1",
 	}, extra...)}
+}
+
+// migrated runs `portcullis migrate` in e, which other commands require,
+// and returns e.
+func (e *cliEnv) migrated(t *testing.T) *cliEnv {
+	t.Helper()
+	e.ok(t, "", "migrate")
+	return e
 }
 
 // with returns a copy of the environment with extra variables first (the
@@ -144,8 +157,72 @@ func TestCLIMigrate(t *testing.T) {
 	}
 }
 
-func TestCLIClients(t *testing.T) {
+// TestCLINoImplicitMigrate: commands other than migrate and serve never
+// change the schema. On an unmigrated or outdated database they fail with
+// one line naming the database's and the binary's schema versions and
+// `portcullis migrate`; once migrated, they work.
+func TestCLINoImplicitMigrate(t *testing.T) {
+	ref, _ := runJSON[map[string][]string](t, newCLIEnv(t), "", "migrate")
+	all := ref["applied"]
+	latest, err := strconv.Atoi(strings.SplitN(all[len(all)-1], "_", 2)[0])
+	if err != nil {
+		t.Fatalf("migration names %v: %v", all, err)
+	}
+	const password = "purple otter lamp 42\n"
+	commands := [][]string{
+		{"clients", "create", "--name", "app", "--public", "--audience", "https://api.example.test"},
+		{"clients", "list"},
+		{"users", "create", "--username", "alice", "--password-stdin"},
+		{"users", "list"},
+		{"keys", "list"},
+		{"keys", "rotate"},
+	}
+	refused := func(e *cliEnv, at int) {
+		t.Helper()
+		want := fmt.Sprintf("the database schema is at version %d, this binary needs version %d: run `portcullis migrate`", at, latest)
+		for _, args := range commands {
+			if msg := e.fail(t, password, args...); !strings.Contains(msg, want) {
+				t.Errorf("portcullis %s: %q, want %q", strings.Join(args, " "), msg, want)
+			}
+		}
+	}
+
 	e := newCLIEnv(t)
+	refused(e, 0)
+	// Nothing was created meanwhile, not even goose's version table.
+	var tables int
+	if err := openSQLite(t, e).QueryRowContext(t.Context(), "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("the refused commands left %d tables (%v), want none", tables, err)
+	}
+	if got, _ := runJSON[map[string][]string](t, e, "", "migrate"); len(got["applied"]) != len(all) {
+		t.Fatalf("migrate after the refused commands applied %v, want all of %v", got["applied"], all)
+	}
+	for _, args := range commands {
+		e.ok(t, password, args...)
+	}
+
+	// An outdated database: the last migration is not recorded.
+	old := newCLIEnv(t)
+	old.ok(t, "", "migrate")
+	if _, err := openSQLite(t, old).ExecContext(t.Context(), "DELETE FROM goose_db_version WHERE version_id = ?", latest); err != nil {
+		t.Fatal(err)
+	}
+	refused(old, latest-1)
+}
+
+// openSQLite opens the database of e directly, closed when t ends.
+func openSQLite(t *testing.T, e *cliEnv) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", strings.TrimPrefix(e.dsn, "sqlite://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestCLIClients(t *testing.T) {
+	e := newCLIEnv(t).migrated(t)
 	const warning = "no audience"
 
 	pub, r := runJSON[cliClient](t, e, "", "clients", "create", "--name", "spa", "--public", "--scope", "read", "--scope", "write", "--audience", "https://api.example.test")
@@ -246,7 +323,7 @@ func TestCLIClients(t *testing.T) {
 // it (and only the fields given) on an existing client, every
 // representation shows it, and a public client can never hold it.
 func TestCLIClientIntrospection(t *testing.T) {
-	e := newCLIEnv(t)
+	e := newCLIEnv(t).migrated(t)
 	allowed := func(t *testing.T, c cliClient, want bool) {
 		t.Helper()
 		if c.IntrospectionAllowed == nil || *c.IntrospectionAllowed != want {
@@ -320,7 +397,7 @@ func TestCLIClientIntrospection(t *testing.T) {
 }
 
 func TestCLIUsers(t *testing.T) {
-	e := newCLIEnv(t)
+	e := newCLIEnv(t).migrated(t)
 	const password = "purple otter lamp 42"
 
 	created, _ := runJSON[map[string]string](t, e, password+"\n", "users", "create", "--username", "Alice", "--password-stdin", "--role", "user", "--role", "admin")
@@ -417,7 +494,7 @@ func TestCLIUsers(t *testing.T) {
 }
 
 func TestCLIKeys(t *testing.T) {
-	e := newCLIEnv(t)
+	e := newCLIEnv(t).migrated(t)
 	if ks, _ := runJSON[[]cliKey](t, e, "", "keys", "list"); len(ks) != 0 {
 		t.Fatalf("keys on a fresh database: %+v", ks)
 	}
@@ -486,7 +563,7 @@ func randomSecretsKeyB64(t *testing.T) string {
 }
 
 func TestCLIKeysRewrap(t *testing.T) {
-	base := newCLIEnv(t)
+	base := newCLIEnv(t).migrated(t)
 	k1, k2 := randomSecretsKeyB64(t), randomSecretsKeyB64(t)
 	withK1 := base.with("PORTCULLIS_SECRETS_KEY=" + k1)
 	withK2 := base.with("PORTCULLIS_SECRETS_KEY=" + k2)
@@ -568,8 +645,9 @@ func TestCLIErrors(t *testing.T) {
 }
 
 func TestCLIConfigPrecedence(t *testing.T) {
-	e := newCLIEnv(t)
+	e := newCLIEnv(t).migrated(t)
 	flagDSN := "sqlite://" + filepath.Join(t.TempDir(), "flag.db")
+	e.ok(t, "", "--dsn", flagDSN, "migrate")
 
 	c, _ := runJSON[cliClient](t, e, "", "--dsn", flagDSN, "clients", "create", "--name", "via-flag", "--audience", "a")
 	if list, _ := runJSON[[]cliClient](t, e, "", "--dsn", flagDSN, "clients", "list"); len(list) != 1 || list[0].ClientID != c.ClientID {
@@ -599,6 +677,7 @@ func TestCLIConfigPrecedence(t *testing.T) {
 		t.Errorf("env DSN database %+v, want the client created with env and --config", list)
 	}
 	noEnv := &cliEnv{environ: []string{"PORTCULLIS_ARGON2_MEMORY_KIB=64"}}
+	noEnv.ok(t, "", "--config", cfg, "migrate")
 	if list, _ := runJSON[[]cliClient](t, noEnv, "", "--config", cfg, "clients", "list"); len(list) != 0 {
 		t.Errorf("YAML DSN database has %d clients, want 0: env must beat the file", len(list))
 	}

@@ -99,7 +99,8 @@ func requireSubcommand(cmd *cobra.Command) {
 	}
 }
 
-// withApp opens the app for a subcommand and closes it afterwards.
+// withApp opens the app for a subcommand and closes it afterwards. Every
+// subcommand but migrate first requires the schema to be current.
 func withApp(g *globals, stdout, stderr io.Writer, fn func(ctx context.Context, a *app, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		a, err := openApp(cmd.Context(), g, stdout, stderr)
@@ -107,8 +108,11 @@ func withApp(g *globals, stdout, stderr io.Writer, fn func(ctx context.Context, 
 			return err
 		}
 		defer a.Close()
-		if a.cfg.Database.AutoMigrate && cmd.Name() != "migrate" {
-			if _, err := a.migrate(cmd.Context()); err != nil {
+		// Only migrate and serve change the schema, which running servers
+		// share: the other commands refuse a database that is not at this
+		// binary's version instead of migrating it as a side effect.
+		if cmd.Name() != "migrate" {
+			if err := a.requireMigrated(cmd.Context()); err != nil {
 				return err
 			}
 		}

@@ -15,14 +15,15 @@ type Clock struct {
 // NewClock returns a Clock reading t.
 func NewClock(t time.Time) *Clock { return &Clock{now: t} }
 
-// Now returns the clock's time; pass the method value as a Now func.
+// Now returns the clock's time in UTC; pass the method value as a Now
+// func.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.now.IsZero() {
 		c.now = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	}
-	return c.now
+	return c.now.UTC()
 }
 
 // Advance moves the clock forward by d.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
+	"github.com/portcullis-auth/portcullis/internal/seal"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/server/adminapi"
@@ -51,7 +52,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	store := storagetest.OpenSQLite(t)
-	sealer, err := keys.NewSealer(make([]byte, 32))
+	sealer, err := seal.New(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}

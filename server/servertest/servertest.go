@@ -18,6 +18,7 @@ import (
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/identity/identitytest"
+	"github.com/portcullis-auth/portcullis/internal/seal"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/server"
@@ -66,7 +67,7 @@ func New(t testing.TB, o Options) *Env {
 		dsn = storagetest.SQLiteDSN(t)
 	}
 	store := storagetest.OpenDSN(t, dsn, o.Storage)
-	sealer, err := keys.NewSealer(make([]byte, 32))
+	sealer, err := seal.New(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@
 //	}
 //
 // open must return a fresh, migrated store for each call and release it
-// when the test ends. The package also provides DSN helpers (SQLiteDSN,
-// MySQLDSN) for other packages' tests.
+// when the test ends. RunClock checks that a store keeps the clock given as
+// storage.Options.Now. The package also provides DSN helpers (SQLiteDSN,
+// MySQLDSN) and a settable Clock for other packages' tests.
 package storagetest
