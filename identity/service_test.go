@@ -6,45 +6,29 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/identity/identitytest"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/storage"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
-const goodPassword = "purple otter lamp 42"
+const goodPassword = identitytest.Password
 
 // testIP is the client address of logins in tests.
 const testIP = "192.0.2.1"
 
 // cheapParams keeps argon2id fast where hashing cost is not under test.
-func cheapParams() identity.Argon2Params {
-	return identity.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
-}
+func cheapParams() identity.Argon2Params { return identitytest.CheapArgon2() }
 
-// clock is a settable time source, safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// clock is the settable test clock.
+type clock = testkit.Clock
 
-func newClock() *clock { return &clock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *clock { return testkit.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 // newService returns a Service on a fresh SQLite store with a cheap hasher,
 // the default password policy and the given lockout policy.
