@@ -40,7 +40,8 @@ var rules = []rule{
 	{"server/adminapi", []string{"identity", "keys", "clients", "oauth", "internal/apperr", "internal/httpjson"}},
 	{"server", []string{"identity", "keys", "clients", "oauth", "server/adminapi", "internal/..."}},
 	{"configs", []string{"identity", "keys", "clients", "oauth", "storage", "internal/..."}},
-	{"cmd/...", []string{"..."}},
+	{"cmd/userapi", []string{"oauth/resource", "oauth/jws"}},
+	{"cmd/portcullis", []string{"..."}},
 }
 
 // testOnly are packages no production package may import.
