@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/server/adminapi"
 )
 
 func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
@@ -40,8 +41,8 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 				}
 				return nil
 			}
-			return a.print(c.JSON(secret), func(w io.Writer) {
-				printClient(w, c.JSON(secret))
+			return a.print(adminapi.NewClientJSON(c, secret), func(w io.Writer) {
+				printClient(w, adminapi.NewClientJSON(c, secret))
 				if secret != "" {
 					fmt.Fprintln(w, "\nStore the client secret now: it is not shown again.")
 				}
@@ -69,9 +70,9 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := make([]oauth.ClientJSON, 0, len(cs))
+			out := make([]adminapi.ClientJSON, 0, len(cs))
 			for _, c := range cs {
-				out = append(out, c.JSON(""))
+				out = append(out, adminapi.NewClientJSON(c, ""))
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -91,7 +92,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(c.JSON(""), func(w io.Writer) { printClient(w, c.JSON("")) })
+			return a.print(adminapi.NewClientJSON(c, ""), func(w io.Writer) { printClient(w, adminapi.NewClientJSON(c, "")) })
 		}),
 	}
 	del := &cobra.Command{
@@ -110,7 +111,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(c.JSON(secret), func(w io.Writer) { printClient(w, c.JSON(secret)) })
+			return a.print(adminapi.NewClientJSON(c, secret), func(w io.Writer) { printClient(w, adminapi.NewClientJSON(c, secret)) })
 		}),
 	}
 	cmd.AddCommand(create, list, get, clientsUpdateCmd(g, stdout, stderr), del, rotate)
@@ -178,7 +179,7 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return a.print(c.JSON(""), func(w io.Writer) { printClient(w, c.JSON("")) })
+		return a.print(adminapi.NewClientJSON(c, ""), func(w io.Writer) { printClient(w, adminapi.NewClientJSON(c, "")) })
 	})
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if !slices.ContainsFunc(flags, f.Changed) {
@@ -189,7 +190,7 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-func printClient(w io.Writer, c oauth.ClientJSON) {
+func printClient(w io.Writer, c adminapi.ClientJSON) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "client_id:\t%s\n", c.ClientID)
 	fmt.Fprintf(tw, "client_name:\t%s\n", c.ClientName)

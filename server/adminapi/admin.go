@@ -225,7 +225,7 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/admin/clients/"+c.ID)
-	httpjson.Write(w, http.StatusCreated, c.JSON(secret))
+	httpjson.Write(w, http.StatusCreated, NewClientJSON(c, secret))
 	return nil
 }
 
@@ -234,9 +234,9 @@ func (h *Handler) listClients(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]oauth.ClientJSON, 0, len(cs))
+	out := make([]ClientJSON, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, c.JSON(""))
+		out = append(out, NewClientJSON(c, ""))
 	}
 	httpjson.Write(w, http.StatusOK, out)
 	return nil
@@ -247,7 +247,7 @@ func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, c.JSON(""))
+	httpjson.Write(w, http.StatusOK, NewClientJSON(c, ""))
 	return nil
 }
 
@@ -263,7 +263,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, c.JSON(""))
+	httpjson.Write(w, http.StatusOK, NewClientJSON(c, ""))
 	return nil
 }
 
@@ -283,7 +283,7 @@ func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, c.JSON(secret))
+	httpjson.Write(w, http.StatusOK, NewClientJSON(c, secret))
 	return nil
 }
 
