@@ -12,16 +12,16 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/clientip"
 	"github.com/portcullis-auth/portcullis/internal/cors"
 	"github.com/portcullis-auth/portcullis/keys"
-	"github.com/portcullis-auth/portcullis/oauth"
 )
 
 // Limits enforced by Validate beyond those of the packages configured
 // (identity.Argon2Params.Validate, keys.ParseAlgorithm, cors.ParseOrigins,
-// clientip.New, oauth.ValidScope and oauth.ValidAudience), which Validate
+// clientip.New, clients.ValidScope and clients.ValidAudience), which Validate
 // calls rather than restates.
 const (
 	minAccessTokenTTL  = time.Second
@@ -212,13 +212,13 @@ func (c *Config) validateIssuer(p *problems) {
 }
 
 // validateScopesSupported checks that scopes_supported lists distinct
-// scopes a client could be registered for (oauth.ValidScope: RFC 6749
+// scopes a client could be registered for (clients.ValidScope: RFC 6749
 // section 3.3 scope-tokens of at most 128 characters).
 func (c *Config) validateScopesSupported(p *problems) {
 	seen := make(map[string]bool, len(c.ScopesSupported))
 	for _, s := range c.ScopesSupported {
 		switch {
-		case !oauth.ValidScope(s):
+		case !clients.ValidScope(s):
 			p.add("scopes_supported", "%q is not an RFC 6749 scope-token (printable ASCII without space, \" or \\, at most 128 characters)", s)
 		case seen[s]:
 			p.add("scopes_supported", "%q is listed twice", s)
@@ -228,14 +228,14 @@ func (c *Config) validateScopesSupported(p *problems) {
 }
 
 // validateAudiences checks default_audience and admin_audience: empty or
-// an audience a client could be registered with (oauth.ValidAudience), and
+// an audience a client could be registered with (clients.ValidAudience), and
 // different from each other, or every token without an audience would be
 // accepted by the admin API's audience check.
 func (c *Config) validateAudiences(p *problems) {
 	for _, a := range []struct{ key, value string }{
 		{"default_audience", c.DefaultAudience}, {"admin_audience", c.AdminAudience},
 	} {
-		if a.value != "" && !oauth.ValidAudience(a.value) {
+		if a.value != "" && !clients.ValidAudience(a.value) {
 			p.add(a.key, "must be at most 512 characters without whitespace")
 		}
 	}
@@ -348,7 +348,7 @@ func (c *Config) validateKeys(p *problems) {
 		p.add("keys.retention_leeway", "must not be negative")
 	}
 	for _, a := range k.RS256Audiences {
-		if !oauth.ValidAudience(a) {
+		if !clients.ValidAudience(a) {
 			p.add("keys.rs256_audiences", "%q is not an audience (1 to 512 characters without whitespace)", a)
 		}
 	}

@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
-	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
@@ -26,13 +26,13 @@ import (
 
 var backends = map[string]func(testing.TB) string{"sqlite": storagetest.SQLiteDSN, "mysql": storagetest.MySQLDSN}
 
-func benchEnv(b *testing.B, dsn string) (*env, *oauth.Client) {
+func benchEnv(b *testing.B, dsn string) (*env, *clients.Client) {
 	e := newEnv(b, dsn, nil)
 	e.users.Hasher = identity.NewPasswordHasher(identity.DefaultArgon2Params())
 	if _, err := e.users.Signup(b.Context(), "bench", "purple otter lamp 42", nil); err != nil {
 		b.Fatal(err)
 	}
-	c, _, err := e.clients.Create(b.Context(), oauth.ClientSpec{Name: "bench", Public: true, Audience: []string{api}})
+	c, _, err := e.clients.Create(b.Context(), clients.Spec{Name: "bench", Public: true, Audience: []string{api}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	"github.com/ory/fosite"
+
+	"github.com/portcullis-auth/portcullis/clients"
 )
 
 // Client authentication errors (RFC 6749 §2.3, §5.2), with fixed texts that
@@ -39,22 +41,6 @@ var (
 		"The client is not authorized to use this grant type.")
 )
 
-// AcceptedAuthMethods returns the token_endpoint_auth_method values c
-// accepts (RFC 7591 names): none for a public client, the registered method
-// for a client registered with one, and client_secret_basic and
-// client_secret_post for a confidential client registered without one
-// (AuthMethod empty).
-func (c *Client) AcceptedAuthMethods() []string {
-	switch {
-	case c.IsPublic():
-		return []string{AuthNone}
-	case c.AuthMethod == AuthSecretDefault:
-		return []string{AuthSecretBasic, AuthSecretPost}
-	default:
-		return []string{c.AuthMethod}
-	}
-}
-
 // clientAuth authenticates clients at the token, revocation and
 // introspection endpoints (RFC 6749 §2.3), replacing fosite's strategy
 // (fosite.Config.ClientAuthenticationStrategy's default), which lets a
@@ -77,7 +63,7 @@ type clientAuth struct {
 //   - no client identity at all → invalid_client, 401 (RFC 6749 §5.2);
 //   - unknown client, wrong secret, a confidential client without a secret
 //     or a public client with one, a method the client does not accept
-//     (Client.AcceptedAuthMethods), or a client assertion (private_key_jwt
+//     (clients.Client.AcceptedAuthMethods), or a client assertion (private_key_jwt
 //     is not supported) → invalid_client, 401.
 //
 // Errors from the client store other than fosite.ErrNotFound are returned
@@ -97,9 +83,9 @@ func (a clientAuth) authenticate(ctx context.Context, r *http.Request, form url.
 		if secret != "" || (id != "" && id != bid) {
 			return nil, errTwoAuthMethods
 		}
-		id, secret, method = bid, bsecret, AuthSecretBasic
+		id, secret, method = bid, bsecret, clients.AuthSecretBasic
 	} else if secret != "" {
-		method = AuthSecretPost
+		method = clients.AuthSecretPost
 	}
 	if id == "" {
 		return nil, errNoClientAuth

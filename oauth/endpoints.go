@@ -10,6 +10,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/keys"
 )
 
@@ -306,11 +307,11 @@ func NewMetadata(issuer, alg string, signup bool) Metadata {
 		JWKSURI:                                   issuer + "/.well-known/jwks.json",
 		RevocationEndpoint:                        issuer + "/oauth2/revoke",
 		IntrospectionEndpoint:                     issuer + "/oauth2/introspect",
-		GrantTypesSupported:                       []string{GrantPassword, GrantClientCredentials, GrantRefreshToken},
+		GrantTypesSupported:                       []string{clients.GrantPassword, clients.GrantClientCredentials, clients.GrantRefreshToken},
 		ResponseTypesSupported:                    []string{},
-		TokenEndpointAuthMethodsSupported:         []string{AuthSecretBasic, AuthSecretPost, AuthNone},
-		RevocationEndpointAuthMethodsSupported:    []string{AuthSecretBasic, AuthSecretPost, AuthNone},
-		IntrospectionEndpointAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost},
+		TokenEndpointAuthMethodsSupported:         []string{clients.AuthSecretBasic, clients.AuthSecretPost, clients.AuthNone},
+		RevocationEndpointAuthMethodsSupported:    []string{clients.AuthSecretBasic, clients.AuthSecretPost, clients.AuthNone},
+		IntrospectionEndpointAuthMethodsSupported: []string{clients.AuthSecretBasic, clients.AuthSecretPost},
 		AccessTokenSigningAlgValuesSupported:      signingAlgs(alg),
 	}
 	if signup {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/internal/seal"
@@ -41,7 +42,7 @@ type env struct {
 	store    *storage.Store
 	keys     *keys.Manager
 	users    *identity.Service
-	clients  *oauth.Clients
+	clients  *clients.Service
 	// clock is the server's clock (token handler and store): a test steps
 	// it past iat's one-second resolution or the refresh reuse grace
 	// instead of sleeping. It starts at the wall clock, which fosite and
@@ -95,10 +96,10 @@ func newEnvWith(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Alg
 	mux.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: 4096})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, provider: p, store: store, keys: km, users: users, clients: &oauth.Clients{Store: store}, clock: clock}
+	return &env{srv: srv, provider: p, store: store, keys: km, users: users, clients: &clients.Service{Store: store}, clock: clock}
 }
 
-func (e *env) client(t *testing.T, spec oauth.ClientSpec) (*oauth.Client, string) {
+func (e *env) client(t *testing.T, spec clients.Spec) (*clients.Client, string) {
 	t.Helper()
 	c, secret, err := e.clients.Create(t.Context(), spec)
 	if err != nil {
@@ -116,7 +117,7 @@ func (e *env) user(t *testing.T, name string, roles ...string) *identity.User {
 	return u
 }
 
-func (e *env) conf(c *oauth.Client, secret string, style oauth2.AuthStyle, scopes ...string) *oauth2.Config {
+func (e *env) conf(c *clients.Client, secret string, style oauth2.AuthStyle, scopes ...string) *oauth2.Config {
 	return &oauth2.Config{ClientID: c.ID, ClientSecret: secret, Scopes: scopes,
 		Endpoint: oauth2.Endpoint{TokenURL: e.srv.URL + "/oauth2/token", AuthStyle: style}}
 }
@@ -148,7 +149,7 @@ func rfcCode(t *testing.T, err error) string {
 func TestPasswordGrantClaims(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
 	u := e.user(t, "Alice", "admin", "user")
-	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Scopes: []string{"read", "write"}, Audience: []string{api, "https://other.example.test"}})
+	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Scopes: []string{"read", "write"}, Audience: []string{api, "https://other.example.test"}})
 	tok, err := e.conf(c, "", oauth2.AuthStyleInParams, "read").PasswordCredentialsToken(t.Context(), "alice", "purple otter lamp 42")
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +188,7 @@ func TestAlgorithms(t *testing.T) {
 		t.Run(string(alg), func(t *testing.T) {
 			e := newEnvAlg(t, storagetest.SQLiteDSN(t), nil, alg)
 			e.user(t, "algo")
-			c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+			c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 			tok, err := e.conf(c, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(t.Context(), "algo", "purple otter lamp 42")
 			if err != nil {
 				t.Fatal(err)
@@ -205,7 +206,7 @@ func TestAlgorithms(t *testing.T) {
 func TestAudienceAndScopeRequests(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
 	e.user(t, "bob")
-	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Scopes: []string{"read"}, Audience: []string{api, "https://b.example.test"}})
+	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Scopes: []string{"read"}, Audience: []string{api, "https://b.example.test"}})
 	tests := []struct {
 		name    string
 		form    url.Values
@@ -258,10 +259,10 @@ func TestClientAuthentication(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
 	// Registered without a method: client_secret_basic and
 	// client_secret_post are both accepted (issue 8 item 3).
-	dflt, dfltSecret := e.client(t, oauth.ClientSpec{Name: "default", GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
-	basic, basicSecret := e.client(t, oauth.ClientSpec{Name: "basic", AuthMethod: oauth.AuthSecretBasic, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
-	post, postSecret := e.client(t, oauth.ClientSpec{Name: "post", AuthMethod: oauth.AuthSecretPost, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
-	public, _ := e.client(t, oauth.ClientSpec{Name: "public", Public: true, Audience: []string{api}})
+	dflt, dfltSecret := e.client(t, clients.Spec{Name: "default", GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
+	basic, basicSecret := e.client(t, clients.Spec{Name: "basic", AuthMethod: clients.AuthSecretBasic, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
+	post, postSecret := e.client(t, clients.Spec{Name: "post", AuthMethod: clients.AuthSecretPost, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
+	public, _ := e.client(t, clients.Spec{Name: "public", Public: true, Audience: []string{api}})
 	tests := []struct {
 		name   string
 		id     string
@@ -308,7 +309,7 @@ func TestClientAuthentication(t *testing.T) {
 func TestRefresh(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
 	u := e.user(t, "carol", "user")
-	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	conf := e.conf(c, "", oauth2.AuthStyleInParams)
 	ctx := t.Context()
 	tok, err := conf.PasswordCredentialsToken(ctx, "carol", "purple otter lamp 42")
@@ -366,7 +367,7 @@ func TestConcurrentRefresh(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, dsn(t), nil)
 			e.user(t, "dave")
-			c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+			c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 			conf := e.conf(c, "", oauth2.AuthStyleInParams)
 			tok, err := conf.PasswordCredentialsToken(t.Context(), "dave", "purple otter lamp 42")
 			if err != nil {
@@ -413,7 +414,7 @@ func TestConcurrentRefresh(t *testing.T) {
 func TestRefreshReuse(t *testing.T) {
 	e := newEnvWith(t, storagetest.SQLiteDSN(t), nil, keys.ES256, time.Second)
 	e.user(t, "ivy")
-	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	conf := e.conf(c, "", oauth2.AuthStyleInParams)
 	ctx := t.Context()
 	refresh := func(rt string) (*oauth2.Token, error) {
@@ -446,7 +447,7 @@ func TestRefreshReuse(t *testing.T) {
 func TestLockoutAndThrottling(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), ratelimit.New(1000, 1000, 0))
 	erin := e.user(t, "erin")
-	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	conf := e.conf(c, "", oauth2.AuthStyleInParams)
 	for i := range 5 {
 		if _, err := conf.PasswordCredentialsToken(t.Context(), "erin", "wrong password number"); rfcCode(t, err) != "invalid_grant" {
@@ -470,7 +471,7 @@ func TestLockoutAndThrottling(t *testing.T) {
 
 	limited := newEnv(t, storagetest.SQLiteDSN(t), ratelimit.New(0.001, 2, 0))
 	limited.user(t, "frank")
-	lc, _ := limited.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	lc, _ := limited.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	lconf := limited.conf(lc, "", oauth2.AuthStyleInParams)
 	var last error
 	for range 3 {
@@ -522,8 +523,8 @@ func TestBadRequests(t *testing.T) {
 func TestIntrospectionAfterRotation(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
 	e.user(t, "gina")
-	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
-	rs, rsSecret := e.client(t, oauth.ClientSpec{Name: "rs", GrantTypes: []string{"client_credentials"}, IntrospectionAllowed: true})
+	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
+	rs, rsSecret := e.client(t, clients.Spec{Name: "rs", GrantTypes: []string{"client_credentials"}, IntrospectionAllowed: true})
 	tok, err := e.conf(c, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(t.Context(), "gina", "purple otter lamp 42")
 	if err != nil {
 		t.Fatal(err)
@@ -579,24 +580,24 @@ func TestClientValidation(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
 	tests := []struct {
 		name string
-		spec oauth.ClientSpec
+		spec clients.Spec
 		ok   bool
 	}{
-		{"defaults", oauth.ClientSpec{Name: "a"}, true},
-		{"no name", oauth.ClientSpec{}, false},
-		{"public with client_credentials", oauth.ClientSpec{Name: "a", Public: true, GrantTypes: []string{"client_credentials"}}, false},
-		{"unknown grant", oauth.ClientSpec{Name: "a", GrantTypes: []string{"implicit"}}, false},
-		{"bad scope", oauth.ClientSpec{Name: "a", Scopes: []string{"a b"}}, false},
-		{"bad auth method", oauth.ClientSpec{Name: "a", AuthMethod: "private_key_jwt"}, false},
-		{"public with secret method", oauth.ClientSpec{Name: "a", Public: true, AuthMethod: oauth.AuthSecretPost}, false},
-		{"confidential introspector", oauth.ClientSpec{Name: "a", IntrospectionAllowed: true}, true},
-		{"public introspector", oauth.ClientSpec{Name: "a", Public: true, IntrospectionAllowed: true}, false},
-		{"auth method none introspector", oauth.ClientSpec{Name: "a", AuthMethod: oauth.AuthNone, IntrospectionAllowed: true}, false},
-		{"cors origins", oauth.ClientSpec{Name: "a", CORSOrigins: []string{"https://a.example", "http://localhost:5173"}}, true},
-		{"cors wildcard", oauth.ClientSpec{Name: "a", CORSOrigins: []string{"*"}}, false},
-		{"cors null", oauth.ClientSpec{Name: "a", CORSOrigins: []string{"null"}}, false},
-		{"cors path", oauth.ClientSpec{Name: "a", CORSOrigins: []string{"https://a.example/app"}}, false},
-		{"cors scheme", oauth.ClientSpec{Name: "a", CORSOrigins: []string{"file://a"}}, false},
+		{"defaults", clients.Spec{Name: "a"}, true},
+		{"no name", clients.Spec{}, false},
+		{"public with client_credentials", clients.Spec{Name: "a", Public: true, GrantTypes: []string{"client_credentials"}}, false},
+		{"unknown grant", clients.Spec{Name: "a", GrantTypes: []string{"implicit"}}, false},
+		{"bad scope", clients.Spec{Name: "a", Scopes: []string{"a b"}}, false},
+		{"bad auth method", clients.Spec{Name: "a", AuthMethod: "private_key_jwt"}, false},
+		{"public with secret method", clients.Spec{Name: "a", Public: true, AuthMethod: clients.AuthSecretPost}, false},
+		{"confidential introspector", clients.Spec{Name: "a", IntrospectionAllowed: true}, true},
+		{"public introspector", clients.Spec{Name: "a", Public: true, IntrospectionAllowed: true}, false},
+		{"auth method none introspector", clients.Spec{Name: "a", AuthMethod: clients.AuthNone, IntrospectionAllowed: true}, false},
+		{"cors origins", clients.Spec{Name: "a", CORSOrigins: []string{"https://a.example", "http://localhost:5173"}}, true},
+		{"cors wildcard", clients.Spec{Name: "a", CORSOrigins: []string{"*"}}, false},
+		{"cors null", clients.Spec{Name: "a", CORSOrigins: []string{"null"}}, false},
+		{"cors path", clients.Spec{Name: "a", CORSOrigins: []string{"https://a.example/app"}}, false},
+		{"cors scheme", clients.Spec{Name: "a", CORSOrigins: []string{"file://a"}}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -629,7 +630,7 @@ func FuzzIntrospect(f *testing.F) {
 	if _, err := e.users.Signup(f.Context(), "fuzz", "purple otter lamp 42", nil); err != nil {
 		f.Fatal(err)
 	}
-	c, _, err := e.clients.Create(f.Context(), oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	c, _, err := e.clients.Create(f.Context(), clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -661,8 +662,8 @@ func FuzzIntrospect(f *testing.F) {
 func TestRevokeAndIntrospectErrors(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
 	e.user(t, "hank")
-	a, _ := e.client(t, oauth.ClientSpec{Name: "a", Public: true, Audience: []string{api}})
-	b, _ := e.client(t, oauth.ClientSpec{Name: "b", Public: true, Audience: []string{api}})
+	a, _ := e.client(t, clients.Spec{Name: "a", Public: true, Audience: []string{api}})
+	b, _ := e.client(t, clients.Spec{Name: "b", Public: true, Audience: []string{api}})
 	tok, err := e.conf(a, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(t.Context(), "hank", "purple otter lamp 42")
 	if err != nil {
 		t.Fatal(err)
@@ -712,7 +713,7 @@ type authlessProvider struct{ fosite.OAuth2Provider }
 // details.
 func TestIntrospectionFailsClosed(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
-	rs, secret := e.client(t, oauth.ClientSpec{Name: "rs", GrantTypes: []string{"client_credentials"}, Audience: []string{api}, IntrospectionAllowed: true})
+	rs, secret := e.client(t, clients.Spec{Name: "rs", GrantTypes: []string{"client_credentials"}, Audience: []string{api}, IntrospectionAllowed: true})
 	tok, err := (&clientcredentials.Config{ClientID: rs.ID, ClientSecret: secret, TokenURL: e.srv.URL + "/oauth2/token",
 		AuthStyle: oauth2.AuthStyleInHeader}).Token(t.Context())
 	if err != nil {

@@ -49,7 +49,7 @@ func NewProvider(cfg ProviderConfig, store TokenStore, users Authenticator, km *
 	}
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
 	// Client authentication per RFC 6749 §2.3 and §5.2, with the methods
-	// each client accepts (Client.AcceptedAuthMethods); fosite's own allows
+	// each client accepts (clients.Client.AcceptedAuthMethods); fosite's own allows
 	// one method per client.
 	fc.ClientAuthenticationStrategy = clientAuth{clients: store, hasher: fc.ClientSecretsHasher}.authenticate
 	strategy := &oauth2.DefaultJWTStrategy{

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
@@ -17,8 +17,8 @@ import (
 func TestRefreshScope(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
 	e.user(t, "dora")
-	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Scopes: []string{"read", "write"}, Audience: []string{api}})
-	bare, _ := e.client(t, oauth.ClientSpec{Name: "bare", Public: true, Audience: []string{api}})
+	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Scopes: []string{"read", "write"}, Audience: []string{api}})
+	bare, _ := e.client(t, clients.Spec{Name: "bare", Public: true, Audience: []string{api}})
 	post := func(form url.Values) (int, map[string]any) {
 		t.Helper()
 		resp, err := http.PostForm(e.srv.URL+"/oauth2/token", form)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/oauth"
 )
 
@@ -12,7 +13,7 @@ import (
 // a session whose subject is its client's ID and that names no user is a
 // client's own.
 func TestUserID(t *testing.T) {
-	client := &oauth.Client{ID: "c1"}
+	client := &oauth.Client{Client: &clients.Client{ID: "c1"}}
 	for _, tc := range []struct {
 		name     string
 		sub      string

@@ -9,6 +9,7 @@ import (
 	"github.com/ory/fosite"
 	"golang.org/x/oauth2"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
@@ -22,7 +23,7 @@ import (
 func TestDecodeCompactOnly(t *testing.T) {
 	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
 	e.user(t, "ivy")
-	c, _ := e.client(t, oauth.ClientSpec{Name: "app", Public: true, Audience: []string{api}})
+	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	tok, err := e.conf(c, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(t.Context(), "ivy", "purple otter lamp 42")
 	if err != nil {
 		t.Fatal(err)

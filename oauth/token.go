@@ -12,6 +12,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
@@ -58,7 +59,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// here is the grant fosite runs (fosite splits grant_type on spaces).
 	grant := r.PostForm.Get("grant_type")
 	switch grant {
-	case GrantPassword, GrantClientCredentials, GrantRefreshToken:
+	case clients.GrantPassword, clients.GrantClientCredentials, clients.GrantRefreshToken:
 	case "":
 		h.fail(ctx, w, r, nil, errNoGrantType)
 		return
@@ -67,7 +68,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := h.clientIP(r)
-	if grant == GrantPassword && h.Limiter != nil && !h.Limiter.Allow(ip) {
+	if grant == clients.GrantPassword && h.Limiter != nil && !h.Limiter.Allow(ip) {
 		w.Header().Set("Retry-After", "1")
 		h.fail(ctx, w, r, nil, errRateLimited)
 		return
@@ -88,18 +89,18 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	client := ar.GetClient()
 	claims := session.JWTClaims
 	switch {
-	case ar.GetGrantTypes().ExactOne(GrantPassword):
+	case ar.GetGrantTypes().ExactOne(clients.GrantPassword):
 		// fosite made the ID that Authenticate returned the subject.
 		if err := h.setOwner(ctx, session, session.GetSubject()); err != nil {
 			h.fail(ctx, w, r, ar, err)
 			return
 		}
 		grantRequested(ar)
-	case ar.GetGrantTypes().ExactOne(GrantClientCredentials):
+	case ar.GetGrantTypes().ExactOne(clients.GrantClientCredentials):
 		claims.Subject = client.GetID()
 		session.Subject = client.GetID()
 		grantRequested(ar)
-	case ar.GetGrantTypes().ExactOne(GrantRefreshToken):
+	case ar.GetGrantTypes().ExactOne(clients.GrantRefreshToken):
 		// fosite replaced the session with the stored one; a user token's
 		// owner must still exist and be enabled.
 		if userID, isUser := UserID(ar); isUser {
@@ -113,7 +114,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := h.Audience.grantAudience(ar, ar.GetGrantTypes().ExactOne(GrantRefreshToken)); err != nil {
+	if err := h.Audience.grantAudience(ar, ar.GetGrantTypes().ExactOne(clients.GrantRefreshToken)); err != nil {
 		h.fail(ctx, w, r, ar, err)
 		return
 	}
@@ -140,7 +141,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// write an access-token row and maybe a refresh-token row, which must
 	// land together or not at all.
 	txCtx := ctx
-	transactional := !ar.GetGrantTypes().ExactOne(GrantRefreshToken)
+	transactional := !ar.GetGrantTypes().ExactOne(clients.GrantRefreshToken)
 	if transactional {
 		if txCtx, err = h.Store.BeginTX(ctx); err != nil {
 			h.fail(ctx, w, r, ar, err)
@@ -158,7 +159,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(ctx, w, r, ar, err)
 		return
 	}
-	if !client.GetGrantTypes().Has(GrantRefreshToken) {
+	if !client.GetGrantTypes().Has(clients.GrantRefreshToken) {
 		// fosite issues a refresh token whenever its refresh handler is
 		// registered, whatever the client's grant types; a client not
 		// registered for the grant could never use one.
@@ -226,7 +227,7 @@ func (h *TokenHandler) observe(grant, result string) {
 		return
 	}
 	switch grant {
-	case GrantPassword, GrantClientCredentials, GrantRefreshToken:
+	case clients.GrantPassword, clients.GrantClientCredentials, clients.GrantRefreshToken:
 	default:
 		grant = "unknown"
 	}
@@ -236,12 +237,12 @@ func (h *TokenHandler) observe(grant, result string) {
 // fail writes err as an RFC 6749 §5.2 error response.
 func (h *TokenHandler) fail(ctx context.Context, w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
 	rfc := toRFC6749(err)
-	if ar != nil && ar.GetGrantTypes().ExactOne(GrantRefreshToken) &&
+	if ar != nil && ar.GetGrantTypes().ExactOne(clients.GrantRefreshToken) &&
 		(errors.Is(err, fosite.ErrInactiveToken) || errors.Is(err, fosite.ErrSerializationFailure)) {
 		// The loser of a concurrent refresh: its token was just used.
 		rfc = errRefreshUsed
 	}
-	if ar != nil && ar.GetGrantTypes().ExactOne(GrantClientCredentials) && ar.GetClient() != nil && ar.GetClient().IsPublic() {
+	if ar != nil && ar.GetGrantTypes().ExactOne(clients.GrantClientCredentials) && ar.GetClient() != nil && ar.GetClient().IsPublic() {
 		// RFC 6749 §5.2: the client (public, so authenticated by its id
 		// alone) may not use this grant.
 		rfc = errPublicClientCredentials

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/clientip"
@@ -44,7 +45,7 @@ type Options struct {
 	Provider fosite.OAuth2Provider
 	Store    Store
 	Users    *identity.Service
-	Clients  *oauth.Clients
+	Clients  *clients.Service
 	Keys     *keys.Manager
 	// Audience decides each token's aud; Audience.Default is required.
 	Audience oauth.AudiencePolicy

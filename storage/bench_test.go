@@ -12,6 +12,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/storage"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
@@ -58,10 +59,10 @@ func BenchmarkRefreshRotation(b *testing.B) {
 	}
 }
 
-func benchStore(b *testing.B, dsn string) (*storage.Store, *oauth.Client) {
+func benchStore(b *testing.B, dsn string) (*storage.Store, *clients.Client) {
 	s := storagetest.OpenDSN(b, dsn)
-	c := &oauth.Client{ID: uuid.NewString(), Name: "bench", AuthMethod: oauth.AuthNone,
-		GrantTypes: []string{oauth.GrantPassword, oauth.GrantRefreshToken}, Scopes: []string{"read"}}
+	c := &clients.Client{ID: uuid.NewString(), Name: "bench", AuthMethod: clients.AuthNone,
+		GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken}, Scopes: []string{"read"}}
 	if err := s.CreateClient(b.Context(), c); err != nil {
 		b.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func benchStore(b *testing.B, dsn string) (*storage.Store, *oauth.Client) {
 
 // benchFamily stores a first refresh token and returns its request and
 // signature.
-func benchFamily(b *testing.B, s *storage.Store, c *oauth.Client) (*fosite.Request, string) {
+func benchFamily(b *testing.B, s *storage.Store, c *clients.Client) (*fosite.Request, string) {
 	sess := &oauth2.JWTSession{
 		JWTClaims: &jwt.JWTClaims{Subject: "user", Extra: map[string]any{"client_id": c.ID, "roles": []string{"reader"}}},
 		JWTHeader: &jwt.Headers{Extra: map[string]any{"typ": "at+jwt"}},
@@ -81,7 +82,7 @@ func benchFamily(b *testing.B, s *storage.Store, c *oauth.Client) (*fosite.Reque
 		Subject: "user",
 	}
 	req := fosite.NewRequest()
-	req.ID, req.Client, req.Session = uuid.NewString(), c, sess
+	req.ID, req.Client, req.Session = uuid.NewString(), &oauth.Client{Client: c}, sess
 	req.GrantedScope, req.GrantedAudience = fosite.Arguments{"read"}, fosite.Arguments{"https://api.example.test"}
 	req.Form = url.Values{"grant_type": {"refresh_token"}}
 	sig := uuid.NewString()

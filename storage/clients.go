@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/oauth"
 )
 
@@ -60,7 +61,7 @@ func parseList(s string) ([]string, error) {
 	return out, nil
 }
 
-func toClientRow(c *oauth.Client) (*clientRow, error) {
+func toClientRow(c *clients.Client) (*clientRow, error) {
 	r := &clientRow{
 		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, AuthMethod: c.AuthMethod,
 		CreatedAt: dbTime(c.CreatedAt), UpdatedAt: dbTime(c.UpdatedAt), IntrospectionAllowed: c.IntrospectionAllowed,
@@ -82,8 +83,8 @@ func toClientRow(c *oauth.Client) (*clientRow, error) {
 	return r, nil
 }
 
-func (r *clientRow) client() (*oauth.Client, error) {
-	c := &oauth.Client{
+func (r *clientRow) client() (*clients.Client, error) {
+	c := &clients.Client{
 		ID: r.ID, Name: r.Name, SecretHash: r.SecretHash, AuthMethod: r.AuthMethod,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), IntrospectionAllowed: r.IntrospectionAllowed,
 		AccessTokenSigningAlg: r.AccessTokenSigningAlg,
@@ -107,10 +108,10 @@ func (r *clientRow) client() (*oauth.Client, error) {
 	return c, nil
 }
 
-// CreateClient implements oauth.ClientStore. A zero CreatedAt or UpdatedAt
+// CreateClient implements clients.Store. A zero CreatedAt or UpdatedAt
 // is set to the current time (and written back to c). It fails with an
 // error matching ErrAlreadyExists when the ID is taken.
-func (s *Store) CreateClient(ctx context.Context, c *oauth.Client) error {
+func (s *Store) CreateClient(ctx context.Context, c *clients.Client) error {
 	now := s.now().UTC()
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = now
@@ -128,7 +129,7 @@ func (s *Store) CreateClient(ctx context.Context, c *oauth.Client) error {
 	return nil
 }
 
-func findClient(tx *gorm.DB, id string) (*oauth.Client, error) {
+func findClient(tx *gorm.DB, id string) (*clients.Client, error) {
 	var row clientRow
 	if err := tx.Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, err
@@ -141,9 +142,9 @@ func findClient(tx *gorm.DB, id string) (*oauth.Client, error) {
 	return row.client()
 }
 
-// FindClient implements oauth.ClientStore: the client with the given ID or
+// FindClient implements clients.Store: the client with the given ID or
 // an error matching ErrNotFound.
-func (s *Store) FindClient(ctx context.Context, id string) (*oauth.Client, error) {
+func (s *Store) FindClient(ctx context.Context, id string) (*clients.Client, error) {
 	c, err := findClient(s.db(ctx), id)
 	if err != nil {
 		return nil, s.wrapf(err, "storage: find client %s", id)
@@ -151,10 +152,21 @@ func (s *Store) FindClient(ctx context.Context, id string) (*oauth.Client, error
 	return c, nil
 }
 
+// findFositeClient is findClient for fosite: the client as oauth.Client,
+// the type of every client GetClient returns and every stored request
+// carries.
+func findFositeClient(tx *gorm.DB, id string) (*oauth.Client, error) {
+	c, err := findClient(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &oauth.Client{Client: c}, nil
+}
+
 // GetClient implements fosite.ClientManager: the *oauth.Client with the
 // given ID, or fosite.ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := findClient(s.db(ctx), id)
+	c, err := findFositeClient(s.db(ctx), id)
 	if err != nil {
 		return nil, s.wrapFosite(err, "storage: get client %s", id)
 	}
@@ -170,14 +182,14 @@ func (s *Store) ClientAssertionJWTValid(context.Context, string) error { return 
 // ClientAssertionJWTValid.
 func (s *Store) SetClientAssertionJWT(context.Context, string, time.Time) error { return nil }
 
-// ListClients implements oauth.ClientStore: every client ordered by
+// ListClients implements clients.Store: every client ordered by
 // creation time, then ID.
-func (s *Store) ListClients(ctx context.Context) ([]*oauth.Client, error) {
+func (s *Store) ListClients(ctx context.Context) ([]*clients.Client, error) {
 	var rows []clientRow
 	if err := s.db(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
 		return nil, s.wrapf(err, "storage: list clients")
 	}
-	out := make([]*oauth.Client, 0, len(rows))
+	out := make([]*clients.Client, 0, len(rows))
 	for i := range rows {
 		c, err := rows[i].client()
 		if err != nil {
@@ -188,13 +200,13 @@ func (s *Store) ListClients(ctx context.Context) ([]*oauth.Client, error) {
 	return out, nil
 }
 
-// UpdateClient implements oauth.ClientStore. It reads the client with
+// UpdateClient implements clients.Store. It reads the client with
 // SELECT … FOR UPDATE, calls update and writes every field but the ID back
 // in the same transaction. An error from update is returned unchanged and
 // nothing is written.
-func (s *Store) UpdateClient(ctx context.Context, id string, update func(*oauth.Client) error) (*oauth.Client, error) {
+func (s *Store) UpdateClient(ctx context.Context, id string, update func(*clients.Client) error) (*clients.Client, error) {
 	var (
-		out       *oauth.Client
+		out       *clients.Client
 		updateErr error
 	)
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
@@ -238,7 +250,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*oauth.
 	return out, nil
 }
 
-// DeleteClient implements oauth.ClientStore: it removes the client and,
+// DeleteClient implements clients.Store: it removes the client and,
 // in the same transaction, every access and refresh token issued to it
 // (the foreign keys cascade too), or returns an error matching
 // ErrNotFound.

@@ -1,8 +1,8 @@
 // Package storage is Portcullis's one persistence layer: a single concrete
 // *Store, built on gorm, that implements every storage interface the
-// server declares — identity.Store, oauth.ClientStore, oauth.TokenStore
-// (fosite's client, token, revocation and transaction storage) and
-// keys.Store — over two backends:
+// server declares — identity.Store, clients.Store, oauth.TokenStore
+// (fosite's client, token, revocation and transaction storage, with
+// clients presented as oauth.Client) and keys.Store — over two backends:
 //
 //   - SQLite, embedded and pure Go (github.com/glebarez/sqlite), the
 //     default: "sqlite://PATH". The database runs in WAL mode with
@@ -24,7 +24,7 @@
 //
 // # Errors
 //
-// Methods of identity.Store, oauth.ClientStore and keys.Store return errors
+// Methods of identity.Store, clients.Store and keys.Store return errors
 // matching ErrNotFound and ErrAlreadyExists (errors.Is). The fosite methods
 // return fosite.ErrNotFound for unknown tokens and clients, and a used or
 // revoked refresh token comes back as its stored requester together with

@@ -18,6 +18,7 @@ import (
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/keys"
@@ -50,7 +51,7 @@ const (
 var (
 	_ identity.Store          = (*Store)(nil)
 	_ identity.SessionRevoker = (*Store)(nil)
-	_ oauth.ClientStore       = (*Store)(nil)
+	_ clients.Store           = (*Store)(nil)
 	_ oauth.TokenStore        = (*Store)(nil)
 	_ keys.Store              = (*Store)(nil)
 )

@@ -107,7 +107,7 @@ func requester(tx *gorm.DB, body string, session fosite.Session) (*fosite.Reques
 	if err := json.Unmarshal([]byte(body), &sr); err != nil {
 		return nil, fmt.Errorf("decode stored request: %w", err)
 	}
-	client, err := findClient(tx, sr.ClientID)
+	client, err := findFositeClient(tx, sr.ClientID)
 	if err != nil {
 		return nil, err
 	}

@@ -9,11 +9,11 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/seal"
 	"github.com/portcullis-auth/portcullis/keys"
-	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/storage"
 )
 
@@ -176,7 +176,7 @@ func (a *app) users() *identity.Service {
 	}
 }
 
-func (a *app) clients() *oauth.Clients { return &oauth.Clients{Store: a.store} }
+func (a *app) clients() *clients.Service { return &clients.Service{Store: a.store} }
 
 // refreshSecret derives the refresh-token HMAC key from a secrets key, so
 // every replica sharing PORTCULLIS_SECRETS_KEY shares it too.

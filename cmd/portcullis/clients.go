@@ -11,14 +11,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/server/adminapi"
 )
 
 func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "clients", Short: "Manage OAuth2 clients"}
 
-	var spec oauth.ClientSpec
+	var spec clients.Spec
 	var authMethod string
 	var quiet bool
 	create := &cobra.Command{
@@ -128,9 +128,9 @@ const corsOriginUsage = "browser origin scheme://host[:port] allowed to call the
 const accessTokenAlgUsage = "JWS algorithm of its access tokens: ES256 or RS256 (RFC 9068 §2.1, for resource servers that only speak RS256); default: the server's keys.algorithm"
 
 // clientsUpdateCmd changes the settings given as flags and keeps the
-// others, in one transaction (oauth.Clients.Patch).
+// others, in one transaction (clients.Service.Patch).
 func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
-	var set oauth.ClientSpec
+	var set clients.Spec
 	cmd := &cobra.Command{
 		Use: "update ID [--name N] [--auth-method M] [--grant-type G]... [--scope S]... [--audience A]... [--introspect[=false]] [--cors-origin O]...",
 		Short: "Change a client's settings; settings not given are kept, a repeatable flag replaces the whole list " +
@@ -149,7 +149,7 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.StringSliceVar(&set.CORSOrigins, "cors-origin", nil, corsOriginUsage)
 	flags := []string{"name", "auth-method", "grant-type", "scope", "audience", "introspect", "access-token-signed-response-alg", "cors-origin"}
 	run := withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
-		c, err := a.clients().Patch(ctx, args[0], func(s *oauth.ClientSpec) {
+		c, err := a.clients().Patch(ctx, args[0], func(s *clients.Spec) {
 			changed := f.Changed
 			if changed("name") {
 				s.Name = set.Name

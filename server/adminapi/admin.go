@@ -21,6 +21,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
@@ -42,7 +43,7 @@ type Handler struct {
 	// accepts carries it in aud. (An empty Audience accepts no token.)
 	Audience string
 	Provider fosite.OAuth2Provider
-	Clients  *oauth.Clients
+	Clients  *clients.Service
 	Users    *identity.Service
 	Keys     *keys.Manager
 	// Prepublication is how long a rotated key is published before it
@@ -187,7 +188,7 @@ type clientRequest struct {
 	// server's default.
 	AccessTokenSignedResponseAlg string `json:"access_token_signed_response_alg"`
 	// TokenEndpointAuthMethodsAccepted is optional; as in the client
-	// representation (see oauth.ClientSpec.AcceptedAuthMethods).
+	// representation (see clients.Spec.AcceptedAuthMethods).
 	TokenEndpointAuthMethodsAccepted []string `json:"token_endpoint_auth_methods_accepted"`
 	// AllowedCORSOrigins: browser origins allowed to call the token and
 	// revocation endpoints as the client; omitted means none.
@@ -202,9 +203,9 @@ type clientRequest struct {
 	UpdatedAt json.RawMessage `json:"updated_at"`
 }
 
-func (c clientRequest) spec() oauth.ClientSpec {
-	return oauth.ClientSpec{
-		Name: c.ClientName, Public: c.TokenEndpointAuthMethod == oauth.AuthNone, AuthMethod: c.TokenEndpointAuthMethod,
+func (c clientRequest) spec() clients.Spec {
+	return clients.Spec{
+		Name: c.ClientName, Public: c.TokenEndpointAuthMethod == clients.AuthNone, AuthMethod: c.TokenEndpointAuthMethod,
 		GrantTypes: c.GrantTypes, Scopes: strings.Fields(c.Scope), Audience: c.Audience, AccessTokenSigningAlg: c.AccessTokenSignedResponseAlg,
 		IntrospectionAllowed: c.IntrospectionAllowed,
 		AcceptedAuthMethods:  c.TokenEndpointAuthMethodsAccepted,

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
 	"github.com/portcullis-auth/portcullis/internal/seal"
@@ -41,7 +42,7 @@ const (
 // real SQLite store, key manager, identity service and fosite provider.
 type env struct {
 	public, admin *httptest.Server
-	clients       *oauth.Clients
+	clients       *clients.Service
 	users         *identity.Service
 	keys          *keys.Manager
 	adminID       string
@@ -80,19 +81,19 @@ func newEnv(t *testing.T) *env {
 	publicSrv := httptest.NewServer(pub)
 	t.Cleanup(publicSrv.Close)
 
-	clients := &oauth.Clients{Store: store}
+	svc := &clients.Service{Store: store}
 	adm := http.NewServeMux()
 	(&adminapi.Handler{
 		Audience: adminAudience,
-		Provider: p, Clients: clients, Users: users, Keys: km,
+		Provider: p, Clients: svc, Users: users, Keys: km,
 		Prepublication: prepublication, MaxBytes: maxBytes,
 	}).Routes(adm)
 	adminSrv := httptest.NewServer(httpjson.RouteErrors(adm))
 	t.Cleanup(adminSrv.Close)
 
-	e := &env{public: publicSrv, admin: adminSrv, clients: clients, users: users, keys: km}
-	c, secret, err := clients.Create(t.Context(), oauth.ClientSpec{
-		Name: "admin", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{adminapi.Scope}, Audience: []string{api},
+	e := &env{public: publicSrv, admin: adminSrv, clients: svc, users: users, keys: km}
+	c, secret, err := svc.Create(t.Context(), clients.Spec{
+		Name: "admin", GrantTypes: []string{clients.GrantClientCredentials}, Scopes: []string{adminapi.Scope}, Audience: []string{api},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -212,8 +213,8 @@ func wantError(t *testing.T, r response, status int, code string) {
 
 func TestAuthorization(t *testing.T) {
 	e := newEnv(t)
-	plain, plainSecret, err := e.clients.Create(t.Context(), oauth.ClientSpec{
-		Name: "plain", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{"read"}, Audience: []string{api},
+	plain, plainSecret, err := e.clients.Create(t.Context(), clients.Spec{
+		Name: "plain", GrantTypes: []string{clients.GrantClientCredentials}, Scopes: []string{"read"}, Audience: []string{api},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -612,7 +613,7 @@ func TestClientIntrospectionPermission(t *testing.T) {
 	wantError(t, e.do(t, http.MethodPost, "/admin/clients", map[string]any{
 		"client_name": "spa", "token_endpoint_auth_method": "none", "introspection_allowed": true,
 	}), http.StatusBadRequest, "invalid_request")
-	pub, _, err := e.clients.Create(t.Context(), oauth.ClientSpec{Name: "spa", Public: true})
+	pub, _, err := e.clients.Create(t.Context(), clients.Spec{Name: "spa", Public: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -669,7 +670,7 @@ func TestClientCORSOrigins(t *testing.T) {
 
 func TestClientRequestErrors(t *testing.T) {
 	e := newEnv(t)
-	pub, _, err := e.clients.Create(t.Context(), oauth.ClientSpec{Name: "spa", Public: true})
+	pub, _, err := e.clients.Create(t.Context(), clients.Spec{Name: "spa", Public: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -962,7 +963,7 @@ func TestKeys(t *testing.T) {
 // bearer credentials.
 func TestUserTokens(t *testing.T) {
 	e := newEnv(t)
-	ui, _, err := e.clients.Create(t.Context(), oauth.ClientSpec{
+	ui, _, err := e.clients.Create(t.Context(), clients.Spec{
 		Name: "ui", Public: true, Scopes: []string{adminapi.Scope, "read"}, Audience: []string{api},
 	})
 	if err != nil {
@@ -1074,8 +1075,8 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 func TestAdminTokenAudience(t *testing.T) {
 	e := newEnv(t)
 	// The README's admin client: scope admin, no audience registered.
-	c, secret, err := e.clients.Create(t.Context(), oauth.ClientSpec{
-		Name: "readme-admin", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{adminapi.Scope},
+	c, secret, err := e.clients.Create(t.Context(), clients.Spec{
+		Name: "readme-admin", GrantTypes: []string{clients.GrantClientCredentials}, Scopes: []string{adminapi.Scope},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/clients"
 )
 
 // ClientJSON is the one JSON representation of a client (RFC 7591 names),
@@ -45,7 +45,7 @@ type ClientJSON struct {
 // NewClientJSON returns the representation of c (never its secret hash);
 // secret, the client's secret in clear, is included when non-empty, which
 // only creation and secret rotation do.
-func NewClientJSON(c *oauth.Client, secret string) ClientJSON {
+func NewClientJSON(c *clients.Client, secret string) ClientJSON {
 	return ClientJSON{
 		ClientID: c.ID, ClientName: c.Name, ClientSecret: secret,
 		TokenEndpointAuthMethod: c.AuthMethodName(), TokenEndpointAuthMethodsAccepted: c.AcceptedAuthMethods(),

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/server/adminapi"
 )
 
@@ -16,8 +16,8 @@ import (
 // client's earlier admin token still answered 200 until it expired.)
 func TestAdminScopeWithdrawn(t *testing.T) {
 	e := newEnv(t)
-	c, secret, err := e.clients.Create(t.Context(), oauth.ClientSpec{
-		Name: "ops", GrantTypes: []string{oauth.GrantClientCredentials}, Scopes: []string{adminapi.Scope, "read"},
+	c, secret, err := e.clients.Create(t.Context(), clients.Spec{
+		Name: "ops", GrantTypes: []string{clients.GrantClientCredentials}, Scopes: []string{adminapi.Scope, "read"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func TestAdminScopeWithdrawn(t *testing.T) {
 		t.Fatalf("before: status %d body %s", r.status, r.body)
 	}
 	r := e.do(t, http.MethodPut, "/admin/clients/"+c.ID, map[string]any{
-		"client_name": "ops", "grant_types": []string{oauth.GrantClientCredentials}, "scope": "read",
+		"client_name": "ops", "grant_types": []string{clients.GrantClientCredentials}, "scope": "read",
 		"token_endpoint_auth_method": c.AuthMethod,
 	})
 	if r.status != http.StatusOK {
@@ -48,8 +48,8 @@ func TestAdminScopeWithdrawn(t *testing.T) {
 // sent back got 400 "unknown field".)
 func TestClientRepresentationRoundTrip(t *testing.T) {
 	e := newEnv(t)
-	c, _, err := e.clients.Create(t.Context(), oauth.ClientSpec{
-		Name: "web", GrantTypes: []string{oauth.GrantPassword, oauth.GrantRefreshToken}, Scopes: []string{"read"},
+	c, _, err := e.clients.Create(t.Context(), clients.Spec{
+		Name: "web", GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken}, Scopes: []string{"read"},
 		Audience: []string{api}, CORSOrigins: []string{"https://web.example"},
 	})
 	if err != nil {

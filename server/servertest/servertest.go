@@ -16,6 +16,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/identity/identitytest"
 	"github.com/portcullis-auth/portcullis/internal/seal"
@@ -54,7 +55,7 @@ type Env struct {
 	Public, Admin *httptest.Server
 	Store         *storage.Store
 	Users         *identity.Service
-	Clients       *oauth.Clients
+	Clients       *clients.Service
 	Keys          *keys.Manager
 	Provider      fosite.OAuth2Provider
 }
@@ -83,7 +84,7 @@ func New(t testing.TB, o Options) *Env {
 	pubLn, admLn := listen(t), listen(t)
 	e := &Env{
 		Issuer: "http://" + pubLn.Addr().String(),
-		Store:  store, Users: users, Clients: &oauth.Clients{Store: store}, Keys: km,
+		Store:  store, Users: users, Clients: &clients.Service{Store: store}, Keys: km,
 	}
 	e.AdminAudience = e.Issuer + "/admin"
 	ttl, rttl := o.AccessTokenTTL, o.RefreshTokenTTL

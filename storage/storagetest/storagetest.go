@@ -15,6 +15,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/keys"
@@ -209,16 +210,16 @@ func testUsers(t *testing.T, open Open) {
 	})
 }
 
-func newClient(name string) *oauth.Client {
-	return &oauth.Client{
+func newClient(name string) *clients.Client {
+	return &clients.Client{
 		ID: uuid.NewString(), Name: name, SecretHash: []byte("0123456789abcdef0123456789abcdef"),
-		AuthMethod: oauth.AuthSecretBasic, GrantTypes: []string{oauth.GrantPassword, oauth.GrantRefreshToken},
+		AuthMethod: clients.AuthSecretBasic, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
 		Scopes: []string{"read", "write"}, Audience: []string{"https://api.example.test"},
 		CreatedAt: t0, UpdatedAt: t0,
 	}
 }
 
-func sameClient(t *testing.T, got, want *oauth.Client) {
+func sameClient(t *testing.T, got, want *clients.Client) {
 	t.Helper()
 	if got.ID != want.ID || got.Name != want.Name || string(got.SecretHash) != string(want.SecretHash) ||
 		got.AuthMethod != want.AuthMethod || !slices.Equal(got.GrantTypes, want.GrantTypes) ||
@@ -236,15 +237,15 @@ func testClients(t *testing.T, open Open) {
 	app.IntrospectionAllowed = true // round-trips both values of the flag
 	app.CORSOrigins = []string{"http://localhost:5173", "https://app.example.test"}
 	public := newClient("cli")
-	public.SecretHash, public.AuthMethod = nil, oauth.AuthNone
+	public.SecretHash, public.AuthMethod = nil, clients.AuthNone
 	public.Audience = []string{}
 	public.CreatedAt = t0.Add(time.Second)
-	for _, c := range []*oauth.Client{app, public} {
+	for _, c := range []*clients.Client{app, public} {
 		wantErr(t, "create "+c.Name, s.CreateClient(ctx, c), nil)
 	}
 
 	t.Run("Get", func(t *testing.T) {
-		for _, want := range []*oauth.Client{app, public} {
+		for _, want := range []*clients.Client{app, public} {
 			got, err := s.FindClient(ctx, want.ID)
 			wantErr(t, "find", err, nil)
 			sameClient(t, got, want)
@@ -254,8 +255,8 @@ func testClients(t *testing.T, open Open) {
 			if !ok {
 				t.Fatalf("GetClient returned %T, want *oauth.Client", fc)
 			}
-			sameClient(t, oc, want)
-			if oc.IsPublic() != (want.AuthMethod == oauth.AuthNone) {
+			sameClient(t, oc.Client, want)
+			if oc.IsPublic() != (want.AuthMethod == clients.AuthNone) {
 				t.Fatalf("IsPublic = %v", oc.IsPublic())
 			}
 		}
@@ -280,7 +281,7 @@ func testClients(t *testing.T, open Open) {
 			{"find unknown", func() error { _, err := s.FindClient(ctx, "nope"); return err }, storage.ErrNotFound},
 			{"GetClient unknown", func() error { _, err := s.GetClient(ctx, "nope"); return err }, fosite.ErrNotFound},
 			{"update unknown", func() error {
-				_, err := s.UpdateClient(ctx, "nope", func(*oauth.Client) error { return nil })
+				_, err := s.UpdateClient(ctx, "nope", func(*clients.Client) error { return nil })
 				return err
 			}, storage.ErrNotFound},
 			{"delete unknown", func() error { return s.DeleteClient(ctx, "nope") }, storage.ErrNotFound},
@@ -294,14 +295,14 @@ func testClients(t *testing.T, open Open) {
 
 	t.Run("Update", func(t *testing.T) {
 		boom := errors.New("no")
-		_, err := s.UpdateClient(ctx, app.ID, func(c *oauth.Client) error { c.Name = "changed"; return boom })
+		_, err := s.UpdateClient(ctx, app.ID, func(c *clients.Client) error { c.Name = "changed"; return boom })
 		if err != boom { //nolint:errorlint // the contract is "that error is returned"
 			t.Fatalf("UpdateClient returned %v, want the closure's error", err)
 		}
 		got, _ := s.FindClient(ctx, app.ID)
 		sameClient(t, got, app)
 
-		got, err = s.UpdateClient(ctx, app.ID, func(c *oauth.Client) error {
+		got, err = s.UpdateClient(ctx, app.ID, func(c *clients.Client) error {
 			c.Name, c.SecretHash, c.Scopes, c.UpdatedAt = "renamed", []byte("new-hash"), []string{"read"}, t0.Add(time.Minute)
 			return nil
 		})
@@ -313,14 +314,14 @@ func testClients(t *testing.T, open Open) {
 
 		// The introspection permission is withdrawn and granted again.
 		for _, allowed := range []bool{false, true} {
-			got, err = s.UpdateClient(ctx, app.ID, func(c *oauth.Client) error { c.IntrospectionAllowed = allowed; return nil })
+			got, err = s.UpdateClient(ctx, app.ID, func(c *clients.Client) error { c.IntrospectionAllowed = allowed; return nil })
 			wantErr(t, "update introspection_allowed", err, nil)
 			app.IntrospectionAllowed = allowed
 			sameClient(t, got, app)
 			got, _ = s.FindClient(ctx, app.ID)
 			sameClient(t, got, app)
 			fc, _ := s.GetClient(ctx, app.ID)
-			sameClient(t, fc.(*oauth.Client), app)
+			sameClient(t, fc.(*oauth.Client).Client, app)
 		}
 	})
 
@@ -350,7 +351,7 @@ func testClients(t *testing.T, open Open) {
 		}
 		// The list is replaced and cleared.
 		for _, origins := range [][]string{{"https://b.example.test"}, {}} {
-			got, err := s.UpdateClient(ctx, app.ID, func(c *oauth.Client) error { c.CORSOrigins = origins; return nil })
+			got, err := s.UpdateClient(ctx, app.ID, func(c *clients.Client) error { c.CORSOrigins = origins; return nil })
 			wantErr(t, "update allowed_cors_origins", err, nil)
 			app.CORSOrigins = origins
 			sameClient(t, got, app)
@@ -481,7 +482,7 @@ func newSession() *oauth2.JWTSession {
 
 // newRequest returns a sanitized token request for client, as fosite
 // stores it, with a JWT session for subject.
-func newRequest(client *oauth.Client, subject string) *fosite.Request {
+func newRequest(client *clients.Client, subject string) *fosite.Request {
 	sess := newSession()
 	sess.Subject, sess.Username = subject, subject+"-name"
 	sess.JWTClaims.Subject = subject
@@ -494,7 +495,7 @@ func newRequest(client *oauth.Client, subject string) *fosite.Request {
 	sess.ExpiresAt[fosite.RefreshToken] = time.Now().UTC().Add(720 * time.Hour).Truncate(time.Microsecond)
 	req := fosite.NewRequest()
 	req.ID = uuid.NewString()
-	req.Client = client
+	req.Client = &oauth.Client{Client: client}
 	req.RequestedAt = t0
 	req.RequestedScope = fosite.Arguments{"read", "write"}
 	req.GrantedScope = fosite.Arguments{"read"}
@@ -538,7 +539,7 @@ func sameRequest(t *testing.T, got fosite.Requester, want *fosite.Request) {
 	}
 }
 
-func tokenFixture(t *testing.T, open Open) (*storage.Store, context.Context, *oauth.Client) {
+func tokenFixture(t *testing.T, open Open) (*storage.Store, context.Context, *clients.Client) {
 	s := open(t)
 	ctx := ctxTimeout(t)
 	c := newClient("app")

@@ -1,0 +1,171 @@
+package clients
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+)
+
+// Store persists clients. Implementations return errors matching
+// apperr.ErrNotFound and apperr.ErrAlreadyExists.
+type Store interface {
+	// CreateClient inserts c or fails with apperr.ErrAlreadyExists.
+	CreateClient(ctx context.Context, c *Client) error
+	// FindClient returns the client with the given ID or apperr.ErrNotFound.
+	FindClient(ctx context.Context, id string) (*Client, error)
+	// ListClients returns every client ordered by creation.
+	ListClients(ctx context.Context) ([]*Client, error)
+	// UpdateClient loads the client under a row lock, calls update and
+	// stores the result in one transaction; an update error writes nothing.
+	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
+	// DeleteClient removes a client and every token issued to it, or
+	// returns apperr.ErrNotFound.
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// Service administers OAuth2 clients.
+type Service struct {
+	Store Store
+	// Rand defaults to crypto/rand; Now to time.Now.
+	Rand io.Reader
+	Now  func() time.Time
+}
+
+// now is truncated to what the databases store (microseconds), so a
+// client reads back exactly as it was returned at creation.
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC().Truncate(time.Microsecond)
+	}
+	return time.Now().UTC().Truncate(time.Microsecond)
+}
+
+// Create registers a client. For confidential clients it returns the
+// generated secret, which is shown once and stored only hashed.
+func (s *Service) Create(ctx context.Context, spec Spec) (*Client, string, error) {
+	if err := spec.normalize(); err != nil {
+		return nil, "", err
+	}
+	now := s.now()
+	c := &Client{
+		ID: uuid.NewString(), Name: spec.Name, AuthMethod: spec.AuthMethod,
+		GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Audience: spec.Audience,
+		CreatedAt: now, UpdatedAt: now, IntrospectionAllowed: spec.IntrospectionAllowed,
+		AccessTokenSigningAlg: spec.AccessTokenSigningAlg, CORSOrigins: spec.CORSOrigins,
+	}
+	var secret string
+	if !c.IsPublic() {
+		var err error
+		if secret, c.SecretHash, err = s.newSecret(); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := s.Store.CreateClient(ctx, c); err != nil {
+		return nil, "", fmt.Errorf("create client: %w", err)
+	}
+	return c, secret, nil
+}
+
+// newSecret returns 32 random bytes (256 bits) as base64url and their hash.
+func (s *Service) newSecret() (string, []byte, error) {
+	r := s.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", nil, fmt.Errorf("generate client secret: %w", err)
+	}
+	secret := base64.RawURLEncoding.EncodeToString(b)
+	return secret, HashSecret([]byte(secret)), nil
+}
+
+// Get returns a client or an apperr.ENotFound error.
+func (s *Service) Get(ctx context.Context, id string) (*Client, error) {
+	c, err := s.Store.FindClient(ctx, id)
+	if errors.Is(err, apperr.ErrNotFound) {
+		return nil, &apperr.Error{Code: apperr.ENotFound, Message: "client not found"}
+	}
+	return c, err
+}
+
+// List returns every client.
+func (s *Service) List(ctx context.Context) ([]*Client, error) { return s.Store.ListClients(ctx) }
+
+// Update replaces a client's settable fields (a field left zero in spec
+// takes its default, as in Create). Switching between public and
+// confidential is refused (delete and re-create instead), so a secret is
+// never silently dropped or needed.
+func (s *Service) Update(ctx context.Context, id string, spec Spec) (*Client, error) {
+	if err := spec.normalize(); err != nil {
+		return nil, err
+	}
+	return s.Patch(ctx, id, func(cur *Spec) { *cur = spec })
+}
+
+// Patch changes some of a client's settable fields: patch receives the
+// client's current settings and edits them; the result is validated as in
+// Update and stored, all in one transaction, so concurrent changes of
+// other fields are not lost. On a validation error nothing is stored.
+func (s *Service) Patch(ctx context.Context, id string, patch func(*Spec)) (*Client, error) {
+	c, err := s.Store.UpdateClient(ctx, id, func(c *Client) error {
+		spec := c.spec()
+		patch(&spec)
+		if err := spec.normalize(); err != nil {
+			return err
+		}
+		if c.IsPublic() != spec.Public {
+			return &apperr.Error{Code: apperr.EInvalid, Message: "a client cannot change between public and confidential"}
+		}
+		c.Name, c.AuthMethod, c.GrantTypes, c.Scopes, c.Audience = spec.Name, spec.AuthMethod, spec.GrantTypes, spec.Scopes, spec.Audience
+		c.IntrospectionAllowed = spec.IntrospectionAllowed
+		c.AccessTokenSigningAlg = spec.AccessTokenSigningAlg
+		c.CORSOrigins = spec.CORSOrigins
+		c.UpdatedAt = s.now()
+		return nil
+	})
+	if errors.Is(err, apperr.ErrNotFound) {
+		return nil, &apperr.Error{Code: apperr.ENotFound, Message: "client not found"}
+	}
+	return c, err
+}
+
+// Delete removes a client and the tokens issued to it.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	err := s.Store.DeleteClient(ctx, id)
+	if errors.Is(err, apperr.ErrNotFound) {
+		return &apperr.Error{Code: apperr.ENotFound, Message: "client not found"}
+	}
+	return err
+}
+
+// RotateSecret replaces a confidential client's secret and returns the new
+// one; the old secret stops working at once.
+func (s *Service) RotateSecret(ctx context.Context, id string) (*Client, string, error) {
+	secret, hash, err := s.newSecret()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := s.Store.UpdateClient(ctx, id, func(c *Client) error {
+		if c.IsPublic() {
+			return &apperr.Error{Code: apperr.EInvalid, Message: "a public client has no secret"}
+		}
+		c.SecretHash, c.UpdatedAt = hash, s.now()
+		return nil
+	})
+	if errors.Is(err, apperr.ErrNotFound) {
+		return nil, "", &apperr.Error{Code: apperr.ENotFound, Message: "client not found"}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return c, secret, nil
+}
