@@ -32,7 +32,7 @@ var rules = []rule{
 	{"internal/cors", []string{"internal/apperr", "internal/httpjson"}},
 	{"identity", []string{"internal/apperr"}},
 	{"keys", []string{"internal/apperr", "internal/seal"}},
-	{"clients", []string{"internal/apperr", "internal/cors", "keys"}},
+	{"clients", []string{"internal/apperr", "internal/cors"}},
 	{"oauth/jws", nil},
 	{"oauth/resource", []string{"oauth/jws"}},
 	{"oauth", []string{"identity", "keys", "clients", "oauth/jws", "internal/apperr", "internal/cors", "internal/httpjson", "internal/ratelimit"}},
