@@ -8,15 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/portcullis-auth/portcullis/internal/seal"
-)
-
-// DSN schemes understood by [Config.StorageDriver].
-const (
-	sqliteScheme = "sqlite://"
-	mysqlScheme  = "mysql://"
+	"github.com/portcullis-auth/portcullis/storage"
 )
 
 // SecretsKeySize is the length in bytes of a decoded secrets key.
@@ -374,40 +367,33 @@ func Default() Config {
 // StorageDriver returns "sqlite" or "mysql" according to the DSN scheme, or
 // "" for any other DSN (which [Config.Validate] rejects).
 func (c *Config) StorageDriver() string {
-	switch {
-	case strings.HasPrefix(c.DSN, sqliteScheme):
-		return "sqlite"
-	case strings.HasPrefix(c.DSN, mysqlScheme):
-		return "mysql"
+	d, err := storage.ParseDSN(c.DSN)
+	if err != nil {
+		return ""
 	}
-	return ""
+	return d.Driver
 }
 
 // SQLitePath returns the database file path of a "sqlite://PATH" DSN, or ""
-// when the DSN is not SQLite.
+// when the DSN is not a valid SQLite DSN.
 func (c *Config) SQLitePath() string {
-	path, ok := strings.CutPrefix(c.DSN, sqliteScheme)
-	if !ok {
+	d, err := storage.ParseDSN(c.DSN)
+	if err != nil {
 		return ""
 	}
-	return path
+	return d.Path
 }
 
 // MySQLDSN returns the go-sql-driver/mysql DSN that follows "mysql://", with
 // parseTime=true always set (storage scans DATETIME columns into time.Time;
 // Validate rejects an explicit parseTime=false). It returns "" when the DSN
-// is not MySQL, and the text after "mysql://" unchanged when it does not parse.
+// is not a valid MySQL DSN.
 func (c *Config) MySQLDSN() string {
-	raw, ok := strings.CutPrefix(c.DSN, mysqlScheme)
-	if !ok {
+	d, err := storage.ParseDSN(c.DSN)
+	if err != nil || d.MySQL == nil {
 		return ""
 	}
-	mc, err := mysql.ParseDSN(raw)
-	if err != nil {
-		return raw
-	}
-	mc.ParseTime = true
-	return mc.FormatDSN()
+	return d.MySQL.FormatDSN()
 }
 
 // SecretsKeyBytes decodes SecretsKey. It returns nil and no error when the key

@@ -10,13 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/clientip"
 	"github.com/portcullis-auth/portcullis/internal/cors"
 	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/storage"
 )
 
 // Limits enforced by Validate beyond those of the packages configured
@@ -117,75 +117,17 @@ func (c *Config) Validate() error {
 // validateDSN checks the scheme and the form of the DSN without ever quoting
 // it, and requires a secrets key with MySQL.
 func (c *Config) validateDSN(p *problems) {
-	const want = "want sqlite://PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB?parseTime=true"
-	switch c.StorageDriver() {
-	case "sqlite":
-		path := c.SQLitePath()
-		if path == "" {
-			p.add("dsn", "sqlite:// needs a file path, such as sqlite://portcullis.db")
-		} else if strings.ContainsAny(path, "?#") {
-			p.add("dsn", "a SQLite DSN is a file path only, without query parameters (storage sets its own pragmas)")
-		}
-	case "mysql":
-		raw := strings.TrimPrefix(c.DSN, mysqlScheme)
-		mc, err := mysql.ParseDSN(raw)
-		switch {
-		case err != nil:
-			// The driver's message can quote parts of the DSN, password
-			// included, so it is not repeated.
-			p.add("dsn", "not a valid MySQL DSN (%s)", want)
-		case mc.DBName == "":
-			p.add("dsn", "the MySQL DSN names no database (%s)", want)
-		case !mc.ParseTime && hasDSNParam(raw, "parseTime"):
-			p.add("dsn", "parseTime must be true; leave it out and it is set for you")
-		}
-		if strings.TrimSpace(c.SecretsKey) == "" {
-			*p = append(*p, ErrSecretsKeyRequired)
-		}
-	default:
-		if c.DSN == "" {
-			p.add("dsn", "required (%s)", want)
-			return
-		}
-		// Quote the scheme only when there plainly is one: whatever follows
-		// it may hold a password.
-		if scheme, _, ok := strings.Cut(c.DSN, "://"); ok && isSchemeName(scheme) {
-			p.add("dsn", "unsupported scheme %q: %s", scheme, want)
-			return
-		}
-		p.add("dsn", "no sqlite:// or mysql:// scheme: %s", want)
+	d, err := storage.ParseDSN(c.DSN)
+	if err != nil {
+		p.add("dsn", "%s", err.Error())
+		return
+	}
+	if d.Driver == storage.DriverMySQL && strings.TrimSpace(c.SecretsKey) == "" {
+		*p = append(*p, ErrSecretsKeyRequired)
 	}
 }
 
-// hasDSNParam reports whether the go-sql-driver DSN raw sets the parameter name.
-func hasDSNParam(raw, name string) bool {
-	_, params, ok := strings.Cut(raw[strings.LastIndex(raw, "/")+1:], "?")
-	if !ok {
-		return false
-	}
-	for kv := range strings.SplitSeq(params, "&") {
-		if k, _, _ := strings.Cut(kv, "="); k == name {
-			return true
-		}
-	}
-	return false
-}
 
-// isSchemeName reports whether s is a URL scheme (RFC 3986 section 3.1).
-func isSchemeName(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
-		case i > 0 && ('0' <= r && r <= '9' || r == '+' || r == '-' || r == '.'):
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // validateIssuer checks the issuer identifier (RFC 8414 section 2).
 func (c *Config) validateIssuer(p *problems) {

@@ -150,20 +150,19 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		TranslateError:         false,
 		NowFunc:                func() time.Time { return dbTime(s.now()) },
 	}
-	var err error
-	switch {
-	case strings.HasPrefix(dsn, sqliteScheme):
-		s.driver = DriverSQLite
-		path := strings.TrimPrefix(dsn, sqliteScheme)
-		if err := privateSQLiteFiles(path, logger); err != nil {
+	parsed, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: DSN: %w", err)
+	}
+	s.driver = parsed.Driver
+	switch parsed.Driver {
+	case DriverSQLite:
+		if err := privateSQLiteFiles(parsed.Path, logger); err != nil {
 			return nil, fmt.Errorf("storage: open sqlite: %w", err)
 		}
-		s.gdb, err = openSQLite(path, gcfg, s.queryTimeout)
-	case strings.HasPrefix(dsn, mysqlScheme):
-		s.driver = DriverMySQL
-		s.gdb, s.sqlDB, err = openMySQL(strings.TrimPrefix(dsn, mysqlScheme), gcfg, s.queryTimeout, logger)
-	default:
-		return nil, fmt.Errorf("storage: unsupported DSN %q: want sqlite://PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB", RedactDSN(dsn))
+		s.gdb, err = openSQLite(parsed.Path, gcfg, s.queryTimeout)
+	case DriverMySQL:
+		s.gdb, s.sqlDB, err = openMySQL(parsed.MySQL, gcfg, s.queryTimeout, logger)
 	}
 	if err != nil {
 		return nil, s.wrapf(err, "storage: open %s", s.driver)
@@ -289,11 +288,8 @@ func openSQLite(path string, gcfg *gorm.Config, busyTimeout time.Duration) (*gor
 // readTimeout and writeTimeout set to queryTimeout unless the DSN sets
 // them, and a second pool, for migrations, with the DSN's own socket
 // timeouts (none by default).
-func openMySQL(dsn string, gcfg *gorm.Config, queryTimeout time.Duration, logger *slog.Logger) (*gorm.DB, *sql.DB, error) {
-	cfg, err := gomysql.ParseDSN(dsn)
-	if err != nil {
-		return nil, nil, fmt.Errorf("parse mysql DSN: %w", err)
-	}
+func openMySQL(cfg *gomysql.Config, gcfg *gorm.Config, queryTimeout time.Duration, logger *slog.Logger) (*gorm.DB, *sql.DB, error) {
+	cfg = cfg.Clone()
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
 	// Report matched rather than changed rows, as SQLite does, so that a

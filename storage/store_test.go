@@ -71,10 +71,14 @@ func TestOpenErrors(t *testing.T) {
 	tests := []struct {
 		name, dsn, want string
 	}{
-		{"unknown scheme", "postgres://u:secret@h/db", "unsupported DSN"},
-		{"password redacted", "postgres://u:secret@h/db", "u:REDACTED@h"},
-		{"empty sqlite path", "sqlite://", "empty path"},
-		{"bad mysql DSN", "mysql://not a dsn", "mysql"},
+		{"unknown scheme", "postgres://u:secret@h/db", `unsupported scheme "postgres"`},
+		{"no scheme", "u:secret@tcp(h)/db", "no sqlite:// or mysql:// scheme"},
+		{"empty", "", "required"},
+		{"empty sqlite path", "sqlite://", "needs a file path"},
+		{"sqlite with a query", "sqlite://p.db?_pragma=foreign_keys(0)", "without query parameters"},
+		{"bad mysql DSN", "mysql://u:secret@not a dsn", "not a valid MySQL DSN"},
+		{"mysql without a database", "mysql://u:secret@tcp(h:3306)/", "names no database"},
+		{"mysql parseTime off", "mysql://u:secret@tcp(h:3306)/db?parseTime=false", "parseTime must be true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
