@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/clientip"
@@ -126,8 +125,6 @@ func (c *Config) validateDSN(p *problems) {
 		*p = append(*p, ErrSecretsKeyRequired)
 	}
 }
-
-
 
 // validateIssuer checks the issuer identifier (RFC 8414 section 2).
 func (c *Config) validateIssuer(p *problems) {
