@@ -81,6 +81,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Logger receives access-log lines and errors; nil discards them.
 	Logger *slog.Logger
+	// Now is the token endpoint's clock (the iat, nbf and exp of access
+	// tokens); nil means time.Now. Tests pass the store's fake clock.
+	Now func() time.Time
 }
 
 // Handlers are the two listeners' handlers, each with every route and its
@@ -123,7 +126,7 @@ func New(o Options) (*Handlers, error) {
 
 	token := &oauth.TokenHandler{
 		Provider: o.Provider, Store: o.Store, Users: o.Store, Limiter: tokenLimit, ClientIP: ips.LimitKey,
-		MaxBytes: maxBytes, Logger: logger, Observe: m.observeGrant, Audience: o.Audience,
+		MaxBytes: maxBytes, Logger: logger, Observe: m.observeGrant, Audience: o.Audience, Now: o.Now,
 	}
 	signup := &SignupHandler{Users: o.Users, Enabled: o.Signup, MaxBytes: maxBytes,
 		Limiter: signupLimit, ClientIP: ips.LimitKey, Logger: logger}

@@ -30,11 +30,14 @@ import (
 
 // Options adjust the server; the zero value is a server on a fresh SQLite
 // file with ES256 keys, a 15-minute access-token TTL, no lockout, no rate
-// limits and sign-up enabled.
+// limits, 64 KiB request bodies and sign-up enabled.
 type Options struct {
 	// DSN of the store; empty means a new SQLite file.
 	DSN string
-	// Storage options of the store.
+	// Storage options of the store. Storage.Now, when set, is also the
+	// token endpoint's clock (server.Options.Now), so that a test steps
+	// one clock past iat's one-second resolution or the refresh reuse
+	// grace instead of sleeping.
 	Storage storage.Options
 	// Keys options of the key manager (Algorithm defaults to ES256).
 	Keys keys.Options
@@ -42,6 +45,11 @@ type Options struct {
 	Lockout identity.LockoutPolicy
 	// AccessTokenTTL defaults to 15 minutes, RefreshTokenTTL to an hour.
 	AccessTokenTTL, RefreshTokenTTL time.Duration
+	// TokenPerIP limits password grants per client IP and second
+	// (server.Options.TokenPerIP); zero means no limit.
+	TokenPerIP int
+	// MaxBodyBytes caps request bodies on both listeners; zero means 64 KiB.
+	MaxBodyBytes int64
 	// Server, when set, may change the server's options before New.
 	Server func(*server.Options)
 }
@@ -101,6 +109,10 @@ func New(t testing.TB, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	maxBytes := o.MaxBodyBytes
+	if maxBytes == 0 {
+		maxBytes = 64 << 10
+	}
 	so := server.Options{
 		Issuer: e.Issuer, Provider: e.Provider, Store: store, Users: users, Clients: e.Clients, Keys: km,
 		Audience: oauth.AudiencePolicy{
@@ -108,7 +120,8 @@ func New(t testing.TB, o Options) *Env {
 			ScopeAudiences: map[string]string{adminapi.Scope: e.AdminAudience},
 		},
 		AdminAudience: e.AdminAudience, Prepublication: time.Hour,
-		DefaultAlgorithm: string(alg), Signup: true, MaxBodyBytes: 64 << 10,
+		DefaultAlgorithm: string(alg), Signup: true, MaxBodyBytes: maxBytes,
+		TokenPerIP: o.TokenPerIP, Now: o.Storage.Now,
 	}
 	if o.Server != nil {
 		o.Server(&so)
