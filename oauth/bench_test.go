@@ -11,6 +11,7 @@ import (
 
 	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/server/servertest"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
@@ -27,12 +28,12 @@ import (
 var backends = map[string]func(testing.TB) string{"sqlite": storagetest.SQLiteDSN, "mysql": storagetest.MySQLDSN}
 
 func benchEnv(b *testing.B, dsn string) (*env, *clients.Client) {
-	e := newEnv(b, dsn, nil)
-	e.users.Hasher = identity.NewPasswordHasher(identity.DefaultArgon2Params())
-	if _, err := e.users.Signup(b.Context(), "bench", "purple otter lamp 42", nil); err != nil {
+	e := newEnv(b, servertest.Options{DSN: dsn})
+	e.Users.Hasher = identity.NewPasswordHasher(identity.DefaultArgon2Params())
+	if _, err := e.Users.Signup(b.Context(), "bench", "purple otter lamp 42", nil); err != nil {
 		b.Fatal(err)
 	}
-	c, _, err := e.clients.Create(b.Context(), clients.Spec{Name: "bench", Public: true, Audience: []string{api}})
+	c, _, err := e.Clients.Create(b.Context(), clients.Spec{Name: "bench", Public: true, Audience: []string{api}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,10 +69,10 @@ func BenchmarkPasswordGrant(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			e, c := benchEnv(b, backends[name](b))
 			form := url.Values{"grant_type": {"password"}, "client_id": {c.ID}, "username": {"bench"}, "password": {"purple otter lamp 42"}}
-			client := e.srv.Client()
+			client := e.Public.Client()
 			b.ReportAllocs()
 			for b.Loop() {
-				grant(b, client, e.srv.URL+"/oauth2/token", form)
+				grant(b, client, e.tokenURL(), form)
 			}
 		})
 	}
@@ -81,8 +82,8 @@ func BenchmarkRefreshGrant(b *testing.B) {
 	for _, name := range []string{"sqlite", "mysql"} {
 		b.Run(name, func(b *testing.B) {
 			e, c := benchEnv(b, backends[name](b))
-			client := e.srv.Client()
-			tokenURL := e.srv.URL + "/oauth2/token"
+			client := e.Public.Client()
+			tokenURL := e.tokenURL()
 			tok := grant(b, client, tokenURL, url.Values{"grant_type": {"password"}, "client_id": {c.ID}, "username": {"bench"}, "password": {"purple otter lamp 42"}})
 			rt := tok["refresh_token"].(string)
 			b.ReportAllocs()

@@ -20,88 +20,50 @@ import (
 
 	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
-	"github.com/portcullis-auth/portcullis/internal/ratelimit"
-	"github.com/portcullis-auth/portcullis/internal/seal"
 	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/server/servertest"
 	"github.com/portcullis-auth/portcullis/storage"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
-const (
-	issuer = "https://as.example.test"
-	api    = "https://api.example.test"
-)
+const api = "https://api.example.test"
 
-// env is a real authorization server on httptest: real store, keys,
-// identity and fosite, no mocks.
+// env is a complete authorization server in-process (servertest: real
+// store, keys, identity and fosite, wired by server.New as the binary
+// wires them), with its clock.
 type env struct {
-	srv      *httptest.Server
-	provider fosite.OAuth2Provider
-	store    *storage.Store
-	keys     *keys.Manager
-	users    *identity.Service
-	clients  *clients.Service
-	// clock is the server's clock (token handler and store): a test steps
+	*servertest.Env
+	// clock is the server's clock (token endpoint and store): a test steps
 	// it past iat's one-second resolution or the refresh reuse grace
 	// instead of sleeping. It starts at the wall clock, which fosite and
 	// the JWT checks still read (they allow a few seconds of skew).
 	clock *testkit.Clock
 }
 
-func fastHasher() *identity.PasswordHasher {
-	// Minimal argon2id cost keeps the suite fast; the parameters
-	// themselves are tested in identity.
-	return identity.NewPasswordHasher(identity.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
-}
-
-func newEnv(t testing.TB, dsn string, limiter *ratelimit.Keyed) *env {
+// newEnv starts a server with o, filling in what these tests assume
+// unless o sets it: a lockout after 5 failures within a minute, for a
+// minute; a 10-second refresh reuse grace; and a clock they can step.
+func newEnv(t testing.TB, o servertest.Options) *env {
 	t.Helper()
-	return newEnvAlg(t, dsn, limiter, keys.ES256)
-}
-
-func newEnvAlg(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Algorithm) *env {
-	t.Helper()
-	return newEnvWith(t, dsn, limiter, alg, 10*time.Second)
-}
-
-func newEnvWith(t testing.TB, dsn string, limiter *ratelimit.Keyed, alg keys.Algorithm, reuseGrace time.Duration) *env {
-	t.Helper()
+	if o.Lockout == (identity.LockoutPolicy{}) {
+		o.Lockout = identity.LockoutPolicy{MaxFailures: 5, Window: time.Minute, Duration: time.Minute}
+	}
+	if o.Storage.RefreshReuseGrace == 0 {
+		o.Storage.RefreshReuseGrace = 10 * time.Second
+	}
 	clock := testkit.NewClock(time.Now())
-	store := storagetest.OpenDSN(t, dsn, storage.Options{RefreshReuseGrace: reuseGrace, Now: clock.Now})
-	sealer, err := seal.New(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	km := keys.NewManager(store, sealer, keys.Options{Algorithm: alg})
-	if err := km.Init(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	users := &identity.Service{
-		Store: store, Hasher: fastHasher(), Sessions: store, Throttles: store,
-		Lockout: identity.LockoutPolicy{MaxFailures: 5, Window: time.Minute, Duration: time.Minute},
-	}
-	p, err := oauth.NewProvider(oauth.ProviderConfig{
-		Issuer: issuer, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour,
-		RefreshSecret: []byte(strings.Repeat("r", 32)),
-	}, store, users, km)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, Limiter: limiter, MaxBytes: 4096,
-		Audience: oauth.AudiencePolicy{Default: issuer}, Now: clock.Now})
-	mux.Handle("POST /oauth2/introspect", &oauth.IntrospectHandler{Provider: p, MaxBytes: 4096})
-	mux.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: 4096})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &env{srv: srv, provider: p, store: store, keys: km, users: users, clients: &clients.Service{Store: store}, clock: clock}
+	o.Storage.Now = clock.Now
+	return &env{Env: servertest.New(t, o), clock: clock}
 }
+
+// tokenURL is the token endpoint.
+func (e *env) tokenURL() string { return e.Issuer + "/oauth2/token" }
 
 func (e *env) client(t *testing.T, spec clients.Spec) (*clients.Client, string) {
 	t.Helper()
-	c, secret, err := e.clients.Create(t.Context(), spec)
+	c, secret, err := e.Clients.Create(t.Context(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +72,7 @@ func (e *env) client(t *testing.T, spec clients.Spec) (*clients.Client, string) 
 
 func (e *env) user(t *testing.T, name string, roles ...string) *identity.User {
 	t.Helper()
-	u, err := e.users.Signup(t.Context(), name, "purple otter lamp 42", roles)
+	u, err := e.Users.Signup(t.Context(), name, "purple otter lamp 42", roles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +81,7 @@ func (e *env) user(t *testing.T, name string, roles ...string) *identity.User {
 
 func (e *env) conf(c *clients.Client, secret string, style oauth2.AuthStyle, scopes ...string) *oauth2.Config {
 	return &oauth2.Config{ClientID: c.ID, ClientSecret: secret, Scopes: scopes,
-		Endpoint: oauth2.Endpoint{TokenURL: e.srv.URL + "/oauth2/token", AuthStyle: style}}
+		Endpoint: oauth2.Endpoint{TokenURL: e.tokenURL(), AuthStyle: style}}
 }
 
 func claimsOf(t *testing.T, token string) (header, claims map[string]any) {
@@ -147,7 +109,7 @@ func rfcCode(t *testing.T, err error) string {
 }
 
 func TestPasswordGrantClaims(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{})
 	u := e.user(t, "Alice", "admin", "user")
 	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Scopes: []string{"read", "write"}, Audience: []string{api, "https://other.example.test"}})
 	tok, err := e.conf(c, "", oauth2.AuthStyleInParams, "read").PasswordCredentialsToken(t.Context(), "alice", "purple otter lamp 42")
@@ -155,11 +117,11 @@ func TestPasswordGrantClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, cl := claimsOf(t, tok.AccessToken)
-	k, _ := e.keys.SigningKey()
+	k, _ := e.Keys.SigningKey()
 	if h["typ"] != "at+jwt" || h["alg"] != "ES256" || h["kid"] != k.ID {
 		t.Errorf("header = %v", h)
 	}
-	want := map[string]any{"iss": issuer, "sub": u.ID, "client_id": c.ID, "scope": "read", "preferred_username": "Alice"}
+	want := map[string]any{"iss": e.Issuer, "sub": u.ID, "client_id": c.ID, "scope": "read", "preferred_username": "Alice"}
 	for name, v := range want {
 		if cl[name] != v {
 			t.Errorf("%s = %v, want %v", name, cl[name], v)
@@ -186,7 +148,7 @@ func TestPasswordGrantClaims(t *testing.T) {
 func TestAlgorithms(t *testing.T) {
 	for _, alg := range []keys.Algorithm{keys.ES256, keys.RS256, keys.EdDSA} {
 		t.Run(string(alg), func(t *testing.T) {
-			e := newEnvAlg(t, storagetest.SQLiteDSN(t), nil, alg)
+			e := newEnv(t, servertest.Options{Keys: keys.Options{Algorithm: alg}})
 			e.user(t, "algo")
 			c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 			tok, err := e.conf(c, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(t.Context(), "algo", "purple otter lamp 42")
@@ -196,7 +158,7 @@ func TestAlgorithms(t *testing.T) {
 			if h, _ := claimsOf(t, tok.AccessToken); h["alg"] != string(alg) {
 				t.Fatalf("alg = %v", h["alg"])
 			}
-			if _, _, err := e.provider.IntrospectToken(t.Context(), tok.AccessToken, fosite.AccessToken, oauth.NewSession()); err != nil {
+			if _, _, err := e.Provider.IntrospectToken(t.Context(), tok.AccessToken, fosite.AccessToken, oauth.NewSession()); err != nil {
 				t.Fatalf("introspect: %v", err)
 			}
 		})
@@ -204,7 +166,7 @@ func TestAlgorithms(t *testing.T) {
 }
 
 func TestAudienceAndScopeRequests(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{})
 	e.user(t, "bob")
 	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Scopes: []string{"read"}, Audience: []string{api, "https://b.example.test"}})
 	tests := []struct {
@@ -234,7 +196,7 @@ func TestAudienceAndScopeRequests(t *testing.T) {
 			for k, v := range tc.form {
 				form[k] = v
 			}
-			resp, err := http.PostForm(e.srv.URL+"/oauth2/token", form)
+			resp, err := http.PostForm(e.tokenURL(), form)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -256,7 +218,7 @@ func TestAudienceAndScopeRequests(t *testing.T) {
 }
 
 func TestClientAuthentication(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{})
 	// Registered without a method: client_secret_basic and
 	// client_secret_post are both accepted (issue 8 item 3).
 	dflt, dfltSecret := e.client(t, clients.Spec{Name: "default", GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
@@ -283,7 +245,7 @@ func TestClientAuthentication(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cc := &clientcredentials.Config{ClientID: tc.id, ClientSecret: tc.secret, TokenURL: e.srv.URL + "/oauth2/token", AuthStyle: tc.style}
+			cc := &clientcredentials.Config{ClientID: tc.id, ClientSecret: tc.secret, TokenURL: e.tokenURL(), AuthStyle: tc.style}
 			tok, err := cc.Token(t.Context())
 			if tc.code == "" {
 				if err != nil {
@@ -307,7 +269,7 @@ func TestClientAuthentication(t *testing.T) {
 }
 
 func TestRefresh(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{})
 	u := e.user(t, "carol", "user")
 	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	conf := e.conf(c, "", oauth2.AuthStyleInParams)
@@ -318,7 +280,7 @@ func TestRefresh(t *testing.T) {
 	}
 	e.clock.Advance(time.Second) // iat has one-second resolution
 	roles := []string{"auditor"}
-	if _, err := e.users.Update(ctx, u.ID, identity.Change{Roles: &roles}); err != nil {
+	if _, err := e.Users.Update(ctx, u.ID, identity.Change{Roles: &roles}); err != nil {
 		t.Fatal(err)
 	}
 	next, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
@@ -337,7 +299,7 @@ func TestRefresh(t *testing.T) {
 	// A password change (an admin resetting a compromised account) ends
 	// every grant of the user: the old refresh token stops working.
 	newPassword := "another long passphrase 7"
-	if _, err := e.users.Update(ctx, u.ID, identity.Change{Password: &newPassword}); err != nil {
+	if _, err := e.Users.Update(ctx, u.ID, identity.Change{Password: &newPassword}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: next.RefreshToken}).Token()
@@ -351,7 +313,7 @@ func TestRefresh(t *testing.T) {
 
 	// A disabled user's refresh token stops working.
 	yes := true
-	if _, err := e.users.Update(ctx, u.ID, identity.Change{Disabled: &yes}); err != nil {
+	if _, err := e.Users.Update(ctx, u.ID, identity.Change{Disabled: &yes}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: next.RefreshToken}).Token()
@@ -365,7 +327,7 @@ func TestRefresh(t *testing.T) {
 func TestConcurrentRefresh(t *testing.T) {
 	for name, dsn := range map[string]func(testing.TB) string{"sqlite": storagetest.SQLiteDSN, "mysql": storagetest.MySQLDSN} {
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, dsn(t), nil)
+			e := newEnv(t, servertest.Options{DSN: dsn(t)})
 			e.user(t, "dave")
 			c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 			conf := e.conf(c, "", oauth2.AuthStyleInParams)
@@ -412,7 +374,7 @@ func TestConcurrentRefresh(t *testing.T) {
 // refused and the grant survives; after it, it is a replay and the whole
 // grant is revoked (RFC 9700 §4.14.2).
 func TestRefreshReuse(t *testing.T) {
-	e := newEnvWith(t, storagetest.SQLiteDSN(t), nil, keys.ES256, time.Second)
+	e := newEnv(t, servertest.Options{Storage: storage.Options{RefreshReuseGrace: time.Second}})
 	e.user(t, "ivy")
 	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	conf := e.conf(c, "", oauth2.AuthStyleInParams)
@@ -445,7 +407,7 @@ func TestRefreshReuse(t *testing.T) {
 }
 
 func TestLockoutAndThrottling(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), ratelimit.New(1000, 1000, 0))
+	e := newEnv(t, servertest.Options{TokenPerIP: 1000})
 	erin := e.user(t, "erin")
 	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	conf := e.conf(c, "", oauth2.AuthStyleInParams)
@@ -462,29 +424,31 @@ func TestLockoutAndThrottling(t *testing.T) {
 		locked.Response.Header.Get("Retry-After") == "" {
 		t.Fatalf("locked account: %v", err)
 	}
-	if _, err := e.users.Update(t.Context(), erin.ID, identity.Change{Unlock: true}); err != nil {
+	if _, err := e.Users.Update(t.Context(), erin.ID, identity.Change{Unlock: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conf.PasswordCredentialsToken(t.Context(), "erin", "purple otter lamp 42"); err != nil {
 		t.Fatalf("after unlock: %v", err)
 	}
 
-	limited := newEnv(t, storagetest.SQLiteDSN(t), ratelimit.New(0.001, 2, 0))
+	// TokenPerIP 1: one password grant per second and client IP (burst
+	// 1); a second one within that second gets 429 with Retry-After.
+	limited := newEnv(t, servertest.Options{TokenPerIP: 1})
 	limited.user(t, "frank")
 	lc, _ := limited.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	lconf := limited.conf(lc, "", oauth2.AuthStyleInParams)
-	var last error
-	for range 3 {
-		_, last = lconf.PasswordCredentialsToken(t.Context(), "frank", "purple otter lamp 42")
+	if _, err := lconf.PasswordCredentialsToken(t.Context(), "frank", "purple otter lamp 42"); err != nil {
+		t.Fatalf("first attempt, within the burst: %v", err)
 	}
+	_, last := lconf.PasswordCredentialsToken(t.Context(), "frank", "purple otter lamp 42")
 	var re *oauth2.RetrieveError
 	if !errors.As(last, &re) || re.Response.StatusCode != http.StatusTooManyRequests || re.Response.Header.Get("Retry-After") == "" {
-		t.Fatalf("third attempt with burst 2: %v", last)
+		t.Fatalf("second attempt with burst 1: %v", last)
 	}
 }
 
 func TestBadRequests(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{MaxBodyBytes: 4096})
 	tests := []struct {
 		name   string
 		body   string
@@ -498,7 +462,7 @@ func TestBadRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := http.Post(e.srv.URL+"/oauth2/token", "application/x-www-form-urlencoded", strings.NewReader(tc.body))
+			resp, err := http.Post(e.tokenURL(), "application/x-www-form-urlencoded", strings.NewReader(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -521,7 +485,7 @@ func TestBadRequests(t *testing.T) {
 // TestIntrospectionAfterRotation: tokens signed by a retired key still
 // introspect as active (fosite#786 does not apply), and revoked ones not.
 func TestIntrospectionAfterRotation(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{})
 	e.user(t, "gina")
 	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	rs, rsSecret := e.client(t, clients.Spec{Name: "rs", GrantTypes: []string{"client_credentials"}, IntrospectionAllowed: true})
@@ -529,11 +493,11 @@ func TestIntrospectionAfterRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.keys.Rotate(t.Context(), 0); err != nil {
+	if _, err := e.Keys.Rotate(t.Context(), 0); err != nil {
 		t.Fatal(err)
 	}
 	introspect := func(token string) map[string]any {
-		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req, _ := http.NewRequest(http.MethodPost, e.Issuer+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth(rs.ID, rsSecret)
 		resp, err := http.DefaultClient.Do(req)
@@ -563,7 +527,7 @@ func TestIntrospectionAfterRotation(t *testing.T) {
 		time.Until(time.Unix(int64(exp), 0)) < 50*time.Minute || rt["jti"] != nil {
 		t.Errorf("introspection of a refresh token (1h lifetime): %v", rt)
 	}
-	resp, err := http.PostForm(e.srv.URL+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}, "client_id": {c.ID}})
+	resp, err := http.PostForm(e.Issuer+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}, "client_id": {c.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -577,7 +541,7 @@ func TestIntrospectionAfterRotation(t *testing.T) {
 }
 
 func TestClientValidation(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{})
 	tests := []struct {
 		name string
 		spec clients.Spec
@@ -601,7 +565,7 @@ func TestClientValidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, secret, err := e.clients.Create(t.Context(), tc.spec)
+			c, secret, err := e.Clients.Create(t.Context(), tc.spec)
 			if !tc.ok {
 				if err == nil {
 					t.Fatalf("created %+v", c)
@@ -626,11 +590,11 @@ func TestClientValidation(t *testing.T) {
 // kid-selecting JWT signer): it must never panic, and the only token it may
 // accept is the one this server issued.
 func FuzzIntrospect(f *testing.F) {
-	e := newEnv(f, storagetest.SQLiteDSN(f), nil)
-	if _, err := e.users.Signup(f.Context(), "fuzz", "purple otter lamp 42", nil); err != nil {
+	e := newEnv(f, servertest.Options{})
+	if _, err := e.Users.Signup(f.Context(), "fuzz", "purple otter lamp 42", nil); err != nil {
 		f.Fatal(err)
 	}
-	c, _, err := e.clients.Create(f.Context(), clients.Spec{Name: "app", Public: true, Audience: []string{api}})
+	c, _, err := e.Clients.Create(f.Context(), clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -647,7 +611,7 @@ func FuzzIntrospect(f *testing.F) {
 	f.Add(tok.RefreshToken)
 	f.Add("a.b.c.d.e")
 	f.Fuzz(func(t *testing.T, token string) {
-		_, ar, err := e.provider.IntrospectToken(context.Background(), token, fosite.AccessToken, oauth.NewSession())
+		_, ar, err := e.Provider.IntrospectToken(context.Background(), token, fosite.AccessToken, oauth.NewSession())
 		if err != nil {
 			return
 		}
@@ -660,7 +624,7 @@ func FuzzIntrospect(f *testing.F) {
 // TestRevokeAndIntrospectErrors: RFC 7009 refuses revoking another
 // client's token; introspection errors use RFC 6749 codes.
 func TestRevokeAndIntrospectErrors(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{})
 	e.user(t, "hank")
 	a, _ := e.client(t, clients.Spec{Name: "a", Public: true, Audience: []string{api}})
 	b, _ := e.client(t, clients.Spec{Name: "b", Public: true, Audience: []string{api}})
@@ -669,7 +633,7 @@ func TestRevokeAndIntrospectErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	post := func(path string, form url.Values, basic ...string) (int, map[string]any) {
-		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(form.Encode()))
+		req, _ := http.NewRequest(http.MethodPost, e.Issuer+path, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		if len(basic) == 2 {
 			req.SetBasicAuth(basic[0], basic[1])
@@ -712,14 +676,14 @@ type authlessProvider struct{ fosite.OAuth2Provider }
 // makes the introspection endpoint answer server_error, never a token's
 // details.
 func TestIntrospectionFailsClosed(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{})
 	rs, secret := e.client(t, clients.Spec{Name: "rs", GrantTypes: []string{"client_credentials"}, Audience: []string{api}, IntrospectionAllowed: true})
-	tok, err := (&clientcredentials.Config{ClientID: rs.ID, ClientSecret: secret, TokenURL: e.srv.URL + "/oauth2/token",
+	tok, err := (&clientcredentials.Config{ClientID: rs.ID, ClientSecret: secret, TokenURL: e.tokenURL(),
 		AuthStyle: oauth2.AuthStyleInHeader}).Token(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(&oauth.IntrospectHandler{Provider: authlessProvider{e.provider}, MaxBytes: 4096})
+	srv := httptest.NewServer(&oauth.IntrospectHandler{Provider: authlessProvider{e.Provider}, MaxBytes: 4096})
 	t.Cleanup(srv.Close)
 	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

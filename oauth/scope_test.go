@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-auth/portcullis/clients"
-	"github.com/portcullis-auth/portcullis/storage/storagetest"
+	"github.com/portcullis-auth/portcullis/server/servertest"
 )
 
 // TestRefreshScope checks RFC 6749 §6 and §3.3/§5.1 at the token handler:
@@ -15,13 +15,13 @@ import (
 // outside the grant is invalid_scope, and a token without scope has no
 // scope member or claim.
 func TestRefreshScope(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{})
 	e.user(t, "dora")
 	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Scopes: []string{"read", "write"}, Audience: []string{api}})
 	bare, _ := e.client(t, clients.Spec{Name: "bare", Public: true, Audience: []string{api}})
 	post := func(form url.Values) (int, map[string]any) {
 		t.Helper()
-		resp, err := http.PostForm(e.srv.URL+"/oauth2/token", form)
+		resp, err := http.PostForm(e.tokenURL(), form)
 		if err != nil {
 			t.Fatal(err)
 		}

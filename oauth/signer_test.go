@@ -11,7 +11,7 @@ import (
 
 	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/oauth"
-	"github.com/portcullis-auth/portcullis/storage/storagetest"
+	"github.com/portcullis-auth/portcullis/server/servertest"
 )
 
 // TestDecodeCompactOnly: the server's token check (introspection, the
@@ -21,14 +21,14 @@ import (
 // general) and whitespace inside the compact form are refused, although
 // they carry the same header, payload and valid signature.
 func TestDecodeCompactOnly(t *testing.T) {
-	e := newEnv(t, storagetest.SQLiteDSN(t), nil)
+	e := newEnv(t, servertest.Options{})
 	e.user(t, "ivy")
 	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
 	tok, err := e.conf(c, "", oauth2.AuthStyleInParams).PasswordCredentialsToken(t.Context(), "ivy", "purple otter lamp 42")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := oauth.DecodeAccessToken(t.Context(), e.keys, tok.AccessToken); err != nil {
+	if err := oauth.DecodeAccessToken(t.Context(), e.Keys, tok.AccessToken); err != nil {
 		t.Fatalf("the issued token: %v", err)
 	}
 	parts := strings.Split(tok.AccessToken, ".")
@@ -51,11 +51,11 @@ func TestDecodeCompactOnly(t *testing.T) {
 		{"leading whitespace", " " + tok.AccessToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := oauth.DecodeAccessToken(t.Context(), e.keys, tc.token); err == nil {
+			if err := oauth.DecodeAccessToken(t.Context(), e.Keys, tc.token); err == nil {
 				t.Errorf("Decode accepted %.80q", tc.token)
 			}
 			// Through fosite, as introspection and the admin API see it.
-			if _, _, err := e.provider.IntrospectToken(context.Background(), tc.token, fosite.AccessToken, oauth.NewSession()); err == nil {
+			if _, _, err := e.Provider.IntrospectToken(context.Background(), tc.token, fosite.AccessToken, oauth.NewSession()); err == nil {
 				t.Errorf("IntrospectToken accepted %.80q", tc.token)
 			}
 		})
