@@ -8,91 +8,49 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
-	"github.com/portcullis-auth/portcullis/internal/httpjson"
-	"github.com/portcullis-auth/portcullis/internal/seal"
 	"github.com/portcullis-auth/portcullis/keys"
-	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/server/adminapi"
-	"github.com/portcullis-auth/portcullis/storage/storagetest"
+	"github.com/portcullis-auth/portcullis/server/servertest"
 )
 
 const (
-	issuer         = "https://as.example.test"
 	api            = "https://api.example.test"
-	adminAudience  = issuer + "/admin"
 	maxBytes       = 4096
 	prepublication = time.Hour
 	userPassword   = "purple otter lamp 42"
 )
 
-// env is a real authorization server: the public token and revocation
-// endpoints on one httptest server, the admin API on another, sharing a
-// real SQLite store, key manager, identity service and fosite provider.
+// env is a complete authorization server in-process (servertest: the
+// public and admin listeners wired by server.New as the binary wires
+// them, on a real SQLite store), with an admin client and its token.
 type env struct {
-	public, admin *httptest.Server
-	clients       *clients.Service
-	users         *identity.Service
-	keys          *keys.Manager
-	adminID       string
-	adminSecret   string
-	adminToken    string
+	*servertest.Env
+	adminID     string
+	adminSecret string
+	adminToken  string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	store := storagetest.OpenSQLite(t)
-	sealer, err := seal.New(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	km := keys.NewManager(store, sealer, keys.Options{Prepublication: prepublication})
-	if err := km.Init(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	users := &identity.Service{
-		Store:   store,
-		Hasher:  identity.NewPasswordHasher(identity.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}),
-		Lockout: identity.LockoutPolicy{MaxFailures: 3, Window: time.Hour, Duration: time.Hour}, Throttles: store,
-	}
-	p, err := oauth.NewProvider(oauth.ProviderConfig{
-		Issuer: issuer, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour,
-		RefreshSecret: []byte(strings.Repeat("r", 32)),
-	}, store, users, km)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := http.NewServeMux()
-	pub.Handle("POST /oauth2/token", &oauth.TokenHandler{Provider: p, Store: store, Users: store, MaxBytes: maxBytes,
-		Audience: oauth.AudiencePolicy{Default: issuer, ScopeAudiences: map[string]string{adminapi.Scope: adminAudience}}})
-	pub.Handle("POST /oauth2/revoke", &oauth.RevokeHandler{Provider: p, MaxBytes: maxBytes})
-	pub.Handle("POST /oauth2/introspect", &oauth.IntrospectHandler{Provider: p, MaxBytes: maxBytes})
-	publicSrv := httptest.NewServer(pub)
-	t.Cleanup(publicSrv.Close)
-
-	svc := &clients.Service{Store: store}
-	adm := http.NewServeMux()
-	(&adminapi.Handler{
-		Audience: adminAudience,
-		Provider: p, Clients: svc, Users: users, Keys: km,
-		Prepublication: prepublication, MaxBytes: maxBytes,
-	}).Routes(adm)
-	adminSrv := httptest.NewServer(httpjson.RouteErrors(adm))
-	t.Cleanup(adminSrv.Close)
-
-	e := &env{public: publicSrv, admin: adminSrv, clients: svc, users: users, keys: km}
-	c, secret, err := svc.Create(t.Context(), clients.Spec{
+	e := &env{Env: servertest.New(t, servertest.Options{
+		Keys:         keys.Options{Prepublication: prepublication},
+		Lockout:      identity.LockoutPolicy{MaxFailures: 3, Window: time.Hour, Duration: time.Hour},
+		MaxBodyBytes: maxBytes,
+	})}
+	c, secret, err := e.Clients.Create(t.Context(), clients.Spec{
 		Name: "admin", GrantTypes: []string{clients.GrantClientCredentials}, Scopes: []string{adminapi.Scope}, Audience: []string{api},
 	})
 	if err != nil {
@@ -117,7 +75,7 @@ func (e *env) tokenErr(t *testing.T, id, secret string, scopes ...string) (strin
 	t.Helper()
 	cc := &clientcredentials.Config{
 		ClientID: id, ClientSecret: secret, Scopes: scopes,
-		TokenURL: e.public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader,
+		TokenURL: e.Public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader,
 	}
 	tok, err := cc.Token(t.Context())
 	if err != nil {
@@ -156,7 +114,7 @@ func (e *env) doWith(t *testing.T, authorization, method, path string, body any)
 		}
 		r = bytes.NewReader(j)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, e.admin.URL+path, r)
+	req, err := http.NewRequestWithContext(t.Context(), method, e.Admin.URL+path, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +124,7 @@ func (e *env) doWith(t *testing.T, authorization, method, path string, body any)
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
-	resp, err := e.admin.Client().Do(req)
+	resp, err := e.Admin.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +171,7 @@ func wantError(t *testing.T, r response, status int, code string) {
 
 func TestAuthorization(t *testing.T) {
 	e := newEnv(t)
-	plain, plainSecret, err := e.clients.Create(t.Context(), clients.Spec{
+	plain, plainSecret, err := e.Clients.Create(t.Context(), clients.Spec{
 		Name: "plain", GrantTypes: []string{clients.GrantClientCredentials}, Scopes: []string{"read"}, Audience: []string{api},
 	})
 	if err != nil {
@@ -262,7 +220,7 @@ func TestRevokedAdminTokenIsRejected(t *testing.T) {
 	if r := e.doWith(t, "Bearer "+tok, http.MethodGet, "/admin/keys", nil); r.status != http.StatusOK {
 		t.Fatalf("before revocation: status %d body %s", r.status, r.body)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.public.URL+"/oauth2/revoke",
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.Public.URL+"/oauth2/revoke",
 		strings.NewReader(url.Values{"token": {tok}, "token_type_hint": {"access_token"}}.Encode()))
 	if err != nil {
 		t.Fatal(err)
@@ -315,7 +273,7 @@ func TestClientAuthMethodsRepresentation(t *testing.T) {
 	}
 	styles := func(id, secret string) (basicOK, postOK bool) {
 		for _, st := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
-			cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: e.public.URL + "/oauth2/token", AuthStyle: st}
+			cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: e.Public.URL + "/oauth2/token", AuthStyle: st}
 			_, err := cc.Token(t.Context())
 			if st == oauth2.AuthStyleInHeader {
 				basicOK = err == nil
@@ -498,7 +456,7 @@ func TestClientsCRUD(t *testing.T) {
 		t.Error("client_secret_basic still accepted after switching to client_secret_post")
 	}
 	cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, Scopes: []string{"read"},
-		TokenURL: e.public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}
+		TokenURL: e.Public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}
 	if _, err := cc.Token(t.Context()); err != nil {
 		t.Errorf("client_secret_post after update: %v", err)
 	}
@@ -547,7 +505,7 @@ func TestClientsCRUD(t *testing.T) {
 // returns the status and the decoded body.
 func (e *env) introspect(t *testing.T, id, secret, token string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.public.URL+"/oauth2/introspect",
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.Public.URL+"/oauth2/introspect",
 		strings.NewReader(url.Values{"token": {token}}.Encode()))
 	if err != nil {
 		t.Fatal(err)
@@ -613,7 +571,7 @@ func TestClientIntrospectionPermission(t *testing.T) {
 	wantError(t, e.do(t, http.MethodPost, "/admin/clients", map[string]any{
 		"client_name": "spa", "token_endpoint_auth_method": "none", "introspection_allowed": true,
 	}), http.StatusBadRequest, "invalid_request")
-	pub, _, err := e.clients.Create(t.Context(), clients.Spec{Name: "spa", Public: true})
+	pub, _, err := e.Clients.Create(t.Context(), clients.Spec{Name: "spa", Public: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,7 +628,7 @@ func TestClientCORSOrigins(t *testing.T) {
 
 func TestClientRequestErrors(t *testing.T) {
 	e := newEnv(t)
-	pub, _, err := e.clients.Create(t.Context(), clients.Spec{Name: "spa", Public: true})
+	pub, _, err := e.Clients.Create(t.Context(), clients.Spec{Name: "spa", Public: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -717,14 +675,29 @@ func TestClientRequestErrors(t *testing.T) {
 	}
 }
 
-type userJSON struct {
-	ID          string     `json:"id"`
-	Username    string     `json:"username"`
-	Roles       []string   `json:"roles"`
-	Disabled    bool       `json:"disabled"`
-	LockedUntil *time.Time `json:"locked_until"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
+// decodeStrict decodes r's body into T, failing the test on a member T
+// does not have: a representation gains no field unnoticed.
+func decodeStrict[T any](t *testing.T, r response) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+	return v
+}
+
+// storedUser is the representation of the user as stored, built field by
+// field: a field added to adminapi.UserJSON makes every cmp.Diff against
+// an answer fail until it is added here.
+func (e *env) storedUser(t *testing.T, id string) adminapi.UserJSON {
+	t.Helper()
+	u, err := e.Users.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("get user %s: %v", id, err)
+	}
+	return adminapi.UserJSON{ID: u.ID, Username: u.Username, Roles: u.Roles, Disabled: u.Disabled, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 func TestUsers(t *testing.T) {
@@ -737,17 +710,29 @@ func TestUsers(t *testing.T) {
 	if strings.Contains(string(r.body), "argon2") || strings.Contains(string(r.body), "password") {
 		t.Errorf("create response leaks the password or its hash: %s", r.body)
 	}
-	alice := decode[userJSON](t, r)
-	if alice.ID == "" || alice.Username != "Alice" || !slices.Equal(alice.Roles, []string{"admin", "user"}) || alice.Disabled || alice.LockedUntil != nil {
-		t.Errorf("created %+v", alice)
+	alice := decodeStrict[adminapi.UserJSON](t, r)
+	if alice.ID == "" {
+		t.Fatalf("created user without an id: %s", r.body)
+	}
+	stored := e.storedUser(t, alice.ID)
+	want := adminapi.UserJSON{ID: alice.ID, Username: "Alice", Roles: []string{"admin", "user"}, CreatedAt: stored.CreatedAt, UpdatedAt: stored.UpdatedAt}
+	if diff := cmp.Diff(want, alice); diff != "" {
+		t.Errorf("created user (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(stored, alice); diff != "" {
+		t.Errorf("created user differs from the stored one (-stored +answer):\n%s", diff)
 	}
 	if loc := r.header.Get("Location"); loc != "/admin/users/"+alice.ID {
 		t.Errorf("Location %q", loc)
 	}
-	if r := e.do(t, http.MethodPost, "/admin/users", map[string]any{"username": "bob", "password": userPassword}); r.status != http.StatusCreated {
+	r = e.do(t, http.MethodPost, "/admin/users", map[string]any{"username": "bob", "password": userPassword})
+	if r.status != http.StatusCreated {
 		t.Fatalf("create bob: status %d body %s", r.status, r.body)
-	} else if b := decode[userJSON](t, r); b.Roles == nil || len(b.Roles) != 0 {
-		t.Errorf("bob roles %v, want []", b.Roles)
+	}
+	bob := decodeStrict[adminapi.UserJSON](t, r)
+	// Roles is [] (not null) when none were given.
+	if diff := cmp.Diff(e.storedUser(t, bob.ID), bob); diff != "" || bob.Roles == nil || len(bob.Roles) != 0 {
+		t.Errorf("bob %+v, want roles [] and the stored user (-stored +answer):\n%s", bob, diff)
 	}
 
 	// Errors on create.
@@ -780,9 +765,9 @@ func TestUsers(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("list: status %d body %s", r.status, r.body)
 	}
-	list := decode[[]userJSON](t, r)
-	if len(list) != 2 || list[0].Username != "Alice" || list[1].Username != "bob" {
-		t.Errorf("list %+v", list)
+	wantList := []adminapi.UserJSON{e.storedUser(t, alice.ID), e.storedUser(t, bob.ID)}
+	if diff := cmp.Diff(wantList, decodeStrict[[]adminapi.UserJSON](t, r)); diff != "" {
+		t.Errorf("list (-want +got):\n%s", diff)
 	}
 	if strings.Contains(string(r.body), "argon2") {
 		t.Errorf("list leaks hashes: %s", r.body)
@@ -790,8 +775,11 @@ func TestUsers(t *testing.T) {
 
 	// Get by id; a username is never taken for an ID.
 	r = e.do(t, http.MethodGet, "/admin/users/"+alice.ID, nil)
-	if r.status != http.StatusOK || decode[userJSON](t, r).ID != alice.ID {
-		t.Errorf("get %s: status %d body %s", alice.ID, r.status, r.body)
+	if r.status != http.StatusOK {
+		t.Fatalf("get %s: status %d body %s", alice.ID, r.status, r.body)
+	}
+	if diff := cmp.Diff(e.storedUser(t, alice.ID), decodeStrict[adminapi.UserJSON](t, r)); diff != "" {
+		t.Errorf("get %s (-stored +answer):\n%s", alice.ID, diff)
 	}
 	for _, key := range []string{"Alice", "alice", "nobody"} {
 		wantError(t, e.do(t, http.MethodGet, "/admin/users/"+key, nil), http.StatusNotFound, "not_found")
@@ -799,44 +787,56 @@ func TestUsers(t *testing.T) {
 		wantError(t, e.do(t, http.MethodDelete, "/admin/users/"+key, nil), http.StatusNotFound, "not_found")
 	}
 
-	// PATCH roles.
-	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"roles": []string{"ops"}})
-	if r.status != http.StatusOK || !slices.Equal(decode[userJSON](t, r).Roles, []string{"ops"}) {
-		t.Errorf("patch roles: status %d body %s", r.status, r.body)
+	// patch sends a PATCH of alice and checks that the answer is 200 with
+	// the user as now stored, whole.
+	patch := func(what string, body any) adminapi.UserJSON {
+		t.Helper()
+		r := e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, body)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: status %d body %s", what, r.status, r.body)
+		}
+		got := decodeStrict[adminapi.UserJSON](t, r)
+		if diff := cmp.Diff(e.storedUser(t, alice.ID), got); diff != "" {
+			t.Errorf("%s: answer differs from the stored user (-stored +answer):\n%s", what, diff)
+		}
+		return got
 	}
-	// PATCH with an empty object changes nothing.
-	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{})
-	if u := decode[userJSON](t, r); r.status != http.StatusOK || !slices.Equal(u.Roles, []string{"ops"}) || u.Disabled {
-		t.Errorf("empty patch: status %d body %s", r.status, r.body)
+	// PATCH roles.
+	if u := patch("patch roles", map[string]any{"roles": []string{"ops"}}); !slices.Equal(u.Roles, []string{"ops"}) {
+		t.Errorf("patch roles: %+v", u)
+	}
+	// PATCH with an empty object changes nothing but updated_at.
+	before := e.storedUser(t, alice.ID)
+	after := patch("empty patch", map[string]any{})
+	if diff := cmp.Diff(before, after, cmpopts.IgnoreFields(adminapi.UserJSON{}, "UpdatedAt")); diff != "" {
+		t.Errorf("empty patch changed (-before +after):\n%s", diff)
 	}
 	// PATCH disabled: Authenticate then fails with the right password.
-	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"disabled": true})
-	if r.status != http.StatusOK || !decode[userJSON](t, r).Disabled {
-		t.Errorf("patch disabled: status %d body %s", r.status, r.body)
+	if u := patch("patch disabled", map[string]any{"disabled": true}); !u.Disabled {
+		t.Errorf("patch disabled: %+v", u)
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); !errors.Is(err, identity.ErrInvalidCredentials) {
+	if _, err := e.Users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Errorf("disabled user authenticates: %v", err)
 	}
-	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"disabled": false})
-	if r.status != http.StatusOK || decode[userJSON](t, r).Disabled {
-		t.Errorf("patch enabled: status %d body %s", r.status, r.body)
+	if u := patch("patch enabled", map[string]any{"disabled": false}); u.Disabled {
+		t.Errorf("patch enabled: %+v", u)
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); err != nil {
+	if _, err := e.Users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); err != nil {
 		t.Errorf("re-enabled user: %v", err)
 	}
 
 	// PATCH unlock: lock alice with wrong passwords (MaxFailures 3).
 	for range 3 {
-		_, _ = e.users.Authenticate(t.Context(), "alice", "wrong password here", "192.0.2.1")
+		_, _ = e.Users.Authenticate(t.Context(), "alice", "wrong password here", "192.0.2.1")
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); !errors.Is(err, identity.ErrThrottled) {
+	if _, err := e.Users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); !errors.Is(err, identity.ErrThrottled) {
 		t.Fatalf("after 3 failures: %v, want throttled", err)
 	}
 	r = e.do(t, http.MethodPatch, "/admin/users/"+alice.ID, map[string]any{"unlock": true})
 	if r.status != http.StatusOK {
 		t.Errorf("patch unlock: status %d body %s", r.status, r.body)
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); err != nil {
+	if _, err := e.Users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); err != nil {
 		t.Errorf("after unlock: %v", err)
 	}
 
@@ -850,10 +850,10 @@ func TestUsers(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("patch password: status %d body %s", r.status, r.body)
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", newPassword, "192.0.2.1"); err != nil {
+	if _, err := e.Users.Authenticate(t.Context(), "alice", newPassword, "192.0.2.1"); err != nil {
 		t.Errorf("new password: %v", err)
 	}
-	if _, err := e.users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); !errors.Is(err, identity.ErrInvalidCredentials) {
+	if _, err := e.Users.Authenticate(t.Context(), "alice", userPassword, "192.0.2.1"); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Errorf("old password after change: %v", err)
 	}
 
@@ -864,8 +864,9 @@ func TestUsers(t *testing.T) {
 	}
 	wantError(t, e.do(t, http.MethodGet, "/admin/users/"+alice.ID, nil), http.StatusNotFound, "not_found")
 	wantError(t, e.do(t, http.MethodDelete, "/admin/users/"+alice.ID, nil), http.StatusNotFound, "not_found")
-	if list := decode[[]userJSON](t, e.do(t, http.MethodGet, "/admin/users", nil)); len(list) != 1 || list[0].Username != "bob" {
-		t.Errorf("list after delete %+v", list)
+	list := decodeStrict[[]adminapi.UserJSON](t, e.do(t, http.MethodGet, "/admin/users", nil))
+	if diff := cmp.Diff([]adminapi.UserJSON{e.storedUser(t, bob.ID)}, list); diff != "" {
+		t.Errorf("list after delete (-want +got):\n%s", diff)
 	}
 }
 
@@ -938,7 +939,7 @@ func TestKeys(t *testing.T) {
 	if len(ks) != 3 || ks[2].KID != imm.KID || ks[2].State != "active" || ks[0].State != "retired" {
 		t.Errorf("after immediate rotate: %+v", ks)
 	}
-	if k, err := e.keys.SigningKey(); err != nil || k.ID != imm.KID {
+	if k, err := e.Keys.SigningKey(); err != nil || k.ID != imm.KID {
 		t.Errorf("signing key after immediate rotation: %v %v, want %s", k, err, imm.KID)
 	}
 
@@ -963,7 +964,7 @@ func TestKeys(t *testing.T) {
 // bearer credentials.
 func TestUserTokens(t *testing.T) {
 	e := newEnv(t)
-	ui, _, err := e.clients.Create(t.Context(), clients.Spec{
+	ui, _, err := e.Clients.Create(t.Context(), clients.Spec{
 		Name: "ui", Public: true, Scopes: []string{adminapi.Scope, "read"}, Audience: []string{api},
 	})
 	if err != nil {
@@ -974,14 +975,14 @@ func TestUserTokens(t *testing.T) {
 		name  string
 		roles []string
 	}{{"mallory", nil}, {"root", []string{adminapi.Role}}} {
-		created, err := e.users.Signup(t.Context(), u.name, "purple otter lamp 42", u.roles)
+		created, err := e.Users.Signup(t.Context(), u.name, "purple otter lamp 42", u.roles)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids[u.name] = created.ID
 	}
 	conf := &oauth2.Config{ClientID: ui.ID, Scopes: []string{adminapi.Scope},
-		Endpoint: oauth2.Endpoint{TokenURL: e.public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
+		Endpoint: oauth2.Endpoint{TokenURL: e.Public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
 	login := func(name string) *oauth2.Token {
 		tok, err := conf.PasswordCredentialsToken(t.Context(), name, "purple otter lamp 42")
 		if err != nil {
@@ -998,7 +999,7 @@ func TestUserTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	adminOnly, err := conf.PasswordCredentialsToken(
-		context.WithValue(t.Context(), oauth2.HTTPClient, resourceClient(adminAudience)), "root", "purple otter lamp 42")
+		context.WithValue(t.Context(), oauth2.HTTPClient, resourceClient(e.AdminAudience)), "root", "purple otter lamp 42")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1023,13 +1024,39 @@ func TestUserTokens(t *testing.T) {
 		})
 	}
 
-	// Disabling the administrator takes effect on the token already issued.
+	// Withdrawing role admin takes effect on the token already issued: the
+	// admin API checks the user on every request (403), and giving the
+	// role back restores it.
+	get := func() response {
+		return e.doWith(t, "Bearer "+root.AccessToken, http.MethodGet, "/admin/clients", nil)
+	}
+	setRoles := func(roles ...string) {
+		t.Helper()
+		if _, err := e.Users.Update(t.Context(), ids["root"], identity.Change{Roles: &roles}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setRoles("user")
+	r := get()
+	wantError(t, r, http.StatusForbidden, "forbidden")
+	if got := r.header.Get("WWW-Authenticate"); !strings.Contains(got, `error="insufficient_scope"`) {
+		t.Errorf("role admin withdrawn: WWW-Authenticate %q, want insufficient_scope", got)
+	}
+	setRoles(adminapi.Role)
+	if r := get(); r.status != http.StatusOK {
+		t.Fatalf("role admin given back: status %d: %s", r.status, r.body)
+	}
+	// Disabling the administrator takes effect on the token already issued:
+	// the server revokes the user's grants with the change (identity
+	// Sessions), so the token is no longer valid (401 invalid_token).
 	yes := true
-	if _, err := e.users.Update(t.Context(), ids["root"], identity.Change{Disabled: &yes}); err != nil {
+	if _, err := e.Users.Update(t.Context(), ids["root"], identity.Change{Disabled: &yes}); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.doWith(t, "Bearer "+root.AccessToken, http.MethodGet, "/admin/clients", nil); r.status != http.StatusForbidden {
-		t.Fatalf("disabled admin user: status %d", r.status)
+	r = get()
+	wantError(t, r, http.StatusUnauthorized, "unauthorized")
+	if got := r.header.Get("WWW-Authenticate"); !strings.Contains(got, `error="invalid_token"`) {
+		t.Errorf("disabled admin user: WWW-Authenticate %q, want invalid_token", got)
 	}
 }
 
@@ -1075,15 +1102,15 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 func TestAdminTokenAudience(t *testing.T) {
 	e := newEnv(t)
 	// The README's admin client: scope admin, no audience registered.
-	c, secret, err := e.clients.Create(t.Context(), clients.Spec{
+	c, secret, err := e.Clients.Create(t.Context(), clients.Spec{
 		Name: "readme-admin", GrantTypes: []string{clients.GrantClientCredentials}, Scopes: []string{adminapi.Scope},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tok := e.token(t, c.ID, secret, adminapi.Scope)
-	if aud, _ := json.Marshal(claimsOf(t, tok)["aud"]); string(aud) != `["`+adminAudience+`"]` {
-		t.Errorf("RFC 9068 §2.2 aud of the README admin client's token = %s, want [%q]", aud, adminAudience)
+	if aud, _ := json.Marshal(claimsOf(t, tok)["aud"]); string(aud) != `["`+e.AdminAudience+`"]` {
+		t.Errorf("RFC 9068 §2.2 aud of the README admin client's token = %s, want [%q]", aud, e.AdminAudience)
 	}
 	if r := e.doWith(t, "Bearer "+tok, http.MethodGet, "/admin/users", nil); r.status != http.StatusOK {
 		t.Fatalf("README admin client: status %d: %s", r.status, r.body)
@@ -1094,13 +1121,13 @@ func TestAdminTokenAudience(t *testing.T) {
 // one before acting, and a wrong method on a known route is a JSON 405.
 func TestBodylessRoutes(t *testing.T) {
 	e := newEnv(t)
-	before, err := e.keys.Status(t.Context())
+	before, err := e.Keys.Status(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	big := strings.Repeat("x", maxBytes+1)
 	for _, path := range []string{"/admin/keys/rotate", "/admin/clients/" + e.adminID + "/secret"} {
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.admin.URL+path, strings.NewReader(big))
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.Admin.URL+path, strings.NewReader(big))
 		req.Header.Set("Authorization", "Bearer "+e.adminToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -1111,7 +1138,7 @@ func TestBodylessRoutes(t *testing.T) {
 			t.Errorf("POST %s with an oversized body: %d, want 413", path, resp.StatusCode)
 		}
 	}
-	after, _ := e.keys.Status(t.Context())
+	after, _ := e.Keys.Status(t.Context())
 	if len(after) != len(before) {
 		t.Errorf("an oversized request rotated the key")
 	}

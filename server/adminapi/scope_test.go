@@ -16,7 +16,7 @@ import (
 // client's earlier admin token still answered 200 until it expired.)
 func TestAdminScopeWithdrawn(t *testing.T) {
 	e := newEnv(t)
-	c, secret, err := e.clients.Create(t.Context(), clients.Spec{
+	c, secret, err := e.Clients.Create(t.Context(), clients.Spec{
 		Name: "ops", GrantTypes: []string{clients.GrantClientCredentials}, Scopes: []string{adminapi.Scope, "read"},
 	})
 	if err != nil {
@@ -48,7 +48,7 @@ func TestAdminScopeWithdrawn(t *testing.T) {
 // sent back got 400 "unknown field".)
 func TestClientRepresentationRoundTrip(t *testing.T) {
 	e := newEnv(t)
-	c, _, err := e.clients.Create(t.Context(), clients.Spec{
+	c, _, err := e.Clients.Create(t.Context(), clients.Spec{
 		Name: "web", GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken}, Scopes: []string{"read"},
 		Audience: []string{api}, CORSOrigins: []string{"https://web.example"},
 	})
