@@ -1,0 +1,78 @@
+package clients_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-auth/portcullis/clients"
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/storage/storagetest"
+)
+
+// TestClientValidation: Create refuses an invalid registration with
+// invalid_request and stores nothing; a valid one gets a 256-bit secret,
+// stored only hashed, and reads back as Create returned it.
+func TestClientValidation(t *testing.T) {
+	svc := &clients.Service{Store: storagetest.OpenSQLite(t)}
+	tests := []struct {
+		name string
+		spec clients.Spec
+		ok   bool
+	}{
+		{"defaults", clients.Spec{Name: "a"}, true},
+		{"no name", clients.Spec{}, false},
+		{"public with client_credentials", clients.Spec{Name: "a", Public: true, GrantTypes: []string{"client_credentials"}}, false},
+		{"unknown grant", clients.Spec{Name: "a", GrantTypes: []string{"implicit"}}, false},
+		{"bad scope", clients.Spec{Name: "a", Scopes: []string{"a b"}}, false},
+		{"bad auth method", clients.Spec{Name: "a", AuthMethod: "private_key_jwt"}, false},
+		{"public with secret method", clients.Spec{Name: "a", Public: true, AuthMethod: clients.AuthSecretPost}, false},
+		{"confidential introspector", clients.Spec{Name: "a", IntrospectionAllowed: true}, true},
+		{"public introspector", clients.Spec{Name: "a", Public: true, IntrospectionAllowed: true}, false},
+		{"auth method none introspector", clients.Spec{Name: "a", AuthMethod: clients.AuthNone, IntrospectionAllowed: true}, false},
+		{"cors origins", clients.Spec{Name: "a", CORSOrigins: []string{"https://a.example", "http://localhost:5173"}}, true},
+		{"cors wildcard", clients.Spec{Name: "a", CORSOrigins: []string{"*"}}, false},
+		{"cors null", clients.Spec{Name: "a", CORSOrigins: []string{"null"}}, false},
+		{"cors path", clients.Spec{Name: "a", CORSOrigins: []string{"https://a.example/app"}}, false},
+		{"cors scheme", clients.Spec{Name: "a", CORSOrigins: []string{"file://a"}}, false},
+	}
+	created := 0
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, secret, err := svc.Create(t.Context(), tc.spec)
+			if !tc.ok {
+				if err == nil {
+					t.Fatalf("created %+v", c)
+				}
+				if code := apperr.CodeOf(err); code != apperr.EInvalid {
+					t.Errorf("error %v has code %s, want %s", err, code, apperr.EInvalid)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			created++
+			if len(secret) < 43 || c.SecretHash == nil || string(c.SecretHash) == secret {
+				t.Errorf("secret %q hash %x", secret, c.SecretHash)
+			}
+			if !clients.SecretMatches(c.SecretHash, []byte(secret)) {
+				t.Error("secret does not match its hash")
+			}
+			got, err := svc.Get(t.Context(), c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(c, got); diff != "" {
+				t.Errorf("stored client differs from Create's answer (-created +stored):\n%s", diff)
+			}
+		})
+	}
+	list, err := svc.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != created {
+		t.Errorf("%d clients stored after %d successful creates: a refused one was stored", len(list), created)
+	}
+}
