@@ -21,11 +21,11 @@ func TestMySQLConformance(t *testing.T) {
 
 func TestMySQLClock(t *testing.T) {
 	storagetest.RequireMySQL(t)
-	storagetest.RunClock(t, storagetest.MySQLDSN)
+	storagetest.RunClock(t, storagetest.OpenClockedDSN(storagetest.MySQLDSN))
 }
 
 func TestMySQLMigrate(t *testing.T) {
-	testMigrateFresh(t, storagetest.MySQLDSN(t))
+	testMigrateFresh(t, storagetest.MySQLDSN(t), storage.DriverMySQL)
 }
 
 // TestMySQLConcurrentMigrate starts two "replicas" on one fresh database:

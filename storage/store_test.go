@@ -26,8 +26,10 @@ var wantMigrations = []string{
 	"00009_clients_access_token_alg",
 }
 
-// testMigrateFresh migrates an empty database twice.
-func testMigrateFresh(t *testing.T, dsn string) {
+// testMigrateFresh migrates an empty database of driver twice: the first
+// run applies every migration, in order, and records when; the second
+// applies nothing.
+func testMigrateFresh(t *testing.T, dsn, driver string) {
 	s, err := storage.Open(t.Context(), dsn, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +66,23 @@ func testMigrateFresh(t *testing.T, dsn string) {
 		if cur, lat, err := s.SchemaVersion(t.Context()); err != nil || cur != latest || lat != latest {
 			t.Fatalf("%s: SchemaVersion = %d, %d, %v; want %d, %d", tt.name, cur, lat, err, latest, latest)
 		}
+	}
+	st, err = s.MigrationStatus(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range st {
+		names = append(names, m.Name)
+		if !m.Applied || m.AppliedAt.IsZero() {
+			t.Errorf("migration %s not recorded as applied: %+v", m.Name, m)
+		}
+	}
+	if !slices.Equal(names, wantMigrations) {
+		t.Errorf("MigrationStatus lists %v, want %v", names, wantMigrations)
+	}
+	if d := s.Driver(); d != driver {
+		t.Errorf("Driver() = %q, want %q", d, driver)
 	}
 }
 

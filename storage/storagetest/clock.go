@@ -12,17 +12,30 @@ import (
 	"github.com/portcullis-auth/portcullis/storage"
 )
 
-// RunClock checks that a store opened with storage.Options.Now reads that
-// clock, not the wall clock, wherever it writes or compares a timestamp:
-// default created and updated times, and a rotated refresh token's age
-// against storage.Options.RefreshReuseGrace. dsn returns a fresh database
-// (SQLiteDSN, MySQLDSN).
-func RunClock(t *testing.T, dsn func(testing.TB) string) {
+// OpenClocked returns a fresh, migrated store, closed when t ends, whose
+// clock is now and which treats a refresh token presented again within
+// grace of its rotation as a concurrent duplicate, not as reuse
+// (storage.Options.Now and RefreshReuseGrace).
+type OpenClocked func(t *testing.T, now func() time.Time, grace time.Duration) Store
+
+// OpenClockedDSN returns an OpenClocked of *storage.Store on fresh
+// databases from dsn (SQLiteDSN, MySQLDSN).
+func OpenClockedDSN(dsn func(testing.TB) string) OpenClocked {
+	return func(t *testing.T, now func() time.Time, grace time.Duration) Store {
+		return OpenDSN(t, dsn(t), storage.Options{Now: now, RefreshReuseGrace: grace})
+	}
+}
+
+// RunClock checks that a store opened with a clock reads that clock, not
+// the wall clock, wherever it writes or compares a timestamp: default
+// created and updated times, and a rotated refresh token's age against the
+// reuse grace.
+func RunClock(t *testing.T, openS OpenClocked) {
 	// A clock far from the wall clock, so that either one being used
 	// where the other should shows.
-	open := func(t *testing.T, grace time.Duration) (*storage.Store, *testkit.Clock) {
+	open := func(t *testing.T, grace time.Duration) (Store, *testkit.Clock) {
 		c := testkit.NewClock(time.Date(2031, 7, 1, 9, 30, 0, 123456000, time.UTC))
-		return OpenDSN(t, dsn(t), storage.Options{Now: c.Now, RefreshReuseGrace: grace}), c
+		return openS(t, c.Now, grace), c
 	}
 	t.Run("DefaultTimestamps", func(t *testing.T) {
 		s, c := open(t, 0)

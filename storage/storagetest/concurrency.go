@@ -11,13 +11,14 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/portcullis-auth/portcullis/identity"
-	"github.com/portcullis-auth/portcullis/storage"
+	"github.com/portcullis-auth/portcullis/internal/apperr"
 )
 
 // RunConcurrency runs the race conformance tests: concurrent refresh-token
 // rotation (exactly one winner) and concurrent user creation with
 // duplicate names (exactly one ErrAlreadyExists per duplicate).
-func RunConcurrency(t *testing.T, open Open) {
+func RunConcurrency[S Store](t *testing.T, openS func(*testing.T) S) {
+	open := opener(openS)
 	t.Run("RefreshRotationRace", func(t *testing.T) { testRotationRace(t, open) })
 	t.Run("IndependentRotations", func(t *testing.T) { testIndependentRotations(t, open) })
 	t.Run("CreateUserRace", func(t *testing.T) { testCreateUserRace(t, open) })
@@ -45,7 +46,7 @@ func testKeyRotationRace(t *testing.T, open Open) {
 			switch {
 			case err == nil:
 				wins++
-			case errors.Is(err, storage.ErrAlreadyExists):
+			case errors.Is(err, apperr.ErrAlreadyExists):
 				conflicts++
 			default:
 				unexpected = append(unexpected, err)
@@ -216,7 +217,7 @@ func testCreateUserRace(t *testing.T, open Open) {
 			switch {
 			case err == nil:
 				created++
-			case errors.Is(err, storage.ErrAlreadyExists):
+			case errors.Is(err, apperr.ErrAlreadyExists):
 				duplicates++
 			default:
 				unexpected = append(unexpected, err)

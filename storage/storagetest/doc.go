@@ -1,6 +1,8 @@
 // Package storagetest is the conformance suite every storage backend must
-// pass (the Dex storage/conformance pattern). A backend's test runs it in
-// three lines:
+// pass (the Dex storage/conformance pattern). It checks the Store
+// interface (the storage interfaces of identity, clients, oauth and keys),
+// not a concrete type, so any store can run it; a backend's test does so
+// in three lines:
 //
 //	func TestSQLite(t *testing.T) {
 //		storagetest.Run(t, storagetest.OpenSQLite)
@@ -8,7 +10,7 @@
 //	}
 //
 // open must return a fresh, migrated store for each call and release it
-// when the test ends. RunClock checks that a store keeps the clock given as
-// storage.Options.Now. The package also provides DSN helpers (SQLiteDSN,
-// MySQLDSN) and a settable Clock for other packages' tests.
+// when the test ends. RunClock checks that a store keeps the clock it is
+// opened with (OpenClockedDSN). The package also provides DSN helpers
+// (SQLiteDSN, MySQLDSN) for other packages' tests.
 package storagetest

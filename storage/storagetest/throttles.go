@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/portcullis-auth/portcullis/identity"
-	"github.com/portcullis-auth/portcullis/storage"
+	"github.com/portcullis-auth/portcullis/internal/apperr"
 )
 
 // testThrottles checks the guessing counters: a missing counter loads as
@@ -111,18 +111,18 @@ func testUsernameExact(t *testing.T, open Open) {
 		t.Fatalf("ASCII case-insensitive lookup: %v", err)
 	}
 	for _, name := range []string{"alice ", "alice  ", "ALİCE", "alice\x00", " alice"} {
-		if u, err := s.GetUserByUsername(ctx, name); !errors.Is(err, storage.ErrNotFound) {
+		if u, err := s.GetUserByUsername(ctx, name); !errors.Is(err, apperr.ErrNotFound) {
 			t.Errorf("GetUserByUsername(%q) = %v, %v; want not found", name, u, err)
 		}
 	}
 	u := newUser("bob")
 	wantErr(t, "create bob", s.CreateUser(ctx, u), nil)
-	if got, err := s.GetUser(ctx, u.ID+" "); !errors.Is(err, storage.ErrNotFound) {
+	if got, err := s.GetUser(ctx, u.ID+" "); !errors.Is(err, apperr.ErrNotFound) {
 		t.Errorf("GetUser(id+space) = %v, %v; want not found", got, err)
 	}
 	c := newClient("padded")
 	wantErr(t, "create client", s.CreateClient(ctx, c), nil)
-	if got, err := s.FindClient(ctx, c.ID+"  "); !errors.Is(err, storage.ErrNotFound) {
+	if got, err := s.FindClient(ctx, c.ID+"  "); !errors.Is(err, apperr.ErrNotFound) {
 		t.Errorf("FindClient(id+spaces) = %v, %v; want not found", got, err)
 	}
 	if _, err := s.GetClient(ctx, c.ID+" "); err == nil {
