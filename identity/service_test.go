@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/identity/identitytest"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
@@ -128,8 +130,8 @@ func TestSignup(t *testing.T) {
 				t.Errorf("CreatedAt %v UpdatedAt %v, want the Now hook %v", u.CreatedAt, u.UpdatedAt, clk.Now())
 			}
 			stored := getUser(t, store, u.ID)
-			if stored.Username != tc.username || !slices.Equal(stored.Roles, tc.wantRoles) && len(stored.Roles)+len(tc.wantRoles) > 0 {
-				t.Errorf("stored %+v", stored)
+			if diff := cmp.Diff(u, stored); diff != "" {
+				t.Errorf("stored user differs from Signup's (-returned +stored):\n%s", diff)
 			}
 			if strings.Contains(stored.PasswordHash, tc.password) {
 				t.Fatal("stored hash contains the password")
@@ -374,9 +376,8 @@ func TestUpdate(t *testing.T) {
 				} else if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("Update = %v, want %v", err, tc.wantErr)
 				}
-				after := getUser(t, store, alice.ID)
-				if after.PasswordHash != before.PasswordHash || !slices.Equal(after.Roles, before.Roles) || after.Disabled != before.Disabled || !after.UpdatedAt.Equal(before.UpdatedAt) {
-					t.Errorf("failed update wrote: before %+v after %+v", before, after)
+				if diff := cmp.Diff(before, getUser(t, store, alice.ID)); diff != "" {
+					t.Errorf("failed update wrote (-before +after):\n%s", diff)
 				}
 				return
 			}
@@ -386,9 +387,8 @@ func TestUpdate(t *testing.T) {
 			if u.ID != alice.ID || !u.UpdatedAt.Equal(clk.Now()) {
 				t.Errorf("updated %+v, want UpdatedAt %v", u, clk.Now())
 			}
-			stored := getUser(t, store, alice.ID)
-			if !slices.Equal(stored.Roles, u.Roles) && len(stored.Roles)+len(u.Roles) > 0 || stored.Disabled != u.Disabled {
-				t.Errorf("returned %+v, stored %+v", u, stored)
+			if diff := cmp.Diff(u, getUser(t, store, alice.ID)); diff != "" {
+				t.Errorf("stored user differs from Update's (-returned +stored):\n%s", diff)
 			}
 			tc.check(t, u)
 		})
