@@ -189,6 +189,7 @@ func TestAudienceAndScopeRequests(t *testing.T) {
 		{"unregistered scope", url.Values{"scope": {"write"}}, "invalid_scope", ""},
 		{"missing password", url.Values{"password": {""}}, "invalid_request", ""},
 		{"unsupported grant", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}, "unsupported_grant_type", ""},
+		{"RFC 6749 §4.1.3 no authorization code grant", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}}, "unsupported_grant_type", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,27 +226,33 @@ func TestClientAuthentication(t *testing.T) {
 	basic, basicSecret := e.client(t, clients.Spec{Name: "basic", AuthMethod: clients.AuthSecretBasic, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
 	post, postSecret := e.client(t, clients.Spec{Name: "post", AuthMethod: clients.AuthSecretPost, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
 	public, _ := e.client(t, clients.Spec{Name: "public", Public: true, Audience: []string{api}})
+	// RFC 7523 §2.2 client assertion (private_key_jwt): not supported, so
+	// refused even beside the right secret.
+	assertion := url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {"a.b.c"}}
 	tests := []struct {
 		name   string
 		id     string
 		secret string
 		style  oauth2.AuthStyle
 		code   string
+		params url.Values
 	}{
-		{"RFC 6749 §2.3.1 default client with basic", dflt.ID, dfltSecret, oauth2.AuthStyleInHeader, ""},
-		{"RFC 6749 §2.3.1 default client with post", dflt.ID, dfltSecret, oauth2.AuthStyleInParams, ""},
-		{"RFC 6749 §2.3.1 default client auto-detected", dflt.ID, dfltSecret, oauth2.AuthStyleAutoDetect, ""},
-		{"basic client with basic", basic.ID, basicSecret, oauth2.AuthStyleInHeader, ""},
-		{"basic client with post", basic.ID, basicSecret, oauth2.AuthStyleInParams, "invalid_client"},
-		{"post client with post", post.ID, postSecret, oauth2.AuthStyleInParams, ""},
-		{"post client with basic", post.ID, postSecret, oauth2.AuthStyleInHeader, "invalid_client"},
-		{"wrong secret", basic.ID, basicSecret + "x", oauth2.AuthStyleInHeader, "invalid_client"},
-		{"unknown client", "nope", "x", oauth2.AuthStyleInHeader, "invalid_client"},
-		{"RFC 6749 §5.2 public client cannot use client_credentials", public.ID, "", oauth2.AuthStyleInParams, "unauthorized_client"},
+		{"RFC 6749 §2.3.1 default client with basic", dflt.ID, dfltSecret, oauth2.AuthStyleInHeader, "", nil},
+		{"RFC 6749 §2.3.1 default client with post", dflt.ID, dfltSecret, oauth2.AuthStyleInParams, "", nil},
+		{"RFC 6749 §2.3.1 default client auto-detected", dflt.ID, dfltSecret, oauth2.AuthStyleAutoDetect, "", nil},
+		{"basic client with basic", basic.ID, basicSecret, oauth2.AuthStyleInHeader, "", nil},
+		{"basic client with post", basic.ID, basicSecret, oauth2.AuthStyleInParams, "invalid_client", nil},
+		{"post client with post", post.ID, postSecret, oauth2.AuthStyleInParams, "", nil},
+		{"post client with basic", post.ID, postSecret, oauth2.AuthStyleInHeader, "invalid_client", nil},
+		{"wrong secret", basic.ID, basicSecret + "x", oauth2.AuthStyleInHeader, "invalid_client", nil},
+		{"unknown client", "nope", "x", oauth2.AuthStyleInHeader, "invalid_client", nil},
+		{"RFC 6749 §5.2 public client cannot use client_credentials", public.ID, "", oauth2.AuthStyleInParams, "unauthorized_client", nil},
+		{"RFC 7523 client assertion with post", dflt.ID, dfltSecret, oauth2.AuthStyleInParams, "invalid_client", assertion},
+		{"RFC 7523 client assertion with basic", dflt.ID, dfltSecret, oauth2.AuthStyleInHeader, "invalid_client", assertion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cc := &clientcredentials.Config{ClientID: tc.id, ClientSecret: tc.secret, TokenURL: e.tokenURL(), AuthStyle: tc.style}
+			cc := &clientcredentials.Config{ClientID: tc.id, ClientSecret: tc.secret, TokenURL: e.tokenURL(), AuthStyle: tc.style, EndpointParams: tc.params}
 			tok, err := cc.Token(t.Context())
 			if tc.code == "" {
 				if err != nil {

@@ -169,8 +169,15 @@ func testUsers(t *testing.T, open Open) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) { wantErr(t, tt.name, tt.call(), tt.want) })
 		}
-		if !errors.Is(apperr.ErrNotFound, apperr.ErrNotFound) || !errors.Is(apperr.ErrAlreadyExists, apperr.ErrAlreadyExists) {
-			t.Fatal("storage sentinels do not match apperr's")
+		// The first application error in a store error's chain is the
+		// one the HTTP layer maps (404, 409): nothing may hide it.
+		_, err := s.GetUser(ctx, uuid.NewString())
+		if code := apperr.CodeOf(err); code != apperr.ENotFound {
+			t.Errorf("GetUser(unknown) = %v: code %s, want %s", err, code, apperr.ENotFound)
+		}
+		err = s.CreateUser(ctx, newUser("ALICE"))
+		if code := apperr.CodeOf(err); code != apperr.EConflict {
+			t.Errorf("CreateUser(duplicate) = %v: code %s, want %s", err, code, apperr.EConflict)
 		}
 		users, err := s.ListUsers(ctx)
 		wantErr(t, "list", err, nil)
@@ -284,15 +291,10 @@ func testClients(t *testing.T, open Open) {
 				t.Fatalf("GetClient returned %T, want *oauth.Client", fc)
 			}
 			sameClient(t, oc.Client, want)
-			if oc.IsPublic() != (want.AuthMethod == clients.AuthNone) {
-				t.Fatalf("IsPublic = %v", oc.IsPublic())
-			}
 		}
 		list, err := s.ListClients(ctx)
 		wantErr(t, "list", err, nil)
 		same(t, "ListClients, by creation", list, []*clients.Client{app, public})
-		wantErr(t, "ClientAssertionJWTValid", s.ClientAssertionJWTValid(ctx, "jti"), nil)
-		wantErr(t, "SetClientAssertionJWT", s.SetClientAssertionJWT(ctx, "jti", t0), nil)
 	})
 
 	t.Run("Errors", func(t *testing.T) {
@@ -579,10 +581,6 @@ func testAccessTokens(t *testing.T, open Open) {
 		_, err := s.GetAccessTokenSession(ctx, "unknown", newSession())
 		wantErr(t, "get unknown", err, fosite.ErrNotFound)
 		wantErr(t, "delete unknown", s.DeleteAccessTokenSession(ctx, "unknown"), nil)
-		wantErr(t, "authorize code create", s.CreateAuthorizeCodeSession(ctx, "c", req), fosite.ErrNotFound)
-		_, err = s.GetAuthorizeCodeSession(ctx, "c", newSession())
-		wantErr(t, "authorize code get", err, fosite.ErrNotFound)
-		wantErr(t, "authorize code invalidate", s.InvalidateAuthorizeCodeSession(ctx, "c"), fosite.ErrNotFound)
 	})
 
 	t.Run("Delete", func(t *testing.T) {
