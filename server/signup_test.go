@@ -3,7 +3,6 @@ package server_test
 import (
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,24 +10,24 @@ import (
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/identity/identitytest"
-	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/server"
-	"github.com/portcullis-auth/portcullis/storage/storagetest"
+	"github.com/portcullis-auth/portcullis/server/servertest"
 )
 
 const signupMaxBytes = 1024
 
-// signupServer serves a SignupHandler on httptest with a real service.
-func signupServer(t *testing.T, enabled bool) (*httptest.Server, *identity.Service) {
+// signupServer starts a complete server (servertest) with sign-up enabled
+// or not and request bodies capped at signupMaxBytes; it returns the
+// public listener and the identity service.
+func signupServer(t *testing.T, enabled bool, opts ...func(*server.Options)) (*httptest.Server, *identity.Service) {
 	t.Helper()
-	s := identitytest.NewService(storagetest.OpenSQLite(t), identity.LockoutPolicy{})
-	mux := http.NewServeMux()
-	mux.Handle("POST /signup", &server.SignupHandler{
-		Users: s, Enabled: enabled, MaxBytes: signupMaxBytes, Logger: slog.New(slog.DiscardHandler),
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv, s
+	e := servertest.New(t, servertest.Options{MaxBodyBytes: signupMaxBytes, Server: func(o *server.Options) {
+		o.Signup = enabled
+		for _, opt := range opts {
+			opt(o)
+		}
+	}})
+	return e.Public, e.Users
 }
 
 type httpResult struct {
@@ -189,14 +188,9 @@ func TestSignupHandlerDisabled(t *testing.T) {
 }
 
 func TestSignupHandlerRateLimit(t *testing.T) {
-	s := identitytest.NewService(storagetest.OpenSQLite(t), identity.LockoutPolicy{})
-	mux := http.NewServeMux()
-	mux.Handle("POST /signup", &server.SignupHandler{
-		Users: s, Enabled: true, MaxBytes: signupMaxBytes, Logger: slog.New(slog.DiscardHandler),
-		Limiter: ratelimit.New(0.0001, 2, 100),
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	// Two sign-ups per minute and client IP, burst 2: a third at once is
+	// refused.
+	srv, s := signupServer(t, true, func(o *server.Options) { o.SignupPerMinutePerIP = 2 })
 	for i, name := range []string{"user1", "user2"} {
 		if r := postSignup(t, srv, signupJSON(name, identitytest.Password)); r.status != http.StatusCreated {
 			t.Fatalf("sign-up %d within the burst: status %d body %s", i, r.status, r.body)
