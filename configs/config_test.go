@@ -575,7 +575,7 @@ func TestValidateAgainstHasherAndSecrets(t *testing.T) {
 	}
 }
 
-// TestAccessTokenTTLBounds checks issue 8 item 4: lifetimes from one second
+// TestAccessTokenTTLBounds checks the access-token lifetime bounds: lifetimes from one second
 // are accepted (for testing refresh and expiry, as Hydra and Keycloak allow)
 // and flagged for a start-up warning below one minute; below one second and
 // above 24h they are refused.

@@ -221,7 +221,7 @@ func TestAudienceAndScopeRequests(t *testing.T) {
 func TestClientAuthentication(t *testing.T) {
 	e := newEnv(t, servertest.Options{})
 	// Registered without a method: client_secret_basic and
-	// client_secret_post are both accepted (issue 8 item 3).
+	// client_secret_post are both accepted, so client libraries work at their defaults.
 	dflt, dfltSecret := e.client(t, clients.Spec{Name: "default", GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
 	basic, basicSecret := e.client(t, clients.Spec{Name: "basic", AuthMethod: clients.AuthSecretBasic, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
 	post, postSecret := e.client(t, clients.Spec{Name: "post", AuthMethod: clients.AuthSecretPost, GrantTypes: []string{"client_credentials"}, Audience: []string{api}})

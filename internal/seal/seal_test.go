@@ -82,7 +82,7 @@ func TestGoldenSigningKey(t *testing.T) {
 // another, with the same key and ID, in either direction; nor does a purpose
 // and ID split differently around the NUL separator.
 func TestPurposeSeparation(t *testing.T) {
-	const totp Purpose = "portcullis totp secret v1" // as issue 11 will add
+	const totp Purpose = "portcullis totp secret v1" // a second purpose, as TOTP secrets will have
 	s := sealer(t, secret(t))
 	for _, tc := range []struct{ sealFor, openAs Purpose }{{SigningKey, totp}, {totp, SigningKey}} {
 		wrap, sealed, err := s.Seal(tc.sealFor, "id-1", []byte("secret"))

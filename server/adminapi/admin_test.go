@@ -246,11 +246,11 @@ func TestRevokedAdminTokenIsRejected(t *testing.T) {
 	}
 }
 
-// rfc7591Fields are the keys of the client representation (CONTRACT.md,
+// rfc7591Fields are the keys of the client representation (README "Endpoints",
 // RFC 7591 names, and introspection_allowed).
 var rfc7591Fields = []string{"allowed_cors_origins", "audience", "client_id", "client_name", "created_at", "grant_types", "introspection_allowed", "scope", "token_endpoint_auth_method", "token_endpoint_auth_methods_accepted", "updated_at"}
 
-// TestClientAuthMethodsRepresentation checks issue 8 item 3 through the
+// TestClientAuthMethodsRepresentation checks the client authentication defaults through the
 // admin API: a confidential client registered without a method shows RFC
 // 7591's default, client_secret_basic, lists both secret methods as
 // accepted, and accepts both at the token endpoint; a representation sent
