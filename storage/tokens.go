@@ -284,6 +284,9 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // new tokens are written atomically with the rotation.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, refreshSignature string) error {
 	tx := s.db(ctx)
+	if err := s.lockRefreshOwner(tx, hashSignature(refreshSignature)); err != nil {
+		return s.wrapFosite(err, "storage: rotate refresh token: lock its user")
+	}
 	res := tx.Model(&refreshTokenRow{}).
 		Where("signature = ? AND request_id = ? AND active = ?", hashSignature(refreshSignature), requestID, true).
 		Updates(map[string]any{"active": false, "rotated_at": dbTime(s.now())})
@@ -297,6 +300,32 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, refreshSignat
 		return s.wrapFosite(err, "storage: rotate refresh token: revoke access tokens")
 	}
 	return nil
+}
+
+// lockRefreshOwner takes a shared lock on the row of the user the refresh
+// token (by hashed signature) was issued to, on MySQL; SQLite's one
+// connection already serialises transactions. A password change,
+// disabling or deletion locks that row first (UpdateUser, DeleteUser) and
+// then revokes the user's grants (RevokeSubject) in the same transaction,
+// so it either commits before the rotation, which then finds the token
+// inactive, or waits for the rotation to commit and revokes the tokens it
+// wrote. Without the lock, RevokeSubject's UPDATE skips the rotation's
+// uncommitted new row (READ COMMITTED's semi-consistent read) and the new
+// refresh token outlives the password change. A token of no user (no row)
+// locks nothing.
+func (s *Store) lockRefreshOwner(tx *gorm.DB, signature string) error {
+	if s.driver != DriverMySQL {
+		return nil
+	}
+	var subjects []string
+	if err := tx.Model(&refreshTokenRow{}).Where("signature = ?", signature).Pluck("subject", &subjects).Error; err != nil {
+		return err
+	}
+	if len(subjects) == 0 || subjects[0] == "" {
+		return nil
+	}
+	var ids []string
+	return tx.Raw("SELECT id FROM users WHERE id = ? LOCK IN SHARE MODE", subjects[0]).Find(&ids).Error
 }
 
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage: it marks
