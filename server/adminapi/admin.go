@@ -226,6 +226,7 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/admin/clients/"+c.ID)
+	noStore(w, secret)
 	httpjson.Write(w, http.StatusCreated, NewClientJSON(c, secret))
 	return nil
 }
@@ -284,8 +285,18 @@ func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noStore(w, secret)
 	httpjson.Write(w, http.StatusOK, NewClientJSON(c, secret))
 	return nil
+}
+
+// noStore keeps a response that carries a client secret out of caches
+// (RFC 9111 §5.2.2.5; as RFC 6749 §5.1 asks of token responses).
+func noStore(w http.ResponseWriter, secret string) {
+	if secret != "" {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+	}
 }
 
 // UserJSON is the representation of a user in the admin API and the CLI.
