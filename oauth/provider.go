@@ -25,11 +25,12 @@ type ProviderConfig struct {
 }
 
 // NewProvider composes fosite explicitly with exactly the handlers
-// Portcullis offers: resource-owner password, client credentials, refresh
-// token (with rotation), revocation, and stateful introspection whose JWT
-// check picks the key by kid. Access tokens are RFC 9068 JWTs signed by
+// Portcullis offers: resource-owner password (passwordGrant: the password
+// itself is checked by TokenHandler), client credentials, refresh token
+// (with rotation), revocation, and stateful introspection whose JWT check
+// picks the key by kid. Access tokens are RFC 9068 JWTs signed by
 // km's active key; refresh tokens are opaque HMAC tokens.
-func NewProvider(cfg ProviderConfig, store TokenStore, users Authenticator, km *keys.Manager) (fosite.OAuth2Provider, error) {
+func NewProvider(cfg ProviderConfig, store TokenStore, km *keys.Manager) (fosite.OAuth2Provider, error) {
 	if len(cfg.RefreshSecret) < 32 {
 		return nil, fmt.Errorf("refresh-token secret must be at least 32 bytes")
 	}
@@ -57,10 +58,9 @@ func NewProvider(cfg ProviderConfig, store TokenStore, users Authenticator, km *
 		HMACSHAStrategy: hmacStrategy,
 		Config:          fc,
 	}
-	gs := grantStore{TokenStore: store, users: users}
+	gs := grantStore{TokenStore: store}
 	return compose.Compose(fc, gs, strategy,
-		//lint:ignore SA1019 the resource-owner password grant is this server's core flow (RFC 6749 §4.3); fosite deprecates the factory only to discourage the grant (RFC 9700 §2.4), and README "The password grant and RFC 9700" says when to use it.
-		compose.OAuth2ResourceOwnerPasswordCredentialsFactory,
+		passwordGrantFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OAuth2TokenRevocationFactory,

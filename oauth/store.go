@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"context"
-	"errors"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
@@ -36,26 +35,9 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, username, password, clientIP string) (*identity.User, error)
 }
 
-// grantStore is the storage handed to fosite: the TokenStore plus the
-// resource-owner password check, delegated to identity.
+// grantStore is the storage handed to fosite: the TokenStore, with refresh
+// sessions stored under the scope a refresh narrowed them to
+// (CreateRefreshTokenSession, scope.go).
 type grantStore struct {
 	TokenStore
-	users Authenticator
-}
-
-var _ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = grantStore{}
-
-// Authenticate implements fosite's ResourceOwnerPasswordCredentialsGrantStorage.
-// Bad credentials of any kind become fosite.ErrNotFound (invalid_grant).
-// It returns the user's ID, which fosite makes the session's subject; the
-// token handler loads the user by it.
-func (s grantStore) Authenticate(ctx context.Context, username, password string) (string, error) {
-	u, err := s.users.Authenticate(ctx, username, password, clientIPFrom(ctx))
-	if errors.Is(err, identity.ErrInvalidCredentials) {
-		return "", fosite.ErrNotFound
-	}
-	if err != nil {
-		return "", err
-	}
-	return u.ID, nil
 }

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net"
@@ -23,6 +24,13 @@ import (
 // role changes reach the next access token.
 type UserLookup interface {
 	GetUser(ctx context.Context, id string) (*identity.User, error)
+	// LockUser returns the user with the given ID, as GetUser, under a
+	// shared lock on the user's row held until the transaction ctx
+	// carries ends: a password change, disabling or deletion (which lock
+	// the row for update and revoke the user's grants in one transaction)
+	// then either commits first, and the caller sees it, or waits until
+	// the caller's tokens are committed, and revokes them.
+	LockUser(ctx context.Context, id string) (*identity.User, error)
 }
 
 // GrantObserver is told the outcome of every token request (for metrics).
@@ -33,6 +41,9 @@ type TokenHandler struct {
 	Provider fosite.OAuth2Provider
 	Store    TokenStore
 	Users    UserLookup
+	// Authenticator checks the password of a password grant, once fosite
+	// has authenticated the client and validated the request.
+	Authenticator Authenticator
 	// Limiter, when set, throttles password grants per client IP.
 	Limiter *ratelimit.Keyed
 	// ClientIP returns the rate-limit key of a request; default: the
@@ -74,6 +85,8 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = withClientIP(ctx, ip)
+	// fosite removes the password from the form it shares with r.
+	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	ar, err := h.Provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		h.fail(ctx, w, r, ar, err)
@@ -88,13 +101,21 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	client := ar.GetClient()
 	claims := session.JWTClaims
+	var user *identity.User // the user whose password was checked
 	switch {
 	case ar.GetGrantTypes().ExactOne(clients.GrantPassword):
-		// fosite made the ID that Authenticate returned the subject.
-		if err := h.setOwner(ctx, session, session.GetSubject()); err != nil {
+		// The client is authenticated and may use the grant; now the
+		// password (passwordGrant leaves it to this handler).
+		user, err = h.Authenticator.Authenticate(ctx, username, password, ip)
+		if errors.Is(err, identity.ErrInvalidCredentials) {
+			err = fosite.ErrInvalidGrant
+		}
+		if err != nil {
 			h.fail(ctx, w, r, ar, err)
 			return
 		}
+		session.SetSubject(user.ID)
+		setUserClaims(session, user)
 		grantRequested(ar)
 	case ar.GetGrantTypes().ExactOne(clients.GrantClientCredentials):
 		claims.Subject = client.GetID()
@@ -148,7 +169,17 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp, err := h.Provider.NewAccessResponse(txCtx, ar)
+	if user != nil {
+		// The credentials checked must still be the user's when the tokens
+		// are written: a password change, disabling or deletion that
+		// committed since the check refuses the login; one that comes
+		// later waits for the lock and revokes these tokens.
+		err = confirmCredentials(txCtx, h.Users, user)
+	}
+	var resp fosite.AccessResponder
+	if err == nil {
+		resp, err = h.Provider.NewAccessResponse(txCtx, ar)
+	}
 	if err == nil && transactional {
 		err = h.Store.Commit(txCtx)
 	}
@@ -177,6 +208,23 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.observe(grant, "success")
 	h.Provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// confirmCredentials checks, under LockUser's row lock in ctx's
+// transaction, that checked (the user whose password was just verified) is
+// still enabled and has the password hash it was checked against. It
+// returns fosite.ErrInvalidGrant, as for a wrong password, otherwise.
+func confirmCredentials(ctx context.Context, users UserLookup, checked *identity.User) error {
+	u, err := users.LockUser(ctx, checked.ID)
+	switch {
+	case errors.Is(err, apperr.ErrNotFound):
+		return fosite.ErrInvalidGrant
+	case err != nil:
+		return err
+	case u.Disabled || subtle.ConstantTimeCompare([]byte(u.PasswordHash), []byte(checked.PasswordHash)) != 1:
+		return fosite.ErrInvalidGrant
+	}
+	return nil
 }
 
 // setOwner loads the user a grant is for and puts the user's claims in

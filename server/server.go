@@ -125,7 +125,7 @@ func New(o Options) (*Handlers, error) {
 	maxBytes := o.MaxBodyBytes
 
 	token := &oauth.TokenHandler{
-		Provider: o.Provider, Store: o.Store, Users: o.Store, Limiter: tokenLimit, ClientIP: ips.LimitKey,
+		Provider: o.Provider, Store: o.Store, Users: o.Store, Authenticator: o.Users, Limiter: tokenLimit, ClientIP: ips.LimitKey,
 		MaxBytes: maxBytes, Logger: logger, Observe: m.observeGrant, Audience: o.Audience, Now: o.Now,
 	}
 	signup := &SignupHandler{Users: o.Users, Enabled: o.Signup, MaxBytes: maxBytes,

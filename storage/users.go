@@ -193,3 +193,22 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// LockUser implements oauth.UserLookup: the user with the given ID, read
+// with a shared lock (LOCK IN SHARE MODE on MySQL) held until the
+// transaction ctx carries ends, or an error matching ErrNotFound. Outside
+// a transaction the lock ends with the statement. On SQLite, whose one
+// connection serializes transactions, it is a plain read.
+func (s *Store) LockUser(ctx context.Context, id string) (*identity.User, error) {
+	if s.driver != DriverMySQL {
+		return s.GetUser(ctx, id)
+	}
+	var rows []userRow
+	if err := s.db(ctx).Raw("SELECT * FROM users WHERE id = ? LOCK IN SHARE MODE", id).Find(&rows).Error; err != nil {
+		return nil, s.wrapf(err, "storage: lock user %s", id)
+	}
+	if len(rows) == 0 || rows[0].ID != id {
+		return nil, fmt.Errorf("storage: lock user %s: %w", id, ErrNotFound)
+	}
+	return rows[0].user()
+}

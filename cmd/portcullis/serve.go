@@ -88,7 +88,7 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	provider, err := oauth.NewProvider(oauth.ProviderConfig{
 		Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
 		RefreshSecret: rs, RotatedRefreshSecrets: rotated,
-	}, a.store, users, km)
+	}, a.store, km)
 	if err != nil {
 		return nil, err
 	}

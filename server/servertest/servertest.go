@@ -52,6 +52,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// Server, when set, may change the server's options before New.
 	Server func(*server.Options)
+	// FositeStore, when set, wraps the store fosite's handlers use (to
+	// inject a fault or a hook inside a grant's transaction).
+	FositeStore func(oauth.TokenStore) oauth.TokenStore
 }
 
 // Env is a running server and its parts.
@@ -102,10 +105,14 @@ func New(t testing.TB, o Options) *Env {
 	if rttl == 0 {
 		rttl = time.Hour
 	}
+	var fositeStore oauth.TokenStore = store
+	if o.FositeStore != nil {
+		fositeStore = o.FositeStore(store)
+	}
 	e.Provider, err = oauth.NewProvider(oauth.ProviderConfig{
 		Issuer: e.Issuer, AccessTokenTTL: ttl, RefreshTokenTTL: rttl,
 		RefreshSecret: []byte(strings.Repeat("r", 32)),
-	}, store, users, km)
+	}, fositeStore, km)
 	if err != nil {
 		t.Fatal(err)
 	}
