@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -58,16 +57,3 @@ func readForm(w http.ResponseWriter, r *http.Request, maxBytes int64) *fosite.RF
 // once: only RFC 8707's resource (§2: "may use the resource parameter
 // multiple times").
 func repeatable(name string) bool { return name == "resource" }
-
-type clientIPKey struct{}
-
-// withClientIP records the client address of a token request for the
-// password check (guessing throttles are kept per account and network).
-func withClientIP(ctx context.Context, ip string) context.Context {
-	return context.WithValue(ctx, clientIPKey{}, ip)
-}
-
-func clientIPFrom(ctx context.Context) string {
-	ip, _ := ctx.Value(clientIPKey{}).(string)
-	return ip
-}

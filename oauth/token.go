@@ -84,7 +84,6 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(ctx, w, r, nil, errRateLimited)
 		return
 	}
-	ctx = withClientIP(ctx, ip)
 	// fosite removes the password from the form it shares with r.
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	ar, err := h.Provider.NewAccessRequest(ctx, r, NewSession())
