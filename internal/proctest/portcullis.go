@@ -73,7 +73,8 @@ func hasVar(env []string, name string) bool {
 // does); servers started together, such as replicas, use it.
 func (bin Portcullis) Launch(t testing.TB, env ...string) *Server {
 	t.Helper()
-	pub, adm := FreeAddr(t), FreeAddr(t)
+	addrs := freeAddrs(t, 2) // two FreeAddr calls may return one port twice
+	pub, adm := addrs[0], addrs[1]
 	s := &Server{URL: "http://" + pub, AdminURL: "http://" + adm, bin: bin}
 	s.env = serverEnv(t, env)
 	if !hasVar(env, "PORTCULLIS_ISSUER") {

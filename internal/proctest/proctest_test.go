@@ -59,3 +59,11 @@ func TestServerEnv(t *testing.T) {
 		}
 	})
 }
+
+func TestFreeAddrsDistinct(t *testing.T) {
+	for range 200 {
+		if a := freeAddrs(t, 2); a[0] == a[1] {
+			t.Fatalf("freeAddrs returned %s twice", a[0])
+		}
+	}
+}
