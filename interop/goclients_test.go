@@ -13,6 +13,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
 const (
@@ -37,11 +39,11 @@ var authStyles = []struct {
 // registered without an auth method (which accepts both secret methods); a
 // public client with the styles that send no secret.
 func TestGoOAuth2(t *testing.T) {
-	s := startServer(t)
-	s.createUser(t, testUser, testPassword)
-	conf := s.createClient(t, "--name", "go-confidential", "--grant-type", "password", "--grant-type", "refresh_token",
+	s := portcullis.Serve(t)
+	s.CreateUser(t, testUser, testPassword)
+	conf := s.CreateClient(t, "--name", "go-confidential", "--grant-type", "password", "--grant-type", "refresh_token",
 		"--grant-type", "client_credentials", "--scope", "read", "--audience", testAudience)
-	pub := s.createClient(t, "--name", "go-public", "--public", "--grant-type", "password", "--grant-type", "refresh_token",
+	pub := s.CreateClient(t, "--name", "go-public", "--public", "--grant-type", "password", "--grant-type", "refresh_token",
 		"--audience", testAudience)
 	endpoint := oauth2.Endpoint{TokenURL: s.URL + "/oauth2/token"}
 
@@ -49,12 +51,12 @@ func TestGoOAuth2(t *testing.T) {
 		t.Run("password/"+as.name, func(t *testing.T) {
 			ep := endpoint
 			ep.AuthStyle = as.style
-			cfg := &oauth2.Config{ClientID: conf.ID, ClientSecret: conf.Secret, Endpoint: ep}
+			cfg := &oauth2.Config{ClientID: conf.ClientID, ClientSecret: conf.ClientSecret, Endpoint: ep}
 			tok, err := cfg.PasswordCredentialsToken(t.Context(), testUser, testPassword)
 			if err != nil {
 				t.Fatalf("PasswordCredentialsToken: %v", err)
 			}
-			checkToken(t, tok, conf.ID)
+			checkToken(t, tok, conf.ClientID)
 			if tok.RefreshToken == "" {
 				t.Fatal("no refresh token")
 			}
@@ -67,7 +69,7 @@ func TestGoOAuth2(t *testing.T) {
 			if err != nil {
 				t.Fatalf("TokenSource refresh: %v", err)
 			}
-			checkToken(t, next, conf.ID)
+			checkToken(t, next, conf.ClientID)
 			if next.RefreshToken == "" || next.RefreshToken == old.RefreshToken || next.AccessToken == old.AccessToken {
 				t.Fatal("refresh did not rotate the tokens")
 			}
@@ -78,14 +80,14 @@ func TestGoOAuth2(t *testing.T) {
 			}
 		})
 		t.Run("client_credentials/"+as.name, func(t *testing.T) {
-			cfg := &clientcredentials.Config{ClientID: conf.ID, ClientSecret: conf.Secret, TokenURL: endpoint.TokenURL,
+			cfg := &clientcredentials.Config{ClientID: conf.ClientID, ClientSecret: conf.ClientSecret, TokenURL: endpoint.TokenURL,
 				Scopes: []string{"read"}, AuthStyle: as.style}
 			tok, err := cfg.Token(t.Context())
 			if err != nil {
 				t.Fatalf("Token: %v", err)
 			}
-			checkToken(t, tok, conf.ID)
-			if _, claims := jwtClaims(t, tok.AccessToken); claims["sub"] != conf.ID || claims["scope"] != "read" {
+			checkToken(t, tok, conf.ClientID)
+			if _, claims := proctest.DecodeJWT(t, tok.AccessToken); claims["sub"] != conf.ClientID || claims["scope"] != "read" {
 				t.Errorf("claims %v", claims)
 			}
 		})
@@ -99,18 +101,18 @@ func TestGoOAuth2(t *testing.T) {
 		t.Run("public/password+refresh/"+as.name, func(t *testing.T) {
 			ep := endpoint
 			ep.AuthStyle = as.style
-			cfg := &oauth2.Config{ClientID: pub.ID, Endpoint: ep}
+			cfg := &oauth2.Config{ClientID: pub.ClientID, Endpoint: ep}
 			tok, err := cfg.PasswordCredentialsToken(t.Context(), testUser, testPassword)
 			if err != nil {
 				t.Fatalf("PasswordCredentialsToken: %v", err)
 			}
-			checkToken(t, tok, pub.ID)
+			checkToken(t, tok, pub.ClientID)
 			tok.Expiry = time.Now().Add(-time.Minute)
 			next, err := cfg.TokenSource(t.Context(), tok).Token()
 			if err != nil {
 				t.Fatalf("TokenSource refresh: %v", err)
 			}
-			checkToken(t, next, pub.ID)
+			checkToken(t, next, pub.ClientID)
 		})
 	}
 }
@@ -122,7 +124,7 @@ func checkToken(t *testing.T, tok *oauth2.Token, clientID string) {
 	if !strings.EqualFold(tok.TokenType, "Bearer") || !tok.Valid() || time.Until(tok.Expiry) < time.Minute {
 		t.Fatalf("token type %q, expiry %v", tok.TokenType, tok.Expiry)
 	}
-	hdr, claims := jwtClaims(t, tok.AccessToken)
+	hdr, claims := proctest.DecodeJWT(t, tok.AccessToken)
 	if hdr["typ"] != "at+jwt" || claims["client_id"] != clientID {
 		t.Fatalf("header %v, claims %v", hdr, claims)
 	}
@@ -139,7 +141,7 @@ func isOAuthError(err error, code string) bool {
 // until at least 10 were issued in the second half of a second (where a
 // rounded iat or nbf would lie ahead of the clock), calling verify on each
 // at once. It fails the test on the first refusal.
-func issueAndVerify(t *testing.T, s *server, c client, verify func(token string) error) {
+func issueAndVerify(t *testing.T, s *proctest.Server, c proctest.Client, verify func(token string) error) {
 	t.Helper()
 	start := time.Now()
 	n, late := 0, 0
@@ -148,10 +150,10 @@ func issueAndVerify(t *testing.T, s *server, c client, verify func(token string)
 		if time.Since(start) > 15*time.Second {
 			t.Fatalf("only %d of %d tokens were issued in a second's second half", late, n)
 		}
-		tok := s.clientCredentialsToken(t, c, "")
+		tok := s.ClientCredentialsToken(t, c, "")
 		now := time.Now()
 		if err := verify(tok.AccessToken); err != nil {
-			_, claims := jwtClaims(t, tok.AccessToken)
+			_, claims := proctest.DecodeJWT(t, tok.AccessToken)
 			t.Fatalf("token %d, verified at %s (iat %v, nbf %v): %v", n, now.Format(time.RFC3339Nano), claims["iat"], claims["nbf"], err)
 		}
 		n++
@@ -170,8 +172,8 @@ func issueAndVerify(t *testing.T, s *server, c client, verify func(token string)
 // zero clock skew (its default) the moment they are issued, across second
 // boundaries: iat and nbf are never stamped after the clock.
 func TestJWXZeroSkew(t *testing.T) {
-	s := startServer(t)
-	c := s.createClient(t, "--name", "jwx", "--grant-type", "client_credentials", "--audience", testAudience)
+	s := portcullis.Serve(t)
+	c := s.CreateClient(t, "--name", "jwx", "--grant-type", "client_credentials", "--audience", testAudience)
 	set, err := jwk.Fetch(t.Context(), s.URL+"/.well-known/jwks.json")
 	if err != nil {
 		t.Fatalf("jwk.Fetch: %v", err)
@@ -181,7 +183,7 @@ func TestJWXZeroSkew(t *testing.T) {
 			jwt.WithIssuer(s.URL), jwt.WithAudience(testAudience))
 		return err
 	})
-	tok := s.clientCredentialsToken(t, c, "")
+	tok := s.ClientCredentialsToken(t, c, "")
 	if _, err := jwt.Parse([]byte(tok.AccessToken), jwt.WithKeySet(set), jwt.WithAudience("https://elsewhere.example")); err == nil {
 		t.Error("jwx accepted a token for another audience")
 	}
@@ -200,15 +202,15 @@ func TestJWXZeroSkew(t *testing.T) {
 //     registered "alg" of the keys in jwks_uri (RFC 7517 §4.4).
 func TestGoOIDC(t *testing.T) {
 	t.Run("NewProvider: no OpenID discovery document (404)", func(t *testing.T) {
-		s := startServer(t)
+		s := portcullis.Serve(t)
 		_, err := oidc.NewProvider(t.Context(), s.URL)
 		if err == nil || !strings.Contains(err.Error(), "404") {
 			t.Fatalf("NewProvider = %v, want the 404 of /.well-known/openid-configuration", err)
 		}
 	})
 	t.Run("RS256: ProviderConfig from RFC 8414 metadata, default verifier", func(t *testing.T) {
-		s := startServer(t, "PORTCULLIS_KEYS_ALGORITHM=RS256")
-		c := s.createClient(t, "--name", "oidc-rs", "--grant-type", "client_credentials", "--audience", testAudience)
+		s := portcullis.Serve(t, "PORTCULLIS_KEYS_ALGORITHM=RS256")
+		c := s.CreateClient(t, "--name", "oidc-rs", "--grant-type", "client_credentials", "--audience", testAudience)
 		pc := rfc8414ProviderConfig(t, s)
 		v := pc.NewProvider(t.Context()).Verifier(&oidc.Config{ClientID: testAudience})
 		issueAndVerify(t, s, c, func(token string) error {
@@ -216,13 +218,13 @@ func TestGoOIDC(t *testing.T) {
 			return err
 		})
 		other := pc.NewProvider(t.Context()).Verifier(&oidc.Config{ClientID: "https://elsewhere.example"})
-		if _, err := other.Verify(t.Context(), s.clientCredentialsToken(t, c, "").AccessToken); err == nil {
+		if _, err := other.Verify(t.Context(), s.ClientCredentialsToken(t, c, "").AccessToken); err == nil {
 			t.Error("go-oidc accepted a token for another audience")
 		}
 	})
 	t.Run("RS256 per client on an ES256 server: ProviderConfig from RFC 8414 metadata, default verifier", func(t *testing.T) {
-		s := startServer(t)
-		c := s.createClient(t, "--name", "oidc-rs-client", "--grant-type", "client_credentials", "--audience", testAudience,
+		s := portcullis.Serve(t)
+		c := s.CreateClient(t, "--name", "oidc-rs-client", "--grant-type", "client_credentials", "--audience", testAudience,
 			"--access-token-signed-response-alg", "RS256")
 		v := rfc8414ProviderConfig(t, s).NewProvider(t.Context()).Verifier(&oidc.Config{ClientID: testAudience})
 		issueAndVerify(t, s, c, func(token string) error {
@@ -231,15 +233,15 @@ func TestGoOIDC(t *testing.T) {
 		})
 	})
 	t.Run("ES256: ProviderConfig with the JWKS algorithms, default verifier", func(t *testing.T) {
-		s := startServer(t)
-		c := s.createClient(t, "--name", "oidc-es", "--grant-type", "client_credentials", "--audience", testAudience)
+		s := portcullis.Serve(t)
+		c := s.CreateClient(t, "--name", "oidc-es", "--grant-type", "client_credentials", "--audience", testAudience)
 		pc := rfc8414ProviderConfig(t, s)
 		if pc.Algorithms != nil {
 			t.Fatalf("RFC 8414 metadata claims ID token algorithms: %v", pc.Algorithms)
 		}
 		// Without them go-oidc assumes RS256 and refuses ES256.
 		bare := pc.NewProvider(t.Context()).Verifier(&oidc.Config{ClientID: testAudience})
-		if _, err := bare.Verify(t.Context(), s.clientCredentialsToken(t, c, "").AccessToken); err == nil ||
+		if _, err := bare.Verify(t.Context(), s.ClientCredentialsToken(t, c, "").AccessToken); err == nil ||
 			!strings.Contains(err.Error(), "RS256") {
 			t.Fatalf("go-oidc without algorithms: %v, want its RS256 default to refuse ES256", err)
 		}
@@ -254,7 +256,7 @@ func TestGoOIDC(t *testing.T) {
 
 // rfc8414ProviderConfig decodes the server's RFC 8414 metadata into an
 // oidc.ProviderConfig, whose JSON names are the shared registered ones.
-func rfc8414ProviderConfig(t *testing.T, s *server) *oidc.ProviderConfig {
+func rfc8414ProviderConfig(t *testing.T, s *proctest.Server) *oidc.ProviderConfig {
 	t.Helper()
 	resp, err := http.Get(s.URL + "/.well-known/oauth-authorization-server")
 	if err != nil {

@@ -37,21 +37,21 @@ func TestNode(t *testing.T) {
 		t.Fatalf("npm ci: %v\n%s", err, out)
 	}
 
-	s := startServer(t)
+	s := portcullis.Serve(t)
 	const aud = "https://api.example.test"
-	s.createUser(t, "alice", "purple otter lamp 42")
+	s.CreateUser(t, "alice", "purple otter lamp 42")
 	// Registered without an auth method: openid-client's default,
 	// client_secret_post, works as well as Basic.
-	conf := s.createClient(t, "--name", "node-confidential", "--grant-type", "password", "--grant-type", "refresh_token",
+	conf := s.CreateClient(t, "--name", "node-confidential", "--grant-type", "password", "--grant-type", "refresh_token",
 		"--grant-type", "client_credentials", "--audience", aud)
-	pub := s.createClient(t, "--name", "node-public", "--public", "--grant-type", "password", "--grant-type", "refresh_token",
+	pub := s.CreateClient(t, "--name", "node-public", "--public", "--grant-type", "password", "--grant-type", "refresh_token",
 		"--audience", aud)
-	intro := s.createClient(t, "--name", "node-introspector", "--grant-type", "client_credentials", "--introspect")
+	intro := s.CreateClient(t, "--name", "node-introspector", "--grant-type", "client_credentials", "--introspect")
 	settings, _ := json.Marshal(map[string]any{
 		"issuer": s.URL, "audience": aud, "username": "alice", "password": "purple otter lamp 42",
-		"confidential": map[string]string{"id": conf.ID, "secret": conf.Secret},
-		"public":       map[string]string{"id": pub.ID},
-		"introspector": map[string]string{"id": intro.ID, "secret": intro.Secret},
+		"confidential": map[string]string{"id": conf.ClientID, "secret": conf.ClientSecret},
+		"public":       map[string]string{"id": pub.ClientID},
+		"introspector": map[string]string{"id": intro.ClientID, "secret": intro.ClientSecret},
 	})
 	run := exec.CommandContext(ctx, node, "interop.mjs")
 	run.Dir = dir

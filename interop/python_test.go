@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
 // debianPython is the interpreter the Debian packages python3-jwt,
@@ -41,11 +43,11 @@ func TestPythonFastAPI(t *testing.T) {
 		t.Skipf("interop: Debian packages missing for %s: %s (.ci/run installs them)", debianPython, strings.Join(missing, " "))
 	}
 
-	s := startServer(t)
-	s.createUser(t, testUser, testPassword)
-	c := s.createClient(t, "--name", "fastapi", "--grant-type", "client_credentials", "--grant-type", "password",
+	s := portcullis.Serve(t)
+	s.CreateUser(t, testUser, testPassword)
+	c := s.CreateClient(t, "--name", "fastapi", "--grant-type", "client_credentials", "--grant-type", "password",
 		"--audience", testAudience)
-	other := s.createClient(t, "--name", "elsewhere", "--grant-type", "client_credentials",
+	other := s.CreateClient(t, "--name", "elsewhere", "--grant-type", "client_credentials",
 		"--audience", "https://elsewhere.example")
 	api := startFastAPI(t, s.URL, testAudience)
 
@@ -59,9 +61,10 @@ func TestPythonFastAPI(t *testing.T) {
 		})
 	})
 	t.Run("password grant token identifies the user", func(t *testing.T) {
-		form := map[string][]string{"grant_type": {"password"}, "username": {testUser}, "password": {testPassword}}
-		status, body := s.postForm(t, "/oauth2/token", form, c.ID, c.Secret)
-		var tr tokenResponse
+		form := url.Values{"grant_type": {"password"}, "username": {testUser}, "password": {testPassword}}
+		r := proctest.PostForm(t, s.URL+"/oauth2/token", form.Encode(), "Authorization", proctest.BasicAuth(c.ClientID, c.ClientSecret))
+		status, body := r.Status, r.Body
+		var tr proctest.Token
 		if status != http.StatusOK || json.Unmarshal(body, &tr) != nil {
 			t.Fatalf("password grant: %d %s", status, body)
 		}
@@ -72,7 +75,7 @@ func TestPythonFastAPI(t *testing.T) {
 		}
 	})
 	t.Run("a token for another audience is refused", func(t *testing.T) {
-		status, body := callMe(t, api, s.clientCredentialsToken(t, other, "").AccessToken)
+		status, body := callMe(t, api, s.ClientCredentialsToken(t, other, "").AccessToken)
 		if status != http.StatusUnauthorized || !strings.Contains(string(body), "InvalidAudienceError") {
 			t.Fatalf("GET /me: %d %s", status, body)
 		}
@@ -83,46 +86,14 @@ func TestPythonFastAPI(t *testing.T) {
 // until it answers.
 func startFastAPI(t *testing.T, issuer, audience string) string {
 	t.Helper()
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	cmd := exec.Command(debianPython, "python/resource_server.py", issuer, audience, port)
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start FastAPI: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("FastAPI output:\n%s", out.String())
-		}
-	})
+	_, port, _ := net.SplitHostPort(proctest.FreeAddr(t))
+	p := proctest.Start(t, debianPython, append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1"),
+		"python/resource_server.py", issuer, audience, port)
 	base := "http://127.0.0.1:" + port
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		select {
-		case <-done:
-			t.Fatalf("FastAPI exited:\n%s", out.String())
-		default:
-		}
-		if resp, err := http.Get(base + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("FastAPI not up after 60 s:\n%s", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := p.WaitHTTP(base+"/health", http.StatusOK); err != nil {
+		t.Fatalf("FastAPI: %v", err)
 	}
+	return base
 }
 
 // callMe calls GET /me with a Bearer token.

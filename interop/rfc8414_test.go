@@ -13,6 +13,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
 // registeredMetadata are the names of IANA's "OAuth Authorization Server
@@ -29,9 +31,9 @@ var registeredMetadata = []string{
 var portcullisMetadata = []string{"access_token_signing_alg_values_supported", "signup_endpoint"}
 
 // fetchMetadata returns the server's RFC 8414 metadata.
-func fetchMetadata(t *testing.T, s *server) map[string]any {
+func fetchMetadata(t *testing.T, s *proctest.Server) map[string]any {
 	t.Helper()
-	status, h, md := getJSON(t, s.URL+"/.well-known/oauth-authorization-server", nil)
+	status, h, md := proctest.GetJSON(t, s.URL+"/.well-known/oauth-authorization-server", nil)
 	if status != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "application/json") {
 		t.Fatalf("metadata: %d %q", status, h.Get("Content-Type"))
 	}
@@ -50,7 +52,7 @@ func strs(v any) []string {
 
 // TestRFC8414 checks the metadata document member by member.
 func TestRFC8414(t *testing.T) {
-	s := startServer(t)
+	s := portcullis.Serve(t)
 	md := fetchMetadata(t, s)
 
 	t.Run("§3 served at /.well-known/oauth-authorization-server; §3.3 issuer identical", func(t *testing.T) {
@@ -80,7 +82,7 @@ func TestRFC8414(t *testing.T) {
 		if got := strs(md["scopes_supported"]); !slices.Equal(got, []string{"admin"}) {
 			t.Fatalf("scopes_supported %v, want [admin]", got)
 		}
-		s2 := startServer(t, "PORTCULLIS_SCOPES_SUPPORTED=admin,read,write")
+		s2 := portcullis.Serve(t, "PORTCULLIS_SCOPES_SUPPORTED=admin,read,write")
 		if got := strs(fetchMetadata(t, s2)["scopes_supported"]); !slices.Equal(got, []string{"admin", "read", "write"}) {
 			t.Fatalf("scopes_supported %v, want [admin read write]", got)
 		}
@@ -123,37 +125,37 @@ func TestRFC8414(t *testing.T) {
 // works for a client registered with it, and the other RFC 7591 §2 methods
 // do not.
 func TestRFC8414AuthMethodsExact(t *testing.T) {
-	s := startServer(t)
+	s := portcullis.Serve(t)
 	md := fetchMetadata(t, s)
-	s.createUser(t, testUser, testPassword)
-	basic := s.createClient(t, "--name", "basic", "--auth-method", "client_secret_basic",
+	s.CreateUser(t, testUser, testPassword)
+	basic := s.CreateClient(t, "--name", "basic", "--auth-method", "client_secret_basic",
 		"--grant-type", "client_credentials", "--introspect", "--audience", testAudience)
-	post := s.createClient(t, "--name", "post", "--auth-method", "client_secret_post",
+	post := s.CreateClient(t, "--name", "post", "--auth-method", "client_secret_post",
 		"--grant-type", "client_credentials", "--introspect", "--audience", testAudience)
-	pub := s.createClient(t, "--name", "public", "--public", "--grant-type", "password", "--audience", testAudience)
+	pub := s.CreateClient(t, "--name", "public", "--public", "--grant-type", "password", "--audience", testAudience)
 	// Registered without a method: accepts both secret methods (RFC 7591
 	// §2 names client_secret_basic as the default; Portcullis also takes
 	// client_secret_post), both of which are advertised.
-	dflt := s.createClient(t, "--name", "default", "--grant-type", "client_credentials", "--introspect",
+	dflt := s.CreateClient(t, "--name", "default", "--grant-type", "client_credentials", "--introspect",
 		"--audience", testAudience)
 
-	// authenticate returns the form and Basic credentials of a request
-	// authenticating with method.
-	authenticate := func(method string, form url.Values) (url.Values, string, string) {
+	// authenticate returns the form and header (as name, value pairs) of a
+	// request authenticating with method.
+	authenticate := func(method string, form url.Values) (url.Values, []string) {
 		switch method {
 		case "client_secret_basic":
-			return form, basic.ID, basic.Secret
+			return form, []string{"Authorization", proctest.BasicAuth(basic.ClientID, basic.ClientSecret)}
 		case "client_secret_post":
-			form.Set("client_id", post.ID)
-			form.Set("client_secret", post.Secret)
+			form.Set("client_id", post.ClientID)
+			form.Set("client_secret", post.ClientSecret)
 		case "none":
-			form.Set("client_id", pub.ID)
+			form.Set("client_id", pub.ClientID)
 		default: // client_secret_jwt, private_key_jwt (RFC 7523 §2.2)
-			form.Set("client_id", basic.ID)
+			form.Set("client_id", basic.ClientID)
 			form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
 			form.Set("client_assertion", "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln")
 		}
-		return form, "", ""
+		return form, nil
 	}
 	endpoints := []struct {
 		member, path string
@@ -180,10 +182,10 @@ func TestRFC8414AuthMethodsExact(t *testing.T) {
 		for _, method := range []string{"client_secret_basic", "client_secret_post", "none", "client_secret_jwt", "private_key_jwt"} {
 			want := slices.Contains(advertised, method)
 			t.Run(fmt.Sprintf("§2 %s %s advertised=%v", ep.path, method, want), func(t *testing.T) {
-				form, id, secret := authenticate(method, ep.form(method))
-				status, body := s.postForm(t, ep.path, form, id, secret)
-				if ok := status == http.StatusOK; ok != want {
-					t.Fatalf("status %d %s; advertised %v", status, body, want)
+				form, header := authenticate(method, ep.form(method))
+				r := proctest.PostForm(t, s.URL+ep.path, form.Encode(), header...)
+				if ok := r.Status == http.StatusOK; ok != want {
+					t.Fatalf("status %d %s; advertised %v", r.Status, r.Body, want)
 				}
 			})
 		}
@@ -193,14 +195,14 @@ func TestRFC8414AuthMethodsExact(t *testing.T) {
 					t.Fatalf("%s not advertised", method)
 				}
 				form := ep.form(method)
-				id, secret := dflt.ID, dflt.Secret
+				header := []string{"Authorization", proctest.BasicAuth(dflt.ClientID, dflt.ClientSecret)}
 				if method == "client_secret_post" {
-					form.Set("client_id", dflt.ID)
-					form.Set("client_secret", dflt.Secret)
-					id, secret = "", ""
+					form.Set("client_id", dflt.ClientID)
+					form.Set("client_secret", dflt.ClientSecret)
+					header = nil
 				}
-				if status, body := s.postForm(t, ep.path, form, id, secret); status != http.StatusOK {
-					t.Fatalf("status %d %s", status, body)
+				if r := proctest.PostForm(t, s.URL+ep.path, form.Encode(), header...); r.Status != http.StatusOK {
+					t.Fatalf("status %d %s", r.Status, r.Body)
 				}
 			})
 		}
@@ -214,22 +216,22 @@ func TestRFC8414AuthMethodsExact(t *testing.T) {
 // location first and then the RFC 8414 ones (RFC 8414 §5) discovers the
 // RFC 8414 metadata and verifies tokens with the algorithms of the JWKS.
 func TestRFC8414OpenIDConfigurationPath(t *testing.T) {
-	s := startServer(t)
+	s := portcullis.Serve(t)
 	t.Run("§5 /.well-known/openid-configuration is 404, naming the RFC 8414 location", func(t *testing.T) {
-		status, _, body := getJSON(t, s.URL+"/.well-known/openid-configuration", nil)
+		status, _, body := proctest.GetJSON(t, s.URL+"/.well-known/openid-configuration", nil)
 		if status != http.StatusNotFound || body["error"] != "not_found" ||
 			!strings.Contains(fmt.Sprint(body["error_description"]), "/.well-known/oauth-authorization-server") {
 			t.Fatalf("%d %v", status, body)
 		}
 	})
 	t.Run("§3.1 Spring-style issuer-uri discovery falls back to RFC 8414 and verifies", func(t *testing.T) {
-		c := s.createClient(t, "--name", "spring", "--grant-type", "client_credentials", "--audience", testAudience)
+		c := s.CreateClient(t, "--name", "spring", "--grant-type", "client_credentials", "--audience", testAudience)
 		cfg, tried := springIssuerDiscovery(t, s.URL)
 		if len(tried) != 3 || !strings.HasSuffix(tried[2], "/.well-known/oauth-authorization-server") {
 			t.Fatalf("tried %v", tried)
 		}
 		algs, keys := springJWKS(t, cfg["jwks_uri"].(string))
-		tok := s.clientCredentialsToken(t, c, "")
+		tok := s.ClientCredentialsToken(t, c, "")
 		jws, err := jose.ParseSignedCompact(tok.AccessToken, algs)
 		if err != nil {
 			t.Fatalf("parse with the JWKS algorithms %v: %v", algs, err)
@@ -277,7 +279,7 @@ func springIssuerDiscovery(t *testing.T, issuer string) (cfg map[string]any, tri
 		withPath("/.well-known/oauth-authorization-server" + u.Path),
 	} {
 		tried = append(tried, candidate)
-		status, _, body := getJSON(t, candidate, nil)
+		status, _, body := proctest.GetJSON(t, candidate, nil)
 		if status >= 400 && status < 500 {
 			continue
 		}

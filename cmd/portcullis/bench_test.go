@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-auth/portcullis/storage/storagetest"
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
 // Load runs against the real server binary on loopback, with the default
@@ -28,27 +27,22 @@ import (
 // benchServer starts a server and returns it with a password-grant form for
 // user "bench" (users bench1 … bench<n> exist too, for concurrent logins on
 // distinct accounts: concurrent logins on one account are throttled).
-func benchServer(b *testing.B, backend string, users ...int) (*serverProc, url.Values) {
+func benchServer(b *testing.B, backend string, users ...int) (*proctest.Server, url.Values) {
 	b.Helper()
-	var dsn string
-	var extra []string
-	switch backend {
-	case "sqlite":
-		dsn = "sqlite://" + filepath.Join(b.TempDir(), "bench.db")
-	case "mysql":
-		dsn = storagetest.MySQLDSN(b)
-		extra = append(extra, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(b))
+	var env []string
+	if backend == "mysql" {
+		env = proctest.MySQLEnv(b)
 	}
-	env := append(serverEnv(dsn, extra...), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_LOG_LEVEL=warn",
-		"PORTCULLIS_ARGON2_MAX_WAIT=1s") // the default, which serverEnv lifts for tests
-	srv := startServer(b, env)
+	env = append(env, "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_LOG_LEVEL=warn",
+		"PORTCULLIS_ARGON2_MAX_WAIT=1s") // the default, which proctest lifts for tests
+	srv := portcullis.Serve(b, env...)
 	signup(b, srv.URL, "bench", "purple otter lamp 42")
 	for _, n := range users {
 		for i := range n {
 			signup(b, srv.URL, fmt.Sprintf("bench%d", i), "purple otter lamp 42")
 		}
 	}
-	cl := srv.createClient(b, "--name", "bench", "--public", "--audience", audience)
+	cl := srv.CreateClient(b, "--name", "bench", "--public", "--audience", audience)
 	return srv, url.Values{"grant_type": {"password"}, "client_id": {cl.ClientID}, "username": {"bench"}, "password": {"purple otter lamp 42"}}
 }
 
@@ -200,7 +194,7 @@ func BenchmarkServerPasswordFlood(b *testing.B) {
 			}
 			reportLatency(b, admitted, elapsed)
 			b.ReportMetric(100*float64(statuses[http.StatusServiceUnavailable])/float64(b.N), "%503")
-			b.ReportMetric(float64(vmHWM(b, srv.cmd.Process.Pid))/1024, "VmHWM-MiB")
+			b.ReportMetric(float64(vmHWM(b, srv.Pid()))/1024, "VmHWM-MiB")
 			for code := range statuses {
 				if code != http.StatusOK && code != http.StatusServiceUnavailable {
 					b.Errorf("unexpected statuses: %v", statuses)

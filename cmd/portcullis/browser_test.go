@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,8 +65,8 @@ func TestBrowserPasswordGrantCORS(t *testing.T) {
 	t.Cleanup(allowed.Close)
 	t.Cleanup(other.Close)
 
-	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(t.TempDir(), "p.db")))
-	spa := srv.createClient(t, "--name", "swagger-ui", "--public", "--audience", "https://api.example.test",
+	srv := portcullis.Serve(t)
+	spa := srv.CreateClient(t, "--name", "swagger-ui", "--public", "--audience", "https://api.example.test",
 		"--cors-origin", allowed.URL)
 	signup(t, srv.URL, "alice", "correct horse battery")
 

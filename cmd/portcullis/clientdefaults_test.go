@@ -8,6 +8,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
 // TestXOAuth2EveryAuthStyle checks issue 8 item 3 with golang.org/x/oauth2
@@ -16,9 +18,9 @@ import (
 // and refresh through a TokenSource. (Before: AuthStyleInParams got
 // invalid_client.)
 func TestXOAuth2EveryAuthStyle(t *testing.T) {
-	eachBackend(t, nil, func(t *testing.T, srv *serverProc) {
+	portcullis.EachBackend(t, nil, func(t *testing.T, srv *proctest.Server) {
 		signup(t, srv.URL, "bob", "purple otter lamp 42")
-		c := srv.createClient(t, "--name", "app", "--grant-type", "password", "--grant-type", "refresh_token",
+		c := srv.CreateClient(t, "--name", "app", "--grant-type", "password", "--grant-type", "refresh_token",
 			"--grant-type", "client_credentials", "--scope", "read", "--audience", rfcAudience)
 		for name, style := range map[string]oauth2.AuthStyle{
 			"AuthStyleInHeader": oauth2.AuthStyleInHeader, "AuthStyleInParams": oauth2.AuthStyleInParams, "AuthStyleAutoDetect": oauth2.AuthStyleAutoDetect,
@@ -54,30 +56,30 @@ func TestXOAuth2EveryAuthStyle(t *testing.T) {
 // live exactly that long, and refresh works once they have expired.
 // (Before: "access_token_ttl: 5s is outside 1m..24h", no start.)
 func TestShortAccessTokenTTL(t *testing.T) {
-	eachBackend(t, []string{"PORTCULLIS_ACCESS_TOKEN_TTL=2s"}, func(t *testing.T, srv *serverProc) {
-		if out := srv.out.String(); !strings.Contains(out, "access_token_ttl is below 1m") {
+	portcullis.EachBackend(t, []string{"PORTCULLIS_ACCESS_TOKEN_TTL=2s"}, func(t *testing.T, srv *proctest.Server) {
+		if out := srv.Output(); !strings.Contains(out, "access_token_ttl is below 1m") {
 			t.Errorf("no start-up warning about the short lifetime:\n%s", out)
 		}
-		c := srv.createClient(t, "--name", "svc", "--grant-type", "password", "--grant-type", "refresh_token", "--audience", rfcAudience)
+		c := srv.CreateClient(t, "--name", "svc", "--grant-type", "password", "--grant-type", "refresh_token", "--audience", rfcAudience)
 		signup(t, srv.URL, "carol", "purple otter lamp 42")
-		auth := []string{"Authorization", "Basic " + basicAuth(c.ClientID, c.ClientSecret)}
-		r := postRaw(t, srv.URL+"/oauth2/token", "grant_type=password&username=carol&password=purple+otter+lamp+42", auth...)
-		tok := mustToken(t, r)
+		auth := []string{"Authorization", proctest.BasicAuth(c.ClientID, c.ClientSecret)}
+		r := proctest.PostForm(t, srv.URL+"/oauth2/token", "grant_type=password&username=carol&password=purple+otter+lamp+42", auth...)
+		tok := proctest.MustToken(t, r)
 		// RFC 6749 §5.1: expires_in is the lifetime. (Before, red team: fosite
 		// floored the remaining time, so a 1 s token said 0, which
 		// golang.org/x/oauth2 reads as "never expires".)
-		if got := r.json(t)["expires_in"]; got != float64(2) {
+		if got := r.JSON(t)["expires_in"]; got != float64(2) {
 			t.Errorf("expires_in = %v, want 2", got)
 		}
-		_, claims := jwtParts(t, tok.AccessToken)
+		_, claims := proctest.DecodeJWT(t, tok.AccessToken)
 		if exp, iat := claims["exp"].(float64), claims["iat"].(float64); exp-iat != 2 {
 			t.Errorf("exp - iat = %v, want 2", exp-iat)
 		}
 		rs := introspector(t, srv)
 		time.Sleep(3 * time.Second)
-		if r := postRaw(t, srv.URL+"/oauth2/introspect", "token="+tok.AccessToken, rs...); r.json(t)["active"] != false {
-			t.Errorf("expired token introspected as %s", r.body)
+		if r := proctest.PostForm(t, srv.URL+"/oauth2/introspect", "token="+tok.AccessToken, rs...); r.JSON(t)["active"] != false {
+			t.Errorf("expired token introspected as %s", r.Body)
 		}
-		mustToken(t, postRaw(t, srv.URL+"/oauth2/token", "grant_type=refresh_token&refresh_token="+url.QueryEscape(tok.RefreshToken), auth...))
+		proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", "grant_type=refresh_token&refresh_token="+url.QueryEscape(tok.RefreshToken), auth...))
 	})
 }

@@ -9,13 +9,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
 const audience = "http://userapi.test"
@@ -25,13 +26,12 @@ const audience = "http://userapi.test"
 // process with no shared secret, refresh, client credentials, and the
 // tokens userapi must refuse.
 func TestEndToEndSQLite(t *testing.T) {
-	dir := t.TempDir()
-	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(dir, "portcullis.db")))
-	api := startUserAPI(t, srv.URL, audience)
+	srv := portcullis.Serve(t)
+	api := userapi.Serve(t, srv.URL, audience)
 	ctx := t.Context()
 
 	userID := signup(t, srv.URL, "alice", "purple otter lamp 42")
-	public := srv.createClient(t, "--name", "cli", "--public", "--audience", audience, "--scope", "profile")
+	public := srv.CreateClient(t, "--name", "cli", "--public", "--audience", audience, "--scope", "profile")
 	if public.AuthMethod != "none" || public.ClientSecret != "" {
 		t.Fatalf("public client = %+v", public)
 	}
@@ -50,7 +50,7 @@ func TestEndToEndSQLite(t *testing.T) {
 	}
 
 	t.Run("token is an RFC 9068 JWT", func(t *testing.T) {
-		h, c := jwtParts(t, tok.AccessToken)
+		h, c := proctest.DecodeJWT(t, tok.AccessToken)
 		if h["typ"] != "at+jwt" || h["alg"] != "ES256" || h["kid"] == "" || h["kid"] == nil {
 			t.Errorf("header = %v", h)
 		}
@@ -106,8 +106,8 @@ func TestEndToEndSQLite(t *testing.T) {
 		if status, body, _ := me(t, api, next.AccessToken); status != http.StatusOK {
 			t.Fatalf("refreshed token: %d %s", status, body)
 		}
-		_, c1 := jwtParts(t, tok.AccessToken)
-		_, c2 := jwtParts(t, next.AccessToken)
+		_, c1 := proctest.DecodeJWT(t, tok.AccessToken)
+		_, c2 := proctest.DecodeJWT(t, next.AccessToken)
 		if c1["jti"] == c2["jti"] || c2["sub"] != userID || c2["preferred_username"] != "alice" {
 			t.Errorf("refreshed claims %v vs %v", c2, c1)
 		}
@@ -129,7 +129,7 @@ func TestEndToEndSQLite(t *testing.T) {
 	})
 
 	t.Run("client credentials", func(t *testing.T) {
-		svc := srv.createClient(t, "--name", "svc", "--grant-type", "client_credentials", "--scope", "read", "--audience", audience)
+		svc := srv.CreateClient(t, "--name", "svc", "--grant-type", "client_credentials", "--scope", "read", "--audience", audience)
 		cc := &clientcredentials.Config{
 			ClientID: svc.ClientID, ClientSecret: svc.ClientSecret, TokenURL: srv.URL + "/oauth2/token",
 			Scopes: []string{"read"}, AuthStyle: oauth2.AuthStyleInHeader,
@@ -153,7 +153,7 @@ func TestEndToEndSQLite(t *testing.T) {
 
 	t.Run("forged tokens are refused", func(t *testing.T) {
 		parts := strings.Split(tok.AccessToken, ".")
-		h, c := jwtParts(t, tok.AccessToken)
+		h, c := proctest.DecodeJWT(t, tok.AccessToken)
 		c["sub"] = "someone-else"
 		tampered := parts[0] + "." + b64json(c) + "." + parts[2]
 		noneHeader := map[string]any{"alg": "none", "typ": "at+jwt", "kid": h["kid"]}
@@ -206,7 +206,7 @@ func TestEndToEndSQLite(t *testing.T) {
 	})
 
 	t.Run("introspection and revocation", func(t *testing.T) {
-		svc := srv.createClient(t, "--name", "introspector", "--grant-type", "client_credentials", "--introspect")
+		svc := srv.CreateClient(t, "--name", "introspector", "--grant-type", "client_credentials", "--introspect")
 		introspect := func(token string) map[string]any {
 			form := url.Values{"token": {token}}
 			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth2/introspect", strings.NewReader(form.Encode()))

@@ -2,113 +2,28 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/portcullis-auth/portcullis/storage/storagetest"
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
-// eachBackend runs fn against a fresh server on SQLite and on MariaDB (when
-// PORTCULLIS_TEST_MYSQL_DSN is set), in parallel subtests named "sqlite"
-// and "mysql".
-func eachBackend(t *testing.T, extraEnv []string, fn func(t *testing.T, srv *serverProc)) {
-	t.Helper()
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		dsn := "sqlite://" + filepath.Join(t.TempDir(), "portcullis.db")
-		fn(t, startServer(t, serverEnv(dsn, extraEnv...)))
-	})
-	t.Run("mysql", func(t *testing.T) {
-		t.Parallel()
-		dsn := storagetest.MySQLDSN(t)
-		env := append([]string{"PORTCULLIS_SECRETS_KEY=" + randomSecretsKey(t)}, extraEnv...)
-		fn(t, startServer(t, serverEnv(dsn, env...)))
-	})
-}
-
-// response is a decoded HTTP answer.
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r response) json(t testing.TB) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("status %d, body %q: %v", r.status, r.body, err)
-	}
-	return m
-}
-
-// do sends one request and reads the whole answer.
-func do(t testing.TB, method, url, contentType string, body io.Reader, header ...string) response {
-	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
-}
-
-// postRaw posts a raw application/x-www-form-urlencoded body.
-func postRaw(t testing.TB, url, raw string, header ...string) response {
-	t.Helper()
-	return do(t, http.MethodPost, url, "application/x-www-form-urlencoded", strings.NewReader(raw), header...)
-}
-
-// tokenJSON is a token endpoint success response.
-type tokenJSON struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token"`
-}
-
-func mustToken(t testing.TB, r response) tokenJSON {
-	t.Helper()
-	if r.status != http.StatusOK {
-		t.Fatalf("token request: %d %s", r.status, r.body)
-	}
-	var tok tokenJSON
-	if err := json.Unmarshal(r.body, &tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("token response %s: %v", r.body, err)
-	}
-	return tok
-}
-
 // introspector creates a confidential client allowed to introspect and
-// returns its Basic credentials as header arguments for do/postRaw.
-func introspector(t testing.TB, srv *serverProc) []string {
+// returns its Basic credentials as header arguments for proctest.Do and
+// proctest.PostForm.
+func introspector(t testing.TB, srv *proctest.Server) []string {
 	t.Helper()
-	c := srv.createClient(t, "--name", "rs", "--grant-type", "client_credentials", "--introspect")
-	return []string{"Authorization", "Basic " + basicAuth(c.ClientID, c.ClientSecret)}
-}
-
-func basicAuth(id, secret string) string {
-	return b64(url.QueryEscape(id) + ":" + url.QueryEscape(secret))
+	c := srv.CreateClient(t, "--name", "rs", "--grant-type", "client_credentials", "--introspect")
+	return []string{"Authorization", proctest.BasicAuth(c.ClientID, c.ClientSecret)}
 }
 
 // TestExpiredTokensRefused waits past a real token's exp and checks that
@@ -117,46 +32,46 @@ func basicAuth(id, secret string) string {
 // revocation does not act on its grant. (Before: an admin token created
 // an admin user 165 s after exp and introspection said active.)
 func TestExpiredTokensRefused(t *testing.T) {
-	eachBackend(t, []string{"PORTCULLIS_ACCESS_TOKEN_TTL=1m"}, func(t *testing.T, srv *serverProc) {
-		adm := srv.createClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
-		app := srv.createClient(t, "--name", "app", "--public", "--grant-type", "password", "--grant-type", "refresh_token", "--audience", audience)
+	portcullis.EachBackend(t, []string{"PORTCULLIS_ACCESS_TOKEN_TTL=1m"}, func(t *testing.T, srv *proctest.Server) {
+		adm := srv.CreateClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
+		app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "password", "--grant-type", "refresh_token", "--audience", audience)
 		rs := introspector(t, srv)
 		signup(t, srv.URL, "erin", "purple otter lamp 42")
 
-		adminTok := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&scope=admin",
-			"Authorization", "Basic "+basicAuth(adm.ClientID, adm.ClientSecret)))
-		userTok := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", url.Values{
+		adminTok := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&scope=admin",
+			"Authorization", proctest.BasicAuth(adm.ClientID, adm.ClientSecret)))
+		userTok := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", url.Values{
 			"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"erin"}, "password": {"purple otter lamp 42"},
 		}.Encode()))
-		createUser := func(name string) response {
-			return do(t, http.MethodPost, srv.AdminURL+"/admin/users", "application/json",
+		createUser := func(name string) proctest.Response {
+			return proctest.Do(t, http.MethodPost, srv.AdminURL+"/admin/users", "application/json",
 				strings.NewReader(fmt.Sprintf(`{"username":%q,"password":"purple otter lamp 42","roles":["admin"]}`, name)),
 				"Authorization", "Bearer "+adminTok.AccessToken)
 		}
 		introspect := func(token string) bool {
-			r := postRaw(t, srv.URL+"/oauth2/introspect", url.Values{"token": {token}}.Encode(), rs...)
-			if r.status != http.StatusOK {
-				t.Fatalf("introspect: %d %s", r.status, r.body)
+			r := proctest.PostForm(t, srv.URL+"/oauth2/introspect", url.Values{"token": {token}}.Encode(), rs...)
+			if r.Status != http.StatusOK {
+				t.Fatalf("introspect: %d %s", r.Status, r.Body)
 			}
-			active, _ := r.json(t)["active"].(bool)
+			active, _ := r.JSON(t)["active"].(bool)
 			return active
 		}
-		if r := createUser("before_exp"); r.status != http.StatusCreated {
-			t.Fatalf("admin token refused before exp: %d %s", r.status, r.body)
+		if r := createUser("before_exp"); r.Status != http.StatusCreated {
+			t.Fatalf("admin token refused before exp: %d %s", r.Status, r.Body)
 		}
 		if !introspect(userTok.AccessToken) || !introspect(adminTok.AccessToken) {
 			t.Fatal("fresh tokens introspect inactive")
 		}
 
-		_, claims := jwtParts(t, userTok.AccessToken)
+		_, claims := proctest.DecodeJWT(t, userTok.AccessToken)
 		exp := time.Unix(int64(claims["exp"].(float64)), 0)
 		if iat := time.Unix(int64(claims["iat"].(float64)), 0); iat.After(time.Now()) {
 			t.Errorf("iat %v lies in the future", iat)
 		}
 		time.Sleep(time.Until(exp) + 1500*time.Millisecond)
 
-		if r := createUser("after_exp"); r.status != http.StatusUnauthorized {
-			t.Errorf("admin API with an expired token: %d %s, want 401", r.status, r.body)
+		if r := createUser("after_exp"); r.Status != http.StatusUnauthorized {
+			t.Errorf("admin API with an expired token: %d %s, want 401", r.Status, r.Body)
 		}
 		if introspect(userTok.AccessToken) {
 			t.Error("expired user token introspects active")
@@ -166,10 +81,10 @@ func TestExpiredTokensRefused(t *testing.T) {
 		}
 		// An expired access token presented for revocation is an invalid
 		// token (RFC 7009 §2.2: 200) and does not revoke its grant.
-		if r := postRaw(t, srv.URL+"/oauth2/revoke", url.Values{"token": {userTok.AccessToken}, "client_id": {app.ClientID}}.Encode()); r.status != http.StatusOK {
-			t.Errorf("revoke expired token: %d %s", r.status, r.body)
+		if r := proctest.PostForm(t, srv.URL+"/oauth2/revoke", url.Values{"token": {userTok.AccessToken}, "client_id": {app.ClientID}}.Encode()); r.Status != http.StatusOK {
+			t.Errorf("revoke expired token: %d %s", r.Status, r.Body)
 		}
-		next := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", url.Values{
+		next := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", url.Values{
 			"grant_type": {"refresh_token"}, "client_id": {app.ClientID}, "refresh_token": {userTok.RefreshToken},
 		}.Encode()))
 		if !introspect(next.AccessToken) {
@@ -184,9 +99,8 @@ func TestExpiredTokensRefused(t *testing.T) {
 // bodies got tokens and were never rate-limited; duplicates were accepted,
 // first value winning.)
 func TestOAuthEndpointsStrictRequests(t *testing.T) {
-	dir := t.TempDir()
-	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(dir, "p.db"), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=5"))
-	app := srv.createClient(t, "--name", "app", "--public", "--audience", audience)
+	srv := portcullis.Serve(t, "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=5")
+	app := srv.CreateClient(t, "--name", "app", "--public", "--audience", audience)
 	signup(t, srv.URL, "frank", "purple otter lamp 42")
 	good := url.Values{"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"frank"}, "password": {"purple otter lamp 42"}}
 
@@ -226,29 +140,29 @@ func TestOAuthEndpointsStrictRequests(t *testing.T) {
 			if tc.name == "multipart" {
 				body = mp
 			}
-			r := do(t, http.MethodPost, srv.URL+"/oauth2/token", tc.contentType, body)
-			if r.status != http.StatusBadRequest || r.json(t)["error"] != tc.code || r.header.Get("Cache-Control") != "no-store" {
-				t.Errorf("%s: %d %s, want 400 %s", tc.name, r.status, r.body, tc.code)
+			r := proctest.Do(t, http.MethodPost, srv.URL+"/oauth2/token", tc.contentType, body)
+			if r.Status != http.StatusBadRequest || r.JSON(t)["error"] != tc.code || r.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("%s: %d %s, want 400 %s", tc.name, r.Status, r.Body, tc.code)
 			}
 		}
 		for _, ep := range []string{"/oauth2/revoke", "/oauth2/introspect"} {
 			ct, mp := multipartBody(url.Values{"token": {"x"}, "client_id": {app.ClientID}})
-			if r := do(t, http.MethodPost, srv.URL+ep, ct, mp); r.status != http.StatusBadRequest || r.json(t)["error"] != "invalid_request" {
-				t.Errorf("%s multipart: %d %s", ep, r.status, r.body)
+			if r := proctest.Do(t, http.MethodPost, srv.URL+ep, ct, mp); r.Status != http.StatusBadRequest || r.JSON(t)["error"] != "invalid_request" {
+				t.Errorf("%s multipart: %d %s", ep, r.Status, r.Body)
 			}
-			if r := postRaw(t, srv.URL+ep, "token=a&token=b&client_id="+app.ClientID); r.status != http.StatusBadRequest || r.json(t)["error"] != "invalid_request" {
-				t.Errorf("%s duplicate token: %d %s", ep, r.status, r.body)
+			if r := proctest.PostForm(t, srv.URL+ep, "token=a&token=b&client_id="+app.ClientID); r.Status != http.StatusBadRequest || r.JSON(t)["error"] != "invalid_request" {
+				t.Errorf("%s duplicate token: %d %s", ep, r.Status, r.Body)
 			}
 		}
 		// OAuth request bodies are capped at 16 KiB, below the server-wide
 		// 64 KiB: a flood of padded bodies queued for hashing slots must not
 		// add up (a red-team flood of 500 × 60 KB reached 235 MiB).
 		padded := good.Encode() + "&pad=" + strings.Repeat("x", 17<<10)
-		if r := postRaw(t, srv.URL+"/oauth2/token", padded); r.status != http.StatusRequestEntityTooLarge || r.json(t)["error"] != "invalid_request" {
-			t.Errorf("17 KiB token request: %d %s, want 413", r.status, r.body)
+		if r := proctest.PostForm(t, srv.URL+"/oauth2/token", padded); r.Status != http.StatusRequestEntityTooLarge || r.JSON(t)["error"] != "invalid_request" {
+			t.Errorf("17 KiB token request: %d %s, want 413", r.Status, r.Body)
 		}
-		if r := postRaw(t, srv.URL+"/oauth2/token", good.Encode()+"&pad="+strings.Repeat("x", 12<<10)); r.status != http.StatusOK {
-			t.Errorf("12 KiB token request: %d %s, want 200", r.status, r.body)
+		if r := proctest.PostForm(t, srv.URL+"/oauth2/token", good.Encode()+"&pad="+strings.Repeat("x", 12<<10)); r.Status != http.StatusOK {
+			t.Errorf("12 KiB token request: %d %s, want 200", r.Status, r.Body)
 		}
 	})
 
@@ -261,20 +175,20 @@ func TestOAuthEndpointsStrictRequests(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 60 {
 			wg.Go(func() {
-				var r response
+				var r proctest.Response
 				switch i % 3 {
 				case 0:
-					r = postRaw(t, srv.URL+"/oauth2/token", bad.Encode())
+					r = proctest.PostForm(t, srv.URL+"/oauth2/token", bad.Encode())
 				case 1:
-					r = postRaw(t, srv.URL+"/oauth2/token", strings.Replace(bad.Encode(), "grant_type=password", "grant_type=password+", 1))
+					r = proctest.PostForm(t, srv.URL+"/oauth2/token", strings.Replace(bad.Encode(), "grant_type=password", "grant_type=password+", 1))
 				case 2:
 					ct, mp := multipartBody(bad)
-					r = do(t, http.MethodPost, srv.URL+"/oauth2/token", ct, mp)
+					r = proctest.Do(t, http.MethodPost, srv.URL+"/oauth2/token", ct, mp)
 				}
 				var e struct{ Error string }
-				_ = json.Unmarshal(r.body, &e)
+				_ = json.Unmarshal(r.Body, &e)
 				mu.Lock()
-				counts[fmt.Sprintf("%d/%d/%s", i%3, r.status, e.Error)]++
+				counts[fmt.Sprintf("%d/%d/%s", i%3, r.Status, e.Error)]++
 				mu.Unlock()
 			})
 		}
@@ -300,12 +214,11 @@ var stackTrace = regexp.MustCompile(`\.go:\d+`)
 // traces. (Before: the requested scope was echoed, a client's registered
 // auth method was named, and debug logs printed fosite's stack traces.)
 func TestErrorTextsFixed(t *testing.T) {
-	dir := t.TempDir()
-	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(dir, "p.db"), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"))
-	pub := srv.createClient(t, "--name", "pub", "--public", "--scope", "read")
+	srv := portcullis.Serve(t, "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0")
+	pub := srv.CreateClient(t, "--name", "pub", "--public", "--scope", "read")
 	// Registered with client_secret_basic explicitly, so that
 	// client_secret_post is the wrong method.
-	conf := srv.createClient(t, "--name", "svc", "--auth-method", "client_secret_basic", "--grant-type", "client_credentials", "--scope", "read")
+	conf := srv.CreateClient(t, "--name", "svc", "--auth-method", "client_secret_basic", "--grant-type", "client_credentials", "--scope", "read")
 	signup(t, srv.URL, "gina", "purple otter lamp 42")
 	const marker = "zz<script>\"marker"
 
@@ -318,19 +231,19 @@ func TestErrorTextsFixed(t *testing.T) {
 		{"unknown audience", url.Values{"grant_type": {"password"}, "client_id": {pub.ClientID}, "username": {"gina"}, "password": {"purple otter lamp 42"}, "audience": {marker}}, nil},
 		{"unknown client", url.Values{"grant_type": {"password"}, "client_id": {marker}, "username": {"gina"}, "password": {"x"}}, nil},
 		{"wrong auth method", url.Values{"grant_type": {"client_credentials"}, "client_id": {conf.ClientID}, "client_secret": {conf.ClientSecret}}, nil},
-		{"wrong secret", url.Values{"grant_type": {"client_credentials"}}, []string{"Authorization", "Basic " + basicAuth(conf.ClientID, marker)}},
+		{"wrong secret", url.Values{"grant_type": {"client_credentials"}}, []string{"Authorization", proctest.BasicAuth(conf.ClientID, marker)}},
 		{"bad refresh token", url.Values{"grant_type": {"refresh_token"}, "client_id": {pub.ClientID}, "refresh_token": {marker}}, nil},
 		{"unknown grant", url.Values{"grant_type": {marker}, "client_id": {pub.ClientID}}, nil},
 		{"public client, client_credentials", url.Values{"grant_type": {"client_credentials"}, "client_id": {pub.ClientID}, "scope": {marker}}, nil},
-		{"two methods", url.Values{"grant_type": {"client_credentials"}, "client_id": {marker}}, []string{"Authorization", "Basic " + basicAuth(conf.ClientID, conf.ClientSecret)}},
+		{"two methods", url.Values{"grant_type": {"client_credentials"}, "client_id": {marker}}, []string{"Authorization", proctest.BasicAuth(conf.ClientID, conf.ClientSecret)}},
 		{"no client", url.Values{"grant_type": {"client_credentials"}, "scope": {marker}}, nil},
 	}
 	for _, rq := range requests {
-		r := postRaw(t, srv.URL+"/oauth2/token", rq.body.Encode(), rq.header...)
-		m := r.json(t)
+		r := proctest.PostForm(t, srv.URL+"/oauth2/token", rq.body.Encode(), rq.header...)
+		m := r.JSON(t)
 		desc, _ := m["error_description"].(string)
-		if r.status < 400 || m["error"] == nil || desc == "" {
-			t.Errorf("%s: %d %s", rq.name, r.status, r.body)
+		if r.Status < 400 || m["error"] == nil || desc == "" {
+			t.Errorf("%s: %d %s", rq.name, r.Status, r.Body)
 			continue
 		}
 		if strings.Contains(desc, "zz") || strings.Contains(desc, "client_secret_") || strings.Contains(strings.ToLower(desc), "method") || !rfc6749Chars.MatchString(desc) {
@@ -338,13 +251,13 @@ func TestErrorTextsFixed(t *testing.T) {
 		}
 	}
 	for _, ep := range []string{"/oauth2/revoke", "/oauth2/introspect"} {
-		r := postRaw(t, srv.URL+ep, url.Values{"token": {marker}, "client_id": {marker}}.Encode())
-		if desc, _ := r.json(t)["error_description"].(string); strings.Contains(desc, "zz") || !rfc6749Chars.MatchString(desc) {
+		r := proctest.PostForm(t, srv.URL+ep, url.Values{"token": {marker}, "client_id": {marker}}.Encode())
+		if desc, _ := r.JSON(t)["error_description"].(string); strings.Contains(desc, "zz") || !rfc6749Chars.MatchString(desc) {
 			t.Errorf("%s: description %q", ep, desc)
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // let the last log lines land
-	if out := srv.out.String(); stackTrace.MatchString(out) {
+	if out := srv.Output(); stackTrace.MatchString(out) {
 		t.Errorf("server log contains a stack trace: %s", stackTrace.FindString(out))
 		for _, line := range strings.Split(out, "\n") {
 			if stackTrace.MatchString(line) {
@@ -355,8 +268,6 @@ func TestErrorTextsFixed(t *testing.T) {
 	}
 }
 
-func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-
 // TestRefreshReplayAcrossGenerations presents a refresh token whose
 // successor has already been used: that is a replay whatever the grace, and
 // the whole grant is revoked. (Before: t0 → t1, t1 → t2, then t0 again was
@@ -365,42 +276,42 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 // immediately previous token with an unused successor is still only
 // refused.
 func TestRefreshReplayAcrossGenerations(t *testing.T) {
-	eachBackend(t, []string{"PORTCULLIS_REFRESH_TOKEN_REUSE_GRACE=30s"}, func(t *testing.T, srv *serverProc) {
-		app := srv.createClient(t, "--name", "app", "--public", "--audience", audience)
+	portcullis.EachBackend(t, []string{"PORTCULLIS_REFRESH_TOKEN_REUSE_GRACE=30s"}, func(t *testing.T, srv *proctest.Server) {
+		app := srv.CreateClient(t, "--name", "app", "--public", "--audience", audience)
 		signup(t, srv.URL, "hank", "purple otter lamp 42")
-		refresh := func(rt string) response {
-			return postRaw(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ClientID}, "refresh_token": {rt}}.Encode())
+		refresh := func(rt string) proctest.Response {
+			return proctest.PostForm(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ClientID}, "refresh_token": {rt}}.Encode())
 		}
-		login := func() tokenJSON {
-			return mustToken(t, postRaw(t, srv.URL+"/oauth2/token", url.Values{
+		login := func() proctest.Token {
+			return proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", url.Values{
 				"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"hank"}, "password": {"purple otter lamp 42"}}.Encode()))
 		}
-		errCode := func(r response) string { s, _ := r.json(t)["error"].(string); return s }
+		errCode := func(r proctest.Response) string { s, _ := r.JSON(t)["error"].(string); return s }
 
 		// A duplicate inside the grace, successor unused: refused, grant kept.
 		t0 := login()
-		t1 := mustToken(t, refresh(t0.RefreshToken))
-		if r := refresh(t0.RefreshToken); r.status != http.StatusBadRequest || errCode(r) != "invalid_grant" {
-			t.Fatalf("duplicate: %d %s", r.status, r.body)
+		t1 := proctest.MustToken(t, refresh(t0.RefreshToken))
+		if r := refresh(t0.RefreshToken); r.Status != http.StatusBadRequest || errCode(r) != "invalid_grant" {
+			t.Fatalf("duplicate: %d %s", r.Status, r.Body)
 		}
-		t2 := mustToken(t, refresh(t1.RefreshToken))
+		t2 := proctest.MustToken(t, refresh(t1.RefreshToken))
 
 		// t0's successor t1 has now been used: t0 is a replay.
-		if r := refresh(t0.RefreshToken); r.status != http.StatusBadRequest || errCode(r) != "invalid_grant" {
-			t.Fatalf("replay: %d %s", r.status, r.body)
+		if r := refresh(t0.RefreshToken); r.Status != http.StatusBadRequest || errCode(r) != "invalid_grant" {
+			t.Fatalf("replay: %d %s", r.Status, r.Body)
 		}
-		if r := refresh(t2.RefreshToken); r.status == http.StatusOK {
+		if r := refresh(t2.RefreshToken); r.Status == http.StatusOK {
 			t.Fatalf("t2 still refreshes after t0 was replayed: the grant survived")
 		}
 
 		// Strictness does not depend on the successor being used by the
 		// legitimate client: a revoked grant's previous token is a replay.
 		u0 := login()
-		u1 := mustToken(t, refresh(u0.RefreshToken))
-		if r := postRaw(t, srv.URL+"/oauth2/revoke", url.Values{"token": {u1.RefreshToken}, "client_id": {app.ClientID}}.Encode()); r.status != http.StatusOK {
-			t.Fatalf("revoke: %d %s", r.status, r.body)
+		u1 := proctest.MustToken(t, refresh(u0.RefreshToken))
+		if r := proctest.PostForm(t, srv.URL+"/oauth2/revoke", url.Values{"token": {u1.RefreshToken}, "client_id": {app.ClientID}}.Encode()); r.Status != http.StatusOK {
+			t.Fatalf("revoke: %d %s", r.Status, r.Body)
 		}
-		if r := refresh(u0.RefreshToken); r.status == http.StatusOK {
+		if r := refresh(u0.RefreshToken); r.Status == http.StatusOK {
 			t.Fatal("the previous token of a revoked grant refreshed")
 		}
 	})
@@ -409,19 +320,19 @@ func TestRefreshReplayAcrossGenerations(t *testing.T) {
 // TestRefreshStrictByDefault checks the default: any reuse of a rotated
 // refresh token revokes the grant (RFC 9700 §4.14.2).
 func TestRefreshStrictByDefault(t *testing.T) {
-	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(t.TempDir(), "p.db")))
-	app := srv.createClient(t, "--name", "app", "--public", "--audience", audience)
+	srv := portcullis.Serve(t)
+	app := srv.CreateClient(t, "--name", "app", "--public", "--audience", audience)
 	signup(t, srv.URL, "ivan", "purple otter lamp 42")
-	t0 := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", url.Values{
+	t0 := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", url.Values{
 		"grant_type": {"password"}, "client_id": {app.ClientID}, "username": {"ivan"}, "password": {"purple otter lamp 42"}}.Encode()))
-	refresh := func(rt string) response {
-		return postRaw(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ClientID}, "refresh_token": {rt}}.Encode())
+	refresh := func(rt string) proctest.Response {
+		return proctest.PostForm(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ClientID}, "refresh_token": {rt}}.Encode())
 	}
-	t1 := mustToken(t, refresh(t0.RefreshToken))
-	if r := refresh(t0.RefreshToken); r.status != http.StatusBadRequest {
-		t.Fatalf("reuse: %d %s", r.status, r.body)
+	t1 := proctest.MustToken(t, refresh(t0.RefreshToken))
+	if r := refresh(t0.RefreshToken); r.Status != http.StatusBadRequest {
+		t.Fatalf("reuse: %d %s", r.Status, r.Body)
 	}
-	if r := refresh(t1.RefreshToken); r.status == http.StatusOK {
+	if r := refresh(t1.RefreshToken); r.Status == http.StatusOK {
 		t.Fatal("the grant survived the reuse of a rotated refresh token")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,22 +11,21 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/portcullis-auth/portcullis/storage/storagetest"
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
 // TestIntrospectionAccessSQLite: only confidential clients registered with
 // introspection_allowed may call POST /oauth2/introspect (RFC 7662 §2.1,
 // §4); a user's access token is never a credential there.
 func TestIntrospectionAccessSQLite(t *testing.T) {
-	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(t.TempDir(), "portcullis.db")))
+	srv := portcullis.Serve(t)
 	testIntrospectionAccess(t, srv)
 }
 
 // TestIntrospectionAccessMySQL is the same on MySQL/MariaDB (migration
 // 00006 on that dialect included).
 func TestIntrospectionAccessMySQL(t *testing.T) {
-	dsn := storagetest.MySQLDSN(t)
-	srv := startServer(t, serverEnv(dsn, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(t)))
+	srv := portcullis.Serve(t, proctest.MySQLEnv(t)...)
 	testIntrospectionAccess(t, srv)
 }
 
@@ -41,7 +39,7 @@ type introspection struct {
 
 // introspect posts form to the introspection endpoint; auth, when set,
 // adds the caller's credentials to the request.
-func introspect(t *testing.T, srv *serverProc, form url.Values, auth func(*http.Request)) introspection {
+func introspect(t *testing.T, srv *proctest.Server, form url.Values, auth func(*http.Request)) introspection {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/oauth2/introspect", strings.NewReader(form.Encode()))
 	if err != nil {
@@ -106,12 +104,12 @@ func wantRefused(t *testing.T, r introspection, status int, code string, leaks .
 	}
 }
 
-func testIntrospectionAccess(t *testing.T, srv *serverProc) {
+func testIntrospectionAccess(t *testing.T, srv *proctest.Server) {
 	ctx := t.Context()
 	const password = "purple otter lamp 42"
 	aliceID := signup(t, srv.URL, "alice", password)
 	signup(t, srv.URL, "mallory", password)
-	app := srv.createClient(t, "--name", "app", "--public", "--audience", audience, "--scope", "profile")
+	app := srv.CreateClient(t, "--name", "app", "--public", "--audience", audience, "--scope", "profile")
 	conf := &oauth2.Config{
 		ClientID: app.ClientID, Scopes: []string{"profile"},
 		Endpoint: oauth2.Endpoint{TokenURL: srv.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams},
@@ -134,14 +132,14 @@ func testIntrospectionAccess(t *testing.T, srv *serverProc) {
 		withAT := url.Values{"token": {alice.AccessToken}, "access_token": {mallory.AccessToken}}
 		wantRefused(t, introspect(t, srv, withAT, nil), http.StatusUnauthorized, "invalid_client", leaks...)
 		// Nor alongside client credentials in the body.
-		svc := srv.createClient(t, "--name", "bearer-and-post", "--auth-method", "client_secret_post",
+		svc := srv.CreateClient(t, "--name", "bearer-and-post", "--auth-method", "client_secret_post",
 			"--grant-type", "client_credentials", "--audience", audience, "--introspect")
 		withCreds := url.Values{"token": {alice.AccessToken}, "client_id": {svc.ClientID}, "client_secret": {svc.ClientSecret}}
 		wantRefused(t, introspect(t, srv, withCreds, bearer(mallory.AccessToken)), http.StatusUnauthorized, "invalid_client", leaks...)
 	})
 
 	t.Run("a client's access token is not a credential", func(t *testing.T) {
-		svc := srv.createClient(t, "--name", "svc", "--grant-type", "client_credentials", "--audience", audience, "--introspect")
+		svc := srv.CreateClient(t, "--name", "svc", "--grant-type", "client_credentials", "--audience", audience, "--introspect")
 		cc := &clientcredentials.Config{ClientID: svc.ClientID, ClientSecret: svc.ClientSecret,
 			TokenURL: srv.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}
 		tok, err := cc.Token(ctx)
@@ -152,11 +150,11 @@ func testIntrospectionAccess(t *testing.T, srv *serverProc) {
 	})
 
 	t.Run("a confidential client without the permission is refused", func(t *testing.T) {
-		plain := srv.createClient(t, "--name", "plain", "--grant-type", "client_credentials", "--audience", audience)
+		plain := srv.CreateClient(t, "--name", "plain", "--grant-type", "client_credentials", "--audience", audience)
 		wantRefused(t, introspect(t, srv, target, basic(plain.ClientID, plain.ClientSecret)), http.StatusForbidden, "unauthorized_client", leaks...)
 		// The same answer for an inactive token: no oracle.
 		wantRefused(t, introspect(t, srv, url.Values{"token": {"garbage"}}, basic(plain.ClientID, plain.ClientSecret)), http.StatusForbidden, "unauthorized_client")
-		if strings.Contains(string(srv.cli(t, "", "clients", "get", plain.ClientID, "--output", "json")), `"introspection_allowed":true`) {
+		if strings.Contains(string(srv.CLI(t, "", "clients", "get", plain.ClientID, "--output", "json")), `"introspection_allowed":true`) {
 			t.Error("introspection_allowed is on by default")
 		}
 	})
@@ -165,7 +163,7 @@ func testIntrospectionAccess(t *testing.T, srv *serverProc) {
 		wantRefused(t, introspect(t, srv, url.Values{"token": {alice.AccessToken}, "client_id": {app.ClientID}}, nil), http.StatusUnauthorized, "invalid_client", leaks[:3]...)
 		wantRefused(t, introspect(t, srv, target, basic(app.ClientID, "")), http.StatusUnauthorized, "invalid_client", leaks[:3]...)
 		// And cannot be given the permission.
-		_, stderr, err := srv.tryCLI("", "clients", "create", "--name", "spa", "--public", "--introspect")
+		_, stderr, err := srv.TryCLI("", "clients", "create", "--name", "spa", "--public", "--introspect")
 		if err == nil || !strings.Contains(string(stderr), "introspect") {
 			t.Errorf("public client with --introspect: err %v, stderr %s", err, stderr)
 		}
@@ -174,7 +172,7 @@ func testIntrospectionAccess(t *testing.T, srv *serverProc) {
 	t.Run("unauthenticated and wrong secrets are refused with fixed texts", func(t *testing.T) {
 		// Registered with client_secret_basic explicitly: only Basic is
 		// accepted (a client registered without a method accepts both).
-		rs := srv.createClient(t, "--name", "rs-wrong", "--auth-method", "client_secret_basic",
+		rs := srv.CreateClient(t, "--name", "rs-wrong", "--auth-method", "client_secret_basic",
 			"--grant-type", "client_credentials", "--audience", audience, "--introspect")
 		const probe = "probe-7f3a<script>"
 		for name, tc := range map[string]struct {
@@ -214,9 +212,9 @@ func testIntrospectionAccess(t *testing.T, srv *serverProc) {
 	})
 
 	t.Run("a permitted client introspects", func(t *testing.T) {
-		rs := srv.createClient(t, "--name", "resource-server", "--grant-type", "client_credentials", "--audience", audience, "--introspect")
+		rs := srv.CreateClient(t, "--name", "resource-server", "--grant-type", "client_credentials", "--audience", audience, "--introspect")
 		var shown map[string]any
-		if err := json.Unmarshal(srv.cli(t, "", "clients", "get", rs.ClientID, "--output", "json"), &shown); err != nil || shown["introspection_allowed"] != true {
+		if err := json.Unmarshal(srv.CLI(t, "", "clients", "get", rs.ClientID, "--output", "json"), &shown); err != nil || shown["introspection_allowed"] != true {
 			t.Fatalf("clients get: %v %v", shown, err)
 		}
 		r := introspect(t, srv, target, basic(rs.ClientID, rs.ClientSecret))
@@ -243,7 +241,7 @@ func testIntrospectionAccess(t *testing.T, srv *serverProc) {
 		}
 
 		// A client_secret_post client authenticates the way it is registered.
-		post := srv.createClient(t, "--name", "rs-post", "--auth-method", "client_secret_post",
+		post := srv.CreateClient(t, "--name", "rs-post", "--auth-method", "client_secret_post",
 			"--grant-type", "client_credentials", "--audience", audience, "--introspect")
 		r = introspect(t, srv, url.Values{"token": {alice.AccessToken}, "client_id": {post.ClientID}, "client_secret": {post.ClientSecret}}, nil)
 		if r.status != http.StatusOK || r.body["active"] != true || r.body["sub"] != aliceID {
@@ -253,12 +251,12 @@ func testIntrospectionAccess(t *testing.T, srv *serverProc) {
 
 		// Withdrawing the permission takes effect at once; granting it again too.
 		var upd map[string]any
-		if err := json.Unmarshal(srv.cli(t, "", "clients", "update", rs.ClientID, "--introspect=false", "--output", "json"), &upd); err != nil ||
+		if err := json.Unmarshal(srv.CLI(t, "", "clients", "update", rs.ClientID, "--introspect=false", "--output", "json"), &upd); err != nil ||
 			upd["introspection_allowed"] != false || upd["client_name"] != "resource-server" || upd["scope"] != "" {
 			t.Fatalf("clients update --introspect=false: %v %v", upd, err)
 		}
 		wantRefused(t, introspect(t, srv, target, basic(rs.ClientID, rs.ClientSecret)), http.StatusForbidden, "unauthorized_client", leaks...)
-		srv.cli(t, "", "clients", "update", rs.ClientID, "--introspect")
+		srv.CLI(t, "", "clients", "update", rs.ClientID, "--introspect")
 		if r := introspect(t, srv, target, basic(rs.ClientID, rs.ClientSecret)); r.status != http.StatusOK || r.body["active"] != true {
 			t.Errorf("after granting again: %d %s", r.status, r.raw)
 		}

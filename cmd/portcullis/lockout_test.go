@@ -5,32 +5,31 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/portcullis-auth/portcullis/storage/storagetest"
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
 // passwordGrant posts a password grant, optionally as if from client IP
 // xff (the server must trust 127.0.0.1 as a proxy), and returns the answer.
-func passwordGrant(t testing.TB, srv *serverProc, clientID, user, password, xff string) response {
+func passwordGrant(t testing.TB, srv *proctest.Server, clientID, user, password, xff string) proctest.Response {
 	t.Helper()
 	var h []string
 	if xff != "" {
 		h = []string{"X-Forwarded-For", xff}
 	}
-	return postRaw(t, srv.URL+"/oauth2/token", url.Values{
+	return proctest.PostForm(t, srv.URL+"/oauth2/token", url.Values{
 		"grant_type": {"password"}, "client_id": {clientID}, "username": {user}, "password": {password},
 	}.Encode(), h...)
 }
 
-func oauthCode(r response) string {
+func oauthCode(r proctest.Response) string {
 	var e struct{ Error string }
-	_ = json.Unmarshal(r.body, &e)
+	_ = json.Unmarshal(r.Body, &e)
 	return e.Error
 }
 
@@ -41,8 +40,8 @@ func oauthCode(r response) string {
 // guesses then the right password → 200; with the form bypass, 200 wrong
 // guesses then the right one → 200 after the account had locked.)
 func TestLockoutParallelGuesses(t *testing.T) {
-	eachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"}, func(t *testing.T, srv *serverProc) {
-		app := srv.createClient(t, "--name", "app", "--public")
+	portcullis.EachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"}, func(t *testing.T, srv *proctest.Server) {
+		app := srv.CreateClient(t, "--name", "app", "--public")
 		signup(t, srv.URL, "judy", "purple otter lamp 42")
 		var mu sync.Mutex
 		counts := map[string]int{}
@@ -51,7 +50,7 @@ func TestLockoutParallelGuesses(t *testing.T) {
 			wg.Go(func() {
 				r := passwordGrant(t, srv, app.ClientID, "judy", "wrong guess 123456", "")
 				mu.Lock()
-				counts[fmt.Sprintf("%d %s", r.status, oauthCode(r))]++
+				counts[fmt.Sprintf("%d %s", r.Status, oauthCode(r))]++
 				mu.Unlock()
 			})
 		}
@@ -61,8 +60,8 @@ func TestLockoutParallelGuesses(t *testing.T) {
 			t.Fatalf("outcomes %v: want at most 5 passwords checked, the rest 429", counts)
 		}
 		r := passwordGrant(t, srv, app.ClientID, "judy", "purple otter lamp 42", "")
-		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
-			t.Fatalf("right password after the burst: %d %s", r.status, r.body)
+		if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("right password after the burst: %d %s", r.Status, r.Body)
 		}
 	})
 }
@@ -74,14 +73,14 @@ func TestLockoutParallelGuesses(t *testing.T) {
 // (Before: five wrong passwords from anywhere locked the owner out for 15
 // minutes.)
 func TestLockoutOwnerNotLockedOut(t *testing.T) {
-	eachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_HTTP_TRUSTED_PROXIES=127.0.0.1"}, func(t *testing.T, srv *serverProc) {
-		app := srv.createClient(t, "--name", "app", "--public")
+	portcullis.EachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_HTTP_TRUSTED_PROXIES=127.0.0.1"}, func(t *testing.T, srv *proctest.Server) {
+		app := srv.CreateClient(t, "--name", "app", "--public")
 		signup(t, srv.URL, "kate", "purple otter lamp 42")
 		const attacker, owner = "198.51.100.7", "203.0.113.9"
 		counts := map[string]int{}
 		for range 50 {
 			r := passwordGrant(t, srv, app.ClientID, "kate", "wrong guess 123456", attacker)
-			counts[fmt.Sprintf("%d %s", r.status, oauthCode(r))]++
+			counts[fmt.Sprintf("%d %s", r.Status, oauthCode(r))]++
 		}
 		t.Logf("50 guesses from %s: %v", attacker, counts)
 		if counts["400 invalid_grant"] != 5 {
@@ -91,13 +90,13 @@ func TestLockoutOwnerNotLockedOut(t *testing.T) {
 		var tries []string
 		for {
 			r := passwordGrant(t, srv, app.ClientID, "kate", "purple otter lamp 42", owner)
-			tries = append(tries, fmt.Sprintf("%d Retry-After=%s", r.status, r.header.Get("Retry-After")))
-			if r.status == http.StatusOK {
+			tries = append(tries, fmt.Sprintf("%d Retry-After=%s", r.Status, r.Header.Get("Retry-After")))
+			if r.Status == http.StatusOK {
 				break
 			}
-			ra, err := strconv.Atoi(r.header.Get("Retry-After"))
-			if r.status != http.StatusTooManyRequests || err != nil || ra < 1 || ra > 30 {
-				t.Fatalf("owner: %d %s Retry-After=%q", r.status, r.body, r.header.Get("Retry-After"))
+			ra, err := strconv.Atoi(r.Header.Get("Retry-After"))
+			if r.Status != http.StatusTooManyRequests || err != nil || ra < 1 || ra > 30 {
+				t.Fatalf("owner: %d %s Retry-After=%q", r.Status, r.Body, r.Header.Get("Retry-After"))
 			}
 			if time.Since(start) > 31*time.Second {
 				t.Fatalf("owner still refused after %v: %v", time.Since(start), tries)
@@ -105,8 +104,8 @@ func TestLockoutOwnerNotLockedOut(t *testing.T) {
 			time.Sleep(time.Duration(ra) * time.Second)
 		}
 		t.Logf("%s: owner from %s got a token after %v: %v", t.Name(), owner, time.Since(start).Round(time.Millisecond), tries)
-		if r := passwordGrant(t, srv, app.ClientID, "kate", "purple otter lamp 42", attacker); r.status != http.StatusTooManyRequests {
-			t.Errorf("attacker's network after the owner's login: %d %s, want 429", r.status, r.body)
+		if r := passwordGrant(t, srv, app.ClientID, "kate", "purple otter lamp 42", attacker); r.Status != http.StatusTooManyRequests {
+			t.Errorf("attacker's network after the owner's login: %d %s, want 429", r.Status, r.Body)
 		}
 	})
 }
@@ -116,19 +115,19 @@ func TestLockoutOwnerNotLockedOut(t *testing.T) {
 // trailing space, do not authenticate. (Before, on MariaDB: "alice  " and
 // a padded client_id logged in; "ALİCE" logged in as alice everywhere.)
 func TestIdentifiersExact(t *testing.T) {
-	eachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"}, func(t *testing.T, srv *serverProc) {
-		app := srv.createClient(t, "--name", "app", "--public")
+	portcullis.EachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"}, func(t *testing.T, srv *proctest.Server) {
+		app := srv.CreateClient(t, "--name", "app", "--public")
 		signup(t, srv.URL, "alice", "purple otter lamp 42")
-		if r := passwordGrant(t, srv, app.ClientID, "ALICE", "purple otter lamp 42", ""); r.status != http.StatusOK {
-			t.Fatalf("ASCII case-insensitive login: %d %s", r.status, r.body)
+		if r := passwordGrant(t, srv, app.ClientID, "ALICE", "purple otter lamp 42", ""); r.Status != http.StatusOK {
+			t.Fatalf("ASCII case-insensitive login: %d %s", r.Status, r.Body)
 		}
 		for _, name := range []string{"alice  ", "alice ", "ALİCE", "alıce", "alice\t"} {
-			if r := passwordGrant(t, srv, app.ClientID, name, "purple otter lamp 42", ""); r.status != http.StatusBadRequest || oauthCode(r) != "invalid_grant" {
-				t.Errorf("username %q: %d %s, want 400 invalid_grant", name, r.status, r.body)
+			if r := passwordGrant(t, srv, app.ClientID, name, "purple otter lamp 42", ""); r.Status != http.StatusBadRequest || oauthCode(r) != "invalid_grant" {
+				t.Errorf("username %q: %d %s, want 400 invalid_grant", name, r.Status, r.Body)
 			}
 		}
-		if r := passwordGrant(t, srv, app.ClientID+" ", "alice", "purple otter lamp 42", ""); r.status != http.StatusUnauthorized || oauthCode(r) != "invalid_client" {
-			t.Errorf("client_id with a trailing space: %d %s, want 401 invalid_client", r.status, r.body)
+		if r := passwordGrant(t, srv, app.ClientID+" ", "alice", "purple otter lamp 42", ""); r.Status != http.StatusUnauthorized || oauthCode(r) != "invalid_client" {
+			t.Errorf("client_id with a trailing space: %d %s, want 401 invalid_client", r.Status, r.Body)
 		}
 	})
 }
@@ -144,22 +143,21 @@ func TestIdentifiersExact(t *testing.T) {
 func TestLoginTimingNoEnumeration(t *testing.T) {
 	for _, backend := range []string{"sqlite", "mysql"} {
 		t.Run(backend, func(t *testing.T) {
-			var srv *serverProc
+			var srv *proctest.Server
 			env := []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"}
 			if backend == "sqlite" {
-				srv = startServer(t, serverEnv("sqlite://"+filepath.Join(t.TempDir(), "p.db"), env...))
+				srv = portcullis.Serve(t, env...)
 			} else {
-				dsn := storagetest.MySQLDSN(t)
-				srv = startServer(t, serverEnv(dsn, append(env, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(t))...))
+				srv = portcullis.Serve(t, append(proctest.MySQLEnv(t), env...)...)
 			}
-			app := srv.createClient(t, "--name", "app", "--public")
+			app := srv.CreateClient(t, "--name", "app", "--public")
 			const n = 120
 			measure := func(user string) time.Duration {
 				start := time.Now()
 				r := passwordGrant(t, srv, app.ClientID, user, "wrong guess 123456", "")
 				d := time.Since(start)
-				if r.status != http.StatusBadRequest || oauthCode(r) != "invalid_grant" {
-					t.Fatalf("%s: %d %s", user, r.status, r.body)
+				if r.Status != http.StatusBadRequest || oauthCode(r) != "invalid_grant" {
+					t.Fatalf("%s: %d %s", user, r.Status, r.Body)
 				}
 				return d
 			}
@@ -204,12 +202,12 @@ func median(ds []time.Duration) time.Duration {
 // (Before, red team: an attacker rotating networks and guessing whenever
 // the delay opened kept the owner out for the whole attack.)
 func TestLockoutDistributedAttack(t *testing.T) {
-	eachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_HTTP_TRUSTED_PROXIES=127.0.0.1"}, func(t *testing.T, srv *serverProc) {
-		app := srv.createClient(t, "--name", "app", "--public")
+	portcullis.EachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_HTTP_TRUSTED_PROXIES=127.0.0.1"}, func(t *testing.T, srv *proctest.Server) {
+		app := srv.CreateClient(t, "--name", "app", "--public")
 		signup(t, srv.URL, "liam", "purple otter lamp 42")
 		const home, elsewhere = "203.0.113.9", "192.0.2.200"
-		if r := passwordGrant(t, srv, app.ClientID, "liam", "purple otter lamp 42", home); r.status != http.StatusOK {
-			t.Fatalf("owner's first login: %d %s", r.status, r.body)
+		if r := passwordGrant(t, srv, app.ClientID, "liam", "purple otter lamp 42", home); r.Status != http.StatusOK {
+			t.Fatalf("owner's first login: %d %s", r.Status, r.Body)
 		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -219,19 +217,19 @@ func TestLockoutDistributedAttack(t *testing.T) {
 				for range 6 {
 					r := passwordGrant(t, srv, app.ClientID, "liam", "wrong guess 123456", fmt.Sprintf("198.51.100.%d", n+1))
 					mu.Lock()
-					counts[fmt.Sprintf("%d %s", r.status, oauthCode(r))]++
+					counts[fmt.Sprintf("%d %s", r.Status, oauthCode(r))]++
 					mu.Unlock()
 				}
 			})
 		}
 		wg.Wait()
 		t.Logf("%s: 180 guesses from 30 networks: %v", t.Name(), counts)
-		if r := passwordGrant(t, srv, app.ClientID, "liam", "purple otter lamp 42", elsewhere); r.status != http.StatusTooManyRequests {
-			t.Errorf("owner from a new network during the attack: %d %s, want 429 (account-wide delay)", r.status, r.body)
+		if r := passwordGrant(t, srv, app.ClientID, "liam", "purple otter lamp 42", elsewhere); r.Status != http.StatusTooManyRequests {
+			t.Errorf("owner from a new network during the attack: %d %s, want 429 (account-wide delay)", r.Status, r.Body)
 		}
 		start := time.Now()
-		if r := passwordGrant(t, srv, app.ClientID, "liam", "purple otter lamp 42", home); r.status != http.StatusOK {
-			t.Fatalf("owner from a trusted network during the attack: %d %s, want 200", r.status, r.body)
+		if r := passwordGrant(t, srv, app.ClientID, "liam", "purple otter lamp 42", home); r.Status != http.StatusOK {
+			t.Fatalf("owner from a trusted network during the attack: %d %s, want 200", r.Status, r.Body)
 		}
 		t.Logf("%s: owner from the trusted network got a token in %v", t.Name(), time.Since(start).Round(time.Millisecond))
 	})
@@ -244,9 +242,9 @@ func TestLockoutDistributedAttack(t *testing.T) {
 // queued, 6.6 s p99 at 500 connections.) BenchmarkServerPasswordFlood
 // measures the default bound under a 500-connection flood.
 func TestPasswordFloodOverload(t *testing.T) {
-	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(t.TempDir(), "p.db"),
-		"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_ARGON2_MAX_CONCURRENT=1", "PORTCULLIS_ARGON2_MAX_WAIT=10ms"))
-	app := srv.createClient(t, "--name", "app", "--public")
+	srv := portcullis.Serve(t,
+		"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0", "PORTCULLIS_ARGON2_MAX_CONCURRENT=1", "PORTCULLIS_ARGON2_MAX_WAIT=10ms")
+	app := srv.CreateClient(t, "--name", "app", "--public")
 	for i := range 20 {
 		signup(t, srv.URL, fmt.Sprintf("flood%02d", i), "purple otter lamp 42")
 	}
@@ -256,9 +254,9 @@ func TestPasswordFloodOverload(t *testing.T) {
 	for i := range 20 {
 		wg.Go(func() {
 			r := passwordGrant(t, srv, app.ClientID, fmt.Sprintf("flood%02d", i), "purple otter lamp 42", "")
-			key := fmt.Sprintf("%d %s", r.status, oauthCode(r))
-			if r.status == http.StatusServiceUnavailable {
-				key += " Retry-After=" + r.header.Get("Retry-After")
+			key := fmt.Sprintf("%d %s", r.Status, oauthCode(r))
+			if r.Status == http.StatusServiceUnavailable {
+				key += " Retry-After=" + r.Header.Get("Retry-After")
 			}
 			mu.Lock()
 			counts[key]++

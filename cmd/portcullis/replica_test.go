@@ -1,9 +1,7 @@
 package main
 
 import (
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,17 +20,9 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
-
-func randomSecretsKey(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
 
 // switchProxy is the test's load balancer: the shared issuer URL, routing
 // to whichever replica is selected.
@@ -55,19 +45,17 @@ func (p *switchProxy) route(t *testing.T, to string) {
 
 // startReplicas starts n servers on one database at the same time, all with
 // issuer issuer (the load balancer's URL).
-func startReplicas(t *testing.T, n int, dsn, issuer string) []*serverProc {
+func startReplicas(t *testing.T, n int, dsn, issuer string) []*proctest.Server {
 	t.Helper()
-	env := serverEnv(dsn, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(t), "PORTCULLIS_ISSUER="+issuer)
-	var out []*serverProc
+	env := []string{"PORTCULLIS_DSN=" + dsn, "PORTCULLIS_SECRETS_KEY=" + proctest.RandomSecretsKey(t), "PORTCULLIS_ISSUER=" + issuer}
+	var out []*proctest.Server
 	for range n {
-		pub, adm := freeAddr(t), freeAddr(t)
-		s := &serverProc{URL: "http://" + pub, AdminURL: "http://" + adm}
-		s.env = append(slicesClone(env), "PORTCULLIS_PUBLIC_ADDR="+pub, "PORTCULLIS_ADMIN_ADDR="+adm)
-		s.proc = startProc(t, bins.portcullis, s.env, "serve") // all start concurrently
-		out = append(out, s)
+		out = append(out, portcullis.Launch(t, env...)) // all start concurrently
 	}
 	for _, s := range out {
-		waitHTTP(t, s.proc, s.URL+"/health/ready", http.StatusOK)
+		if err := s.WaitReady(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return out
 }
@@ -86,7 +74,7 @@ func TestMySQLReplicas(t *testing.T) {
 
 	t.Run("one signing key for both", func(t *testing.T) {
 		var ks []map[string]any
-		if err := json.Unmarshal(a.cli(t, "", "keys", "list", "--output", "json"), &ks); err != nil {
+		if err := json.Unmarshal(a.CLI(t, "", "keys", "list", "--output", "json"), &ks); err != nil {
 			t.Fatal(err)
 		}
 		// One key per algorithm: ES256 (default) and RS256 (RFC 9068 §2.1).
@@ -99,8 +87,8 @@ func TestMySQLReplicas(t *testing.T) {
 	})
 
 	signup(t, a.URL, "carol", "purple otter lamp 42")
-	cl := a.createClient(t, "--name", "app", "--public", "--audience", audience)
-	confAt := func(s *serverProc) *oauth2.Config {
+	cl := a.CreateClient(t, "--name", "app", "--public", "--audience", audience)
+	confAt := func(s *proctest.Server) *oauth2.Config {
 		return &oauth2.Config{ClientID: cl.ClientID, Endpoint: oauth2.Endpoint{TokenURL: s.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
 	}
 	tok, err := confAt(a).PasswordCredentialsToken(ctx, "carol", "purple otter lamp 42")
@@ -110,7 +98,7 @@ func TestMySQLReplicas(t *testing.T) {
 
 	t.Run("token from A verifies against B's metadata", func(t *testing.T) {
 		lb.route(t, b.URL)
-		api := startUserAPI(t, lbSrv.URL, audience)
+		api := userapi.Serve(t, lbSrv.URL, audience)
 		if status, body, _ := me(t, api, tok.AccessToken); status != http.StatusOK {
 			t.Fatalf("status %d: %s", status, body)
 		}
@@ -166,7 +154,7 @@ func TestMySQLReplicas(t *testing.T) {
 			t.Fatalf("created %d, conflicts %d, other %d; want 40, 10, 0", created.Load(), conflicts.Load(), other.Load())
 		}
 		var users []map[string]any
-		if err := json.Unmarshal(b.cli(t, "", "users", "list", "--output", "json"), &users); err != nil {
+		if err := json.Unmarshal(b.CLI(t, "", "users", "list", "--output", "json"), &users); err != nil {
 			t.Fatal(err)
 		}
 		if len(users) != 41 { // carol + 40
@@ -184,12 +172,12 @@ func TestMySQLOutage(t *testing.T) {
 	if proxied == dsn {
 		t.Fatalf("cannot route %s through the proxy", dsn)
 	}
-	srv := startServer(t, serverEnv(proxied, "PORTCULLIS_SECRETS_KEY="+randomSecretsKey(t), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"))
-	api := startUserAPI(t, srv.URL, audience)
+	srv := portcullis.Serve(t, "PORTCULLIS_DSN="+proxied, "PORTCULLIS_SECRETS_KEY="+proctest.RandomSecretsKey(t), "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0")
+	api := userapi.Serve(t, srv.URL, audience)
 	ctx := t.Context()
 
 	signup(t, srv.URL, "dave", "purple otter lamp 42")
-	cl := srv.createClient(t, "--name", "app", "--public", "--audience", audience)
+	cl := srv.CreateClient(t, "--name", "app", "--public", "--audience", audience)
 	conf := &oauth2.Config{ClientID: cl.ClientID, Endpoint: oauth2.Endpoint{TokenURL: srv.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
 	tok, err := conf.PasswordCredentialsToken(ctx, "dave", "purple otter lamp 42")
 	if err != nil {
@@ -289,7 +277,7 @@ func TestMySQLOutage(t *testing.T) {
 	// Hang: the database stops answering but no connection breaks. Every
 	// request that needs it must still answer 503 with Retry-After within
 	// the request budget (5 s), not wait for the client to give up.
-	adm := srv.createClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin", "--introspect")
+	adm := srv.CreateClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin", "--introspect")
 	cc := &clientcredentials.Config{ClientID: adm.ClientID, ClientSecret: adm.ClientSecret, TokenURL: srv.URL + "/oauth2/token",
 		Scopes: []string{"admin"}, AuthStyle: oauth2.AuthStyleInHeader}
 	admTok, err := cc.Token(ctx) // issuing it writes a row: before the hang
@@ -312,14 +300,14 @@ func TestMySQLOutage(t *testing.T) {
 			}, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
 			{"client_credentials grant", http.MethodPost, srv.URL + "/oauth2/token", func() io.Reader {
 				return form(url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}})
-			}, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {"Basic " + basicAuth(adm.ClientID, adm.ClientSecret)}}},
+			}, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {proctest.BasicAuth(adm.ClientID, adm.ClientSecret)}}},
 			{"signup", http.MethodPost, srv.URL + "/signup", func() io.Reader { return strings.NewReader(string(signupBody)) },
 				http.Header{"Content-Type": {"application/json"}}},
 			{"admin list users", http.MethodGet, srv.AdminURL + "/admin/users", func() io.Reader { return nil },
 				http.Header{"Authorization": {"Bearer " + admTok.AccessToken}}},
 			{"introspection", http.MethodPost, srv.URL + "/oauth2/introspect", func() io.Reader {
 				return form(url.Values{"token": {admTok.AccessToken}})
-			}, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {"Basic " + basicAuth(adm.ClientID, adm.ClientSecret)}}},
+			}, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {proctest.BasicAuth(adm.ClientID, adm.ClientSecret)}}},
 		}
 		type result struct {
 			status     int

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,12 +11,14 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
 // adminToken registers an admin client and returns a token with scope admin.
-func adminToken(t *testing.T, srv *serverProc) string {
+func adminToken(t *testing.T, srv *proctest.Server) string {
 	t.Helper()
-	adm := srv.createClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
+	adm := srv.CreateClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
 	cc := &clientcredentials.Config{ClientID: adm.ClientID, ClientSecret: adm.ClientSecret,
 		TokenURL: srv.URL + "/oauth2/token", Scopes: []string{"admin"}, AuthStyle: oauth2.AuthStyleInHeader}
 	tok, err := cc.Token(t.Context())
@@ -27,7 +28,7 @@ func adminToken(t *testing.T, srv *serverProc) string {
 	return tok.AccessToken
 }
 
-func adminDo(t *testing.T, srv *serverProc, token, method, path string, out any) int {
+func adminDo(t *testing.T, srv *proctest.Server, token, method, path string, out any) int {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), method, srv.AdminURL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -52,14 +53,14 @@ func adminDo(t *testing.T, srv *serverProc, token, method, path string, out any)
 // the invariant prepublication > JWKS max-age + userapi's refresh interval
 // is the same as with the defaults.
 func TestKeyRotationUnderLoad(t *testing.T) {
-	srv := startServer(t, serverEnv("sqlite://"+filepath.Join(t.TempDir(), "p.db"),
+	srv := portcullis.Serve(t,
 		"PORTCULLIS_KEYS_PREPUBLICATION=8s", "PORTCULLIS_KEYS_JWKS_MAX_AGE=1s",
 		"PORTCULLIS_KEYS_RELOAD_INTERVAL=1s", "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0",
-		"PORTCULLIS_LOG_LEVEL=info"))
-	api := startUserAPI(t, srv.URL, audience)
+		"PORTCULLIS_LOG_LEVEL=info")
+	api := userapi.Serve(t, srv.URL, audience)
 	admin := adminToken(t, srv)
 	signup(t, srv.URL, "rita", "purple otter lamp 42")
-	cl := srv.createClient(t, "--name", "app", "--public", "--audience", audience)
+	cl := srv.CreateClient(t, "--name", "app", "--public", "--audience", audience)
 	conf := &oauth2.Config{ClientID: cl.ClientID, Endpoint: oauth2.Endpoint{TokenURL: srv.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
 
 	var ok, failed atomic.Int64
@@ -81,7 +82,7 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 					t.Errorf("token: %v", err)
 					return
 				}
-				h, _ := jwtParts(t, fresh.AccessToken)
+				h, _ := proctest.DecodeJWT(t, fresh.AccessToken)
 				kids.Store(h["kid"], true)
 				status, body, _ := me(t, api, fresh.AccessToken)
 				if status == http.StatusOK {
@@ -153,7 +154,7 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv.proc.stop()
+		srv.Stop()
 		time.Sleep(1500 * time.Millisecond) // past the JWKS max-age
 		if status, body, _ := me(t, api, fresh.AccessToken); status != http.StatusOK {
 			t.Fatalf("userapi with the issuer down: %d %s", status, body)

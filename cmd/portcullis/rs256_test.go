@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
 // TestRS256PerClient checks RFC 9068 §2.1 ("authorization servers MUST
@@ -18,14 +20,14 @@ import (
 // in the JWKS and verify their tokens, and the metadata lists both. Before:
 // one ES256 key; the flag and the field did not exist.
 func TestRS256PerClient(t *testing.T) {
-	eachBackend(t, nil, func(t *testing.T, srv *serverProc) {
+	portcullis.EachBackend(t, nil, func(t *testing.T, srv *proctest.Server) {
 		tokenURL := srv.URL + "/oauth2/token"
-		es := srv.createClient(t, "--name", "es", "--grant-type", "client_credentials", "--grant-type", "refresh_token",
+		es := srv.CreateClient(t, "--name", "es", "--grant-type", "client_credentials", "--grant-type", "refresh_token",
 			"--scope", "read", "--audience", "https://api.example.test")
-		rs := srv.createClient(t, "--name", "rs", "--grant-type", "client_credentials", "--scope", "read",
+		rs := srv.CreateClient(t, "--name", "rs", "--grant-type", "client_credentials", "--scope", "read",
 			"--audience", "https://legacy.example.test", "--access-token-signed-response-alg", "RS256")
 		var shown map[string]any
-		if err := json.Unmarshal(srv.cli(t, "", "clients", "get", rs.ClientID, "--output", "json"), &shown); err != nil {
+		if err := json.Unmarshal(srv.CLI(t, "", "clients", "get", rs.ClientID, "--output", "json"), &shown); err != nil {
 			t.Fatal(err)
 		}
 		if shown["access_token_signed_response_alg"] != "RS256" {
@@ -56,7 +58,7 @@ func TestRS256PerClient(t *testing.T) {
 
 		tests := []struct {
 			name   string
-			client clientInfo
+			client proctest.Client
 			alg    jose.SignatureAlgorithm
 		}{
 			{"ES256 by default", es, jose.ES256},
@@ -64,8 +66,8 @@ func TestRS256PerClient(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				tok := mustToken(t, postRaw(t, tokenURL, "grant_type=client_credentials",
-					"Authorization", "Basic "+basicAuth(tc.client.ClientID, tc.client.ClientSecret)))
+				tok := proctest.MustToken(t, proctest.PostForm(t, tokenURL, "grant_type=client_credentials",
+					"Authorization", proctest.BasicAuth(tc.client.ClientID, tc.client.ClientSecret)))
 				// Verify as an RS256- (or ES256-) only resource server does.
 				obj, err := jose.ParseSignedCompact(tok.AccessToken, []jose.SignatureAlgorithm{tc.alg})
 				if err != nil {
@@ -83,22 +85,22 @@ func TestRS256PerClient(t *testing.T) {
 					t.Errorf("typ = %q", typ)
 				}
 				// The server's own checks accept it too.
-				r := postRaw(t, srv.URL+"/oauth2/introspect", "token="+url.QueryEscape(tok.AccessToken), introspector(t, srv)...)
-				if body := r.json(t); r.status != http.StatusOK || body["active"] != true {
-					t.Fatalf("introspection: %d %s", r.status, r.body)
+				r := proctest.PostForm(t, srv.URL+"/oauth2/introspect", "token="+url.QueryEscape(tok.AccessToken), introspector(t, srv)...)
+				if body := r.JSON(t); r.Status != http.StatusOK || body["active"] != true {
+					t.Fatalf("introspection: %d %s", r.Status, r.Body)
 				}
 			})
 		}
 
 		// Switching the client back to the default takes effect on the
 		// next token.
-		srv.cli(t, "", "clients", "update", rs.ClientID, "--access-token-signed-response-alg=")
-		tok := mustToken(t, postRaw(t, tokenURL, "grant_type=client_credentials",
-			"Authorization", "Basic "+basicAuth(rs.ClientID, rs.ClientSecret)))
-		if h, _ := jwtParts(t, tok.AccessToken); h["alg"] != "ES256" {
+		srv.CLI(t, "", "clients", "update", rs.ClientID, "--access-token-signed-response-alg=")
+		tok := proctest.MustToken(t, proctest.PostForm(t, tokenURL, "grant_type=client_credentials",
+			"Authorization", proctest.BasicAuth(rs.ClientID, rs.ClientSecret)))
+		if h, _ := proctest.DecodeJWT(t, tok.AccessToken); h["alg"] != "ES256" {
 			t.Fatalf("after restoring the default: alg %v", h["alg"])
 		}
-		if _, errOut, err := srv.tryCLI("", "clients", "update", rs.ClientID, "--access-token-signed-response-alg", "HS256"); err == nil ||
+		if _, errOut, err := srv.TryCLI("", "clients", "update", rs.ClientID, "--access-token-signed-response-alg", "HS256"); err == nil ||
 			!strings.Contains(string(errOut), "access_token_signed_response_alg") {
 			t.Fatalf("HS256 accepted: %v %s", err, errOut)
 		}
@@ -111,13 +113,13 @@ func TestRS256PerClient(t *testing.T) {
 // tokens for other audiences stay ES256.
 func TestRS256PerAudience(t *testing.T) {
 	const legacy, modern = "https://legacy.example.test", "https://api.example.test"
-	eachBackend(t, []string{"PORTCULLIS_KEYS_RS256_AUDIENCES=" + legacy}, func(t *testing.T, srv *serverProc) {
-		c := srv.createClient(t, "--name", "two", "--grant-type", "client_credentials", "--audience", legacy, "--audience", modern)
-		pinned := srv.createClient(t, "--name", "pinned", "--grant-type", "client_credentials", "--audience", legacy,
+	portcullis.EachBackend(t, []string{"PORTCULLIS_KEYS_RS256_AUDIENCES=" + legacy}, func(t *testing.T, srv *proctest.Server) {
+		c := srv.CreateClient(t, "--name", "two", "--grant-type", "client_credentials", "--audience", legacy, "--audience", modern)
+		pinned := srv.CreateClient(t, "--name", "pinned", "--grant-type", "client_credentials", "--audience", legacy,
 			"--access-token-signed-response-alg", "ES256")
 		tests := []struct {
 			name   string
-			client clientInfo
+			client proctest.Client
 			form   string
 			alg    string
 		}{
@@ -128,9 +130,9 @@ func TestRS256PerAudience(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				tok := mustToken(t, postRaw(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&"+tc.form,
-					"Authorization", "Basic "+basicAuth(tc.client.ClientID, tc.client.ClientSecret)))
-				if h, _ := jwtParts(t, tok.AccessToken); h["alg"] != tc.alg {
+				tok := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&"+tc.form,
+					"Authorization", proctest.BasicAuth(tc.client.ClientID, tc.client.ClientSecret)))
+				if h, _ := proctest.DecodeJWT(t, tok.AccessToken); h["alg"] != tc.alg {
 					t.Fatalf("alg = %v, want %s", h["alg"], tc.alg)
 				}
 			})
