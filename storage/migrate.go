@@ -228,3 +228,22 @@ func (l mysqlLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
 	}
 	return nil
 }
+
+// latestVersion is the version of the newest migration for driver.
+func latestVersion(driver string) (int64, error) {
+	dir := "migrations/sqlite"
+	if driver == DriverMySQL {
+		dir = "migrations/mysql"
+	}
+	entries, err := fs.ReadDir(migrationsFS, dir)
+	if err != nil {
+		return 0, fmt.Errorf("storage: migrations: %w", err)
+	}
+	var latest int64
+	for _, e := range entries {
+		if v, err := goose.NumericComponent(e.Name()); err == nil && v > latest {
+			latest = v
+		}
+	}
+	return latest, nil
+}

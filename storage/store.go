@@ -96,6 +96,13 @@ type Options struct {
 	// refused, the grant survives) rather than as reuse (the whole grant is
 	// revoked, RFC 9700 §4.14.2). Zero is strict: any reuse revokes.
 	RefreshReuseGrace time.Duration
+	// RequireSchema makes Open fail with a *SchemaError unless the
+	// database's schema is at this binary's version, for commands that
+	// must not migrate. It checks before changing anything: a SQLite
+	// file that does not exist is not created, and an existing one is
+	// neither switched to WAL journaling nor made private until it has
+	// passed.
+	RequireSchema bool
 	// Logger receives SQL statements at debug level (without their
 	// arguments, which include secrets) and migration progress at info.
 	// Nil discards everything.
@@ -136,6 +143,55 @@ type Store struct {
 // Ping, Migrate or the first method call, as an error matching
 // apperr.ErrUnavailable.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if !opts.RequireSchema {
+		return open(ctx, dsn, opts, true)
+	}
+	parsed, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: DSN: %w", err)
+	}
+	if parsed.Driver == DriverSQLite {
+		if _, err := os.Stat(parsed.Path); errors.Is(err, fs.ErrNotExist) {
+			latest, err := latestVersion(DriverSQLite)
+			if err != nil {
+				return nil, err
+			}
+			return nil, &SchemaError{Latest: latest}
+		}
+	}
+	s, err := open(ctx, dsn, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	current, latest, err := s.SchemaVersion(ctx)
+	if err == nil && current != latest {
+		err = &SchemaError{Current: current, Latest: latest}
+	}
+	if err == nil && parsed.Driver == DriverSQLite {
+		err = privateSQLiteFiles(parsed.Path, s.logger)
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// SchemaError is Open's answer, with Options.RequireSchema, for a database
+// whose schema is not at this binary's version (Current is 0 for an empty
+// or missing database).
+type SchemaError struct {
+	Current, Latest int64
+}
+
+// Error implements error.
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("the database schema is at version %d, this binary needs version %d", e.Current, e.Latest)
+}
+
+// open opens the store; prepare creates a missing SQLite file, makes it
+// private and switches it to WAL journaling (a persistent setting).
+func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -157,10 +213,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s.driver = parsed.Driver
 	switch parsed.Driver {
 	case DriverSQLite:
-		if err := privateSQLiteFiles(parsed.Path, logger); err != nil {
-			return nil, fmt.Errorf("storage: open sqlite: %w", err)
+		if prepare {
+			if err := privateSQLiteFiles(parsed.Path, logger); err != nil {
+				return nil, fmt.Errorf("storage: open sqlite: %w", err)
+			}
 		}
-		s.gdb, err = openSQLite(parsed.Path, gcfg, s.queryTimeout)
+		s.gdb, err = openSQLite(parsed.Path, gcfg, s.queryTimeout, prepare)
 	case DriverMySQL:
 		s.gdb, s.sqlDB, err = openMySQL(parsed.MySQL, gcfg, s.queryTimeout, logger)
 	}
@@ -221,7 +279,11 @@ func cmpOr[T comparable](v, def T) T {
 // sqliteParams are appended to every SQLite DSN, after the busy timeout.
 // _txlock=immediate takes the write lock at BEGIN, so a transaction never
 // fails half-way when another process (the CLI) holds the file.
-const sqliteParams = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+const sqliteParams = "_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+
+// sqliteWAL switches the database to WAL journaling, which persists in the
+// file: Open sets it unless Options.RequireSchema holds it back.
+const sqliteWAL = "_pragma=journal_mode(WAL)"
 
 // privateSQLiteFiles makes the SQLite database at path readable and
 // writable by its owner only: the file holds password hashes, token
@@ -272,7 +334,7 @@ func privateSQLiteFiles(path string, logger *slog.Logger) error {
 // openSQLite opens path. The busy timeout, how long a statement waits for
 // another process's write lock, is the query timeout: SQLite's busy
 // handler does not watch the context.
-func openSQLite(path string, gcfg *gorm.Config, busyTimeout time.Duration) (*gorm.DB, error) {
+func openSQLite(path string, gcfg *gorm.Config, busyTimeout time.Duration, wal bool) (*gorm.DB, error) {
 	if path == "" {
 		return nil, errors.New("empty path in sqlite:// DSN")
 	}
@@ -280,8 +342,11 @@ func openSQLite(path string, gcfg *gorm.Config, busyTimeout time.Duration) (*gor
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
-	busy := fmt.Sprintf("_pragma=busy_timeout(%d)&", max(busyTimeout.Milliseconds(), 1))
-	return gorm.Open(sqlite.Open(path+sep+busy+sqliteParams), gcfg)
+	params := fmt.Sprintf("_pragma=busy_timeout(%d)&", max(busyTimeout.Milliseconds(), 1)) + sqliteParams
+	if wal {
+		params = sqliteWAL + "&" + params
+	}
+	return gorm.Open(sqlite.Open(path+sep+params), gcfg)
 }
 
 // openMySQL returns gorm over a pool whose connections have the driver's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,7 +31,10 @@ type app struct {
 }
 
 // openApp loads the configuration and opens the database.
-func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer) (*app, error) {
+// openApp loads the configuration and opens the database. With
+// requireSchema, a database whose schema is not at this binary's version
+// is refused before anything in it changes (storage.Options.RequireSchema).
+func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer, requireSchema bool) (*app, error) {
 	cfg, err := configs.Load(g.configFile, g.environ, g.overrides())
 	if err != nil {
 		return nil, err
@@ -43,8 +47,12 @@ func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer) (*app, e
 		ConnMaxIdleTime:   cfg.Database.ConnMaxIdleTime,
 		QueryTimeout:      cfg.Database.QueryTimeout,
 		RefreshReuseGrace: cfg.RefreshTokenReuseGrace,
+		RequireSchema:     requireSchema,
 		Logger:            logger,
 	})
+	if se, ok := errors.AsType[*storage.SchemaError](err); ok {
+		return nil, migrateHint(se)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -92,9 +100,15 @@ func (a *app) requireMigrated(ctx context.Context) error {
 		return fmt.Errorf("read the database schema version: %w", err)
 	}
 	if current != latest {
-		return fmt.Errorf("the database schema is at version %d, this binary needs version %d: run `portcullis migrate`", current, latest)
+		return migrateHint(&storage.SchemaError{Current: current, Latest: latest})
 	}
 	return nil
+}
+
+// migrateHint tells the operator what to do about a schema that is not at
+// this binary's version.
+func migrateHint(se *storage.SchemaError) error {
+	return fmt.Errorf("%w: run `portcullis migrate`", se)
 }
 
 // secrets returns the secrets key and the old one (if configured). On

@@ -103,19 +103,15 @@ func requireSubcommand(cmd *cobra.Command) {
 // subcommand but migrate first requires the schema to be current.
 func withApp(g *globals, stdout, stderr io.Writer, fn func(ctx context.Context, a *app, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		a, err := openApp(cmd.Context(), g, stdout, stderr)
+		// Only migrate and serve change the schema, which running servers
+		// share: the other commands refuse a database that is not at this
+		// binary's version, before changing anything in it, instead of
+		// migrating it as a side effect.
+		a, err := openApp(cmd.Context(), g, stdout, stderr, cmd.Name() != "migrate")
 		if err != nil {
 			return err
 		}
 		defer a.Close()
-		// Only migrate and serve change the schema, which running servers
-		// share: the other commands refuse a database that is not at this
-		// binary's version instead of migrating it as a side effect.
-		if cmd.Name() != "migrate" {
-			if err := a.requireMigrated(cmd.Context()); err != nil {
-				return err
-			}
-		}
 		return fn(cmd.Context(), a, args)
 	}
 }
