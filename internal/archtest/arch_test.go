@@ -20,6 +20,11 @@ type rule struct {
 	allow []string
 }
 
+// serverModules are what a resource server or the client registry must
+// never link.
+var serverModules = []string{"github.com/ory/fosite", "gorm.io/", "github.com/glebarez/", "github.com/go-sql-driver/", "modernc.org/",
+	module + "/keys", module + "/storage", module + "/identity", module + "/internal/seal", module + "/server", module + "/configs"}
+
 // rules is the layout of the README's Architecture section: dependencies
 // point inward, domain packages know no transport and no storage, the
 // resource-server library links nothing of the server, and cmd/ wires.
@@ -44,6 +49,16 @@ var rules = []rule{
 	{"cmd/portcullis", []string{"..."}},
 }
 
+// forbidden are, per package, import-path prefixes it must not depend on
+// even indirectly: a resource server links no fosite, database driver or
+// key manager, and the client registry knows neither fosite nor JOSE.
+var forbidden = map[string][]string{
+	"oauth/jws":      serverModules,
+	"oauth/resource": serverModules,
+	"cmd/userapi":    serverModules,
+	"clients":        append([]string{"github.com/go-jose/"}, serverModules...),
+}
+
 // testOnly are packages no production package may import.
 var testOnly = []string{"internal/testkit", "internal/proctest", "identity/identitytest", "server/servertest", "storage/storagetest", "internal/archtest", "interop"}
 
@@ -60,17 +75,19 @@ func matches(pattern, pkg string) bool {
 type listed struct {
 	ImportPath string
 	Imports    []string
+	Deps       []string
 }
 
-// TestImportRules checks every package of the module against rules: a
-// package without a rule fails too, so a new package must be placed in
+// TestImportRules checks every package of the module against rules (its
+// direct imports of the module's packages, and every dependency for the
+// forbidden modules): a package without a rule fails too, so a new package must be placed in
 // the layout (and the README) on purpose.
 func TestImportRules(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("go command not found:", err)
 	}
-	cmd := exec.CommandContext(t.Context(), gobin, "list", "-json=ImportPath,Imports", module+"/...")
+	cmd := exec.CommandContext(t.Context(), gobin, "list", "-json=ImportPath,Imports,Deps", module+"/...")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
@@ -108,6 +125,11 @@ func TestImportRules(t *testing.T) {
 		for _, imp := range own {
 			if !slices.ContainsFunc(rules[i].allow, func(a string) bool { return matches(a, imp) }) {
 				t.Errorf("%s must not import %s (allowed: %v)", rel, imp, rules[i].allow)
+			}
+		}
+		for _, dep := range p.Deps {
+			if slices.ContainsFunc(forbidden[rel], func(f string) bool { return strings.HasPrefix(dep, f) }) {
+				t.Errorf("%s depends on %s", rel, dep)
 			}
 		}
 	}
