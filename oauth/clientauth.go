@@ -44,8 +44,8 @@ var (
 // clientAuth authenticates clients at the token, revocation and
 // introspection endpoints (RFC 6749 §2.3), replacing fosite's strategy
 // (fosite.Config.ClientAuthenticationStrategy's default), which lets a
-// client use exactly one method and
-// answers a request without any client identity with invalid_request.
+// client use exactly one method and answers a request without any client
+// identity with invalid_request.
 type clientAuth struct {
 	clients fosite.ClientManager
 	hasher  fosite.Hasher
@@ -63,8 +63,8 @@ type clientAuth struct {
 //   - no client identity at all → invalid_client, 401 (RFC 6749 §5.2);
 //   - unknown client, wrong secret, a confidential client without a secret
 //     or a public client with one, a method the client does not accept
-//     (clients.Client.AcceptedAuthMethods), or a client assertion (private_key_jwt
-//     is not supported) → invalid_client, 401.
+//     (clients.Client.AcceptedAuthMethods), or a client assertion
+//     (private_key_jwt is not supported) → invalid_client, 401.
 //
 // Errors from the client store other than fosite.ErrNotFound are returned
 // wrapped, so an outage stays distinguishable (503).
