@@ -224,7 +224,6 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 	if err := s.succeeded(ctx, username, clientIP); err != nil {
 		return nil, err
 	}
-	var err error
 	if rehash {
 		var upgraded string
 		_ = s.hashing(ctx, func() {
@@ -233,15 +232,53 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 			}
 		})
 		if upgraded != "" {
-			now := s.now().UTC()
-			u, err = s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
-				u.PasswordHash, u.UpdatedAt = upgraded, now
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("upgrade password hash: %w", err)
-			}
+			return s.upgradeHash(ctx, u, password, upgraded)
 		}
+	}
+	return u, nil
+}
+
+// errHashChanged: the stored hash is no longer the one a login checked.
+var errHashChanged = errors.New("password hash changed since it was checked")
+
+// upgradeHash replaces checked's password hash, the one password was just
+// verified against, with upgraded, but only if it is still the stored
+// hash: a password change, disabling or deletion that committed since the
+// check must not be overwritten with a hash of the old password (that
+// undid the change and let the login's grant outlive it). If the hash
+// changed meanwhile (a password change, or another login's upgrade of the
+// same password), password is checked again against the stored hash; a
+// deleted account fails with ErrInvalidCredentials.
+func (s *Service) upgradeHash(ctx context.Context, checked *User, password, upgraded string) (*User, error) {
+	now := s.now().UTC()
+	u, err := s.Store.UpdateUser(ctx, checked.ID, func(u *User) error {
+		if u.PasswordHash != checked.PasswordHash {
+			return errHashChanged
+		}
+		u.PasswordHash, u.UpdatedAt = upgraded, now
+		return nil
+	})
+	switch {
+	case err == nil:
+		return u, nil
+	case errors.Is(err, apperr.ErrNotFound):
+		return nil, ErrInvalidCredentials
+	case !errors.Is(err, errHashChanged):
+		return nil, fmt.Errorf("upgrade password hash: %w", err)
+	}
+	u, err = s.Store.GetUser(ctx, checked.ID)
+	if errors.Is(err, apperr.ErrNotFound) {
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up user: %w", err)
+	}
+	var ok bool
+	if werr := s.hashing(ctx, func() { ok, _, err = s.Hasher.Verify(password, u.PasswordHash) }); werr != nil {
+		return nil, werr
+	}
+	if err != nil || !ok || u.Disabled {
+		return nil, ErrInvalidCredentials
 	}
 	return u, nil
 }

@@ -173,7 +173,12 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// are written: a password change, disabling or deletion that
 		// committed since the check refuses the login; one that comes
 		// later waits for the lock and revokes these tokens.
-		err = confirmCredentials(txCtx, h.Users, user)
+		var locked *identity.User
+		if locked, err = confirmCredentials(txCtx, h.Users, user); err == nil {
+			// Claims as of the lock: a role change that committed since
+			// the password check reached the token (as setOwner did).
+			setUserClaims(session, locked)
+		}
 	}
 	var resp fosite.AccessResponder
 	if err == nil {
@@ -212,18 +217,19 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // confirmCredentials checks, under LockUser's row lock in ctx's
 // transaction, that checked (the user whose password was just verified) is
 // still enabled and has the password hash it was checked against. It
-// returns fosite.ErrInvalidGrant, as for a wrong password, otherwise.
-func confirmCredentials(ctx context.Context, users UserLookup, checked *identity.User) error {
+// returns the user as read under the lock, or fosite.ErrInvalidGrant, as
+// for a wrong password.
+func confirmCredentials(ctx context.Context, users UserLookup, checked *identity.User) (*identity.User, error) {
 	u, err := users.LockUser(ctx, checked.ID)
 	switch {
 	case errors.Is(err, apperr.ErrNotFound):
-		return fosite.ErrInvalidGrant
+		return nil, fosite.ErrInvalidGrant
 	case err != nil:
-		return err
+		return nil, err
 	case u.Disabled || subtle.ConstantTimeCompare([]byte(u.PasswordHash), []byte(checked.PasswordHash)) != 1:
-		return fosite.ErrInvalidGrant
+		return nil, fosite.ErrInvalidGrant
 	}
-	return nil
+	return u, nil
 }
 
 // setOwner loads the user a grant is for and puts the user's claims in
