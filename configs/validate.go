@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/clientip"
 	"github.com/portcullis-auth/portcullis/internal/cors"
 	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 	"github.com/portcullis-auth/portcullis/storage"
 )
 

@@ -6,10 +6,10 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/identity/identitytest"
-	"github.com/portcullis-auth/portcullis/server/servertest"
+	"github.com/portcullis-auth/portcullis/internal/server/servertest"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // TestRoleChangeDuringLoginReachesTheToken: a role withdrawn while a

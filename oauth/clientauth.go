@@ -10,7 +10,7 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/portcullis-auth/portcullis/clients"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // Client authentication errors (RFC 6749 §2.3, §5.2), with fixed texts that

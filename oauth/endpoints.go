@@ -10,8 +10,8 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // RevokeHandler serves POST /oauth2/revoke (RFC 7009). Revoking either

@@ -7,7 +7,7 @@ import (
 	jose3 "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 
-	"github.com/portcullis-auth/portcullis/clients"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // Client is a registered client as fosite sees it: it adapts a

@@ -7,7 +7,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
-	"github.com/portcullis-auth/portcullis/clients"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // passwordGrant is the resource-owner password grant (RFC 6749 §4.3) as

@@ -9,11 +9,11 @@ import (
 	"github.com/ory/fosite"
 	"golang.org/x/oauth2"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/identity/identitytest"
+	"github.com/portcullis-auth/portcullis/internal/server/servertest"
 	"github.com/portcullis-auth/portcullis/oauth"
-	"github.com/portcullis-auth/portcullis/server/servertest"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // Red-team review of the password grant's credential confirmation

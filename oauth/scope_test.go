@@ -6,8 +6,8 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/portcullis-auth/portcullis/clients"
-	"github.com/portcullis-auth/portcullis/server/servertest"
+	"github.com/portcullis-auth/portcullis/internal/server/servertest"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // TestRefreshScope checks RFC 6749 §6 and §3.3/§5.1 at the token handler:

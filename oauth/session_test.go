@@ -5,8 +5,8 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // TestUserID: the one rule for "is this a user's token" fails closed: only

@@ -9,9 +9,9 @@ import (
 	"github.com/ory/fosite"
 	"golang.org/x/oauth2"
 
-	"github.com/portcullis-auth/portcullis/clients"
+	"github.com/portcullis-auth/portcullis/internal/server/servertest"
 	"github.com/portcullis-auth/portcullis/oauth"
-	"github.com/portcullis-auth/portcullis/server/servertest"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // TestDecodeCompactOnly: the server's token check (introspection, the

@@ -13,10 +13,10 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // UserLookup finds users by ID; the token handler uses it to re-check the

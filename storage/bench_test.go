@@ -12,8 +12,8 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/jwt"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 	"github.com/portcullis-auth/portcullis/storage"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )

@@ -18,11 +18,11 @@ import (
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // Sentinel errors, re-exported from apperr so callers of this package need

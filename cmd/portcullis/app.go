@@ -10,11 +10,11 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/seal"
 	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 	"github.com/portcullis-auth/portcullis/storage"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/portcullis-auth/portcullis/clients"
-	"github.com/portcullis-auth/portcullis/server/adminapi"
+	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {

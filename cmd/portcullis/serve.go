@@ -15,10 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/portcullis-auth/portcullis/internal/server"
+	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
-	"github.com/portcullis-auth/portcullis/server"
-	"github.com/portcullis-auth/portcullis/server/adminapi"
 )
 
 func serveCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {

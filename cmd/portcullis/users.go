@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis-auth/portcullis/identity"
-	"github.com/portcullis-auth/portcullis/server/adminapi"
+	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 )
 
 func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

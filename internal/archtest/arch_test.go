@@ -23,7 +23,7 @@ type rule struct {
 // serverModules are what a resource server or the client registry must
 // never link.
 var serverModules = []string{"github.com/ory/fosite", "gorm.io/", "github.com/glebarez/", "github.com/go-sql-driver/", "modernc.org/",
-	module + "/keys", module + "/storage", module + "/identity", module + "/internal/seal", module + "/server", module + "/configs"}
+	module + "/keys", module + "/storage", module + "/identity", module + "/internal/seal", module + "/internal/server", module + "/configs"}
 
 // rules is the layout of the README's Architecture section: dependencies
 // point inward, domain packages know no transport and no storage, the
@@ -36,15 +36,15 @@ var rules = []rule{
 	{"internal/httpjson", []string{"internal/apperr"}},
 	{"internal/cors", []string{"internal/apperr", "internal/httpjson"}},
 	{"identity", []string{"internal/apperr"}},
-	{"keys", []string{"internal/apperr", "internal/seal"}},
-	{"clients", []string{"internal/apperr", "internal/cors"}},
+	{"keys", []string{"internal/apperr", "internal/seal", "oauth/resource"}},
+	{"oauth/clients", []string{"internal/apperr", "internal/cors"}},
 	{"oauth/jws", nil},
 	{"oauth/resource", []string{"oauth/jws"}},
-	{"oauth", []string{"identity", "keys", "clients", "oauth/jws", "internal/apperr", "internal/cors", "internal/httpjson", "internal/ratelimit"}},
-	{"storage", []string{"identity", "keys", "clients", "oauth", "internal/apperr"}},
-	{"server/adminapi", []string{"identity", "keys", "clients", "oauth", "internal/apperr", "internal/httpjson"}},
-	{"server", []string{"identity", "keys", "clients", "oauth", "server/adminapi", "internal/..."}},
-	{"configs", []string{"identity", "keys", "clients", "oauth", "storage", "internal/..."}},
+	{"oauth", []string{"identity", "keys", "oauth/clients", "oauth/jws", "internal/apperr", "internal/cors", "internal/httpjson", "internal/ratelimit"}},
+	{"storage", []string{"identity", "keys", "oauth/clients", "oauth", "internal/apperr"}},
+	{"internal/server/adminapi", []string{"identity", "keys", "oauth/clients", "oauth", "internal/apperr", "internal/httpjson"}},
+	{"internal/server", []string{"identity", "keys", "oauth/clients", "oauth", "internal/..."}},
+	{"configs", []string{"identity", "keys", "oauth/clients", "oauth", "storage", "internal/seal", "internal/clientip", "internal/cors"}},
 	{"cmd/userapi", []string{"oauth/resource", "oauth/jws"}},
 	{"cmd/portcullis", []string{"..."}},
 }
@@ -56,11 +56,11 @@ var forbidden = map[string][]string{
 	"oauth/jws":      serverModules,
 	"oauth/resource": serverModules,
 	"cmd/userapi":    serverModules,
-	"clients":        append([]string{"github.com/go-jose/"}, serverModules...),
+	"oauth/clients":  append([]string{"github.com/go-jose/"}, serverModules...),
 }
 
 // testOnly are packages no production package may import.
-var testOnly = []string{"internal/testkit", "internal/proctest", "identity/identitytest", "server/servertest", "storage/storagetest", "internal/archtest", "interop"}
+var testOnly = []string{"internal/testkit", "internal/proctest", "identity/identitytest", "internal/server/servertest", "storage/storagetest", "internal/archtest", "interop"}
 
 func matches(pattern, pkg string) bool {
 	if pattern == "..." {

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/portcullis-auth/portcullis/clients"
-	"github.com/portcullis-auth/portcullis/server/adminapi"
+	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // TestAdminScopeWithdrawn: a client's admin token stops working as soon as

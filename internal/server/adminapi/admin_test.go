@@ -19,11 +19,11 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
+	"github.com/portcullis-auth/portcullis/internal/server/servertest"
 	"github.com/portcullis-auth/portcullis/keys"
-	"github.com/portcullis-auth/portcullis/server/adminapi"
-	"github.com/portcullis-auth/portcullis/server/servertest"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 const (

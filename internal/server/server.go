@@ -11,16 +11,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/clientip"
 	"github.com/portcullis-auth/portcullis/internal/cors"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
+	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
-	"github.com/portcullis-auth/portcullis/server/adminapi"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // Store is the storage the listeners use directly: fosite's token

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-auth/portcullis/server/servertest"
+	"github.com/portcullis-auth/portcullis/internal/server/servertest"
 )
 
 // TestRequestID: every answer of both listeners carries an X-Request-Id;

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/portcullis-auth/portcullis/server/servertest"
+	"github.com/portcullis-auth/portcullis/internal/server/servertest"
 )
 
 // TestRFC9110_13_1_2_JWKSIfNoneMatch: the JWKS answers a conditional GET

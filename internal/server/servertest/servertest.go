@@ -16,14 +16,14 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/portcullis-auth/portcullis/clients"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/identity/identitytest"
 	"github.com/portcullis-auth/portcullis/internal/seal"
+	"github.com/portcullis-auth/portcullis/internal/server"
+	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
-	"github.com/portcullis-auth/portcullis/server"
-	"github.com/portcullis-auth/portcullis/server/adminapi"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 	"github.com/portcullis-auth/portcullis/storage"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )

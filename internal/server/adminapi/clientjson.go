@@ -4,7 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-auth/portcullis/clients"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // ClientJSON is the one JSON representation of a client (RFC 7591 names),

@@ -8,5 +8,5 @@
 //
 // The OAuth protocol endpoints themselves (token, revocation,
 // introspection) are fosite's and live in package oauth; the admin API is
-// package server/adminapi.
+// package internal/server/adminapi.
 package server

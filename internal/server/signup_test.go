@@ -10,8 +10,8 @@ import (
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/identity/identitytest"
-	"github.com/portcullis-auth/portcullis/server"
-	"github.com/portcullis-auth/portcullis/server/servertest"
+	"github.com/portcullis-auth/portcullis/internal/server"
+	"github.com/portcullis-auth/portcullis/internal/server/servertest"
 )
 
 const signupMaxBytes = 1024
