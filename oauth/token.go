@@ -103,8 +103,15 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var user *identity.User // the user whose password was checked
 	switch {
 	case ar.GetGrantTypes().ExactOne(clients.GrantPassword):
-		// The client is authenticated and may use the grant; now the
-		// password (passwordGrant leaves it to this handler).
+		// The client is authenticated and may use the grant, scopes and
+		// audiences it asks for: only then the password (passwordGrant
+		// leaves it to this handler), so that a request refused anyway
+		// costs no hash and counts no failed attempt.
+		grantRequested(ar)
+		if err := h.Audience.grantAudience(ar, false); err != nil {
+			h.fail(ctx, w, r, ar, err)
+			return
+		}
 		user, err = h.Authenticator.Authenticate(ctx, username, password, ip)
 		if errors.Is(err, identity.ErrInvalidCredentials) {
 			err = fosite.ErrInvalidGrant
@@ -115,11 +122,14 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		session.SetSubject(user.ID)
 		setUserClaims(session, user)
-		grantRequested(ar)
 	case ar.GetGrantTypes().ExactOne(clients.GrantClientCredentials):
 		claims.Subject = client.GetID()
 		session.Subject = client.GetID()
 		grantRequested(ar)
+		if err := h.Audience.grantAudience(ar, false); err != nil {
+			h.fail(ctx, w, r, ar, err)
+			return
+		}
 	case ar.GetGrantTypes().ExactOne(clients.GrantRefreshToken):
 		// fosite replaced the session with the stored one; a user token's
 		// owner must still exist and be enabled.
@@ -133,10 +143,10 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.fail(ctx, w, r, ar, err)
 			return
 		}
-	}
-	if err := h.Audience.grantAudience(ar, ar.GetGrantTypes().ExactOne(clients.GrantRefreshToken)); err != nil {
-		h.fail(ctx, w, r, ar, err)
-		return
+		if err := h.Audience.grantAudience(ar, true); err != nil {
+			h.fail(ctx, w, r, ar, err)
+			return
+		}
 	}
 	now := time.Now
 	if h.Now != nil {
