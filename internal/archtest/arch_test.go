@@ -46,17 +46,26 @@ var rules = []rule{
 	{"internal/server", []string{"identity", "keys", "oauth/clients", "oauth", "internal/..."}},
 	{"configs", []string{"identity", "keys", "oauth/clients", "oauth", "storage", "internal/seal", "internal/clientip", "internal/cors"}},
 	{"cmd/userapi", []string{"oauth/resource", "oauth/jws"}},
+	{"cmd/loadgen", []string{"identity"}},
 	{"cmd/portcullis", []string{"..."}},
 }
 
+// loadgenModules are what the load generator must never link: it measures
+// the servers from outside, through HTTP and the CLI (its MySQL driver only
+// creates the benchmark's empty database).
+var loadgenModules = []string{"github.com/ory/fosite", "gorm.io/", "github.com/glebarez/", "modernc.org/", "github.com/go-jose/",
+	module + "/keys", module + "/storage", module + "/oauth", module + "/internal/seal", module + "/internal/server", module + "/configs"}
+
 // forbidden are, per package, import-path prefixes it must not depend on
 // even indirectly: a resource server links no fosite, database driver or
-// key manager, and the client registry knows neither fosite nor JOSE.
+// key manager, the client registry knows neither fosite nor JOSE, and the
+// load generator links nothing of the server but identity's argon2id.
 var forbidden = map[string][]string{
 	"oauth/jws":      serverModules,
 	"oauth/resource": serverModules,
 	"cmd/userapi":    serverModules,
 	"oauth/clients":  append([]string{"github.com/go-jose/"}, serverModules...),
+	"cmd/loadgen":    loadgenModules,
 }
 
 // testOnly are packages no production package may import.

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchSmoke runs the documented benchmark command end to end with
+// tiny bounds: it builds the real binaries, starts them on SQLite,
+// provisions through the CLI and runs every scenario. It asserts only that
+// every scenario completed without an error, never a rate.
+func TestBenchSmoke(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"bench", "-c", "1,2", "-duration", "2s", "-requests", "6", "-rounds", "1", "-idle-wait", "0s"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errOut)
+	}
+	for _, sc := range scenarioNames() {
+		row := "| " + sc + " |"
+		i := strings.Index(out.String(), row)
+		if i < 0 {
+			t.Errorf("report has no row for %s:\n%s", sc, &out)
+			continue
+		}
+		line, _, _ := strings.Cut(out.String()[i:], "\n")
+		if !strings.HasSuffix(line, "| 0 |") {
+			t.Errorf("%s: errors in %q", sc, line)
+		}
+	}
+	for _, want := range []string{"### SQLite", "| portcullis |", "| userapi |", "| client_credentials c=2 |", "| password / argon2 c=1 |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, &out)
+		}
+	}
+}
+
+func TestCheckTarget(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080", true},
+		{"http://127.0.0.2:8080/", "http://127.0.0.2:8080", true},
+		{"http://localhost:8090/api/", "http://localhost:8090/api", true},
+		{"http://[::1]:8080", "http://[::1]:8080", true},
+		{"http://10.0.0.1:8080", "", false},
+		{"http://example.com", "", false},
+		{"http://localhost.example.com", "", false},
+		{"http://0.0.0.0:8080", "", false},
+		{"https://127.0.0.1:8443", "", false},
+		{"http://u:p@127.0.0.1", "", false},
+		{"127.0.0.1:8080", "", false},
+		{"http://[::ffff:10.0.0.1]:80", "", false},
+	} {
+		got, err := checkTarget(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("checkTarget(%q) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestDialRefusesNonLoopback checks the second line of defence: whatever
+// a name resolves to, the client dials nothing but loopback.
+func TestDialRefusesNonLoopback(t *testing.T) {
+	t.Parallel()
+	c := newClient(1)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://192.0.2.1:9/", nil)
+	_, err := c.Do(req)
+	if !errors.Is(err, errNotLoopback) {
+		t.Fatalf("GET of a TEST-NET address: %v, want errNotLoopback", err)
+	}
+}
+
+func TestRunRefusesNonLoopback(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"-url", "http://192.0.2.1:8080", "jwks"}, &out, &errOut)
+	if !errors.Is(err, errNotLoopback) {
+		t.Fatalf("run: %v, want errNotLoopback", err)
+	}
+}
+
+func TestParseConcurrency(t *testing.T) {
+	t.Parallel()
+	if got, err := parseConcurrency("1, 8,32"); err != nil || !slices.Equal(got, []int{1, 8, 32}) {
+		t.Errorf("parseConcurrency = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "0", "1,1", "x", "2000", "-1"} {
+		if _, err := parseConcurrency(bad); err == nil {
+			t.Errorf("parseConcurrency(%q) accepted", bad)
+		}
+	}
+}
+
+// TestLoadBounds runs the trivial and jwks scenarios against test servers:
+// the request bound is exact, the time bound stops a run, and a failing
+// target counts errors.
+func TestLoadBounds(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	h := &harness{}
+	if err := h.serveTrivial(ctx); err != nil {
+		t.Fatal(err)
+	}
+	trivial := scenarios()[0]
+	r, err := load(ctx, h, trivial, 4, bounds{duration: time.Minute, requests: 50})
+	if err != nil || r.ok != 50 || r.errors != 0 || r.workers != 4 {
+		t.Fatalf("request-bounded run: %+v, %v", r, err)
+	}
+	start := time.Now()
+	r, err = load(ctx, h, trivial, 2, bounds{duration: 200 * time.Millisecond})
+	if err != nil || r.ok == 0 || r.errors != 0 || time.Since(start) > 10*time.Second {
+		t.Fatalf("time-bounded run: %+v, %v after %v", r, err, time.Since(start))
+	}
+
+	// A pair alternates: each side gets the whole duration in slices,
+	// and the request bound holds over the slices.
+	h.url = h.trivial
+	jwksLike := scenario{name: "other", baseline: "trivial", prepare: trivial.prepare}
+	start = time.Now()
+	rs, err := runAll(ctx, h, []scenario{trivial, jwksLike}, 2, bounds{duration: 400 * time.Millisecond}, 4, func(result) {})
+	if err != nil || len(rs) != 2 || rs[0].ok == 0 || rs[1].ok == 0 || rs[0].elapsed < 400*time.Millisecond || rs[1].elapsed < 400*time.Millisecond {
+		t.Fatalf("pair: %+v, %v", rs, err)
+	}
+	if d := time.Since(start); d < 800*time.Millisecond || d > 10*time.Second {
+		t.Fatalf("pair took %v, want about 800ms", d)
+	}
+	rs, err = runAll(ctx, h, []scenario{trivial, jwksLike}, 3, bounds{duration: time.Minute, requests: 10}, 4, func(result) {})
+	if err != nil || rs[0].ok != 10 || rs[1].ok != 10 {
+		t.Fatalf("request-bounded pair: %+v, %v", rs, err)
+	}
+
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	defer broken.Close()
+	h.url = broken.URL
+	jwks := scenarios()[1]
+	r, err = load(ctx, h, jwks, 1, bounds{duration: time.Minute, requests: 3})
+	if err != nil || r.ok != 0 || r.errors != 3 || r.firstErr == nil || failures([]result{r}) == nil {
+		t.Fatalf("failing run: %+v, %v", r, err)
+	}
+}
+
+func TestArgon2WorkersCapped(t *testing.T) {
+	t.Parallel()
+	i := slices.IndexFunc(scenarios(), func(s scenario) bool { return s.name == "argon2" })
+	r, err := load(context.Background(), &harness{}, scenarios()[i], 64, bounds{duration: time.Minute, requests: 2})
+	if err != nil || r.errors != 0 || r.ok != 2 || r.workers > 64 || r.workers != scenarios()[i].maxWorkers {
+		t.Fatalf("argon2: %+v, %v", r, err)
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	t.Parallel()
+	status := "Name:\tportcullis\nVmPeak:\t 1265540 kB\nVmHWM:\t   65536 kB\nVmRSS:\t   40960 kB\nThreads:\t7\n"
+	rss, hwm, err := parseStatus([]byte(status))
+	if err != nil || rss != 40960 || hwm != 65536 {
+		t.Fatalf("parseStatus = %d, %d, %v", rss, hwm, err)
+	}
+	if _, _, err := parseStatus([]byte("Name:\tx\n")); err == nil {
+		t.Fatal("parseStatus accepted a status without VmRSS")
+	}
+}
+
+func TestGoals(t *testing.T) {
+	t.Parallel()
+	rs := func(name string, c int, ok int64) result {
+		return result{scenario: name, concurrency: c, ok: ok, elapsed: time.Second}
+	}
+	b := &backendRun{conc: []int{1, 32}, rounds: [][]result{{
+		rs("trivial", 32, 50000), rs("jwks", 32, 45000), rs("client_credentials", 32, 2560),
+		rs("introspect", 32, 9000), rs("refresh", 32, 1200),
+		rs("argon2", 1, 50), rs("password", 1, 46), rs("argon2", 32, 100), rs("password", 32, 85),
+		rs("userapi_trivial", 32, 20000), rs("usersme", 32, 18000),
+	}}, mem: memory{portcullisIdle: 64 << 10, userapiIdle: 7 << 10}}
+	want := map[string]bool{
+		"client_credentials c=32": false, "introspect c=32": true, "refresh c=32": false,
+		"password / argon2 c=1": true, "password / argon2 c=32": false,
+		"jwks / trivial c=32": true, "usersme / userapi_trivial c=32": true,
+		"portcullis idle RSS after first token": false, "userapi idle RSS after first token": true,
+	}
+	goals := b.goals()
+	if len(goals) != len(want) {
+		t.Fatalf("%d goals, want %d: %+v", len(goals), len(want), goals)
+	}
+	for _, g := range goals {
+		if met, ok := want[g.what]; !ok || met != g.met {
+			t.Errorf("goal %q met %v (%s of %s)", g.what, g.met, g.measured, g.goal)
+		}
+	}
+	b.mysql = true
+	if g := b.goals()[0]; g.goal != "≥ 5,000/s" {
+		t.Errorf("MySQL client_credentials goal %q", g.goal)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[float64]string{85.54: "85.5", 102: "102", 2560.4: "2,560", 1234567: "1,234,567"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
