@@ -6,13 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ory/fosite"
 	"golang.org/x/oauth2"
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/identity/identitytest"
 	"github.com/portcullis-auth/portcullis/internal/server/servertest"
-	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
@@ -41,41 +39,8 @@ func upgradedArgon2() identity.Argon2Params {
 func TestPasswordChangeDuringRehashingLoginEndsTheGrant(t *testing.T) {
 	for name, dsn := range raceBackends {
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, servertest.Options{DSN: dsn(t)})
-			u := e.user(t, "victim")
-			c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
-			conf := e.conf(c, "", oauth2.AuthStyleInParams)
-			e.Users.Hasher = identity.NewPasswordHasher(upgradedArgon2()) // restart with new parameters
-			owner := &identity.Service{Store: e.Store, Hasher: e.Users.Hasher, Sessions: e.Store, Throttles: e.Store}
-			newPassword := "a brand new passphrase 7"
-			hooked := &lookupHook{Store: e.Store}
-			hooked.hook = func() {
-				if _, err := owner.Update(t.Context(), u.ID, identity.Change{Password: &newPassword}); err != nil {
-					t.Errorf("password change: %v", err)
-				}
-			}
-			e.Users.Store = hooked
-
-			tok, err := conf.PasswordCredentialsToken(t.Context(), "victim", identitytest.Password)
-			if hooked.hook != nil {
-				t.Fatal("the hook did not run")
-			}
-			if err == nil {
-				if _, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
-					t.Error("a refresh token obtained with the old password still works after the password change")
-				}
-				if _, _, err := e.Provider.IntrospectToken(t.Context(), tok.AccessToken, fosite.AccessToken, oauth.NewSession()); err == nil {
-					t.Error("an access token obtained with the old password is still active after the password change")
-				}
-			} else if code := rfcCode(t, err); code != "invalid_grant" {
-				t.Errorf("the racing login failed with %s, want invalid_grant", code)
-			}
-			if _, err := conf.PasswordCredentialsToken(t.Context(), "victim", newPassword); err != nil {
-				t.Errorf("login with the new password after the change: %v (the login's rehash overwrote it)", err)
-			}
-			if _, err := conf.PasswordCredentialsToken(t.Context(), "victim", identitytest.Password); err == nil {
-				t.Error("the old password works again after the password change")
-			}
+			// A restart with new parameters: the login rehashes.
+			loginRacingPasswordChange(t, dsn(t), identity.NewPasswordHasher(upgradedArgon2()))
 		})
 	}
 }

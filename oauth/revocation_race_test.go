@@ -53,40 +53,54 @@ func (s *lookupHook) GetUserByUsername(ctx context.Context, username string) (*i
 // lifetime; black box, 10 of 10 accounts on SQLite and on MariaDB.)
 func TestPasswordChangeDuringLoginEndsTheGrant(t *testing.T) {
 	for name, dsn := range raceBackends {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, servertest.Options{DSN: dsn(t)})
-			u := e.user(t, "victim")
-			c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
-			conf := e.conf(c, "", oauth2.AuthStyleInParams)
-			owner := &identity.Service{Store: e.Store, Hasher: e.Users.Hasher, Sessions: e.Store, Throttles: e.Store}
-			newPassword := "a brand new passphrase 7"
-			hooked := &lookupHook{Store: e.Store}
-			hooked.hook = func() {
-				if _, err := owner.Update(t.Context(), u.ID, identity.Change{Password: &newPassword}); err != nil {
-					t.Errorf("password change: %v", err)
-				}
-			}
-			e.Users.Store = hooked
+		t.Run(name, func(t *testing.T) { loginRacingPasswordChange(t, dsn(t), nil) })
+	}
+}
 
-			tok, err := conf.PasswordCredentialsToken(t.Context(), "victim", "purple otter lamp 42")
-			if hooked.hook != nil {
-				t.Fatal("the hook did not run")
-			}
-			if err == nil {
-				if _, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
-					t.Fatal("a refresh token obtained with the old password still works after the password change")
-				}
-				if _, _, err := e.Provider.IntrospectToken(t.Context(), tok.AccessToken, fosite.AccessToken, oauth.NewSession()); err == nil {
-					t.Error("an access token obtained with the old password is still active after the password change")
-				}
-			} else if code := rfcCode(t, err); code != "invalid_grant" {
-				t.Errorf("the racing login failed with %s, want invalid_grant", code)
-			}
-			// The new password works.
-			if _, err := conf.PasswordCredentialsToken(t.Context(), "victim", newPassword); err != nil {
-				t.Errorf("login with the new password: %v", err)
-			}
-		})
+// loginRacingPasswordChange logs in as a user whose password the owner
+// changes right after the login has read the user (lookupHook), on a
+// server on dsn whose identity service's hasher becomes hasher first if
+// it is set (a restart with other argon2 parameters). It checks that the
+// login is refused or its grant is dead, and that the change stands: the
+// new password works, the old one does not.
+func loginRacingPasswordChange(t *testing.T, dsn string, hasher *identity.PasswordHasher) {
+	e := newEnv(t, servertest.Options{DSN: dsn})
+	u := e.user(t, "victim")
+	c, _ := e.client(t, clients.Spec{Name: "app", Public: true, Audience: []string{api}})
+	conf := e.conf(c, "", oauth2.AuthStyleInParams)
+	if hasher != nil {
+		e.Users.Hasher = hasher
+	}
+	owner := &identity.Service{Store: e.Store, Hasher: e.Users.Hasher, Sessions: e.Store, Throttles: e.Store}
+	const oldPassword, newPassword = "purple otter lamp 42", "a brand new passphrase 7"
+	hooked := &lookupHook{Store: e.Store}
+	changed := newPassword
+	hooked.hook = func() {
+		if _, err := owner.Update(t.Context(), u.ID, identity.Change{Password: &changed}); err != nil {
+			t.Errorf("password change: %v", err)
+		}
+	}
+	e.Users.Store = hooked
+
+	tok, err := conf.PasswordCredentialsToken(t.Context(), "victim", oldPassword)
+	if hooked.hook != nil {
+		t.Fatal("the hook did not run")
+	}
+	if err == nil {
+		if _, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+			t.Error("a refresh token obtained with the old password still works after the password change")
+		}
+		if _, _, err := e.Provider.IntrospectToken(t.Context(), tok.AccessToken, fosite.AccessToken, oauth.NewSession()); err == nil {
+			t.Error("an access token obtained with the old password is still active after the password change")
+		}
+	} else if code := rfcCode(t, err); code != "invalid_grant" {
+		t.Errorf("the racing login failed with %s, want invalid_grant", code)
+	}
+	if _, err := conf.PasswordCredentialsToken(t.Context(), "victim", newPassword); err != nil {
+		t.Errorf("login with the new password after the change: %v", err)
+	}
+	if _, err := conf.PasswordCredentialsToken(t.Context(), "victim", oldPassword); err == nil {
+		t.Error("the old password works after the password change")
 	}
 }
 
