@@ -84,6 +84,15 @@ type Config struct {
 	// the victim's client presents the old token within it.
 	RefreshTokenReuseGrace time.Duration `yaml:"refresh_token_reuse_grace"`
 
+	// RevocationSyncInterval is how often each replica reads the grants
+	// revoked on other replicas (access tokens are stateless: introspection
+	// and the admin API check them against the in-memory list of revoked
+	// grants). A revocation is seen at once by the replica that made it
+	// and by the others within this interval plus one query; the admin API
+	// always reads the newest revocations first. Between 100ms and 1m.
+	// Default: 1s.
+	RevocationSyncInterval time.Duration `yaml:"revocation_sync_interval"`
+
 	// SecretsKey is the base64 (standard or URL alphabet, padded or not) of
 	// the 32-byte key that encrypts private signing keys at rest. Required
 	// with a MySQL DSN; with SQLite, when empty, the server generates one into
@@ -311,6 +320,7 @@ func Default() Config {
 		AdminAddr:              "127.0.0.1:8081",
 		AccessTokenTTL:         15 * time.Minute,
 		RefreshTokenReuseGrace: 0,
+		RevocationSyncInterval: time.Second,
 		RefreshTokenTTL:        720 * time.Hour,
 		ScopesSupported:        []string{"admin"},
 		Signup:                 Signup{Enabled: true},

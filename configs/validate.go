@@ -77,6 +77,9 @@ func (c *Config) Validate() error {
 	if c.RefreshTokenReuseGrace < 0 || c.RefreshTokenReuseGrace > 5*time.Minute {
 		p.add("refresh_token_reuse_grace", "%s is outside 0..5m", fmtDuration(c.RefreshTokenReuseGrace))
 	}
+	if c.RevocationSyncInterval < 100*time.Millisecond || c.RevocationSyncInterval > time.Minute {
+		p.add("revocation_sync_interval", "%s is outside 100ms..1m", fmtDuration(c.RevocationSyncInterval))
+	}
 
 	if _, err := c.SecretsKeyBytes(); err != nil {
 		p = append(p, err)

@@ -10,17 +10,18 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
-	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
 // RevokeHandler serves POST /oauth2/revoke (RFC 7009). Revoking either
 // token of a grant revokes the whole refresh chain and its access tokens.
 type RevokeHandler struct {
+	// Provider must authenticate clients (fosite's AuthenticateClient, as
+	// the *fosite.Fosite returned by NewProvider does) and introspect
+	// access tokens (NewProvider's jwtIntrospector).
 	Provider fosite.OAuth2Provider
-	// Keys, when set, checks access tokens presented for revocation:
-	// only a live token signed by one of them revokes its grant.
-	Keys     *keys.Manager
+	// Store records the revocation of an access token's grant.
+	Store    TokenStore
 	MaxBytes int64
 	Logger   *slog.Logger
 }
@@ -37,17 +38,13 @@ func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var err error
-	if h.Keys != nil && strings.Count(token, ".") == 2 {
-		// An access token (refresh tokens have one dot) must be one this
-		// server signed and still alive: an expired or forged JWT whose
-		// signature happens to be stored must not revoke the grant. Like
-		// any invalid token, it is answered 200 (RFC 7009 §2.2).
-		if _, derr := (&jwtSigner{keys: h.Keys}).Decode(r.Context(), token); derr != nil {
-			writeRevoked(w)
-			return
-		}
+	if strings.Count(token, ".") == 2 {
+		// An access token (refresh tokens have one dot). It is not stored,
+		// so fosite's revocation handler would not find it.
+		err = h.revokeAccessToken(r.Context(), r, token)
+	} else {
+		err = h.Provider.NewRevocationRequest(r.Context(), r)
 	}
-	err = h.Provider.NewRevocationRequest(r.Context(), r)
 	if err != nil {
 		rfc := toRFC6749(err)
 		// RFC 7009 §2.1-2.2: an unknown or invalid token is answered 200,
@@ -65,6 +62,48 @@ func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeRevoked(w)
+}
+
+// revokeAccessToken revokes the grant of an access token, as fosite's
+// revocation handler does for stored tokens: the client authenticates
+// first (RFC 7009 §2.1); a token that is not a live access token this
+// server signed (expired, forged, already revoked) is answered 200 without
+// changing anything, so an old token can never revoke a grant; a token of
+// another client is unauthorized_client. The grant's refresh tokens are
+// marked inactive and its revocation recorded in one transaction.
+func (h *RevokeHandler) revokeAccessToken(ctx context.Context, r *http.Request, token string) error {
+	authn, ok := h.Provider.(clientAuthenticator)
+	if !ok || h.Store == nil {
+		return errServer
+	}
+	client, err := authn.AuthenticateClient(ctx, r, r.PostForm)
+	if err != nil {
+		return err
+	}
+	_, ar, err := h.Provider.IntrospectToken(ctx, token, fosite.AccessToken, NewSession())
+	if err != nil {
+		if rfc := toRFC6749(err); rfc.CodeField >= 500 {
+			return err
+		}
+		return nil // RFC 7009 §2.2: an invalid token is answered 200
+	}
+	if ar.GetClient().GetID() != client.GetID() {
+		return fosite.ErrUnauthorizedClient
+	}
+	txCtx, err := h.Store.BeginTX(ctx)
+	if err != nil {
+		return err
+	}
+	if err = h.Store.RevokeRefreshToken(txCtx, ar.GetID()); err == nil {
+		err = h.Store.RevokeAccessToken(txCtx, ar.GetID())
+	}
+	if err == nil {
+		err = h.Store.Commit(txCtx)
+	}
+	if err != nil {
+		_ = h.Store.Rollback(txCtx)
+	}
+	return err
 }
 
 // writeRevoked writes RFC 7009 §2.2's success response.

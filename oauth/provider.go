@@ -1,7 +1,9 @@
 package oauth
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -22,17 +24,29 @@ type ProviderConfig struct {
 	// shared by every replica; RotatedRefreshSecrets are still accepted.
 	RefreshSecret         []byte
 	RotatedRefreshSecrets [][]byte
+	// Revocations tells introspection which grants were revoked
+	// (revocation.List over the same store); required.
+	Revocations RevocationChecker
 }
+
+// verifiedTokenCacheSize bounds the introspection cache of verified
+// access tokens (about 1 KiB each).
+const verifiedTokenCacheSize = 10000
 
 // NewProvider composes fosite explicitly with exactly the handlers
 // Portcullis offers: resource-owner password (passwordGrant: the password
 // itself is checked by TokenHandler), client credentials, refresh token
-// (with rotation), revocation, and stateful introspection whose JWT check
-// picks the key by kid. Access tokens are RFC 9068 JWTs signed by
-// km's active key; refresh tokens are opaque HMAC tokens.
+// (with rotation), revocation, and introspection. Access tokens are RFC
+// 9068 JWTs signed by km's active key and never stored: introspection
+// verifies them (the key by kid) and checks cfg.Revocations
+// (jwtIntrospector); refresh tokens are opaque HMAC tokens, introspected
+// from storage.
 func NewProvider(cfg ProviderConfig, store TokenStore, km *keys.Manager) (fosite.OAuth2Provider, error) {
 	if len(cfg.RefreshSecret) < 32 {
 		return nil, fmt.Errorf("refresh-token secret must be at least 32 bytes")
+	}
+	if cfg.Revocations == nil {
+		return nil, fmt.Errorf("no revocation list")
 	}
 	fc := &fosite.Config{
 		AccessTokenLifespan:      cfg.AccessTokenTTL,
@@ -53,17 +67,39 @@ func NewProvider(cfg ProviderConfig, store TokenStore, km *keys.Manager) (fosite
 	// each client accepts (clients.Client.AcceptedAuthMethods); fosite's own allows
 	// one method per client.
 	fc.ClientAuthenticationStrategy = clientAuth{clients: store, hasher: fc.ClientSecretsHasher}.authenticate
+	signer := &jwtSigner{keys: km}
 	strategy := &oauth2.DefaultJWTStrategy{
-		Signer:          &jwtSigner{keys: km},
+		Signer:          signer,
 		HMACSHAStrategy: hmacStrategy,
 		Config:          fc,
 	}
 	gs := grantStore{TokenStore: store}
-	return compose.Compose(fc, gs, strategy,
+	p := compose.Compose(fc, gs, strategy,
 		passwordGrantFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OAuth2TokenRevocationFactory,
-		compose.OAuth2TokenIntrospectionFactory,
-	), nil
+	)
+	// Access tokens without storage, refresh tokens from storage. fosite
+	// runs every introspector; all but one must answer ErrUnknownRequest.
+	fc.TokenIntrospectionHandlers = append(fc.TokenIntrospectionHandlers,
+		&jwtIntrospector{signer: signer, clients: gs, revoked: cfg.Revocations, scopes: fc.ScopeStrategy,
+			cache: newVerifiedTokens(verifiedTokenCacheSize)},
+		refreshIntrospector{&oauth2.CoreValidator{CoreStrategy: strategy, CoreStorage: gs, Config: fc}},
+	)
+	return p, nil
+}
+
+// refreshIntrospector is fosite's stateful CoreValidator for every token
+// jwtIntrospector leaves alone: refresh tokens, never JWTs.
+type refreshIntrospector struct {
+	*oauth2.CoreValidator
+}
+
+// IntrospectToken implements fosite.TokenIntrospector.
+func (v refreshIntrospector) IntrospectToken(ctx context.Context, token string, use fosite.TokenUse, ar fosite.AccessRequester, scopes []string) (fosite.TokenUse, error) {
+	if strings.Count(token, ".") == 2 {
+		return "", fosite.ErrUnknownRequest
+	}
+	return v.CoreValidator.IntrospectToken(ctx, token, use, ar, scopes)
 }

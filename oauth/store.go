@@ -12,6 +12,9 @@ import (
 
 // TokenStore is the storage fosite needs for the grants, revocation and
 // introspection Portcullis registers (Hydra's FositeStorer, trimmed).
+// Access tokens are stateless JWTs: they are never stored, and revoking
+// one records the revocation of its grant (RevokeAccessToken), which
+// revocation.List serves to introspection.
 //
 // Semantics fosite relies on (its refresh and revocation handlers assume
 // them): every method takes the
@@ -24,8 +27,12 @@ import (
 // unreachable database match apperr.ErrUnavailable.
 type TokenStore interface {
 	fosite.ClientManager
-	oauth2.CoreStorage
-	oauth2.TokenRevocationStorage
+	oauth2.RefreshTokenStorage
+	// RevokeRefreshToken marks every refresh token of the grant inactive.
+	RevokeRefreshToken(ctx context.Context, requestID string) error
+	// RevokeAccessToken records that the grant's access tokens are
+	// revoked.
+	RevokeAccessToken(ctx context.Context, requestID string) error
 	fositestorage.Transactional
 }
 
@@ -37,7 +44,51 @@ type Authenticator interface {
 
 // grantStore is the storage handed to fosite: the TokenStore, with refresh
 // sessions stored under the scope a refresh narrowed them to
-// (CreateRefreshTokenSession, scope.go).
+// (CreateRefreshTokenSession, scope.go), no access-token storage (fosite
+// writes every access token it issues and reads it back to introspect or
+// revoke it; here that is a no-op and an unknown token: introspection
+// and revocation of access tokens verify the JWT instead, see
+// jwtIntrospector and RevokeHandler) and no authorization codes (there is
+// no authorization-code flow).
 type grantStore struct {
 	TokenStore
+}
+
+var (
+	_ oauth2.CoreStorage            = grantStore{}
+	_ oauth2.TokenRevocationStorage = grantStore{}
+)
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage: access
+// tokens are not stored.
+func (grantStore) CreateAccessTokenSession(context.Context, string, fosite.Requester) error {
+	return nil
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage: no access
+// token is stored, so every one is unknown here.
+func (grantStore) GetAccessTokenSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, fosite.ErrNotFound
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage; there is
+// nothing to delete.
+func (grantStore) DeleteAccessTokenSession(context.Context, string) error { return nil }
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+// Portcullis has no authorization-code flow; it returns fosite.ErrNotFound.
+func (grantStore) CreateAuthorizeCodeSession(context.Context, string, fosite.Requester) error {
+	return fosite.ErrNotFound
+}
+
+// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage; it
+// always returns fosite.ErrNotFound.
+func (grantStore) GetAuthorizeCodeSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, fosite.ErrNotFound
+}
+
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage;
+// it always returns fosite.ErrNotFound.
+func (grantStore) InvalidateAuthorizeCodeSession(context.Context, string) error {
+	return fosite.ErrNotFound
 }

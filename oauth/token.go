@@ -161,17 +161,21 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		session.SetExpiresAt(fosite.AccessToken, t.Add(f.Config.GetAccessTokenLifespan(ctx)))
 	}
 	claims.Extra["client_id"] = client.GetID()
+	// The grant, kept across a refresh chain: revoking it (a refresh
+	// token, an access token, the user's password change) ends every
+	// access token that names it (jwtIntrospector).
+	claims.Extra[grantClaim] = ar.GetID()
 	claims.JTI = uuid.NewString()
 	claims.IssuedAt, claims.NotBefore = t, t
 
 	// RFC 9068 §2.1: the client, or an audience, may ask for RS256.
 	ctx = withSigningAlg(ctx, h.Audience.signingAlg(client, ar.GetGrantedAudience()))
 
-	// Refresh runs its own transaction inside fosite; the other grants
-	// write an access-token row and maybe a refresh-token row, which must
-	// land together or not at all.
+	// Refresh runs its own transaction inside fosite; a password grant
+	// writes its refresh-token row under the lock of confirmCredentials.
+	// client_credentials writes nothing: its access token is stateless.
 	txCtx := ctx
-	transactional := !ar.GetGrantTypes().ExactOne(clients.GrantRefreshToken)
+	transactional := user != nil
 	if transactional {
 		if txCtx, err = h.Store.BeginTX(ctx); err != nil {
 			h.fail(ctx, w, r, ar, err)

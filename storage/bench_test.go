@@ -19,8 +19,8 @@ import (
 )
 
 // BenchmarkRefreshRotation measures one refresh grant's storage work, as
-// fosite performs it: BeginTX, RotateRefreshToken, CreateAccessTokenSession,
-// CreateRefreshTokenSession, Commit, preceded by the GetRefreshTokenSession
+// fosite performs it: BeginTX, RotateRefreshToken, CreateRefreshTokenSession,
+// Commit (access tokens are not stored), preceded by the GetRefreshTokenSession
 // fosite does outside the transaction. "serial" rotates one chain; "parallel"
 // rotates GOMAXPROCS×4 independent chains at once (throughput under load).
 // The MySQL cases need $PORTCULLIS_TEST_MYSQL_DSN.
@@ -106,7 +106,6 @@ func rotate(b *testing.B, s *storage.Store, req *fosite.Request, sig string, n *
 	}
 	for _, step := range []func() error{
 		func() error { return s.RotateRefreshToken(tx, req.ID, sig) },
-		func() error { return s.CreateAccessTokenSession(tx, at, req) },
 		func() error { return s.CreateRefreshTokenSession(tx, rt, at, req) },
 	} {
 		if err := step(); err != nil {

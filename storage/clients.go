@@ -251,15 +251,13 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*client
 }
 
 // DeleteClient implements clients.Store: it removes the client and,
-// in the same transaction, every access and refresh token issued to it
-// (the foreign keys cascade too), or returns an error matching
-// ErrNotFound.
+// in the same transaction, every refresh token issued to it (the foreign
+// keys cascade too), or returns an error matching ErrNotFound. Its access
+// tokens, not stored, stop introspecting as active with it: introspection
+// needs the token's client.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		if err := tx.Where("client_id = ?", id).Delete(&refreshTokenRow{}).Error; err != nil {
-			return err
-		}
-		if err := tx.Where("client_id = ?", id).Delete(&accessTokenRow{}).Error; err != nil {
 			return err
 		}
 		res := tx.Where("id = ?", id).Delete(&clientRow{})

@@ -96,6 +96,11 @@ type Options struct {
 	// refused, the grant survives) rather than as reuse (the whole grant is
 	// revoked, RFC 9700 §4.14.2). Zero is strict: any reuse revokes.
 	RefreshReuseGrace time.Duration
+	// AccessTokenTTL is the longest lifetime of an access token the server
+	// issues: a revoked grant is remembered that long (plus a minute)
+	// after its revocation. Default 24h, the most the configuration
+	// allows.
+	AccessTokenTTL time.Duration
 	// RequireSchema makes Open fail with a *SchemaError unless the
 	// database's schema is at this binary's version, for commands that
 	// must not migrate. It checks before changing anything: a SQLite
@@ -126,6 +131,8 @@ type Store struct {
 	reuseGrace   time.Duration
 	queryTimeout time.Duration
 	now          func() time.Time // Options.Now
+	accessTTL    time.Duration    // Options.AccessTokenTTL
+	onRevoke     func(context.Context)
 }
 
 // Open returns a Store for dsn, which is either "sqlite://PATH" or
@@ -196,7 +203,8 @@ func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{logger: logger, reuseGrace: opts.RefreshReuseGrace, queryTimeout: cmpOr(opts.QueryTimeout, DefaultQueryTimeout), now: opts.Now}
+	s := &Store{logger: logger, reuseGrace: opts.RefreshReuseGrace, queryTimeout: cmpOr(opts.QueryTimeout, DefaultQueryTimeout), now: opts.Now,
+		accessTTL: cmpOr(opts.AccessTokenTTL, 24*time.Hour)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -479,14 +487,20 @@ func (s *Store) Close() error {
 	return err
 }
 
-// DeleteExpired removes access and refresh token rows that expired before
-// before and returns how many it removed. Rows without an expiry (refresh
-// tokens issued with an unlimited lifespan) are kept. On MySQL it deletes
-// in batches so that no long lock is held.
+// tableLegacyAccessTokens held access-token rows until issue 9 made access
+// tokens stateless; nothing writes it any more, and DeleteExpired empties
+// it as the rows an older version wrote expire.
+const tableLegacyAccessTokens = "oauth2_access_tokens"
+
+// DeleteExpired removes refresh tokens and revocations that expired before
+// before (and rows an older version left in the access-token table) and
+// returns how many it removed. Rows without an expiry (refresh tokens
+// issued with an unlimited lifespan) are kept. On MySQL it deletes in
+// batches so that no long lock is held.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int64, error) {
 	before = dbTime(before)
 	var total int64
-	for _, table := range []string{tableAccessTokens, tableRefreshTokens} {
+	for _, table := range []string{tableLegacyAccessTokens, tableRefreshTokens, tableRevocations} {
 		for {
 			q := "DELETE FROM " + table + " WHERE expires_at < ?"
 			if s.driver == DriverMySQL {

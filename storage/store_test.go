@@ -24,6 +24,7 @@ var wantMigrations = []string{
 	"00006_clients_introspect", "00007_create_login_throttles",
 	"00008_clients_cors_origins",
 	"00009_clients_access_token_alg",
+	"00010_create_oauth2_revocations",
 }
 
 // testMigrateFresh migrates an empty database of driver twice: the first

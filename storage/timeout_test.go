@@ -45,7 +45,8 @@ func storeCalls(s *storage.Store, userID string) []hungCall {
 		}},
 		{"ListUsers", func(ctx context.Context) error { _, err := s.ListUsers(ctx); return err }},
 		{"GetClient", func(ctx context.Context) error { _, err := s.GetClient(ctx, "x"); return err }},
-		{"GetAccessTokenSession", func(ctx context.Context) error { _, err := s.GetAccessTokenSession(ctx, "x", nil); return err }},
+		{"GetRefreshTokenSession", func(ctx context.Context) error { _, err := s.GetRefreshTokenSession(ctx, "x", nil); return err }},
+		{"RevocationsAfter", func(ctx context.Context) error { _, err := s.RevocationsAfter(ctx, 0, 10); return err }},
 		{"RevokeSubject", func(ctx context.Context) error { return s.RevokeSubject(ctx, userID) }},
 		{"BeginTX", func(ctx context.Context) error {
 			txCtx, err := s.BeginTX(ctx)

@@ -15,24 +15,7 @@ import (
 	"gorm.io/gorm"
 )
 
-const (
-	tableAccessTokens  = "oauth2_access_tokens"
-	tableRefreshTokens = "oauth2_refresh_tokens"
-)
-
-// accessTokenRow is the oauth2_access_tokens table. Signature is the hex
-// SHA-256 of fosite's signature (the JWT's third segment).
-type accessTokenRow struct {
-	Signature   string       `gorm:"column:signature;primaryKey"`
-	RequestID   string       `gorm:"column:request_id"`
-	ClientID    string       `gorm:"column:client_id"`
-	Subject     string       `gorm:"column:subject"`
-	RequestedAt time.Time    `gorm:"column:requested_at"`
-	ExpiresAt   sql.NullTime `gorm:"column:expires_at"`
-	Request     string       `gorm:"column:request"`
-}
-
-func (accessTokenRow) TableName() string { return tableAccessTokens }
+const tableRefreshTokens = "oauth2_refresh_tokens"
 
 // refreshTokenRow is the oauth2_refresh_tokens table. Signature and
 // AccessSignature are hex SHA-256 digests of fosite's signatures.
@@ -140,49 +123,6 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// CreateAccessTokenSession implements oauth2.AccessTokenStorage. The row
-// expires at the session's access-token expiry.
-func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
-	clientID, subject, requestedAt, expiresAt, body, err := tokenFields(req, fosite.AccessToken)
-	if err != nil {
-		return fmt.Errorf("storage: create access token: %w", err)
-	}
-	row := &accessTokenRow{
-		Signature: hashSignature(signature), RequestID: req.GetID(), ClientID: clientID, Subject: subject,
-		RequestedAt: requestedAt, ExpiresAt: expiresAt, Request: body,
-	}
-	if err := s.db(ctx).Create(row).Error; err != nil {
-		return s.wrapFosite(err, "storage: create access token")
-	}
-	return nil
-}
-
-// GetAccessTokenSession implements oauth2.AccessTokenStorage. It returns
-// the stored request with its session decoded into session (which may be
-// nil), or fosite.ErrNotFound for an unknown, revoked or rotated-out token
-// (those rows are deleted), so introspection reports it inactive.
-func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	tx := s.db(ctx)
-	var row accessTokenRow
-	if err := tx.Where("signature = ?", hashSignature(signature)).Take(&row).Error; err != nil {
-		return nil, s.wrapFosite(err, "storage: get access token")
-	}
-	req, err := requester(tx, row.Request, session)
-	if err != nil {
-		return nil, s.wrapFosite(err, "storage: get access token")
-	}
-	return req, nil
-}
-
-// DeleteAccessTokenSession implements oauth2.AccessTokenStorage. Deleting
-// an unknown token is not an error.
-func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
-	if err := s.db(ctx).Where("signature = ?", hashSignature(signature)).Delete(&accessTokenRow{}).Error; err != nil {
-		return s.wrapFosite(err, "storage: delete access token")
-	}
-	return nil
-}
-
 // CreateRefreshTokenSession implements oauth2.RefreshTokenStorage. The
 // token is active and expires at the session's refresh-token expiry (never,
 // when that is zero).
@@ -277,11 +217,12 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // RotateRefreshToken implements oauth2.RefreshTokenStorage. It marks the
 // refresh token inactive with a conditional UPDATE … WHERE active, so that
 // of concurrent rotations of one token exactly one succeeds and the others
-// get fosite.ErrInactiveToken, and deletes the family's access tokens: the
-// access token issued with the old refresh token stops introspecting as
-// active (RFC 9700 §4.14.2 leaves this optional; we choose the stricter
-// behaviour). Call it inside BeginTX/Commit, as fosite does, so that the
-// new tokens are written atomically with the rotation.
+// get fosite.ErrInactiveToken. Access tokens are not stored: the one
+// issued with the old refresh token stays valid until its exp, as in
+// Keycloak, Dex and Hydra's graceful rotation (RFC 9700 §4.14.2 leaves
+// this open); revoking the grant ends it. Call it inside BeginTX/Commit,
+// as fosite does, so that the new refresh token is written atomically with
+// the rotation.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, refreshSignature string) error {
 	tx := s.db(ctx)
 	if err := s.lockRefreshOwner(tx, hashSignature(refreshSignature)); err != nil {
@@ -295,9 +236,6 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, refreshSignat
 	}
 	if res.RowsAffected == 0 {
 		return fosite.ErrInactiveToken
-	}
-	if err := tx.Where("request_id = ?", requestID).Delete(&accessTokenRow{}).Error; err != nil {
-		return s.wrapFosite(err, "storage: rotate refresh token: revoke access tokens")
 	}
 	return nil
 }
@@ -337,49 +275,4 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 		return s.wrapFosite(err, "storage: revoke refresh tokens")
 	}
 	return nil
-}
-
-// RevokeAccessToken implements oauth2.TokenRevocationStorage: it deletes
-// every access token of the family requestID. An unknown family is not an
-// error.
-func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	if err := s.db(ctx).Where("request_id = ?", requestID).Delete(&accessTokenRow{}).Error; err != nil {
-		return s.wrapFosite(err, "storage: revoke access tokens")
-	}
-	return nil
-}
-
-// RevokeSubject implements identity.SessionRevoker: in one transaction it
-// marks every refresh token issued to the subject inactive (no reuse grace
-// applies to revoked tokens) and deletes its access tokens.
-func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
-	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Model(&refreshTokenRow{}).Where("subject = ? AND active = ?", subject, true).
-			Update("active", false).Error; err != nil {
-			return err
-		}
-		return tx.Where("subject = ?", subject).Delete(&accessTokenRow{}).Error
-	})
-	if err != nil {
-		return s.wrapf(err, "storage: revoke tokens of %s", subject)
-	}
-	return nil
-}
-
-// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
-// Portcullis has no authorization-code flow; it returns fosite.ErrNotFound.
-func (s *Store) CreateAuthorizeCodeSession(context.Context, string, fosite.Requester) error {
-	return fosite.ErrNotFound
-}
-
-// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage; it
-// always returns fosite.ErrNotFound.
-func (s *Store) GetAuthorizeCodeSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
-	return nil, fosite.ErrNotFound
-}
-
-// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage;
-// it always returns fosite.ErrNotFound.
-func (s *Store) InvalidateAuthorizeCodeSession(context.Context, string) error {
-	return fosite.ErrNotFound
 }

@@ -28,6 +28,9 @@ type txState struct {
 type txShared struct {
 	rollbackOnly atomic.Bool
 	done         atomic.Bool
+	// revoked records a revocation written in the transaction: Commit
+	// then runs the store's OnRevoke hook.
+	revoked atomic.Bool
 	// ctx is the transaction's lifetime: the caller's context of BeginTX
 	// bounded by the query timeout. database/sql rolls the transaction
 	// back when it ends; every statement of the transaction gets its
@@ -214,6 +217,9 @@ func (s *Store) Commit(ctx context.Context) error {
 	}
 	if err := st.tx.Commit().Error; err != nil {
 		return s.wrapFosite(ended(st.shared.ctx, err), "storage: commit")
+	}
+	if st.shared.revoked.Load() {
+		s.notifyRevoked(ctx)
 	}
 	return nil
 }

@@ -47,6 +47,7 @@ func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer, requireS
 		ConnMaxIdleTime:   cfg.Database.ConnMaxIdleTime,
 		QueryTimeout:      cfg.Database.QueryTimeout,
 		RefreshReuseGrace: cfg.RefreshTokenReuseGrace,
+		AccessTokenTTL:    cfg.AccessTokenTTL,
 		RequireSchema:     requireSchema,
 		Logger:            logger,
 	})

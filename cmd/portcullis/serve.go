@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/oauth/revocation"
 )
 
 func serveCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
@@ -49,10 +50,11 @@ func serveCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 
 // running is the running Portcullis: both listeners and background loops.
 type running struct {
-	app    *app
-	keys   *keys.Manager
-	public http.Handler
-	admin  http.Handler
+	app         *app
+	keys        *keys.Manager
+	revocations *revocation.List
+	public      http.Handler
+	admin       http.Handler
 }
 
 // newRunning wires every component from the app's configuration.
@@ -85,9 +87,18 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 		rotated = append(rotated, o)
 	}
 	users := a.users()
+	revoked := revocation.New(a.store, revocation.Options{Interval: cfg.RevocationSyncInterval, Logger: a.logger})
+	a.store.OnRevoke(func(ctx context.Context) {
+		if err := revoked.Sync(ctx); err != nil {
+			a.logger.Warn("revocation list sync after a revocation failed", "err", err)
+		}
+	})
+	if err := revoked.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("revocation list: %w", err)
+	}
 	provider, err := oauth.NewProvider(oauth.ProviderConfig{
 		Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
-		RefreshSecret: rs, RotatedRefreshSecrets: rotated,
+		RefreshSecret: rs, RotatedRefreshSecrets: rotated, Revocations: revoked,
 	}, a.store, km)
 	if err != nil {
 		return nil, err
@@ -112,12 +123,13 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 		TrustedProxies:       cfg.HTTP.TrustedProxies,
 		CORSAllowedOrigins:   cfg.HTTP.CORSAllowedOrigins,
 		Registry:             reg,
+		Revocations:          revoked,
 		Logger:               a.logger,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &running{app: a, keys: km, public: h.Public, admin: h.Admin}, nil
+	return &running{app: a, keys: km, revocations: revoked, public: h.Public, admin: h.Admin}, nil
 }
 
 // serve runs both listeners until ctx is done, then shuts down gracefully.
@@ -148,6 +160,7 @@ func serve(ctx context.Context, a *app) error {
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { s.keys.Run(bg) })
+	wg.Go(func() { s.revocations.Run(bg) })
 	wg.Go(func() { s.collectGarbage(bg) })
 
 	errc := make(chan error, 2)
@@ -172,7 +185,7 @@ func serve(ctx context.Context, a *app) error {
 	return serr
 }
 
-// collectGarbage deletes expired token rows and stale guessing counters
+// collectGarbage deletes expired token rows, revocations and stale guessing counters
 // every ten minutes.
 func (s *running) collectGarbage(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)

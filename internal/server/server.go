@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/revocation"
 )
 
 // Store is the storage the listeners use directly: fosite's token
@@ -79,6 +80,10 @@ type Options struct {
 	// Registry receives the HTTP and grant metrics and is served at
 	// GET /metrics on the admin listener; nil means no metrics.
 	Registry *prometheus.Registry
+	// Revocations is the list of revoked grants the provider checks
+	// (oauth.ProviderConfig.Revocations); the admin API syncs it before
+	// every request. Nil skips that.
+	Revocations *revocation.List
 	// Logger receives access-log lines and errors; nil discards them.
 	Logger *slog.Logger
 	// Now is the token endpoint's clock (the iat, nbf and exp of access
@@ -149,7 +154,7 @@ func New(o Options) (*Handlers, error) {
 	withPreflight("/signup", http.MethodPost, corsPolicy.AnyClientEndpoint(signup))
 	withPreflight("/oauth2/token", http.MethodPost, corsPolicy.ClientEndpoint(token))
 	withPreflight("/oauth2/revoke", http.MethodPost, corsPolicy.ClientEndpoint(
-		&oauth.RevokeHandler{Provider: o.Provider, Keys: o.Keys, MaxBytes: maxBytes, Logger: logger}))
+		&oauth.RevokeHandler{Provider: o.Provider, Store: o.Store, MaxBytes: maxBytes, Logger: logger}))
 	route("/oauth2/introspect", http.MethodPost, &oauth.IntrospectHandler{Provider: o.Provider, MaxBytes: maxBytes, Logger: logger})
 	withPreflight("/.well-known/jwks.json", http.MethodGet, cors.Public(jwksHandler(o.Keys)))
 	withPreflight("/.well-known/oauth-authorization-server", http.MethodGet, cors.Public(metadataHandler(md)))
@@ -164,7 +169,7 @@ func New(o Options) (*Handlers, error) {
 	adm := http.NewServeMux()
 	(&adminapi.Handler{
 		Audience: o.AdminAudience,
-		Provider: o.Provider, Clients: o.Clients, Users: o.Users, Keys: o.Keys, Prepublication: o.Prepublication,
+		Provider: o.Provider, Revocations: o.Revocations, Clients: o.Clients, Users: o.Users, Keys: o.Keys, Prepublication: o.Prepublication,
 		MaxBytes: maxBytes, Logger: logger,
 	}).Routes(adm)
 	if o.Registry != nil {

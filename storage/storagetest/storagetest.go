@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/revocation"
 )
 
 // Store is what the suite checks: every storage interface a Portcullis
@@ -37,10 +37,11 @@ type Store interface {
 	oauth.TokenStore
 	keys.Store
 	cors.ClientOrigins
+	revocation.Source
 	// Ping checks that the database answers (the readiness check).
 	Ping(ctx context.Context) error
-	// DeleteExpired deletes the access and refresh tokens that expired
-	// before before and returns how many it deleted.
+	// DeleteExpired deletes the refresh tokens and revocations that
+	// expired before before and returns how many it deleted.
 	DeleteExpired(ctx context.Context, before time.Time) (int64, error)
 }
 
@@ -60,7 +61,7 @@ func Run[S Store](t *testing.T, openS func(*testing.T) S) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, open) })
 	t.Run("Clients", func(t *testing.T) { testClients(t, open) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
-	t.Run("AccessTokens", func(t *testing.T) { testAccessTokens(t, open) })
+	t.Run("Revocations", func(t *testing.T) { testRevocations(t, open) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, open) })
 	t.Run("Revocation", func(t *testing.T) { testRevocation(t, open) })
 	t.Run("RevokeSubject", func(t *testing.T) { testRevokeSubject(t, open) })
@@ -396,18 +397,15 @@ func testClients(t *testing.T, open Open) {
 		wantErr(t, "create other", s.CreateClient(ctx, other), nil)
 		req := newRequest(app, "user-1")
 		otherReq := newRequest(other, "user-2")
-		wantErr(t, "create at", s.CreateAccessTokenSession(ctx, "at-app", req), nil)
 		wantErr(t, "create rt", s.CreateRefreshTokenSession(ctx, "rt-app", "at-app", req), nil)
-		wantErr(t, "create other at", s.CreateAccessTokenSession(ctx, "at-other", otherReq), nil)
+		wantErr(t, "create other rt", s.CreateRefreshTokenSession(ctx, "rt-other", "at-other", otherReq), nil)
 
 		wantErr(t, "delete", s.DeleteClient(ctx, app.ID), nil)
 		_, err := s.FindClient(ctx, app.ID)
 		wantErr(t, "find deleted", err, apperr.ErrNotFound)
-		_, err = s.GetAccessTokenSession(ctx, "at-app", newSession())
-		wantErr(t, "access token of deleted client", err, fosite.ErrNotFound)
 		_, err = s.GetRefreshTokenSession(ctx, "rt-app", newSession())
 		wantErr(t, "refresh token of deleted client", err, fosite.ErrNotFound)
-		_, err = s.GetAccessTokenSession(ctx, "at-other", newSession())
+		_, err = s.GetRefreshTokenSession(ctx, "rt-other", newSession())
 		wantErr(t, "other client's token", err, nil)
 	})
 }
@@ -557,43 +555,64 @@ func tokenFixture(t *testing.T, open Open) (Store, context.Context, *clients.Cli
 	return s, ctx, c
 }
 
-func testAccessTokens(t *testing.T, open Open) {
-	s, ctx, c := tokenFixture(t, open)
-	req := newRequest(c, "user-1")
-	// A long signature, like an RS256 JWT's, is fine: rows are keyed by its hash.
-	sig := strings.Repeat("s", 342)
-	wantErr(t, "create", s.CreateAccessTokenSession(ctx, sig, req), nil)
-	wantErr(t, "create duplicate", s.CreateAccessTokenSession(ctx, sig, req), apperr.ErrAlreadyExists)
-
-	got, err := s.GetAccessTokenSession(ctx, sig, newSession())
-	wantErr(t, "get", err, nil)
-	sameRequest(t, got, req)
-
-	t.Run("NilSession", func(t *testing.T) { // the revocation handler passes nil
-		got, err := s.GetAccessTokenSession(ctx, sig, nil)
-		wantErr(t, "get", err, nil)
-		if got.GetID() != req.ID || got.GetClient().GetID() != c.ID {
-			t.Fatalf("got %+v", got)
+// revokedGrants returns the grant IDs s has recorded as revoked, in
+// order, checking that the entries are ordered by ID and expire after
+// notBefore.
+func revokedGrants(t *testing.T, s Store, notBefore time.Time) []string {
+	t.Helper()
+	es, err := s.RevocationsAfter(ctxTimeout(t), 0, 1000)
+	wantErr(t, "revocations", err, nil)
+	var ids []string
+	for i, e := range es {
+		if i > 0 && e.ID <= es[i-1].ID {
+			t.Fatalf("revocations not in ID order: %+v", es)
 		}
-	})
+		if !e.ExpiresAt.After(notBefore) {
+			t.Fatalf("revocation of %s expires at %v, before %v", e.GrantID, e.ExpiresAt, notBefore)
+		}
+		ids = append(ids, e.GrantID)
+	}
+	return ids
+}
 
-	t.Run("Errors", func(t *testing.T) {
-		_, err := s.GetAccessTokenSession(ctx, "unknown", newSession())
-		wantErr(t, "get unknown", err, fosite.ErrNotFound)
-		wantErr(t, "delete unknown", s.DeleteAccessTokenSession(ctx, "unknown"), nil)
-	})
-
-	t.Run("Delete", func(t *testing.T) {
-		wantErr(t, "delete", s.DeleteAccessTokenSession(ctx, sig), nil)
-		_, err := s.GetAccessTokenSession(ctx, sig, newSession())
-		wantErr(t, "get deleted", err, fosite.ErrNotFound)
+// testRevocations: RevokeAccessToken records the grant (access tokens are
+// not stored); RevocationsAfter pages through the records in ID order.
+func testRevocations(t *testing.T, open Open) {
+	s, ctx, _ := tokenFixture(t, open)
+	start := time.Now()
+	for _, g := range []string{"g-1", "g-2", "g-3", "g-1"} {
+		wantErr(t, "revoke "+g, s.RevokeAccessToken(ctx, g), nil)
+	}
+	// Kept at least as long as the longest access token (24h by default).
+	if got, want := revokedGrants(t, s, start.Add(24*time.Hour)), []string{"g-1", "g-2", "g-3", "g-1"}; !slices.Equal(got, want) {
+		t.Fatalf("revoked grants %v, want %v", got, want)
+	}
+	all, err := s.RevocationsAfter(ctx, 0, 1000)
+	wantErr(t, "all", err, nil)
+	page, err := s.RevocationsAfter(ctx, all[0].ID, 2)
+	wantErr(t, "page", err, nil)
+	if len(page) != 2 || page[0].ID != all[1].ID || page[1].ID != all[2].ID {
+		t.Fatalf("page after the first: %+v, want entries 2 and 3 of %+v", page, all)
+	}
+	rest, err := s.RevocationsAfter(ctx, all[3].ID, 10)
+	wantErr(t, "after the last", err, nil)
+	if len(rest) != 0 {
+		t.Fatalf("after the last: %+v", rest)
+	}
+	t.Run("rolled back", func(t *testing.T) {
+		tx, err := s.BeginTX(ctx)
+		wantErr(t, "begin", err, nil)
+		wantErr(t, "revoke", s.RevokeAccessToken(tx, "g-rolled-back"), nil)
+		wantErr(t, "rollback", s.Rollback(tx), nil)
+		if got := revokedGrants(t, s, start); slices.Contains(got, "g-rolled-back") {
+			t.Fatalf("a rolled back revocation is stored: %v", got)
+		}
 	})
 }
 
 func testRefreshTokens(t *testing.T, open Open) {
 	s, ctx, c := tokenFixture(t, open)
 	req := newRequest(c, "user-1")
-	wantErr(t, "create at", s.CreateAccessTokenSession(ctx, "at-1", req), nil)
 	wantErr(t, "create rt", s.CreateRefreshTokenSession(ctx, "rt-1", "at-1", req), nil)
 
 	got, err := s.GetRefreshTokenSession(ctx, "rt-1", newSession())
@@ -606,7 +625,6 @@ func testRefreshTokens(t *testing.T, open Open) {
 		tx, err := s.BeginTX(ctx)
 		wantErr(t, "begin", err, nil)
 		wantErr(t, "rotate", s.RotateRefreshToken(tx, req.ID, "rt-1"), nil)
-		wantErr(t, "create new at", s.CreateAccessTokenSession(tx, "at-2", req), nil)
 		wantErr(t, "create new rt", s.CreateRefreshTokenSession(tx, "rt-2", "at-2", req), nil)
 		wantErr(t, "commit", s.Commit(tx), nil)
 
@@ -615,11 +633,10 @@ func testRefreshTokens(t *testing.T, open Open) {
 		got, err := s.GetRefreshTokenSession(ctx, "rt-1", newSession())
 		wantErr(t, "get rotated", err, fosite.ErrInactiveToken)
 		sameRequest(t, got, req)
-		// The access token issued with it is gone; the new ones work.
-		_, err = s.GetAccessTokenSession(ctx, "at-1", newSession())
-		wantErr(t, "old access token", err, fosite.ErrNotFound)
-		_, err = s.GetAccessTokenSession(ctx, "at-2", newSession())
-		wantErr(t, "new access token", err, nil)
+		// The new one works; rotation revokes no grant.
+		if got := revokedGrants(t, s, time.Time{}); len(got) != 0 {
+			t.Fatalf("rotation recorded revocations %v", got)
+		}
 		_, err = s.GetRefreshTokenSession(ctx, "rt-2", newSession())
 		wantErr(t, "new refresh token", err, nil)
 
@@ -652,13 +669,15 @@ func testRevocation(t *testing.T, open Open) {
 		req    *fosite.Request
 		at, rt string
 	}{{fam, "at-a", "rt-a"}, {fam, "at-b", "rt-b"}, {other, "at-o", "rt-o"}} {
-		wantErr(t, "create at", s.CreateAccessTokenSession(ctx, step.at, step.req), nil)
 		wantErr(t, "create rt", s.CreateRefreshTokenSession(ctx, step.rt, step.at, step.req), nil)
 	}
 	wantErr(t, "revoke refresh", s.RevokeRefreshToken(ctx, fam.ID), nil)
 	wantErr(t, "revoke access", s.RevokeAccessToken(ctx, fam.ID), nil)
 	wantErr(t, "revoke unknown refresh family", s.RevokeRefreshToken(ctx, "nope"), nil)
 	wantErr(t, "revoke unknown access family", s.RevokeAccessToken(ctx, "nope"), nil)
+	if got, want := revokedGrants(t, s, time.Now()), []string{fam.ID, "nope"}; !slices.Equal(got, want) {
+		t.Fatalf("revoked grants %v, want %v", got, want)
+	}
 
 	tests := []struct {
 		name    string
@@ -669,10 +688,7 @@ func testRevocation(t *testing.T, open Open) {
 	}{
 		{"family refresh a", s.GetRefreshTokenSession, "rt-a", fosite.ErrInactiveToken, true},
 		{"family refresh b", s.GetRefreshTokenSession, "rt-b", fosite.ErrInactiveToken, true},
-		{"family access a", s.GetAccessTokenSession, "at-a", fosite.ErrNotFound, false},
-		{"family access b", s.GetAccessTokenSession, "at-b", fosite.ErrNotFound, false},
 		{"other refresh", s.GetRefreshTokenSession, "rt-o", nil, true},
-		{"other access", s.GetAccessTokenSession, "at-o", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -691,7 +707,7 @@ func testTransactions(t *testing.T, open Open) {
 	s, ctx, c := tokenFixture(t, open)
 	exists := func(sig string) bool {
 		t.Helper()
-		_, err := s.GetAccessTokenSession(ctx, sig, newSession())
+		_, err := s.GetRefreshTokenSession(ctx, sig, newSession())
 		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
 			t.Fatalf("get %s: %v", sig, err)
 		}
@@ -705,9 +721,9 @@ func testTransactions(t *testing.T, open Open) {
 		{"commit", func(t *testing.T, sig string) {
 			tx, err := s.BeginTX(ctx)
 			wantErr(t, "begin", err, nil)
-			wantErr(t, "create", s.CreateAccessTokenSession(tx, sig, newRequest(c, "u")), nil)
+			wantErr(t, "create", s.CreateRefreshTokenSession(tx, sig, "", newRequest(c, "u")), nil)
 			// Reads inside the transaction see its writes.
-			_, err = s.GetAccessTokenSession(tx, sig, newSession())
+			_, err = s.GetRefreshTokenSession(tx, sig, newSession())
 			wantErr(t, "read own write", err, nil)
 			wantErr(t, "commit", s.Commit(tx), nil)
 			wantErr(t, "rollback after commit", s.Rollback(tx), nil)
@@ -715,7 +731,7 @@ func testTransactions(t *testing.T, open Open) {
 		{"rollback", func(t *testing.T, sig string) {
 			tx, err := s.BeginTX(ctx)
 			wantErr(t, "begin", err, nil)
-			wantErr(t, "create", s.CreateAccessTokenSession(tx, sig, newRequest(c, "u")), nil)
+			wantErr(t, "create", s.CreateRefreshTokenSession(tx, sig, "", newRequest(c, "u")), nil)
 			wantErr(t, "rollback", s.Rollback(tx), nil)
 		}, false},
 		{"nested commit is the outer caller's", func(t *testing.T, sig string) {
@@ -723,7 +739,7 @@ func testTransactions(t *testing.T, open Open) {
 			wantErr(t, "begin outer", err, nil)
 			inner, err := s.BeginTX(outer)
 			wantErr(t, "begin inner", err, nil)
-			wantErr(t, "create", s.CreateAccessTokenSession(inner, sig, newRequest(c, "u")), nil)
+			wantErr(t, "create", s.CreateRefreshTokenSession(inner, sig, "", newRequest(c, "u")), nil)
 			wantErr(t, "commit inner", s.Commit(inner), nil)
 			wantErr(t, "rollback outer", s.Rollback(outer), nil)
 		}, false},
@@ -732,7 +748,7 @@ func testTransactions(t *testing.T, open Open) {
 			wantErr(t, "begin outer", err, nil)
 			inner, err := s.BeginTX(outer)
 			wantErr(t, "begin inner", err, nil)
-			wantErr(t, "create", s.CreateAccessTokenSession(inner, sig, newRequest(c, "u")), nil)
+			wantErr(t, "create", s.CreateRefreshTokenSession(inner, sig, "", newRequest(c, "u")), nil)
 			wantErr(t, "rollback inner", s.Rollback(inner), nil)
 			if err := s.Commit(outer); err == nil {
 				t.Fatal("outer commit succeeded after a nested rollback")
@@ -743,7 +759,7 @@ func testTransactions(t *testing.T, open Open) {
 			wantErr(t, "create user", s.CreateUser(ctx, u), nil)
 			tx, err := s.BeginTX(ctx)
 			wantErr(t, "begin", err, nil)
-			wantErr(t, "create", s.CreateAccessTokenSession(tx, sig, newRequest(c, "u")), nil)
+			wantErr(t, "create", s.CreateRefreshTokenSession(tx, sig, "", newRequest(c, "u")), nil)
 			_, err = s.UpdateUser(tx, u.ID, func(u *identity.User) error { u.Roles = []string{"seven"}; return nil })
 			wantErr(t, "update in tx", err, nil)
 			boom := errors.New("boom")
@@ -778,47 +794,47 @@ func testTransactions(t *testing.T, open Open) {
 func testDeleteExpired(t *testing.T, open Open) {
 	s, ctx, c := tokenFixture(t, open)
 	now := time.Now().UTC()
-	type tok struct {
-		sig     string
-		refresh bool
-		exp     time.Time
-		kept    bool
-	}
-	toks := []tok{
-		{"at-old", false, now.Add(-time.Minute), false},
-		{"at-new", false, now.Add(time.Minute), true},
-		{"rt-old", true, now.Add(-time.Hour), false},
-		{"rt-new", true, now.Add(time.Hour), true},
-		{"rt-forever", true, time.Time{}, true},
+	toks := []struct {
+		sig  string
+		exp  time.Time
+		kept bool
+	}{
+		{"rt-old", now.Add(-time.Hour), false},
+		{"rt-new", now.Add(time.Hour), true},
+		{"rt-forever", time.Time{}, true},
 	}
 	for _, tk := range toks {
 		req := newRequest(c, "u")
 		sess := req.Session.(*oauth2.JWTSession)
-		if tk.refresh {
-			sess.ExpiresAt[fosite.RefreshToken] = tk.exp
-			if tk.exp.IsZero() {
-				delete(sess.ExpiresAt, fosite.RefreshToken)
-			}
-			wantErr(t, "create "+tk.sig, s.CreateRefreshTokenSession(ctx, tk.sig, "", req), nil)
-		} else {
-			sess.ExpiresAt[fosite.AccessToken] = tk.exp
-			wantErr(t, "create "+tk.sig, s.CreateAccessTokenSession(ctx, tk.sig, req), nil)
+		sess.ExpiresAt[fosite.RefreshToken] = tk.exp
+		if tk.exp.IsZero() {
+			delete(sess.ExpiresAt, fosite.RefreshToken)
 		}
+		wantErr(t, "create "+tk.sig, s.CreateRefreshTokenSession(ctx, tk.sig, "", req), nil)
 	}
+	wantErr(t, "revoke", s.RevokeAccessToken(ctx, "g-1"), nil)
 	n, err := s.DeleteExpired(ctx, now)
 	wantErr(t, "delete expired", err, nil)
-	if n != 2 {
-		t.Fatalf("DeleteExpired removed %d rows, want 2", n)
+	if n != 1 {
+		t.Fatalf("DeleteExpired removed %d rows, want 1", n)
 	}
 	for _, tk := range toks {
-		get := s.GetAccessTokenSession
-		if tk.refresh {
-			get = s.GetRefreshTokenSession
-		}
-		_, err := get(ctx, tk.sig, newSession())
+		_, err := s.GetRefreshTokenSession(ctx, tk.sig, newSession())
 		if kept := err == nil; kept != tk.kept {
 			t.Errorf("%s: kept = %v (err %v), want %v", tk.sig, kept, err, tk.kept)
 		}
+	}
+	if got := revokedGrants(t, s, now); !slices.Equal(got, []string{"g-1"}) {
+		t.Fatalf("a live revocation was deleted: %v", got)
+	}
+	// A revocation expires once every access token of its grant has.
+	n, err = s.DeleteExpired(ctx, now.Add(48*time.Hour))
+	wantErr(t, "delete expired later", err, nil)
+	if n != 2 { // rt-new and the revocation
+		t.Fatalf("DeleteExpired 48h later removed %d rows, want 2", n)
+	}
+	if got := revokedGrants(t, s, now); len(got) != 0 {
+		t.Fatalf("an expired revocation is kept: %v", got)
 	}
 }
 
@@ -860,11 +876,24 @@ func testRevokeSubject(t *testing.T, open Open) {
 		req    *fosite.Request
 		at, rt string
 	}{{a1, "at-1", "rt-1"}, {a2, "at-2", "rt-2"}, {b, "at-b", "rt-b"}} {
-		wantErr(t, "create at", s.CreateAccessTokenSession(ctx, step.at, step.req), nil)
 		wantErr(t, "create rt", s.CreateRefreshTokenSession(ctx, step.rt, step.at, step.req), nil)
 	}
+	// A grant already revoked (all its refresh tokens inactive) is not
+	// recorded again.
+	done := newRequest(c, "user-1")
+	wantErr(t, "create rt", s.CreateRefreshTokenSession(ctx, "rt-done", "", done), nil)
+	wantErr(t, "revoke done", s.RevokeRefreshToken(ctx, done.ID), nil)
+	start := time.Now()
 	wantErr(t, "revoke subject", s.RevokeSubject(ctx, "user-1"), nil)
 	wantErr(t, "revoke unknown subject", s.RevokeSubject(ctx, "nobody"), nil)
+	// Both grants of user-1 are revoked, each once; user-2's is not.
+	got := revokedGrants(t, s, start.Add(24*time.Hour))
+	slices.Sort(got)
+	want := []string{a1.ID, a2.ID}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("revoked grants %v, want %v (user-1's)", got, want)
+	}
 	for _, tt := range []struct {
 		name string
 		get  func(context.Context, string, fosite.Session) (fosite.Requester, error)
@@ -873,10 +902,7 @@ func testRevokeSubject(t *testing.T, open Open) {
 	}{
 		{"refresh 1", s.GetRefreshTokenSession, "rt-1", fosite.ErrInactiveToken},
 		{"refresh 2", s.GetRefreshTokenSession, "rt-2", fosite.ErrInactiveToken},
-		{"access 1", s.GetAccessTokenSession, "at-1", fosite.ErrNotFound},
-		{"access 2", s.GetAccessTokenSession, "at-2", fosite.ErrNotFound},
 		{"other subject refresh", s.GetRefreshTokenSession, "rt-b", nil},
-		{"other subject access", s.GetAccessTokenSession, "at-b", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tt.get(ctx, tt.sig, newSession())

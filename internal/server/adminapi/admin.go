@@ -10,6 +10,7 @@
 package adminapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -43,9 +44,15 @@ type Handler struct {
 	// accepts carries it in aud. (An empty Audience accepts no token.)
 	Audience string
 	Provider fosite.OAuth2Provider
-	Clients  *clients.Service
-	Users    *identity.Service
-	Keys     *keys.Manager
+	// Revocations, when set, is brought up to date before every token is
+	// checked (revocation.List.Sync): a token revoked on another replica
+	// is refused here at once, not within the sync interval.
+	Revocations interface {
+		Sync(ctx context.Context) error
+	}
+	Clients *clients.Service
+	Users   *identity.Service
+	Keys    *keys.Manager
 	// Prepublication is how long a rotated key is published before it
 	// signs (keys.prepublication).
 	Prepublication time.Duration
@@ -84,6 +91,15 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 			return
 		}
 		ctx := r.Context()
+		if h.Revocations != nil {
+			if err := h.Revocations.Sync(ctx); err != nil {
+				if h.Logger != nil {
+					h.Logger.ErrorContext(ctx, "admin API: reading revocations failed", "err", err.Error())
+				}
+				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
+				return
+			}
+		}
 		tokenType, ar, err := h.Provider.IntrospectToken(ctx, token, fosite.AccessToken, oauth.NewSession(), Scope)
 		if err != nil {
 			if errors.Is(err, apperr.ErrUnavailable) {

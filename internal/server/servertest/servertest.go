@@ -7,6 +7,7 @@
 package servertest
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ import (
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/revocation"
 	"github.com/portcullis-auth/portcullis/storage"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
@@ -69,6 +71,9 @@ type Env struct {
 	Clients       *clients.Service
 	Keys          *keys.Manager
 	Provider      fosite.OAuth2Provider
+	// Revocations is the server's list of revoked grants; no loop polls
+	// it (the one server writes every revocation, and syncs at once).
+	Revocations *revocation.List
 }
 
 // New starts a server; everything stops when the test ends.
@@ -109,9 +114,14 @@ func New(t testing.TB, o Options) *Env {
 	if o.FositeStore != nil {
 		fositeStore = o.FositeStore(store)
 	}
+	e.Revocations = revocation.New(store, revocation.Options{Interval: time.Second, Now: o.Storage.Now})
+	store.OnRevoke(func(ctx context.Context) { _ = e.Revocations.Sync(ctx) })
+	if err := e.Revocations.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	e.Provider, err = oauth.NewProvider(oauth.ProviderConfig{
 		Issuer: e.Issuer, AccessTokenTTL: ttl, RefreshTokenTTL: rttl,
-		RefreshSecret: []byte(strings.Repeat("r", 32)),
+		RefreshSecret: []byte(strings.Repeat("r", 32)), Revocations: e.Revocations,
 	}, fositeStore, km)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +138,7 @@ func New(t testing.TB, o Options) *Env {
 		},
 		AdminAudience: e.AdminAudience, Prepublication: time.Hour,
 		DefaultAlgorithm: string(alg), Signup: true, MaxBodyBytes: maxBytes,
-		TokenPerIP: o.TokenPerIP, Now: o.Storage.Now,
+		TokenPerIP: o.TokenPerIP, Now: o.Storage.Now, Revocations: e.Revocations,
 	}
 	if o.Server != nil {
 		o.Server(&so)
