@@ -42,11 +42,15 @@
 //
 // # Tokens
 //
-// Token rows are keyed by the hex SHA-256 of fosite's signature, so the
-// raw signature is never stored. Revoking or rotating a token family
-// deletes its access tokens and marks its refresh tokens inactive; the
-// inactive refresh tokens stay until they expire so that reuse is
-// detected. DeleteExpired removes expired rows.
+// Only refresh tokens are stored: access tokens are stateless JWTs.
+// Refresh-token rows are keyed by the hex SHA-256 of fosite's signature, so
+// the raw signature is never stored. Rotating marks the old refresh token
+// inactive; revoking a token family marks its refresh tokens inactive and
+// records the revocation of the grant in oauth2_revocations
+// (RevokeAccessToken, RevokeSubject), which replicas poll through
+// RevocationsAfter (oauth/revocation). Inactive refresh tokens stay until
+// they expire so that reuse is detected. DeleteExpired removes expired
+// refresh tokens and revocations.
 //
 // The conformance suite every backend must pass lives in
 // storage/storagetest.
