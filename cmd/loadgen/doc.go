@@ -37,7 +37,7 @@
 //
 // Scenarios, each reporting requests/s, p50 and p99 latency and errors:
 //
-//	trivial            GET of a trivial handler loadgen serves itself on loopback: the machine's ceiling
+//	trivial            GET of a trivial handler a child loadgen process serves on loopback: the machine's ceiling for a separate server process
 //	jwks               GET /.well-known/jwks.json
 //	client_credentials POST /oauth2/token, grant_type=client_credentials, HTTP Basic (-client)
 //	introspect         POST /oauth2/introspect of an access token by a client allowed to (-introspector)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -211,4 +213,17 @@ func TestThousands(t *testing.T) {
 			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestMain lets the test binary serve as its own trivial server child, as
+// loadgen does (serveTrivial runs os.Executable with trivialEnv=1).
+func TestMain(m *testing.M) {
+	if os.Getenv(trivialEnv) == "1" {
+		if err := serveTrivialChild(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	os.Exit(m.Run())
 }

@@ -16,6 +16,13 @@ import (
 )
 
 func main() {
+	if os.Getenv(trivialEnv) == "1" {
+		if err := serveTrivialChild(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen trivial server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -11,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -74,12 +77,55 @@ func (h *harness) disconnect() {
 	}
 }
 
-// serveTrivial starts the trivial handler on a loopback port: a small
-// JSON body, like /health/alive. It is stopped when ctx ends.
+// trivialEnv, set to 1 in loadgen's environment, makes it serve only the
+// trivial handler (serveTrivialChild): the child process serveTrivial
+// starts.
+const trivialEnv = "PORTCULLIS_LOADGEN_TRIVIAL_SERVER"
+
+// serveTrivial starts the trivial handler in a child process (loadgen
+// itself, run with trivialEnv=1), so that it is measured as the servers
+// are: a separate process on loopback competing for the same cores, not a
+// handler inside the load generator. It is stopped when ctx ends.
 func (h *harness) serveTrivial(ctx context.Context) error {
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
+	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("trivial server: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), trivialEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("trivial server: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("trivial server: %w", err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("trivial server: %w", err)
+	}
+	go func() { _ = cmd.Wait() }()
+	context.AfterFunc(ctx, func() { _ = stdin.Close() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("trivial server: no address: %w", err)
+	}
+	addr := strings.TrimSpace(line)
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("trivial server: bad address %q", addr)
+	}
+	h.trivial = "http://" + addr
+	return nil
+}
+
+// serveTrivialChild serves the trivial handler (a small JSON body, like
+// /health/alive) on a loopback port, prints the address on stdout and
+// returns when stdin is closed (the parent ended).
+func serveTrivialChild(stdin io.Reader, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
 	}
 	body := []byte(`{"status":"ok"}` + "\n")
 	srv := &http.Server{
@@ -91,9 +137,11 @@ func (h *harness) serveTrivial(ctx context.Context) error {
 		IdleTimeout:       60 * time.Second,
 	}
 	go func() { _ = srv.Serve(ln) }()
-	context.AfterFunc(ctx, func() { _ = srv.Close() })
-	h.trivial = "http://" + ln.Addr().String()
-	return nil
+	if _, err := fmt.Fprintln(stdout, ln.Addr().String()); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, stdin)
+	return srv.Close()
 }
 
 // user returns worker i's username.
