@@ -11,8 +11,11 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/ory/fosite"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/server/servertest"
+	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
@@ -167,6 +170,39 @@ func BenchmarkIntrospect(b *testing.B) {
 			tok := grant(b, e.Public.Client(), e.tokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ID}, "client_secret": {secret}})
 			form := url.Values{"token": {tok["access_token"].(string)}, "token_type_hint": {"access_token"}}.Encode()
 			benchParallel(b, e.Issuer+"/oauth2/introspect", form, basicAuth(c.ID, secret), `"active":true`)
+		})
+	}
+}
+
+// BenchmarkVerifyAccessToken is the server's own check of an access token
+// (introspection, the admin API, revocation), in-process, per algorithm:
+// "cold" verifies the signature and lifetime (jwtSigner.Decode), "cached"
+// is the provider's IntrospectToken of a token it has verified before
+// (lifetime re-checked, revocation list and client looked up).
+func BenchmarkVerifyAccessToken(b *testing.B) {
+	for _, alg := range []keys.Algorithm{keys.ES256, keys.RS256, keys.EdDSA} {
+		e := newEnv(b, servertest.Options{Keys: keys.Options{Algorithm: alg}})
+		c, secret, err := e.Clients.Create(b.Context(), clients.Spec{Name: "svc", GrantTypes: []string{clients.GrantClientCredentials}, Audience: []string{api}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tok := grant(b, e.Public.Client(), e.tokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ID}, "client_secret": {secret}})
+		at := tok["access_token"].(string)
+		b.Run(string(alg)+"/cold", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := oauth.DecodeAccessToken(b.Context(), e.Keys, at); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(string(alg)+"/cached", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := e.Provider.IntrospectToken(b.Context(), at, fosite.AccessToken, oauth.NewSession()); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
