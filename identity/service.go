@@ -45,51 +45,134 @@ type Service struct {
 	// Zero means GOMAXPROCS: argon2id is CPU-bound, so more hashes at once
 	// only add memory and tail latency (measured: at 8 concurrent logins on
 	// 2 CPUs, 2 slots gave 68 grants/s at p99 300 ms, 4 slots 60/s at 490 ms).
+	// As many logins again may do their database work (counting the
+	// attempt, reading the user) while those hash, so that a slot never
+	// idles while a login waits on the database.
 	MaxConcurrentHashes int
-	// MaxHashWait bounds the wait for a hashing slot; a request that gets
-	// none in time fails with ErrOverloaded, so that under a flood the
-	// admitted requests stay fast instead of all queueing for seconds.
-	// Zero means no bound.
+	// MaxHashWait bounds the wait for admission, one of the
+	// 2×MaxConcurrentHashes places of logins and sign-ups under way; a
+	// request admitted by none in time fails with ErrOverloaded, so that
+	// under a flood the admitted requests stay fast instead of all
+	// queueing for seconds. An admitted request then waits for a hashing
+	// slot without bound: at most the MaxConcurrentHashes hashes ahead of
+	// it. Zero means no bound.
 	MaxHashWait time.Duration
+	// HashingIdle, when set, is called in its own goroutine once no hash
+	// has run for HashingIdleDelay since the last one ended: at most once
+	// per burst of logins, never while logins keep coming. Each argon2id
+	// computation leaves its MemoryKiB buffer to the garbage collector,
+	// which an idle Go program may not run for minutes, so the memory of
+	// the last hashes stays resident; cmd/portcullis passes
+	// debug.FreeOSMemory.
+	HashingIdle func()
+	// HashingIdleDelay is how long the hashing slots must stay free before
+	// HashingIdle is called. Zero means one second.
+	HashingIdleDelay time.Duration
 
 	semOnce sync.Once
-	sem     chan struct{}
+	admit   chan struct{} // 2n places: logins and sign-ups under way
+	sem     chan struct{} // n slots: hashes running
+
+	idleMu      sync.Mutex
+	hashes      int         // hashes running
+	idlePending bool        // the slots went free since HashingIdle last ran
+	idleTimer   *time.Timer // calls s.idle HashingIdleDelay after the slots went free
 }
 
-// ErrOverloaded is returned when no hashing slot frees up within
-// MaxHashWait: the server is busy; the client should retry shortly.
+// ErrOverloaded is returned when no place frees up within MaxHashWait: the
+// server is busy; the client should retry shortly.
 var ErrOverloaded = &apperr.Error{Code: apperr.EUnavailable, Message: "the server is busy; retry shortly", RetryAfter: time.Second}
 
-// hashing runs fn holding one of the hashing slots. It returns
-// ErrOverloaded if no slot frees up within MaxHashWait, or ctx's error if
-// the context ends first; fn has not run then.
-func (s *Service) hashing(ctx context.Context, fn func()) error {
+func (s *Service) initSlots() {
 	s.semOnce.Do(func() {
 		n := s.MaxConcurrentHashes
 		if n <= 0 {
 			n = runtime.GOMAXPROCS(0)
 		}
+		s.admit = make(chan struct{}, 2*n)
 		s.sem = make(chan struct{}, n)
 	})
+}
+
+// admission waits for one of the places of logins and sign-ups under way
+// and returns the function that gives it back. It returns ErrOverloaded
+// if no place frees up within MaxHashWait, or ctx's error if the context
+// ends first.
+func (s *Service) admission(ctx context.Context) (release func(), err error) {
+	s.initSlots()
+	release = func() { <-s.admit }
 	select {
-	case s.sem <- struct{}{}:
+	case s.admit <- struct{}{}:
+		return release, nil
 	default:
-		var timeout <-chan time.Time
-		if s.MaxHashWait > 0 {
-			t := time.NewTimer(s.MaxHashWait)
-			defer t.Stop()
-			timeout = t.C
-		}
-		select {
-		case s.sem <- struct{}{}:
-		case <-timeout:
-			return ErrOverloaded
-		case <-ctx.Done():
-			return fmt.Errorf("waiting to hash a password: %w", context.Cause(ctx))
-		}
 	}
-	defer func() { <-s.sem }()
+	var timeout <-chan time.Time
+	if s.MaxHashWait > 0 {
+		t := time.NewTimer(s.MaxHashWait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case s.admit <- struct{}{}:
+		return release, nil
+	case <-timeout:
+		return nil, ErrOverloaded
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting to hash a password: %w", context.Cause(ctx))
+	}
+}
+
+// hash runs fn, an argon2id computation, holding one of the hashing
+// slots. The caller holds a place (admission), so the wait is short: it
+// is not bounded, and an attempt counted before it is always checked.
+func (s *Service) hash(fn func()) {
+	s.sem <- struct{}{}
+	s.idleMu.Lock()
+	s.hashes++
+	s.idleMu.Unlock()
+	defer func() {
+		s.idleMu.Lock()
+		s.hashes--
+		if s.hashes == 0 && s.HashingIdle != nil {
+			s.idlePending = true
+			delay := s.HashingIdleDelay
+			if delay <= 0 {
+				delay = time.Second
+			}
+			if s.idleTimer == nil {
+				s.idleTimer = time.AfterFunc(delay, s.idle)
+			} else {
+				s.idleTimer.Reset(delay)
+			}
+		}
+		s.idleMu.Unlock()
+		<-s.sem
+	}()
 	fn()
+}
+
+// idle calls HashingIdle if no hash has run since the slots went free.
+func (s *Service) idle() {
+	s.idleMu.Lock()
+	run := s.hashes == 0 && s.idlePending
+	s.idlePending = false
+	s.idleMu.Unlock()
+	if run {
+		s.HashingIdle()
+	}
+}
+
+// hashing runs fn, an argon2id computation, with a place (admission) and
+// a hashing slot. It returns ErrOverloaded if no place frees up within
+// MaxHashWait, or ctx's error if the context ends first; fn has not run
+// then.
+func (s *Service) hashing(ctx context.Context, fn func()) error {
+	release, err := s.admission(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	s.hash(fn)
 	return nil
 }
 
@@ -174,9 +257,10 @@ func (s *Service) Signup(ctx context.Context, username, password string, roles [
 // resets the account's counters and upgrades the hash when the parameters
 // changed.
 //
-// The attempt is counted while holding the hashing slot, right before the
-// hash: requests refused for want of a slot cost no database work, and an
-// attempt once counted is always checked.
+// The attempt is counted once the login is admitted (MaxHashWait), right
+// before it waits for a hashing slot: requests refused for want of a place
+// cost no database work, an attempt once counted is always checked, and
+// the slots hash while the next logins do their database work.
 func (s *Service) Authenticate(ctx context.Context, username, password, clientIP string) (*User, error) {
 	if len(password) > authMaxPasswordBytes || ValidateUsername(username) != nil {
 		// No account can have this name: the same hashing work, but no
@@ -188,10 +272,15 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 		}
 		return nil, ErrInvalidCredentials
 	}
+	release, werr := s.admission(ctx)
+	if werr != nil {
+		return nil, werr
+	}
 	var u *User
 	var ok, rehash bool
 	var verr, rerr error
-	werr := s.hashing(ctx, func() {
+	func() {
+		defer release()
 		if rerr = s.reserve(ctx, username, clientIP, s.now().UTC()); rerr != nil {
 			return
 		}
@@ -205,14 +294,12 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 			return
 		}
 		if u == nil {
-			s.Hasher.Burn(password)
+			s.hash(func() { s.Hasher.Burn(password) })
 			return
 		}
-		ok, rehash, verr = s.Hasher.Verify(password, u.PasswordHash)
-	})
+		s.hash(func() { ok, rehash, verr = s.Hasher.Verify(password, u.PasswordHash) })
+	}()
 	switch {
-	case werr != nil:
-		return nil, werr
 	case rerr != nil:
 		return nil, rerr
 	case verr != nil:

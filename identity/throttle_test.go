@@ -225,38 +225,44 @@ func TestThrottleConcurrentGuesses(t *testing.T) {
 	}
 }
 
-// TestThrottleOverloadNotCounted: an attempt that gets no hashing slot in
-// time (503) is not counted as a failure. (Item 10's queue bound must not
-// let a flood lock the owner's network.)
+// TestThrottleOverloadNotCounted: an attempt that gets no place in time
+// (503) is not counted as a failure. (Item 10's queue bound must not let a
+// flood lock the owner's network.)
 func TestThrottleOverloadNotCounted(t *testing.T) {
 	store := storagetest.OpenSQLite(t)
 	slow := identity.Argon2Params{MemoryKiB: 64 << 10, Iterations: 3, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 	s := &identity.Service{
 		Store: store, Throttles: store, Hasher: identity.NewPasswordHasher(slow),
 		Policy: identity.DefaultPasswordPolicy(), MaxConcurrentHashes: 1, MaxHashWait: 5 * time.Millisecond,
-		Lockout: identity.LockoutPolicy{MaxFailures: 2, Window: time.Hour, Duration: time.Hour},
+		Lockout: identity.LockoutPolicy{MaxFailures: 3, Window: time.Hour, Duration: time.Hour},
 	}
 	signup(t, s, "alice")
-	started := make(chan struct{})
-	done := make(chan string)
-	go func() {
-		close(started)
-		got, _ := attempt(t, s, "alice", "wrong guess 1234", testIP)
-		done <- got
-	}()
-	<-started
-	// The slow guess takes about 100 ms or more of argon2id; 30 ms in, it
-	// holds the only slot.
+	// Two slow guesses take both places (2×MaxConcurrentHashes): one
+	// hashes, the other waits for the slot.
+	var started sync.WaitGroup
+	done := make(chan string, 2)
+	for range 2 {
+		started.Add(1)
+		go func() {
+			started.Done()
+			got, _ := attempt(t, s, "alice", "wrong guess 1234", testIP)
+			done <- got
+		}()
+	}
+	started.Wait()
+	// Each slow guess takes about 100 ms or more of argon2id; 30 ms in,
+	// they hold both places.
 	time.Sleep(30 * time.Millisecond)
 	got, _ := attempt(t, s, "alice", goodPassword, testIP)
-	want(t, "login while the only slot is busy", got, "overloaded")
+	want(t, "login while both places are taken", got, "overloaded")
 	want(t, "slow guess", <-done, "invalid")
-	// One failure counted (the slow guess); the overloaded attempt was
-	// released, so one more failure is allowed before the lock.
+	want(t, "slow guess", <-done, "invalid")
+	// Two failures counted (the slow guesses); the overloaded attempt was
+	// not, so one more failure is allowed before the lock.
 	got, _ = attempt(t, s, "alice", "wrong guess 1234", testIP)
-	want(t, "second guess", got, "invalid")
+	want(t, "third guess", got, "invalid")
 	got, _ = attempt(t, s, "alice", goodPassword, testIP)
-	want(t, "after two failures", got, "throttled")
+	want(t, "after three failures", got, "throttled")
 }
 
 // TestThrottleTrustedNetwork: a distributed attack keeps the account-wide

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -96,6 +97,9 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	if err := revoked.Sync(ctx); err != nil {
 		return nil, fmt.Errorf("revocation list: %w", err)
 	}
+	// Each argon2id hash leaves MemoryKiB of garbage behind; an idle
+	// server would keep it resident until a collection minutes later.
+	users.HashingIdle = debug.FreeOSMemory
 	provider, err := oauth.NewProvider(oauth.ProviderConfig{
 		Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
 		RefreshSecret: rs, RotatedRefreshSecrets: rotated, Revocations: revoked,
