@@ -47,14 +47,17 @@ func (s *Store) UpdateThrottles(ctx context.Context, account string, keys []stri
 			slices.Sort(sorted)
 			sorted = slices.Compact(sorted)
 			placeholder := time.Unix(0, 0).UTC()
-			for _, k := range sorted {
-				row := throttleRow{Key: k, AccountKey: account, LastAt: placeholder, ExpiresAt: placeholder}
-				if err := tx.Clauses(clause.OnConflict{
-					Columns:   []clause.Column{{Name: "throttle_key"}},
-					DoUpdates: clause.Assignments(map[string]any{"failures": gorm.Expr("failures")}),
-				}).Create(&row).Error; err != nil {
-					return err
-				}
+			missing := make([]throttleRow, len(sorted))
+			for i, k := range sorted {
+				missing[i] = throttleRow{Key: k, AccountKey: account, LastAt: placeholder, ExpiresAt: placeholder}
+			}
+			// One statement creates the missing rows and locks them all,
+			// in key order.
+			if err := tx.Clauses(clause.OnConflict{
+				Columns:   []clause.Column{{Name: "throttle_key"}},
+				DoUpdates: clause.Assignments(map[string]any{"failures": gorm.Expr("failures")}),
+			}).Create(&missing).Error; err != nil {
+				return err
 			}
 			var rows []throttleRow
 			if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
@@ -62,12 +65,13 @@ func (s *Store) UpdateThrottles(ctx context.Context, account string, keys []stri
 				return err
 			}
 			byKey := make(map[string]*identity.Throttle, len(rows))
+			loaded := make(map[string]identity.Throttle, len(rows))
 			for _, r := range rows {
 				t := &identity.Throttle{Key: r.Key, Failures: r.Failures}
 				if t.Failures > 0 {
 					t.LastAt, t.Expires = r.LastAt.UTC(), r.ExpiresAt.UTC()
 				}
-				byKey[r.Key] = t
+				byKey[r.Key], loaded[r.Key] = t, *t
 			}
 			ts := make([]*identity.Throttle, len(keys))
 			for i, k := range keys {
@@ -80,17 +84,33 @@ func (s *Store) UpdateThrottles(ctx context.Context, account string, keys []stri
 			if updateErr = update(ts); updateErr != nil {
 				return updateErr
 			}
+			// Write back only what changed: one update per counter left
+			// changed, one delete for those at zero.
+			var changed []throttleRow
+			var zero []string
 			for _, k := range sorted {
 				t := byKey[k]
 				if t.Failures <= 0 {
-					if err := tx.Where("throttle_key = ?", k).Delete(&throttleRow{}).Error; err != nil {
-						return err
-					}
+					zero = append(zero, k)
 					continue
 				}
-				if err := tx.Model(&throttleRow{}).Where("throttle_key = ?", k).Updates(map[string]any{
-					"failures": t.Failures, "last_at": dbTime(t.LastAt), "expires_at": dbTime(t.Expires),
+				if was := loaded[k]; t.Failures == was.Failures && t.LastAt.Equal(was.LastAt) && t.Expires.Equal(was.Expires) {
+					continue
+				}
+				changed = append(changed, throttleRow{Key: k, AccountKey: account, Failures: t.Failures,
+					LastAt: dbTime(t.LastAt), ExpiresAt: dbTime(t.Expires)})
+			}
+			// UPDATE, not an upsert: on MySQL an INSERT … ON DUPLICATE KEY
+			// also takes gap locks, and concurrent attempts deadlock.
+			for _, r := range changed {
+				if err := tx.Model(&throttleRow{}).Where("throttle_key = ?", r.Key).Updates(map[string]any{
+					"failures": r.Failures, "last_at": r.LastAt, "expires_at": r.ExpiresAt,
 				}).Error; err != nil {
+					return err
+				}
+			}
+			if len(zero) > 0 {
+				if err := tx.Where("throttle_key IN ?", zero).Delete(&throttleRow{}).Error; err != nil {
 					return err
 				}
 			}
