@@ -161,10 +161,12 @@ type Argon2 struct {
 	// holds MemoryKiB of memory), so a burst of logins queues instead of
 	// exhausting memory; 0 means the number of CPUs (GOMAXPROCS). Default: 0.
 	MaxConcurrent int `yaml:"max_concurrent"`
-	// MaxWait bounds how long a login or sign-up waits for a free hashing
-	// slot; beyond it the request is answered 503 temporarily_unavailable
-	// with Retry-After, so that under a flood the admitted requests stay
-	// fast. 0 means no bound. Default: 1s.
+	// MaxWait bounds how long a login or sign-up waits to be admitted
+	// among the 2×MaxConcurrent under way (as many as hash, and as many
+	// again doing their database work meanwhile); beyond it the request is
+	// answered 503 temporarily_unavailable with Retry-After, so that under
+	// a flood the admitted requests stay fast. 0 means no bound.
+	// Default: 1s.
 	MaxWait time.Duration `yaml:"max_wait"`
 }
 

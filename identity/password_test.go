@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -465,5 +466,44 @@ func BenchmarkVerify(b *testing.B) {
 		if ok, _, err := h.Verify("correct horse battery staple", encoded); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
+	}
+}
+
+// BenchmarkVerifyAfterRelease is BenchmarkVerify on memory returned to
+// the operating system before each hash, as after the idle release
+// (Service.HashingIdle, debug.FreeOSMemory in serve): the first hash of
+// a burst pays for faulting its memory back in.
+func BenchmarkVerifyAfterRelease(b *testing.B) {
+	h := NewPasswordHasher(DefaultArgon2Params())
+	encoded, err := h.Hash("correct horse battery staple")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		debug.FreeOSMemory()
+		b.StartTimer()
+		if ok, _, err := h.Verify("correct horse battery staple", encoded); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+// BenchmarkReleaseAfterVerify is the cost of the idle release itself
+// (debug.FreeOSMemory) after a hash.
+func BenchmarkReleaseAfterVerify(b *testing.B) {
+	h := NewPasswordHasher(DefaultArgon2Params())
+	encoded, err := h.Hash("correct horse battery staple")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		if ok, _, err := h.Verify("correct horse battery staple", encoded); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+		b.StartTimer()
+		debug.FreeOSMemory()
 	}
 }
