@@ -133,6 +133,7 @@ type Store struct {
 	now          func() time.Time // Options.Now
 	accessTTL    time.Duration    // Options.AccessTokenTTL
 	onRevoke     func(context.Context)
+	throttleMu   throttleLocks // UpdateThrottles, per account
 }
 
 // Open returns a Store for dsn, which is either "sqlite://PATH" or

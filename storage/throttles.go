@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -31,15 +33,47 @@ var _ identity.ThrottleStore = (*Store)(nil)
 // counters won).
 const maxThrottleAttempts = 3
 
+// throttleLocks serializes, within one process, the updates of an
+// account's counters: 64 stripes, picked by a hash of the account key.
+type throttleLocks struct {
+	once    sync.Once
+	stripes [64]chan struct{}
+}
+
+// lock waits for account's stripe and returns the function that releases
+// it, or ctx's error.
+func (l *throttleLocks) lock(ctx context.Context, account string) (unlock func(), err error) {
+	l.once.Do(func() {
+		for i := range l.stripes {
+			l.stripes[i] = make(chan struct{}, 1)
+		}
+	})
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(account))
+	c := l.stripes[h.Sum32()%uint32(len(l.stripes))]
+	select {
+	case c <- struct{}{}:
+		return func() { <-c }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("storage: update login throttles: %w", context.Cause(ctx))
+	}
+}
+
 // UpdateThrottles implements identity.ThrottleStore. Each counter row is
 // created if missing and locked (INSERT … ON DUPLICATE KEY UPDATE on MySQL,
 // which takes the row's exclusive lock whether or not it existed; SQLite's
 // single writer serializes), in sorted key order so that concurrent
-// updates cannot deadlock each other; a deadlock that happens anyway is
-// retried.
+// updates cannot deadlock each other. They still can on MySQL (a missing
+// row is locked through its gap, and rows at zero are deleted), so this
+// process runs one update per account at a time, and a deadlock with
+// another replica's update is retried.
 func (s *Store) UpdateThrottles(ctx context.Context, account string, keys []string, update func([]*identity.Throttle) error) error {
+	unlock, err := s.throttleMu.lock(ctx, account)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var updateErr error
-	var err error
 	for range maxThrottleAttempts {
 		updateErr = nil
 		err = s.inTx(ctx, func(tx *gorm.DB) error {
