@@ -83,6 +83,7 @@ type List struct {
 	syncMu sync.Mutex // serialises Sync
 
 	mu       sync.RWMutex
+	shared   *sharedSync          // the stale checks' read in flight, if any
 	grants   map[string]time.Time // grant ID → when its last access token expires
 	maxID    int64
 	gaps     map[int64]time.Time // missing IDs below maxID → when first missed
@@ -121,13 +122,49 @@ func (l *List) Revoked(ctx context.Context, grantID string) (bool, error) {
 	if fresh {
 		return ok, nil
 	}
-	if err := l.Sync(ctx); err != nil {
+	if err := l.syncShared(ctx); err != nil {
 		return false, fmt.Errorf("revocation: list is stale: %w", errors.Join(apperr.ErrUnavailable, err))
 	}
 	l.mu.RLock()
 	_, ok = l.grants[grantID]
 	l.mu.RUnlock()
 	return ok, nil
+}
+
+// sharedSync is one Sync that every stale check arriving while it runs
+// waits for.
+type sharedSync struct {
+	done chan struct{}
+	err  error
+}
+
+// syncShared syncs for a stale check: it joins the stale checks' Sync in
+// flight or starts one, and returns its result, or ctx's error as soon as
+// ctx ends. While the database hangs, concurrent checks then fail together
+// after one query timeout, not one after another. The Sync runs with ctx's
+// values but not its cancellation (the Source bounds its queries), so that
+// one caller leaving does not fail the others.
+func (l *List) syncShared(ctx context.Context) error {
+	l.mu.Lock()
+	c := l.shared
+	if c == nil {
+		c = &sharedSync{done: make(chan struct{})}
+		l.shared = c
+		go func() {
+			c.err = l.Sync(context.WithoutCancel(ctx))
+			l.mu.Lock()
+			l.shared = nil
+			l.mu.Unlock()
+			close(c.done)
+		}()
+	}
+	l.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Len returns the number of revoked grants held.
