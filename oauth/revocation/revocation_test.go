@@ -299,3 +299,37 @@ func TestStaleChecksShareOneSync(t *testing.T) {
 		t.Fatalf("%d concurrent stale checks made %d reads of a hung database, want them to share the one in flight", n+1, src.queries)
 	}
 }
+
+// TestLateCommitAfterABurstIsSeen: a revocation whose transaction is still
+// open while more than 4096 later ones commit between two polls (one
+// client revoking its cheap client_credentials tokens in a loop, on a
+// larger cluster) must still be picked up when it commits. (Found by
+// red-teaming issue 9, failing: Sync tracks at most maxNewGaps = 4096
+// missing IDs below the new maximum, taking a larger jump for IDs an
+// engine reserved and never used, so the open transaction's lower ID is
+// never read again: the grant — a password change's, say — stays active
+// on that replica until it restarts.)
+func TestLateCommitAfterABurstIsSeen(t *testing.T) {
+	clock := testkit.NewClock(time.Now())
+	tb := &table{}
+	l := revocation.New(tb, revocation.Options{Now: clock.Now})
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	exp := clock.Now().Add(time.Hour)
+	slow := tb.reserve("password-change", exp)
+	for i := range 5000 {
+		tb.commit(tb.reserve(fmt.Sprintf("burst-%d", i), exp))
+	}
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tb.commit(slow)
+	clock.Advance(time.Second)
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !revoked(t, l, "password-change") {
+		t.Fatal("a revocation committed after a burst of 5000 later ones was never seen")
+	}
+}
