@@ -82,11 +82,16 @@ type List struct {
 
 	syncMu sync.Mutex // serialises Sync
 
-	mu       sync.RWMutex
-	shared   *sharedSync          // the stale checks' read in flight, if any
-	grants   map[string]time.Time // grant ID → when its last access token expires
-	maxID    int64
-	gaps     map[int64]time.Time // missing IDs below maxID → when first missed
+	mu     sync.RWMutex
+	shared *sharedSync          // the stale checks' read in flight, if any
+	grants map[string]time.Time // grant ID → when its last access token expires
+	maxID  int64
+	gaps   map[int64]time.Time // missing IDs below maxID → when first missed
+	// floors are IDs above which every row is read again, until
+	// GapTimeout: a jump of more than maxNewGaps IDs in one Sync, too
+	// many to track one by one (reserved but unused IDs, or a burst of
+	// revocations that may hide an open transaction's lower ID).
+	floors   map[int64]time.Time
 	loaded   bool
 	lastSync time.Time // start of the last successful Sync
 }
@@ -106,7 +111,7 @@ func New(src Source, opts Options) *List {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &List{src: src, opts: opts, grants: map[string]time.Time{}, gaps: map[int64]time.Time{}}
+	return &List{src: src, opts: opts, grants: map[string]time.Time{}, gaps: map[int64]time.Time{}, floors: map[int64]time.Time{}}
 }
 
 // Revoked reports whether the grant was revoked. It answers from memory
@@ -190,6 +195,11 @@ func (l *List) Sync(ctx context.Context) error {
 			after = id - 1
 		}
 	}
+	for id := range l.floors {
+		if id < after {
+			after = id
+		}
+	}
 	first := !l.loaded
 	l.mu.RUnlock()
 
@@ -229,8 +239,13 @@ func (l *List) Sync(ctx context.Context) error {
 		low = l.maxID - initialGapWindow
 	}
 	if l.maxID-maxNewGaps > low {
-		// A jump this large is reserved-but-unused IDs (an engine that
-		// allocates in batches), not that many open transactions.
+		// A jump this large is too many IDs to track one by one: reserved
+		// but unused IDs (an engine that allocates in batches) or a burst
+		// of revocations, which may hide an open transaction's lower ID.
+		// Read everything above the old maximum again for a while.
+		if !first {
+			l.floors[low] = start
+		}
 		low = l.maxID - maxNewGaps
 	}
 	for id := low + 1; id < l.maxID; id++ {
@@ -243,6 +258,11 @@ func (l *List) Sync(ctx context.Context) error {
 	for id, since := range l.gaps {
 		if start.Sub(since) > l.opts.GapTimeout {
 			delete(l.gaps, id)
+		}
+	}
+	for id, since := range l.floors {
+		if start.Sub(since) > l.opts.GapTimeout {
+			delete(l.floors, id)
 		}
 	}
 	for g, exp := range l.grants {
