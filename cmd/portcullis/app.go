@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/identity"
@@ -34,12 +35,22 @@ type app struct {
 // openApp loads the configuration and opens the database. With
 // requireSchema, a database whose schema is not at this binary's version
 // is refused before anything in it changes (storage.Options.RequireSchema).
-func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer, requireSchema bool) (*app, error) {
+// serving is true for serve, the one command that issues access tokens.
+func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer, requireSchema, serving bool) (*app, error) {
 	cfg, err := configs.Load(g.configFile, g.environ, g.overrides())
 	if err != nil {
 		return nil, err
 	}
 	logger := newLogger(cfg, stderr)
+	// A revocation is remembered as long as the grant's access tokens may
+	// live. Only serve knows that (its access_token_ttl); another command
+	// (users disable, delete) may run without the servers' configuration,
+	// so it records revocations for the longest lifetime the configuration
+	// allows (the store's default).
+	var accessTTL time.Duration
+	if serving {
+		accessTTL = cfg.AccessTokenTTL
+	}
 	store, err := storage.Open(ctx, cfg.DSN, storage.Options{
 		MaxOpenConns:      cfg.Database.MaxOpenConns,
 		MaxIdleConns:      cfg.Database.MaxIdleConns,
@@ -47,7 +58,7 @@ func openApp(ctx context.Context, g *globals, stdout, stderr io.Writer, requireS
 		ConnMaxIdleTime:   cfg.Database.ConnMaxIdleTime,
 		QueryTimeout:      cfg.Database.QueryTimeout,
 		RefreshReuseGrace: cfg.RefreshTokenReuseGrace,
-		AccessTokenTTL:    cfg.AccessTokenTTL,
+		AccessTokenTTL:    accessTTL,
 		RequireSchema:     requireSchema,
 		Logger:            logger,
 	})

@@ -107,7 +107,7 @@ func withApp(g *globals, stdout, stderr io.Writer, fn func(ctx context.Context, 
 		// share: the other commands refuse a database that is not at this
 		// binary's version, before changing anything in it, instead of
 		// migrating it as a side effect.
-		a, err := openApp(cmd.Context(), g, stdout, stderr, cmd.Name() != "migrate")
+		a, err := openApp(cmd.Context(), g, stdout, stderr, cmd.Name() != "migrate", false)
 		if err != nil {
 			return err
 		}

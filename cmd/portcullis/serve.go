@@ -30,7 +30,7 @@ func serveCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Run the authorization server (public and admin listeners)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := openApp(cmd.Context(), g, stdout, stderr, false)
+			a, err := openApp(cmd.Context(), g, stdout, stderr, false, true)
 			if err != nil {
 				return err
 			}

@@ -82,10 +82,16 @@ type List struct {
 
 	syncMu sync.Mutex // serialises Sync
 
-	mu       sync.RWMutex
-	grants   map[string]time.Time // grant ID → when its last access token expires
-	maxID    int64
-	gaps     map[int64]time.Time // missing IDs below maxID → when first missed
+	mu     sync.RWMutex
+	shared *sharedSync          // the stale checks' read in flight, if any
+	grants map[string]time.Time // grant ID → when its last access token expires
+	maxID  int64
+	gaps   map[int64]time.Time // missing IDs below maxID → when first missed
+	// floors are IDs above which every row is read again, until
+	// GapTimeout: a jump of more than maxNewGaps IDs in one Sync, too
+	// many to track one by one (reserved but unused IDs, or a burst of
+	// revocations that may hide an open transaction's lower ID).
+	floors   map[int64]time.Time
 	loaded   bool
 	lastSync time.Time // start of the last successful Sync
 }
@@ -105,7 +111,7 @@ func New(src Source, opts Options) *List {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &List{src: src, opts: opts, grants: map[string]time.Time{}, gaps: map[int64]time.Time{}}
+	return &List{src: src, opts: opts, grants: map[string]time.Time{}, gaps: map[int64]time.Time{}, floors: map[int64]time.Time{}}
 }
 
 // Revoked reports whether the grant was revoked. It answers from memory
@@ -121,13 +127,49 @@ func (l *List) Revoked(ctx context.Context, grantID string) (bool, error) {
 	if fresh {
 		return ok, nil
 	}
-	if err := l.Sync(ctx); err != nil {
+	if err := l.syncShared(ctx); err != nil {
 		return false, fmt.Errorf("revocation: list is stale: %w", errors.Join(apperr.ErrUnavailable, err))
 	}
 	l.mu.RLock()
 	_, ok = l.grants[grantID]
 	l.mu.RUnlock()
 	return ok, nil
+}
+
+// sharedSync is one Sync that every stale check arriving while it runs
+// waits for.
+type sharedSync struct {
+	done chan struct{}
+	err  error
+}
+
+// syncShared syncs for a stale check: it joins the stale checks' Sync in
+// flight or starts one, and returns its result, or ctx's error as soon as
+// ctx ends. While the database hangs, concurrent checks then fail together
+// after one query timeout, not one after another. The Sync runs with ctx's
+// values but not its cancellation (the Source bounds its queries), so that
+// one caller leaving does not fail the others.
+func (l *List) syncShared(ctx context.Context) error {
+	l.mu.Lock()
+	c := l.shared
+	if c == nil {
+		c = &sharedSync{done: make(chan struct{})}
+		l.shared = c
+		go func() {
+			c.err = l.Sync(context.WithoutCancel(ctx))
+			l.mu.Lock()
+			l.shared = nil
+			l.mu.Unlock()
+			close(c.done)
+		}()
+	}
+	l.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Len returns the number of revoked grants held.
@@ -151,6 +193,11 @@ func (l *List) Sync(ctx context.Context) error {
 	for id := range l.gaps {
 		if id-1 < after {
 			after = id - 1
+		}
+	}
+	for id := range l.floors {
+		if id < after {
+			after = id
 		}
 	}
 	first := !l.loaded
@@ -192,8 +239,13 @@ func (l *List) Sync(ctx context.Context) error {
 		low = l.maxID - initialGapWindow
 	}
 	if l.maxID-maxNewGaps > low {
-		// A jump this large is reserved-but-unused IDs (an engine that
-		// allocates in batches), not that many open transactions.
+		// A jump this large is too many IDs to track one by one: reserved
+		// but unused IDs (an engine that allocates in batches) or a burst
+		// of revocations, which may hide an open transaction's lower ID.
+		// Read everything above the old maximum again for a while.
+		if !first {
+			l.floors[low] = start
+		}
 		low = l.maxID - maxNewGaps
 	}
 	for id := low + 1; id < l.maxID; id++ {
@@ -206,6 +258,11 @@ func (l *List) Sync(ctx context.Context) error {
 	for id, since := range l.gaps {
 		if start.Sub(since) > l.opts.GapTimeout {
 			delete(l.gaps, id)
+		}
+	}
+	for id, since := range l.floors {
+		if start.Sub(since) > l.opts.GapTimeout {
+			delete(l.floors, id)
 		}
 	}
 	for g, exp := range l.grants {

@@ -195,11 +195,13 @@ func TestConcurrentUse(t *testing.T) {
 			for j := range 200 {
 				g := fmt.Sprintf("g-%d-%d", i, j)
 				tb.commit(tb.reserve(g, exp))
-				if err := l.Sync(ctx); err != nil {
+				// t.Context, not ctx: cancelling ctx stops Run, and a
+				// check whose own context ended fails (as it should).
+				if err := l.Sync(t.Context()); err != nil {
 					t.Error(err)
 					return
 				}
-				if ok, err := l.Revoked(ctx, g); err != nil || !ok {
+				if ok, err := l.Revoked(t.Context(), g); err != nil || !ok {
 					t.Errorf("%s: revoked %v, %v right after Sync", g, ok, err)
 					return
 				}
@@ -209,4 +211,125 @@ func TestConcurrentUse(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	cancel()
 	wg.Wait()
+}
+
+// hungSource is a Source whose queries hang until released, as a
+// database that stops answering (not one that refuses connections), and
+// then fail.
+type hungSource struct {
+	mu      sync.Mutex
+	queries int
+	entered chan struct{} // receives once per query
+	release chan struct{} // closed: every query fails at once
+}
+
+func (s *hungSource) RevocationsAfter(ctx context.Context, _ int64, _ int) ([]revocation.Entry, error) {
+	s.mu.Lock()
+	s.queries++
+	s.mu.Unlock()
+	s.entered <- struct{}{}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("query: %w", apperr.ErrUnavailable)
+}
+
+// TestStaleChecksShareOneSync: when the list is stale and the database
+// hangs, the introspections that arrive meanwhile wait for the one read in
+// flight and fail with it, each as soon as it fails or its own context
+// ends. (Found by red-teaming issue 9: each waited for the sync lock and
+// then ran its own read, so the k-th concurrent introspection answered 503
+// only after k query timeouts — measured in-process on MariaDB with the
+// revocation table locked, query_timeout 500ms: ten concurrent
+// introspections answered after 0.5, 1.1, 1.6, … 5.2 s — and one whose
+// client had gone waited all the same.)
+func TestStaleChecksShareOneSync(t *testing.T) {
+	clock := testkit.NewClock(time.Now())
+	src := &hungSource{entered: make(chan struct{}, 100), release: make(chan struct{})}
+	close(src.release)
+	l := revocation.New(src, revocation.Options{Now: clock.Now, Interval: time.Second, MaxStale: 3 * time.Second})
+	_ = l.Sync(t.Context()) // fails: the list is not loaded
+	<-src.entered
+	src.mu.Lock()
+	src.queries = 0
+	src.release = make(chan struct{})
+	src.mu.Unlock()
+
+	first := make(chan error, 1)
+	go func() { _, err := l.Revoked(context.Background(), "g"); first <- err }()
+	<-src.entered // its read hangs
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	left := make(chan error, 1)
+	go func() { _, err := l.Revoked(gone, "g"); left <- err }()
+	select {
+	case err := <-left:
+		if err == nil {
+			t.Fatal("a stale check answered without reading the revocations")
+		}
+	case <-time.After(10 * time.Second): // a watchdog, not a measurement
+		t.Fatal("a check whose context had ended kept waiting for another caller's hung read")
+	}
+
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() { _, err := l.Revoked(context.Background(), "g"); errs <- err }()
+	}
+	time.Sleep(100 * time.Millisecond) // let them reach the read in flight
+	close(src.release)
+	for range n + 1 {
+		var err error
+		select {
+		case err = <-errs:
+		case err = <-first:
+		}
+		if !errors.Is(err, apperr.ErrUnavailable) {
+			t.Fatalf("a stale check with the database down: err %v, want apperr.ErrUnavailable", err)
+		}
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	// One read shared by all; a check arriving after it failed may start
+	// another, but not one each.
+	if src.queries > n/2 {
+		t.Fatalf("%d concurrent stale checks made %d reads of a hung database, want them to share the one in flight", n+1, src.queries)
+	}
+}
+
+// TestLateCommitAfterABurstIsSeen: a revocation whose transaction is still
+// open while more than 4096 later ones commit between two polls (one
+// client revoking its cheap client_credentials tokens in a loop, on a
+// larger cluster) must still be picked up when it commits. (Found by
+// red-teaming issue 9, failing: Sync tracks at most maxNewGaps = 4096
+// missing IDs below the new maximum, taking a larger jump for IDs an
+// engine reserved and never used, so the open transaction's lower ID is
+// never read again: the grant — a password change's, say — stays active
+// on that replica until it restarts.)
+func TestLateCommitAfterABurstIsSeen(t *testing.T) {
+	clock := testkit.NewClock(time.Now())
+	tb := &table{}
+	l := revocation.New(tb, revocation.Options{Now: clock.Now})
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	exp := clock.Now().Add(time.Hour)
+	slow := tb.reserve("password-change", exp)
+	for i := range 5000 {
+		tb.commit(tb.reserve(fmt.Sprintf("burst-%d", i), exp))
+	}
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tb.commit(slow)
+	clock.Advance(time.Second)
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !revoked(t, l, "password-change") {
+		t.Fatal("a revocation committed after a burst of 5000 later ones was never seen")
+	}
 }
