@@ -301,6 +301,15 @@ type RateLimit struct {
 	// one client IP (each costs an argon2id hash), with a burst of the same
 	// size; 0 disables the limit. Default: 30.
 	SignupPerMinutePerIP int `yaml:"signup_per_minute_per_ip"`
+	// RevokePerClient is the number of a client's own client_credentials
+	// access tokens it may revoke per second on one replica, with a burst
+	// of ten times that; 0 disables the limit. Access tokens are not
+	// stored, so each such revocation is a row every replica keeps in
+	// memory until the token would have expired: without a limit, a
+	// client minting and revoking tokens in a loop grows every replica's
+	// memory. Revocations of users' tokens are bounded by the password
+	// grant's own limits. Default: 10.
+	RevokePerClient int `yaml:"revoke_per_client"`
 }
 
 // Log configures the server's structured log.
@@ -371,7 +380,7 @@ func Default() Config {
 			TrustedProxies:     []string{},
 			CORSAllowedOrigins: []string{},
 		},
-		RateLimit: RateLimit{TokenPerIP: 20, SignupPerMinutePerIP: 30},
+		RateLimit: RateLimit{TokenPerIP: 20, SignupPerMinutePerIP: 30, RevokePerClient: 10},
 		Log:       Log{Level: "info", Format: "text"},
 	}
 }

@@ -101,6 +101,9 @@ func (c *Config) Validate() error {
 	if c.RateLimit.SignupPerMinutePerIP < 0 {
 		p.add("rate_limit.signup_per_minute_per_ip", "must not be negative (0 disables the limit)")
 	}
+	if c.RateLimit.RevokePerClient < 0 {
+		p.add("rate_limit.revoke_per_client", "must not be negative (0 disables the limit)")
+	}
 	if c.Argon2.MaxConcurrent < 0 {
 		p.add("argon2.max_concurrent", "must not be negative (0 means the number of CPUs)")
 	}

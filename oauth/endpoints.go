@@ -10,6 +10,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
+	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
@@ -21,7 +22,12 @@ type RevokeHandler struct {
 	// access tokens (NewProvider's jwtIntrospector).
 	Provider fosite.OAuth2Provider
 	// Store records the revocation of an access token's grant.
-	Store    TokenStore
+	Store TokenStore
+	// Limiter, when set, bounds per client ID how many of its own
+	// client_credentials access tokens a client revokes (each revocation
+	// is kept in memory by every replica until the token's exp): over it,
+	// 429 with Retry-After.
+	Limiter  *ratelimit.Keyed
 	MaxBytes int64
 	Logger   *slog.Logger
 }
@@ -51,7 +57,7 @@ func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// but client and request errors are reported, including a token
 		// issued to another client (unauthorized_client), and a storage
 		// outage must not pretend the token was revoked.
-		if rfc.CodeField == http.StatusServiceUnavailable || rfc.ErrorField == fosite.ErrInvalidClient.ErrorField ||
+		if rfc.CodeField == http.StatusServiceUnavailable || rfc.CodeField == http.StatusTooManyRequests || rfc.ErrorField == fosite.ErrInvalidClient.ErrorField ||
 			rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField || rfc.ErrorField == fosite.ErrUnauthorizedClient.ErrorField ||
 			rfc.CodeField >= 500 {
 			if rfc.CodeField >= 500 && h.Logger != nil {
@@ -89,6 +95,9 @@ func (h *RevokeHandler) revokeAccessToken(ctx context.Context, r *http.Request, 
 	}
 	if ar.GetClient().GetID() != client.GetID() {
 		return fosite.ErrUnauthorizedClient
+	}
+	if _, isUser := UserID(ar); !isUser && h.Limiter != nil && !h.Limiter.Allow(client.GetID()) {
+		return errRevocationsThrottled
 	}
 	txCtx, err := h.Store.BeginTX(ctx)
 	if err != nil {

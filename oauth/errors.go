@@ -13,20 +13,21 @@ import (
 // the RFC 6749 §5.2 character set: no response ever echoes request input
 // or tells how a client is registered.
 var (
-	errMethod         = rfcError("invalid_request", http.StatusMethodNotAllowed, "The request must use POST.")
-	errContentType    = rfcError("invalid_request", http.StatusBadRequest, "The request body must be application/x-www-form-urlencoded.")
-	errTooLarge       = rfcError("invalid_request", http.StatusRequestEntityTooLarge, "The request body is too large.")
-	errBadForm        = rfcError("invalid_request", http.StatusBadRequest, "The request body is not a valid form.")
-	errDuplicateParam = rfcError("invalid_request", http.StatusBadRequest, "A parameter is included more than once.")
-	errNoGrantType    = rfcError("invalid_request", http.StatusBadRequest, "The grant_type parameter is missing.")
-	errGrantType      = rfcError("unsupported_grant_type", http.StatusBadRequest, "The grant type is not supported.")
-	errNoToken        = rfcError("invalid_request", http.StatusBadRequest, "The token parameter is missing.")
-	errRateLimited    = rfcError("temporarily_unavailable", http.StatusTooManyRequests, "Too many password attempts from this address; retry later.")
-	errLoginThrottled = rfcError("temporarily_unavailable", http.StatusTooManyRequests, "Too many failed attempts for this account; retry later.")
-	errUnavailable    = rfcError("temporarily_unavailable", http.StatusServiceUnavailable, "The service is temporarily unavailable; retry shortly.")
-	errServer         = rfcError("server_error", http.StatusInternalServerError, "The server could not complete the request.")
-	errRefreshUsed    = rfcError("invalid_grant", http.StatusBadRequest, "The refresh token was already used or has been revoked.")
-	errOwnerGone      = rfcError("invalid_grant", http.StatusBadRequest, "The resource owner's account no longer exists or is disabled.")
+	errMethod               = rfcError("invalid_request", http.StatusMethodNotAllowed, "The request must use POST.")
+	errContentType          = rfcError("invalid_request", http.StatusBadRequest, "The request body must be application/x-www-form-urlencoded.")
+	errTooLarge             = rfcError("invalid_request", http.StatusRequestEntityTooLarge, "The request body is too large.")
+	errBadForm              = rfcError("invalid_request", http.StatusBadRequest, "The request body is not a valid form.")
+	errDuplicateParam       = rfcError("invalid_request", http.StatusBadRequest, "A parameter is included more than once.")
+	errNoGrantType          = rfcError("invalid_request", http.StatusBadRequest, "The grant_type parameter is missing.")
+	errGrantType            = rfcError("unsupported_grant_type", http.StatusBadRequest, "The grant type is not supported.")
+	errNoToken              = rfcError("invalid_request", http.StatusBadRequest, "The token parameter is missing.")
+	errRateLimited          = rfcError("temporarily_unavailable", http.StatusTooManyRequests, "Too many password attempts from this address; retry later.")
+	errLoginThrottled       = rfcError("temporarily_unavailable", http.StatusTooManyRequests, "Too many failed attempts for this account; retry later.")
+	errRevocationsThrottled = rfcError("temporarily_unavailable", http.StatusTooManyRequests, "Too many token revocations by this client; retry later.")
+	errUnavailable          = rfcError("temporarily_unavailable", http.StatusServiceUnavailable, "The service is temporarily unavailable; retry shortly.")
+	errServer               = rfcError("server_error", http.StatusInternalServerError, "The server could not complete the request.")
+	errRefreshUsed          = rfcError("invalid_grant", http.StatusBadRequest, "The refresh token was already used or has been revoked.")
+	errOwnerGone            = rfcError("invalid_grant", http.StatusBadRequest, "The resource owner's account no longer exists or is disabled.")
 	// errInvalidTarget: a resource (RFC 8707 §2) or audience parameter
 	// that is malformed or not allowed for the client.
 	errInvalidTarget = rfcError("invalid_target", http.StatusBadRequest, "The requested resource or audience is invalid, unknown or not allowed for this client.")
@@ -106,7 +107,7 @@ func toRFC6749(err error) *fosite.RFC6749Error {
 // and scope.go): toRFC6749 passes them through unchanged.
 var sentAsIs = map[*fosite.RFC6749Error]bool{
 	errMethod: true, errContentType: true, errTooLarge: true, errBadForm: true, errDuplicateParam: true,
-	errNoGrantType: true, errGrantType: true, errNoToken: true, errRateLimited: true, errLoginThrottled: true,
+	errNoGrantType: true, errGrantType: true, errNoToken: true, errRateLimited: true, errLoginThrottled: true, errRevocationsThrottled: true,
 	errUnavailable: true, errServer: true, errRefreshUsed: true, errOwnerGone: true, errInvalidTarget: true,
 	errNoClientAuth: true, errTwoAuthMethods: true, errClientAuth: true, errClientAuthEncoding: true,
 	errPublicClientCredentials: true, errScopeNotGranted: true,

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/server"
 	"github.com/portcullis-auth/portcullis/internal/server/servertest"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
@@ -284,5 +285,55 @@ func TestRevocationEndsAccessTokens(t *testing.T) {
 				active("client deleted", false, tok.AccessToken)
 			})
 		})
+	}
+}
+
+// TestRevocationsPerClientLimited: each revocation of a client_credentials
+// access token is kept in memory by every replica until the token would
+// have expired, so a client cannot revoke its own tokens faster than
+// rate_limit.revoke_per_client (burst ten times): over it, 429 with
+// Retry-After, and the token stays active. Before the limit, a client
+// minting and revoking tokens in a loop grew every replica's memory
+// without bound (red-team finding).
+func TestRevocationsPerClientLimited(t *testing.T) {
+	e := newEnv(t, servertest.Options{Server: func(o *server.Options) { o.RevokePerClient = 1 }})
+	rs, secret := e.client(t, clients.Spec{Name: "rs", GrantTypes: []string{"client_credentials"}, Audience: []string{api}, IntrospectionAllowed: true})
+	svc, svcSecret := e.client(t, clients.Spec{Name: "svc", GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
+	introspect := introspector(t, e, rs, secret)
+	cc := &clientcredentials.Config{ClientID: svc.ID, ClientSecret: svcSecret, TokenURL: e.tokenURL()}
+	revoke := func(token string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, e.Issuer+"/oauth2/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(svc.ID, svcSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	var limited *oauth2.Token
+	for i := range 12 {
+		tok, err := cc.Token(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := revoke(tok.AccessToken)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if i < 10 || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("revocation %d: 429 (Retry-After %q); want the burst of 10 first, then 429 with Retry-After", i+1, resp.Header.Get("Retry-After"))
+			}
+			limited = tok
+			break
+		}
+		if resp.StatusCode != http.StatusOK || introspect(tok.AccessToken)["active"] != false {
+			t.Fatalf("revocation %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	if limited == nil {
+		t.Fatal("12 revocations in a burst, none limited")
+	}
+	if got := introspect(limited.AccessToken); got["active"] != true {
+		t.Fatalf("a refused revocation revoked the token: %v", got)
 	}
 }

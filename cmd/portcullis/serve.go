@@ -88,7 +88,10 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 		rotated = append(rotated, o)
 	}
 	users := a.users()
-	revoked := revocation.New(a.store, revocation.Options{Interval: cfg.RevocationSyncInterval, Logger: a.logger})
+	// A revocation's ID may be read before its transaction commits; it is
+	// looked for until well past the longest a transaction may stay open.
+	gapTimeout := max(30*time.Second, 2*cfg.Database.QueryTimeout)
+	revoked := revocation.New(a.store, revocation.Options{Interval: cfg.RevocationSyncInterval, GapTimeout: gapTimeout, Logger: a.logger})
 	a.store.OnRevoke(func(ctx context.Context) {
 		if err := revoked.Sync(ctx); err != nil {
 			a.logger.Warn("revocation list sync after a revocation failed", "err", err)
@@ -123,6 +126,7 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 		Signup:               cfg.Signup.Enabled,
 		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
 		TokenPerIP:           cfg.RateLimit.TokenPerIP,
+		RevokePerClient:      cfg.RateLimit.RevokePerClient,
 		SignupPerMinutePerIP: cfg.RateLimit.SignupPerMinutePerIP,
 		TrustedProxies:       cfg.HTTP.TrustedProxies,
 		CORSAllowedOrigins:   cfg.HTTP.CORSAllowedOrigins,

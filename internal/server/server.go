@@ -68,6 +68,10 @@ type Options struct {
 	// TokenPerIP limits password grants per client IP and second (burst
 	// the same); zero means no limit.
 	TokenPerIP int
+	// RevokePerClient limits a client's revocations of its own
+	// client_credentials access tokens per second (burst ten times); 0
+	// disables the limit (rate_limit.revoke_per_client).
+	RevokePerClient int
 	// SignupPerMinutePerIP limits sign-ups per client IP and minute;
 	// zero means no limit.
 	SignupPerMinutePerIP int
@@ -120,9 +124,12 @@ func New(o Options) (*Handlers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http.cors_allowed_origins: %w", err)
 	}
-	var tokenLimit, signupLimit *ratelimit.Keyed
+	var tokenLimit, signupLimit, revokeLimit *ratelimit.Keyed
 	if n := o.TokenPerIP; n > 0 {
 		tokenLimit = ratelimit.New(float64(n), n, 0)
+	}
+	if n := o.RevokePerClient; n > 0 {
+		revokeLimit = ratelimit.New(float64(n), 10*n, 0)
 	}
 	if n := o.SignupPerMinutePerIP; n > 0 {
 		signupLimit = ratelimit.New(float64(n)/60, n, 0)
@@ -154,7 +161,7 @@ func New(o Options) (*Handlers, error) {
 	withPreflight("/signup", http.MethodPost, corsPolicy.AnyClientEndpoint(signup))
 	withPreflight("/oauth2/token", http.MethodPost, corsPolicy.ClientEndpoint(token))
 	withPreflight("/oauth2/revoke", http.MethodPost, corsPolicy.ClientEndpoint(
-		&oauth.RevokeHandler{Provider: o.Provider, Store: o.Store, MaxBytes: maxBytes, Logger: logger}))
+		&oauth.RevokeHandler{Provider: o.Provider, Store: o.Store, Limiter: revokeLimit, MaxBytes: maxBytes, Logger: logger}))
 	route("/oauth2/introspect", http.MethodPost, &oauth.IntrospectHandler{Provider: o.Provider, MaxBytes: maxBytes, Logger: logger})
 	withPreflight("/.well-known/jwks.json", http.MethodGet, cors.Public(jwksHandler(o.Keys)))
 	withPreflight("/.well-known/oauth-authorization-server", http.MethodGet, cors.Public(metadataHandler(md)))
