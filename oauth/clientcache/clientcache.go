@@ -199,6 +199,22 @@ func (s *tokenStore) GetClient(ctx context.Context, id string) (fosite.Client, e
 	return &oauth.Client{Client: cl}, nil
 }
 
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage. When
+// storing fails, the client's entry is dropped: the client may have been
+// deleted by another process while cached (the token's row then refers to
+// no client), and the next request reads it again.
+func (s *tokenStore) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
+	err := s.TokenStore.CreateRefreshTokenSession(ctx, signature, accessSignature, req)
+	s.dropOnError(err, req)
+	return err
+}
+
+func (s *tokenStore) dropOnError(err error, req fosite.Requester) {
+	if err != nil && req != nil && req.GetClient() != nil {
+		s.cache.Invalidate(req.GetClient().GetID())
+	}
+}
+
 // ClientStore returns s with every change to a client (UpdateClient,
 // which also rotates secrets, and DeleteClient) invalidating its entry in c
 // once the change returns, whether it succeeded or not. Give it to the

@@ -90,6 +90,32 @@ func TestOtherProcessChangesWithinTheCacheTTL(t *testing.T) {
 	}
 	clock.Advance(time.Second)
 	e.wantInvalidClient(t, "a TTL after another process deleted it", c.ID, newSecret)
+
+	// A public client deleted by another process while cached still
+	// authenticates, but its login's refresh token cannot be stored (its
+	// row would refer to no client): no token, and the failure drops the
+	// entry, so the next login is refused without waiting for the TTL.
+	if _, err := e.Users.Signup(t.Context(), "alice", userPassword, nil); err != nil {
+		t.Fatal(err)
+	}
+	app, _, err := e.Clients.Create(t.Context(), clients.Spec{Name: "app", Public: true, Audience: []string{api}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &oauth2.Config{ClientID: app.ID, Endpoint: oauth2.Endpoint{TokenURL: e.Public.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
+	if _, err := conf.PasswordCredentialsToken(t.Context(), "alice", userPassword); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Delete(t.Context(), app.ID); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := conf.PasswordCredentialsToken(t.Context(), "alice", userPassword); err == nil {
+		t.Fatalf("a client deleted by another process got a refresh token: %s", tok.RefreshToken)
+	}
+	_, err = conf.PasswordCredentialsToken(t.Context(), "alice", userPassword)
+	if re, ok := errors.AsType[*oauth2.RetrieveError](err); !ok || re.ErrorCode != "invalid_client" {
+		t.Fatalf("login after a failed one for a client another process deleted: %v, want invalid_client", err)
+	}
 }
 
 // TestUnknownClientIDsDoNotFillTheClientCache: requests naming random
