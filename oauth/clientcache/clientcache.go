@@ -2,6 +2,7 @@ package clientcache
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -170,10 +171,9 @@ type tokenStore struct {
 
 var _ oauth.TokenStore = (*tokenStore)(nil)
 
-// errNotCacheable carries a client GetClient may not cache.
-type errNotCacheable struct{ client fosite.Client }
-
-func (errNotCacheable) Error() string { return "client of an unexpected type" }
+// errNotCacheable stops the cache from keeping a client of another type
+// than *oauth.Client; GetClient returns that client uncached.
+var errNotCacheable = errors.New("clientcache: client of an unexpected type")
 
 // GetClient implements fosite.ClientManager: the *oauth.Client with the
 // given ID, or the store's error (fosite.ErrNotFound for an unknown one).
@@ -188,7 +188,7 @@ func (s *tokenStore) GetClient(ctx context.Context, id string) (fosite.Client, e
 			return oc.Client, nil
 		}
 		other = fc
-		return nil, errNotCacheable{}
+		return nil, errNotCacheable
 	})
 	if other != nil {
 		return other, nil

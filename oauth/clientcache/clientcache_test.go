@@ -317,3 +317,31 @@ func TestStoresWrap(t *testing.T) {
 		t.Fatalf("unknown client: %v", err)
 	}
 }
+
+// otherClientStore answers GetClient with a client of fosite's own type.
+type otherClientStore struct {
+	oauth.TokenStore
+	reads atomic.Int64
+}
+
+func (s *otherClientStore) GetClient(_ context.Context, id string) (fosite.Client, error) {
+	s.reads.Add(1)
+	return &fosite.DefaultClient{ID: id}, nil
+}
+
+// TestOtherClientTypesPassUncached: a client that is not an *oauth.Client
+// is returned as the store gave it, and read again each time.
+func TestOtherClientTypesPassUncached(t *testing.T) {
+	c := clientcache.New(clientcache.Options{TTL: time.Hour})
+	s := &otherClientStore{}
+	ts := c.TokenStore(s)
+	for range 2 {
+		fc, err := ts.GetClient(t.Context(), "x")
+		if _, ok := fc.(*fosite.DefaultClient); !ok || err != nil || fc.GetID() != "x" {
+			t.Fatalf("GetClient = %T %v, %v", fc, fc, err)
+		}
+	}
+	if n := s.reads.Load(); n != 2 || c.Len() != 0 {
+		t.Errorf("%d reads, %d entries; want 2 and 0", n, c.Len())
+	}
+}
