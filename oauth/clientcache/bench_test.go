@@ -2,6 +2,7 @@ package clientcache_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -73,6 +74,42 @@ func BenchmarkClientCredentialsCache(b *testing.B) {
 					b.Fatal(err)
 				}
 				benchParallel(b, e.Issuer+"/oauth2/token", "grant_type=client_credentials", c.ID, secret, `"access_token"`)
+			})
+		}
+	}
+}
+
+// BenchmarkIntrospectCache is issue 9's introspection path in-process: an
+// allowed client introspects an access token (its client looked up twice:
+// the caller's authentication and the token's client), without and with
+// the client cache.
+//
+//	go test -run '^$' -bench IntrospectCache -benchmem -benchtime 3s ./oauth/clientcache/
+func BenchmarkIntrospectCache(b *testing.B) {
+	for _, be := range backends {
+		for _, cc := range caches {
+			b.Run(be.name+"/"+cc.name, func(b *testing.B) {
+				e := servertest.New(b, servertest.Options{DSN: be.dsn(b), ClientCache: &cc.opts})
+				c, secret, err := e.Clients.Create(b.Context(), clients.Spec{Name: "rs", GrantTypes: []string{clients.GrantClientCredentials},
+					Audience: []string{"https://api.example.test"}, IntrospectionAllowed: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp, err := e.Public.Client().PostForm(e.Issuer+"/oauth2/token", url.Values{"grant_type": {"client_credentials"},
+					"client_id": {c.ID}, "client_secret": {secret}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				var tok struct {
+					AccessToken string `json:"access_token"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&tok)
+				resp.Body.Close()
+				if err != nil || tok.AccessToken == "" {
+					b.Fatalf("token: %v", err)
+				}
+				form := url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}}.Encode()
+				benchParallel(b, e.Issuer+"/oauth2/introspect", form, c.ID, secret, `"active":true`)
 			})
 		}
 	}
