@@ -120,6 +120,9 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// RateLimit configures request rate limits.
 	RateLimit RateLimit `yaml:"rate_limit"`
+	// ClientCache configures the in-memory cache of clients behind client
+	// authentication.
+	ClientCache ClientCache `yaml:"client_cache"`
 	// Log configures the server's structured log.
 	Log Log `yaml:"log"`
 }
@@ -312,6 +315,24 @@ type RateLimit struct {
 	RevokePerClient int `yaml:"revoke_per_client"`
 }
 
+// ClientCache configures the in-memory cache of registered clients that
+// client authentication at the token, revocation and introspection
+// endpoints reads (package oauth/clientcache).
+type ClientCache struct {
+	// TTL is how long a client read from the database is served from
+	// memory, between 0 and 1m; 0 disables the cache. It bounds how long a
+	// change made by another process (another replica, or the CLI) goes
+	// unnoticed: a rotated secret, a deleted client or a withdrawn grant
+	// type, scope or introspection permission still works on this server
+	// for at most TTL. Changes through this server's own admin API take
+	// effect at once. Default: 1s.
+	TTL time.Duration `yaml:"ttl"`
+	// MaxEntries is the most clients kept, at least 1; only clients that
+	// exist are cached, so unknown client IDs cannot fill it. Default:
+	// 10000.
+	MaxEntries int `yaml:"max_entries"`
+}
+
 // Log configures the server's structured log.
 type Log struct {
 	// Level is the minimum level logged: "debug", "info", "warn" or "error".
@@ -380,8 +401,9 @@ func Default() Config {
 			TrustedProxies:     []string{},
 			CORSAllowedOrigins: []string{},
 		},
-		RateLimit: RateLimit{TokenPerIP: 20, SignupPerMinutePerIP: 30, RevokePerClient: 10},
-		Log:       Log{Level: "info", Format: "text"},
+		RateLimit:   RateLimit{TokenPerIP: 20, SignupPerMinutePerIP: 30, RevokePerClient: 10},
+		ClientCache: ClientCache{TTL: time.Second, MaxEntries: 10000},
+		Log:         Log{Level: "info", Format: "text"},
 	}
 }
 

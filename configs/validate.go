@@ -104,6 +104,12 @@ func (c *Config) Validate() error {
 	if c.RateLimit.RevokePerClient < 0 {
 		p.add("rate_limit.revoke_per_client", "must not be negative (0 disables the limit)")
 	}
+	if c.ClientCache.TTL < 0 || c.ClientCache.TTL > time.Minute {
+		p.add("client_cache.ttl", "%s is outside 0..1m (0 disables the cache)", fmtDuration(c.ClientCache.TTL))
+	}
+	if c.ClientCache.MaxEntries < 1 {
+		p.add("client_cache.max_entries", "must be at least 1")
+	}
 	if c.Argon2.MaxConcurrent < 0 {
 		p.add("argon2.max_concurrent", "must not be negative (0 means the number of CPUs)")
 	}

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
 
+	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
@@ -36,6 +38,32 @@ func TestMain(m *testing.M) {
 	removePortcullis()
 	removeUserAPI()
 	os.Exit(code)
+}
+
+// clientCacheTTL is the servers' client_cache.ttl (the default): the bound
+// on how long a change that another process (the CLI) makes to a client
+// goes unnoticed by a running server.
+var clientCacheTTL = configs.Default().ClientCache.TTL
+
+// withinClientCacheTTL waits for a running server to honour a change the
+// CLI made to a client, the CLI having returned at changed: it repeats the
+// request in seen until seen reports the change, and fails the test if a
+// request sent more than client_cache.ttl after changed still did not. No
+// request sent after the bound may see the old client, however slow the
+// machine; seen must not fail the test on the old answer.
+func withinClientCacheTTL(t *testing.T, changed time.Time, what string, seen func() bool) {
+	t.Helper()
+	for {
+		sent := time.Now()
+		if seen() {
+			return
+		}
+		if sent.Sub(changed) > clientCacheTTL {
+			t.Fatalf("%s: still not honoured by a request sent %s after the CLI changed the client (client_cache.ttl %s)",
+				what, sent.Sub(changed).Round(time.Millisecond), clientCacheTTL)
+		}
+		time.Sleep(clientCacheTTL / 20)
+	}
 }
 
 // signup creates a user through POST /signup and returns its id.

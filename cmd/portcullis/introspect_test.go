@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -249,16 +250,26 @@ func testIntrospectionAccess(t *testing.T, srv *proctest.Server) {
 		}
 		wantRefused(t, introspect(t, srv, target, basic(post.ClientID, post.ClientSecret)), http.StatusUnauthorized, "invalid_client", leaks...)
 
-		// Withdrawing the permission takes effect at once; granting it again too.
+		// Withdrawing the permission with the CLI (another process) takes
+		// effect within client_cache.ttl; granting it again too.
 		var upd map[string]any
 		if err := json.Unmarshal(srv.CLI(t, "", "clients", "update", rs.ClientID, "--introspect=false", "--output", "json"), &upd); err != nil ||
 			upd["introspection_allowed"] != false || upd["client_name"] != "resource-server" || upd["scope"] != "" {
 			t.Fatalf("clients update --introspect=false: %v %v", upd, err)
 		}
-		wantRefused(t, introspect(t, srv, target, basic(rs.ClientID, rs.ClientSecret)), http.StatusForbidden, "unauthorized_client", leaks...)
+		var r2 introspection
+		withinClientCacheTTL(t, time.Now(), "introspection permission withdrawn", func() bool {
+			r2 = introspect(t, srv, target, basic(rs.ClientID, rs.ClientSecret))
+			return r2.status != http.StatusOK
+		})
+		wantRefused(t, r2, http.StatusForbidden, "unauthorized_client", leaks...)
 		srv.CLI(t, "", "clients", "update", rs.ClientID, "--introspect")
-		if r := introspect(t, srv, target, basic(rs.ClientID, rs.ClientSecret)); r.status != http.StatusOK || r.body["active"] != true {
-			t.Errorf("after granting again: %d %s", r.status, r.raw)
+		withinClientCacheTTL(t, time.Now(), "introspection permission granted again", func() bool {
+			r2 = introspect(t, srv, target, basic(rs.ClientID, rs.ClientSecret))
+			return r2.status != http.StatusForbidden
+		})
+		if r2.status != http.StatusOK || r2.body["active"] != true {
+			t.Errorf("after granting again: %d %s", r2.status, r2.raw)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -92,13 +93,19 @@ func TestRS256PerClient(t *testing.T) {
 			})
 		}
 
-		// Switching the client back to the default takes effect on the
-		// next token.
+		// Switching the client back to the default with the CLI (another
+		// process) takes effect within client_cache.ttl.
 		srv.CLI(t, "", "clients", "update", rs.ClientID, "--access-token-signed-response-alg=")
-		tok := proctest.MustToken(t, proctest.PostForm(t, tokenURL, "grant_type=client_credentials",
-			"Authorization", proctest.BasicAuth(rs.ClientID, rs.ClientSecret)))
-		if h, _ := proctest.DecodeJWT(t, tok.AccessToken); h["alg"] != "ES256" {
-			t.Fatalf("after restoring the default: alg %v", h["alg"])
+		var alg any
+		withinClientCacheTTL(t, time.Now(), "default algorithm restored", func() bool {
+			tok := proctest.MustToken(t, proctest.PostForm(t, tokenURL, "grant_type=client_credentials",
+				"Authorization", proctest.BasicAuth(rs.ClientID, rs.ClientSecret)))
+			h, _ := proctest.DecodeJWT(t, tok.AccessToken)
+			alg = h["alg"]
+			return alg != "RS256"
+		})
+		if alg != "ES256" {
+			t.Fatalf("after restoring the default: alg %v", alg)
 		}
 		if _, errOut, err := srv.TryCLI("", "clients", "update", rs.ClientID, "--access-token-signed-response-alg", "HS256"); err == nil ||
 			!strings.Contains(string(errOut), "access_token_signed_response_alg") {

@@ -20,6 +20,8 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/oauth/clientcache"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
 	"github.com/portcullis-auth/portcullis/oauth/revocation"
 )
 
@@ -103,17 +105,22 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	// Each argon2id hash leaves MemoryKiB of garbage behind; an idle
 	// server would keep it resident until a collection minutes later.
 	users.HashingIdle = debug.FreeOSMemory
+	// Client authentication reads clients through the cache; this
+	// process's own changes (admin API) invalidate it at once, other
+	// processes' within client_cache.ttl.
+	cache := clientcache.New(clientcache.Options{TTL: cfg.ClientCache.TTL, MaxEntries: cfg.ClientCache.MaxEntries})
 	provider, err := oauth.NewProvider(oauth.ProviderConfig{
 		Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
 		RefreshSecret: rs, RotatedRefreshSecrets: rotated, Revocations: revoked,
-	}, a.store, km)
+	}, cache.TokenStore(a.store), km)
 	if err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	h, err := server.New(server.Options{
-		Issuer: cfg.Issuer, Provider: provider, Store: a.store, Users: users, Clients: a.clients(), Keys: km,
+		Issuer: cfg.Issuer, Provider: provider, Store: a.store, Users: users,
+		Clients: &clients.Service{Store: cache.ClientStore(a.store)}, Keys: km,
 		Audience: oauth.AudiencePolicy{
 			Default:        cfg.TokenDefaultAudience(),
 			ScopeAudiences: map[string]string{adminapi.Scope: cfg.AdminAPIAudience()},

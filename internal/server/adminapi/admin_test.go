@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/internal/server/servertest"
 	"github.com/portcullis-auth/portcullis/keys"
+	"github.com/portcullis-auth/portcullis/oauth/clientcache"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
 
@@ -45,10 +46,18 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with the given client cache options (nil: the
+// default).
+func newEnvWith(t *testing.T, cache *clientcache.Options) *env {
+	t.Helper()
 	e := &env{Env: servertest.New(t, servertest.Options{
 		Keys:         keys.Options{Prepublication: prepublication},
 		Lockout:      identity.LockoutPolicy{MaxFailures: 3, Window: time.Hour, Duration: time.Hour},
 		MaxBodyBytes: maxBytes,
+		ClientCache:  cache,
 	})}
 	c, secret, err := e.Clients.Create(t.Context(), clients.Spec{
 		Name: "admin", GrantTypes: []string{clients.GrantClientCredentials}, Scopes: []string{adminapi.Scope}, Audience: []string{api},

@@ -24,6 +24,7 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/oauth/clientcache"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
 	"github.com/portcullis-auth/portcullis/oauth/revocation"
 	"github.com/portcullis-auth/portcullis/storage"
@@ -55,8 +56,13 @@ type Options struct {
 	// Server, when set, may change the server's options before New.
 	Server func(*server.Options)
 	// FositeStore, when set, wraps the store fosite's handlers use (to
-	// inject a fault or a hook inside a grant's transaction).
+	// inject a fault or a hook inside a grant's transaction); it sees every
+	// GetClient, the client cache being behind it.
 	FositeStore func(oauth.TokenStore) oauth.TokenStore
+	// ClientCache configures the client cache, wired as the binary wires
+	// it; nil means clientcache.DefaultTTL and DefaultMaxEntries on the
+	// real clock.
+	ClientCache *clientcache.Options
 }
 
 // Env is a running server and its parts.
@@ -68,9 +74,13 @@ type Env struct {
 	Public, Admin *httptest.Server
 	Store         *storage.Store
 	Users         *identity.Service
-	Clients       *clients.Service
-	Keys          *keys.Manager
-	Provider      fosite.OAuth2Provider
+	// Clients administers clients through the client cache's
+	// invalidating store, as the admin API does.
+	Clients *clients.Service
+	// ClientCache serves the provider's client lookups.
+	ClientCache *clientcache.Cache
+	Keys        *keys.Manager
+	Provider    fosite.OAuth2Provider
 	// Revocations is the server's list of revoked grants; no loop polls
 	// it (the one server writes every revocation, and syncs at once).
 	Revocations *revocation.List
@@ -97,10 +107,15 @@ func New(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	users := identitytest.NewService(store, o.Lockout)
+	cacheOpts := clientcache.Options{TTL: clientcache.DefaultTTL}
+	if o.ClientCache != nil {
+		cacheOpts = *o.ClientCache
+	}
+	cache := clientcache.New(cacheOpts)
 	pubLn, admLn := listen(t), listen(t)
 	e := &Env{
 		Issuer: "http://" + pubLn.Addr().String(),
-		Store:  store, Users: users, Clients: &clients.Service{Store: store}, Keys: km,
+		Store:  store, Users: users, Clients: &clients.Service{Store: cache.ClientStore(store)}, ClientCache: cache, Keys: km,
 	}
 	e.AdminAudience = e.Issuer + "/admin"
 	ttl, rttl := o.AccessTokenTTL, o.RefreshTokenTTL
@@ -110,9 +125,9 @@ func New(t testing.TB, o Options) *Env {
 	if rttl == 0 {
 		rttl = time.Hour
 	}
-	var fositeStore oauth.TokenStore = store
+	fositeStore := cache.TokenStore(store)
 	if o.FositeStore != nil {
-		fositeStore = o.FositeStore(store)
+		fositeStore = o.FositeStore(fositeStore)
 	}
 	e.Revocations = revocation.New(store, revocation.Options{Interval: time.Second, Now: o.Storage.Now})
 	store.OnRevoke(func(ctx context.Context) { _ = e.Revocations.Sync(ctx) })
