@@ -145,6 +145,7 @@ type Store struct {
 // journaling, a busy timeout of Options.QueryTimeout, foreign keys and a
 // single connection; the parent directory must exist. MySQL:
 // parseTime=true, loc=UTC and a utf8mb4 connection charset are enforced;
+// interpolateParams=true unless the DSN turns it off (see ParseDSN);
 // unless the DSN sets them, the driver's timeout (dial) is 5s and its
 // readTimeout and writeTimeout are Options.QueryTimeout. No connection is
 // made until the first query, so an unreachable server is reported by

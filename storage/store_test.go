@@ -174,3 +174,27 @@ func TestSQLNotLoggedWithArguments(t *testing.T) {
 		t.Fatalf("log leaks statement arguments:\n%s", out)
 	}
 }
+
+// TestParseDSNInterpolateParams: a MySQL DSN gets interpolateParams (one
+// round trip per statement instead of prepare, execute, close) unless it
+// turns it off.
+func TestParseDSNInterpolateParams(t *testing.T) {
+	tests := []struct {
+		dsn  string
+		want bool
+	}{
+		{"mysql://u:p@tcp(h:3306)/db", true},
+		{"mysql://u:p@tcp(h:3306)/db?parseTime=true", true},
+		{"mysql://u:p@tcp(h:3306)/db?interpolateParams=true", true},
+		{"mysql://u:p@tcp(h:3306)/db?parseTime=true&interpolateParams=false", false},
+	}
+	for _, tt := range tests {
+		d, err := storage.ParseDSN(tt.dsn)
+		if err != nil {
+			t.Fatalf("ParseDSN(%q): %v", tt.dsn, err)
+		}
+		if got := d.MySQL.InterpolateParams; got != tt.want {
+			t.Errorf("ParseDSN(%q).MySQL.InterpolateParams = %v, want %v", tt.dsn, got, tt.want)
+		}
+	}
+}
