@@ -134,6 +134,8 @@ type Store struct {
 	accessTTL    time.Duration    // Options.AccessTokenTTL
 	onRevoke     func(context.Context)
 	throttleMu   throttleLocks // UpdateThrottles, per account
+	// refreshSelect is GetRefreshTokenSession's query (refreshSelectSQL).
+	refreshSelect string
 }
 
 // Open returns a Store for dsn, which is either "sqlite://PATH" or
@@ -236,6 +238,10 @@ func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, 
 		return nil, s.wrapf(err, "storage: open %s", s.driver)
 	}
 	if s.pool, err = s.gdb.DB(); err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", s.driver, err)
+	}
+	if s.refreshSelect, err = refreshSelectSQL(s.gdb); err != nil {
+		_ = s.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", s.driver, err)
 	}
 	if err := s.registerDeadlines(); err != nil {
