@@ -25,6 +25,7 @@ var wantMigrations = []string{
 	"00008_clients_cors_origins",
 	"00009_clients_access_token_alg",
 	"00010_create_oauth2_revocations",
+	"00011_refresh_tokens_subject_index",
 }
 
 // testMigrateFresh migrates an empty database of driver twice: the first
