@@ -429,7 +429,8 @@ func (c *Config) SQLitePath() string {
 
 // MySQLDSN returns the go-sql-driver/mysql DSN that follows "mysql://", with
 // parseTime=true always set (storage scans DATETIME columns into time.Time;
-// Validate rejects an explicit parseTime=false). It returns "" when the DSN
+// Validate rejects an explicit parseTime=false) and interpolateParams=true
+// unless the DSN turns it off (storage.ParseDSN). It returns "" when the DSN
 // is not a valid MySQL DSN.
 func (c *Config) MySQLDSN() string {
 	d, err := storage.ParseDSN(c.DSN)

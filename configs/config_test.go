@@ -484,8 +484,9 @@ func TestHelpers(t *testing.T) {
 	}{
 		{"sqlite://portcullis.db", "sqlite", "portcullis.db", ""},
 		{"sqlite:///var/lib/p.db", "sqlite", "/var/lib/p.db", ""},
-		{"mysql://u:p@tcp(db:3306)/portcullis", "mysql", "", "u:p@tcp(db:3306)/portcullis?parseTime=true"},
-		{"mysql://u:p@tcp(db:3306)/portcullis?parseTime=true&timeout=5s", "mysql", "", "u:p@tcp(db:3306)/portcullis?parseTime=true&timeout=5s"},
+		{"mysql://u:p@tcp(db:3306)/portcullis", "mysql", "", "u:p@tcp(db:3306)/portcullis?interpolateParams=true&parseTime=true"},
+		{"mysql://u:p@tcp(db:3306)/portcullis?parseTime=true&timeout=5s", "mysql", "", "u:p@tcp(db:3306)/portcullis?interpolateParams=true&parseTime=true&timeout=5s"},
+		{"mysql://u:p@tcp(db:3306)/portcullis?interpolateParams=false", "mysql", "", "u:p@tcp(db:3306)/portcullis?parseTime=true"},
 		{"postgres://db/p", "", "", ""},
 	}
 	for _, tt := range tests {

@@ -72,20 +72,25 @@ func benchStore(b *testing.B, dsn string) (*storage.Store, *clients.Client) {
 // benchFamily stores a first refresh token and returns its request and
 // signature.
 func benchFamily(b *testing.B, s *storage.Store, c *clients.Client) (*fosite.Request, string) {
+	return benchFamilyOf(b, s, c, "user", uuid.NewString())
+}
+
+// benchFamilyOf stores a first refresh token with signature sig, issued to
+// subject, and returns its request and signature.
+func benchFamilyOf(b *testing.B, s *storage.Store, c *clients.Client, subject, sig string) (*fosite.Request, string) {
 	sess := &oauth2.JWTSession{
-		JWTClaims: &jwt.JWTClaims{Subject: "user", Extra: map[string]any{"client_id": c.ID, "roles": []string{"reader"}}},
+		JWTClaims: &jwt.JWTClaims{Subject: subject, Extra: map[string]any{"client_id": c.ID, "roles": []string{"reader"}}},
 		JWTHeader: &jwt.Headers{Extra: map[string]any{"typ": "at+jwt"}},
 		ExpiresAt: map[fosite.TokenType]time.Time{
 			fosite.AccessToken:  time.Now().Add(15 * time.Minute),
 			fosite.RefreshToken: time.Now().Add(720 * time.Hour),
 		},
-		Subject: "user",
+		Subject: subject,
 	}
 	req := fosite.NewRequest()
 	req.ID, req.Client, req.Session = uuid.NewString(), &oauth.Client{Client: c}, sess
 	req.GrantedScope, req.GrantedAudience = fosite.Arguments{"read"}, fosite.Arguments{"https://api.example.test"}
 	req.Form = url.Values{"grant_type": {"refresh_token"}}
-	sig := uuid.NewString()
 	if err := s.CreateRefreshTokenSession(b.Context(), sig, "", req); err != nil {
 		b.Fatal(err)
 	}

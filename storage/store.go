@@ -134,6 +134,8 @@ type Store struct {
 	accessTTL    time.Duration    // Options.AccessTokenTTL
 	onRevoke     func(context.Context)
 	throttleMu   throttleLocks // UpdateThrottles, per account
+	// refreshSelect is GetRefreshTokenSession's query (refreshSelectSQL).
+	refreshSelect string
 }
 
 // Open returns a Store for dsn, which is either "sqlite://PATH" or
@@ -145,6 +147,7 @@ type Store struct {
 // journaling, a busy timeout of Options.QueryTimeout, foreign keys and a
 // single connection; the parent directory must exist. MySQL:
 // parseTime=true, loc=UTC and a utf8mb4 connection charset are enforced;
+// interpolateParams=true unless the DSN turns it off (see ParseDSN);
 // unless the DSN sets them, the driver's timeout (dial) is 5s and its
 // readTimeout and writeTimeout are Options.QueryTimeout. No connection is
 // made until the first query, so an unreachable server is reported by
@@ -235,6 +238,10 @@ func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, 
 		return nil, s.wrapf(err, "storage: open %s", s.driver)
 	}
 	if s.pool, err = s.gdb.DB(); err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", s.driver, err)
+	}
+	if s.refreshSelect, err = refreshSelectSQL(s.gdb); err != nil {
+		_ = s.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", s.driver, err)
 	}
 	if err := s.registerDeadlines(); err != nil {

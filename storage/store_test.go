@@ -25,6 +25,7 @@ var wantMigrations = []string{
 	"00008_clients_cors_origins",
 	"00009_clients_access_token_alg",
 	"00010_create_oauth2_revocations",
+	"00011_refresh_tokens_subject_index",
 }
 
 // testMigrateFresh migrates an empty database of driver twice: the first
@@ -172,5 +173,29 @@ func TestSQLNotLoggedWithArguments(t *testing.T) {
 	}
 	if strings.Contains(out, "TOP-SECRET-HASH") || strings.Contains(out, `"alice"`) {
 		t.Fatalf("log leaks statement arguments:\n%s", out)
+	}
+}
+
+// TestParseDSNInterpolateParams: a MySQL DSN gets interpolateParams (one
+// round trip per statement instead of prepare, execute, close) unless it
+// turns it off.
+func TestParseDSNInterpolateParams(t *testing.T) {
+	tests := []struct {
+		dsn  string
+		want bool
+	}{
+		{"mysql://u:p@tcp(h:3306)/db", true},
+		{"mysql://u:p@tcp(h:3306)/db?parseTime=true", true},
+		{"mysql://u:p@tcp(h:3306)/db?interpolateParams=true", true},
+		{"mysql://u:p@tcp(h:3306)/db?parseTime=true&interpolateParams=false", false},
+	}
+	for _, tt := range tests {
+		d, err := storage.ParseDSN(tt.dsn)
+		if err != nil {
+			t.Fatalf("ParseDSN(%q): %v", tt.dsn, err)
+		}
+		if got := d.MySQL.InterpolateParams; got != tt.want {
+			t.Errorf("ParseDSN(%q).MySQL.InterpolateParams = %v, want %v", tt.dsn, got, tt.want)
+		}
 	}
 }

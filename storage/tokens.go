@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
 	"gorm.io/gorm"
+
+	"github.com/portcullis-auth/portcullis/oauth"
 )
 
 const tableRefreshTokens = "oauth2_refresh_tokens"
@@ -83,14 +86,16 @@ func tokenFields(req fosite.Requester, tokenType fosite.TokenType) (clientID, su
 	return sr.ClientID, subject, dbTime(req.GetRequestedAt()), expiresAt, string(b), nil
 }
 
-// requester rebuilds a *fosite.Request from its stored JSON, loading the
-// client through tx and decoding the session into session (unless nil).
-func requester(tx *gorm.DB, body string, session fosite.Session) (*fosite.Request, error) {
+// requester rebuilds a *fosite.Request from its stored JSON, decoding the
+// session into session (unless nil) and loading the client with client,
+// which is given the stored request's client ID and must return that
+// client or an error.
+func requester(body string, session fosite.Session, client func(id string) (*oauth.Client, error)) (*fosite.Request, error) {
 	var sr storedRequest
 	if err := json.Unmarshal([]byte(body), &sr); err != nil {
 		return nil, fmt.Errorf("decode stored request: %w", err)
 	}
-	client, err := findFositeClient(tx, sr.ClientID)
+	c, err := client(sr.ClientID)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +111,7 @@ func requester(tx *gorm.DB, body string, session fosite.Session) (*fosite.Reques
 	return &fosite.Request{
 		ID:                sr.ID,
 		RequestedAt:       sr.RequestedAt,
-		Client:            client,
+		Client:            c,
 		RequestedScope:    fosite.Arguments(nonNil(sr.RequestedScope)),
 		GrantedScope:      fosite.Arguments(nonNil(sr.GrantedScope)),
 		RequestedAudience: fosite.Arguments(nonNil(sr.RequestedAudience)),
@@ -159,17 +164,32 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 // issued twice.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	tx := s.db(ctx)
-	var row refreshTokenRow
-	if err := tx.Where("signature = ?", hashSignature(signature)).Take(&row).Error; err != nil {
-		return nil, s.wrapFosite(err, "storage: get refresh token")
+	var row refreshWithClient
+	res := tx.Raw(s.refreshSelect, hashSignature(signature)).Scan(&row)
+	if res.Error == nil && res.RowsAffected == 0 {
+		res.Error = gorm.ErrRecordNotFound
 	}
-	req, err := requester(tx, row.Request, session)
+	if res.Error != nil {
+		return nil, s.wrapFosite(res.Error, "storage: get refresh token")
+	}
+	req, err := requester(row.Token.Request, session, func(id string) (*oauth.Client, error) {
+		if row.Client.ID != id || id == "" {
+			// The join found no client, or not byte for byte this one
+			// (MySQL's PAD SPACE collations): look it up as requester does.
+			return findFositeClient(tx, id)
+		}
+		c, err := row.Client.client()
+		if err != nil {
+			return nil, err
+		}
+		return &oauth.Client{Client: c}, nil
+	})
 	if err != nil {
 		return nil, s.wrapFosite(err, "storage: get refresh token")
 	}
-	if !row.Active {
-		if row.RotatedAt.Valid && s.now().Sub(row.RotatedAt.Time) < s.reuseGrace {
-			dup, err := s.isDuplicate(tx, &row)
+	if !row.Token.Active {
+		if row.Token.RotatedAt.Valid && s.now().Sub(row.Token.RotatedAt.Time) < s.reuseGrace {
+			dup, err := s.isDuplicate(tx, &row.Token)
 			if err != nil {
 				return nil, s.wrapFosite(err, "storage: get refresh token")
 			}
@@ -182,27 +202,58 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 	return req, nil
 }
 
+// refreshWithClient is a refresh token row with the row of its client
+// (zero when there is none), read in one statement by
+// GetRefreshTokenSession: the query refreshSelectSQL builds.
+type refreshWithClient struct {
+	Token  refreshTokenRow `gorm:"embedded"`
+	Client clientRow       `gorm:"embedded;embeddedPrefix:client__"`
+}
+
+// refreshSelectSQL returns the SELECT of a refresh token by hashed
+// signature joined with its client's row, every column of both named
+// after refreshWithClient's fields.
+func refreshSelectSQL(db *gorm.DB) (string, error) {
+	cols := func(model any, table, prefix string) ([]string, error) {
+		stmt := &gorm.Statement{DB: db}
+		if err := stmt.Parse(model); err != nil {
+			return nil, err
+		}
+		out := make([]string, 0, len(stmt.Schema.DBNames))
+		for _, name := range stmt.Schema.DBNames {
+			out = append(out, table+"."+name+" AS "+prefix+name)
+		}
+		return out, nil
+	}
+	tok, err := cols(&refreshTokenRow{}, "t", "")
+	if err != nil {
+		return "", err
+	}
+	cli, err := cols(&clientRow{}, "c", "client__")
+	if err != nil {
+		return "", err
+	}
+	return "SELECT " + strings.Join(append(tok, cli...), ", ") +
+		" FROM " + tableRefreshTokens + " t LEFT JOIN clients c ON c.id = t.client_id WHERE t.signature = ?", nil
+}
+
 // isDuplicate reports whether the rotated token row may still be treated as
 // a concurrent duplicate: it must be the family's most recently rotated
 // token, and its successor must still be active (unused). A token whose
 // successor has been used (rotated) or revoked is a replay, whatever the
-// grace says.
+// grace says. One statement reads both counts, from one snapshot.
 func (s *Store) isDuplicate(tx *gorm.DB, row *refreshTokenRow) (bool, error) {
-	var later, active int64
-	if err := tx.Model(&refreshTokenRow{}).
-		Where("request_id = ? AND rotated_at > ?", row.RequestID, row.RotatedAt.Time).
-		Count(&later).Error; err != nil {
+	var counts struct {
+		Later  int64 `gorm:"column:later"`
+		Active int64 `gorm:"column:active"`
+	}
+	if err := tx.Raw("SELECT COALESCE(SUM(CASE WHEN rotated_at > ? THEN 1 ELSE 0 END), 0) AS later, "+
+		"COALESCE(SUM(CASE WHEN active = ? THEN 1 ELSE 0 END), 0) AS active "+
+		"FROM "+tableRefreshTokens+" WHERE request_id = ?",
+		row.RotatedAt.Time, true, row.RequestID).Scan(&counts).Error; err != nil {
 		return false, err
 	}
-	if later > 0 {
-		return false, nil
-	}
-	if err := tx.Model(&refreshTokenRow{}).
-		Where("request_id = ? AND active = ?", row.RequestID, true).
-		Count(&active).Error; err != nil {
-		return false, err
-	}
-	return active > 0, nil
+	return counts.Later == 0 && counts.Active > 0, nil
 }
 
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
@@ -255,15 +306,12 @@ func (s *Store) lockRefreshOwner(tx *gorm.DB, signature string) error {
 	if s.driver != DriverMySQL {
 		return nil
 	}
-	var subjects []string
-	if err := tx.Model(&refreshTokenRow{}).Where("signature = ?", signature).Pluck("subject", &subjects).Error; err != nil {
-		return err
-	}
-	if len(subjects) == 0 || subjects[0] == "" {
-		return nil
-	}
+	// One statement: InnoDB locks the rows of the outer SELECT only, not
+	// the token row the subquery reads (a shared lock there would deadlock
+	// two rotations of one token when both then UPDATE it).
 	var ids []string
-	return tx.Raw("SELECT id FROM users WHERE id = ? LOCK IN SHARE MODE", subjects[0]).Find(&ids).Error
+	return tx.Raw("SELECT id FROM users WHERE id = (SELECT subject FROM "+tableRefreshTokens+
+		" WHERE signature = ?) LOCK IN SHARE MODE", signature).Scan(&ids).Error
 }
 
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage: it marks
