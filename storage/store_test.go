@@ -133,7 +133,17 @@ func TestUnreachableMySQL(t *testing.T) {
 		{"GetUser", func() error { _, err := s.GetUser(t.Context(), "x"); return err }},
 		{"GetClient", func() error { _, err := s.GetClient(t.Context(), "x"); return err }},
 		{"GetRefreshTokenSession", func() error { _, err := s.GetRefreshTokenSession(t.Context(), "x", nil); return err }},
-		{"BeginTX", func() error { _, err := s.BeginTX(t.Context()); return err }},
+		// The transaction begins with its first statement.
+		{"BeginTX", func() error {
+			tx, err := s.BeginTX(t.Context())
+			if err == nil {
+				_, err = s.GetUser(tx, "x")
+				if cerr := s.Commit(tx); err == nil {
+					err = cerr
+				}
+			}
+			return err
+		}},
 		{"Migrate", func() error { _, err := s.Migrate(t.Context()); return err }},
 		{"DeleteExpired", func() error { _, err := s.DeleteExpired(t.Context(), time.Now()); return err }},
 	}

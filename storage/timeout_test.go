@@ -341,7 +341,16 @@ func TestSQLiteLockedByAnotherProcess(t *testing.T) {
 		{"CreateUser", func(ctx context.Context) error {
 			return s.CreateUser(ctx, &identity.User{ID: "u1", Username: "alice", PasswordHash: "h"})
 		}},
-		{"BeginTX", func(ctx context.Context) error { _, err := s.BeginTX(ctx); return err }},
+		// The transaction begins (BEGIN IMMEDIATE) with its first
+		// statement.
+		{"BeginTX", func(ctx context.Context) error {
+			tx, err := s.BeginTX(ctx)
+			if err == nil {
+				_, err = s.GetUser(tx, "u1")
+				_ = s.Rollback(tx)
+			}
+			return err
+		}},
 		{"RevokeSubject", func(ctx context.Context) error { return s.RevokeSubject(ctx, "u1") }},
 	}
 	for _, c := range calls {

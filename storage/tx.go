@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,6 @@ type txKey struct{}
 // transaction rollback-only, so the owner's Commit fails.
 type txState struct {
 	store  *Store
-	tx     *gorm.DB
 	owner  bool
 	shared *txShared
 }
@@ -31,6 +31,14 @@ type txShared struct {
 	// revoked records a revocation written in the transaction: Commit
 	// then runs the store's OnRevoke hook.
 	revoked atomic.Bool
+
+	// The database transaction begins with its first statement (begin):
+	// work done between BeginTX and the first statement (fosite signs the
+	// new access token there) holds no connection, which with SQLite's
+	// single connection would serialise every other request behind it.
+	mu       sync.Mutex
+	tx       *gorm.DB // nil until begun
+	beginErr error
 	// ctx is the transaction's lifetime: the caller's context of BeginTX
 	// bounded by the query timeout. database/sql rolls the transaction
 	// back when it ends; every statement of the transaction gets its
@@ -63,14 +71,49 @@ func (s *Store) activeTx(ctx context.Context) *txState {
 	return nil
 }
 
-// db returns the transaction carried by ctx, or the base handle, bound to
-// ctx. Every method issues its statements through it, and every statement
-// gets a deadline (startDeadline).
+// db returns the transaction carried by ctx (beginning it if this is its
+// first statement), or the base handle, bound to ctx. Every method issues
+// its statements through it, and every statement gets a deadline
+// (startDeadline). If the transaction cannot begin, the returned handle
+// carries the error, which its first statement returns.
 func (s *Store) db(ctx context.Context) *gorm.DB {
 	if st := s.activeTx(ctx); st != nil {
-		return st.tx.WithContext(ctx)
+		tx, err := s.begin(st.shared)
+		if err != nil {
+			g := s.gdb.WithContext(ctx)
+			_ = g.AddError(err)
+			return g
+		}
+		return tx.WithContext(ctx)
 	}
 	return s.gdb.WithContext(ctx)
+}
+
+// begin begins sh's database transaction unless it has begun, bounded by
+// its deadline.
+func (s *Store) begin(sh *txShared) (*gorm.DB, error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.tx != nil || sh.beginErr != nil {
+		return sh.tx, sh.beginErr
+	}
+	if sh.done.Load() {
+		return nil, errors.New("storage: transaction already finished")
+	}
+	tx := s.gdb.WithContext(sh.ctx).Begin(s.txOptions())
+	if tx.Error != nil {
+		sh.beginErr = s.wrapFosite(ended(sh.ctx, tx.Error), "storage: begin transaction")
+		return nil, sh.beginErr
+	}
+	sh.tx = tx
+	return tx, nil
+}
+
+// begun returns sh's database transaction, nil if no statement began it.
+func (sh *txShared) begun() *gorm.DB {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.tx
 }
 
 // inTx runs fn in a transaction: a new one, bounded as a whole by the
@@ -181,18 +224,12 @@ func (s *Store) txOptions() *sql.TxOptions {
 // no deadline, so the caller's other work is not cut short.
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	if st := s.activeTx(ctx); st != nil {
-		return context.WithValue(ctx, txKey{}, &txState{store: s, tx: st.tx, shared: st.shared}), nil
+		return context.WithValue(ctx, txKey{}, &txState{store: s, shared: st.shared}), nil
 	}
 	txCtx, cancel := context.WithTimeout(ctx, s.queryTimeout)
-	tx := s.gdb.WithContext(txCtx).Begin(s.txOptions())
-	if tx.Error != nil {
-		err := ended(txCtx, tx.Error)
-		cancel()
-		return ctx, s.wrapFosite(err, "storage: begin transaction")
-	}
 	deadline, _ := txCtx.Deadline()
 	shared := &txShared{ctx: txCtx, deadline: deadline, cancel: cancel}
-	return context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx, owner: true, shared: shared}), nil
+	return context.WithValue(ctx, txKey{}, &txState{store: s, owner: true, shared: shared}), nil
 }
 
 // Commit implements fosite's storage.Transactional. It commits the
@@ -211,11 +248,20 @@ func (s *Store) Commit(ctx context.Context) error {
 		return errors.New("storage: transaction already finished")
 	}
 	defer st.shared.cancel()
+	tx := st.shared.begun()
 	if st.shared.rollbackOnly.Load() {
-		_ = st.tx.Rollback().Error
+		if tx != nil {
+			_ = tx.Rollback().Error
+		}
 		return errRollbackOnly
 	}
-	if err := st.tx.Commit().Error; err != nil {
+	if st.shared.beginErr != nil {
+		return st.shared.beginErr
+	}
+	if tx == nil {
+		return nil // no statement: nothing to commit
+	}
+	if err := tx.Commit().Error; err != nil {
 		return s.wrapFosite(ended(st.shared.ctx, err), "storage: commit")
 	}
 	if st.shared.revoked.Load() {
@@ -241,7 +287,11 @@ func (s *Store) Rollback(ctx context.Context) error {
 		return nil
 	}
 	defer st.shared.cancel()
-	if err := st.tx.Rollback().Error; err != nil {
+	tx := st.shared.begun()
+	if tx == nil {
+		return nil
+	}
+	if err := tx.Rollback().Error; err != nil {
 		if errors.Is(err, sql.ErrTxDone) && st.shared.ctx.Err() != nil {
 			return nil
 		}
