@@ -166,7 +166,7 @@ func findFositeClient(tx *gorm.DB, id string) (*oauth.Client, error) {
 // GetClient implements fosite.ClientManager: the *oauth.Client with the
 // given ID, or fosite.ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := findFositeClient(s.db(ctx), id)
+	c, err := findFositeClient(s.reader(ctx), id)
 	if err != nil {
 		return nil, s.wrapFosite(err, "storage: get client %s", id)
 	}

@@ -36,7 +36,7 @@
 // # Transactions
 //
 // BeginTX stores a transaction in the returned context and every method
-// uses it when present. With SQLite's single connection a method that
+// uses it when present. With SQLite's single writer connection a method that
 // ignored it would wait for itself forever, so callers must pass the
 // context BeginTX returned to every call made inside the transaction.
 //

@@ -82,7 +82,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 // with an ID above after, in ID order.
 func (s *Store) RevocationsAfter(ctx context.Context, after int64, limit int) ([]revocation.Entry, error) {
 	var rows []revocationRow
-	if err := s.db(ctx).Where("id > ?", after).Order("id").Limit(limit).Find(&rows).Error; err != nil {
+	if err := s.reader(ctx).Where("id > ?", after).Order("id").Limit(limit).Find(&rows).Error; err != nil {
 		return nil, s.wrapf(err, "storage: read revocations")
 	}
 	out := make([]revocation.Entry, len(rows))

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/storage"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
@@ -61,5 +62,44 @@ func TestSQLiteBeginTXHoldsNoConnection(t *testing.T) {
 		if err := end(tx); err != nil {
 			t.Fatalf("ending an empty transaction: %v", err)
 		}
+	}
+}
+
+// TestSQLiteReadsDoNotWaitForTheWriter: on SQLite, reads outside
+// transactions use a pool of read-only connections (WAL readers), so they
+// are answered while another request's transaction holds the one writer
+// connection, and they see every commit that completed before they
+// started. Before, every read queued behind the writer.
+func TestSQLiteReadsDoNotWaitForTheWriter(t *testing.T) {
+	s := storagetest.OpenSQLite(t)
+	ctx := t.Context()
+	u := &identity.User{ID: "u1", Username: "alice", PasswordHash: "h"}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.BeginTX(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The transaction writes: it holds the writer connection and SQLite's
+	// write lock until it ends.
+	if _, err := s.UpdateUser(tx, u.ID, func(u *identity.User) error { u.Roles = []string{"changed"}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	got, err := s.GetUser(rctx, u.ID)
+	if err != nil {
+		t.Fatalf("a read while another transaction held the writer: %v", err)
+	}
+	if len(got.Roles) != 0 {
+		t.Fatalf("a read saw an uncommitted write: %v", got.Roles)
+	}
+	if err := s.Commit(tx); err != nil {
+		t.Fatal(err)
+	}
+	// Committed before the read started: seen.
+	if got, err = s.GetUser(ctx, u.ID); err != nil || len(got.Roles) != 1 {
+		t.Fatalf("after the commit: %+v, %v", got, err)
 	}
 }

@@ -60,7 +60,8 @@ var (
 // documented defaults.
 type Options struct {
 	// MaxOpenConns caps open connections (MySQL only; default 20). SQLite
-	// always uses exactly one connection.
+	// writes through exactly one connection, and reads outside
+	// transactions through a pool of four read-only ones (WAL readers).
 	MaxOpenConns int
 	// MaxIdleConns caps idle connections (MySQL only; default
 	// MaxOpenConns).
@@ -132,8 +133,13 @@ type Store struct {
 	queryTimeout time.Duration
 	now          func() time.Time // Options.Now
 	accessTTL    time.Duration    // Options.AccessTokenTTL
-	onRevoke     func(context.Context)
-	throttleMu   throttleLocks // UpdateThrottles, per account
+	// readers, on SQLite in WAL mode, is a pool of read-only connections
+	// for reads outside transactions (reader): WAL readers do not wait for
+	// the one writer connection, and see every commit that completed
+	// before they started. Nil elsewhere.
+	readers    *gorm.DB
+	onRevoke   func(context.Context)
+	throttleMu throttleLocks // UpdateThrottles, per account
 	// refreshSelect is GetRefreshTokenSession's query (refreshSelectSQL).
 	refreshSelect string
 }
@@ -244,13 +250,20 @@ func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, 
 		_ = s.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", s.driver, err)
 	}
-	if err := s.registerDeadlines(); err != nil {
+	if err := registerDeadlines(s, s.gdb); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", s.driver, err)
 	}
 	if s.driver == DriverSQLite {
 		s.sqlDB = s.pool
-		// One connection: SQLite allows one writer at a time, and queuing
+		if prepare {
+			if err := s.openReaders(ctx, parsed.Path, logger); err != nil {
+				_ = s.Close()
+				return nil, fmt.Errorf("storage: open sqlite: %w", err)
+			}
+		}
+		// One writer connection (reads outside transactions use the
+		// read-only pool): SQLite allows one writer at a time, and queuing
 		// in database/sql is fairer and cheaper than SQLITE_BUSY retries.
 		s.pool.SetMaxOpenConns(1)
 		s.pool.SetMaxIdleConns(1)
@@ -345,6 +358,55 @@ func privateSQLiteFiles(path string, logger *slog.Logger) error {
 			"file", p, "was", fmt.Sprintf("%#o", fi.Mode().Perm()))
 	}
 	return nil
+}
+
+// sqliteReaders is the size of the SQLite read-only pool.
+const sqliteReaders = 4
+
+// openReaders opens the read-only SQLite pool (Store.readers) on path, in
+// WAL mode by now (the writer's open switched it).
+func (s *Store) openReaders(ctx context.Context, path string, logger *slog.Logger) error {
+	gcfg := &gorm.Config{
+		Logger:                 newGormLogger(logger),
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return dbTime(s.now()) },
+	}
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	dsn := path + sep + fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=query_only(1)", max(s.queryTimeout.Milliseconds(), 1))
+	readers, err := gorm.Open(sqlite.Open(dsn), gcfg)
+	if err != nil {
+		return err
+	}
+	pool, err := readers.DB()
+	if err != nil {
+		return err
+	}
+	pool.SetMaxOpenConns(sqliteReaders)
+	pool.SetMaxIdleConns(sqliteReaders)
+	pool.SetConnMaxLifetime(0)
+	pool.SetConnMaxIdleTime(0)
+	if err := registerDeadlines(s, readers); err != nil {
+		_ = pool.Close()
+		return err
+	}
+	if err := pool.PingContext(ctx); err != nil {
+		_ = pool.Close()
+		return err
+	}
+	s.readers = readers
+	return nil
+}
+
+// reader returns the handle for a read: the transaction ctx carries, else
+// the read-only SQLite pool when there is one, else db(ctx).
+func (s *Store) reader(ctx context.Context) *gorm.DB {
+	if s.readers != nil && s.activeTx(ctx) == nil {
+		return s.readers.WithContext(ctx)
+	}
+	return s.db(ctx)
 }
 
 // openSQLite opens path. The busy timeout, how long a statement waits for
@@ -489,6 +551,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the connection pools. Calls made after Close fail.
 func (s *Store) Close() error {
 	err := s.pool.Close()
+	if s.readers != nil {
+		if rp, rerr := s.readers.DB(); rerr == nil {
+			err = errors.Join(err, rp.Close())
+		}
+	}
 	if s.sqlDB != nil && s.sqlDB != s.pool {
 		err = errors.Join(err, s.sqlDB.Close())
 	}

@@ -163,7 +163,7 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 // replay and revokes the grant however recent it is. No token is ever
 // issued twice.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	tx := s.db(ctx)
+	tx := s.reader(ctx)
 	var row refreshWithClient
 	res := tx.Raw(s.refreshSelect, hashSignature(signature)).Scan(&row)
 	if res.Error == nil && res.RowsAffected == 0 {

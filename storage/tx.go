@@ -150,15 +150,15 @@ type stmtDeadline struct {
 	cancel context.CancelFunc
 }
 
-// registerDeadlines makes every statement gorm runs for this store carry a
+// registerDeadlines makes every statement gorm runs on db for store s carry a
 // deadline: the one of the transaction ctx carries (BeginTX), else now
 // plus the query timeout, unless the caller's own is sooner. Waiting for a
 // pool connection counts against it. The row processor (Row, Rows, Scan)
 // is left alone, since its rows are read after the callbacks return; the
 // store does not use it.
-func (s *Store) registerDeadlines() error {
+func registerDeadlines(s *Store, db *gorm.DB) error {
 	const start, end = "portcullis:deadline", "portcullis:deadline_end"
-	cb := s.gdb.Callback()
+	cb := db.Callback()
 	return errors.Join(
 		cb.Create().Before("*").Register(start, s.startDeadline),
 		cb.Create().After("*").Register(end, endDeadline),

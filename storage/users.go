@@ -86,7 +86,7 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User) error {
 // error matching ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) {
 	var row userRow
-	if err := s.db(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+	if err := s.reader(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, s.wrapf(err, "storage: get user %s", id)
 	}
 	if row.ID != id { // exact match on every backend (MySQL pads with spaces)
@@ -103,7 +103,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) 
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (*identity.User, error) {
 	norm := identity.NormalizeUsername(username)
 	var row userRow
-	if err := s.db(ctx).Where("username_normalized = ?", norm).Take(&row).Error; err != nil {
+	if err := s.reader(ctx).Where("username_normalized = ?", norm).Take(&row).Error; err != nil {
 		return nil, s.wrapf(err, "storage: get user by name")
 	}
 	if row.UsernameNormalized != norm {
