@@ -103,3 +103,33 @@ func TestSQLiteReadsDoNotWaitForTheWriter(t *testing.T) {
 		t.Fatalf("after the commit: %+v, %v", got, err)
 	}
 }
+
+// TestSQLiteFailedBeginLeaksNoTransaction: when a transaction cannot begin
+// (its deadline passed before its first statement), a later call in it
+// that runs a transaction of its own (UpdateUser: inTx, a savepoint in
+// the caller's transaction) fails and leaves nothing behind. Before, gorm's
+// Transaction on the handle carrying the BEGIN error began a real
+// transaction on the base pool and returned that error without rolling it
+// back: SQLite's one writer connection stayed taken (BEGIN IMMEDIATE) until
+// the caller's context ended, and every other write waited for it.
+func TestSQLiteFailedBeginLeaksNoTransaction(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	s := storagetest.OpenDSN(t, storagetest.SQLiteDSN(t), storage.Options{QueryTimeout: timeout})
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, &identity.User{ID: "u1", Username: "alice", PasswordHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	txCtx, err := s.BeginTX(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(timeout + 200*time.Millisecond) // past the deadline, no statement yet
+	_, err = s.UpdateUser(txCtx, "u1", func(u *identity.User) error { u.Disabled = true; return nil })
+	if !errors.Is(err, apperr.ErrUnavailable) {
+		t.Errorf("UpdateUser in a transaction past its deadline: %v, want apperr.ErrUnavailable", err)
+	}
+	_ = s.Rollback(txCtx) // the caller gives up; txCtx itself stays alive (a request still running)
+	if err := s.CreateUser(ctx, &identity.User{ID: "u2", Username: "bob", PasswordHash: "h"}); err != nil {
+		t.Fatalf("a write after the failed transaction: %v (the writer connection is still held)", err)
+	}
+}
