@@ -122,8 +122,16 @@ func (sh *txShared) begun() *gorm.DB {
 // unchanged; a transaction cut off by the timeout is rolled back and
 // reported with context.DeadlineExceeded in its chain.
 func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	if s.activeTx(ctx) != nil {
-		return s.db(ctx).Transaction(fn)
+	if st := s.activeTx(ctx); st != nil {
+		// Begin (or join) the caller's transaction first: gorm's
+		// Transaction on a handle carrying a BEGIN error would begin
+		// another transaction on the base pool and, returning that error,
+		// never end it.
+		tx, err := s.begin(st.shared)
+		if err != nil {
+			return err
+		}
+		return tx.WithContext(ctx).Transaction(fn)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
 	defer cancel()
