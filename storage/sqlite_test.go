@@ -133,3 +133,24 @@ func TestSQLiteFailedBeginLeaksNoTransaction(t *testing.T) {
 		t.Fatalf("a write after the failed transaction: %v (the writer connection is still held)", err)
 	}
 }
+
+// TestSQLiteInMemory: an in-memory database (":memory:", "file::memory:")
+// is one connection's own; reads see what was written. Before, reads
+// outside transactions went to the read-only pool, each connection of
+// which opened another, empty, in-memory database ("no such table").
+func TestSQLiteInMemory(t *testing.T) {
+	for _, dsn := range []string{"sqlite://:memory:", "sqlite://file::memory:"} {
+		t.Run(dsn, func(t *testing.T) {
+			s := storagetest.OpenDSN(t, dsn)
+			if err := s.CreateUser(t.Context(), &identity.User{ID: "u1", Username: "alice", PasswordHash: "h"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.GetUser(t.Context(), "u1"); err != nil {
+				t.Errorf("GetUser after CreateUser: %v", err)
+			}
+			if _, err := s.GetUserByUsername(t.Context(), "alice"); err != nil {
+				t.Errorf("GetUserByUsername after CreateUser: %v", err)
+			}
+		})
+	}
+}
