@@ -256,7 +256,7 @@ func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, 
 	}
 	if s.driver == DriverSQLite {
 		s.sqlDB = s.pool
-		if prepare {
+		if prepare && !inMemorySQLite(parsed.Path) {
 			if err := s.openReaders(ctx, parsed.Path, logger); err != nil {
 				_ = s.Close()
 				return nil, fmt.Errorf("storage: open sqlite: %w", err)
@@ -358,6 +358,13 @@ func privateSQLiteFiles(path string, logger *slog.Logger) error {
 			"file", p, "was", fmt.Sprintf("%#o", fi.Mode().Perm()))
 	}
 	return nil
+}
+
+// inMemorySQLite reports whether path names an in-memory database, which
+// belongs to the one connection that opened it: a read-only pool beside
+// it would read other, empty, databases.
+func inMemorySQLite(path string) bool {
+	return path == ":memory:" || strings.HasPrefix(path, "file::memory:")
 }
 
 // sqliteReaders is the size of the SQLite read-only pool.
