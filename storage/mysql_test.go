@@ -4,6 +4,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/storage"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
@@ -54,5 +55,34 @@ func TestMySQLConcurrentMigrate(t *testing.T) {
 	}
 	if total != len(wantMigrations) {
 		t.Fatalf("replicas applied %v in total, want each of %v once", results, wantMigrations)
+	}
+}
+
+// TestMySQLInterpolationCharset: with interpolateParams, the driver quotes
+// arguments for utf8mb4, so a DSN that switches the connection's client
+// charset, through a session variable parameter, to a multi-byte one where
+// a byte such as 0xbf swallows the backslash of an escaped quote (GBK,
+// Big5, SJIS) is refused. Before, it was accepted and an argument such as
+// "\xbf' OR 1=1 -- " ended its string literal: SQL injection.
+func TestMySQLInterpolationCharset(t *testing.T) {
+	storagetest.RequireMySQL(t)
+	for _, param := range []string{"character_set_client=gbk", "character_set_client=big5", "CHARACTER_SET_CLIENT=sjis"} {
+		t.Run(param, func(t *testing.T) {
+			s, err := storage.Open(t.Context(), storagetest.MySQLDSN(t)+"&"+param, storage.Options{})
+			if err != nil {
+				return // refused: fine
+			}
+			defer func() { _ = s.Close() }()
+			if _, err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateUser(t.Context(), &identity.User{ID: "u1", Username: "alice", PasswordHash: "h"}); err != nil {
+				t.Fatal(err)
+			}
+			_ = s.DeleteUser(t.Context(), "\xbf' OR 1=1 -- ") // names no user
+			if _, err := s.GetUser(t.Context(), "u1"); err != nil {
+				t.Errorf("user u1 after deleting the user \"\\xbf' OR 1=1 -- \" under %s: %v", param, err)
+			}
+		})
 	}
 }
