@@ -35,8 +35,9 @@ const dsnForms = "want sqlite://PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB?pars
 // arguments quoted in, in one round trip, instead of preparing it on the
 // server, executing it and closing it (three). That is safe here because
 // the store always talks utf8mb4 (Open enforces the connection charset,
-// and the driver refuses interpolation under the multi-byte charsets
-// where quoting is unsafe) and the driver follows the server's
+// ParseDSN refuses the character_set_* and collation_* session variables
+// that would change it behind the driver's back, and the driver refuses
+// interpolation under the multi-byte charsets where quoting is unsafe) and the driver follows the server's
 // NO_BACKSLASH_ESCAPES mode. Say interpolateParams=false for a server or
 // proxy that needs server-side prepared statements.
 func ParseDSN(dsn string) (DSN, error) {
@@ -64,6 +65,17 @@ func ParseDSN(dsn string) (DSN, error) {
 		mc.ParseTime = true
 		if !hasDSNParam(raw, "interpolateParams") {
 			mc.InterpolateParams = true
+		}
+		if mc.InterpolateParams {
+			for name := range mc.Params {
+				if n := strings.ToLower(name); strings.HasPrefix(n, "character_set") || strings.HasPrefix(n, "collation") {
+					// The driver quotes for the charset it negotiated
+					// (utf8mb4): under a multi-byte client charset set
+					// behind its back (GBK, Big5), a byte such as 0xbf
+					// swallows the backslash of an escaped quote.
+					return DSN{}, fmt.Errorf("the MySQL DSN sets %s: storage talks utf8mb4 and quotes for it; leave it out (or say interpolateParams=false)", name)
+				}
+			}
 		}
 		return DSN{Driver: DriverMySQL, MySQL: mc}, nil
 	}
