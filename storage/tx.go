@@ -109,11 +109,12 @@ func (s *Store) begin(sh *txShared) (*gorm.DB, error) {
 	return tx, nil
 }
 
-// begun returns sh's database transaction, nil if no statement began it.
-func (sh *txShared) begun() *gorm.DB {
+// begun returns sh's database transaction, nil if no statement began it,
+// and the error of a BEGIN that failed.
+func (sh *txShared) begun() (*gorm.DB, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.tx
+	return sh.tx, sh.beginErr
 }
 
 // inTx runs fn in a transaction: a new one, bounded as a whole by the
@@ -256,15 +257,15 @@ func (s *Store) Commit(ctx context.Context) error {
 		return errors.New("storage: transaction already finished")
 	}
 	defer st.shared.cancel()
-	tx := st.shared.begun()
+	tx, beginErr := st.shared.begun()
 	if st.shared.rollbackOnly.Load() {
 		if tx != nil {
 			_ = tx.Rollback().Error
 		}
 		return errRollbackOnly
 	}
-	if st.shared.beginErr != nil {
-		return st.shared.beginErr
+	if beginErr != nil {
+		return beginErr
 	}
 	if tx == nil {
 		return nil // no statement: nothing to commit
@@ -295,7 +296,7 @@ func (s *Store) Rollback(ctx context.Context) error {
 		return nil
 	}
 	defer st.shared.cancel()
-	tx := st.shared.begun()
+	tx, _ := st.shared.begun()
 	if tx == nil {
 		return nil
 	}
