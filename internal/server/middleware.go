@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,22 +93,6 @@ func (m *metrics) instrument(route string, logger *slog.Logger, h http.Handler) 
 	if strings.HasPrefix(route, "/health/") {
 		level = slog.LevelDebug
 	}
-	// The route's collectors are looked up once, not per request (label
-	// hashing showed in the JWKS profile); status codes per request.
-	duration := m.duration.WithLabelValues(route)
-	requests := m.requests.MustCurryWith(prometheus.Labels{"route": route})
-	var byCode [600]atomic.Pointer[prometheus.Counter]
-	counter := func(code int) prometheus.Counter {
-		if code < 100 || code >= len(byCode) {
-			return requests.WithLabelValues(strconv.Itoa(code))
-		}
-		if c := byCode[code].Load(); c != nil {
-			return *c
-		}
-		c := requests.WithLabelValues(strconv.Itoa(code))
-		byCode[code].Store(&c)
-		return c
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
@@ -118,8 +101,8 @@ func (m *metrics) instrument(route string, logger *slog.Logger, h http.Handler) 
 			rec.code = http.StatusOK
 		}
 		elapsed := time.Since(start)
-		counter(rec.code).Inc()
-		duration.Observe(elapsed.Seconds())
+		m.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
+		m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
 		logger.Log(r.Context(), level, "request", "method", r.Method, "path", route, "status", rec.code,
 			"duration", elapsed.Round(time.Microsecond), "remote", r.RemoteAddr, "request_id", w.Header().Get(requestIDHeader))
 	})
