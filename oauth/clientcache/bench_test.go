@@ -1,16 +1,12 @@
 package clientcache_test
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/portcullis-auth/portcullis/internal/server/servertest"
+	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/oauth/clientcache"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
@@ -73,7 +69,7 @@ func BenchmarkClientCredentialsCache(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				benchParallel(b, e.Issuer+"/oauth2/token", "grant_type=client_credentials", c.ID, secret, `"access_token"`)
+				testkit.PostParallel(b, e.Issuer+"/oauth2/token", "grant_type=client_credentials", testkit.BasicAuth(c.ID, secret), `"access_token"`)
 			})
 		}
 	}
@@ -109,40 +105,8 @@ func BenchmarkIntrospectCache(b *testing.B) {
 					b.Fatalf("token: %v", err)
 				}
 				form := url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}}.Encode()
-				benchParallel(b, e.Issuer+"/oauth2/introspect", form, c.ID, secret, `"active":true`)
+				testkit.PostParallel(b, e.Issuer+"/oauth2/introspect", form, testkit.BasicAuth(c.ID, secret), `"active":true`)
 			})
 		}
 	}
-}
-
-// benchParallel posts form with client_secret_basic from GOMAXPROCS×16
-// goroutines and reports requests/s; every answer must be 200 and contain
-// want.
-func benchParallel(b *testing.B, u, form, id, secret, want string) {
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("Authorization", auth)
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
-				b.Errorf("%d %s", resp.StatusCode, body)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
