@@ -99,6 +99,26 @@ func claimsOf(t *testing.T, token string) (header, claims map[string]any) {
 	return header, claims
 }
 
+// post sends form to path at e, with HTTP Basic credentials when basic
+// holds an ID and a secret, and returns the status, the header fields and
+// the JSON body (nil when there is none).
+func (e *env) post(t testing.TB, path string, form url.Values, basic ...string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.Issuer+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if len(basic) == 2 {
+		req.SetBasicAuth(basic[0], basic[1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, resp.Header, body
+}
+
 func rfcCode(t *testing.T, err error) string {
 	t.Helper()
 	var re *oauth2.RetrieveError
@@ -504,16 +524,7 @@ func TestIntrospectionAfterRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	introspect := func(token string) map[string]any {
-		req, _ := http.NewRequest(http.MethodPost, e.Issuer+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(rs.ID, rsSecret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
+		_, _, out := e.post(t, "/oauth2/introspect", url.Values{"token": {token}}, rs.ID, rsSecret)
 		return out
 	}
 	got := introspect(tok.AccessToken)
@@ -595,19 +606,8 @@ func TestRevokeAndIntrospectErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	post := func(path string, form url.Values, basic ...string) (int, map[string]any) {
-		req, _ := http.NewRequest(http.MethodPost, e.Issuer+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if len(basic) == 2 {
-			req.SetBasicAuth(basic[0], basic[1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return resp.StatusCode, body
+		status, _, body := e.post(t, path, form, basic...)
+		return status, body
 	}
 	status, body := post("/oauth2/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {b.ID}})
 	if status != http.StatusBadRequest || body["error"] != "unauthorized_client" {

@@ -1,10 +1,8 @@
 package oauth_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -42,20 +40,9 @@ func TestRevokeAccessTokenRefusals(t *testing.T) {
 			}
 			revoke := func(form url.Values, basic ...string) (int, string) {
 				t.Helper()
-				req, _ := http.NewRequest(http.MethodPost, e.Issuer+"/oauth2/revoke", strings.NewReader(form.Encode()))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				if len(basic) == 2 {
-					req.SetBasicAuth(basic[0], basic[1])
-				}
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				var body map[string]any
-				_ = json.NewDecoder(resp.Body).Decode(&body)
+				status, _, body := e.post(t, "/oauth2/revoke", form, basic...)
 				code, _ := body["error"].(string)
-				return resp.StatusCode, code
+				return status, code
 			}
 			for _, tt := range []struct {
 				name       string

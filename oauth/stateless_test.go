@@ -2,11 +2,9 @@ package oauth_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,17 +81,9 @@ func (l *callLog) BeginTX(ctx context.Context) (context.Context, error) {
 func introspector(t *testing.T, e *env, rs *clients.Client, secret string) func(token string) map[string]any {
 	return func(token string) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, e.Issuer+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(rs.ID, secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("introspection: status %d, %v %v", resp.StatusCode, out, err)
+		status, _, out := e.post(t, "/oauth2/introspect", url.Values{"token": {token}}, rs.ID, secret)
+		if status != http.StatusOK || out == nil {
+			t.Fatalf("introspection: status %d, %v", status, out)
 		}
 		return out
 	}
@@ -173,13 +163,8 @@ func TestRevocationEndsAccessTokens(t *testing.T) {
 			}
 			revoke := func(token, clientID string) {
 				t.Helper()
-				resp, err := http.PostForm(e.Issuer+"/oauth2/revoke", url.Values{"token": {token}, "client_id": {clientID}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					t.Fatalf("revoke: %d", resp.StatusCode)
+				if status, _, body := e.post(t, "/oauth2/revoke", url.Values{"token": {token}, "client_id": {clientID}}); status != http.StatusOK {
+					t.Fatalf("revoke: %d %v", status, body)
 				}
 			}
 			active := func(what string, want bool, tokens ...string) {
@@ -301,16 +286,9 @@ func TestRevocationsPerClientLimited(t *testing.T) {
 	svc, svcSecret := e.client(t, clients.Spec{Name: "svc", GrantTypes: []string{"client_credentials"}, Audience: []string{api}})
 	introspect := introspector(t, e, rs, secret)
 	cc := &clientcredentials.Config{ClientID: svc.ID, ClientSecret: svcSecret, TokenURL: e.tokenURL()}
-	revoke := func(token string) *http.Response {
-		req, _ := http.NewRequest(http.MethodPost, e.Issuer+"/oauth2/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(svc.ID, svcSecret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
+	revoke := func(token string) (int, http.Header) {
+		status, header, _ := e.post(t, "/oauth2/revoke", url.Values{"token": {token}}, svc.ID, svcSecret)
+		return status, header
 	}
 	var limited *oauth2.Token
 	for i := range 12 {
@@ -318,16 +296,16 @@ func TestRevocationsPerClientLimited(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp := revoke(tok.AccessToken)
-		if resp.StatusCode == http.StatusTooManyRequests {
-			if i < 10 || resp.Header.Get("Retry-After") == "" {
-				t.Fatalf("revocation %d: 429 (Retry-After %q); want the burst of 10 first, then 429 with Retry-After", i+1, resp.Header.Get("Retry-After"))
+		status, header := revoke(tok.AccessToken)
+		if status == http.StatusTooManyRequests {
+			if i < 10 || header.Get("Retry-After") == "" {
+				t.Fatalf("revocation %d: 429 (Retry-After %q); want the burst of 10 first, then 429 with Retry-After", i+1, header.Get("Retry-After"))
 			}
 			limited = tok
 			break
 		}
-		if resp.StatusCode != http.StatusOK || introspect(tok.AccessToken)["active"] != false {
-			t.Fatalf("revocation %d: %d", i+1, resp.StatusCode)
+		if status != http.StatusOK || introspect(tok.AccessToken)["active"] != false {
+			t.Fatalf("revocation %d: %d", i+1, status)
 		}
 	}
 	if limited == nil {
