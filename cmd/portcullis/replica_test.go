@@ -60,16 +60,25 @@ func startReplicas(t *testing.T, n int, dsn, issuer string) []*proctest.Server {
 	return out
 }
 
-// TestMySQLReplicas runs two replicas on one MariaDB database behind a
-// switchable load balancer.
-func TestMySQLReplicas(t *testing.T) {
+// replicasBehindSwitch starts n replicas on the test's MariaDB database
+// behind a switchable load balancer, whose URL is their issuer; it routes
+// to the first. Everything stops when the test ends.
+func replicasBehindSwitch(t *testing.T, n int) (*switchProxy, string, []*proctest.Server) {
+	t.Helper()
 	dsn := storagetest.MySQLDSN(t)
 	lb := &switchProxy{}
 	lbSrv := httptest.NewServer(lb)
-	defer lbSrv.Close()
-	reps := startReplicas(t, 2, dsn, lbSrv.URL)
+	t.Cleanup(lbSrv.Close)
+	reps := startReplicas(t, n, dsn, lbSrv.URL)
+	lb.route(t, reps[0].URL)
+	return lb, lbSrv.URL, reps
+}
+
+// TestMySQLReplicas runs two replicas on one MariaDB database behind a
+// switchable load balancer.
+func TestMySQLReplicas(t *testing.T) {
+	lb, lbURL, reps := replicasBehindSwitch(t, 2)
 	a, b := reps[0], reps[1]
-	lb.route(t, a.URL)
 	ctx := t.Context()
 
 	t.Run("one signing key for both", func(t *testing.T) {
@@ -98,7 +107,7 @@ func TestMySQLReplicas(t *testing.T) {
 
 	t.Run("token from A verifies against B's metadata", func(t *testing.T) {
 		lb.route(t, b.URL)
-		api := userapi.Serve(t, lbSrv.URL, audience)
+		api := userapi.Serve(t, lbURL, audience)
 		if status, body, _ := me(t, api, tok.AccessToken); status != http.StatusOK {
 			t.Fatalf("status %d: %s", status, body)
 		}
@@ -386,13 +395,8 @@ func TestMySQLOutage(t *testing.T) {
 // inactive by the other replica's introspection within the documented
 // bound: revocation_sync_interval (1s by default) plus one query.
 func TestRevocationAcrossReplicas(t *testing.T) {
-	dsn := storagetest.MySQLDSN(t)
-	lb := &switchProxy{}
-	lbSrv := httptest.NewServer(lb)
-	defer lbSrv.Close()
-	reps := startReplicas(t, 2, dsn, lbSrv.URL)
+	_, _, reps := replicasBehindSwitch(t, 2)
 	a, b := reps[0], reps[1]
-	lb.route(t, a.URL)
 	ctx := t.Context()
 	rs := a.CreateClient(t, "--name", "rs", "--grant-type", "client_credentials", "--introspect")
 	admin := a.CreateClient(t, "--name", "ops", "--grant-type", "client_credentials", "--scope", "admin")
