@@ -18,6 +18,16 @@ import (
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
+// benchBackends are the databases every storage benchmark runs on; the
+// MySQL cases need $PORTCULLIS_TEST_MYSQL_DSN.
+var benchBackends = []struct {
+	name string
+	dsn  func(testing.TB) string
+}{
+	{"sqlite", storagetest.SQLiteDSN},
+	{"mysql", storagetest.MySQLDSN},
+}
+
 // BenchmarkRefreshRotation measures one refresh grant's storage work, as
 // fosite performs it: BeginTX, RotateRefreshToken, CreateRefreshTokenSession,
 // Commit (access tokens are not stored), preceded by the GetRefreshTokenSession
@@ -25,14 +35,7 @@ import (
 // rotates GOMAXPROCS×4 independent chains at once (throughput under load).
 // The MySQL cases need $PORTCULLIS_TEST_MYSQL_DSN.
 func BenchmarkRefreshRotation(b *testing.B) {
-	backends := []struct {
-		name string
-		dsn  func(testing.TB) string
-	}{
-		{"sqlite", storagetest.SQLiteDSN},
-		{"mysql", storagetest.MySQLDSN},
-	}
-	for _, be := range backends {
+	for _, be := range benchBackends {
 		b.Run(be.name+"/serial", func(b *testing.B) {
 			s, c := benchStore(b, be.dsn(b))
 			req, sig := benchFamily(b, s, c)

@@ -24,14 +24,7 @@ import (
 // exists, so that RotateRefreshToken takes its lock on MySQL. The mysql
 // cases need $PORTCULLIS_TEST_MYSQL_DSN and skip without it.
 func BenchmarkStorageCalls(b *testing.B) {
-	backends := []struct {
-		name string
-		dsn  func(testing.TB) string
-	}{
-		{"sqlite", storagetest.SQLiteDSN},
-		{"mysql", storagetest.MySQLDSN},
-	}
-	for _, be := range backends {
+	for _, be := range benchBackends {
 		b.Run(be.name, func(b *testing.B) {
 			if be.name == "mysql" {
 				storagetest.RequireMySQL(b)
