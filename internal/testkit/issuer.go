@@ -2,6 +2,9 @@
 // production code must never import it. Each fixture is self-contained in
 // its own file.
 //
+// [StartGalera] (galera.go) starts a MariaDB Galera cluster of mariadbd
+// processes on loopback, configured with deploy/galera/portcullis.cnf.
+//
 // [Issuer] (issuer.go) is an httptest authorization server that publishes
 // RFC 8414 metadata and an RFC 7517 JWK Set, signs tokens with its keys,
 // and lets a test change what it serves (the JWK Set, Cache-Control, the
