@@ -24,12 +24,14 @@ import (
 // role changes reach the next access token.
 type UserLookup interface {
 	GetUser(ctx context.Context, id string) (*identity.User, error)
-	// LockUser returns the user with the given ID, as GetUser, under a
-	// shared lock on the user's row held until the transaction ctx
-	// carries ends: a password change, disabling or deletion (which lock
-	// the row for update and revoke the user's grants in one transaction)
-	// then either commits first, and the caller sees it, or waits until
-	// the caller's tokens are committed, and revokes them.
+	// LockUser records a login on the user with the given ID (a write to
+	// the user's row, held until the transaction ctx carries ends) and
+	// returns the user as GetUser does. A password change, disabling or
+	// deletion (which write the row and revoke the user's grants in one
+	// transaction) then either commits first, and the caller sees it, or
+	// comes after the caller's tokens are committed, and revokes them. On
+	// a multi-primary cluster, where row locks are node-local, the two
+	// writes to one row make certification abort one of them.
 	LockUser(ctx context.Context, id string) (*identity.User, error)
 }
 
@@ -228,7 +230,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Provider.WriteAccessResponse(ctx, w, ar, resp)
 }
 
-// confirmCredentials checks, under LockUser's row lock in ctx's
+// confirmCredentials checks, under LockUser's write to the user's row in ctx's
 // transaction, that checked (the user whose password was just verified) is
 // still enabled and has the password hash it was checked against. It
 // returns the user as read under the lock, or fosite.ErrInvalidGrant, as

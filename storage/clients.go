@@ -123,7 +123,7 @@ func (s *Store) CreateClient(ctx context.Context, c *clients.Client) error {
 	if err != nil {
 		return fmt.Errorf("storage: create client: %w", err)
 	}
-	if err := s.db(ctx).Create(row).Error; err != nil {
+	if err := s.write(ctx, func(db *gorm.DB) error { return db.Create(row).Error }); err != nil {
 		return s.wrapf(err, "storage: create client %s", c.ID)
 	}
 	return nil

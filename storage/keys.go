@@ -81,7 +81,7 @@ func (s *Store) CreateKey(ctx context.Context, rec keys.Record, retireAt time.Ti
 
 // DeleteKey implements keys.Store; deleting a missing key is not an error.
 func (s *Store) DeleteKey(ctx context.Context, id string) error {
-	if err := s.db(ctx).Where("id = ?", id).Delete(&keyRow{}).Error; err != nil {
+	if err := s.write(ctx, func(db *gorm.DB) error { return db.Where("id = ?", id).Delete(&keyRow{}).Error }); err != nil {
 		return s.wrapf(err, "storage: delete signing key %s", id)
 	}
 	return nil
@@ -92,12 +92,16 @@ func (s *Store) DeleteKey(ctx context.Context, id string) error {
 // and otherwise (or for an unknown key) returns an error matching
 // ErrNotFound.
 func (s *Store) ResealKey(ctx context.Context, id, oldWrapID, newWrapID string, sealed []byte) error {
-	res := s.db(ctx).Model(&keyRow{}).Where("id = ? AND wrap_key_id = ?", id, oldWrapID).
-		Updates(map[string]any{"sealed": sealed, "wrap_key_id": newWrapID})
-	if res.Error != nil {
-		return s.wrapf(res.Error, "storage: reseal signing key %s", id)
+	var updated int64
+	if err := s.write(ctx, func(db *gorm.DB) error {
+		res := db.Model(&keyRow{}).Where("id = ? AND wrap_key_id = ?", id, oldWrapID).
+			Updates(map[string]any{"sealed": sealed, "wrap_key_id": newWrapID})
+		updated = res.RowsAffected
+		return res.Error
+	}); err != nil {
+		return s.wrapf(err, "storage: reseal signing key %s", id)
 	}
-	if res.RowsAffected == 0 {
+	if updated == 0 {
 		return fmt.Errorf("storage: reseal signing key %s sealed under %s: %w", id, oldWrapID, ErrNotFound)
 	}
 	return nil

@@ -51,15 +51,17 @@ func (s *Store) provider() (*goose.Provider, error) {
 
 // Migrate applies every pending migration in order and returns the names
 // of those it applied ("00001_create_users", …); none when the schema is
-// current. It is safe to run from several replicas at once: on MySQL they
-// queue on a named lock (for up to 60s) and each migration is idempotent.
+// current. It is safe to run from several replicas at once, also through
+// different nodes of a Galera cluster: on MySQL they queue on a lease in
+// a replicated table (for up to 60s; see lockMigrations) and each
+// migration is idempotent.
 // Do not call it with a context carrying a transaction.
 func (s *Store) Migrate(ctx context.Context) (applied []string, err error) {
 	p, err := s.provider()
 	if err != nil {
 		return nil, fmt.Errorf("storage: migrate: %w", err)
 	}
-	unlock, err := s.lockMigrations(ctx)
+	unlock, err := s.lockMigrations(ctx, true)
 	if err != nil {
 		return nil, s.wrapf(err, "storage: migrate")
 	}
@@ -85,7 +87,7 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]MigrationStatus, error) 
 	if err != nil {
 		return nil, fmt.Errorf("storage: migration status: %w", err)
 	}
-	unlock, err := s.lockMigrations(ctx)
+	unlock, err := s.lockMigrations(ctx, false)
 	if err != nil {
 		return nil, s.wrapf(err, "storage: migration status")
 	}
@@ -150,19 +152,42 @@ func migrationName(p string) string { return strings.TrimSuffix(path.Base(p), ".
 // the whole goose run, including goose's own checks of its version table,
 // which goose's session locker would leave outside the lock (two replicas
 // starting at once then saw a half-created version table: "missing zero
-// version migration"). On SQLite the single connection serializes already.
-// The returned function releases the lock.
-func (s *Store) lockMigrations(ctx context.Context) (func(), error) {
+// version migration"). GET_LOCK holds only on the node it is taken on,
+// so a migration (cluster) first takes a lease in the replicated
+// portcullis_locks table (leaseLock): replicas migrating through
+// different nodes of a Galera cluster at once then run one after the
+// other, and the second finds every migration applied. Status reads take
+// the named lock only: they write nothing. On SQLite the single
+// connection serializes already. The returned function releases the
+// lock.
+func (s *Store) lockMigrations(ctx context.Context, cluster bool) (func(), error) {
 	if s.driver != DriverMySQL {
 		return func() {}, nil
 	}
+	var lease *leaseLock
+	if cluster {
+		var err error
+		if lease, err = acquireLease(ctx, s.sqlDB, "migrate", 60*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	releaseLease := func() {
+		if lease == nil {
+			return
+		}
+		if err := lease.release(context.WithoutCancel(ctx)); err != nil {
+			s.logger.WarnContext(ctx, "releasing the migration lease failed; it expires by itself", "err", err, "ttl", leaseTTL)
+		}
+	}
 	conn, err := s.sqlDB.Conn(ctx)
 	if err != nil {
+		releaseLease()
 		return nil, err
 	}
 	l := mysqlLocker{timeout: 60 * time.Second}
 	if err := l.SessionLock(ctx, conn); err != nil {
 		_ = conn.Close()
+		releaseLease()
 		return nil, err
 	}
 	return func() {
@@ -170,6 +195,7 @@ func (s *Store) lockMigrations(ctx context.Context) (func(), error) {
 			s.logger.WarnContext(ctx, "releasing the migration lock failed; it ends with the connection", "err", err)
 		}
 		_ = conn.Close()
+		releaseLease()
 	}, nil
 }
 

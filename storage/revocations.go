@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/portcullis-auth/portcullis/oauth/revocation"
 )
 
@@ -39,7 +41,7 @@ func (s *Store) revocationExpiry(now time.Time) time.Time {
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 	now := s.now()
 	row := &revocationRow{GrantID: requestID, RevokedAt: dbTime(now), ExpiresAt: s.revocationExpiry(now)}
-	if err := s.db(ctx).Create(row).Error; err != nil {
+	if err := s.write(ctx, func(db *gorm.DB) error { return db.Create(row).Error }); err != nil {
 		return s.wrapFosite(err, "storage: revoke access tokens")
 	}
 	s.revoked(ctx)

@@ -142,6 +142,9 @@ type Store struct {
 	throttleMu throttleLocks // UpdateThrottles, per account
 	// refreshSelect is GetRefreshTokenSession's query (refreshSelectSQL).
 	refreshSelect string
+	// sessions sets up MySQL connections (causal reads on a Galera node);
+	// nil on SQLite.
+	sessions *galeraSessions
 }
 
 // Open returns a Store for dsn, which is either "sqlite://PATH" or
@@ -238,7 +241,7 @@ func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, 
 		}
 		s.gdb, err = openSQLite(parsed.Path, gcfg, s.queryTimeout, prepare)
 	case DriverMySQL:
-		s.gdb, s.sqlDB, err = openMySQL(parsed.MySQL, gcfg, s.queryTimeout, logger)
+		s.gdb, s.sqlDB, s.sessions, err = openMySQL(parsed.MySQL, gcfg, s.queryTimeout, logger)
 	}
 	if err != nil {
 		return nil, s.wrapf(err, "storage: open %s", s.driver)
@@ -438,7 +441,7 @@ func openSQLite(path string, gcfg *gorm.Config, busyTimeout time.Duration, wal b
 // readTimeout and writeTimeout set to queryTimeout unless the DSN sets
 // them, and a second pool, for migrations, with the DSN's own socket
 // timeouts (none by default).
-func openMySQL(cfg *gomysql.Config, gcfg *gorm.Config, queryTimeout time.Duration, logger *slog.Logger) (*gorm.DB, *sql.DB, error) {
+func openMySQL(cfg *gomysql.Config, gcfg *gorm.Config, queryTimeout time.Duration, logger *slog.Logger) (*gorm.DB, *sql.DB, *galeraSessions, error) {
 	cfg = cfg.Clone()
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
@@ -450,15 +453,16 @@ func openMySQL(cfg *gomysql.Config, gcfg *gorm.Config, queryTimeout time.Duratio
 		collation = ""
 	}
 	if err := cfg.Apply(gomysql.Charset("utf8mb4", collation)); err != nil {
-		return nil, nil, fmt.Errorf("mysql DSN: %w", err)
+		return nil, nil, nil, fmt.Errorf("mysql DSN: %w", err)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
 	cfg.Logger = mysqlLogger{logger}
+	_, keepSyncWait := cfg.Params["wsrep_sync_wait"]
 	migrateConn, err := gomysql.NewConnector(cfg.Clone())
 	if err != nil {
-		return nil, nil, fmt.Errorf("mysql DSN: %w", err)
+		return nil, nil, nil, fmt.Errorf("mysql DSN: %w", err)
 	}
 	// A statement's context deadline closes its connection when it
 	// passes, but COMMIT and ROLLBACK are sent without one: only a socket
@@ -467,17 +471,18 @@ func openMySQL(cfg *gomysql.Config, gcfg *gorm.Config, queryTimeout time.Duratio
 	cfg.WriteTimeout = cmpOr(cfg.WriteTimeout, queryTimeout)
 	conn, err := gomysql.NewConnector(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mysql DSN: %w", err)
+		return nil, nil, nil, fmt.Errorf("mysql DSN: %w", err)
 	}
+	sessions := &galeraSessions{Connector: conn, keepSyncWait: keepSyncWait}
 	gcfg.DisableAutomaticPing = true
 	gdb, err := gorm.Open(mysql.New(mysql.Config{
-		Conn:                      sql.OpenDB(conn),
+		Conn:                      sql.OpenDB(sessions),
 		SkipInitializeWithVersion: true, // connect lazily; Ping reports reachability
 	}), gcfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return gdb, sql.OpenDB(migrateConn), nil
+	return gdb, sql.OpenDB(&galeraSessions{Connector: migrateConn, keepSyncWait: keepSyncWait}), sessions, nil
 }
 
 // mysqlLogger sends the MySQL driver's own messages (such as the i/o

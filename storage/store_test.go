@@ -26,6 +26,7 @@ var wantMigrations = []string{
 	"00009_clients_access_token_alg",
 	"00010_create_oauth2_revocations",
 	"00011_refresh_tokens_subject_index",
+	"00012_users_last_login_at",
 }
 
 // testMigrateFresh migrates an empty database of driver twice: the first

@@ -165,7 +165,9 @@ func (s *Store) UpdateThrottles(ctx context.Context, account string, keys []stri
 
 // ClearThrottles implements identity.ThrottleStore.
 func (s *Store) ClearThrottles(ctx context.Context, account string) error {
-	if err := s.db(ctx).Where("account_key = ?", account).Delete(&throttleRow{}).Error; err != nil {
+	if err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Where("account_key = ?", account).Delete(&throttleRow{}).Error
+	}); err != nil {
 		return s.wrapf(err, "storage: clear login throttles")
 	}
 	return nil

@@ -118,8 +118,10 @@ func (sh *txShared) begun() (*gorm.DB, error) {
 }
 
 // inTx runs fn in a transaction: a new one, bounded as a whole by the
-// query timeout, or a savepoint inside the one ctx carries (bounded by
-// that one's deadline). An error from fn rolls back and is returned
+// query timeout and run again from the start when it loses to a
+// concurrent writer (a deadlock, or a Galera certification conflict:
+// retryConflicts), or a savepoint inside the one ctx carries (bounded by
+// that one's deadline; the owner of that one decides). An error from fn rolls back and is returned
 // unchanged; a transaction cut off by the timeout is rolled back and
 // reported with context.DeadlineExceeded in its chain.
 func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
@@ -136,7 +138,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
 	defer cancel()
-	return ended(ctx, s.db(ctx).Transaction(fn, s.txOptions()))
+	return retryConflicts(ctx, func() error {
+		return ended(ctx, s.db(ctx).Transaction(fn, s.txOptions()))
+	})
 }
 
 // ended adds ctx's error to err when ctx is done: database/sql reports a
@@ -313,9 +317,19 @@ func (s *Store) Rollback(ctx context.Context) error {
 // the context fn receives (BeginTX), so every method of this Store that
 // fn calls with that context takes part in it. An error from fn, or a
 // panic, rolls back; fn's error is returned unchanged. Otherwise the
-// commit's result is returned. Inside another transaction of this Store,
-// fn joins it and the outermost caller commits.
-func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) (err error) {
+// commit's result is returned. A transaction that loses to a concurrent
+// writer (a deadlock, or a Galera certification conflict) is rolled back
+// and fn runs again in a new one (retryConflicts), so fn must do nothing
+// but its database work through ctx. Inside another transaction of this
+// Store, fn joins it and the outermost caller commits.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.activeTx(ctx) != nil {
+		return s.inTxOnce(ctx, fn)
+	}
+	return retryConflicts(ctx, func() error { return s.inTxOnce(ctx, fn) })
+}
+
+func (s *Store) inTxOnce(ctx context.Context, fn func(ctx context.Context) error) (err error) {
 	txCtx, err := s.BeginTX(ctx)
 	if err != nil {
 		return err

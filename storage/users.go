@@ -76,7 +76,7 @@ func (s *Store) CreateUser(ctx context.Context, u *identity.User) error {
 	if err != nil {
 		return fmt.Errorf("storage: create user: %w", err)
 	}
-	if err := s.db(ctx).Create(row).Error; err != nil {
+	if err := s.write(ctx, func(db *gorm.DB) error { return db.Create(row).Error }); err != nil {
 		return s.wrapf(err, "storage: create user %q", u.Username)
 	}
 	return nil
@@ -184,27 +184,47 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*identity
 // error matching ErrNotFound. Tokens already issued to the user stay valid
 // until they expire or are revoked.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	res := s.db(ctx).Where("id = ?", id).Delete(&userRow{})
-	if res.Error != nil {
-		return s.wrapf(res.Error, "storage: delete user %s", id)
+	var deleted int64
+	if err := s.write(ctx, func(db *gorm.DB) error {
+		res := db.Where("id = ?", id).Delete(&userRow{})
+		deleted = res.RowsAffected
+		return res.Error
+	}); err != nil {
+		return s.wrapf(err, "storage: delete user %s", id)
 	}
-	if res.RowsAffected == 0 {
+	if deleted == 0 {
 		return fmt.Errorf("storage: delete user %s: %w", id, ErrNotFound)
 	}
 	return nil
 }
 
-// LockUser implements oauth.UserLookup: the user with the given ID, read
-// with a shared lock (LOCK IN SHARE MODE on MySQL) held until the
-// transaction ctx carries ends, or an error matching ErrNotFound. Outside
-// a transaction the lock ends with the statement. On SQLite, whose one
-// connection serializes transactions, it is a plain read.
+// LockUser implements oauth.UserLookup: it sets the user's last_login_at
+// to now (always changing it, so that the row is written) and returns the
+// user as read after that write, or an error matching ErrNotFound. The
+// write's row lock is held until the transaction ctx carries ends. It is a
+// write, not a shared lock, because on a MariaDB Galera cluster row locks
+// are local to a node: only rows both transactions write make
+// certification abort a login whose tokens would otherwise outlive a
+// concurrent password change, disabling or deletion committed on another
+// node (write skew).
 func (s *Store) LockUser(ctx context.Context, id string) (*identity.User, error) {
-	if s.driver != DriverMySQL {
-		return s.GetUser(ctx, id)
+	now := dbTime(s.now())
+	db := s.db(ctx)
+	var res *gorm.DB
+	if s.driver == DriverMySQL {
+		res = db.Exec("UPDATE users SET last_login_at = CASE WHEN last_login_at >= ? "+
+			"THEN last_login_at + INTERVAL 1 MICROSECOND ELSE ? END WHERE id = ?", now, now, id)
+	} else {
+		res = db.Exec("UPDATE users SET last_login_at = ? WHERE id = ?", now, id)
+	}
+	if res.Error != nil {
+		return nil, s.wrapf(res.Error, "storage: lock user %s", id)
+	}
+	if res.RowsAffected == 0 {
+		return nil, fmt.Errorf("storage: lock user %s: %w", id, ErrNotFound)
 	}
 	var rows []userRow
-	if err := s.db(ctx).Raw("SELECT * FROM users WHERE id = ? LOCK IN SHARE MODE", id).Find(&rows).Error; err != nil {
+	if err := db.Raw("SELECT * FROM users WHERE id = ?", id).Find(&rows).Error; err != nil {
 		return nil, s.wrapf(err, "storage: lock user %s", id)
 	}
 	if len(rows) == 0 || rows[0].ID != id {

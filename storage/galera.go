@@ -1,0 +1,277 @@
+package storage
+
+import (
+	"context"
+	crand "crypto/rand"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// This file holds what makes the store correct on a MariaDB Galera
+// cluster (synchronous multi-primary replication), where replicas write
+// to different nodes at once:
+//
+//   - Sessions read causally (galeraSessions): a read waits until the node
+//     has applied every write committed anywhere before it began, so a
+//     user who signed up through one replica can log in at once through
+//     another.
+//   - Certification conflicts are retried where a retry is correct
+//     (retryConflicts): Galera certifies a transaction at commit, and a
+//     conflicting one on another node fails with a deadlock error (1213),
+//     which a single server returns only for real deadlocks.
+//   - Migrations are serialized by a lease in a replicated table
+//     (leaseLock), since GET_LOCK is local to a node.
+//   - A login writes its user's row (LockUser), since row locks are local
+//     to a node and would not stop a concurrent password change.
+
+// maxConflictAttempts bounds the attempts of a transaction that keeps
+// losing certification (or a deadlock) to concurrent writers.
+const maxConflictAttempts = 5
+
+// retryConflicts runs attempt until it returns an error that is not a
+// deadlock or certification conflict (classConflict), at most
+// maxConflictAttempts times, with a short randomized pause between
+// attempts, and returns its last error. Use it only for work that is
+// correct to repeat from the start: a whole transaction, or a statement
+// outside one; never for a statement inside a transaction the caller
+// owns, whose earlier statements a conflict has rolled back.
+func retryConflicts(ctx context.Context, attempt func() error) error {
+	var err error
+	for i := range maxConflictAttempts {
+		if err = attempt(); classify(err) != classConflict || i == maxConflictAttempts-1 {
+			return err
+		}
+		pause := time.Duration(1+i) * time.Duration(1+rand.IntN(5)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+	}
+	return err
+}
+
+// write runs fn once on the transaction ctx carries, or, outside one,
+// as its own statement(s) retried on conflicts (retryConflicts).
+func (s *Store) write(ctx context.Context, fn func(db *gorm.DB) error) error {
+	if s.activeTx(ctx) != nil {
+		return fn(s.db(ctx))
+	}
+	return retryConflicts(ctx, func() error { return fn(s.db(ctx)) })
+}
+
+// galeraSessions wraps the MySQL connector: on every new connection it
+// asks whether the server is a Galera node (wsrep_on) and, if so and the
+// DSN does not choose wsrep_sync_wait itself, turns on causal reads for
+// the session (wsrep_sync_wait bit 1: SELECT, SHOW and BEGIN wait for the
+// node to catch up with the cluster). A plain MySQL or MariaDB server is
+// left alone; the check costs one round trip per new connection.
+type galeraSessions struct {
+	driver.Connector
+	// keepSyncWait is set when the DSN sets wsrep_sync_wait itself.
+	keepSyncWait bool
+	// galera is 1 once a connection found wsrep_on, 2 once one found a
+	// server without it.
+	galera atomic.Int32
+}
+
+// Connect implements driver.Connector.
+func (c *galeraSessions) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.setUp(ctx, conn); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (c *galeraSessions) setUp(ctx context.Context, conn driver.Conn) error {
+	q, ok := conn.(driver.QueryerContext)
+	if !ok {
+		return errors.New("storage: mysql connection cannot query")
+	}
+	rows, err := q.QueryContext(ctx, "SHOW VARIABLES WHERE Variable_name IN ('wsrep_on', 'wsrep_sync_wait')", nil)
+	if err != nil {
+		return err
+	}
+	vars := map[string]string{}
+	dest := make([]driver.Value, len(rows.Columns()))
+	for {
+		if err := rows.Next(dest); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			_ = rows.Close()
+			return err
+		}
+		if len(dest) >= 2 {
+			vars[strings.ToLower(asString(dest[0]))] = asString(dest[1])
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if !strings.EqualFold(vars["wsrep_on"], "ON") {
+		c.galera.Store(2)
+		return nil
+	}
+	c.galera.Store(1)
+	if c.keepSyncWait {
+		return nil
+	}
+	if n, err := strconv.Atoi(vars["wsrep_sync_wait"]); err == nil && n&1 == 1 {
+		return nil
+	}
+	e, ok := conn.(driver.ExecerContext)
+	if !ok {
+		return errors.New("storage: mysql connection cannot execute")
+	}
+	_, err = e.ExecContext(ctx, "SET SESSION wsrep_sync_wait = wsrep_sync_wait | 1", nil)
+	return err
+}
+
+func asString(v driver.Value) string {
+	switch v := v.(type) {
+	case []byte:
+		return string(v)
+	case string:
+		return v
+	}
+	return fmt.Sprint(v)
+}
+
+// Galera reports whether the store's MySQL server is a Galera cluster
+// node (wsrep_on), as seen by the connections made so far: false until
+// one is made, and always false on SQLite.
+func (s *Store) Galera() bool {
+	return s.sessions != nil && s.sessions.galera.Load() == 1
+}
+
+// leaseLock is a lock held as a row of the portcullis_locks table, which
+// every node of a Galera cluster replicates (GET_LOCK holds only on the
+// node it is taken on). A lease expires leaseTTL after it was last
+// renewed, so a holder that died frees it; the holder renews it every
+// leaseTTL/3 while it works.
+type leaseLock struct {
+	db    *sql.DB
+	name  string
+	owner string
+	ttl   time.Duration
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+const (
+	leaseTable = "portcullis_locks"
+	leaseTTL   = 30 * time.Second
+)
+
+// createLeaseTable creates the lock table unless it exists. It is not a
+// migration: the migrations run under the lock.
+func createLeaseTable(ctx context.Context, db *sql.DB) error {
+	_, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+leaseTable+` (
+    name       VARCHAR(64)  NOT NULL,
+    owner      CHAR(32)     NOT NULL,
+    expires_at DATETIME(6)  NOT NULL,
+    PRIMARY KEY (name)
+) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin`)
+	return err
+}
+
+// acquireLease takes the lease name, waiting up to wait for a holder to
+// release it or let it expire. The caller must release it.
+func acquireLease(ctx context.Context, db *sql.DB, name string, wait time.Duration) (*leaseLock, error) {
+	if err := createLeaseTable(ctx, db); err != nil {
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	var b [16]byte
+	_, _ = io.ReadFull(cryptoRand, b[:])
+	l := &leaseLock{db: db, name: name, owner: hex.EncodeToString(b[:]), ttl: leaseTTL,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	deadline := time.Now().Add(wait)
+	for {
+		ok, err := l.try(ctx)
+		if err != nil && classify(err) != classConflict {
+			return nil, fmt.Errorf("migration lock: %w", err)
+		}
+		if ok {
+			go l.renew()
+			return l, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("migration lock: %s still held by another process after %s", name, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("migration lock: %w", ctx.Err())
+		case <-time.After(time.Duration(100+rand.IntN(200)) * time.Millisecond):
+		}
+	}
+}
+
+// cryptoRand is the source of lease owner IDs.
+var cryptoRand io.Reader = crand.Reader
+
+// try inserts the lease, or takes it over when it has expired, and
+// reports whether this owner holds it. Both steps are single statements
+// that every node certifies: of two nodes taking the lease at once, one
+// commits and the other fails with a conflict (retried by the server or
+// the caller), then sees the winner's row.
+func (l *leaseLock) try(ctx context.Context) (bool, error) {
+	secs := int(l.ttl / time.Second)
+	if _, err := l.db.ExecContext(ctx, "INSERT INTO "+leaseTable+" (name, owner, expires_at) "+
+		"VALUES (?, ?, NOW(6) + INTERVAL ? SECOND) ON DUPLICATE KEY UPDATE "+
+		"owner = IF(expires_at < NOW(6), VALUES(owner), owner), "+
+		"expires_at = IF(owner = VALUES(owner), VALUES(expires_at), expires_at)",
+		l.name, l.owner, secs); err != nil {
+		return false, err
+	}
+	var owner string
+	if err := l.db.QueryRowContext(ctx, "SELECT owner FROM "+leaseTable+" WHERE name = ?", l.name).Scan(&owner); err != nil {
+		return false, err
+	}
+	return owner == l.owner, nil
+}
+
+// renew extends the lease every ttl/3 until release.
+func (l *leaseLock) renew() {
+	defer close(l.done)
+	t := time.NewTicker(l.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
+			_, _ = l.db.ExecContext(ctx, "UPDATE "+leaseTable+" SET expires_at = NOW(6) + INTERVAL ? SECOND "+
+				"WHERE name = ? AND owner = ?", int(l.ttl/time.Second), l.name, l.owner)
+			cancel()
+		}
+	}
+}
+
+// release stops renewing and deletes the lease if this owner still holds
+// it.
+func (l *leaseLock) release(ctx context.Context) error {
+	close(l.stop)
+	<-l.done
+	return retryConflicts(ctx, func() error {
+		_, err := l.db.ExecContext(ctx, "DELETE FROM "+leaseTable+" WHERE name = ? AND owner = ?", l.name, l.owner)
+		return err
+	})
+}
