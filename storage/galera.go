@@ -140,7 +140,7 @@ func (c *galeraSessions) setUp(ctx context.Context, conn driver.Conn) error {
 	if !ok {
 		return errors.New("storage: mysql connection cannot execute")
 	}
-	_, err = e.ExecContext(ctx, "SET SESSION wsrep_sync_wait = wsrep_sync_wait | 1", nil)
+	_, err = e.ExecContext(ctx, "SET SESSION wsrep_sync_wait = @@session.wsrep_sync_wait | 1", nil)
 	return err
 }
 

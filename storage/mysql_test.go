@@ -86,3 +86,13 @@ func TestMySQLInterpolationCharset(t *testing.T) {
 		})
 	}
 }
+
+// TestMySQLReplicas runs the cross-replica race suite with three stores
+// on one database of one server, as three replicas share it.
+func TestMySQLReplicas(t *testing.T) {
+	storagetest.RequireMySQL(t)
+	storagetest.RunReplicas(t, func(t *testing.T) []storagetest.Store {
+		dsn := storagetest.MySQLDSN(t)
+		return []storagetest.Store{storagetest.OpenDSN(t, dsn), openStore(t, dsn), openStore(t, dsn)}
+	})
+}

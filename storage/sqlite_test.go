@@ -154,3 +154,12 @@ func TestSQLiteInMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteReplicas runs the cross-replica race suite with two stores on
+// one SQLite file, as two processes (the server and the CLI) share it.
+func TestSQLiteReplicas(t *testing.T) {
+	storagetest.RunReplicas(t, func(t *testing.T) []storagetest.Store {
+		dsn := storagetest.SQLiteDSN(t)
+		return []storagetest.Store{storagetest.OpenDSN(t, dsn), openStore(t, dsn)}
+	})
+}

@@ -35,6 +35,7 @@ type Store interface {
 	identity.ThrottleStore
 	clients.Store
 	oauth.TokenStore
+	oauth.UserLookup
 	keys.Store
 	cors.ClientOrigins
 	revocation.Source
