@@ -79,7 +79,8 @@ func toRFC6749(err error) *fosite.RFC6749Error {
 	if e, ok := errors.AsType[*fosite.RFC6749Error](err); ok && sentAsIs[e] {
 		return e
 	}
-	if errors.Is(err, apperr.ErrUnavailable) {
+	if errors.Is(err, apperr.ErrUnavailable) || errors.Is(err, fosite.ErrSerializationFailure) {
+		// A conflict with concurrent writers that outlasted the retries.
 		return errUnavailable
 	}
 	if e, ok := errors.AsType[*apperr.Error](err); ok {

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
@@ -173,40 +174,8 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// RFC 9068 §2.1: the client, or an audience, may ask for RS256.
 	ctx = withSigningAlg(ctx, h.Audience.signingAlg(client, ar.GetGrantedAudience()))
 
-	// Refresh runs its own transaction inside fosite; a password grant
-	// writes its refresh-token row under the lock of confirmCredentials.
-	// client_credentials writes nothing: its access token is stateless.
-	txCtx := ctx
-	transactional := user != nil
-	if transactional {
-		if txCtx, err = h.Store.BeginTX(ctx); err != nil {
-			h.fail(ctx, w, r, ar, err)
-			return
-		}
-	}
-	if user != nil {
-		// The credentials checked must still be the user's when the tokens
-		// are written: a password change, disabling or deletion that
-		// committed since the check refuses the login; one that comes
-		// later waits for the lock and revokes these tokens.
-		var locked *identity.User
-		if locked, err = confirmCredentials(txCtx, h.Users, user); err == nil {
-			// Claims as of the lock: a role change that committed since
-			// the password check reached the token (as setOwner did).
-			setUserClaims(session, locked)
-		}
-	}
-	var resp fosite.AccessResponder
-	if err == nil {
-		resp, err = h.Provider.NewAccessResponse(txCtx, ar)
-	}
-	if err == nil && transactional {
-		err = h.Store.Commit(txCtx)
-	}
+	resp, err := h.respond(ctx, ar, session, user)
 	if err != nil {
-		if transactional {
-			_ = h.Store.Rollback(txCtx)
-		}
 		h.fail(ctx, w, r, ar, err)
 		return
 	}
@@ -228,6 +197,73 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.observe(grant, "success")
 	h.Provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// maxConflictRetries bounds how often respond runs again after its
+// transaction lost to a concurrent one.
+const maxConflictRetries = 4
+
+// respond writes the grant's tokens and returns fosite's response. Refresh
+// runs its own transaction inside fosite; a password grant writes its
+// refresh-token row under confirmCredentials' write to the user's row.
+// client_credentials writes nothing: its access token is stateless.
+//
+// A transaction that loses to a concurrent one (a deadlock, or a
+// certification conflict on a Galera cluster, where it fails at commit)
+// is rolled back, and respond runs it again from the start, up to
+// maxConflictRetries times: nothing of it was committed, and the new run
+// reads what the winner wrote. So a refresh that lost to another use of
+// its token finds the token used and fails with invalid_grant (without
+// revoking the grant), one that lost to an unrelated write (the same
+// user's login through another node) succeeds, and a login that lost to a
+// password change is refused as for a wrong password.
+func (h *TokenHandler) respond(ctx context.Context, ar fosite.AccessRequester, session *oauth2.JWTSession, user *identity.User) (fosite.AccessResponder, error) {
+	var (
+		resp fosite.AccessResponder
+		err  error
+	)
+	for attempt := 0; ; attempt++ {
+		resp, err = h.respondOnce(ctx, ar, session, user)
+		if err == nil || !errors.Is(err, fosite.ErrSerializationFailure) || attempt == maxConflictRetries {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(1+attempt) * time.Duration(1+rand.IntN(4)) * time.Millisecond):
+		}
+	}
+}
+
+func (h *TokenHandler) respondOnce(ctx context.Context, ar fosite.AccessRequester, session *oauth2.JWTSession, user *identity.User) (fosite.AccessResponder, error) {
+	if user == nil {
+		return h.Provider.NewAccessResponse(ctx, ar)
+	}
+	txCtx, err := h.Store.BeginTX(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The credentials checked must still be the user's when the tokens
+	// are written: a password change, disabling or deletion that
+	// committed since the check refuses the login; one that comes later
+	// waits for the row (or, on a Galera cluster, fails certification
+	// and runs again) and revokes these tokens.
+	locked, err := confirmCredentials(txCtx, h.Users, user)
+	var resp fosite.AccessResponder
+	if err == nil {
+		// Claims as of the lock: a role change that committed since the
+		// password check reached the token (as setOwner did).
+		setUserClaims(session, locked)
+		resp, err = h.Provider.NewAccessResponse(txCtx, ar)
+	}
+	if err == nil {
+		err = h.Store.Commit(txCtx)
+	}
+	if err != nil {
+		_ = h.Store.Rollback(txCtx)
+		return nil, err
+	}
+	return resp, nil
 }
 
 // confirmCredentials checks, under LockUser's write to the user's row in ctx's

@@ -101,7 +101,8 @@ func classify(err error) errClass {
 
 // wrapf translates err for identity, client and key methods and adds
 // context: not-found and duplicate errors become ErrNotFound and
-// ErrAlreadyExists, unreachable-database errors match
+// ErrAlreadyExists, unreachable-database errors and conflicts (deadlocks,
+// Galera certification failures) that outlasted their retries match
 // apperr.ErrUnavailable, anything else is wrapped with %w.
 func (s *Store) wrapf(err error, format string, args ...any) error {
 	if err == nil {
@@ -113,7 +114,9 @@ func (s *Store) wrapf(err error, format string, args ...any) error {
 		return fmt.Errorf("%s: %w", msg, ErrNotFound)
 	case classDuplicate:
 		return fmt.Errorf("%s: %w: %w", msg, ErrAlreadyExists, err)
-	case classUnavailable:
+	case classUnavailable, classConflict:
+		// A conflict still here lost to concurrent writers through
+		// every retry: the client may retry later (503).
 		return fmt.Errorf("%s: %w: %w", msg, apperr.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", msg, err)

@@ -218,17 +218,28 @@ func (s *Store) LockUser(ctx context.Context, id string) (*identity.User, error)
 		res = db.Exec("UPDATE users SET last_login_at = ? WHERE id = ?", now, id)
 	}
 	if res.Error != nil {
-		return nil, s.wrapf(res.Error, "storage: lock user %s", id)
+		return nil, s.wrapLocked(res.Error, id)
 	}
 	if res.RowsAffected == 0 {
 		return nil, fmt.Errorf("storage: lock user %s: %w", id, ErrNotFound)
 	}
 	var rows []userRow
 	if err := db.Raw("SELECT * FROM users WHERE id = ?", id).Find(&rows).Error; err != nil {
-		return nil, s.wrapf(err, "storage: lock user %s", id)
+		return nil, s.wrapLocked(err, id)
 	}
 	if len(rows) == 0 || rows[0].ID != id {
 		return nil, fmt.Errorf("storage: lock user %s: %w", id, ErrNotFound)
 	}
 	return rows[0].user()
+}
+
+// wrapLocked translates LockUser's errors: a deadlock, or a Galera
+// brute-force abort by a conflicting write replicated from another node,
+// matches fosite.ErrSerializationFailure (the token handler runs the
+// transaction again); the rest as in wrapf.
+func (s *Store) wrapLocked(err error, id string) error {
+	if classify(err) == classConflict {
+		return s.wrapFosite(err, "storage: lock user %s", id)
+	}
+	return s.wrapf(err, "storage: lock user %s", id)
 }
