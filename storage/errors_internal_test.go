@@ -32,8 +32,8 @@ func TestErrorTranslation(t *testing.T) {
 	}{
 		{"record not found", gorm.ErrRecordNotFound, ErrNotFound, fosite.ErrNotFound},
 		{"mysql duplicate", &gomysql.MySQLError{Number: 1062}, ErrAlreadyExists, ErrAlreadyExists},
-		{"mysql deadlock", &gomysql.MySQLError{Number: 1213}, nil, fosite.ErrSerializationFailure},
-		{"mysql lock wait", &gomysql.MySQLError{Number: 1205}, nil, fosite.ErrSerializationFailure},
+		{"mysql deadlock", &gomysql.MySQLError{Number: 1213}, apperr.ErrUnavailable, fosite.ErrSerializationFailure},
+		{"mysql lock wait", &gomysql.MySQLError{Number: 1205}, apperr.ErrUnavailable, fosite.ErrSerializationFailure},
 		{"mysql shutdown", &gomysql.MySQLError{Number: 1053}, apperr.ErrUnavailable, apperr.ErrUnavailable},
 		{"mysql syntax", &gomysql.MySQLError{Number: 1064}, nil, nil},
 		{"bad conn", driver.ErrBadConn, apperr.ErrUnavailable, apperr.ErrUnavailable},
