@@ -275,3 +275,51 @@ func (l *leaseLock) release(ctx context.Context) error {
 		return err
 	})
 }
+
+// GaleraReport describes the Galera node a store's MySQL connection
+// reaches, for the start-up log.
+type GaleraReport struct {
+	// ClusterSize is wsrep_cluster_size, the nodes in the primary
+	// component.
+	ClusterSize string
+	// Problems lists settings that differ from what Portcullis needs (see
+	// deploy/galera/portcullis.cnf), each as one sentence.
+	Problems []string
+}
+
+// CheckGalera reads the settings Portcullis needs from a Galera node:
+// binlog_format=ROW, innodb_autoinc_lock_mode=2 and, for the CLI and
+// other clients (the store sets it on its own sessions), causal reads
+// (wsrep_sync_wait). It returns nil when the server is not a Galera node.
+func (s *Store) CheckGalera(ctx context.Context) (*GaleraReport, error) {
+	if s.driver != DriverMySQL {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
+	defer cancel()
+	var on sql.NullString
+	row := s.pool.QueryRowContext(ctx, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = 'WSREP_ON'")
+	if err := row.Scan(&on); errors.Is(err, sql.ErrNoRows) || (err == nil && !strings.EqualFold(on.String, "ON")) {
+		return nil, nil
+	} else if err != nil {
+		return nil, s.wrapf(err, "storage: check galera")
+	}
+	var binlog, autoinc, syncWait, size string
+	if err := s.pool.QueryRowContext(ctx, "SELECT @@GLOBAL.binlog_format, @@GLOBAL.innodb_autoinc_lock_mode, @@GLOBAL.wsrep_sync_wait, "+
+		"(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_CLUSTER_SIZE')").
+		Scan(&binlog, &autoinc, &syncWait, &size); err != nil {
+		return nil, s.wrapf(err, "storage: check galera")
+	}
+	r := &GaleraReport{ClusterSize: size}
+	if !strings.EqualFold(binlog, "ROW") {
+		r.Problems = append(r.Problems, "binlog_format is "+binlog+", Galera needs ROW")
+	}
+	if autoinc != "2" {
+		r.Problems = append(r.Problems, "innodb_autoinc_lock_mode is "+autoinc+", Galera needs 2 (interleaved)")
+	}
+	if n, err := strconv.Atoi(syncWait); err != nil || n&1 == 0 {
+		r.Problems = append(r.Problems, "wsrep_sync_wait is "+syncWait+": Portcullis reads causally on its own sessions, "+
+			"but the CLI's and other clients' reads through another node may miss a write just committed (set 1)")
+	}
+	return r, nil
+}

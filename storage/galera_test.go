@@ -46,6 +46,18 @@ func TestGaleraStorage(t *testing.T) {
 	})
 	t.Run("ConcurrentMigrate", func(t *testing.T) { testGaleraConcurrentMigrate(t, g) })
 	t.Run("CausalReads", func(t *testing.T) { testGaleraCausalReads(t, g) })
+	t.Run("CheckGalera", func(t *testing.T) {
+		s := openStore(t, g.Nodes[1].DSN(g.NewDatabase(t)))
+		r, err := s.CheckGalera(t.Context())
+		if err != nil || r == nil || r.ClusterSize != "3" || len(r.Problems) != 0 {
+			t.Fatalf("CheckGalera on a node configured by deploy/galera/portcullis.cnf = %+v, %v; want cluster size 3, no problems", r, err)
+		}
+		g.Nodes[1].Exec("SET GLOBAL wsrep_sync_wait = 0")
+		defer g.Nodes[1].Exec("SET GLOBAL wsrep_sync_wait = 1")
+		if r, err := s.CheckGalera(t.Context()); err != nil || r == nil || len(r.Problems) != 1 {
+			t.Fatalf("CheckGalera with wsrep_sync_wait = 0: %+v, %v; want one problem", r, err)
+		}
+	})
 }
 
 // openStore opens dsn without migrating; closed when t ends.

@@ -96,3 +96,14 @@ func TestMySQLReplicas(t *testing.T) {
 		return []storagetest.Store{storagetest.OpenDSN(t, dsn), openStore(t, dsn), openStore(t, dsn)}
 	})
 }
+
+// TestMySQLCheckGalera: a server that is not a Galera node reports none.
+func TestMySQLCheckGalera(t *testing.T) {
+	s := storagetest.OpenMySQL(t)
+	if r, err := s.CheckGalera(t.Context()); err != nil || r != nil {
+		t.Fatalf("CheckGalera on a plain server = %+v, %v; want nil, nil", r, err)
+	}
+	if s.Galera() {
+		t.Fatal("Galera() on a plain server")
+	}
+}

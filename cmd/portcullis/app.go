@@ -103,6 +103,22 @@ func (a *app) migrate(ctx context.Context) ([]string, error) {
 	return applied, nil
 }
 
+// logGalera says in the start-up log whether the database is a node of a
+// MariaDB Galera cluster and warns about each setting Portcullis needs
+// that the node lacks. A failed check is logged, not fatal.
+func (a *app) logGalera(ctx context.Context) {
+	r, err := a.store.CheckGalera(ctx)
+	switch {
+	case err != nil:
+		a.logger.Warn("could not read the database's Galera settings", "err", err)
+	case r != nil:
+		a.logger.Info("database is a MariaDB Galera cluster node; causal reads on", "cluster_size", r.ClusterSize)
+		for _, p := range r.Problems {
+			a.logger.Warn("Galera setting: " + p)
+		}
+	}
+}
+
 // requireMigrated fails with one line naming both schema versions when the
 // database is not migrated to this binary's schema, without touching it:
 // only migrate (and serve, unless told not to) apply migrations.

@@ -44,6 +44,7 @@ func serveCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			} else if err := a.requireMigrated(cmd.Context()); err != nil {
 				return err
 			}
+			a.logGalera(cmd.Context())
 			return serve(cmd.Context(), a)
 		},
 	}
