@@ -188,7 +188,9 @@ func TestGaleraReplicas(t *testing.T) {
 	signup(t, reps[1].URL, "carol", "purple otter lamp 42")
 
 	t.Run("concurrent logins of one user all succeed", func(t *testing.T) {
-		res := burst(reps, 12, func(_ int, s *proctest.Server) (int, []byte, error) { return password(s, "carol", "purple otter lamp 42") })
+		res := burst(reps, 12, func(_ int, s *proctest.Server) (int, []byte, error) {
+			return password(s, "carol", "purple otter lamp 42")
+		})
 		for i, r := range res {
 			if r.err != nil || r.status != http.StatusOK {
 				t.Fatalf("login %d: %d %s %v", i, r.status, r.body, r.err)
