@@ -218,19 +218,29 @@ const maxConflictRetries = 4
 // user's login through another node) succeeds, and a login that lost to a
 // password change is refused as for a wrong password.
 func (h *TokenHandler) respond(ctx context.Context, ar fosite.AccessRequester, session *oauth2.JWTSession, user *identity.User) (fosite.AccessResponder, error) {
-	var (
-		resp fosite.AccessResponder
-		err  error
-	)
-	for attempt := 0; ; attempt++ {
+	var resp fosite.AccessResponder
+	err := retryOnConflict(ctx, func() error {
+		var err error
 		resp, err = h.respondOnce(ctx, ar, session, user)
-		if err == nil || !errors.Is(err, fosite.ErrSerializationFailure) || attempt == maxConflictRetries {
-			return resp, err
+		return err
+	})
+	return resp, err
+}
+
+// retryOnConflict runs attempt again, after a short random pause, while it
+// fails with fosite.ErrSerializationFailure (its transaction lost to a
+// concurrent one), at most maxConflictRetries more times, and returns its
+// last error.
+func retryOnConflict(ctx context.Context, attempt func() error) error {
+	for i := 0; ; i++ {
+		err := attempt()
+		if err == nil || !errors.Is(err, fosite.ErrSerializationFailure) || i == maxConflictRetries {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, err
-		case <-time.After(time.Duration(1+attempt) * time.Duration(1+rand.IntN(4)) * time.Millisecond):
+			return err
+		case <-time.After(time.Duration(1+i) * time.Duration(1+rand.IntN(4)) * time.Millisecond):
 		}
 	}
 }

@@ -36,8 +36,11 @@ import (
 //     to a node and would not stop a concurrent password change.
 
 // maxConflictAttempts bounds the attempts of a transaction that keeps
-// losing certification (or a deadlock) to concurrent writers.
-const maxConflictAttempts = 5
+// losing certification (or a deadlock) to concurrent writers. A password
+// change races every login of its user (both write the user's row): with
+// logins streaming through the other nodes, it may lose several times
+// before it wins.
+const maxConflictAttempts = 12
 
 // retryConflicts runs attempt until it returns an error that is not a
 // deadlock or certification conflict (classConflict), at most
@@ -52,7 +55,7 @@ func retryConflicts(ctx context.Context, attempt func() error) error {
 		if err = attempt(); classify(err) != classConflict || i == maxConflictAttempts-1 {
 			return err
 		}
-		pause := time.Duration(1+i) * time.Duration(1+rand.IntN(5)) * time.Millisecond
+		pause := time.Duration(1+rand.IntN(2+3*i)) * time.Millisecond
 		select {
 		case <-ctx.Done():
 			return err

@@ -259,7 +259,9 @@ func (s *Store) isDuplicate(tx *gorm.DB, row *refreshTokenRow) (bool, error) {
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
 // Deleting an unknown token is not an error.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	if err := s.db(ctx).Where("signature = ?", hashSignature(signature)).Delete(&refreshTokenRow{}).Error; err != nil {
+	if err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Where("signature = ?", hashSignature(signature)).Delete(&refreshTokenRow{}).Error
+	}); err != nil {
 		return s.wrapFosite(err, "storage: delete refresh token")
 	}
 	return nil
@@ -318,8 +320,9 @@ func (s *Store) lockRefreshOwner(tx *gorm.DB, signature string) error {
 // every refresh token of the family requestID inactive (kept for reuse
 // detection until DeleteExpired). An unknown family is not an error.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	if err := s.db(ctx).Model(&refreshTokenRow{}).Where("request_id = ?", requestID).
-		Update("active", false).Error; err != nil {
+	if err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Model(&refreshTokenRow{}).Where("request_id = ?", requestID).Update("active", false).Error
+	}); err != nil {
 		return s.wrapFosite(err, "storage: revoke refresh tokens")
 	}
 	return nil

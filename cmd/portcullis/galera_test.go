@@ -278,6 +278,115 @@ func TestGaleraReplicas(t *testing.T) {
 		}
 	})
 
+	t.Run("revocation racing refreshes: no 5xx, the grant ends", func(t *testing.T) {
+		for round := range 5 {
+			status, body, _ := password(reps[round%3], "carol", "purple otter lamp 42")
+			if status != http.StatusOK {
+				t.Fatalf("login: %d %s", status, body)
+			}
+			var tok proctest.Token
+			_ = json.Unmarshal(body, &tok)
+			res := burst(reps, 6, func(i int, s *proctest.Server) (int, []byte, error) {
+				if i == 2 || i == 3 {
+					return post(s.URL+"/oauth2/revoke", url.Values{"token": {tok.RefreshToken}}, cl.ClientID, cl.ClientSecret)
+				}
+				return refresh(s, tok.RefreshToken)
+			})
+			var issued []string
+			for i, r := range res {
+				if r.err != nil || r.status >= 500 {
+					t.Fatalf("round %d: request %d: %d %s %v", round, i, r.status, r.body, r.err)
+				}
+				if r.status == http.StatusOK && i != 2 && i != 3 {
+					var next proctest.Token
+					_ = json.Unmarshal(r.body, &next)
+					issued = append(issued, next.RefreshToken)
+				}
+			}
+			for _, rt := range append(issued, tok.RefreshToken) {
+				for i, s := range reps {
+					if status, body, _ := refresh(s, rt); status != http.StatusBadRequest {
+						t.Fatalf("round %d: replica %d: a refresh token of the revoked grant: %d %s", round, i, status, body)
+					}
+				}
+			}
+		}
+	})
+
+	t.Run("password change during logins through other nodes ends every grant", func(t *testing.T) {
+		ops := reps[0].CreateClient(t, "--name", "ops", "--grant-type", "client_credentials", "--scope", "admin")
+		status, body, _ := post(reps[1].URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}}, ops.ClientID, ops.ClientSecret)
+		if status != http.StatusOK {
+			t.Fatalf("admin token: %d %s", status, body)
+		}
+		var adm proctest.Token
+		_ = json.Unmarshal(body, &adm)
+		for round := range 4 {
+			user, old := fmt.Sprintf("erin%d", round), "amber falcon river 31"
+			id := signup(t, reps[0].URL, user, old)
+			// Logins with the old password stream through every node
+			// while the password is changed through the admin API of one.
+			var (
+				mu     sync.Mutex
+				tokens []string
+				wg     sync.WaitGroup
+			)
+			stop := make(chan struct{})
+			for i := range 6 {
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						status, body, err := password(reps[i%3], user, old)
+						if err != nil || status >= 500 {
+							t.Errorf("round %d: login: %d %s %v", round, status, body, err)
+							return
+						}
+						if status == http.StatusOK {
+							var tok proctest.Token
+							_ = json.Unmarshal(body, &tok)
+							mu.Lock()
+							tokens = append(tokens, tok.RefreshToken)
+							mu.Unlock()
+						}
+					}
+				})
+			}
+			time.Sleep(time.Duration(100+40*round) * time.Millisecond)
+			b, _ := json.Marshal(map[string]string{"password": "new granite meadow 77"})
+			req, _ := http.NewRequest(http.MethodPatch, reps[1].AdminURL+"/admin/users/"+id, strings.NewReader(string(b)))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+adm.AccessToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				_ = resp.Body.Close()
+				time.Sleep(100 * time.Millisecond)
+			}
+			close(stop)
+			wg.Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("round %d: password change: %d", round, resp.StatusCode)
+			}
+			if len(tokens) == 0 {
+				t.Fatalf("round %d: no login got tokens before the change; the race was not run", round)
+			}
+			for _, rt := range tokens {
+				for ri, s := range reps {
+					if status, body, _ := refresh(s, rt); status != http.StatusBadRequest {
+						t.Fatalf("round %d: replica %d: a refresh token from a login racing the password change still works: %d %s", round, ri, status, body)
+					}
+				}
+			}
+			t.Logf("round %d: %d logins with the old password got tokens while the change raced them; all revoked", round, len(tokens))
+		}
+	})
+
 	t.Run("scheduled rotation racing on every replica: one new key each", func(t *testing.T) {
 		// Make the current keys due: every replica's next tick (1s) rotates.
 		if _, err := sqlDB.Exec("UPDATE signing_keys SET activates_at = activates_at - INTERVAL 2 HOUR, created_at = created_at - INTERVAL 2 HOUR"); err != nil {

@@ -203,12 +203,23 @@ func freePorts(t testing.TB, n int) []int {
 
 // install creates the node's data directory and its option file.
 func (node *GaleraNode) install(cnf, runAs string, uid, gid int) error {
-	if err := os.MkdirAll(node.datadir, 0o750); err != nil {
-		return err
+	// A private tmpdir: concurrent mariadb-install-db runs (clusters of
+	// tests in other packages) collide on temporary table names in /tmp.
+	tmp := node.datadir + ".tmp"
+	for _, d := range []string{node.datadir, tmp} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return err
+		}
+		if uid >= 0 {
+			if err := os.Lchown(d, uid, gid); err != nil {
+				return err
+			}
+		}
 	}
 	opts := fmt.Sprintf(`!include %s
 [mariadbd]
 datadir = %s
+tmpdir = %s
 socket = %s
 pid_file = %s
 log_error = %s
@@ -228,7 +239,7 @@ wsrep_node_name = %s
 wsrep_node_address = 127.0.0.1:%d
 wsrep_sst_receive_address = 127.0.0.1:%d
 wsrep_provider_options = "gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d;gcache.size=64M;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S;evs.install_timeout=PT4S"
-`, cnf, node.datadir, filepath.Join(node.datadir, "mariadbd.sock"), filepath.Join(node.datadir, "mariadbd.pid"), node.datadir+".err", node.Port,
+`, cnf, node.datadir, tmp, filepath.Join(node.datadir, "mariadbd.sock"), filepath.Join(node.datadir, "mariadbd.pid"), node.datadir+".err", node.Port,
 		node.g.gcomm, node.Name, node.repl, node.sst, node.repl, node.ist)
 	if runAs != "" {
 		opts = strings.Replace(opts, "[mariadbd]\n", "[mariadbd]\nuser = "+runAs+"\n", 1)
@@ -236,7 +247,7 @@ wsrep_provider_options = "gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=12
 	if err := os.WriteFile(node.datadir+".cnf", []byte(opts), 0o644); err != nil {
 		return err
 	}
-	args := []string{"--no-defaults", "--datadir=" + node.datadir, "--auth-root-authentication-method=normal", "--skip-test-db"}
+	args := []string{"--no-defaults", "--datadir=" + node.datadir, "--tmpdir=" + tmp, "--auth-root-authentication-method=normal", "--skip-test-db"}
 	if runAs != "" {
 		args = append(args, "--user="+runAs)
 	}
