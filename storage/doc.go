@@ -19,8 +19,9 @@
 // MySQL migration holds exactly one DDL statement, because MySQL commits
 // DDL implicitly, and every statement is idempotent (CREATE TABLE IF NOT
 // EXISTS with its indexes inline). Concurrent Migrate calls from several
-// replicas serialize on a MySQL named lock (GET_LOCK). gorm's AutoMigrate
-// is never used. Open does not migrate.
+// replicas serialize on a lease in a replicated table and a MySQL named
+// lock (GET_LOCK; see the Galera section). gorm's AutoMigrate is never
+// used. Open does not migrate.
 //
 // # Errors
 //
@@ -52,6 +53,29 @@
 // they expire so that reuse is detected. DeleteExpired removes expired
 // refresh tokens and revocations.
 //
+// # MariaDB Galera (multi-primary)
+//
+// Replicas may write through different nodes of a MariaDB Galera cluster
+// at once (galera.go). Open's connections find out whether their server
+// is a Galera node (wsrep_on) and then read causally (wsrep_sync_wait
+// bit 1, unless the DSN sets wsrep_sync_wait itself), so a write committed
+// through one node is read at once through another. A transaction that
+// loses certification to a concurrent one on another node fails with a
+// deadlock error (1213); whole transactions the store owns, and single
+// statements outside a transaction, are run again (up to 12 attempts),
+// and a conflict that outlasts them matches apperr.ErrUnavailable (503),
+// in token methods also fosite.ErrSerializationFailure, on which the
+// token endpoint runs its transaction again. Row locks are local to a
+// node, so nothing relies on a read lock against another node's writer:
+// LockUser writes the user's row (last_login_at), which certification
+// compares with a password change's write of that row. Migrate takes a
+// lease in the portcullis_locks table (created outside the migrations),
+// which every node replicates, besides the node-local GET_LOCK. Every
+// table has a primary key, as Galera needs. CheckGalera reports the
+// node's settings that differ from what Portcullis needs
+// (deploy/galera/portcullis.cnf).
+//
 // The conformance suite every backend must pass lives in
-// storage/storagetest.
+// storage/storagetest; its cross-replica race suite (RunReplicas) runs on
+// SQLite, MySQL and a three-node Galera cluster.
 package storage
