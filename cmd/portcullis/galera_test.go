@@ -267,6 +267,10 @@ func TestGaleraReplicas(t *testing.T) {
 		}
 		var tok proctest.Token
 		_ = json.Unmarshal(body, &tok)
+		rs := reps[0].CreateClient(t, "--name", "rs", "--grant-type", "client_credentials", "--introspect")
+		if status, body, _ := post(reps[2].URL+"/oauth2/introspect", url.Values{"token": {tok.AccessToken}}, rs.ClientID, rs.ClientSecret); status != http.StatusOK || !strings.Contains(string(body), `"active":true`) {
+			t.Fatalf("introspection before the revocation: %d %s", status, body)
+		}
 		if status, body, _ := post(reps[1].URL+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, cl.ClientID, cl.ClientSecret); status != http.StatusOK {
 			t.Fatalf("revoke: %d %s", status, body)
 		}
@@ -274,6 +278,26 @@ func TestGaleraReplicas(t *testing.T) {
 		for i, s := range reps {
 			if status, body, _ := refresh(s, tok.RefreshToken); status != http.StatusBadRequest {
 				t.Fatalf("replica %d: refresh of a revoked grant: %d %s", i, status, body)
+			}
+		}
+		// The stateless access token introspects as inactive on every
+		// replica once its revocation list has synced (1s here), although
+		// the revocation ids have gaps (auto_increment_increment = 3).
+		for i, s := range reps {
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				status, body, _ := post(s.URL+"/oauth2/introspect", url.Values{"token": {tok.AccessToken}}, rs.ClientID, rs.ClientSecret)
+				var got struct {
+					Active bool `json:"active"`
+				}
+				_ = json.Unmarshal(body, &got)
+				if status == http.StatusOK && !got.Active {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("replica %d: revoked access token still introspects: %d %s", i, status, body)
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 	})
