@@ -29,10 +29,14 @@
 // matching ErrNotFound and ErrAlreadyExists (errors.Is). The fosite methods
 // return fosite.ErrNotFound for unknown tokens and clients, and a used or
 // revoked refresh token comes back as its stored requester together with
-// fosite.ErrInactiveToken. MySQL deadlocks and lock-wait timeouts in token
-// methods match fosite.ErrSerializationFailure. Any error caused by an
-// unreachable or overloaded database matches apperr.ErrUnavailable, which
-// the HTTP layer turns into 503 temporarily_unavailable.
+// fosite.ErrInactiveToken. MySQL deadlocks and Galera certification
+// conflicts in token methods match fosite.ErrSerializationFailure. Any
+// error caused by an unreachable or overloaded database matches
+// apperr.ErrUnavailable, which the HTTP layer turns into 503
+// temporarily_unavailable: among them a Galera node that is not ready
+// (error 1047, outside the primary component or rejecting queries) and a
+// lock-wait timeout (1205, which is also how a Galera node reports a
+// causal read it cannot complete).
 //
 // # Transactions
 //

@@ -26,7 +26,7 @@ const (
 	classNotFound
 	classDuplicate
 	classUnavailable
-	classConflict // deadlock or lock-wait timeout: retry may succeed
+	classConflict // deadlock or Galera certification conflict: retry may succeed
 )
 
 // SQLite result codes (primary codes; extended codes carry them in the
@@ -50,6 +50,13 @@ const (
 	mysqlQueryKilled     = 1317
 	mysqlReadOnly        = 1290 // --read-only during fail-over
 	mysqlReadOnlyTx      = 1792
+	// mysqlWsrepNotReady is ER_UNKNOWN_COM_ERROR, which a Galera node
+	// answers ("WSREP has not yet prepared node for application use")
+	// to every statement that touches a table, BEGIN and COMMIT included,
+	// while it is outside the primary component (it lost quorum, or is
+	// shutting down) or set to wsrep_reject_queries. Only SET, SHOW and
+	// table-less SELECTs still pass.
+	mysqlWsrepNotReady = 1047
 )
 
 // classify maps a driver or gorm error to its class.
@@ -64,9 +71,20 @@ func classify(err error) errClass {
 		switch me.Number {
 		case mysqlDupEntry:
 			return classDuplicate
-		case mysqlDeadlock, mysqlLockWaitTimeout:
+		case mysqlDeadlock:
 			return classConflict
-		case mysqlServerShutdown, mysqlTooManyConns, mysqlConnKilled, mysqlQueryKilled, mysqlReadOnly, mysqlReadOnlyTx:
+		case mysqlServerShutdown, mysqlTooManyConns, mysqlConnKilled, mysqlQueryKilled, mysqlReadOnly, mysqlReadOnlyTx,
+			mysqlWsrepNotReady:
+			return classUnavailable
+		case mysqlLockWaitTimeout:
+			// A Galera node reports a causal read (wsrep_sync_wait) that
+			// cannot complete, because it is losing or has lost the
+			// primary component, as a lock-wait timeout. InnoDB's own
+			// lock wait (innodb_lock_wait_timeout, 50s by default) is far
+			// longer than the query timeout that bounds every statement,
+			// so here this error means the node cannot serve: retry
+			// later, and never read it as a lost race (a refresh would
+			// answer invalid_grant).
 			return classUnavailable
 		}
 		return classOther
@@ -123,8 +141,8 @@ func (s *Store) wrapf(err error, format string, args ...any) error {
 }
 
 // wrapFosite translates err for the fosite methods: not-found becomes
-// fosite.ErrNotFound, MySQL deadlocks and lock-wait timeouts an error
-// wrapping fosite.ErrSerializationFailure (with %w, which leaves the
+// fosite.ErrNotFound, MySQL deadlocks (and Galera certification
+// conflicts) an error wrapping fosite.ErrSerializationFailure (with %w, which leaves the
 // shared sentinel untouched), the rest as in wrapf.
 func (s *Store) wrapFosite(err error, format string, args ...any) error {
 	if err == nil {

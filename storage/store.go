@@ -552,9 +552,16 @@ func RedactDSN(dsn string) string {
 func (s *Store) Driver() string { return s.driver }
 
 // Ping checks that the database answers, for readiness probes. An
-// unreachable database yields an error matching apperr.ErrUnavailable.
+// unreachable database, or a Galera node that is not ready to serve,
+// yields an error matching apperr.ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db(ctx).Exec("SELECT 1").Error; err != nil {
+	q := "SELECT 1"
+	if s.driver == DriverMySQL {
+		// A Galera node that refuses queries (1047) still answers a
+		// SELECT without tables; it refuses DO.
+		q = "DO 1"
+	}
+	if err := s.db(ctx).Exec(q).Error; err != nil {
 		return s.wrapf(err, "storage: ping")
 	}
 	return nil
