@@ -9,7 +9,28 @@
 //     foreign keys on and exactly one open connection, so writers never
 //     race each other for the file lock.
 //   - MySQL or MariaDB (gorm.io/driver/mysql):
-//     "mysql://USER:PASS@tcp(HOST:PORT)/DB?parseTime=true".
+//     "mysql://USER:PASS@tcp(HOST:PORT)/DB?parseTime=true", or with
+//     several servers for fail-over, such as the nodes of a MariaDB Galera
+//     cluster: "mysql://USER:PASS@tcp(H1:3306),tcp(H2:3306),tcp(H3:3306)/DB".
+//
+// # Fail-over
+//
+// A MySQL DSN that lists several servers (ParseDSN) gets a connector that
+// sends each new connection to the first server, in the DSN's order, that
+// accepts it within the per-host timeout (the timeout parameter; default
+// 1s, or half the query timeout if less) and can serve: a server without
+// wsrep, or a Galera node that is synced (wsrep_ready ON,
+// wsrep_local_state 4), as MariaDB Connector/J's "sequential" mode and
+// libpq's multi-host strings do. It does not balance load. A server found
+// dead or not ready (refused or reset connections, a statement cut off by
+// the query timeout, errors 1047 or 1205) is tried after the others for
+// 30s, and every pooled connection made to it before is dropped instead
+// of being used again. A statement that such a server refused without
+// running it, outside a transaction, runs again on another connection,
+// so the request does not fail; a transaction cut off by a node's failure
+// fails with an error matching apperr.ErrUnavailable (503). Connections
+// do not move back to a recovered server until they are recycled
+// (Options.ConnMaxLifetime, ConnMaxIdleTime).
 //
 // # Schema
 //

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -18,9 +19,25 @@ type DSN struct {
 	Path string
 	// MySQL is the driver configuration (DriverMySQL), with parseTime
 	// set and interpolateParams set unless the DSN turns it off; callers
-	// may change their copy.
+	// may change their copy. For a DSN listing several hosts, its Net and
+	// Addr are the first host's.
 	MySQL *gomysql.Config
+	// Hosts are the servers of a MySQL DSN in the DSN's order: one, or
+	// several for fail-over (see ParseDSN).
+	Hosts []MySQLHost
 }
+
+// MySQLHost is one server of a MySQL DSN.
+type MySQLHost struct {
+	// Net is the go-sql-driver network, such as "tcp" or "unix".
+	Net string
+	// Addr is HOST:PORT (port 3306 when the DSN gives none) or a socket
+	// path.
+	Addr string
+}
+
+// maxMySQLHosts bounds the hosts of one DSN.
+const maxMySQLHosts = 16
 
 // dsnForms is what an error about a DSN suggests instead.
 const dsnForms = "want sqlite://PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB?parseTime=true"
@@ -40,6 +57,20 @@ const dsnForms = "want sqlite://PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB?pars
 // interpolation under the multi-byte charsets where quoting is unsafe) and the driver follows the server's
 // NO_BACKSLASH_ESCAPES mode. Say interpolateParams=false for a server or
 // proxy that needs server-side prepared statements.
+//
+// A MySQL DSN may list several servers, such as the nodes of a MariaDB
+// Galera cluster, separated by commas where go-sql-driver/mysql takes one:
+//
+//	mysql://USER:PASS@tcp(H1:3306),tcp(H2:3306),tcp(H3:3306)/DB?PARAMS
+//
+// Every server shares the user, password, database and parameters. Each
+// new connection goes to the first server, in this order, that accepts it
+// within the timeout parameter (per server, default 1s with several
+// servers) and can serve: any MySQL or MariaDB server, or a Galera node
+// only when it is synced (wsrep_ready ON, wsrep_local_state 4). A server
+// that failed is tried after the others for 30s, and the connections
+// made to it before it failed are not used again (see Open). At most 16
+// servers; each appears once.
 func ParseDSN(dsn string) (DSN, error) {
 	if path, ok := strings.CutPrefix(dsn, sqliteScheme); ok {
 		switch {
@@ -51,7 +82,11 @@ func ParseDSN(dsn string) (DSN, error) {
 		return DSN{Driver: DriverSQLite, Path: path}, nil
 	}
 	if raw, ok := strings.CutPrefix(dsn, mysqlScheme); ok {
-		mc, err := gomysql.ParseDSN(raw)
+		dsns, err := splitMySQLHosts(raw)
+		if err != nil {
+			return DSN{}, err
+		}
+		mc, err := gomysql.ParseDSN(dsns[0])
 		switch {
 		case err != nil:
 			// The driver's message can quote parts of the DSN, password
@@ -77,7 +112,19 @@ func ParseDSN(dsn string) (DSN, error) {
 				}
 			}
 		}
-		return DSN{Driver: DriverMySQL, MySQL: mc}, nil
+		hosts := []MySQLHost{{Net: mc.Net, Addr: mc.Addr}}
+		for _, one := range dsns[1:] {
+			hc, err := gomysql.ParseDSN(one)
+			if err != nil {
+				return DSN{}, fmt.Errorf("not a valid MySQL DSN (%s)", dsnForms)
+			}
+			h := MySQLHost{Net: hc.Net, Addr: hc.Addr}
+			if slices.Contains(hosts, h) {
+				return DSN{}, errors.New("the MySQL DSN lists one host twice")
+			}
+			hosts = append(hosts, h)
+		}
+		return DSN{Driver: DriverMySQL, MySQL: mc, Hosts: hosts}, nil
 	}
 	if dsn == "" {
 		return DSN{}, fmt.Errorf("required (%s)", dsnForms)
@@ -88,6 +135,51 @@ func ParseDSN(dsn string) (DSN, error) {
 		return DSN{}, fmt.Errorf("unsupported scheme %q: %s", scheme, dsnForms)
 	}
 	return DSN{}, fmt.Errorf("no sqlite:// or mysql:// scheme: %s", dsnForms)
+}
+
+// splitMySQLHosts returns the go-sql-driver DSN raw stands for, one per
+// host it lists: raw itself unless its address part (between the last
+// '@' before the last '/' and that '/', as the driver splits it) is a
+// comma-separated list of NET(ADDR) with more than one element.
+func splitMySQLHosts(raw string) ([]string, error) {
+	slash := strings.LastIndex(raw, "/")
+	if slash < 0 {
+		return []string{raw}, nil // the driver says what is wrong
+	}
+	at := strings.LastIndex(raw[:slash], "@")
+	prefix, addrs, suffix := raw[:at+1], raw[at+1:slash], raw[slash:]
+	if !strings.Contains(addrs, "),") {
+		return []string{raw}, nil
+	}
+	const form = "the MySQL DSN's host list is malformed: want NET(ADDR) per host, separated by commas, such as tcp(db1:3306),tcp(db2:3306)"
+	elems := strings.Split(addrs, "),")
+	if len(elems) > maxMySQLHosts {
+		return nil, fmt.Errorf("the MySQL DSN lists more than %d hosts", maxMySQLHosts)
+	}
+	out := make([]string, 0, len(elems))
+	for i, e := range elems {
+		if i < len(elems)-1 {
+			e += ")"
+		}
+		open := strings.IndexByte(e, '(')
+		if open <= 0 || !strings.HasSuffix(e, ")") || open+2 >= len(e) ||
+			strings.ContainsAny(e[open+1:len(e)-1], "()") || !isNetName(e[:open]) {
+			return nil, errors.New(form)
+		}
+		out = append(out, prefix+e+suffix)
+	}
+	return out, nil
+}
+
+// isNetName reports whether s can name a go-sql-driver network ("tcp",
+// "unix", or a name registered with RegisterDialContext).
+func isNetName(s string) bool {
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // hasDSNParam reports whether the query of a go-sql-driver DSN names the

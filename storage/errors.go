@@ -105,6 +105,7 @@ func classify(err error) errClass {
 	}
 	switch {
 	case errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, errNodeNotReady),
 		errors.Is(err, gomysql.ErrInvalidConn),
 		errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF),

@@ -38,6 +38,7 @@ func TestErrorTranslation(t *testing.T) {
 		{"mysql shutdown", &gomysql.MySQLError{Number: 1053}, apperr.ErrUnavailable, apperr.ErrUnavailable},
 		{"mysql syntax", &gomysql.MySQLError{Number: 1064}, nil, nil},
 		{"bad conn", driver.ErrBadConn, apperr.ErrUnavailable, apperr.ErrUnavailable},
+		{"no synced galera node", fmt.Errorf("no usable host: %w", errors.Join(errNodeNotReady, errNodeNotReady)), apperr.ErrUnavailable, apperr.ErrUnavailable},
 		{"invalid conn", fmt.Errorf("x: %w", gomysql.ErrInvalidConn), apperr.ErrUnavailable, apperr.ErrUnavailable},
 		{"net.OpError", opErr, apperr.ErrUnavailable, apperr.ErrUnavailable},
 		{"connection reset", syscall.ECONNRESET, apperr.ErrUnavailable, apperr.ErrUnavailable},
@@ -83,6 +84,8 @@ func TestRedactDSN(t *testing.T) {
 		{"mysql://u:pw@tcp(db:3306)", "mysql://u:[REDACTED]@tcp(db:3306)"},
 		{"postgres://u:pw@db/p", "postgres://u:REDACTED@db/p"},
 		{"u:pw@tcp(db)/p", "[REDACTED]"},
+		{"mysql://u:pw@tcp(db1:3306),tcp(db2:3306),tcp(db3:3306)/p?parseTime=true", "mysql://u:[REDACTED]@tcp(db1:3306),tcp(db2:3306),tcp(db3:3306)/p?parseTime=true"},
+		{"mysql://u:p@w,(x)@tcp(db1:3306),tcp(db2:3306)/p", "mysql://u:[REDACTED]@tcp(db1:3306),tcp(db2:3306)/p"},
 	}
 	for _, tt := range tests {
 		if got := RedactDSN(tt.in); got != tt.want {

@@ -157,8 +157,10 @@ type Store struct {
 // single connection; the parent directory must exist. MySQL:
 // parseTime=true, loc=UTC and a utf8mb4 connection charset are enforced;
 // interpolateParams=true unless the DSN turns it off (see ParseDSN);
-// unless the DSN sets them, the driver's timeout (dial) is 5s and its
-// readTimeout and writeTimeout are Options.QueryTimeout. No connection is
+// unless the DSN sets them, the driver's timeout (dial) is 5s (per host,
+// 1s or half of Options.QueryTimeout if less, for a DSN listing several
+// hosts: see ParseDSN) and its readTimeout and writeTimeout are
+// Options.QueryTimeout. No connection is
 // made until the first query, so an unreachable server is reported by
 // Ping, Migrate or the first method call, as an error matching
 // apperr.ErrUnavailable.
@@ -241,7 +243,7 @@ func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, 
 		}
 		s.gdb, err = openSQLite(parsed.Path, gcfg, s.queryTimeout, prepare)
 	case DriverMySQL:
-		s.gdb, s.sqlDB, s.sessions, err = openMySQL(parsed.MySQL, gcfg, s.queryTimeout, logger)
+		s.gdb, s.sqlDB, s.sessions, err = openMySQL(parsed.MySQL, parsed.Hosts, gcfg, s.queryTimeout, logger)
 	}
 	if err != nil {
 		return nil, s.wrapf(err, "storage: open %s", s.driver)
@@ -440,8 +442,9 @@ func openSQLite(path string, gcfg *gorm.Config, busyTimeout time.Duration, wal b
 // openMySQL returns gorm over a pool whose connections have the driver's
 // readTimeout and writeTimeout set to queryTimeout unless the DSN sets
 // them, and a second pool, for migrations, with the DSN's own socket
-// timeouts (none by default).
-func openMySQL(cfg *gomysql.Config, gcfg *gorm.Config, queryTimeout time.Duration, logger *slog.Logger) (*gorm.DB, *sql.DB, *galeraSessions, error) {
+// timeouts (none by default). Both fail over between hosts when the DSN
+// lists several (mysqlConnector).
+func openMySQL(cfg *gomysql.Config, hosts []MySQLHost, gcfg *gorm.Config, queryTimeout time.Duration, logger *slog.Logger) (*gorm.DB, *sql.DB, *galeraSessions, error) {
 	cfg = cfg.Clone()
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
@@ -455,12 +458,14 @@ func openMySQL(cfg *gomysql.Config, gcfg *gorm.Config, queryTimeout time.Duratio
 	if err := cfg.Apply(gomysql.Charset("utf8mb4", collation)); err != nil {
 		return nil, nil, nil, fmt.Errorf("mysql DSN: %w", err)
 	}
-	if cfg.Timeout == 0 {
+	if cfg.Timeout == 0 && len(hosts) > 1 {
+		cfg.Timeout = min(failoverDialTimeout, queryTimeout/2)
+	} else if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
 	cfg.Logger = mysqlLogger{logger}
 	_, keepSyncWait := cfg.Params["wsrep_sync_wait"]
-	migrateConn, err := gomysql.NewConnector(cfg.Clone())
+	migrateConn, err := mysqlConnector(cfg.Clone(), hosts, logger)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("mysql DSN: %w", err)
 	}
@@ -469,7 +474,7 @@ func openMySQL(cfg *gomysql.Config, gcfg *gorm.Config, queryTimeout time.Duratio
 	// timeout stops them waiting on a server that stopped answering.
 	cfg.ReadTimeout = cmpOr(cfg.ReadTimeout, queryTimeout)
 	cfg.WriteTimeout = cmpOr(cfg.WriteTimeout, queryTimeout)
-	conn, err := gomysql.NewConnector(cfg)
+	conn, err := mysqlConnector(cfg, hosts, logger)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("mysql DSN: %w", err)
 	}
