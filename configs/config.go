@@ -430,8 +430,9 @@ func (c *Config) SQLitePath() string {
 // MySQLDSN returns the go-sql-driver/mysql DSN that follows "mysql://", with
 // parseTime=true always set (storage scans DATETIME columns into time.Time;
 // Validate rejects an explicit parseTime=false) and interpolateParams=true
-// unless the DSN turns it off (storage.ParseDSN). It returns "" when the DSN
-// is not a valid MySQL DSN.
+// unless the DSN turns it off (storage.ParseDSN); for a DSN listing several
+// hosts, it names the first. It returns "" when the DSN is not a valid MySQL
+// DSN.
 func (c *Config) MySQLDSN() string {
 	d, err := storage.ParseDSN(c.DSN)
 	if err != nil || d.MySQL == nil {
