@@ -307,10 +307,11 @@ func (s *Store) CheckGalera(ctx context.Context) (*GaleraReport, error) {
 	} else if err != nil {
 		return nil, s.wrapf(err, "storage: check galera")
 	}
-	var binlog, autoinc, syncWait, size string
+	var binlog, autoinc, syncWait, provider, size string
 	if err := s.pool.QueryRowContext(ctx, "SELECT @@GLOBAL.binlog_format, @@GLOBAL.innodb_autoinc_lock_mode, @@GLOBAL.wsrep_sync_wait, "+
+		"@@GLOBAL.wsrep_provider_options, "+
 		"(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_CLUSTER_SIZE')").
-		Scan(&binlog, &autoinc, &syncWait, &size); err != nil {
+		Scan(&binlog, &autoinc, &syncWait, &provider, &size); err != nil {
 		return nil, s.wrapf(err, "storage: check galera")
 	}
 	r := &GaleraReport{ClusterSize: size}
@@ -324,5 +325,30 @@ func (s *Store) CheckGalera(ctx context.Context) (*GaleraReport, error) {
 		r.Problems = append(r.Problems, "wsrep_sync_wait is "+syncWait+": Portcullis reads causally on its own sessions, "+
 			"but the CLI's and other clients' reads through another node may miss a write just committed (set 1)")
 	}
+	if suspect, ok := providerDuration(provider, "evs.suspect_timeout"); ok && s.queryTimeout <= suspect+time.Second {
+		r.Problems = append(r.Problems, fmt.Sprintf("database.query_timeout (%s) is not longer than the cluster's evs.suspect_timeout (%s) "+
+			"plus a second: while the cluster evicts a crashed node, writes on every node wait that long, "+
+			"and requests time out (503) on the surviving nodes too", s.queryTimeout, suspect))
+	}
 	return r, nil
+}
+
+// providerDuration reads an ISO 8601 duration of whole or fractional
+// seconds and minutes ("PT5S", "PT1M30S", "PT0.5S") named key from
+// wsrep_provider_options ("key = value; key = value").
+func providerDuration(options, key string) (time.Duration, bool) {
+	for _, kv := range strings.Split(options, ";") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) != key {
+			continue
+		}
+		v = strings.ToUpper(strings.TrimSpace(v))
+		rest, ok := strings.CutPrefix(v, "PT")
+		if !ok {
+			return 0, false
+		}
+		d, err := time.ParseDuration(strings.ToLower(rest))
+		return d, err == nil
+	}
+	return 0, false
 }

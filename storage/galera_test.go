@@ -3,8 +3,10 @@ package storage_test
 import (
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 
@@ -47,8 +49,19 @@ func TestGaleraStorage(t *testing.T) {
 	t.Run("ConcurrentMigrate", func(t *testing.T) { testGaleraConcurrentMigrate(t, g) })
 	t.Run("CausalReads", func(t *testing.T) { testGaleraCausalReads(t, g) })
 	t.Run("CheckGalera", func(t *testing.T) {
-		s := openStore(t, g.Nodes[1].DSN(g.NewDatabase(t)))
-		r, err := s.CheckGalera(t.Context())
+		dsn := g.Nodes[1].DSN(g.NewDatabase(t))
+		// The test cluster evicts a crashed node after evs.suspect_timeout
+		// = PT3S: the default query timeout (2s) is too short for it.
+		r, err := openStore(t, dsn).CheckGalera(t.Context())
+		if err != nil || r == nil || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "evs.suspect_timeout (3s)") {
+			t.Fatalf("CheckGalera with the default query timeout = %+v, %v; want the suspect timeout problem", r, err)
+		}
+		s, err := storage.Open(t.Context(), dsn, storage.Options{QueryTimeout: 6 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		r, err = s.CheckGalera(t.Context())
 		if err != nil || r == nil || r.ClusterSize != "3" || len(r.Problems) != 0 {
 			t.Fatalf("CheckGalera on a node configured by deploy/galera/portcullis.cnf = %+v, %v; want cluster size 3, no problems", r, err)
 		}
