@@ -36,6 +36,7 @@ func TestErrorTranslation(t *testing.T) {
 		{"mysql lock wait or galera causal read failed", &gomysql.MySQLError{Number: 1205}, apperr.ErrUnavailable, apperr.ErrUnavailable},
 		{"galera node not ready", &gomysql.MySQLError{Number: 1047}, apperr.ErrUnavailable, apperr.ErrUnavailable},
 		{"mysql shutdown", &gomysql.MySQLError{Number: 1053}, apperr.ErrUnavailable, apperr.ErrUnavailable},
+		{"galera node not in the primary component", &gomysql.MySQLError{Number: 1047, Message: "WSREP has not yet prepared node for application use"}, apperr.ErrUnavailable, apperr.ErrUnavailable},
 		{"mysql syntax", &gomysql.MySQLError{Number: 1064}, nil, nil},
 		{"bad conn", driver.ErrBadConn, apperr.ErrUnavailable, apperr.ErrUnavailable},
 		{"no synced galera node", fmt.Errorf("no usable host: %w", errors.Join(errNodeNotReady, errNodeNotReady)), apperr.ErrUnavailable, apperr.ErrUnavailable},
