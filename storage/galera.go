@@ -184,8 +184,19 @@ const (
 )
 
 // createLeaseTable creates the lock table unless it exists. It is not a
-// migration: the migrations run under the lock.
+// migration: the migrations run under the lock. It looks for the table
+// first: CREATE TABLE IF NOT EXISTS needs the CREATE privilege even when
+// the table exists, which an account with data privileges only (replicas
+// started after `portcullis migrate` ran as the schema's owner) lacks.
 func createLeaseTable(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES "+
+		"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", leaseTable).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
 	_, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+leaseTable+` (
     name       VARCHAR(64)  NOT NULL,
     owner      CHAR(32)     NOT NULL,
