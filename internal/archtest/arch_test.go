@@ -32,6 +32,7 @@ var rules = []rule{
 	{"internal/apperr", nil},
 	{"internal/clientip", nil},
 	{"internal/ratelimit", nil},
+	{"internal/galera", nil},
 	{"internal/seal", nil},
 	{"internal/httpjson", []string{"internal/apperr"}},
 	{"internal/cors", []string{"internal/apperr", "internal/httpjson"}},
@@ -48,7 +49,7 @@ var rules = []rule{
 	{"internal/server", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/revocation", "internal/..."}},
 	{"configs", []string{"identity", "keys", "oauth/clients", "oauth", "storage", "internal/seal", "internal/clientip", "internal/cors"}},
 	{"cmd/userapi", []string{"oauth/resource", "oauth/jws"}},
-	{"cmd/loadgen", []string{"identity"}},
+	{"cmd/loadgen", []string{"identity", "internal/galera"}},
 	{"cmd/portcullis", []string{"..."}},
 }
 
