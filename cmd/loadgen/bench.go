@@ -95,7 +95,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	machine := describeMachine(args)
+	machine := describeMachine("bench", args)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -162,20 +162,30 @@ func buildCommands(ctx context.Context, dir string, cfg *benchConfig) error {
 		if *c.bin != "" {
 			continue
 		}
-		out := filepath.Join(dir, c.name)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, modulePath+"/cmd/"+c.name)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s (run loadgen bench inside the repository, or pass -portcullis and -userapi-bin): %w\n%s", c.name, err, b)
+		out, err := buildCommand(ctx, dir, c.name)
+		if err != nil {
+			return fmt.Errorf("%w (run loadgen bench inside the repository, or pass -portcullis and -userapi-bin)", err)
 		}
 		*c.bin = out
 	}
 	return nil
 }
 
-// describeMachine returns the report's header: date, CPU, Go, load and
-// the command line.
-func describeMachine(args []string) string {
+// buildCommand builds the module's command name into dir, as the
+// Dockerfile does (CGO_ENABLED=0), and returns the executable's path.
+func buildCommand(ctx context.Context, dir, name string) (string, error) {
+	out := filepath.Join(dir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, modulePath+"/cmd/"+name)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", name, err, b)
+	}
+	return out, nil
+}
+
+// describeMachine returns the report's header for "loadgen cmd args":
+// date, CPU, Go, load and the command line.
+func describeMachine(cmd string, args []string) string {
 	model := "unknown"
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
@@ -186,10 +196,10 @@ func describeMachine(args []string) string {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "## loadgen bench, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "## loadgen %s, %s\n\n", cmd, time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- machine: %s, nproc %d, GOMAXPROCS %d, %s/%s\n", model, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(&b, "- Go: %s; load average at start: %s\n", runtime.Version(), loadAverage())
-	fmt.Fprintf(&b, "- command: %s", strings.Join(append([]string{"loadgen", "bench"}, args...), " "))
+	fmt.Fprintf(&b, "- command: %s", strings.Join(append([]string{"loadgen", cmd}, args...), " "))
 	return b.String()
 }
 
@@ -264,26 +274,11 @@ func benchBackend(ctx context.Context, cfg benchConfig, h *harness, name, dsn, d
 		// the password grant at 20/s.
 		"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"}
 	env = append(env, cfg.serverEnv...)
-	cli := func(stdin string, args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, cfg.portcullisBin, args...)
-		cmd.Env, cmd.Stdin = env, strings.NewReader(stdin)
-		var errOut strings.Builder
-		cmd.Stderr = &errOut
-		out, err := cmd.Output()
-		if err != nil {
-			return nil, fmt.Errorf("portcullis %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
-		}
-		return out, nil
-	}
+	cli := portcullisCLI{bin: cfg.portcullisBin, env: env}
 
 	fmt.Fprintf(stderr, "%s: migrating, provisioning %d users\n", name, slices.Max(cfg.concurrency))
-	if _, err := cli("", "migrate"); err != nil {
+	if err := cli.provision(ctx, slices.Max(cfg.concurrency)); err != nil {
 		return nil, err
-	}
-	for i := range slices.Max(cfg.concurrency) {
-		if _, err := cli(benchPassword+"\n", "users", "create", "--username", "bench"+strconv.Itoa(i), "--password-stdin"); err != nil {
-			return nil, err
-		}
 	}
 
 	srv, err := startListening(ctx, cfg.portcullisBin, filepath.Join(dir, "portcullis.log"), 2, func(addrs []string) ([]string, []string, string) {
@@ -304,29 +299,15 @@ func benchBackend(ctx context.Context, cfg benchConfig, h *harness, name, dsn, d
 	}
 	defer api.stop()
 
-	createClient := func(args ...string) (credentials, error) {
-		out, err := cli("", append([]string{"clients", "create", "--output", "json"}, args...)...)
-		if err != nil {
-			return credentials{}, err
-		}
-		var c struct {
-			ID     string `json:"client_id"`
-			Secret string `json:"client_secret"`
-		}
-		if err := json.Unmarshal(out, &c); err != nil || c.ID == "" {
-			return credentials{}, fmt.Errorf("clients create printed %.200q", out)
-		}
-		return credentials{c.ID, c.Secret}, nil
-	}
-	public, err := createClient("--name", "bench-public", "--public", "--grant-type", "password", "--grant-type", "refresh_token", "--audience", api.base)
+	public, err := cli.createClient(ctx, "--name", "bench-public", "--public", "--grant-type", "password", "--grant-type", "refresh_token", "--audience", api.base)
 	if err != nil {
 		return nil, err
 	}
-	service, err := createClient("--name", "bench-service", "--grant-type", "client_credentials", "--audience", api.base)
+	service, err := cli.createClient(ctx, "--name", "bench-service", "--grant-type", "client_credentials", "--audience", api.base)
 	if err != nil {
 		return nil, err
 	}
-	introspector, err := createClient("--name", "bench-introspector", "--grant-type", "client_credentials", "--introspect")
+	introspector, err := cli.createClient(ctx, "--name", "bench-introspector", "--grant-type", "client_credentials", "--introspect")
 	if err != nil {
 		return nil, err
 	}
@@ -377,6 +358,57 @@ func benchBackend(ctx context.Context, cfg benchConfig, h *harness, name, dsn, d
 		return nil, err
 	}
 	return br, nil
+}
+
+// portcullisCLI runs the portcullis command line on one database.
+type portcullisCLI struct {
+	bin string
+	env []string // its whole environment: the DSN, the secrets key, …
+}
+
+// run runs portcullis with args and stdin and returns its standard
+// output; a non-zero exit is an error carrying its standard error.
+func (p portcullisCLI) run(ctx context.Context, stdin string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, p.bin, args...)
+	cmd.Env, cmd.Stdin = p.env, strings.NewReader(stdin)
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("portcullis %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
+	}
+	return out, nil
+}
+
+// provision migrates the database and creates the users bench0 …
+// bench<users-1>, each with benchPassword.
+func (p portcullisCLI) provision(ctx context.Context, users int) error {
+	if _, err := p.run(ctx, "", "migrate"); err != nil {
+		return err
+	}
+	for i := range users {
+		if _, err := p.run(ctx, benchPassword+"\n", "users", "create", "--username", "bench"+strconv.Itoa(i), "--password-stdin"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createClient registers a client (clients create with args) and returns
+// its ID and secret.
+func (p portcullisCLI) createClient(ctx context.Context, args ...string) (credentials, error) {
+	out, err := p.run(ctx, "", append([]string{"clients", "create", "--output", "json"}, args...)...)
+	if err != nil {
+		return credentials{}, err
+	}
+	var c struct {
+		ID     string `json:"client_id"`
+		Secret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal(out, &c); err != nil || c.ID == "" {
+		return credentials{}, fmt.Errorf("clients create printed %.200q", out)
+	}
+	return credentials{c.ID, c.Secret}, nil
 }
 
 // sleep waits d or until ctx ends.

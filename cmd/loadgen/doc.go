@@ -6,6 +6,7 @@
 // Usage:
 //
 //	loadgen bench [-mysql-dsn DSN [-mysql-reset]] [-c 1,8,32] [-duration 2s] [-requests N] [-slices 8] [-rounds 5] [-idle-wait 2s] [-portcullis BIN] [-userapi-bin BIN] [-server-env K=V]...
+//	loadgen galera [-nodes 3] [-c 1,8,32] [-duration 3s] [-requests N] [-slices 8] [-rounds 3] [-cnf FILE] [-portcullis BIN] [-server-env K=V]...
 //	loadgen [-url URL] [-userapi URL] [-client ID:SECRET] [-introspector ID:SECRET] [-public-client ID] [-username U] [-password P] [-c 1,8,32] [-duration 3s] [-requests N] [-slices 8] SCENARIO...
 //
 // "bench", run from inside the repository, builds the real portcullis and
@@ -30,7 +31,28 @@
 // address) and what -server-env adds. It returns an error when any request
 // failed, after printing the report.
 //
-// Without "bench", loadgen runs the named scenarios (or "all") against
+// "galera", run from inside the repository, measures what a MariaDB
+// Galera cluster costs. It builds portcullis, starts a standalone mariadbd
+// (wsrep_provider=none) and a -nodes Galera cluster of mariadbd processes
+// on loopback (internal/galera; every server includes
+// deploy/galera/portcullis.cnf, or -cnf, with the same tuning), and three
+// set-ups, each on a database of its own provisioned through the CLI:
+// one portcullis on the standalone server; -nodes replicas on the
+// standalone server; -nodes replicas, each on its own Galera node. It
+// runs client_credentials, password and refresh at each concurrency of -c
+// on the three alternately, in -slices slices of -duration, -rounds
+// times; with several replicas each worker sends its successive requests
+// to successive replicas, as a round-robin load balancer would (a refresh
+// chain hops nodes). The report gives per set-up the median rate, p50 and
+// p99, and the CPU time of its mariadbd and portcullis processes per
+// request (from /proc/PID/stat), and per round the ratio of the Galera
+// set-up's rate to the one-server set-up's (the whole cost) and to the
+// replicas-on-one-server set-up's (the cost of Galera alone). It stops
+// everything it started, and returns an error when any request failed,
+// after printing the report. It needs mariadbd, mariadb-install-db, the
+// galera-4 provider and rsync.
+//
+// Without "bench" or "galera", loadgen runs the named scenarios (or "all") against
 // servers that are already running, at each concurrency of -c (a
 // scenario named right after its baseline alternates with it, as in
 // bench), and prints one table.

@@ -52,6 +52,9 @@ type result struct {
 	firstErr    error
 	elapsed     time.Duration
 	p50, p99    time.Duration // of the successful requests
+	// cpu is the CPU time the measured processes used during the run
+	// (runState.cpu); 0 when not measured.
+	cpu time.Duration
 }
 
 // rate is the successful requests per second.
@@ -93,15 +96,25 @@ func loadPair(ctx context.Context, h *harness, a, b scenario, c int, bd bounds, 
 	if err != nil {
 		return result{}, result{}, err
 	}
+	if err := alternate(ctx, bd, slices, pa, pb); err != nil {
+		return result{}, result{}, err
+	}
+	return pa.result(), pb.result(), nil
+}
+
+// alternate runs each of ps in turn in slices of bd.duration/slices, so
+// that whatever else runs on the machine meanwhile weighs on all alike.
+// Each gets bd.duration in all, and at most bd.requests requests.
+func alternate(ctx context.Context, bd bounds, slices int, ps ...*runState) error {
 	slice := bd.duration / time.Duration(slices)
 	for range slices {
-		for _, p := range []*runState{pa, pb} {
+		for _, p := range ps {
 			if err := p.run(ctx, slice, bd.requests); err != nil {
-				return result{}, result{}, err
+				return err
 			}
 		}
 	}
-	return pa.result(), pb.result(), nil
+	return nil
 }
 
 // runAll runs scenarios at concurrency c, in order, and calls report
@@ -142,6 +155,10 @@ type runState struct {
 	firstErr error
 	lat      []time.Duration
 	elapsed  time.Duration
+	// cpu, when set, returns the CPU time used so far by the processes
+	// serving the scenario; run adds what they use meanwhile to cpuUsed.
+	cpu     func() time.Duration
+	cpuUsed time.Duration
 }
 
 // prepareRun prepares sc's workers for concurrency c.
@@ -167,6 +184,10 @@ func (p *runState) run(ctx context.Context, d time.Duration, limit int64) error 
 	}
 	lat := make([][]time.Duration, len(p.ops))
 	var wg sync.WaitGroup
+	if p.cpu != nil {
+		before := p.cpu()
+		defer func() { p.cpuUsed += p.cpu() - before }()
+	}
 	start := time.Now()
 	deadline := start.Add(d)
 	for i, o := range p.ops {
@@ -200,7 +221,7 @@ func (p *runState) run(ctx context.Context, d time.Duration, limit int64) error 
 func (p *runState) result() result {
 	slices.Sort(p.lat)
 	r := result{scenario: p.sc.name, concurrency: p.c, workers: len(p.ops), ok: int64(len(p.lat)), errors: p.failed.Load(),
-		firstErr: p.firstErr, elapsed: p.elapsed, p50: percentile(p.lat, 0.50), p99: percentile(p.lat, 0.99)}
+		firstErr: p.firstErr, elapsed: p.elapsed, p50: percentile(p.lat, 0.50), p99: percentile(p.lat, 0.99), cpu: p.cpuUsed}
 	if r.ok == 0 && r.errors == 0 {
 		r.errors, r.firstErr = 1, errors.New("no request completed within the bounds")
 	}

@@ -10,8 +10,11 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-auth/portcullis/internal/galera"
 )
 
 // TestBenchSmoke runs the documented benchmark command end to end with
@@ -226,4 +229,99 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
+}
+
+// TestGaleraBenchSmoke runs "loadgen galera" end to end with tiny bounds:
+// it builds portcullis, starts a standalone mariadbd and a three-node
+// Galera cluster, provisions the three set-ups through the CLI and runs
+// every scenario on each. It asserts only that every scenario completed
+// without an error on all three, never a rate.
+func TestGaleraBenchSmoke(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts four mariadbd processes; skipped in -short mode")
+	}
+	if missing := galera.Missing(); missing != "" {
+		if os.Getenv("PORTCULLIS_TEST_GALERA") != "" {
+			t.Fatalf("PORTCULLIS_TEST_GALERA is set but %s", missing)
+		}
+		t.Skipf("skipping this Galera test: %s (install mariadb-server, galera-4 and rsync; set PORTCULLIS_TEST_GALERA=1 to make this a failure)", missing)
+	}
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"galera", "-c", "1,2", "-duration", "1s", "-requests", "6", "-rounds", "1", "-slices", "2"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("galera: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errOut)
+	}
+	for _, sc := range galeraScenarios {
+		for _, c := range []string{"1", "2"} {
+			row := "| " + sc + " | " + c + " |"
+			if n := strings.Count(out.String(), row); n != 2 {
+				t.Errorf("report has %d rows for %s c=%s, want 2 (rates, CPU):\n%s", n, sc, c, &out)
+				continue
+			}
+			i := strings.Index(out.String(), row)
+			line, _, _ := strings.Cut(out.String()[i:], "\n")
+			if !strings.HasSuffix(line, "| 0 / 0 / 0 |") {
+				t.Errorf("%s c=%s: errors in %q", sc, c, line)
+			}
+		}
+	}
+	for _, want := range []string{"## loadgen galera", "1 replica, 1 server", "3 replicas, 1 server", "3 replicas, 3 Galera nodes", "| CPU ms per request |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, &out)
+		}
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	t.Parallel()
+	// The command name may hold spaces and parentheses.
+	stat := "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 8 0 100 1000000 500 18446744073709551615\n"
+	got, err := parseStat([]byte(stat))
+	if err != nil || got != 3250*time.Millisecond {
+		t.Fatalf("parseStat = %v, %v; want 3.25s (325 ticks)", got, err)
+	}
+	for _, bad := range []string{"", "4242 (cmd S 1", "4242 (cmd) S 1 2 3", "4242 (cmd) S 1 4242 4242 0 -1 4194560 1000 0 0 0 x 75 0"} {
+		if _, err := parseStat([]byte(bad)); err == nil {
+			t.Errorf("parseStat(%q) accepted", bad)
+		}
+	}
+	if d, err := cpuTime(os.Getpid()); err != nil || d < 0 {
+		t.Fatalf("cpuTime(self) = %v, %v", d, err)
+	}
+}
+
+// TestSpread checks the round-robin of a worker over several replicas:
+// worker i starts at replica i mod n and visits each in turn.
+func TestSpread(t *testing.T) {
+	t.Parallel()
+	h := &harness{targets: targets{url: "http://a"}}
+	if got := h.spread(5, "/t"); !slices.Equal(got, []string{"http://a/t"}) {
+		t.Errorf("one replica: %q", got)
+	}
+	h.replicas = []string{"http://a", "http://b", "http://c"}
+	if got := h.spread(4, "/t"); !slices.Equal(got, []string{"http://b/t", "http://c/t", "http://a/t"}) {
+		t.Errorf("worker 4 of three replicas: %q", got)
+	}
+	var mu sync.Mutex
+	var hits []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		hits = append(hits, r.URL.Path)
+	}))
+	defer srv.Close()
+	h.connect(1)
+	defer h.disconnect()
+	o := h.expectEach(http.MethodGet, []string{srv.URL + "/a", srv.URL + "/b"}, "", "", nil)
+	for range 3 {
+		if err := o(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(hits, []string{"/a", "/b", "/a"}) {
+		t.Errorf("expectEach sent %q, want /a /b /a", hits)
+	}
 }

@@ -34,16 +34,19 @@ func main() {
 	}
 }
 
-// run is loadgen: "bench" (runBench) or a load run against servers that
-// are already running. Reports go to stdout, progress and usage to stderr.
+// run is loadgen: "bench" (runBench), "galera" (runGalera) or a load run
+// against servers that are already running. Reports go to stdout, progress and usage to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "bench" {
 		return runBench(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "galera" {
+		return runGalera(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: loadgen [flags] SCENARIO... (or all)\n       loadgen bench [flags]\nscenarios: %s\n", strings.Join(scenarioNames(), ", "))
+		fmt.Fprintf(stderr, "usage: loadgen [flags] SCENARIO... (or all)\n       loadgen bench [flags]\n       loadgen galera [flags]\nscenarios: %s\n", strings.Join(scenarioNames(), ", "))
 		fs.PrintDefaults()
 	}
 	var t targets

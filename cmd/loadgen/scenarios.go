@@ -45,6 +45,7 @@ func (c credentials) basic() string {
 // scenarios that need it.
 type targets struct {
 	url          string      // portcullis public base URL
+	replicas     []string    // base URLs of every replica when there are several (url is the first)
 	userapi      string      // userapi base URL
 	service      credentials // confidential client allowed client_credentials
 	introspector credentials // confidential client with introspection_allowed
@@ -161,10 +162,17 @@ func (h *harness) login(ctx context.Context, i int) (tokenResponse, error) {
 	return h.token(ctx, form.Encode(), "")
 }
 
-// token posts a token request and decodes a successful answer.
+// token posts a token request to the first replica and decodes a
+// successful answer.
 func (h *harness) token(ctx context.Context, body, auth string) (tokenResponse, error) {
 	var buf bytes.Buffer
-	if err := h.do(ctx, http.MethodPost, h.url+"/oauth2/token", body, auth, &buf); err != nil {
+	return h.tokenAt(ctx, h.url+"/oauth2/token", body, auth, &buf)
+}
+
+// tokenAt posts a token request to u, reading the answer into buf, and
+// decodes a successful answer.
+func (h *harness) tokenAt(ctx context.Context, u, body, auth string, buf *bytes.Buffer) (tokenResponse, error) {
+	if err := h.do(ctx, http.MethodPost, u, body, auth, buf); err != nil {
 		return tokenResponse{}, err
 	}
 	var t tokenResponse
@@ -210,8 +218,16 @@ func (h *harness) do(ctx context.Context, method, u, body, auth string, buf *byt
 // expect returns an op doing one request and checking that the body
 // contains want (nothing when want is nil).
 func (h *harness) expect(method, u, body, auth string, want []byte) op {
+	return h.expectEach(method, []string{u}, body, auth, want)
+}
+
+// expectEach is expect sending each request to the next of urls in turn.
+func (h *harness) expectEach(method string, urls []string, body, auth string, want []byte) op {
 	var buf bytes.Buffer
+	var n int
 	return func(ctx context.Context) error {
+		u := urls[n%len(urls)]
+		n++
 		if err := h.do(ctx, method, u, body, auth, &buf); err != nil {
 			return err
 		}
@@ -220,6 +236,22 @@ func (h *harness) expect(method, u, body, auth string, want []byte) op {
 		}
 		return nil
 	}
+}
+
+// spread returns path at every replica (just -url when there is one),
+// starting with worker i's: each worker sends its successive requests to
+// successive replicas, as a round-robin load balancer would, and the
+// workers start on different ones.
+func (h *harness) spread(i int, path string) []string {
+	bases := h.replicas
+	if len(bases) == 0 {
+		bases = []string{h.url}
+	}
+	out := make([]string, len(bases))
+	for k := range bases {
+		out[k] = bases[(i+k)%len(bases)] + path
+	}
+	return out
 }
 
 // need reports an error naming the flag when a target is missing.
@@ -239,19 +271,19 @@ func scenarios() []scenario {
 		{name: "trivial", prepare: func(_ context.Context, h *harness, _ int) (op, error) {
 			return h.expect(http.MethodGet, h.trivial+"/", "", "", nil), nil
 		}},
-		{name: "jwks", baseline: "trivial", prepare: func(_ context.Context, h *harness, _ int) (op, error) {
+		{name: "jwks", baseline: "trivial", prepare: func(_ context.Context, h *harness, i int) (op, error) {
 			if err := need(h.url, "-url"); err != nil {
 				return nil, err
 			}
-			return h.expect(http.MethodGet, h.url+"/.well-known/jwks.json", "", "", []byte(`"keys"`)), nil
+			return h.expectEach(http.MethodGet, h.spread(i, "/.well-known/jwks.json"), "", "", []byte(`"keys"`)), nil
 		}},
-		{name: "client_credentials", prepare: func(_ context.Context, h *harness, _ int) (op, error) {
+		{name: "client_credentials", prepare: func(_ context.Context, h *harness, i int) (op, error) {
 			if err := errors.Join(need(h.url, "-url"), need(h.service.id, "-client")); err != nil {
 				return nil, err
 			}
-			return h.expect(http.MethodPost, h.url+"/oauth2/token", "grant_type=client_credentials", h.service.basic(), []byte(`"access_token"`)), nil
+			return h.expectEach(http.MethodPost, h.spread(i, "/oauth2/token"), "grant_type=client_credentials", h.service.basic(), []byte(`"access_token"`)), nil
 		}},
-		{name: "introspect", prepare: func(ctx context.Context, h *harness, _ int) (op, error) {
+		{name: "introspect", prepare: func(ctx context.Context, h *harness, i int) (op, error) {
 			if err := errors.Join(need(h.url, "-url"), need(h.service.id, "-client"), need(h.introspector.id, "-introspector")); err != nil {
 				return nil, err
 			}
@@ -260,7 +292,7 @@ func scenarios() []scenario {
 				return nil, err
 			}
 			body := url.Values{"token": {t.AccessToken}, "token_type_hint": {"access_token"}}.Encode()
-			return h.expect(http.MethodPost, h.url+"/oauth2/introspect", body, h.introspector.basic(), []byte(`"active":true`)), nil
+			return h.expectEach(http.MethodPost, h.spread(i, "/oauth2/introspect"), body, h.introspector.basic(), []byte(`"active":true`)), nil
 		}},
 		{name: "refresh", prepare: func(ctx context.Context, h *harness, i int) (op, error) {
 			if err := errors.Join(need(h.url, "-url"), need(h.publicClient, "-public-client"), need(h.username, "-username")); err != nil {
@@ -273,10 +305,13 @@ func scenarios() []scenario {
 			if t.RefreshToken == "" {
 				return nil, errors.New("the password grant issued no refresh token")
 			}
-			rt := t.RefreshToken
+			rt, client, urls := t.RefreshToken, h.publicClient, h.spread(i, "/oauth2/token")
+			var buf bytes.Buffer
+			var n int
 			return func(ctx context.Context) error {
-				form := url.Values{"grant_type": {"refresh_token"}, "client_id": {h.publicClient}, "refresh_token": {rt}}
-				next, err := h.token(ctx, form.Encode(), "")
+				form := url.Values{"grant_type": {"refresh_token"}, "client_id": {client}, "refresh_token": {rt}}
+				next, err := h.tokenAt(ctx, urls[n%len(urls)], form.Encode(), "", &buf)
+				n++
 				if err != nil {
 					return err
 				}
@@ -308,7 +343,7 @@ func scenarios() []scenario {
 				return nil, err
 			}
 			form := url.Values{"grant_type": {"password"}, "client_id": {h.publicClient}, "username": {h.user(i)}, "password": {h.password}}
-			return h.expect(http.MethodPost, h.url+"/oauth2/token", form.Encode(), "", []byte(`"access_token"`)), nil
+			return h.expectEach(http.MethodPost, h.spread(i, "/oauth2/token"), form.Encode(), "", []byte(`"access_token"`)), nil
 		}},
 		{name: "userapi_trivial", prepare: func(ctx context.Context, h *harness, i int) (op, error) {
 			auth, err := h.userBearer(ctx, i)
