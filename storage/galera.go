@@ -166,9 +166,11 @@ func (s *Store) Galera() bool {
 
 // leaseLock is a lock held as a row of the portcullis_locks table, which
 // every node of a Galera cluster replicates (GET_LOCK holds only on the
-// node it is taken on). A lease expires leaseTTL after it was last
-// renewed, so a holder that died frees it; the holder renews it every
-// leaseTTL/3 while it works.
+// node it is taken on). The holder renews it every ttl/3, which changes
+// the row. A waiter takes the lease over only after it has seen the row
+// unchanged for a whole ttl by its own clock: a holder that died frees
+// the lease, and the nodes' and replicas' clocks need not agree (the row's
+// expires_at, by the holder's node's clock, is only informational).
 type leaseLock struct {
 	db    *sql.DB
 	name  string
@@ -176,12 +178,15 @@ type leaseLock struct {
 	ttl   time.Duration
 	stop  chan struct{}
 	done  chan struct{}
+	// lost is set when a renewal found the row no longer ours.
+	lost atomic.Bool
 }
 
-const (
-	leaseTable = "portcullis_locks"
-	leaseTTL   = 30 * time.Second
-)
+const leaseTable = "portcullis_locks"
+
+// leaseTTL is how long a lease survives without renewal (a variable for
+// tests).
+var leaseTTL = 30 * time.Second
 
 // createLeaseTable creates the lock table unless it exists. It is not a
 // migration: the migrations run under the lock. It looks for the table
@@ -207,7 +212,8 @@ func createLeaseTable(ctx context.Context, db *sql.DB) error {
 }
 
 // acquireLease takes the lease name, waiting up to wait for a holder to
-// release it or let it expire. The caller must release it.
+// release it or to stop renewing it for a ttl. The caller must release
+// it.
 func acquireLease(ctx context.Context, db *sql.DB, name string, wait time.Duration) (*leaseLock, error) {
 	if err := createLeaseTable(ctx, db); err != nil {
 		return nil, fmt.Errorf("migration lock: %w", err)
@@ -217,12 +223,24 @@ func acquireLease(ctx context.Context, db *sql.DB, name string, wait time.Durati
 	l := &leaseLock{db: db, name: name, owner: hex.EncodeToString(b[:]), ttl: leaseTTL,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	deadline := time.Now().Add(wait)
+	var seen leaseRow // the holder's row as last seen, and since when
+	var since time.Time
 	for {
-		ok, err := l.try(ctx)
+		row, err := l.try(ctx)
+		if err == nil && row.Owner != l.owner {
+			now := time.Now()
+			switch {
+			case row != seen:
+				seen, since = row, now
+			case now.Sub(since) >= l.ttl:
+				// Not renewed for a whole ttl: its holder is gone.
+				row, err = l.takeOver(ctx, row)
+			}
+		}
 		if err != nil && classify(err) != classConflict {
 			return nil, fmt.Errorf("migration lock: %w", err)
 		}
-		if ok {
+		if err == nil && row.Owner == l.owner {
 			go l.renew()
 			return l, nil
 		}
@@ -240,28 +258,46 @@ func acquireLease(ctx context.Context, db *sql.DB, name string, wait time.Durati
 // cryptoRand is the source of lease owner IDs.
 var cryptoRand io.Reader = crand.Reader
 
-// try inserts the lease, or takes it over when it has expired, and
-// reports whether this owner holds it. Both steps are single statements
-// that every node certifies: of two nodes taking the lease at once, one
-// commits and the other fails with a conflict (retried by the server or
-// the caller), then sees the winner's row.
-func (l *leaseLock) try(ctx context.Context) (bool, error) {
-	secs := int(l.ttl / time.Second)
-	if _, err := l.db.ExecContext(ctx, "INSERT INTO "+leaseTable+" (name, owner, expires_at) "+
-		"VALUES (?, ?, NOW(6) + INTERVAL ? SECOND) ON DUPLICATE KEY UPDATE "+
-		"owner = IF(expires_at < NOW(6), VALUES(owner), owner), "+
-		"expires_at = IF(owner = VALUES(owner), VALUES(expires_at), expires_at)",
-		l.name, l.owner, secs); err != nil {
-		return false, err
-	}
-	var owner string
-	if err := l.db.QueryRowContext(ctx, "SELECT owner FROM "+leaseTable+" WHERE name = ?", l.name).Scan(&owner); err != nil {
-		return false, err
-	}
-	return owner == l.owner, nil
+// leaseRow is a lease's row as read.
+type leaseRow struct {
+	Owner   string
+	Renewed string // expires_at as text: any change is a renewal
 }
 
-// renew extends the lease every ttl/3 until release.
+// try inserts the lease unless it exists and returns its row. The
+// insert is one statement that every node certifies: of two nodes
+// inserting at once, one commits and the other fails with a conflict
+// (retried by the server or the caller), then sees the winner's row.
+func (l *leaseLock) try(ctx context.Context) (leaseRow, error) {
+	if _, err := l.db.ExecContext(ctx, "INSERT INTO "+leaseTable+" (name, owner, expires_at) "+
+		"VALUES (?, ?, NOW(6) + INTERVAL ? SECOND) ON DUPLICATE KEY UPDATE owner = owner",
+		l.name, l.owner, int(l.ttl/time.Second)); err != nil {
+		return leaseRow{}, err
+	}
+	return l.read(ctx)
+}
+
+func (l *leaseLock) read(ctx context.Context) (leaseRow, error) {
+	var r leaseRow
+	err := l.db.QueryRowContext(ctx, "SELECT owner, CAST(expires_at AS CHAR) FROM "+leaseTable+" WHERE name = ?", l.name).
+		Scan(&r.Owner, &r.Renewed)
+	return r, err
+}
+
+// takeOver replaces the lease row seen, unless it changed meanwhile,
+// and returns the row as it is then.
+func (l *leaseLock) takeOver(ctx context.Context, seen leaseRow) (leaseRow, error) {
+	if _, err := l.db.ExecContext(ctx, "UPDATE "+leaseTable+" SET owner = ?, expires_at = NOW(6) + INTERVAL ? SECOND "+
+		"WHERE name = ? AND owner = ? AND CAST(expires_at AS CHAR) = ?",
+		l.owner, int(l.ttl/time.Second), l.name, seen.Owner, seen.Renewed); err != nil {
+		return leaseRow{}, err
+	}
+	return l.read(ctx)
+}
+
+// renew extends the lease every ttl/3 until release. A renewal that finds
+// the row no longer ours (taken over after a stall longer than the ttl)
+// marks the lease lost.
 func (l *leaseLock) renew() {
 	defer close(l.done)
 	t := time.NewTicker(l.ttl / 3)
@@ -272,22 +308,32 @@ func (l *leaseLock) renew() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
-			_, _ = l.db.ExecContext(ctx, "UPDATE "+leaseTable+" SET expires_at = NOW(6) + INTERVAL ? SECOND "+
+			res, err := l.db.ExecContext(ctx, "UPDATE "+leaseTable+" SET expires_at = NOW(6) + INTERVAL ? SECOND "+
 				"WHERE name = ? AND owner = ?", int(l.ttl/time.Second), l.name, l.owner)
 			cancel()
+			if err == nil {
+				if n, err := res.RowsAffected(); err == nil && n == 0 {
+					l.lost.Store(true)
+				}
+			}
 		}
 	}
 }
 
 // release stops renewing and deletes the lease if this owner still holds
-// it.
+// it. It reports a lease lost while held (another process may have run
+// migrations at the same time).
 func (l *leaseLock) release(ctx context.Context) error {
 	close(l.stop)
 	<-l.done
-	return retryConflicts(ctx, func() error {
+	err := retryConflicts(ctx, func() error {
 		_, err := l.db.ExecContext(ctx, "DELETE FROM "+leaseTable+" WHERE name = ? AND owner = ?", l.name, l.owner)
 		return err
 	})
+	if l.lost.Load() {
+		return errors.Join(errors.New("the lease was taken over while held: it was not renewed for "+l.ttl.String()), err)
+	}
+	return err
 }
 
 // GaleraReport describes the Galera node a store's MySQL connection

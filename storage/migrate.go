@@ -176,7 +176,8 @@ func (s *Store) lockMigrations(ctx context.Context, cluster bool) (func(), error
 			return
 		}
 		if err := lease.release(context.WithoutCancel(ctx)); err != nil {
-			s.logger.WarnContext(ctx, "releasing the migration lease failed; it expires by itself", "err", err, "ttl", leaseTTL)
+			s.logger.WarnContext(ctx, "migration lease: "+err.Error()+"; an unreleased lease is taken over once not renewed for its ttl",
+				"ttl", leaseTTL)
 		}
 	}
 	conn, err := s.sqlDB.Conn(ctx)

@@ -3,8 +3,10 @@ package testkit
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/portcullis-auth/portcullis/internal/galera"
 )
@@ -99,6 +101,18 @@ func (g *Galera) NewDatabase(t testing.TB) string {
 	_, _ = rand.Read(b[:])
 	name := "portcullis_g_" + hex.EncodeToString(b[:])
 	g.Nodes[0].Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+	// The other nodes apply the CREATE in total order but on their own
+	// time, and connecting with a database name is no causal read: wait
+	// until every running node has it, or a connection to a lagging node
+	// fails with 1049 (seen in CI).
+	for _, node := range g.Nodes {
+		if node.PID() == 0 {
+			continue
+		}
+		if err := waitDatabase(node, name, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(func() {
 		for _, node := range g.Nodes {
 			if node.PID() == 0 {
@@ -116,4 +130,25 @@ func (g *Galera) NewDatabase(t testing.TB) string {
 		}
 	})
 	return name
+}
+
+// waitDatabase waits until database name exists on node.
+func waitDatabase(node *GaleraNode, name string, timeout time.Duration) error {
+	db, err := node.Open("")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	deadline := time.Now().Add(timeout)
+	for {
+		var n int
+		err := db.QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", name).Scan(&n)
+		if err == nil && n == 1 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("galera %s: database %s not there after %s (%v)", node.Name, name, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
