@@ -103,8 +103,12 @@ func TestMySQLFailoverDSN(t *testing.T) {
 		warm(t, s)
 		a.SetCut(true)
 		start := time.Now()
-		if failed := calls(t, s, 20, queryTimeout); failed != 0 {
-			t.Errorf("%d of 20 calls failed after the first host crashed; want 0", failed)
+		// At most the first call may fail: one whose statement went out on
+		// a pooled connection before the driver could see the connection
+		// closed (its read then fails: the write may have run, so it is not
+		// rerun). Every call after it goes to the second host.
+		if failed := calls(t, s, 20, queryTimeout); failed > 1 {
+			t.Errorf("%d of 20 calls failed after the first host crashed; want at most 1", failed)
 		}
 		t.Logf("20 calls after the first host crashed: %v", time.Since(start).Round(time.Millisecond))
 	})
