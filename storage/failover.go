@@ -38,11 +38,14 @@ const (
 // donor, or outside the primary component).
 var errNodeNotReady = errors.New("storage: the database node is not a synced Galera node")
 
-// mysqlConnector returns the driver's connector for cfg when hosts names
-// at most one server, and a failoverConnector over every host otherwise.
+// mysqlConnector returns a failoverConnector over the hosts of cfg's DSN
+// (one or several). With one host it fails over nowhere, but its
+// connections still watch their errors: a connection whose host failed,
+// or whose COMMIT or ROLLBACK failed (a Galera node refusing a COMMIT
+// leaves the transaction open), is discarded, not reused.
 func mysqlConnector(cfg *gomysql.Config, hosts []MySQLHost, logger *slog.Logger) (driver.Connector, error) {
-	if len(hosts) <= 1 {
-		return gomysql.NewConnector(cfg)
+	if len(hosts) == 0 {
+		hosts = []MySQLHost{{Net: cfg.Net, Addr: cfg.Addr}}
 	}
 	fc := &failoverConnector{perHost: cmpOr(cfg.Timeout, failoverDialTimeout), logger: logger}
 	for _, h := range hosts {
@@ -231,6 +234,11 @@ type failoverConn struct {
 	host      *failoverHost
 	epoch     uint64 // host's epoch when the connection was made
 	inTx      bool
+	// broken is set when a COMMIT or ROLLBACK failed: the transaction
+	// may still be open on the server (a Galera node refusing a COMMIT
+	// with 1047 leaves it so), and the next BEGIN on the connection would
+	// fail ("1568: Transaction characteristics can't be changed").
+	broken bool
 }
 
 // Interface guards: everything the driver's connection implements.
@@ -284,8 +292,9 @@ func refusedStatement(err error) bool {
 	return false
 }
 
-// stale reports whether the host failed since the connection was made.
-func (c *failoverConn) stale() bool { return c.host.epoch.Load() != c.epoch }
+// stale reports whether the host failed since the connection was made,
+// or the connection's last COMMIT or ROLLBACK failed.
+func (c *failoverConn) stale() bool { return c.broken || c.host.epoch.Load() != c.epoch }
 
 // valid is the driver connection's own IsValid.
 func (c *failoverConn) valid() bool {
@@ -402,13 +411,25 @@ type failoverTx struct {
 // Commit implements driver.Tx.
 func (t *failoverTx) Commit() error {
 	t.conn.inTx = false
-	return t.conn.observe(true, t.tx.Commit(), false)
+	err := t.tx.Commit()
+	t.conn.broken = t.conn.broken || leavesTxOpen(err)
+	return t.conn.observe(true, err, false)
 }
 
 // Rollback implements driver.Tx.
 func (t *failoverTx) Rollback() error {
 	t.conn.inTx = false
-	return t.conn.observe(true, t.tx.Rollback(), false)
+	err := t.tx.Rollback()
+	t.conn.broken = t.conn.broken || leavesTxOpen(err)
+	return t.conn.observe(true, err, false)
+}
+
+// leavesTxOpen reports whether a failed COMMIT or ROLLBACK (err) may have
+// left its transaction open on the server: any failure but a deadlock or
+// certification conflict (1213), after which the server has rolled the
+// whole transaction back.
+func leavesTxOpen(err error) bool {
+	return err != nil && classify(err) != classConflict
 }
 
 // failoverStmt is a prepared statement on a failoverConn (a DSN with

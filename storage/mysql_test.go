@@ -1,8 +1,10 @@
 package storage_test
 
 import (
+	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/storage"
@@ -105,5 +107,23 @@ func TestMySQLCheckGalera(t *testing.T) {
 	}
 	if s.Galera() {
 		t.Fatal("Galera() on a plain server")
+	}
+}
+
+// TestMySQLMigrateWithOneConnection: with a pool of one connection
+// (database.max_open_conns: 1) Migrate still finishes. Before, it held
+// the pool's only connection for its lock and waited forever for another
+// to run the migrations on.
+func TestMySQLMigrateWithOneConnection(t *testing.T) {
+	dsn := storagetest.MySQLDSN(t)
+	s, err := storage.Open(t.Context(), dsn, storage.Options{MaxOpenConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("migrate with one connection: %v", err)
 	}
 }

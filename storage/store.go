@@ -288,7 +288,10 @@ func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, 
 	s.pool.SetConnMaxIdleTime(cmpOr(opts.ConnMaxIdleTime, 5*time.Minute))
 	// The migration pool is used at start-up and by `portcullis migrate`:
 	// it must not pin connections afterwards.
-	s.sqlDB.SetMaxOpenConns(maxOpen)
+	// A migration holds one connection for GET_LOCK while goose runs on
+	// another and the lease is renewed on a third: with fewer, Migrate
+	// waited for itself forever (database.max_open_conns: 1).
+	s.sqlDB.SetMaxOpenConns(max(maxOpen, 4))
 	s.sqlDB.SetMaxIdleConns(1)
 	s.sqlDB.SetConnMaxLifetime(lifetime)
 	s.sqlDB.SetConnMaxIdleTime(time.Minute)
