@@ -277,10 +277,15 @@ func (l *leaseLock) try(ctx context.Context) (leaseRow, error) {
 	return l.read(ctx)
 }
 
+// read returns the lease's row; none (a zero leaseRow) when its holder
+// released it since this process's INSERT found it there.
 func (l *leaseLock) read(ctx context.Context) (leaseRow, error) {
 	var r leaseRow
 	err := l.db.QueryRowContext(ctx, "SELECT owner, CAST(expires_at AS CHAR) FROM "+leaseTable+" WHERE name = ?", l.name).
 		Scan(&r.Owner, &r.Renewed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return leaseRow{}, nil
+	}
 	return r, err
 }
 

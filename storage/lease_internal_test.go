@@ -96,3 +96,26 @@ func TestLeaseRenewedIsNotTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLeaseReleasedBetweenInsertAndRead: a holder that releases the lease
+// between a waiter's INSERT (which found the row) and its SELECT leaves
+// the waiter no row to read; the waiter tries again and takes the lease.
+// Before, Migrate failed with "sql: no rows in result set" (CI, three
+// replicas migrating at once through three Galera nodes).
+func TestLeaseReleasedBetweenInsertAndRead(t *testing.T) {
+	s := leaseDB(t)
+	name := "test-released-" + time.Now().Format("150405.000000")
+	defer s.sqlDB.Exec("DELETE FROM "+leaseTable+" WHERE name = ?", name)
+	l := &leaseLock{db: s.sqlDB, name: name, owner: "reader", ttl: leaseTTL}
+	row, err := l.read(t.Context())
+	if err != nil || row != (leaseRow{}) {
+		t.Fatalf("read of a released lease = %+v, %v; want no row and no error", row, err)
+	}
+	got, err := acquireLease(t.Context(), s.sqlDB, name, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
