@@ -107,25 +107,8 @@ func (c *galeraSessions) setUp(ctx context.Context, conn driver.Conn) error {
 	if !ok {
 		return errors.New("storage: mysql connection cannot query")
 	}
-	rows, err := q.QueryContext(ctx, "SHOW VARIABLES WHERE Variable_name IN ('wsrep_on', 'wsrep_sync_wait')", nil)
+	vars, err := showValues(ctx, q, "SHOW VARIABLES WHERE Variable_name IN ('wsrep_on', 'wsrep_sync_wait')")
 	if err != nil {
-		return err
-	}
-	vars := map[string]string{}
-	dest := make([]driver.Value, len(rows.Columns()))
-	for {
-		if err := rows.Next(dest); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			_ = rows.Close()
-			return err
-		}
-		if len(dest) >= 2 {
-			vars[strings.ToLower(asString(dest[0]))] = asString(dest[1])
-		}
-	}
-	if err := rows.Close(); err != nil {
 		return err
 	}
 	if !strings.EqualFold(vars["wsrep_on"], "ON") {

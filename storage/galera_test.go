@@ -1,14 +1,11 @@
 package storage_test
 
 import (
-	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
@@ -117,7 +114,7 @@ func testGaleraConcurrentMigrate(t *testing.T, g *testkit.Galera) {
 				t.Fatalf("round %d: %s applied %d times (%v)", round, want, applied[want], results)
 			}
 		}
-		conn := galeraSQL(t, g.Nodes[2], db)
+		conn := g.Nodes[2].DB(db)
 		var rows, versions int
 		if err := conn.QueryRow("SELECT COUNT(*), COUNT(DISTINCT version_id) FROM goose_db_version").Scan(&rows, &versions); err != nil {
 			t.Fatal(err)
@@ -154,18 +151,6 @@ func testGaleraCausalReads(t *testing.T, g *testkit.Galera) {
 	if !a.Galera() || !b.Galera() {
 		t.Fatalf("Galera() = %v, %v after queries on Galera nodes", a.Galera(), b.Galera())
 	}
-}
-
-// galeraSQL opens a plain connection to database db on node n.
-func galeraSQL(t *testing.T, n *testkit.GaleraNode, db string) *sql.DB {
-	t.Helper()
-	conn, err := gomysql.NewConnector(n.Config(db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := sql.OpenDB(conn)
-	t.Cleanup(func() { _ = s.Close() })
-	return s
 }
 
 func newCausalClient(i int) *clients.Client {

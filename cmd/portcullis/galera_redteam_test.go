@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 	"github.com/portcullis-auth/portcullis/internal/testkit"
 )
 
@@ -32,7 +33,7 @@ func TestGaleraQuorumLoss(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, reps[0].URL+"/oauth2/token", strings.NewReader(url.Values{
 			"grant_type": {"password"}, "username": {"quinn"}, "password": {"purple otter lamp 42"}, "scope": {"profile"}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(url2form(cl.ClientID), url2form(cl.ClientSecret))
+		req.Header.Set("Authorization", proctest.BasicAuth(cl.ClientID, cl.ClientSecret))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +129,7 @@ func TestGaleraPasswordChangeUnderGuessingStorm(t *testing.T) {
 				req, _ := http.NewRequest(http.MethodPost, reps[i%3].URL+"/oauth2/token", strings.NewReader(url.Values{
 					"grant_type": {"password"}, "client_id": {cl.ClientID}, "username": {"victim"}, "password": {fmt.Sprintf("guess %d %d", i, n)}}.Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.SetBasicAuth(url2form(cl.ClientID), url2form(cl.ClientSecret))
+				req.Header.Set("Authorization", proctest.BasicAuth(cl.ClientID, cl.ClientSecret))
 				req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", i, (n/250)%250, n%250+1))
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {

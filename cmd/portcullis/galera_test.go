@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/portcullis-auth/portcullis/internal/proctest"
 	"github.com/portcullis-auth/portcullis/internal/testkit"
@@ -74,7 +71,7 @@ func post(url string, form url.Values, id, secret string) (int, []byte, error) {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if id != "" {
-		req.SetBasicAuth(url2form(id), url2form(secret))
+		req.Header.Set("Authorization", proctest.BasicAuth(id, secret))
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -84,9 +81,6 @@ func post(url string, form url.Values, id, secret string) (int, []byte, error) {
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
 }
-
-// url2form encodes a client credential for HTTP Basic (RFC 6749 §2.3.1).
-func url2form(s string) string { return url.QueryEscape(s) }
 
 // outcome is one concurrent request's answer.
 type outcome struct {
@@ -127,7 +121,7 @@ func TestGaleraReplicas(t *testing.T) {
 	g := testkit.StartGalera(t, 3)
 	db := g.NewDatabase(t)
 	reps := galeraReplicas(t, g, db)
-	sqlDB := galeraDB(t, g.Nodes[0], db)
+	sqlDB := g.Nodes[0].DB(db)
 
 	t.Run("migrated once, one key per algorithm", func(t *testing.T) {
 		var rows, versions, keyCount int
@@ -451,16 +445,4 @@ func TestGaleraReplicas(t *testing.T) {
 			}
 		}
 	})
-}
-
-// galeraDB opens a plain connection to database db on node n.
-func galeraDB(t *testing.T, n *testkit.GaleraNode, db string) *sql.DB {
-	t.Helper()
-	conn, err := gomysql.NewConnector(n.Config(db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := sql.OpenDB(conn)
-	t.Cleanup(func() { _ = s.Close() })
-	return s
 }

@@ -63,7 +63,7 @@ func startTokenLoad(reps []*proctest.Server, workers int, app, svc proctest.Clie
 		req, _ := http.NewRequest(http.MethodPost, *l.urls[ri].Load()+"/oauth2/token", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		if id != "" {
-			req.SetBasicAuth(url2form(id), url2form(secret))
+			req.Header.Set("Authorization", proctest.BasicAuth(id, secret))
 		}
 		resp, err := client.Do(req)
 		var body []byte

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -91,6 +92,19 @@ func (node *GaleraNode) Exec(query string, args ...any) {
 	if _, err := db.Exec(query, args...); err != nil {
 		node.g.t.Fatalf("galera %s: %s: %v", node.Name, query, err)
 	}
+}
+
+// DB opens a connection pool (of one connection) to database dbName on
+// the node as root, closed when the test ends; it fails the test on
+// error.
+func (node *GaleraNode) DB(dbName string) *sql.DB {
+	node.g.t.Helper()
+	db, err := node.Open(dbName)
+	if err != nil {
+		node.g.t.Fatal(err)
+	}
+	node.g.t.Cleanup(func() { _ = db.Close() })
+	return db
 }
 
 // NewDatabase creates a database with a random name (replicated to every
