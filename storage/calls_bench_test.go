@@ -20,7 +20,8 @@ import (
 // -benchmem): the client lookup of every token request, the reads and
 // writes of a refresh grant (RotateRefreshToken includes the BeginTX and
 // Commit around it, as fosite calls it), the user lookup and the throttle
-// update of a password grant. The refresh tokens belong to a user that
+// update of a password grant, and its token transaction
+// (LoginTransaction). The refresh tokens belong to a user that
 // exists, so that RotateRefreshToken takes its lock on MySQL. The mysql
 // cases need $PORTCULLIS_TEST_MYSQL_DSN and skip without it.
 func BenchmarkStorageCalls(b *testing.B) {
@@ -79,6 +80,28 @@ func BenchmarkStorageCalls(b *testing.B) {
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					if err := rotateOnly(ctx, s, req.ID, sigs[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("LoginTransaction", func(b *testing.B) {
+				// A password grant's token transaction: the write to the
+				// user's row (LockUser) and the new refresh token.
+				req := newFamily(b, "login-"+uuid.NewString())
+				i := 0
+				for b.Loop() {
+					i++
+					tx, err := s.BeginTX(ctx)
+					if err == nil {
+						_, err = s.LockUser(tx, u.ID)
+					}
+					if err == nil {
+						err = s.CreateRefreshTokenSession(tx, fmt.Sprintf("login-%s-%d", req.ID, i), "", req)
+					}
+					if err == nil {
+						err = s.Commit(tx)
+					}
+					if err != nil {
 						b.Fatal(err)
 					}
 				}
