@@ -167,7 +167,7 @@ func NormalizeURI(raw string) (string, error) {
 		return "", errors.New("not a URI")
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if (scheme != "http" && scheme != "https") || u.Host == "" || u.User != nil || u.Opaque != "" {
+	if (scheme != "http" && scheme != "https") || u.Hostname() == "" || u.User != nil || u.Opaque != "" {
 		return "", errors.New("not an absolute http(s) URI")
 	}
 	host := strings.ToLower(u.Hostname())
