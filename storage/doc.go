@@ -2,7 +2,8 @@
 // *Store, built on gorm, that implements every storage interface the
 // server declares — identity.Store, clients.Store, oauth.TokenStore
 // (fosite's client, token, revocation and transaction storage, with
-// clients presented as oauth.Client) and keys.Store — over two backends:
+// clients presented as oauth.Client), keys.Store and dpop.ReplayCache —
+// over two backends:
 //
 //   - SQLite, embedded and pure Go (github.com/glebarez/sqlite), the
 //     default: "sqlite://PATH". The database runs in WAL mode with
@@ -77,6 +78,16 @@
 // RevocationsAfter (oauth/revocation). Inactive refresh tokens stay until
 // they expire so that reuse is detected. DeleteExpired removes expired
 // refresh tokens and revocations.
+//
+// # DPoP proofs
+//
+// AddProof (dpop.ReplayCache, RFC 9449 §11.1) records each accepted DPoP
+// proof in dpop_proofs, keyed by the ID package oauth/dpop derives from
+// the proof's key and jti, so that a proof replayed to any replica is
+// found: the primary key lets exactly one of concurrent inserts of an ID
+// succeed, on a Galera cluster too (the loser's certification conflict is
+// retried and then finds the row). DeleteExpired removes proofs whose
+// expiry has passed.
 //
 // # MariaDB Galera (multi-primary)
 //

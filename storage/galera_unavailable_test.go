@@ -60,6 +60,10 @@ func TestGaleraNodeNotReadyIsUnavailable(t *testing.T) {
 			return err
 		}},
 		{"RotateRefreshToken", true, func(ctx context.Context) error { return s.RotateRefreshToken(ctx, "no-such-request", "sig") }},
+		{"AddProof", false, func(ctx context.Context) error {
+			_, err := s.AddProof(ctx, newProofID(), time.Now().Add(time.Minute))
+			return err
+		}},
 	}
 	seen := map[string][]uint16{}
 	check := func(t *testing.T, phase string) {

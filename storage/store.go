@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
 
 // Sentinel errors, re-exported from apperr so callers of this package need
@@ -54,6 +55,7 @@ var (
 	_ clients.Store           = (*Store)(nil)
 	_ oauth.TokenStore        = (*Store)(nil)
 	_ keys.Store              = (*Store)(nil)
+	_ dpop.ReplayCache        = (*Store)(nil)
 )
 
 // Options tune the connection pool and logging. Zero values take the
@@ -594,15 +596,15 @@ func (s *Store) Close() error {
 // it as the rows an older version wrote expire.
 const tableLegacyAccessTokens = "oauth2_access_tokens"
 
-// DeleteExpired removes refresh tokens and revocations that expired before
-// before (and rows an older version left in the access-token table) and
-// returns how many it removed. Rows without an expiry (refresh tokens
-// issued with an unlimited lifespan) are kept. On MySQL it deletes in
-// batches so that no long lock is held.
+// DeleteExpired removes refresh tokens, revocations and DPoP proofs
+// (AddProof) that expired before before (and rows an older version left in
+// the access-token table) and returns how many it removed. Rows without
+// an expiry (refresh tokens issued with an unlimited lifespan) are kept.
+// On MySQL it deletes in batches so that no long lock is held.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int64, error) {
 	before = dbTime(before)
 	var total int64
-	for _, table := range []string{tableLegacyAccessTokens, tableRefreshTokens, tableRevocations} {
+	for _, table := range []string{tableLegacyAccessTokens, tableRefreshTokens, tableRevocations, tableDPoPProofs} {
 		for {
 			q := "DELETE FROM " + table + " WHERE expires_at < ?"
 			if s.driver == DriverMySQL {

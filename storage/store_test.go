@@ -27,6 +27,7 @@ var wantMigrations = []string{
 	"00010_create_oauth2_revocations",
 	"00011_refresh_tokens_subject_index",
 	"00012_users_last_login_at",
+	"00013_create_dpop_proofs",
 }
 
 // testMigrateFresh migrates an empty database of driver twice: the first

@@ -2,7 +2,9 @@ package storage_test
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"sync"
@@ -59,7 +61,19 @@ func storeCalls(s *storage.Store, userID string) []hungCall {
 		}},
 		{"DeleteExpired", func(ctx context.Context) error { _, err := s.DeleteExpired(ctx, time.Now()); return err }},
 		{"ListKeys", func(ctx context.Context) error { _, err := s.ListKeys(ctx); return err }},
+		{"AddProof", func(ctx context.Context) error {
+			_, err := s.AddProof(ctx, newProofID(), time.Now().Add(time.Minute))
+			return err
+		}},
 	}
+}
+
+// newProofID returns a random DPoP proof ID (43 base64url characters, as
+// package dpop derives them).
+func newProofID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // checkHungCalls runs every call at once against a hung database: each

@@ -44,7 +44,7 @@ var rules = []rule{
 	{"oauth/revocation", []string{"internal/apperr"}},
 	{"oauth", []string{"identity", "keys", "oauth/clients", "oauth/jws", "internal/apperr", "internal/cors", "internal/httpjson", "internal/ratelimit"}},
 	{"oauth/clientcache", []string{"oauth", "oauth/clients"}},
-	{"storage", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/revocation", "internal/apperr"}},
+	{"storage", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "oauth/revocation", "internal/apperr"}},
 	{"internal/server/adminapi", []string{"identity", "keys", "oauth/clients", "oauth", "internal/apperr", "internal/httpjson"}},
 	{"internal/server", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/revocation", "internal/..."}},
 	{"configs", []string{"identity", "keys", "oauth/clients", "oauth", "storage", "internal/seal", "internal/clientip", "internal/cors"}},

@@ -15,14 +15,16 @@ import (
 )
 
 // RunConcurrency runs the race conformance tests: concurrent refresh-token
-// rotation (exactly one winner) and concurrent user creation with
-// duplicate names (exactly one ErrAlreadyExists per duplicate).
+// rotation (exactly one winner), concurrent user creation with duplicate
+// names (exactly one ErrAlreadyExists per duplicate), concurrent key
+// rotation, and one DPoP proof added concurrently (exactly one new).
 func RunConcurrency[S Store](t *testing.T, openS func(*testing.T) S) {
 	open := opener(openS)
 	t.Run("RefreshRotationRace", func(t *testing.T) { testRotationRace(t, open) })
 	t.Run("IndependentRotations", func(t *testing.T) { testIndependentRotations(t, open) })
 	t.Run("CreateUserRace", func(t *testing.T) { testCreateUserRace(t, open) })
 	t.Run("KeyRotationRace", func(t *testing.T) { testKeyRotationRace(t, open) })
+	t.Run("DPoPProofRace", func(t *testing.T) { testDPoPProofRace(t, open) })
 }
 
 // testKeyRotationRace has 10 replicas insert the next key generation at

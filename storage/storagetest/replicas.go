@@ -32,6 +32,7 @@ func RunReplicas(t *testing.T, open OpenReplicas) {
 	t.Run("UpdateUserSerialized", func(t *testing.T) { testReplicaUpdateUser(t, open) })
 	t.Run("LoginDuringPasswordChange", func(t *testing.T) { testReplicaLoginDuringPasswordChange(t, open) })
 	t.Run("Revocations", func(t *testing.T) { testReplicaRevocations(t, open) })
+	t.Run("DPoPProofRace", func(t *testing.T) { testReplicaDPoPProofRace(t, open) })
 }
 
 // race runs n calls of fn at once, call i on replica i mod len(rs), and

@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 	"github.com/portcullis-auth/portcullis/oauth/revocation"
 )
 
@@ -39,10 +40,11 @@ type Store interface {
 	keys.Store
 	cors.ClientOrigins
 	revocation.Source
+	dpop.ReplayCache
 	// Ping checks that the database answers (the readiness check).
 	Ping(ctx context.Context) error
-	// DeleteExpired deletes the refresh tokens and revocations that
-	// expired before before and returns how many it deleted.
+	// DeleteExpired deletes the refresh tokens, revocations and DPoP
+	// proofs that expired before before and returns how many it deleted.
 	DeleteExpired(ctx context.Context, before time.Time) (int64, error)
 }
 
@@ -71,6 +73,7 @@ func Run[S Store](t *testing.T, openS func(*testing.T) S) {
 	t.Run("UpdateUserSerialized", func(t *testing.T) { testUpdateUserSerialized(t, open) })
 	t.Run("Throttles", func(t *testing.T) { testThrottles(t, open) })
 	t.Run("UsernameExact", func(t *testing.T) { testUsernameExact(t, open) })
+	t.Run("DPoPProofs", func(t *testing.T) { testDPoPProofs(t, open) })
 	t.Run("Ping", func(t *testing.T) { wantErr(t, "ping", open(t).Ping(ctxTimeout(t)), nil) })
 }
 
