@@ -123,6 +123,9 @@ type Config struct {
 	// ClientCache configures the in-memory cache of clients behind client
 	// authentication.
 	ClientCache ClientCache `yaml:"client_cache"`
+	// DPoP configures sender-constrained tokens (RFC 9449) at the token
+	// endpoint and the admin API.
+	DPoP DPoP `yaml:"dpop"`
 	// Log configures the server's structured log.
 	Log Log `yaml:"log"`
 }
@@ -315,6 +318,32 @@ type RateLimit struct {
 	RevokePerClient int `yaml:"revoke_per_client"`
 }
 
+// DPoP configures DPoP (RFC 9449): proofs at the token endpoint (and the
+// admin API) bind access tokens, and public clients' refresh tokens, to
+// the client's key. A token request without a proof gets a Bearer token,
+// unless its client is registered with dpop_bound_access_tokens.
+type DPoP struct {
+	// Algorithms are the JWS algorithms proofs may be signed with,
+	// published as dpop_signing_alg_values_supported. Default: ES256,
+	// ES384, ES512, PS256, PS384, PS512, RS256, RS384, RS512, EdDSA.
+	Algorithms []string `yaml:"algorithms"`
+	// ProofMaxAge is how long after its iat a proof is accepted (proofs
+	// up to 5s ahead of the server's clock are too); each accepted proof's
+	// jti is remembered in the database for that long, so that it is
+	// accepted once across every replica. Between 5s and 10m. Default: 60s.
+	ProofMaxAge time.Duration `yaml:"proof_max_age"`
+	// Nonce makes the token endpoint demand a server nonce in every proof
+	// (RFC 9449 §8): a proof without a fresh one is answered with
+	// use_dpop_nonce and a DPoP-Nonce header, and the client sends it
+	// again with that nonce. Nonces need no storage: every replica issues
+	// and accepts the same ones (an HMAC under the secrets key). Default:
+	// false.
+	Nonce bool `yaml:"nonce"`
+	// NonceLifetime is how long a nonce is accepted; replicas hand out a
+	// new one every half of it. Between 10s and 1h. Default: 5m.
+	NonceLifetime time.Duration `yaml:"nonce_lifetime"`
+}
+
 // ClientCache configures the in-memory cache of registered clients that
 // client authentication at the token, revocation and introspection
 // endpoints reads (package oauth/clientcache).
@@ -403,6 +432,11 @@ func Default() Config {
 		},
 		RateLimit:   RateLimit{TokenPerIP: 20, SignupPerMinutePerIP: 30, RevokePerClient: 10},
 		ClientCache: ClientCache{TTL: time.Second, MaxEntries: 10000},
+		DPoP: DPoP{
+			Algorithms:    []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"},
+			ProofMaxAge:   60 * time.Second,
+			NonceLifetime: 5 * time.Minute,
+		},
 		Log:         Log{Level: "info", Format: "text"},
 	}
 }

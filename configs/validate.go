@@ -15,6 +15,7 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/cors"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 	"github.com/portcullis-auth/portcullis/storage"
 )
 
@@ -110,6 +111,7 @@ func (c *Config) Validate() error {
 	if c.ClientCache.MaxEntries < 1 {
 		p.add("client_cache.max_entries", "must be at least 1")
 	}
+	c.validateDPoP(&p)
 	if c.Argon2.MaxConcurrent < 0 {
 		p.add("argon2.max_concurrent", "must not be negative (0 means the number of CPUs)")
 	}
@@ -360,5 +362,24 @@ func (c *Config) validateHTTP(p *problems) {
 	}
 	if _, err := cors.ParseOrigins(h.CORSAllowedOrigins); err != nil {
 		p.add("http.cors_allowed_origins", "%v", err)
+	}
+}
+
+// validateDPoP checks the dpop section.
+func (c *Config) validateDPoP(p *problems) {
+	d := c.DPoP
+	if len(d.Algorithms) == 0 {
+		p.add("dpop.algorithms", "must name at least one algorithm")
+	}
+	for _, a := range d.Algorithms {
+		if !slices.Contains(dpop.SupportedAlgorithms, a) {
+			p.add("dpop.algorithms", "%q is not supported (%s)", a, strings.Join(dpop.SupportedAlgorithms, ", "))
+		}
+	}
+	if d.ProofMaxAge < 5*time.Second || d.ProofMaxAge > 10*time.Minute {
+		p.add("dpop.proof_max_age", "%s is outside 5s..10m", fmtDuration(d.ProofMaxAge))
+	}
+	if d.NonceLifetime < 10*time.Second || d.NonceLifetime > time.Hour {
+		p.add("dpop.nonce_lifetime", "%s is outside 10s..1h", fmtDuration(d.NonceLifetime))
 	}
 }

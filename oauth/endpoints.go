@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
 
 // RevokeHandler serves POST /oauth2/revoke (RFC 7009). Revoking either
@@ -296,6 +297,11 @@ func introspection(ir fosite.IntrospectionResponder) map[string]any {
 		}
 		if use == fosite.AccessToken {
 			out["token_type"] = "Bearer"
+			if jkt := BoundKey(js); jkt != "" {
+				// RFC 9449 §6.2: the key the token is bound to.
+				out["token_type"] = dpop.Scheme
+				out[cnfClaim] = map[string]string{"jkt": jkt}
+			}
 			if js.JWTClaims.JTI != "" {
 				out["jti"] = js.JWTClaims.JTI
 			}
@@ -341,8 +347,11 @@ type Metadata struct {
 	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
 	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
 	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
-	ServiceDocumentation                      string   `json:"service_documentation,omitempty"`
-	SignupEndpoint                            string   `json:"signup_endpoint,omitempty"`
+	// DPoPSigningAlgValuesSupported lists the algorithms of DPoP proofs
+	// the server accepts (RFC 9449 §5.1); absent when DPoP is off.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	ServiceDocumentation          string   `json:"service_documentation,omitempty"`
+	SignupEndpoint                string   `json:"signup_endpoint,omitempty"`
 }
 
 // NewMetadata describes a server at issuer whose tokens are signed with

@@ -79,6 +79,10 @@ func toRFC6749(err error) *fosite.RFC6749Error {
 	if e, ok := errors.AsType[*fosite.RFC6749Error](err); ok && sentAsIs[e] {
 		return e
 	}
+	if e, ok := dpopError(err); ok {
+		// A refused proof (RFC 9449 §5, §8): the verifier's fixed text.
+		return rfcError(e.Code, http.StatusBadRequest, e.Description)
+	}
 	if errors.Is(err, apperr.ErrUnavailable) || errors.Is(err, fosite.ErrSerializationFailure) {
 		// A conflict with concurrent writers that outlasted the retries.
 		return errUnavailable
@@ -111,5 +115,5 @@ var sentAsIs = map[*fosite.RFC6749Error]bool{
 	errNoGrantType: true, errGrantType: true, errNoToken: true, errRateLimited: true, errLoginThrottled: true, errRevocationsThrottled: true,
 	errUnavailable: true, errServer: true, errRefreshUsed: true, errOwnerGone: true, errInvalidTarget: true,
 	errNoClientAuth: true, errTwoAuthMethods: true, errClientAuth: true, errClientAuthEncoding: true,
-	errPublicClientCredentials: true, errScopeNotGranted: true,
+	errPublicClientCredentials: true, errScopeNotGranted: true, errDPoPRequired: true, errRefreshKey: true,
 }

@@ -86,6 +86,10 @@ type accessClaims struct {
 	IssuedAt  int64    `json:"iat"`
 	NotBefore int64    `json:"nbf"`
 	Expires   int64    `json:"exp"`
+	// Confirmation is cnf of a DPoP-bound token (RFC 9449 §6.1).
+	Confirmation *struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
 }
 
 // requester rebuilds the token's request: the grant's ID, the client, the
@@ -128,6 +132,9 @@ func (v *jwtIntrospector) requester(ctx context.Context, token string) (*fosite.
 			roles = []string{}
 		}
 		sess.JWTClaims.Extra["roles"] = roles
+	}
+	if c.Confirmation != nil && c.Confirmation.JKT != "" {
+		sess.JWTClaims.Extra[cnfClaim] = map[string]any{"jkt": c.Confirmation.JKT}
 	}
 	sess.SetExpiresAt(fosite.AccessToken, exp)
 	scope := fosite.Arguments(fosite.RemoveEmpty(strings.Split(c.Scope, " ")))

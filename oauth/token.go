@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
 
 // UserLookup finds users by ID; the token handler uses it to re-check the
@@ -59,6 +60,9 @@ type TokenHandler struct {
 	// Audience decides each token's aud (RFC 9068 §2.2, RFC 8707);
 	// Audience.Default is required.
 	Audience AudiencePolicy
+	// DPoP, when set, binds the tokens of requests with a DPoP proof to
+	// the proof's key (RFC 9449); without it, proofs are ignored.
+	DPoP *DPoPPolicy
 }
 
 // ServeHTTP implements http.Handler.
@@ -87,6 +91,13 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(ctx, w, r, nil, errRateLimited)
 		return
 	}
+	// A DPoP proof is checked (and its jti spent) before anything else
+	// costs a hash or a grant lookup.
+	proof, err := h.DPoP.proof(ctx, r)
+	if err != nil {
+		h.fail(ctx, w, r, nil, err)
+		return
+	}
 	// fosite removes the password from the form it shares with r.
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	ar, err := h.Provider.NewAccessRequest(ctx, r, NewSession())
@@ -99,6 +110,10 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	session, ok := ar.GetSession().(*oauth2.JWTSession)
 	if !ok {
 		h.fail(ctx, w, r, ar, errors.New("unexpected session type"))
+		return
+	}
+	if err := h.DPoP.bind(ar, session, proof); err != nil {
+		h.fail(ctx, w, r, ar, err)
 		return
 	}
 	client := ar.GetClient()
@@ -188,6 +203,10 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	omitEmptyScope(resp)
+	if proof != nil {
+		resp.SetTokenType(dpop.Scheme)
+		h.DPoP.setNonce(w)
+	}
 	// RFC 6749 §5.1: expires_in is the token's lifetime. fosite counts down
 	// from its own clock and floors, so a 1 s token said 0, which
 	// golang.org/x/oauth2 reads as "never expires" and then never
@@ -364,6 +383,9 @@ func (h *TokenHandler) fail(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	if v, ok := apperr.RetryAfterHeader(err); ok {
 		w.Header().Set("Retry-After", v)
+	}
+	if e, ok := dpopError(err); ok && e.Code == dpop.CodeUseNonce {
+		h.DPoP.setNonce(w)
 	}
 	h.log(ctx, r, rfc, err)
 	grant := ""

@@ -44,10 +44,10 @@ func (p *switchProxy) route(t *testing.T, to string) {
 }
 
 // startReplicas starts n servers on one database at the same time, all with
-// issuer issuer (the load balancer's URL).
-func startReplicas(t *testing.T, n int, dsn, issuer string) []*proctest.Server {
+// issuer issuer (the load balancer's URL) and the environment extra.
+func startReplicas(t *testing.T, n int, dsn, issuer string, extra ...string) []*proctest.Server {
 	t.Helper()
-	env := []string{"PORTCULLIS_DSN=" + dsn, "PORTCULLIS_SECRETS_KEY=" + proctest.RandomSecretsKey(t), "PORTCULLIS_ISSUER=" + issuer}
+	env := append([]string{"PORTCULLIS_DSN=" + dsn, "PORTCULLIS_SECRETS_KEY=" + proctest.RandomSecretsKey(t), "PORTCULLIS_ISSUER=" + issuer}, extra...)
 	var out []*proctest.Server
 	for range n {
 		out = append(out, portcullis.Launch(t, env...)) // all start concurrently

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -16,12 +18,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/internal/server"
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clientcache"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 	"github.com/portcullis-auth/portcullis/oauth/revocation"
 )
 
@@ -117,6 +121,10 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
+	dv, err := dpopVerifier(cfg.DPoP, primary, a.store)
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	h, err := server.New(server.Options{
@@ -141,11 +149,28 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 		Registry:             reg,
 		Revocations:          revoked,
 		Logger:               a.logger,
+		DPoP:                 dv,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &running{app: a, keys: km, revocations: revoked, public: h.Public, admin: h.Admin}, nil
+}
+
+// dpopVerifier checks DPoP proofs as cfg says, remembering proofs in the
+// database (shared by every replica) and, when nonces are required,
+// issuing them under a key derived from the secrets key (the same on
+// every replica).
+func dpopVerifier(cfg configs.DPoP, secretsKey []byte, replay dpop.ReplayCache) (*dpop.Verifier, error) {
+	opts := dpop.Options{Algorithms: cfg.Algorithms, MaxAge: cfg.ProofMaxAge, Replay: replay}
+	if cfg.Nonce {
+		key, err := hkdf.Key(sha256.New, secretsKey, nil, "portcullis dpop nonce v1", 32)
+		if err != nil {
+			return nil, err
+		}
+		opts.Nonces = dpop.NewNonces(key, cfg.NonceLifetime, nil)
+	}
+	return dpop.NewVerifier(opts), nil
 }
 
 // serve runs both listeners until ctx is done, then shuts down gracefully.

@@ -40,15 +40,17 @@ var rules = []rule{
 	{"keys", []string{"internal/apperr", "internal/seal", "oauth/resource"}},
 	{"oauth/clients", []string{"internal/apperr", "internal/cors"}},
 	{"oauth/jws", nil},
-	{"oauth/resource", []string{"oauth/jws"}},
+	{"oauth/dpop", []string{"oauth/jws"}},
+	{"oauth/resource", []string{"oauth/jws", "oauth/dpop"}},
 	{"oauth/revocation", []string{"internal/apperr"}},
-	{"oauth", []string{"identity", "keys", "oauth/clients", "oauth/jws", "internal/apperr", "internal/cors", "internal/httpjson", "internal/ratelimit"}},
+	{"oauth", []string{"identity", "keys", "oauth/clients", "oauth/jws", "oauth/dpop", "internal/apperr", "internal/cors", "internal/httpjson", "internal/ratelimit"}},
 	{"oauth/clientcache", []string{"oauth", "oauth/clients"}},
 	{"storage", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "oauth/revocation", "internal/apperr"}},
-	{"internal/server/adminapi", []string{"identity", "keys", "oauth/clients", "oauth", "internal/apperr", "internal/httpjson"}},
-	{"internal/server", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/revocation", "internal/..."}},
-	{"configs", []string{"identity", "keys", "oauth/clients", "oauth", "storage", "internal/seal", "internal/clientip", "internal/cors"}},
-	{"cmd/userapi", []string{"oauth/resource", "oauth/jws"}},
+	{"internal/server/adminapi", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "internal/apperr", "internal/httpjson"}},
+	{"internal/server", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "oauth/revocation", "internal/..."}},
+	{"configs", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "storage", "internal/seal", "internal/clientip", "internal/cors"}},
+	{"cmd/userapi", []string{"oauth/resource", "oauth/jws", "oauth/dpop"}},
+	{"deploy/examples/dpop-client", []string{"oauth/dpop", "oauth/jws"}},
 	{"cmd/loadgen", []string{"identity", "internal/galera"}},
 	{"cmd/portcullis", []string{"..."}},
 }
@@ -64,11 +66,13 @@ var loadgenModules = []string{"github.com/ory/fosite", "gorm.io/", "github.com/g
 // key manager, the client registry knows neither fosite nor JOSE, and the
 // load generator links nothing of the server but identity's argon2id.
 var forbidden = map[string][]string{
-	"oauth/jws":      serverModules,
-	"oauth/resource": serverModules,
-	"cmd/userapi":    serverModules,
-	"oauth/clients":  append([]string{"github.com/go-jose/"}, serverModules...),
-	"cmd/loadgen":    loadgenModules,
+	"oauth/jws":                   serverModules,
+	"oauth/resource":              serverModules,
+	"oauth/dpop":                  serverModules,
+	"deploy/examples/dpop-client": serverModules,
+	"cmd/userapi":                 serverModules,
+	"oauth/clients":               append([]string{"github.com/go-jose/"}, serverModules...),
+	"cmd/loadgen":                 loadgenModules,
 }
 
 // testOnly are packages no production package may import.

@@ -25,11 +25,12 @@ const MaxAge = 7200
 
 // Headers a browser may send on the endpoints of a [Policy]: what Swagger
 // UI, oidc-client-ts and fetch-based OAuth clients send.
-const allowHeaders = "Authorization, Content-Type, X-Requested-With"
+const allowHeaders = "Authorization, Content-Type, DPoP, X-Requested-With"
 
 // Response headers a browser may read beyond the CORS-safelisted ones:
-// RFC 6749 §5.2 WWW-Authenticate on 401 and Retry-After on 429 and 503.
-const exposeHeaders = "Retry-After, WWW-Authenticate"
+// RFC 6749 §5.2 WWW-Authenticate on 401, Retry-After on 429 and 503, and
+// RFC 9449 §8 DPoP-Nonce.
+const exposeHeaders = "DPoP-Nonce, Retry-After, WWW-Authenticate"
 
 // ParseOrigin returns the serialised origin (RFC 6454 §6.2) of s as browsers
 // send it in the Origin header: lower-case scheme and host, no default

@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 	"github.com/portcullis-auth/portcullis/oauth/revocation"
 )
 
@@ -93,6 +94,10 @@ type Options struct {
 	// Now is the token endpoint's clock (the iat, nbf and exp of access
 	// tokens); nil means time.Now. Tests pass the store's fake clock.
 	Now func() time.Time
+	// DPoP checks DPoP proofs (RFC 9449) at the token endpoint and the
+	// admin API; nil turns DPoP off (proofs are ignored, and clients
+	// registered with dpop_bound_access_tokens get no tokens).
+	DPoP *dpop.Verifier
 }
 
 // Handlers are the two listeners' handlers, each with every route and its
@@ -140,10 +145,16 @@ func New(o Options) (*Handlers, error) {
 		Provider: o.Provider, Store: o.Store, Users: o.Store, Authenticator: o.Users, Limiter: tokenLimit, ClientIP: ips.LimitKey,
 		MaxBytes: maxBytes, Logger: logger, Observe: m.observeGrant, Audience: o.Audience, Now: o.Now,
 	}
+	if o.DPoP != nil {
+		token.DPoP = &oauth.DPoPPolicy{Verifier: o.DPoP, TokenURL: o.Issuer + "/oauth2/token"}
+	}
 	signup := &SignupHandler{Users: o.Users, Enabled: o.Signup, MaxBytes: maxBytes,
 		Limiter: signupLimit, ClientIP: ips.LimitKey, Logger: logger}
 	md := oauth.NewMetadata(o.Issuer, o.DefaultAlgorithm, o.Signup)
 	md.ScopesSupported = o.ScopesSupported
+	if o.DPoP != nil {
+		md.DPoPSigningAlgValuesSupported = o.DPoP.Algorithms()
+	}
 
 	pub := http.NewServeMux()
 	route := func(path, method string, h http.Handler) {
@@ -177,7 +188,7 @@ func New(o Options) (*Handlers, error) {
 	(&adminapi.Handler{
 		Audience: o.AdminAudience,
 		Provider: o.Provider, Revocations: o.Revocations, Clients: o.Clients, Users: o.Users, Keys: o.Keys, Prepublication: o.Prepublication,
-		MaxBytes: maxBytes, Logger: logger,
+		MaxBytes: maxBytes, Logger: logger, DPoP: o.DPoP,
 	}).Routes(adm)
 	if o.Registry != nil {
 		adm.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"time"
 
@@ -142,8 +143,8 @@ func invalid(sentinel error, desc string, cause error) *Error {
 // ProofFromHeader returns the one DPoP proof of h: an error wrapping
 // [ErrMissing] when there is none, [ErrMultiple] when there are several
 // (RFC 9449 §4.3: a request with more than one is refused).
-func ProofFromHeader(h map[string][]string) (string, error) {
-	vals := h[HeaderName]
+func ProofFromHeader(h http.Header) (string, error) {
+	vals := h.Values(HeaderName)
 	switch {
 	case len(vals) == 0:
 		return "", invalid(ErrMissing, "DPoP proof missing", nil)

@@ -11,6 +11,7 @@ package adminapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -28,6 +29,7 @@ import (
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
 
 // Scope is the scope an access token needs to call the admin API.
@@ -61,6 +63,11 @@ type Handler struct {
 	Prepublication time.Duration
 	MaxBytes       int64
 	Logger         *slog.Logger
+	// DPoP, when set, accepts DPoP-bound tokens with "Authorization:
+	// DPoP" and a proof (RFC 9449 §7) whose htu is this listener's URL as
+	// the request names it (its Host header). A bound token is never
+	// accepted as a Bearer token, whether or not DPoP is set.
+	DPoP *dpop.Verifier
 }
 
 // Routes mounts the admin API on mux.
@@ -87,9 +94,12 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 // error it returns as JSON.
 func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := bearer(r)
+		token, scheme, ok := credentials(r, h.DPoP != nil)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin"`)
+			if h.DPoP != nil {
+				w.Header().Add("WWW-Authenticate", `DPoP algs="`+strings.Join(h.DPoP.Algorithms(), " ")+`"`)
+			}
 			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "a Bearer access token with scope admin is required"})
 			return
 		}
@@ -111,6 +121,9 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 		// bearer credentials.
 		if tokenType != fosite.AccessToken {
 			unauthorized(w, r, h.Logger)
+			return
+		}
+		if !h.checkBinding(w, r, scheme, token, oauth.BoundKey(ar.GetSession())) {
 			return
 		}
 		if h.Revocations != nil {
@@ -193,12 +206,68 @@ func forbid(w http.ResponseWriter, r *http.Request, logger *slog.Logger, msg str
 	httpjson.WriteError(w, r, logger, &apperr.Error{Code: apperr.EForbidden, Message: msg})
 }
 
-func bearer(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return "", false
+// credentials returns the access token of r's Authorization header and
+// its scheme: Bearer, or DPoP when withDPoP.
+func credentials(r *http.Request, withDPoP bool) (token, scheme string, ok bool) {
+	scheme, token, ok = strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	switch {
+	case !ok || token == "":
+		return "", "", false
+	case strings.EqualFold(scheme, "Bearer"):
+		return token, "Bearer", true
+	case withDPoP && strings.EqualFold(scheme, dpop.Scheme):
+		return token, dpop.Scheme, true
 	}
-	return strings.TrimSpace(token), true
+	return "", "", false
+}
+
+// checkBinding enforces RFC 9449 §7 on a verified token bound to jkt (""
+// when unbound) presented with scheme: a bound token only with the DPoP
+// scheme and a proof by its key, an unbound one only as Bearer. It writes
+// the refusal and reports false.
+func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, token, jkt string) bool {
+	if scheme != dpop.Scheme {
+		if jkt != "" {
+			unauthorized(w, r, h.Logger)
+			return false
+		}
+		return true
+	}
+	refuse := func(code, msg string) bool {
+		w.Header().Set("WWW-Authenticate", `DPoP error="`+code+`", algs="`+strings.Join(h.DPoP.Algorithms(), " ")+`"`)
+		httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: msg})
+		return false
+	}
+	if jkt == "" {
+		return refuse("invalid_token", "the access token is not DPoP-bound")
+	}
+	raw, err := dpop.ProofFromHeader(r.Header)
+	var proof *dpop.Proof
+	if err == nil {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		proof, err = h.DPoP.Verify(r.Context(), raw, dpop.Request{Method: r.Method, URI: scheme + "://" + r.Host + r.URL.Path, AccessToken: token})
+	}
+	if e, ok := errors.AsType[*dpop.Error](err); ok {
+		if e.Code == dpop.CodeUseNonce && h.DPoP.Nonces() != nil {
+			w.Header().Set(dpop.NonceHeader, h.DPoP.Nonces().Current())
+		}
+		return refuse(e.Code, e.Description)
+	}
+	if err != nil {
+		if h.Logger != nil {
+			h.Logger.ErrorContext(r.Context(), "admin API: DPoP replay check failed", "err", err.Error())
+		}
+		httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(proof.JKT), []byte(jkt)) != 1 {
+		return refuse(dpop.CodeInvalidProof, "the DPoP proof is not signed by the key the token is bound to")
+	}
+	return true
 }
 
 // clientRequest is the body of POST /admin/clients and PUT

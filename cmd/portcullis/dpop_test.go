@@ -1,0 +1,383 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/portcullis-auth/portcullis/internal/proctest"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
+	"github.com/portcullis-auth/portcullis/storage/storagetest"
+)
+
+// rawProof signs claims under header with priv (ES256), by hand, so that
+// tests can send proofs no well-behaved library would make.
+func rawProof(t testing.TB, priv *ecdsa.PrivateKey, header, claims map[string]any) string {
+	t.Helper()
+	hb, err := json.Marshal(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := base64.RawURLEncoding.EncodeToString(hb) + "." + base64.RawURLEncoding.EncodeToString(cb)
+	sum := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, priv, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// ecJWK is priv's public key as a JWK (with d when private is set).
+func ecJWK(priv *ecdsa.PrivateKey, private bool) map[string]any {
+	b64 := func(i *big.Int) string {
+		b := make([]byte, 32)
+		i.FillBytes(b)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	k := map[string]any{"kty": "EC", "crv": "P-256", "x": b64(priv.X), "y": b64(priv.Y)}
+	if private {
+		k["d"] = b64(priv.D)
+	}
+	return k
+}
+
+func newECKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv
+}
+
+func proofHeader(priv *ecdsa.PrivateKey) map[string]any {
+	return map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": ecJWK(priv, false)}
+}
+
+func proofClaims(method, uri string, iat time.Time) map[string]any {
+	jti := make([]byte, 16)
+	_, _ = rand.Read(jti)
+	return map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": method, "htu": uri, "iat": iat.Unix()}
+}
+
+// dpopKey returns a new client DPoP key.
+func dpopKey(t testing.TB) *dpop.Key {
+	t.Helper()
+	k, err := dpop.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// tokenProof returns a proof by k for the token endpoint of srv.
+func tokenProof(t testing.TB, k *dpop.Key, srv *proctest.Server) string {
+	t.Helper()
+	p, err := k.Proof(http.MethodPost, srv.URL+"/oauth2/token", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// jkt returns the cnf.jkt of an access token ("" when unbound).
+func jkt(t testing.TB, accessToken string) string {
+	t.Helper()
+	_, claims := proctest.DecodeJWT(t, accessToken)
+	cnf, _ := claims["cnf"].(map[string]any)
+	s, _ := cnf["jkt"].(string)
+	return s
+}
+
+func passwordForm(clientID string) string {
+	return url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"purple otter lamp 42"}, "client_id": {clientID}}.Encode()
+}
+
+func refreshForm(clientID, rt string) string {
+	return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {clientID}}.Encode()
+}
+
+// TestDPoPTokenEndpoint: RFC 9449 §5 at the token endpoint of the real
+// server, on both backends: the password grant and a refresh chain of a
+// public client bound to its key, what a thief holding the refresh token
+// but not the key gets, a confidential client's unbound refresh, the
+// client_credentials grant, and introspection's cnf (§6.2).
+func TestDPoPTokenEndpoint(t *testing.T) {
+	portcullis.EachBackend(t, nil, func(t *testing.T, srv *proctest.Server) {
+		srv.CreateUser(t, "alice", "purple otter lamp 42")
+		pub := srv.CreateClient(t, "--name", "spa", "--public")
+		conf := srv.CreateClient(t, "--name", "backend", "--grant-type", "password", "--grant-type", "refresh_token", "--grant-type", "client_credentials")
+		intro := srv.CreateClient(t, "--name", "rs", "--grant-type", "client_credentials", "--introspect")
+		tokenURL := srv.URL + "/oauth2/token"
+		key, thief := dpopKey(t), dpopKey(t)
+
+		// Public client: password grant with a proof.
+		tok := proctest.MustToken(t, proctest.PostForm(t, tokenURL, passwordForm(pub.ClientID), "DPoP", tokenProof(t, key, srv)))
+		if tok.TokenType != "DPoP" || jkt(t, tok.AccessToken) != key.Thumbprint() {
+			t.Fatalf("bound password grant: token_type %q, cnf.jkt %q, want DPoP %q", tok.TokenType, jkt(t, tok.AccessToken), key.Thumbprint())
+		}
+		// The thief has the refresh token but not the key.
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, tok.RefreshToken)), 400, "invalid_grant")
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, tok.RefreshToken), "DPoP", tokenProof(t, thief, srv)), 400, "invalid_grant")
+		// ... which leaves the owner's refresh token working: a chain.
+		rt := tok.RefreshToken
+		for i := range 3 {
+			next := proctest.MustToken(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, rt), "DPoP", tokenProof(t, key, srv)))
+			if next.TokenType != "DPoP" || jkt(t, next.AccessToken) != key.Thumbprint() {
+				t.Fatalf("refresh %d: token_type %q, cnf.jkt %q", i, next.TokenType, jkt(t, next.AccessToken))
+			}
+			rt = next.RefreshToken
+		}
+
+		// Without a proof: a Bearer token, no cnf.
+		bearer := proctest.MustToken(t, proctest.PostForm(t, tokenURL, passwordForm(pub.ClientID)))
+		if !strings.EqualFold(bearer.TokenType, "bearer") || jkt(t, bearer.AccessToken) != "" {
+			t.Fatalf("unbound grant: token_type %q, cnf.jkt %q", bearer.TokenType, jkt(t, bearer.AccessToken))
+		}
+
+		// Confidential client: bound access token; its refresh token is
+		// not bound (RFC 9449 §5), so a refresh without a proof gives a
+		// Bearer token and one with another key a token bound to that key.
+		basic := proctest.BasicAuth(conf.ClientID, conf.ClientSecret)
+		ctok := proctest.MustToken(t, proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"purple otter lamp 42"}}.Encode(),
+			"Authorization", basic, "DPoP", tokenProof(t, key, srv)))
+		if jkt(t, ctok.AccessToken) != key.Thumbprint() {
+			t.Fatal("confidential password grant not bound")
+		}
+		crefresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {ctok.RefreshToken}}.Encode()
+		c2 := proctest.MustToken(t, proctest.PostForm(t, tokenURL, crefresh, "Authorization", basic))
+		if !strings.EqualFold(c2.TokenType, "bearer") || jkt(t, c2.AccessToken) != "" {
+			t.Fatalf("confidential refresh without proof: %q %q", c2.TokenType, jkt(t, c2.AccessToken))
+		}
+		c3 := proctest.MustToken(t, proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c2.RefreshToken}}.Encode(),
+			"Authorization", basic, "DPoP", tokenProof(t, thief, srv)))
+		if jkt(t, c3.AccessToken) != thief.Thumbprint() {
+			t.Fatal("confidential refresh with a new key: not bound to it")
+		}
+
+		// client_credentials.
+		cc := proctest.MustToken(t, proctest.PostForm(t, tokenURL, "grant_type=client_credentials", "Authorization", basic, "DPoP", tokenProof(t, key, srv)))
+		if cc.TokenType != "DPoP" || jkt(t, cc.AccessToken) != key.Thumbprint() {
+			t.Fatalf("client_credentials: %q %q", cc.TokenType, jkt(t, cc.AccessToken))
+		}
+
+		// Introspection (RFC 9449 §6.2).
+		for _, c := range []struct {
+			token, jkt, typ string
+		}{{tok.AccessToken, key.Thumbprint(), "DPoP"}, {bearer.AccessToken, "", "Bearer"}} {
+			r := proctest.PostForm(t, srv.URL+"/oauth2/introspect", url.Values{"token": {c.token}}.Encode(),
+				"Authorization", proctest.BasicAuth(intro.ClientID, intro.ClientSecret))
+			m := r.JSON(t)
+			cnf, _ := m["cnf"].(map[string]any)
+			got, _ := cnf["jkt"].(string)
+			if m["active"] != true || got != c.jkt || m["token_type"] != c.typ {
+				t.Fatalf("introspection: %s, want cnf.jkt %q token_type %s", r.Body, c.jkt, c.typ)
+			}
+		}
+	})
+}
+
+// TestDPoPInvalidProofs: every proof RFC 9449 §4.3 says to refuse gets 400
+// invalid_dpop_proof at the token endpoint, and a good one is accepted
+// once only.
+func TestDPoPInvalidProofs(t *testing.T) {
+	srv := portcullis.Serve(t)
+	srv.CreateUser(t, "alice", "purple otter lamp 42")
+	pub := srv.CreateClient(t, "--name", "spa", "--public")
+	tokenURL := srv.URL + "/oauth2/token"
+	priv := newECKey(t)
+	now := time.Now()
+	good := func() map[string]any { return proofClaims("POST", tokenURL, now) }
+	with := func(m map[string]any, k string, v any) map[string]any {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	hs := func() string {
+		key := []byte("0123456789abcdef0123456789abcdef")
+		h, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "HS256", "jwk": map[string]any{"kty": "oct", "k": base64.RawURLEncoding.EncodeToString(key)}})
+		c, _ := json.Marshal(good())
+		in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(in))
+		return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	}
+	none := func() string {
+		h, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": ecJWK(priv, false)})
+		c, _ := json.Marshal(good())
+		return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c) + "."
+	}
+	other := newECKey(t)
+	for name, proof := range map[string]string{
+		"wrong htm":               rawProof(t, priv, proofHeader(priv), with(good(), "htm", "GET")),
+		"wrong htu":               rawProof(t, priv, proofHeader(priv), with(good(), "htu", srv.URL+"/oauth2/revoke")),
+		"htu of another server":   rawProof(t, priv, proofHeader(priv), with(good(), "htu", "https://evil.example/oauth2/token")),
+		"iat 2 minutes old":       rawProof(t, priv, proofHeader(priv), with(good(), "iat", now.Add(-2*time.Minute).Unix())),
+		"iat a minute ahead":      rawProof(t, priv, proofHeader(priv), with(good(), "iat", now.Add(time.Minute).Unix())),
+		"iat a string":            rawProof(t, priv, proofHeader(priv), with(good(), "iat", "1700000000")),
+		"no jti":                  rawProof(t, priv, proofHeader(priv), with(good(), "jti", nil)),
+		"no iat":                  rawProof(t, priv, proofHeader(priv), with(good(), "iat", nil)),
+		"typ JWT":                 rawProof(t, priv, with(proofHeader(priv), "typ", "JWT"), good()),
+		"no jwk":                  rawProof(t, priv, with(proofHeader(priv), "jwk", nil), good()),
+		"private key in jwk":      rawProof(t, priv, with(proofHeader(priv), "jwk", ecJWK(priv, true)), good()),
+		"jwk of another key":      rawProof(t, priv, with(proofHeader(priv), "jwk", ecJWK(other, false)), good()),
+		"alg ES384 with P-256":    rawProof(t, priv, with(proofHeader(priv), "alg", "ES384"), good()),
+		"alg none":                none(),
+		"HS256 with a secret jwk": hs(),
+		"not a JWS":               "not-a-proof",
+		"oversized":               strings.Repeat("a", 9000) + ".b.c",
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := proctest.PostForm(t, tokenURL, passwordForm(pub.ClientID), "DPoP", proof)
+			wantOAuthError(t, r, 400, "invalid_dpop_proof", "evil", "GET", "1700000000")
+		})
+	}
+	t.Run("two DPoP headers", func(t *testing.T) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, tokenURL, strings.NewReader(passwordForm(pub.ClientID)))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Add("DPoP", rawProof(t, priv, proofHeader(priv), good()))
+		req.Header.Add("DPoP", rawProof(t, priv, proofHeader(priv), good()))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		wantOAuthError(t, proctest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, 400, "invalid_dpop_proof")
+	})
+	t.Run("replay", func(t *testing.T) {
+		proof := rawProof(t, priv, proofHeader(priv), good())
+		proctest.MustToken(t, proctest.PostForm(t, tokenURL, passwordForm(pub.ClientID), "DPoP", proof))
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, passwordForm(pub.ClientID), "DPoP", proof), 400, "invalid_dpop_proof")
+	})
+	t.Run("htu normalized", func(t *testing.T) {
+		u, _ := url.Parse(tokenURL)
+		odd := "HTTP://" + strings.ToUpper(u.Hostname()) + ":" + u.Port() + "/oauth2/%74oken?x=1#f"
+		proctest.MustToken(t, proctest.PostForm(t, tokenURL, passwordForm(pub.ClientID), "DPoP", rawProof(t, priv, proofHeader(priv), with(good(), "htu", odd))))
+	})
+	t.Run("metadata", func(t *testing.T) {
+		_, _, md := proctest.GetJSON(t, srv.URL+"/.well-known/oauth-authorization-server", nil)
+		algs, _ := md["dpop_signing_alg_values_supported"].([]any)
+		if len(algs) == 0 || algs[0] != "ES256" {
+			t.Fatalf("dpop_signing_alg_values_supported %v", md["dpop_signing_alg_values_supported"])
+		}
+		for _, a := range algs {
+			if a == "none" || strings.HasPrefix(a.(string), "HS") {
+				t.Fatalf("metadata lists %v", a)
+			}
+		}
+	})
+}
+
+// TestDPoPNonce: with dpop.nonce, a proof without the server's nonce gets
+// use_dpop_nonce and a DPoP-Nonce (RFC 9449 §8); the nonce works on
+// another replica (stateless); and x/oauth2 over dpop.Transport does the
+// round trip on its own.
+func TestDPoPNonce(t *testing.T) {
+	dsn := storagetest.SQLiteDSN(t)
+	replicas := startReplicas(t, 2, dsn, "http://issuer.test", "PORTCULLIS_DPOP_NONCE=true")
+	a, b := replicas[0], replicas[1]
+	a.CreateUser(t, "alice", "purple otter lamp 42")
+	pub := a.CreateClient(t, "--name", "spa", "--public")
+	key := dpopKey(t)
+	const htu = "http://issuer.test/oauth2/token"
+
+	proof, _ := key.Proof("POST", htu, "", "")
+	r := proctest.PostForm(t, a.URL+"/oauth2/token", passwordForm(pub.ClientID), "DPoP", proof)
+	wantOAuthError(t, r, 400, "use_dpop_nonce")
+	nonce := r.Header.Get("DPoP-Nonce")
+	if nonce == "" {
+		t.Fatal("no DPoP-Nonce")
+	}
+	proof, _ = key.Proof("POST", htu, "", nonce)
+	tok := proctest.MustToken(t, proctest.PostForm(t, b.URL+"/oauth2/token", passwordForm(pub.ClientID), "DPoP", proof))
+	if jkt(t, tok.AccessToken) != key.Thumbprint() {
+		t.Fatal("not bound")
+	}
+	proof, _ = key.Proof("POST", htu, "", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	wantOAuthError(t, proctest.PostForm(t, b.URL+"/oauth2/token", passwordForm(pub.ClientID), "DPoP", proof), 400, "use_dpop_nonce")
+
+	// x/oauth2 with dpop.Transport: the issuer URL goes to replica a.
+	hc := &http.Client{Transport: dpop.NewTransport(key, rewriteHost{to: a.URL})}
+	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, hc)
+	conf := &oauth2.Config{ClientID: pub.ClientID, Endpoint: oauth2.Endpoint{TokenURL: htu, AuthStyle: oauth2.AuthStyleInParams}}
+	ot, err := conf.PasswordCredentialsToken(ctx, "alice", "purple otter lamp 42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ot.Type() != "DPoP" || jkt(t, ot.AccessToken) != key.Thumbprint() {
+		t.Fatalf("x/oauth2 token %q bound to %q", ot.Type(), jkt(t, ot.AccessToken))
+	}
+}
+
+// rewriteHost sends every request to the server at base URL to, keeping
+// the path: the test's stand-in for DNS of the issuer's host name.
+type rewriteHost struct{ to string }
+
+func (rh rewriteHost) RoundTrip(req *http.Request) (*http.Response, error) {
+	u, _ := url.Parse(rh.to)
+	out := req.Clone(req.Context())
+	out.URL.Scheme, out.URL.Host = u.Scheme, u.Host
+	out.Host = u.Host
+	return http.DefaultTransport.RoundTrip(out)
+}
+
+// TestDPoPReplayAcrossReplicas: a proof accepted by one replica is refused
+// by another (the jti is remembered in the shared database), on SQLite
+// and MariaDB.
+func TestDPoPReplayAcrossReplicas(t *testing.T) {
+	for name, dsn := range map[string]func(t *testing.T) string{
+		"sqlite": func(t *testing.T) string { return storagetest.SQLiteDSN(t) },
+		"mysql":  func(t *testing.T) string { return storagetest.MySQLDSN(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			replicas := startReplicas(t, 2, dsn(t), "http://issuer.test")
+			a, b := replicas[0], replicas[1]
+			a.CreateUser(t, "alice", "purple otter lamp 42")
+			pub := a.CreateClient(t, "--name", "spa", "--public")
+			key := dpopKey(t)
+			proof, _ := key.Proof("POST", "http://issuer.test/oauth2/token", "", "")
+			proctest.MustToken(t, proctest.PostForm(t, a.URL+"/oauth2/token", passwordForm(pub.ClientID), "DPoP", proof))
+			wantOAuthError(t, proctest.PostForm(t, b.URL+"/oauth2/token", passwordForm(pub.ClientID), "DPoP", proof), 400, "invalid_dpop_proof")
+		})
+	}
+}
+
+// TestDPoPRequiredClient: a client registered with
+// dpop_bound_access_tokens gets no token without a proof (RFC 9449 §5.2).
+func TestDPoPRequiredClient(t *testing.T) {
+	portcullis.EachBackend(t, nil, func(t *testing.T, srv *proctest.Server) {
+		srv.CreateUser(t, "alice", "purple otter lamp 42")
+		pub := srv.CreateClient(t, "--name", "spa", "--public", "--dpop-bound-access-tokens")
+		wantOAuthError(t, proctest.PostForm(t, srv.URL+"/oauth2/token", passwordForm(pub.ClientID)), 400, "invalid_dpop_proof")
+		tok := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", passwordForm(pub.ClientID), "DPoP", tokenProof(t, dpopKey(t), srv)))
+		if tok.TokenType != "DPoP" {
+			t.Fatalf("token_type %q", tok.TokenType)
+		}
+	})
+}

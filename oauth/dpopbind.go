@@ -1,0 +1,116 @@
+package oauth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
+)
+
+// DPoPPolicy binds the tokens of requests carrying a DPoP proof to the
+// proof's key (RFC 9449 §5): the access token gets cnf.jkt and token type
+// DPoP; a public client's refresh token is bound to the key (it remembers
+// cnf.jkt in its grant's session) and is refreshed only with a proof by
+// that key. A confidential client's refresh token is not bound, as RFC
+// 9449 §5 allows: the client's credentials already constrain it; each
+// refresh is then bound (or not) by its own proof.
+type DPoPPolicy struct {
+	// Verifier checks proofs; its ReplayCache must be shared by every
+	// replica (the database), so that a proof is used once anywhere.
+	Verifier *dpop.Verifier
+	// TokenURL is the token endpoint's URL as clients address it (the
+	// issuer's), which htu must name.
+	TokenURL string
+}
+
+// The DPoP errors of the token endpoint (RFC 9449 §5; the verifier's own
+// come with fixed descriptions).
+var (
+	errDPoPRequired = rfcError(dpop.CodeInvalidProof, http.StatusBadRequest,
+		"The client must present a DPoP proof.")
+	// errRefreshKey: a bound refresh token without a proof by its key.
+	errRefreshKey = rfcError("invalid_grant", http.StatusBadRequest,
+		"The refresh token is bound to a DPoP key; a proof by that key is required.")
+)
+
+// cnfClaim is the confirmation claim (RFC 7800) of bound tokens.
+const cnfClaim = "cnf"
+
+// boundClient is a client that can require DPoP (oauth.Client).
+type boundClient interface {
+	DPoPBoundAccessTokens() bool
+}
+
+// proof returns the verified proof of r, or nil when r carries none.
+func (p *DPoPPolicy) proof(ctx context.Context, r *http.Request) (*dpop.Proof, error) {
+	if p == nil || p.Verifier == nil {
+		return nil, nil
+	}
+	if len(r.Header.Values(dpop.HeaderName)) == 0 {
+		return nil, nil
+	}
+	raw, err := dpop.ProofFromHeader(r.Header)
+	if err != nil {
+		return nil, err
+	}
+	return p.Verifier.Verify(ctx, raw, dpop.Request{Method: r.Method, URI: p.TokenURL})
+}
+
+// bind applies RFC 9449 §5 to a validated token request: a client
+// registered with dpop_bound_access_tokens needs a proof; a public
+// client's bound refresh token needs a proof by its key; and the session
+// is bound to the proof's key, or unbound without one.
+func (p *DPoPPolicy) bind(ar fosite.AccessRequester, session *oauth2.JWTSession, proof *dpop.Proof) error {
+	client := ar.GetClient()
+	if bc, ok := client.(boundClient); ok && bc.DPoPBoundAccessTokens() && proof == nil {
+		return errDPoPRequired
+	}
+	if ar.GetGrantTypes().ExactOne("refresh_token") && client.IsPublic() {
+		if bound := BoundKey(session); bound != "" &&
+			(proof == nil || subtle.ConstantTimeCompare([]byte(bound), []byte(proof.JKT)) != 1) {
+			return errRefreshKey
+		}
+	}
+	if proof == nil {
+		delete(session.JWTClaims.Extra, cnfClaim)
+		return nil
+	}
+	session.JWTClaims.Extra[cnfClaim] = map[string]any{"jkt": proof.JKT}
+	return nil
+}
+
+// BoundKey returns the DPoP key thumbprint (cnf.jkt) a session's tokens
+// are bound to, or "" for bearer tokens.
+func BoundKey(s fosite.Session) string {
+	js, ok := s.(*oauth2.JWTSession)
+	if !ok || js.JWTClaims == nil {
+		return ""
+	}
+	switch c := js.JWTClaims.Extra[cnfClaim].(type) {
+	case map[string]any:
+		jkt, _ := c["jkt"].(string)
+		return jkt
+	case map[string]string:
+		return c["jkt"]
+	}
+	return ""
+}
+
+// dpopError reports whether err is a refused proof.
+func dpopError(err error) (*dpop.Error, bool) {
+	return errors.AsType[*dpop.Error](err)
+}
+
+// setNonce sends the current server nonce (RFC 9449 §8) when nonces are
+// required.
+func (p *DPoPPolicy) setNonce(w http.ResponseWriter) {
+	if p == nil || p.Verifier == nil || p.Verifier.Nonces() == nil {
+		return
+	}
+	w.Header().Set(dpop.NonceHeader, p.Verifier.Nonces().Current())
+}
