@@ -437,7 +437,7 @@ func Default() Config {
 			ProofMaxAge:   60 * time.Second,
 			NonceLifetime: 5 * time.Minute,
 		},
-		Log:         Log{Level: "info", Format: "text"},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }
 
