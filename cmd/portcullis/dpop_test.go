@@ -381,3 +381,51 @@ func TestDPoPRequiredClient(t *testing.T) {
 		}
 	})
 }
+
+// TestDPoPAdminAPI: the admin API, a resource server of its own, accepts a
+// DPoP-bound admin token only with the DPoP scheme and a fresh proof by
+// its key (RFC 9449 §7), never as a Bearer token.
+func TestDPoPAdminAPI(t *testing.T) {
+	srv := portcullis.Serve(t)
+	adm := srv.CreateClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
+	key := dpopKey(t)
+	tok := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&scope=admin",
+		"Authorization", proctest.BasicAuth(adm.ClientID, adm.ClientSecret), "DPoP", tokenProof(t, key, srv)))
+	usersURL := srv.AdminURL + "/admin/users"
+	proof := func(k *dpop.Key, token string) string {
+		p, err := k.Proof(http.MethodGet, usersURL, token, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	get := func(header ...string) proctest.Response {
+		return proctest.Do(t, http.MethodGet, usersURL, "", nil, header...)
+	}
+	if r := get("Authorization", "Bearer "+tok.AccessToken); r.Status != http.StatusUnauthorized {
+		t.Fatalf("bound token as Bearer: %d %s", r.Status, r.Body)
+	}
+	good := proof(key, tok.AccessToken)
+	if r := get("Authorization", "DPoP "+tok.AccessToken, "DPoP", good); r.Status != http.StatusOK {
+		t.Fatalf("DPoP: %d %s", r.Status, r.Body)
+	}
+	for name, h := range map[string][]string{
+		"replayed proof":        {"Authorization", "DPoP " + tok.AccessToken, "DPoP", good},
+		"no proof":              {"Authorization", "DPoP " + tok.AccessToken},
+		"proof by another key":  {"Authorization", "DPoP " + tok.AccessToken, "DPoP", proof(dpopKey(t), tok.AccessToken)},
+		"proof for other token": {"Authorization", "DPoP " + tok.AccessToken, "DPoP", proof(key, "other")},
+	} {
+		r := get(h...)
+		if r.Status != http.StatusUnauthorized || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "DPoP ") {
+			t.Errorf("%s: %d %q %s", name, r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
+		}
+	}
+	// An unbound admin token works as Bearer and not as DPoP.
+	plain := srv.ClientCredentialsToken(t, adm, "admin")
+	if r := get("Authorization", "Bearer "+plain.AccessToken); r.Status != http.StatusOK {
+		t.Fatalf("unbound Bearer: %d %s", r.Status, r.Body)
+	}
+	if r := get("Authorization", "DPoP "+plain.AccessToken, "DPoP", proof(key, plain.AccessToken)); r.Status != http.StatusUnauthorized {
+		t.Fatalf("unbound token as DPoP: %d %s", r.Status, r.Body)
+	}
+}
