@@ -46,8 +46,9 @@ type boundClient interface {
 	DPoPBoundAccessTokens() bool
 }
 
-// proof returns the verified proof of r, or nil when r carries none.
-func (p *DPoPPolicy) proof(ctx context.Context, r *http.Request) (*dpop.Proof, error) {
+// proof returns the checked (not yet spent) proof of r, or nil when r
+// carries none.
+func (p *DPoPPolicy) proof(r *http.Request) (*dpop.Proof, error) {
 	if p == nil || p.Verifier == nil {
 		return nil, nil
 	}
@@ -58,14 +59,17 @@ func (p *DPoPPolicy) proof(ctx context.Context, r *http.Request) (*dpop.Proof, e
 	if err != nil {
 		return nil, err
 	}
-	return p.Verifier.Verify(ctx, raw, dpop.Request{Method: r.Method, URI: p.TokenURL})
+	return p.Verifier.Check(raw, dpop.Request{Method: r.Method, URI: p.TokenURL})
 }
 
-// bind applies RFC 9449 §5 to a validated token request: a client
-// registered with dpop_bound_access_tokens needs a proof; a public
-// client's bound refresh token needs a proof by its key; and the session
-// is bound to the proof's key, or unbound without one.
-func (p *DPoPPolicy) bind(ar fosite.AccessRequester, session *oauth2.JWTSession, proof *dpop.Proof) error {
+// bind applies RFC 9449 §5 to a validated token request (its client
+// authenticated): a client registered with dpop_bound_access_tokens needs
+// a proof; a public client's bound refresh token needs a proof by its key;
+// the proof is spent (so an anonymous request never writes to the replay
+// store: the password grant, the only one open to a public client without
+// a token, is rate-limited per address); and the session is bound to the
+// proof's key, or unbound without one.
+func (p *DPoPPolicy) bind(ctx context.Context, ar fosite.AccessRequester, session *oauth2.JWTSession, proof *dpop.Proof) error {
 	client := ar.GetClient()
 	if bc, ok := client.(boundClient); ok && bc.DPoPBoundAccessTokens() && proof == nil {
 		return errDPoPRequired
@@ -79,6 +83,9 @@ func (p *DPoPPolicy) bind(ar fosite.AccessRequester, session *oauth2.JWTSession,
 	if proof == nil {
 		delete(session.JWTClaims.Extra, cnfClaim)
 		return nil
+	}
+	if err := p.Verifier.Spend(ctx, proof); err != nil {
+		return err
 	}
 	session.JWTClaims.Extra[cnfClaim] = map[string]any{"jkt": proof.JKT}
 	return nil

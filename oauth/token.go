@@ -91,9 +91,9 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(ctx, w, r, nil, errRateLimited)
 		return
 	}
-	// A DPoP proof is checked (and its jti spent) before anything else
-	// costs a hash or a grant lookup.
-	proof, err := h.DPoP.proof(ctx, r)
+	// A DPoP proof is checked before anything else costs a hash or a
+	// grant lookup, and spent (bind) once the client is authenticated.
+	proof, err := h.DPoP.proof(r)
 	if err != nil {
 		h.fail(ctx, w, r, nil, err)
 		return
@@ -112,7 +112,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(ctx, w, r, ar, errors.New("unexpected session type"))
 		return
 	}
-	if err := h.DPoP.bind(ar, session, proof); err != nil {
+	if err := h.DPoP.bind(ctx, ar, session, proof); err != nil {
 		h.fail(ctx, w, r, ar, err)
 		return
 	}

@@ -54,7 +54,8 @@ func (s *Store) provider() (*goose.Provider, error) {
 // current. It is safe to run from several replicas at once, also through
 // different nodes of a Galera cluster: on MySQL they queue on a lease in
 // a replicated table (for up to 60s; see lockMigrations) and each
-// migration is idempotent.
+// migration is idempotent; on SQLite, a process that loses a race with
+// another one migrating the same file reads the schema version again.
 // Do not call it with a context carrying a transaction.
 func (s *Store) Migrate(ctx context.Context) (applied []string, err error) {
 	p, err := s.provider()
@@ -66,19 +67,39 @@ func (s *Store) Migrate(ctx context.Context) (applied []string, err error) {
 		return nil, s.wrapf(err, "storage: migrate")
 	}
 	defer unlock()
-	results, err := p.Up(ctx)
-	for _, r := range results {
-		if r.Error == nil {
-			name := migrationName(r.Source.Path)
-			applied = append(applied, name)
-			s.logger.InfoContext(ctx, "schema migration applied", "migration", name, "duration", r.Duration)
+	for attempt := 1; ; attempt++ {
+		results, err := p.Up(ctx)
+		for _, r := range results {
+			if r.Error == nil {
+				name := migrationName(r.Source.Path)
+				applied = append(applied, name)
+				s.logger.InfoContext(ctx, "schema migration applied", "migration", name, "duration", r.Duration)
+			}
+		}
+		if err == nil {
+			return applied, nil
+		}
+		// SQLite: processes starting at once on one file (replicas, or
+		// serve and a CLI command) are not serialized by lockMigrations.
+		// One that read the schema version before another committed a
+		// migration fails running it again; each SQLite migration is one
+		// transaction with its version row, so nothing of it was applied,
+		// and reading the version again finds it done.
+		if s.driver != DriverSQLite || attempt == sqliteMigrateAttempts || ctx.Err() != nil {
+			return applied, s.wrapf(err, "storage: migrate")
+		}
+		s.logger.InfoContext(ctx, "schema migration raced another process; reading the schema version again", "err", err.Error())
+		select {
+		case <-ctx.Done():
+			return applied, s.wrapf(err, "storage: migrate")
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
 		}
 	}
-	if err != nil {
-		return applied, s.wrapf(err, "storage: migrate")
-	}
-	return applied, nil
 }
+
+// sqliteMigrateAttempts bounds how often Migrate reads the schema version
+// again on SQLite after losing a race with another process.
+const sqliteMigrateAttempts = 5
 
 // MigrationStatus lists every known migration and whether it has been
 // applied, in order.

@@ -163,3 +163,49 @@ func TestSQLiteReplicas(t *testing.T) {
 		return []storagetest.Store{storagetest.OpenDSN(t, dsn), openStore(t, dsn)}
 	})
 }
+
+// TestSQLiteConcurrentMigrate: processes started at once on one new SQLite
+// file (two replicas, or serve and a CLI command) migrate it at the same
+// time. Every Migrate call succeeds and each migration is applied once.
+// Before, the loser of a race read the schema version before the winner
+// committed, then ran the winner's migration again ("duplicate column
+// name"), and its process exited (seen in TestDPoPNonce, 2 runs in 6).
+func TestSQLiteConcurrentMigrate(t *testing.T) {
+	for round := range 8 {
+		dsn := storagetest.SQLiteDSN(t)
+		const n = 3
+		stores := make([]*storage.Store, n)
+		for i := range stores {
+			stores[i] = openStore(t, dsn)
+		}
+		applied := make([][]string, n)
+		errs := make([]error, n)
+		start := make(chan struct{})
+		done := make(chan int)
+		for i := range stores {
+			go func() {
+				<-start
+				applied[i], errs[i] = stores[i].Migrate(t.Context())
+				done <- i
+			}()
+		}
+		close(start)
+		for range stores {
+			<-done
+		}
+		seen := map[string]int{}
+		for i := range stores {
+			if errs[i] != nil {
+				t.Fatalf("round %d: store %d: %v", round, i, errs[i])
+			}
+			for _, m := range applied[i] {
+				seen[m]++
+			}
+		}
+		for m, k := range seen {
+			if k != 1 {
+				t.Fatalf("round %d: %s applied %d times", round, m, k)
+			}
+		}
+	}
+}

@@ -95,12 +95,28 @@ type Request struct {
 }
 
 // Verify checks proof against req (RFC 9449 §4.3, and §7 with an access
-// token) and records it as used. Every refusal is an [*Error]: code
-// use_dpop_nonce when only a fresh nonce is missing (the caller answers
-// with Nonces().Current() in DPoP-Nonce), invalid_dpop_proof otherwise.
-// Any other error is the ReplayCache's: the proof could not be checked
-// for replay, and the request must be refused as temporarily unavailable.
+// token) and records it as used: Check, then Spend. Every refusal is an
+// [*Error]: code use_dpop_nonce when only a fresh nonce is missing (the
+// caller answers with Nonces().Current() in DPoP-Nonce),
+// invalid_dpop_proof otherwise. Any other error is the ReplayCache's: the
+// proof could not be checked for replay, and the request must be refused
+// as temporarily unavailable.
 func (v *Verifier) Verify(ctx context.Context, proof string, req Request) (*Proof, error) {
+	p, err := v.Check(proof, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.Spend(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Check is Verify without the replay check: a proof that passes it must
+// still be spent (Spend) before the request is served. A server splits
+// the two to spend proofs (a write to a shared store) only for requests
+// that are otherwise acceptable, e.g. after client authentication.
+func (v *Verifier) Check(proof string, req Request) (*Proof, error) {
 	p, err := Parse(proof, v.opts.Algorithms)
 	if err != nil {
 		return nil, err
@@ -127,19 +143,26 @@ func (v *Verifier) Verify(ctx context.Context, proof string, req Request) (*Proo
 	if v.opts.Nonces != nil && !v.opts.Nonces.Valid(p.Nonce) {
 		return nil, &Error{Code: CodeUseNonce, Description: "DPoP proof requires a fresh server nonce", Err: ErrNonce}
 	}
+	return p, nil
+}
+
+// Spend records p (a proof Check accepted) as used: an invalid_dpop_proof
+// [*Error] wrapping [ErrReplay] if it was used before, the ReplayCache's
+// error if it cannot tell.
+func (v *Verifier) Spend(ctx context.Context, p *Proof) error {
 	if v.opts.Replay == nil {
-		return nil, errors.New("dpop: no replay cache")
+		return errors.New("dpop: no replay cache")
 	}
 	// The proof can be accepted until MaxAge after its iat; remembered
 	// one second longer.
 	fresh, err := v.opts.Replay.AddProof(ctx, ReplayID(p), p.IssuedAt.Add(v.opts.MaxAge+time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("dpop: replay check: %w", err)
+		return fmt.Errorf("dpop: replay check: %w", err)
 	}
 	if !fresh {
-		return nil, invalid(ErrReplay, "DPoP proof was used before", nil)
+		return invalid(ErrReplay, "DPoP proof was used before", nil)
 	}
-	return p, nil
+	return nil
 }
 
 // ReplayID is the key under which a proof is remembered: the base64url
