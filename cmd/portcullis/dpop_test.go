@@ -274,6 +274,13 @@ func TestDPoPInvalidProofs(t *testing.T) {
 		proctest.MustToken(t, proctest.PostForm(t, tokenURL, passwordForm(pub.ClientID), "DPoP", proof))
 		wantOAuthError(t, proctest.PostForm(t, tokenURL, passwordForm(pub.ClientID), "DPoP", proof), 400, "invalid_dpop_proof")
 	})
+	t.Run("not spent before client authentication", func(t *testing.T) {
+		// A request refused before its client is authenticated writes
+		// nothing: the proof is still good afterwards.
+		proof := rawProof(t, priv, proofHeader(priv), good())
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, passwordForm("no-such-client"), "DPoP", proof), 401, "invalid_client")
+		proctest.MustToken(t, proctest.PostForm(t, tokenURL, passwordForm(pub.ClientID), "DPoP", proof))
+	})
 	t.Run("htu normalized", func(t *testing.T) {
 		u, _ := url.Parse(tokenURL)
 		odd := "HTTP://" + strings.ToUpper(u.Hostname()) + ":" + u.Port() + "/oauth2/%74oken?x=1#f"
