@@ -24,6 +24,7 @@ var registeredMetadata = []string{
 	"grant_types_supported", "token_endpoint_auth_methods_supported", "service_documentation",
 	"revocation_endpoint", "revocation_endpoint_auth_methods_supported",
 	"introspection_endpoint", "introspection_endpoint_auth_methods_supported",
+	"dpop_signing_alg_values_supported", // RFC 9449 §5.1
 }
 
 // portcullisMetadata are Portcullis's own, unregistered members, which
