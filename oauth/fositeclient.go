@@ -67,6 +67,14 @@ func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 // clients.Client.AuthMethodName.
 func (c *Client) GetTokenEndpointAuthMethod() string { return c.AuthMethodName() }
 
+// DPoPBoundAccessTokens reports whether the client is registered with
+// dpop_bound_access_tokens (RFC 9449 §5.2): if so, the token endpoint must
+// refuse its token requests that carry no DPoP header. It is the
+// clients.Client field of that name, which this method shadows: find it
+// on a fosite.Client by asserting interface{ DPoPBoundAccessTokens() bool }
+// (false for a client without the method).
+func (c *Client) DPoPBoundAccessTokens() bool { return c.Client.DPoPBoundAccessTokens }
+
 // GetTokenEndpointAuthSigningAlgorithm implements fosite.OpenIDConnectClient.
 func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "" }
 

@@ -35,6 +35,9 @@ type clientRow struct {
 	// AllowedCORSOrigins is a JSON list of normalised origins (migration
 	// 00008); "" on rows written before it, read as none.
 	AllowedCORSOrigins string `gorm:"column:allowed_cors_origins"`
+	// DPoPBoundAccessTokens is dpop_bound_access_tokens, RFC 9449 §5.2
+	// (migration 00014).
+	DPoPBoundAccessTokens bool `gorm:"column:dpop_bound_access_tokens"`
 }
 
 func (clientRow) TableName() string { return "clients" }
@@ -65,7 +68,7 @@ func toClientRow(c *clients.Client) (*clientRow, error) {
 	r := &clientRow{
 		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, AuthMethod: c.AuthMethod,
 		CreatedAt: dbTime(c.CreatedAt), UpdatedAt: dbTime(c.UpdatedAt), IntrospectionAllowed: c.IntrospectionAllowed,
-		AccessTokenSigningAlg: c.AccessTokenSigningAlg,
+		AccessTokenSigningAlg: c.AccessTokenSigningAlg, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 	}
 	var err error
 	if r.GrantTypes, err = jsonList(c.GrantTypes); err != nil {
@@ -87,7 +90,7 @@ func (r *clientRow) client() (*clients.Client, error) {
 	c := &clients.Client{
 		ID: r.ID, Name: r.Name, SecretHash: r.SecretHash, AuthMethod: r.AuthMethod,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), IntrospectionAllowed: r.IntrospectionAllowed,
-		AccessTokenSigningAlg: r.AccessTokenSigningAlg,
+		AccessTokenSigningAlg: r.AccessTokenSigningAlg, DPoPBoundAccessTokens: r.DPoPBoundAccessTokens,
 	}
 	if len(c.SecretHash) == 0 {
 		c.SecretHash = nil
@@ -235,6 +238,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*client
 			"introspection_allowed":    next.IntrospectionAllowed,
 			"access_token_signing_alg": next.AccessTokenSigningAlg,
 			"allowed_cors_origins":     next.AllowedCORSOrigins,
+			"dpop_bound_access_tokens": next.DPoPBoundAccessTokens,
 		}).Error; err != nil {
 			return err
 		}

@@ -28,6 +28,7 @@ var wantMigrations = []string{
 	"00011_refresh_tokens_subject_index",
 	"00012_users_last_login_at",
 	"00013_create_dpop_proofs",
+	"00014_clients_dpop_bound_access_tokens",
 }
 
 // testMigrateFresh migrates an empty database of driver twice: the first

@@ -61,6 +61,13 @@ type Client struct {
 	// and revocation responses: Keycloak's web origins, Hydra's
 	// allowed_cors_origins. Default none.
 	CORSOrigins []string
+
+	// DPoPBoundAccessTokens is RFC 9449 §5.2's dpop_bound_access_tokens:
+	// when true, the token endpoint must refuse the client's token
+	// requests that carry no DPoP proof, so that every access token it
+	// obtains is bound to a key it holds. Public and confidential clients
+	// may both set it. Default false.
+	DPoPBoundAccessTokens bool
 }
 
 // IsPublic reports whether c is a public client (RFC 6749 §2.1): it has no
@@ -100,6 +107,6 @@ func (c *Client) spec() Spec {
 		Name: c.Name, Public: c.IsPublic(), AuthMethod: c.AuthMethod,
 		GrantTypes: slices.Clone(c.GrantTypes), Scopes: slices.Clone(c.Scopes), Audience: slices.Clone(c.Audience),
 		IntrospectionAllowed: c.IntrospectionAllowed, AccessTokenSigningAlg: c.AccessTokenSigningAlg,
-		CORSOrigins: slices.Clone(c.CORSOrigins),
+		CORSOrigins: slices.Clone(c.CORSOrigins), DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 	}
 }

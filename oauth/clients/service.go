@@ -60,6 +60,7 @@ func (s *Service) Create(ctx context.Context, spec Spec) (*Client, string, error
 		GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Audience: spec.Audience,
 		CreatedAt: now, UpdatedAt: now, IntrospectionAllowed: spec.IntrospectionAllowed,
 		AccessTokenSigningAlg: spec.AccessTokenSigningAlg, CORSOrigins: spec.CORSOrigins,
+		DPoPBoundAccessTokens: spec.DPoPBoundAccessTokens,
 	}
 	var secret string
 	if !c.IsPublic() {
@@ -129,6 +130,7 @@ func (s *Service) Patch(ctx context.Context, id string, patch func(*Spec)) (*Cli
 		c.IntrospectionAllowed = spec.IntrospectionAllowed
 		c.AccessTokenSigningAlg = spec.AccessTokenSigningAlg
 		c.CORSOrigins = spec.CORSOrigins
+		c.DPoPBoundAccessTokens = spec.DPoPBoundAccessTokens
 		c.UpdatedAt = s.now()
 		return nil
 	})

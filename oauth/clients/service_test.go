@@ -76,3 +76,50 @@ func TestClientValidation(t *testing.T) {
 		t.Errorf("%d clients stored after %d successful creates: a refused one was stored", len(list), created)
 	}
 }
+
+// TestDPoPBoundAccessTokens: the setting (RFC 9449 §5.2) is stored by
+// Create for public and confidential clients alike, false unless given;
+// Update replaces it (absent means false) and Patch changes it alone.
+func TestDPoPBoundAccessTokens(t *testing.T) {
+	svc := &clients.Service{Store: storagetest.OpenSQLite(t)}
+	ctx := t.Context()
+	bound := func(t *testing.T, what string, c *clients.Client, want bool) {
+		t.Helper()
+		if c.DPoPBoundAccessTokens != want {
+			t.Fatalf("%s: DPoPBoundAccessTokens %v, want %v", what, c.DPoPBoundAccessTokens, want)
+		}
+		got, err := svc.Get(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.DPoPBoundAccessTokens != want {
+			t.Fatalf("%s: stored DPoPBoundAccessTokens %v, want %v", what, got.DPoPBoundAccessTokens, want)
+		}
+	}
+	spa, _, err := svc.Create(ctx, clients.Spec{Name: "spa", Public: true, DPoPBoundAccessTokens: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound(t, "public client created bound", spa, true)
+	app, _, err := svc.Create(ctx, clients.Spec{Name: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound(t, "client created without it", app, false)
+
+	app, err = svc.Patch(ctx, app.ID, func(s *clients.Spec) { s.DPoPBoundAccessTokens = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound(t, "patched", app, true)
+	app, err = svc.Patch(ctx, app.ID, func(s *clients.Spec) { s.Name = "app-2" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound(t, "patched another field", app, true)
+	app, err = svc.Update(ctx, app.ID, clients.Spec{Name: "app-3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound(t, "updated without it", app, false)
+}

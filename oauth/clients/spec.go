@@ -31,6 +31,10 @@ type Spec struct {
 	// IntrospectionAllowed lets the client call the introspection
 	// endpoint; default false, refused for a public client.
 	IntrospectionAllowed bool
+	// DPoPBoundAccessTokens requires a DPoP proof with every token
+	// request of the client (dpop_bound_access_tokens, RFC 9449 §5.2);
+	// default false.
+	DPoPBoundAccessTokens bool
 	// AcceptedAuthMethods, when not empty, states the methods as the
 	// representation lists them (token_endpoint_auth_methods_accepted), so
 	// that a representation sent back unchanged keeps the client as it

@@ -273,7 +273,8 @@ func testClients(t *testing.T, open Open) {
 	s := open(t)
 	ctx := ctxTimeout(t)
 	app := newClient("app")
-	app.IntrospectionAllowed = true // round-trips both values of the flag
+	app.IntrospectionAllowed = true  // round-trips both values of the flag
+	app.DPoPBoundAccessTokens = true // likewise
 	app.AccessTokenSigningAlg = string(keys.RS256)
 	app.CORSOrigins = []string{"http://localhost:5173", "https://app.example.test"}
 	public := newClient("cli")
@@ -355,6 +356,21 @@ func testClients(t *testing.T, open Open) {
 			sameClient(t, got, app)
 			fc, _ := s.GetClient(ctx, app.ID)
 			sameClient(t, fc.(*oauth.Client).Client, app)
+		}
+
+		// dpop_bound_access_tokens is cleared and set again, and the
+		// fosite view of the client says so.
+		for _, bound := range []bool{false, true} {
+			got, err = s.UpdateClient(ctx, app.ID, func(c *clients.Client) error { c.DPoPBoundAccessTokens = bound; return nil })
+			wantErr(t, "update dpop_bound_access_tokens", err, nil)
+			app.DPoPBoundAccessTokens = bound
+			sameClient(t, got, app)
+			got, _ = s.FindClient(ctx, app.ID)
+			sameClient(t, got, app)
+			fc, _ := s.GetClient(ctx, app.ID)
+			if oc := fc.(*oauth.Client); oc.DPoPBoundAccessTokens() != bound {
+				t.Fatalf("GetClient: DPoPBoundAccessTokens() = %v, want %v", !bound, bound)
+			}
 		}
 	})
 
