@@ -273,7 +273,8 @@ func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, t
 // clientRequest is the body of POST /admin/clients and PUT
 // /admin/clients/{id}. PUT replaces the client's settings: an omitted field
 // takes its default (RFC 7592 §2.2), so a PUT without
-// introspection_allowed withdraws that permission.
+// introspection_allowed withdraws that permission, and one without
+// dpop_bound_access_tokens stops requiring DPoP.
 type clientRequest struct {
 	ClientName              string   `json:"client_name"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
@@ -290,6 +291,9 @@ type clientRequest struct {
 	// AllowedCORSOrigins: browser origins allowed to call the token and
 	// revocation endpoints as the client; omitted means none.
 	AllowedCORSOrigins []string `json:"allowed_cors_origins"`
+	// DPoPBoundAccessTokens (RFC 9449 §5.2): the client's token requests
+	// must carry a DPoP proof; omitted means false.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
 	// ClientID, CreatedAt and UpdatedAt are read-only members of the
 	// representation, accepted so that a representation read with GET can
 	// be sent back with PUT (RFC 7592 §2.2 has the client include its
@@ -304,9 +308,10 @@ func (c clientRequest) spec() clients.Spec {
 	return clients.Spec{
 		Name: c.ClientName, Public: c.TokenEndpointAuthMethod == clients.AuthNone, AuthMethod: c.TokenEndpointAuthMethod,
 		GrantTypes: c.GrantTypes, Scopes: strings.Fields(c.Scope), Audience: c.Audience, AccessTokenSigningAlg: c.AccessTokenSignedResponseAlg,
-		IntrospectionAllowed: c.IntrospectionAllowed,
-		AcceptedAuthMethods:  c.TokenEndpointAuthMethodsAccepted,
-		CORSOrigins:          c.AllowedCORSOrigins,
+		IntrospectionAllowed:  c.IntrospectionAllowed,
+		AcceptedAuthMethods:   c.TokenEndpointAuthMethodsAccepted,
+		CORSOrigins:           c.AllowedCORSOrigins,
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 	}
 }
 

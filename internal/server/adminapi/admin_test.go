@@ -256,8 +256,9 @@ func TestRevokedAdminTokenIsRejected(t *testing.T) {
 }
 
 // rfc7591Fields are the keys of the client representation (README "Endpoints",
-// RFC 7591 names, and introspection_allowed).
-var rfc7591Fields = []string{"allowed_cors_origins", "audience", "client_id", "client_name", "created_at", "grant_types", "introspection_allowed", "scope", "token_endpoint_auth_method", "token_endpoint_auth_methods_accepted", "updated_at"}
+// RFC 7591 names, RFC 9449 §5.2's dpop_bound_access_tokens, and
+// introspection_allowed).
+var rfc7591Fields = []string{"allowed_cors_origins", "audience", "client_id", "client_name", "created_at", "dpop_bound_access_tokens", "grant_types", "introspection_allowed", "scope", "token_endpoint_auth_method", "token_endpoint_auth_methods_accepted", "updated_at"}
 
 // TestClientAuthMethodsRepresentation checks the client authentication defaults through the
 // admin API: a confidential client registered without a method shows RFC
@@ -595,6 +596,83 @@ func TestClientIntrospectionPermission(t *testing.T) {
 		t.Errorf("public client after a refused update: %v", got)
 	}
 	wantError(t, e.do(t, http.MethodPost, "/admin/clients", `{"client_name":"x","introspection_allowed":"yes"}`), http.StatusBadRequest, "invalid_request")
+}
+
+// TestClientDPoPBoundAccessTokens: dpop_bound_access_tokens (RFC 9449
+// §5.2) is created, shown by GET and in the list (false by default),
+// replaced by PUT (absent means false, RFC 7592 §2.2, as for
+// introspection_allowed), and reaches the client as the token endpoint sees
+// it (through the client cache, DPoPBoundAccessTokens) at once; a value
+// that is not a boolean is refused with a fixed message and changes
+// nothing.
+func TestClientDPoPBoundAccessTokens(t *testing.T) {
+	e := newEnv(t)
+	body := map[string]any{"client_name": "dpop", "grant_types": []string{"client_credentials"}, "audience": []string{api}, "dpop_bound_access_tokens": true}
+	r := e.do(t, http.MethodPost, "/admin/clients", body)
+	if r.status != http.StatusCreated || decode[map[string]any](t, r)["dpop_bound_access_tokens"] != true {
+		t.Fatalf("create: status %d body %s", r.status, r.body)
+	}
+	id := decode[map[string]any](t, r)["client_id"].(string)
+	lookups := e.ClientCache.TokenStore(e.Store)
+	bound := func(t *testing.T, want bool) {
+		t.Helper()
+		if got := decode[map[string]any](t, e.do(t, http.MethodGet, "/admin/clients/"+id, nil)); got["dpop_bound_access_tokens"] != want {
+			t.Fatalf("GET: dpop_bound_access_tokens %v, want %v", got["dpop_bound_access_tokens"], want)
+		}
+		list := decode[[]map[string]any](t, e.do(t, http.MethodGet, "/admin/clients", nil))
+		for _, c := range list {
+			if w := want && c["client_id"] == id; c["dpop_bound_access_tokens"] != w {
+				t.Fatalf("list: client %v: dpop_bound_access_tokens %v, want %v", c["client_id"], c["dpop_bound_access_tokens"], w)
+			}
+		}
+		fc, err := lookups.GetClient(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dc, ok := fc.(interface{ DPoPBoundAccessTokens() bool })
+		if !ok {
+			t.Fatalf("the token endpoint's client %T has no DPoPBoundAccessTokens method", fc)
+		}
+		if dc.DPoPBoundAccessTokens() != want {
+			t.Fatalf("the token endpoint's client: DPoPBoundAccessTokens() = %v, want %v", !want, want)
+		}
+	}
+	bound(t, true)
+
+	delete(body, "dpop_bound_access_tokens")
+	if r = e.do(t, http.MethodPut, "/admin/clients/"+id, body); r.status != http.StatusOK || decode[map[string]any](t, r)["dpop_bound_access_tokens"] != false {
+		t.Fatalf("PUT without dpop_bound_access_tokens: status %d body %s", r.status, r.body)
+	}
+	bound(t, false)
+	body["dpop_bound_access_tokens"] = true
+	if r = e.do(t, http.MethodPut, "/admin/clients/"+id, body); r.status != http.StatusOK || decode[map[string]any](t, r)["dpop_bound_access_tokens"] != true {
+		t.Fatalf("PUT with dpop_bound_access_tokens: status %d body %s", r.status, r.body)
+	}
+	bound(t, true)
+	body["dpop_bound_access_tokens"] = false
+	if r = e.do(t, http.MethodPut, "/admin/clients/"+id, body); r.status != http.StatusOK || decode[map[string]any](t, r)["dpop_bound_access_tokens"] != false {
+		t.Fatalf("PUT with dpop_bound_access_tokens false: status %d body %s", r.status, r.body)
+	}
+	bound(t, false)
+
+	// Not a boolean: refused, without repeating the value.
+	const wantDesc = `malformed JSON body: field "dpop_bound_access_tokens" has the wrong type`
+	for _, v := range []string{`"yes"`, `"true"`, `1`, `[true]`} {
+		for _, req := range []struct{ method, path, body string }{
+			{http.MethodPost, "/admin/clients", `{"client_name":"x","dpop_bound_access_tokens":` + v + `}`},
+			{http.MethodPut, "/admin/clients/" + id, `{"client_name":"dpop","grant_types":["client_credentials"],"dpop_bound_access_tokens":` + v + `}`},
+		} {
+			r := e.do(t, req.method, req.path, req.body)
+			wantError(t, r, http.StatusBadRequest, "invalid_request")
+			if desc := decode[map[string]string](t, r)["error_description"]; desc != wantDesc {
+				t.Errorf("%s %s with %s: error_description %q, want %q", req.method, req.path, v, desc, wantDesc)
+			}
+		}
+	}
+	if list := decode[[]map[string]any](t, e.do(t, http.MethodGet, "/admin/clients", nil)); len(list) != 2 {
+		t.Errorf("%d clients after refused creations, want 2", len(list))
+	}
+	bound(t, false)
 }
 
 // TestClientCORSOrigins: allowed_cors_origins in the admin API, normalised,

@@ -40,6 +40,11 @@ type ClientJSON struct {
 	// and revocation endpoints as this client (Hydra's name; Keycloak's
 	// web origins). Not an RFC 7591 name; empty by default.
 	AllowedCORSOrigins []string `json:"allowed_cors_origins"`
+
+	// DPoPBoundAccessTokens is RFC 9449 §5.2's client metadata: when
+	// true, the client's token requests must carry a DPoP proof. Always
+	// present; false by default.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
 }
 
 // NewClientJSON returns the representation of c (never its secret hash);
@@ -52,6 +57,7 @@ func NewClientJSON(c *clients.Client, secret string) ClientJSON {
 		GrantTypes: nonNil(c.GrantTypes), Scope: strings.Join(c.Scopes, " "),
 		Audience: nonNil(c.Audience), IntrospectionAllowed: c.IntrospectionAllowed, AccessTokenSignedResponseAlg: c.AccessTokenSigningAlg,
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(), AllowedCORSOrigins: nonNil(c.CORSOrigins),
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 	}
 }
 
