@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -121,6 +122,7 @@ type cliClient struct {
 	Scope                   string    `json:"scope"`
 	Audience                []string  `json:"audience"`
 	IntrospectionAllowed    *bool     `json:"introspection_allowed"`
+	DPoPBoundAccessTokens   *bool     `json:"dpop_bound_access_tokens"`
 	CreatedAt               time.Time `json:"created_at"`
 	UpdatedAt               time.Time `json:"updated_at"`
 }
@@ -393,6 +395,67 @@ func TestCLIClientIntrospection(t *testing.T) {
 	e.fail(t, "", "clients", "update")
 	if got, _ := runJSON[cliClient](t, e, "", "clients", "get", pub.ClientID); *got.IntrospectionAllowed {
 		t.Error("a refused update was stored")
+	}
+}
+
+// TestCLIClientDPoPBoundAccessTokens: clients create
+// --dpop-bound-access-tokens registers a client whose token requests must
+// carry a DPoP proof (RFC 9449 §5.2), public or confidential; every
+// representation (create, get, list; JSON and text) shows the setting,
+// false by default, and clients update changes it alone.
+func TestCLIClientDPoPBoundAccessTokens(t *testing.T) {
+	e := newCLIEnv(t).migrated(t)
+	bound := func(t *testing.T, c cliClient, want bool) {
+		t.Helper()
+		if c.DPoPBoundAccessTokens == nil || *c.DPoPBoundAccessTokens != want {
+			t.Fatalf("client %s: dpop_bound_access_tokens %v, want %v", c.ClientID, c.DPoPBoundAccessTokens, want)
+		}
+	}
+	spa, _ := runJSON[cliClient](t, e, "", "clients", "create", "--name", "spa", "--public", "--audience", "https://api.example.test",
+		"--dpop-bound-access-tokens")
+	bound(t, spa, true)
+	svc, _ := runJSON[cliClient](t, e, "", "clients", "create", "--name", "svc", "--grant-type", "client_credentials",
+		"--audience", "https://api.example.test", "--dpop-bound-access-tokens")
+	bound(t, svc, true)
+	plain, _ := runJSON[cliClient](t, e, "", "clients", "create", "--name", "plain", "--audience", "https://api.example.test")
+	bound(t, plain, false)
+	for _, c := range []cliClient{spa, svc, plain} {
+		got, _ := runJSON[cliClient](t, e, "", "clients", "get", c.ClientID)
+		bound(t, got, *c.DPoPBoundAccessTokens)
+	}
+	list, _ := runJSON[[]cliClient](t, e, "", "clients", "list")
+	if len(list) != 3 {
+		t.Fatalf("list has %d clients, want 3", len(list))
+	}
+	for _, c := range list {
+		bound(t, c, c.ClientID != plain.ClientID)
+	}
+	if r := e.ok(t, "", "clients", "get", spa.ClientID); !regexp.MustCompile(`(?m)^dpop_bound_access_tokens:\s+true$`).MatchString(r.stdout) {
+		t.Errorf("text output of get lacks dpop_bound_access_tokens: true:\n%s", r.stdout)
+	}
+	if r := e.ok(t, "", "clients", "get", plain.ClientID); !regexp.MustCompile(`(?m)^dpop_bound_access_tokens:\s+false$`).MatchString(r.stdout) {
+		t.Errorf("text output of get lacks dpop_bound_access_tokens: false:\n%s", r.stdout)
+	}
+	if r := e.ok(t, "", "clients", "list"); !strings.Contains(r.stdout, "DPOP") {
+		t.Errorf("list output lacks a DPoP column:\n%s", r.stdout)
+	}
+
+	// update changes only what it is given.
+	upd, _ := runJSON[cliClient](t, e, "", "clients", "update", svc.ClientID, "--dpop-bound-access-tokens=false")
+	bound(t, upd, false)
+	if upd.ClientName != "svc" || !slices.Equal(upd.GrantTypes, []string{"client_credentials"}) ||
+		!slices.Equal(upd.Audience, []string{"https://api.example.test"}) || upd.TokenEndpointAuthMethod != "client_secret_basic" ||
+		*upd.IntrospectionAllowed || upd.ClientSecret != nil || !upd.CreatedAt.Equal(svc.CreatedAt) {
+		t.Errorf("update --dpop-bound-access-tokens=false changed other fields: %+v, was %+v", upd, svc)
+	}
+	got, _ := runJSON[cliClient](t, e, "", "clients", "get", svc.ClientID)
+	bound(t, got, false)
+	upd, _ = runJSON[cliClient](t, e, "", "clients", "update", plain.ClientID, "--dpop-bound-access-tokens")
+	bound(t, upd, true)
+	upd, _ = runJSON[cliClient](t, e, "", "clients", "update", plain.ClientID, "--name", "plain-2")
+	bound(t, upd, true)
+	if msg := e.fail(t, "", "clients", "update", plain.ClientID); !strings.Contains(msg, "--dpop-bound-access-tokens") {
+		t.Errorf("update without changes does not list --dpop-bound-access-tokens: %q", msg)
 	}
 }
 

@@ -22,7 +22,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	var authMethod string
 	var quiet bool
 	create := &cobra.Command{
-		Use:   "create --name N [--public] [--grant-type G]... [--scope S]... [--audience A]... [--introspect] [--cors-origin O]...",
+		Use:   "create --name N [--public] [--grant-type G]... [--scope S]... [--audience A]... [--introspect] [--cors-origin O]... [--dpop-bound-access-tokens]",
 		Short: "Register a client; a confidential client's secret is printed once",
 		Args:  cobra.NoArgs,
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
@@ -60,6 +60,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&spec.IntrospectionAllowed, "introspect", false, introspectUsage)
 	f.StringSliceVar(&spec.CORSOrigins, "cors-origin", nil, corsOriginUsage)
 	f.StringVar(&spec.AccessTokenSigningAlg, "access-token-signed-response-alg", "", accessTokenAlgUsage)
+	f.BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound-access-tokens", false, dpopBoundUsage)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the client_id (and, for a confidential client, the secret on a second line)")
 	_ = create.MarkFlagRequired("name")
 
@@ -76,10 +77,10 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHODS\tGRANT TYPES\tSCOPE\tAUDIENCE\tINTROSPECT")
+				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHODS\tGRANT TYPES\tSCOPE\tAUDIENCE\tINTROSPECT\tDPOP")
 				for _, c := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\n", c.ClientID, c.ClientName, strings.Join(c.TokenEndpointAuthMethodsAccepted, ","),
-						strings.Join(c.GrantTypes, ","), c.Scope, strings.Join(c.Audience, ","), c.IntrospectionAllowed)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\t%t\n", c.ClientID, c.ClientName, strings.Join(c.TokenEndpointAuthMethodsAccepted, ","),
+						strings.Join(c.GrantTypes, ","), c.Scope, strings.Join(c.Audience, ","), c.IntrospectionAllowed, c.DPoPBoundAccessTokens)
 				}
 				tw.Flush()
 			})
@@ -120,6 +121,10 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 
 const introspectUsage = "allow the client to call the introspection endpoint (RFC 7662) about any token; confidential clients only"
 
+// dpopBoundUsage documents --dpop-bound-access-tokens.
+const dpopBoundUsage = "require a DPoP proof (RFC 9449) with every token request of the client, so that its access tokens are bound to its key " +
+	"(dpop_bound_access_tokens, RFC 9449 §5.2)"
+
 // corsOriginUsage documents --cors-origin.
 const corsOriginUsage = "browser origin scheme://host[:port] allowed to call the token and revocation endpoints as this client " +
 	"(repeatable; allowed_cors_origins, Keycloak's web origins)"
@@ -132,7 +137,7 @@ const accessTokenAlgUsage = "JWS algorithm of its access tokens: ES256 or RS256 
 func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	var set clients.Spec
 	cmd := &cobra.Command{
-		Use: "update ID [--name N] [--auth-method M] [--grant-type G]... [--scope S]... [--audience A]... [--introspect[=false]] [--cors-origin O]...",
+		Use: "update ID [--name N] [--auth-method M] [--grant-type G]... [--scope S]... [--audience A]... [--introspect[=false]] [--cors-origin O]... [--dpop-bound-access-tokens[=false]]",
 		Short: "Change a client's settings; settings not given are kept, a repeatable flag replaces the whole list " +
 			"(--scope=, --audience= and --cors-origin= clear it)",
 		Args: cobra.ExactArgs(1),
@@ -147,7 +152,8 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&set.IntrospectionAllowed, "introspect", false, introspectUsage+" (--introspect=false withdraws it)")
 	f.StringVar(&set.AccessTokenSigningAlg, "access-token-signed-response-alg", "", accessTokenAlgUsage+" (= restores the default)")
 	f.StringSliceVar(&set.CORSOrigins, "cors-origin", nil, corsOriginUsage)
-	flags := []string{"name", "auth-method", "grant-type", "scope", "audience", "introspect", "access-token-signed-response-alg", "cors-origin"}
+	f.BoolVar(&set.DPoPBoundAccessTokens, "dpop-bound-access-tokens", false, dpopBoundUsage+" (--dpop-bound-access-tokens=false stops requiring it)")
+	flags := []string{"name", "auth-method", "grant-type", "scope", "audience", "introspect", "access-token-signed-response-alg", "cors-origin", "dpop-bound-access-tokens"}
 	run := withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
 		c, err := a.clients().Patch(ctx, args[0], func(s *clients.Spec) {
 			changed := f.Changed
@@ -175,6 +181,9 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			if changed("cors-origin") {
 				s.CORSOrigins = set.CORSOrigins
 			}
+			if changed("dpop-bound-access-tokens") {
+				s.DPoPBoundAccessTokens = set.DPoPBoundAccessTokens
+			}
 		})
 		if err != nil {
 			return err
@@ -183,7 +192,7 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	})
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if !slices.ContainsFunc(flags, f.Changed) {
-			return errors.New("nothing to change: give at least one of --name, --auth-method, --grant-type, --scope, --audience, --introspect, --access-token-signed-response-alg, --cors-origin")
+			return errors.New("nothing to change: give at least one of --name, --auth-method, --grant-type, --scope, --audience, --introspect, --access-token-signed-response-alg, --cors-origin, --dpop-bound-access-tokens")
 		}
 		return run(cmd, args)
 	}
@@ -207,6 +216,7 @@ func printClient(w io.Writer, c adminapi.ClientJSON) {
 		fmt.Fprintf(tw, "access_token_signed_response_alg:\t%s\n", c.AccessTokenSignedResponseAlg)
 	}
 	fmt.Fprintf(tw, "allowed_cors_origins:\t%s\n", strings.Join(c.AllowedCORSOrigins, " "))
+	fmt.Fprintf(tw, "dpop_bound_access_tokens:\t%t\n", c.DPoPBoundAccessTokens)
 	fmt.Fprintf(tw, "created_at:\t%s\n", c.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
 	tw.Flush()
 }
