@@ -202,7 +202,8 @@ func TestDPoPTokenEndpoint(t *testing.T) {
 // invalid_dpop_proof at the token endpoint, and a good one is accepted
 // once only.
 func TestDPoPInvalidProofs(t *testing.T) {
-	srv := portcullis.Serve(t)
+	// Some thirty password grants in a row from one address.
+	srv := portcullis.Serve(t, "PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0")
 	srv.CreateUser(t, "alice", "purple otter lamp 42")
 	pub := srv.CreateClient(t, "--name", "spa", "--public")
 	tokenURL := srv.URL + "/oauth2/token"
