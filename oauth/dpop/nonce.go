@@ -22,6 +22,10 @@ type Nonces struct {
 	now      func() time.Time
 }
 
+// nonceClockSkew is how far ahead of a replica's clock a nonce issued by
+// another replica may be.
+const nonceClockSkew = 5 * time.Second
+
 // nonceMACSize is the length of a nonce's truncated HMAC-SHA-256.
 const nonceMACSize = 16
 
@@ -74,5 +78,7 @@ func (n *Nonces) Valid(nonce string) bool {
 	}
 	issued := time.Unix(int64(binary.BigEndian.Uint64(b[:8])), 0)
 	now := n.now()
-	return !issued.After(now.Add(time.Second)) && now.Sub(issued) < n.lifetime
+	// A replica whose clock is a little behind the one that issued the
+	// nonce still takes it.
+	return !issued.After(now.Add(nonceClockSkew)) && now.Sub(issued) < n.lifetime
 }

@@ -41,8 +41,11 @@ const MaxProofSize = 8 << 10
 // maxClaimLength bounds jti, htm, htu, nonce and ath.
 const maxClaimLength = 2048
 
-// minRSABits is the smallest RSA modulus accepted (RFC 8725 §3.5 leaves it
-// to the application; 2048 is NIST's floor).
+// minRSABits is the smallest RSA modulus accepted: NIST's floor (RFC 8725
+// §3.5 leaves it to the application). The largest is go-jose's
+// MaxRSAModulusBits (4096), which refuses a bigger jwk while parsing, so
+// that an anonymous request cannot make the server check a signature by
+// a huge key.
 const minRSABits = 2048
 
 // SupportedAlgorithms are the JWS algorithms a proof may be signed with,

@@ -2,7 +2,10 @@ package dpop_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
@@ -165,6 +170,19 @@ func TestNonces(t *testing.T) {
 	if n.Current() == cur {
 		t.Fatal("same nonce after a lifetime")
 	}
+	// A nonce from a replica whose clock is ahead, issued at the start of
+	// its period (10 s for a 20 s lifetime): 3 s ahead is taken, 9 s not.
+	for _, c := range []struct {
+		ahead time.Duration
+		ok    bool
+	}{{3 * time.Second, true}, {9 * time.Second, false}} {
+		base := time.Unix(1_800_000_000, 0).Add(-c.ahead) // base+ahead starts a period
+		here := dpop.NewNonces(key, 20*time.Second, func() time.Time { return base })
+		there := dpop.NewNonces(key, 20*time.Second, func() time.Time { return base.Add(c.ahead) })
+		if here.Valid(there.Current()) != c.ok {
+			t.Fatalf("nonce issued %s ahead: valid %v", c.ahead, !c.ok)
+		}
+	}
 }
 
 func TestMemoryReplayCache(t *testing.T) {
@@ -245,5 +263,31 @@ func TestTransportNonce(t *testing.T) {
 			t.Fatalf("second request: %v %v, %d calls", err, resp, calls.Load())
 		}
 		resp.Body.Close()
+	}
+}
+
+// TestRSAKeySize: RSA proof keys below 2048 bits are refused, and above
+// 4096 bits go-jose refuses to parse them.
+func TestRSAKeySize(t *testing.T) {
+	for _, c := range []struct {
+		bits     int
+		ok       bool
+		sentinel error
+	}{{1024, false, dpop.ErrKey}, {2048, true, nil}, {4160, false, dpop.ErrMalformed}} {
+		priv, err := rsa.GenerateKey(rand.Reader, c.bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// dpop.NewKey refuses short keys; sign by hand with go-jose.
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.PS256, Key: priv}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, _ := signer.Sign([]byte(fmt.Sprintf(`{"jti":"x","htm":"POST","htu":"%s","iat":%d}`, tokenURL, time.Now().Unix())))
+		proof, _ := obj.CompactSerialize()
+		_, err = dpop.Parse(proof, nil)
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, c.sentinel)) {
+			t.Errorf("%d bits: %v", c.bits, err)
+		}
 	}
 }
