@@ -35,6 +35,11 @@ type Claims struct {
 	Username string
 	// Roles is "roles"; nil for client_credentials tokens.
 	Roles []string
+	// JKT is "cnf"."jkt" (RFC 9449 §6.1, RFC 7800): the base64url SHA-256
+	// JWK thumbprint (RFC 7638) of the key the token is bound to; empty
+	// for a bearer token. [Middleware] accepts a token with a JKT only
+	// under the DPoP scheme, with a proof signed by that key.
+	JKT string
 }
 
 // Scopes returns the scope values of c.Scope, in order, without empty

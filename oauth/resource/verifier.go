@@ -339,8 +339,9 @@ type tokenClaims struct {
 // duplicates, and the registered claims this package reads with their
 // JSON types (RFC 7519 §4.1, RFC 9068 §2.2): iss, sub, jti, client_id,
 // scope and preferred_username strings; aud a string or an array of
-// strings; exp, iat and nbf numbers; roles an array of strings. Other
-// members are ignored, whatever their type.
+// strings; exp, iat and nbf numbers; roles an array of strings; cnf an
+// object whose jkt is a non-empty string (RFC 9449 §6.1). Other members
+// are ignored, whatever their type.
 func parseClaims(payload []byte) (*tokenClaims, error) {
 	m, err := jws.DecodeObject(payload)
 	if errors.Is(err, jws.ErrDuplicateMember) {
@@ -378,7 +379,36 @@ func parseClaims(payload []byte) (*tokenClaims, error) {
 	if c.NotBefore, tc.hasNbf, err = dateClaim(m, "nbf"); err != nil {
 		return nil, err
 	}
+	if c.JKT, err = confirmationClaim(m); err != nil {
+		return nil, err
+	}
 	return &tc, nil
+}
+
+// confirmationClaim returns cnf.jkt of m (RFC 9449 §6.1): empty when there
+// is no cnf or it has no jkt. cnf, when present, must be a JSON object
+// without duplicate member names (RFC 7800 §3.1), and its jkt, when
+// present, a non-empty string. Other confirmation members are ignored.
+func confirmationClaim(m map[string]json.RawMessage) (string, error) {
+	raw, ok := m["cnf"]
+	if !ok {
+		return "", nil
+	}
+	if jsonKind(raw) != '{' {
+		return "", claimTypeError("cnf")
+	}
+	cnf, err := jws.DecodeObject(raw)
+	if err != nil {
+		return "", invalidf(ErrMalformed, "claim cnf is not a well-formed object")
+	}
+	jkt, ok, err := stringClaim(cnf, "jkt")
+	switch {
+	case err != nil:
+		return "", claimTypeError("cnf.jkt")
+	case ok && jkt == "":
+		return "", invalidf(ErrMalformed, "claim cnf.jkt is empty")
+	}
+	return jkt, nil
 }
 
 // checkClaims decodes and validates the claims of a token whose signature
