@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
 
 // claimsKey is the context key under which Middleware stores *Claims.
@@ -20,76 +22,129 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 }
 
 // Middleware returns net/http middleware that authenticates requests with
-// an RFC 6750 §2.1 bearer token ("Authorization: Bearer <token>", scheme
+// an access token in the Authorization header (the scheme is
 // case-insensitive; tokens in the query or body are not accepted) and
 // passes verified claims to next via the request context
-// ([ClaimsFromContext]).
+// ([ClaimsFromContext]). It accepts two schemes:
+//   - "Bearer <token>" (RFC 6750 §2.1), for a token not bound to a key.
+//   - "DPoP <token>" (RFC 9449 §7), for a token bound to a key (cnf.jkt,
+//     [Claims.JKT]), with exactly one DPoP header: a proof signed by that
+//     key, for this request's method and URI (see
+//     [DPoPOptions.ExternalURL]), with the token's hash (ath), fresh and
+//     not seen before. Unless [DPoPOptions].Disabled is set.
 //
 // Responses it writes, all with a JSON body {"error","error_description"},
-// Content-Type application/json and Cache-Control no-store:
-//   - no Authorization header, or a non-Bearer scheme: 401 with
-//     `WWW-Authenticate: Bearer realm="<Options.Realm>"` and no error code
-//     (RFC 6750 §3.1); body error "unauthorized".
-//   - several Authorization headers or an empty bearer token: 400
-//     invalid_request.
-//   - a token Verify rejects: 401 with
+// Content-Type application/json and Cache-Control no-store; descriptions
+// are fixed texts that never echo the request:
+//   - no Authorization header, or another scheme: 401 with two challenges
+//     (two WWW-Authenticate header fields), `Bearer realm="<Options.Realm>"`
+//     and `DPoP algs="<proof algorithms>"` (RFC 9449 §7.1; only the first
+//     when DPoP is disabled), and no error code (RFC 6750 §3.1); body error
+//     "unauthorized".
+//   - several Authorization headers: 400 invalid_request; an empty token:
+//     400 invalid_request with a challenge of the scheme used.
+//   - Bearer, a token Verify rejects: 401 with
 //     `WWW-Authenticate: Bearer error="invalid_token", error_description="..."`.
-//   - keys unavailable (issuer never reachable): 503
-//     temporarily_unavailable with Retry-After, so clients retry rather
-//     than discard a token that may be good.
+//   - Bearer, a DPoP-bound token: 401 invalid_token with the same Bearer
+//     challenge and a DPoP challenge (RFC 9449 §7.2: a bound token is not
+//     a bearer token).
+//   - DPoP, no DPoP header or more than one (RFC 9449 §4.3 check 1), or a
+//     proof that fails any check of RFC 9449 §4.3 (signature, algorithm,
+//     key, typ, htm, htu, iat, ath, replay): 401 with
+//     `WWW-Authenticate: DPoP error="invalid_dpop_proof", error_description="...", algs="..."`.
+//   - DPoP, a token Verify rejects, a token that is not bound, or a proof
+//     signed by a key other than the token's: 401 with
+//     `WWW-Authenticate: DPoP error="invalid_token", error_description="...", algs="..."`
+//     (RFC 9449 §7.1).
+//   - DPoP with [DPoPOptions].Nonces, a proof without a fresh nonce: 401
+//     with `WWW-Authenticate: DPoP error="use_dpop_nonce", ...` and the
+//     nonce in the DPoP-Nonce header (RFC 9449 §9).
+//   - keys unavailable (issuer never reachable) or the proof replay cache
+//     failing: 503 temporarily_unavailable with Retry-After, so clients
+//     retry rather than discard a token that may be good.
 func Middleware(v *Verifier) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			vals := r.Header.Values("Authorization")
 			if len(vals) > 1 {
-				writeError(w, http.StatusBadRequest, `Bearer error="invalid_request"`,
-					"invalid_request", "multiple Authorization headers")
+				writeError(w, http.StatusBadRequest, "invalid_request", "multiple Authorization headers",
+					`Bearer error="invalid_request"`)
 				return
 			}
-			var token string
+			var scheme, token string
 			if len(vals) == 1 {
-				scheme, rest, _ := strings.Cut(vals[0], " ")
-				if strings.EqualFold(scheme, "Bearer") {
-					token = strings.TrimSpace(rest)
-					if token == "" {
-						writeError(w, http.StatusBadRequest, `Bearer error="invalid_request"`,
-							"invalid_request", "empty bearer token")
-						return
-					}
-				}
+				var rest string
+				scheme, rest, _ = strings.Cut(vals[0], " ")
+				token = strings.TrimSpace(rest)
 			}
-			if token == "" {
-				writeError(w, http.StatusUnauthorized, `Bearer realm="`+quoteSafe(v.opts.Realm)+`"`,
-					"unauthorized", "missing bearer token")
-				return
-			}
-			claims, err := v.Verify(r.Context(), token)
-			if err != nil {
-				e, ok := errors.AsType[*Error](err)
-				if ok && e.Code == CodeTemporarilyUnavailable {
-					w.Header().Set("Retry-After", "5")
-					writeError(w, http.StatusServiceUnavailable, "", e.Code, e.Description)
+			switch {
+			case strings.EqualFold(scheme, "Bearer") && token == "":
+				writeError(w, http.StatusBadRequest, "invalid_request", "empty bearer token", `Bearer error="invalid_request"`)
+			case strings.EqualFold(scheme, "Bearer"):
+				v.serveBearer(w, r, next, token)
+			case strings.EqualFold(scheme, dpop.Scheme) && v.dpop != nil && token == "":
+				writeError(w, http.StatusBadRequest, "invalid_request", "empty DPoP token",
+					v.dpop.challenge(`error="invalid_request"`))
+			case strings.EqualFold(scheme, dpop.Scheme) && v.dpop != nil:
+				v.serveDPoP(w, r, next, token)
+			default:
+				realm := `Bearer realm="` + quoteSafe(v.opts.Realm) + `"`
+				if v.dpop == nil {
+					writeError(w, http.StatusUnauthorized, "unauthorized", "missing bearer token", realm)
 					return
 				}
-				desc := "invalid token"
-				if ok {
-					desc = e.Description
-				}
-				writeError(w, http.StatusUnauthorized,
-					`Bearer error="invalid_token", error_description="`+quoteSafe(desc)+`"`,
-					CodeInvalidToken, desc)
-				return
+				writeError(w, http.StatusUnauthorized, "unauthorized", "missing access token", realm, v.dpop.challenge())
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)))
 		})
 	}
+}
+
+// serveBearer authenticates a request carrying "Authorization: Bearer
+// token" (RFC 6750) and passes it to next, or answers it.
+func (v *Verifier) serveBearer(w http.ResponseWriter, r *http.Request, next http.Handler, token string) {
+	bearer := func(params ...string) string { return "Bearer " + strings.Join(params, ", ") }
+	claims, err := v.Verify(r.Context(), token)
+	if err != nil {
+		v.writeTokenError(w, err, bearer)
+		return
+	}
+	if claims.JKT != "" {
+		// RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is
+		// refused, or binding would protect nothing.
+		challenges := []string{bearer(`error="invalid_token"`, `error_description="`+descBoundAsBearer+`"`)}
+		if v.dpop != nil {
+			challenges = append(challenges, v.dpop.challenge())
+		}
+		writeError(w, http.StatusUnauthorized, CodeInvalidToken, descBoundAsBearer, challenges...)
+		return
+	}
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)))
+}
+
+// writeTokenError answers a Verify error: 503 temporarily_unavailable
+// with Retry-After when the keys are unavailable, otherwise 401 with a
+// challenge of the request's scheme, built by challenge from its params.
+func (v *Verifier) writeTokenError(w http.ResponseWriter, err error, challenge func(params ...string) string) {
+	e, ok := errors.AsType[*Error](err)
+	if ok && e.Code == CodeTemporarilyUnavailable {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, e.Code, e.Description)
+		return
+	}
+	desc := "invalid token"
+	if ok {
+		desc = e.Description
+	}
+	writeError(w, http.StatusUnauthorized, CodeInvalidToken, desc,
+		challenge(`error="invalid_token"`, `error_description="`+quoteSafe(desc)+`"`))
 }
 
 // RequireScope returns middleware, to be placed after [Middleware], that
 // lets a request through only if its token has every one of scopes.
 // Otherwise it answers 403 with
 // `WWW-Authenticate: Bearer error="insufficient_scope", scope="<scopes>"`
-// (RFC 6750 §3.1) and a JSON body. Without claims in the context (Middleware
+// (RFC 6750 §3.1; the scheme is DPoP for a DPoP-bound token, RFC 9449
+// §7.1) and a JSON body. Without claims in the context (Middleware
 // missing) it fails closed with 401.
 func RequireScope(scopes ...string) func(http.Handler) http.Handler {
 	want := quoteSafe(strings.Join(scopes, " "))
@@ -100,16 +155,17 @@ func RequireScope(scopes ...string) func(http.Handler) http.Handler {
 			}
 		}
 		return true
-	}, `Bearer error="insufficient_scope", scope="`+want+`"`, "token lacks required scope: "+want)
+	}, `error="insufficient_scope", scope="`+want+`"`, "token lacks required scope: "+want)
 }
 
 // RequireRole returns middleware, to be placed after [Middleware], that lets
 // a request through only if its token carries every one of roles (the
 // "roles" claim; client_credentials tokens have none). Otherwise it answers
 // 403 with `WWW-Authenticate: Bearer error="insufficient_scope",
-// error_description="..."` and the JSON error "insufficient_scope": a role
-// is a privilege the token lacks, which is what RFC 6750 §3.1 names so.
-// Without claims in the context it fails closed with 401.
+// error_description="..."` (DPoP for a DPoP-bound token) and the JSON
+// error "insufficient_scope": a role is a privilege the token lacks, which
+// is what RFC 6750 §3.1 names so. Without claims in the context it fails
+// closed with 401.
 func RequireRole(roles ...string) func(http.Handler) http.Handler {
 	desc := quoteSafe("token lacks required role: " + strings.Join(roles, " "))
 	return require(func(c *Claims) bool {
@@ -119,7 +175,7 @@ func RequireRole(roles ...string) func(http.Handler) http.Handler {
 			}
 		}
 		return true
-	}, `Bearer error="insufficient_scope", error_description="`+desc+`"`, desc)
+	}, `error="insufficient_scope", error_description="`+desc+`"`, desc)
 }
 
 // userRequiredDescription is the fixed error_description of RequireUser.
@@ -130,31 +186,39 @@ const userRequiredDescription = "token does not identify a user"
 // ([Claims.IsUser]): a client_credentials token, which carries no user, is
 // refused. The answer is 403 with `WWW-Authenticate: Bearer
 // error="insufficient_scope", error_description="token does not identify a
-// user"` and the JSON error "insufficient_scope": such a token is valid
-// (invalid_token, 401, would tell the client to get a new token of the same
-// kind, which cannot help), it just lacks the privilege of acting for a user,
-// which is what RFC 6750 §3.1 calls insufficient_scope. No scope attribute
-// is sent, as no scope would grant it. Without claims in the context it
-// fails closed with 401.
+// user"` (DPoP for a DPoP-bound token) and the JSON error
+// "insufficient_scope": such a token is valid (invalid_token, 401, would
+// tell the client to get a new token of the same kind, which cannot help),
+// it just lacks the privilege of acting for a user, which is what RFC 6750
+// §3.1 calls insufficient_scope. No scope attribute is sent, as no scope
+// would grant it. Without claims in the context it fails closed with 401.
 func RequireUser() func(http.Handler) http.Handler {
 	return require((*Claims).IsUser,
-		`Bearer error="insufficient_scope", error_description="`+userRequiredDescription+`"`,
+		`error="insufficient_scope", error_description="`+userRequiredDescription+`"`,
 		userRequiredDescription)
 }
 
 // require lets a request through when allowed(claims) holds, answers 403
-// insufficient_scope with challenge otherwise, and fails closed with 401
-// when Middleware put no claims in the context.
-func require(allowed func(*Claims) bool, challenge, desc string) func(http.Handler) http.Handler {
+// insufficient_scope with a challenge of params otherwise, and fails
+// closed with 401 when Middleware put no claims in the context. The
+// challenge's scheme is the one the request used: Middleware accepts a
+// DPoP-bound token (JKT) only under the DPoP scheme, and any other only as
+// a bearer token.
+func require(allowed func(*Claims) bool, params, desc string) func(http.Handler) http.Handler {
+	bearer, dpopChallenge := "Bearer "+params, dpop.Scheme+" "+params
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, ok := ClaimsFromContext(r.Context())
 			if !ok {
-				writeError(w, http.StatusUnauthorized, "Bearer", "unauthorized", "missing bearer token")
+				writeError(w, http.StatusUnauthorized, "unauthorized", "missing bearer token", "Bearer")
 				return
 			}
 			if !allowed(c) {
-				writeError(w, http.StatusForbidden, challenge, "insufficient_scope", desc)
+				challenge := bearer
+				if c.JKT != "" {
+					challenge = dpopChallenge
+				}
+				writeError(w, http.StatusForbidden, "insufficient_scope", desc, challenge)
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -162,12 +226,12 @@ func require(allowed func(*Claims) bool, challenge, desc string) func(http.Handl
 	}
 }
 
-// writeError writes a JSON error response, with a WWW-Authenticate
-// challenge when challenge is not empty.
-func writeError(w http.ResponseWriter, status int, challenge, code, desc string) {
+// writeError writes a JSON error response, with a WWW-Authenticate header
+// field per challenge.
+func writeError(w http.ResponseWriter, status int, code, desc string, challenges ...string) {
 	h := w.Header()
-	if challenge != "" {
-		h.Set("WWW-Authenticate", challenge)
+	for _, c := range challenges {
+		h.Add("WWW-Authenticate", c)
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

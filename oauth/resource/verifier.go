@@ -81,6 +81,10 @@ type Options struct {
 	// RS512, PS256, PS384, PS512, EdDSA) are ignored: "none" and HMAC are
 	// never accepted. Default (nil or empty): all of those.
 	Algorithms []string
+	// DPoP configures how [Middleware] accepts DPoP-bound tokens (RFC
+	// 9449). Default (the zero value): accepted, with the defaults its
+	// fields document.
+	DPoP DPoPOptions
 }
 
 // supportedAlgorithms are the asymmetric JWS algorithms a Verifier can
@@ -99,6 +103,7 @@ type Verifier struct {
 	opts  Options
 	algs  []jose.SignatureAlgorithm
 	cache *tokenCache // nil when disabled
+	dpop  *dpopConfig // nil when Options.DPoP.Disabled
 }
 
 // NewVerifier returns a Verifier that checks tokens against keys and opts.
@@ -130,6 +135,9 @@ func NewVerifier(keys KeySet, opts Options) *Verifier {
 	}
 	if opts.CacheSize > 0 {
 		v.cache = newTokenCache(opts.CacheSize)
+	}
+	if !opts.DPoP.Disabled {
+		v.dpop = newDPoPConfig(opts.DPoP, opts.Now)
 	}
 	return v
 }
