@@ -12,8 +12,10 @@
 // (case-sensitive, RFC 7519 §4), registered claims must have their JSON
 // type (exp, iat and nbf numbers; iss, sub, jti, client_id, scope and
 // preferred_username strings; aud a string or array of strings; roles an
-// array of strings), and a repeated member name makes the token invalid. Verified tokens are cached until they expire so that
-// repeated requests with the same token cost a hash and a map lookup.
+// array of strings; cnf an object whose jkt is a non-empty string), and a
+// repeated member name makes the token invalid. Verified tokens are cached
+// until they expire so that repeated requests with the same token cost a
+// hash and a map lookup.
 //
 // [Middleware] turns a Verifier into net/http middleware speaking RFC 6750:
 // it reads "Authorization: Bearer <token>", answers 401 with a
@@ -22,6 +24,25 @@
 // [ClaimsFromContext]. [RequireScope], [RequireRole] and [RequireUser] (the
 // token must have been issued for a user, not to a client acting for
 // itself) add authorization checks that answer 403.
+//
+// DPoP (RFC 9449): a token bound to a client's key carries the key's
+// thumbprint as cnf.jkt ([Claims.JKT]; the authorization server binds the
+// tokens it issues for a token request with a DPoP proof and answers with
+// token_type DPoP). Middleware accepts such a token only as
+// "Authorization: DPoP <token>" together with a DPoP header holding a
+// proof (package oauth/dpop): a JWS signed by that key, made for this
+// request's method and URI, carrying the token's hash, recent and never
+// seen before (a replay cache remembers the proofs accepted). A bound
+// token presented as a bearer token is refused (RFC 9449 §7.2), and
+// unbound tokens keep working as bearer tokens, so one resource server
+// serves both kinds of clients. Refusals use DPoP challenges with the
+// error codes of RFC 9449 §7.1 (invalid_dpop_proof, invalid_token,
+// use_dpop_nonce) and the accepted algorithms (algs). The URI a proof
+// must name is rebuilt from the request, never from X-Forwarded-*
+// headers: behind a reverse proxy, set [DPoPOptions].ExternalURL. Server
+// nonces ([DPoPOptions].Nonces) are optional. Clients written in Go use
+// dpop.Transport, alone or as the HTTP client of golang.org/x/oauth2,
+// which signs a proof for every request (see the examples).
 //
 // [RemoteKeySet] is the JWKS client: it discovers the issuer's jwks_uri
 // from its RFC 8414 metadata, fetches the RFC 7517 JWK Set, keeps only

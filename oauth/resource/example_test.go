@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"time"
@@ -95,8 +96,9 @@ func ExampleRequireUser() {
 // startExampleIssuer starts a minimal issuer and returns a function that
 // mints an access token for the audience https://api.example.com: a user's
 // (password grant), or with an empty username a client_credentials token
-// of client "cli" (sub = client_id, no preferred_username or roles).
-func startExampleIssuer() (*httptest.Server, func(username string) string) {
+// of client "cli" (sub = client_id, no preferred_username or roles); extra
+// claims are added (such as cnf for a DPoP-bound token).
+func startExampleIssuer() (*httptest.Server, func(username string, extra ...map[string]any) string) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		panic(err)
@@ -118,7 +120,7 @@ func startExampleIssuer() (*httptest.Server, func(username string) string) {
 	if err != nil {
 		panic(err)
 	}
-	mint := func(username string) string {
+	mint := func(username string, extra ...map[string]any) string {
 		now := time.Now()
 		claims := map[string]any{
 			"iss": srv.URL, "sub": "u-1", "aud": []string{"https://api.example.com"},
@@ -130,6 +132,9 @@ func startExampleIssuer() (*httptest.Server, func(username string) string) {
 			claims["sub"] = "cli"
 			delete(claims, "preferred_username")
 			delete(claims, "roles")
+		}
+		for _, e := range extra {
+			maps.Copy(claims, e)
 		}
 		payload, _ := json.Marshal(claims)
 		jws, err := signer.Sign(payload)
