@@ -6,15 +6,33 @@
 // Usage:
 //
 //	userapi --issuer URL [--addr :8090] [--audience AUD] [--unknown-kid-wait 2s]
+//	        [--external-url URL]
 //
 // Each flag has an environment variable (USERAPI_ISSUER, USERAPI_ADDR,
-// USERAPI_AUDIENCE, USERAPI_UNKNOWN_KID_WAIT); flags override the
-// environment. --audience defaults to the server's own base URL,
-// http://HOST:PORT, where HOST is the host part of --addr ("localhost" when
-// it is empty or unspecified, such as 0.0.0.0) and PORT the port actually
-// listened on. --unknown-kid-wait (a positive duration, default 2s) bounds
-// how long a request whose token names a signing key userapi has not seen
-// waits for the issuer's JWKS.
+// USERAPI_AUDIENCE, USERAPI_UNKNOWN_KID_WAIT, USERAPI_EXTERNAL_URL); flags
+// override the environment. --audience defaults to the server's own base
+// URL: --external-url when it is set, otherwise http://HOST:PORT, where
+// HOST is the host part of --addr ("localhost" when it is empty or
+// unspecified, such as 0.0.0.0) and PORT the port actually listened on.
+// --unknown-kid-wait (a positive duration, default 2s) bounds how long a
+// request whose token names a signing key userapi has not seen waits for
+// the issuer's JWKS.
+//
+// DPoP (RFC 9449) is accepted next to bearer tokens: a token bound to the
+// client's key (cnf.jkt) must come as "Authorization: DPoP <token>" with
+// exactly one DPoP header, a proof signed by that key for this request's
+// method and URI and carrying the token's hash; each proof is accepted
+// once (userapi remembers them in memory, so each replica of a
+// replicated userapi accepts a captured proof at most once within its
+// minute). The URI a proof must name is rebuilt from the request (http,
+// the Host header and the path); X-Forwarded-* headers are not trusted.
+// Behind a reverse proxy, set --external-url to the URL clients use for
+// userapi's root, scheme://host[:port][/prefix], including the path prefix
+// the proxy strips (https://example.com/api when
+// https://example.com/api/users/me reaches userapi as /users/me); the URI
+// is then that URL followed by the request's path. Since that URL is
+// userapi's base URL as clients see it, it is also the default audience
+// (a trailing "/" dropped).
 //
 // Routes:
 //
@@ -22,14 +40,20 @@
 //	                   {"id","username","roles","scope","client_id","expires_at"}
 //	GET /health/alive  liveness
 //
-// A missing token gets 401 with `WWW-Authenticate: Bearer realm="AUD"`; a
-// bad, expired, wrong-issuer, wrong-audience or unknown-key token gets 401
-// with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
+// A missing token gets 401 with two challenges, `WWW-Authenticate: Bearer
+// realm="AUD"` and `WWW-Authenticate: DPoP algs="ES256 ..."`; a bad,
+// expired, wrong-issuer, wrong-audience or unknown-key token gets 401 with
+// `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750), and so does
+// a DPoP-bound token sent as a bearer token. Under the DPoP scheme the
+// challenges are DPoP ones (RFC 9449 §7.1): error="invalid_dpop_proof" for
+// a missing, duplicated or failing proof, error="invalid_token" for a bad
+// or unbound token or a proof signed by another key than the token's.
 // /users/me is about a user: a valid token that carries none (a
 // client_credentials token, whose sub is its client_id and which has no
 // preferred_username) gets 403 with `WWW-Authenticate: Bearer
 // error="insufficient_scope", error_description="token does not identify a
-// user"` (RFC 6750 §3.1: the token is valid but lacks the privilege).
+// user"` (RFC 6750 §3.1: the token is valid but lacks the privilege; the
+// scheme is DPoP for a DPoP-bound token).
 //
 // The issuer need not be up when userapi starts: keys are fetched in the
 // background at start-up and again on demand. While no key set has ever

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -43,13 +44,18 @@ type config struct {
 	// request whose token names a key not in the cache waits for the
 	// issuer's JWKS. Default resource.DefaultUnknownKIDWait.
 	UnknownKIDWait time.Duration
+	// ExternalURL is resource.DPoPOptions.ExternalURL: the URL clients
+	// reach userapi's root at behind a reverse proxy, the base of the URI
+	// DPoP proofs must name, and then the default Audience. Default empty:
+	// derived from each request (scheme, Host, path).
+	ExternalURL string
 }
 
 // parseConfig reads flags from args over the environment (via getenv).
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	cfg := config{
 		Issuer: getenv("USERAPI_ISSUER"), Addr: getenv("USERAPI_ADDR"), Audience: getenv("USERAPI_AUDIENCE"),
-		UnknownKIDWait: resource.DefaultUnknownKIDWait,
+		UnknownKIDWait: resource.DefaultUnknownKIDWait, ExternalURL: getenv("USERAPI_EXTERNAL_URL"),
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = ":8090"
@@ -63,9 +69,27 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	fs := flag.NewFlagSet("userapi", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: userapi --issuer URL [flags]
+
+The reference resource server. GET /users/me answers with the caller of an
+access token sent as "Authorization: Bearer <token>" (RFC 6750) or, for a
+token bound to the client's key, "Authorization: DPoP <token>" with a proof
+in the DPoP header (RFC 9449); a DPoP-bound token sent as a bearer token is
+refused.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&cfg.Issuer, "issuer", cfg.Issuer, "issuer URL, exactly as in the tokens' iss (env USERAPI_ISSUER; required)")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env USERAPI_ADDR)")
-	fs.StringVar(&cfg.Audience, "audience", cfg.Audience, "audience tokens must carry (env USERAPI_AUDIENCE; default http://HOST:PORT of this server)")
+	fs.StringVar(&cfg.Audience, "audience", cfg.Audience,
+		"audience tokens must carry (env USERAPI_AUDIENCE; default --external-url when set, else http://HOST:PORT of this server)")
+	fs.StringVar(&cfg.ExternalURL, "external-url", cfg.ExternalURL,
+		"URL clients use to reach this server's root behind a reverse proxy, scheme://host[:port][/prefix]: "+
+			"DPoP proofs must name it followed by the request path (env USERAPI_EXTERNAL_URL; "+
+			"default: rebuilt from each request's scheme, Host and path, X-Forwarded-* ignored)")
 	fs.DurationVar(&cfg.UnknownKIDWait, "unknown-kid-wait", cfg.UnknownKIDWait,
 		"how long a request whose token names a signing key not yet known waits for the issuer's JWKS; "+
 			"known keys never wait (env USERAPI_UNKNOWN_KID_WAIT)")
@@ -83,6 +107,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if u, err := url.Parse(cfg.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return config{}, fmt.Errorf("--issuer %q is not an absolute http(s) URL", cfg.Issuer)
+	}
+	if err := (resource.DPoPOptions{ExternalURL: cfg.ExternalURL}).Validate(); err != nil {
+		return config{}, fmt.Errorf("--external-url %q is not an absolute http(s) URL without user information, query or fragment", cfg.ExternalURL)
 	}
 	return cfg, nil
 }
@@ -117,12 +144,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if cfg.Audience == "" {
+	switch {
+	case cfg.Audience != "":
+	case cfg.ExternalURL != "":
+		// Behind a proxy, this server's base URL is the one clients use.
+		cfg.Audience = strings.TrimRight(cfg.ExternalURL, "/")
+	default:
 		cfg.Audience = defaultAudience(cfg.Addr, ln.Addr())
 	}
 
 	ks := resource.NewRemoteKeySet(cfg.Issuer, resource.RemoteOptions{Logger: logger, UnknownKIDWait: cfg.UnknownKIDWait})
-	v := resource.NewVerifier(ks, resource.Options{Issuer: cfg.Issuer, Audience: cfg.Audience})
+	v := resource.NewVerifier(ks, resource.Options{
+		Issuer: cfg.Issuer, Audience: cfg.Audience,
+		DPoP: resource.DPoPOptions{ExternalURL: cfg.ExternalURL},
+	})
 	srv := &http.Server{
 		Handler:           newHandler(v),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -142,7 +177,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	defer wg.Wait()
 
-	logger.Info("userapi configured", "issuer", cfg.Issuer, "audience", cfg.Audience)
+	logger.Info("userapi configured", "issuer", cfg.Issuer, "audience", cfg.Audience, "external_url", cfg.ExternalURL)
 	logger.Info("userapi listening", "addr", ln.Addr().String())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
@@ -288,6 +289,15 @@ func TestParseConfig(t *testing.T) {
 		{"issuer not a URL", []string{"--issuer", "iss.example"}, nil, config{}, "not an absolute"},
 		{"stray argument", []string{"--issuer", "http://iss", "extra"}, nil, config{}, "unexpected"},
 		{"unknown flag", []string{"--nope"}, nil, config{}, "not defined"},
+		{"external-url flag", []string{"--issuer", "http://iss", "--external-url", "https://api.example.com/userapi"}, nil,
+			config{Issuer: "http://iss", Addr: ":8090", UnknownKIDWait: resource.DefaultUnknownKIDWait, ExternalURL: "https://api.example.com/userapi"}, ""},
+		{"external-url env", []string{"--issuer", "http://iss"}, map[string]string{"USERAPI_EXTERNAL_URL": "https://api.example.com"},
+			config{Issuer: "http://iss", Addr: ":8090", UnknownKIDWait: resource.DefaultUnknownKIDWait, ExternalURL: "https://api.example.com"}, ""},
+		{"external-url flag overrides env", []string{"--issuer", "http://iss", "--external-url", "https://flag.example"},
+			map[string]string{"USERAPI_EXTERNAL_URL": "https://env.example"},
+			config{Issuer: "http://iss", Addr: ":8090", UnknownKIDWait: resource.DefaultUnknownKIDWait, ExternalURL: "https://flag.example"}, ""},
+		{"external-url not absolute", []string{"--issuer", "http://iss", "--external-url", "api.example.com"}, nil, config{}, "--external-url"},
+		{"external-url with a query", []string{"--issuer", "http://iss", "--external-url", "https://api.example.com/?a=b"}, nil, config{}, "--external-url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,5 +348,50 @@ func TestRunListenError(t *testing.T) {
 	err := run(t.Context(), []string{"--issuer", "http://iss", "--addr", "256.0.0.1:bad"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("run = %v, want a listen error", err)
+	}
+}
+
+// TestUsersMeDPoP: without --external-url, proofs name the URL userapi is
+// reached at; /users/me answers a bound client_credentials token in the
+// DPoP scheme.
+func TestUsersMeDPoP(t *testing.T) {
+	t.Parallel()
+	fi := newFakeIssuer(t)
+	base := startUserAPI(t, "--issuer", fi.URL(), "--unknown-kid-wait", "10s")
+	key, err := dpop.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: dpop.NewTransport(key, nil)}
+	user := userClaims(fi, base)
+	user["cnf"] = map[string]any{"jkt": key.Thumbprint()}
+	svc := userClaims(fi, base)
+	delete(svc, "preferred_username")
+	delete(svc, "roles")
+	svc["sub"] = "cli-1"
+	svc["cnf"] = map[string]any{"jkt": key.Thumbprint()}
+	tests := []struct {
+		name       string
+		claims     map[string]any
+		wantStatus int
+		wantChall  string
+	}{
+		{"user token", user, 200, ""},
+		{"client credentials token", svc, 403, `DPoP error="insufficient_scope", error_description="token does not identify a user"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/users/me", nil)
+			req.Header.Set("Authorization", "DPoP "+mint(t, fi, tt.claims, "k1", nil))
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || resp.Header.Get("WWW-Authenticate") != tt.wantChall {
+				t.Fatalf("%d %q %s; want %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body, tt.wantStatus, tt.wantChall)
+			}
+		})
 	}
 }
