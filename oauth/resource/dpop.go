@@ -192,7 +192,7 @@ func (v *Verifier) serveDPoP(w http.ResponseWriter, r *http.Request, next http.H
 	}
 	claims, err := v.Verify(r.Context(), token)
 	if err != nil {
-		v.writeTokenError(w, err, c.challenge)
+		writeTokenError(w, err, c.challenge)
 		return
 	}
 	if claims.JKT == "" {

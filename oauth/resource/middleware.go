@@ -31,7 +31,7 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 //     [Claims.JKT]), with exactly one DPoP header: a proof signed by that
 //     key, for this request's method and URI (see
 //     [DPoPOptions.ExternalURL]), with the token's hash (ath), fresh and
-//     not seen before. Unless [DPoPOptions].Disabled is set.
+//     not seen before; unless [DPoPOptions].Disabled is set.
 //
 // Responses it writes, all with a JSON body {"error","error_description"},
 // Content-Type application/json and Cache-Control no-store; descriptions
@@ -105,7 +105,7 @@ func (v *Verifier) serveBearer(w http.ResponseWriter, r *http.Request, next http
 	bearer := func(params ...string) string { return "Bearer " + strings.Join(params, ", ") }
 	claims, err := v.Verify(r.Context(), token)
 	if err != nil {
-		v.writeTokenError(w, err, bearer)
+		writeTokenError(w, err, bearer)
 		return
 	}
 	if claims.JKT != "" {
@@ -124,7 +124,7 @@ func (v *Verifier) serveBearer(w http.ResponseWriter, r *http.Request, next http
 // writeTokenError answers a Verify error: 503 temporarily_unavailable
 // with Retry-After when the keys are unavailable, otherwise 401 with a
 // challenge of the request's scheme, built by challenge from its params.
-func (v *Verifier) writeTokenError(w http.ResponseWriter, err error, challenge func(params ...string) string) {
+func writeTokenError(w http.ResponseWriter, err error, challenge func(params ...string) string) {
 	e, ok := errors.AsType[*Error](err)
 	if ok && e.Code == CodeTemporarilyUnavailable {
 		w.Header().Set("Retry-After", "5")
