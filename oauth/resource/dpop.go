@@ -176,9 +176,9 @@ const (
 // (RFC 9449 §7) and passes it to next, or answers it.
 func (v *Verifier) serveDPoP(w http.ResponseWriter, r *http.Request, next http.Handler, token string) {
 	c := v.dpop
-	refuse := func(code, desc string, extra ...string) {
-		params := append([]string{`error="` + code + `"`, `error_description="` + quoteSafe(desc) + `"`}, extra...)
-		writeError(w, http.StatusUnauthorized, code, desc, c.challenge(params...))
+	refuse := func(code, desc string) {
+		writeError(w, http.StatusUnauthorized, code, desc,
+			c.challenge(`error="`+code+`"`, `error_description="`+quoteSafe(desc)+`"`))
 	}
 	if c.externalErr != nil {
 		writeError(w, http.StatusInternalServerError, "server_error", descMisconfigured)
@@ -206,22 +206,9 @@ func (v *Verifier) serveDPoP(w http.ResponseWriter, r *http.Request, next http.H
 		refuse(dpop.CodeInvalidProof, descURIUnusable)
 		return
 	}
-	p, err := c.verifier.Verify(r.Context(), proof, dpop.Request{Method: r.Method, URI: uri, AccessToken: token})
+	p, err := c.verifier.Check(proof, dpop.Request{Method: r.Method, URI: uri, AccessToken: token})
 	if err != nil {
-		e, ok := errors.AsType[*dpop.Error](err)
-		switch {
-		case !ok:
-			// The replay cache failed (the URI was checked above): the
-			// proof may be a replay, so it is not accepted; the client
-			// may retry with a new one.
-			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, CodeTemporarilyUnavailable, descProofUnchecked)
-		case e.Code == dpop.CodeUseNonce:
-			w.Header().Set(dpop.NonceHeader, c.verifier.Nonces().Current())
-			refuse(dpop.CodeUseNonce, e.Description)
-		default:
-			refuse(dpop.CodeInvalidProof, e.Description)
-		}
+		refuseProof(w, c, err, refuse)
 		return
 	}
 	// RFC 9449 §6.1 and §7.1: the proof's key must be the token's. A
@@ -231,10 +218,35 @@ func (v *Verifier) serveDPoP(w http.ResponseWriter, r *http.Request, next http.H
 		refuse(CodeInvalidToken, descKeyBinding)
 		return
 	}
+	// Only an otherwise acceptable proof is recorded (a write to the
+	// replay cache, perhaps a shared store).
+	if err := c.verifier.Spend(r.Context(), p); err != nil {
+		refuseProof(w, c, err, refuse)
+		return
+	}
 	if n := c.verifier.Nonces(); n != nil {
 		w.Header().Set(dpop.NonceHeader, n.Current())
 	}
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)))
+}
+
+// refuseProof answers a refusal of dpop.Verifier.Check or Spend: a
+// *dpop.Error with its code (and, for use_dpop_nonce, the nonce to use),
+// or, for any other error, which can only be the replay cache's (the URI
+// was checked before), 503: the proof may be a replay, so it is not
+// accepted, and the client may retry with a new one.
+func refuseProof(w http.ResponseWriter, c *dpopConfig, err error, refuse func(code, desc string)) {
+	e, ok := errors.AsType[*dpop.Error](err)
+	switch {
+	case !ok:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, CodeTemporarilyUnavailable, descProofUnchecked)
+	case e.Code == dpop.CodeUseNonce:
+		w.Header().Set(dpop.NonceHeader, c.verifier.Nonces().Current())
+		refuse(dpop.CodeUseNonce, e.Description)
+	default:
+		refuse(dpop.CodeInvalidProof, e.Description)
+	}
 }
 
 // proofErrorDescription is the fixed description of a dpop error, or a

@@ -473,6 +473,51 @@ func TestMiddlewareDPoPReplayCacheFails(t *testing.T) {
 	}
 }
 
+// countingReplay counts the proofs offered to a memory replay cache.
+type countingReplay struct {
+	calls atomic.Int64
+	*dpop.MemoryReplayCache
+}
+
+func (c *countingReplay) AddProof(ctx context.Context, id string, expires time.Time) (bool, error) {
+	c.calls.Add(1)
+	return c.MemoryReplayCache.AddProof(ctx, id, expires)
+}
+
+// TestMiddlewareDPoPSpendsOnlyAcceptedProofs: a request refused for its
+// token, its proof or the proof's key writes nothing to the replay cache
+// (which may be a shared store); an accepted one records its proof once.
+func TestMiddlewareDPoPSpendsOnlyAcceptedProofs(t *testing.T) {
+	t.Parallel()
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
+	clock := &fakeClock{t: testNow}
+	key, other := newProofKey(t), newProofKey(t)
+	tok := mint(t, is, mintOpts{kid: kid, claims: bound(key.jkt)})
+	unbound := mint(t, is, mintOpts{kid: kid})
+	for _, tt := range []struct {
+		name  string
+		req   *http.Request
+		calls int64
+	}{
+		{"proof from another key", dpopRequest(tok, other.proof(t, tok, nil)), 0},
+		{"wrong htm", dpopRequest(tok, key.proof(t, tok, set("htm", "POST"))), 0},
+		{"unbound token", dpopRequest(unbound, key.proof(t, unbound, nil)), 0},
+		{"token from nowhere", dpopRequest("a.b.c", key.proof(t, "a.b.c", nil)), 0},
+		{"accepted", dpopRequest(tok, key.proof(t, tok, nil)), 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			replay := &countingReplay{MemoryReplayCache: dpop.NewMemoryReplayCache(0, clock.Now)}
+			mw := resource.Middleware(newDPoPVerifier(is, clock, resource.DPoPOptions{Replay: replay}))(echoDPoP)
+			rec := httptest.NewRecorder()
+			mw.ServeHTTP(rec, tt.req)
+			if (rec.Code == http.StatusOK) != (tt.calls == 1) || replay.calls.Load() != tt.calls {
+				t.Fatalf("status %d, %d replay cache writes; want %d", rec.Code, replay.calls.Load(), tt.calls)
+			}
+		})
+	}
+}
+
 func TestMiddlewareDPoPDisabled(t *testing.T) {
 	t.Parallel()
 	is := testkit.NewIssuer(t)
