@@ -11,8 +11,10 @@ import (
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
-// TestVerifyConfirmation: cnf (RFC 7800) is read strictly: an object,
-// whose jkt (RFC 9449 §6.1), when present, is a non-empty string.
+// TestVerifyConfirmation: cnf (RFC 7800) is read strictly: an object
+// whose jkt (RFC 9449 §6.1) is a non-empty string; a token whose cnf has
+// no jkt is bound by something the library cannot check, and is refused
+// rather than taken for a bearer token.
 func TestVerifyConfirmation(t *testing.T) {
 	t.Parallel()
 	is := testkit.NewIssuer(t)
@@ -36,8 +38,8 @@ func TestVerifyConfirmation(t *testing.T) {
 	}{
 		{"no cnf", mintOpts{}, "", nil},
 		{"cnf with jkt", mintOpts{claims: cnf(map[string]any{"jkt": jkt})}, jkt, nil},
-		{"cnf empty object", mintOpts{claims: cnf(map[string]any{})}, "", nil},
-		{"cnf with another method only", mintOpts{claims: cnf(map[string]any{"x5t#S256": "abc"})}, "", nil},
+		{"cnf empty object", mintOpts{claims: cnf(map[string]any{})}, "", resource.ErrMalformed},
+		{"cnf with another method only", mintOpts{claims: cnf(map[string]any{"x5t#S256": "abc"})}, "", resource.ErrMalformed},
 		{"cnf with jkt and other members", mintOpts{claims: cnf(map[string]any{"jkt": jkt, "kid": 7})}, jkt, nil},
 		{"cnf null", mintOpts{claims: cnf(nil)}, "", resource.ErrMalformed},
 		{"cnf a string", mintOpts{claims: cnf(jkt)}, "", resource.ErrMalformed},
@@ -47,7 +49,7 @@ func TestVerifyConfirmation(t *testing.T) {
 		{"jkt a number", mintOpts{claims: cnf(map[string]any{"jkt": 1})}, "", resource.ErrMalformed},
 		{"jkt an object", mintOpts{claims: cnf(map[string]any{"jkt": map[string]any{"jkt": jkt}})}, "", resource.ErrMalformed},
 		{"jkt twice", mintOpts{payload: withRaw(`"cnf":{"jkt":"` + jkt + `","jkt":"other"}`)}, "", resource.ErrMalformed},
-		{"JKT is not jkt", mintOpts{claims: cnf(map[string]any{"JKT": jkt})}, "", nil},
+		{"JKT is not jkt", mintOpts{claims: cnf(map[string]any{"JKT": jkt})}, "", resource.ErrMalformed},
 	}
 	v, _ := newTestVerifier(is, &fakeClock{t: testNow}, 0)
 	for _, tt := range tests {

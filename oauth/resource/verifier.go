@@ -394,9 +394,11 @@ func parseClaims(payload []byte) (*tokenClaims, error) {
 }
 
 // confirmationClaim returns cnf.jkt of m (RFC 9449 §6.1): empty when there
-// is no cnf or it has no jkt. cnf, when present, must be a JSON object
-// without duplicate member names (RFC 7800 §3.1), and its jkt, when
-// present, a non-empty string. Other confirmation members are ignored.
+// is no cnf. cnf, when present, must be a JSON object without duplicate
+// member names (RFC 7800 §3.1) with a non-empty string jkt: a token bound
+// only by a confirmation method this library cannot check (mTLS's
+// x5t#S256, RFC 8705) is refused, never taken for a bearer token. Other
+// members beside jkt are ignored.
 func confirmationClaim(m map[string]json.RawMessage) (string, error) {
 	raw, ok := m["cnf"]
 	if !ok {
@@ -413,7 +415,9 @@ func confirmationClaim(m map[string]json.RawMessage) (string, error) {
 	switch {
 	case err != nil:
 		return "", claimTypeError("cnf.jkt")
-	case ok && jkt == "":
+	case !ok:
+		return "", invalidf(ErrMalformed, "token is bound by a confirmation method other than DPoP")
+	case jkt == "":
 		return "", invalidf(ErrMalformed, "claim cnf.jkt is empty")
 	}
 	return jkt, nil

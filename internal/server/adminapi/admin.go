@@ -265,7 +265,9 @@ func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, t
 		return false
 	}
 	if subtle.ConstantTimeCompare([]byte(proof.JKT), []byte(jkt)) != 1 {
-		return refuse(dpop.CodeInvalidProof, "the DPoP proof is not signed by the key the token is bound to")
+		// RFC 9449 §7.1's example: a proof by another key than the
+		// token's is an invalid token, not a bad proof.
+		return refuse("invalid_token", "the DPoP proof is not signed by the key the token is bound to")
 	}
 	return true
 }
