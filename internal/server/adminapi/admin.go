@@ -123,9 +123,6 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 			unauthorized(w, r, h.Logger)
 			return
 		}
-		if !h.checkBinding(w, r, scheme, token, oauth.BoundKey(ar.GetSession())) {
-			return
-		}
 		if h.Revocations != nil {
 			err := h.Revocations.Sync(ctx)
 			revoked := false
@@ -171,6 +168,11 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 				forbid(w, r, h.Logger, "a user's token needs the user to hold role admin")
 				return
 			}
+		}
+		// Last, once the token is otherwise accepted: a DPoP proof is
+		// spent (a database write) only for a request that will be served.
+		if !h.checkBinding(w, r, scheme, token, oauth.BoundKey(ar.GetSession())) {
+			return
 		}
 		if err := fn(w, r); err != nil {
 			httpjson.WriteError(w, r, h.Logger, identity.AsAppError(err))
@@ -249,7 +251,16 @@ func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, t
 		if r.TLS != nil {
 			scheme = "https"
 		}
-		proof, err = h.DPoP.Verify(r.Context(), raw, dpop.Request{Method: r.Method, URI: scheme + "://" + r.Host + r.URL.Path, AccessToken: token})
+		proof, err = h.DPoP.Check(raw, dpop.Request{Method: r.Method, URI: scheme + "://" + r.Host + r.URL.Path, AccessToken: token})
+	}
+	if err == nil && subtle.ConstantTimeCompare([]byte(proof.JKT), []byte(jkt)) != 1 {
+		// RFC 9449 §7.1's example: a proof by another key than the
+		// token's is an invalid token, not a bad proof.
+		return refuse("invalid_token", "the DPoP proof is not signed by the key the token is bound to")
+	}
+	if err == nil {
+		// Spent only once everything else holds.
+		err = h.DPoP.Spend(r.Context(), proof)
 	}
 	if e, ok := errors.AsType[*dpop.Error](err); ok {
 		if e.Code == dpop.CodeUseNonce && h.DPoP.Nonces() != nil {
@@ -263,11 +274,6 @@ func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, t
 		}
 		httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
 		return false
-	}
-	if subtle.ConstantTimeCompare([]byte(proof.JKT), []byte(jkt)) != 1 {
-		// RFC 9449 §7.1's example: a proof by another key than the
-		// token's is an invalid token, not a bad proof.
-		return refuse("invalid_token", "the DPoP proof is not signed by the key the token is bound to")
 	}
 	return true
 }
