@@ -68,6 +68,7 @@
 //	password           POST /oauth2/token, grant_type=password (-public-client, -username, -password)
 //	userapi_trivial    GET /health/alive at userapi, with the same Bearer header as usersme
 //	usersme            GET /users/me at userapi with a user's access token
+//	usersme_dpop       GET /users/me at userapi with a user's DPoP-bound access token and a new proof (signed by the worker) per request
 //
 // Worker i logs in as -username with every "%d" replaced by i (bench
 // provisions bench0, bench1, …): the guessing throttle counts a login in
@@ -79,5 +80,5 @@
 // Figures are only comparable within one run on one machine: the load
 // generator shares the CPUs with the servers, and other processes may
 // too. Compare ratios (password to argon2, jwks to trivial, usersme to
-// userapi_trivial) rather than absolute rates.
+// userapi_trivial, usersme_dpop to usersme) rather than absolute rates.
 package main

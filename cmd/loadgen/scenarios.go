@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
 
 // credentials are a confidential client's ID and secret.
@@ -154,6 +155,7 @@ func (h *harness) user(i int) string {
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
+	TokenType    string `json:"token_type"`
 }
 
 // login does worker i's password grant.
@@ -171,8 +173,8 @@ func (h *harness) token(ctx context.Context, body, auth string) (tokenResponse, 
 
 // tokenAt posts a token request to u, reading the answer into buf, and
 // decodes a successful answer.
-func (h *harness) tokenAt(ctx context.Context, u, body, auth string, buf *bytes.Buffer) (tokenResponse, error) {
-	if err := h.do(ctx, http.MethodPost, u, body, auth, buf); err != nil {
+func (h *harness) tokenAt(ctx context.Context, u, body, auth string, buf *bytes.Buffer, header ...string) (tokenResponse, error) {
+	if err := h.do(ctx, http.MethodPost, u, body, auth, buf, header...); err != nil {
 		return tokenResponse{}, err
 	}
 	var t tokenResponse
@@ -183,9 +185,10 @@ func (h *harness) tokenAt(ctx context.Context, u, body, auth string, buf *bytes.
 }
 
 // do sends one request (a form body when body is not empty, auth as the
-// Authorization header when not empty) and reads the answer into buf,
-// which it resets. A status other than 200 is an error.
-func (h *harness) do(ctx context.Context, method, u, body, auth string, buf *bytes.Buffer) error {
+// Authorization header when not empty, header as name, value pairs) and
+// reads the answer into buf, which it resets. A status other than 200 is
+// an error.
+func (h *harness) do(ctx context.Context, method, u, body, auth string, buf *bytes.Buffer, header ...string) error {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -199,6 +202,9 @@ func (h *harness) do(ctx context.Context, method, u, body, auth string, buf *byt
 	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
@@ -358,6 +364,45 @@ func scenarios() []scenario {
 				return nil, err
 			}
 			return h.expect(http.MethodGet, h.userapi+"/users/me", "", auth, []byte(`"username"`)), nil
+		}},
+		{name: "usersme_dpop", baseline: "usersme", prepare: func(ctx context.Context, h *harness, i int) (op, error) {
+			if err := errors.Join(need(h.url, "-url"), need(h.userapi, "-userapi"), need(h.publicClient, "-public-client"), need(h.username, "-username")); err != nil {
+				return nil, err
+			}
+			// Worker i's own key and DPoP-bound token; every request then
+			// signs a new proof (ES256, with ath), as a DPoP client does.
+			key, err := dpop.GenerateKey()
+			if err != nil {
+				return nil, err
+			}
+			tokenURL := h.url + "/oauth2/token"
+			proof, err := key.Proof(http.MethodPost, tokenURL, "", "")
+			if err != nil {
+				return nil, err
+			}
+			form := url.Values{"grant_type": {"password"}, "client_id": {h.publicClient}, "username": {h.user(i)}, "password": {h.password}}
+			var buf bytes.Buffer
+			t, err := h.tokenAt(ctx, tokenURL, form.Encode(), "", &buf, dpop.HeaderName, proof)
+			if err != nil {
+				return nil, err
+			}
+			if t.TokenType != dpop.Scheme {
+				return nil, fmt.Errorf("the password grant with a DPoP proof issued token_type %q", t.TokenType)
+			}
+			me, auth := h.userapi+"/users/me", dpop.Scheme+" "+t.AccessToken
+			return func(ctx context.Context) error {
+				p, err := key.Proof(http.MethodGet, me, t.AccessToken, "")
+				if err != nil {
+					return err
+				}
+				if err := h.do(ctx, http.MethodGet, me, "", auth, &buf, dpop.HeaderName, p); err != nil {
+					return err
+				}
+				if !bytes.Contains(buf.Bytes(), []byte(`"username"`)) {
+					return fmt.Errorf("GET %s: body %.200q lacks the username", me, buf.Bytes())
+				}
+				return nil
+			}, nil
 		}},
 	}
 }
