@@ -170,16 +170,14 @@ var jwxDPoPAlgorithms = []string{"ES256", "ES384", "EdDSA", "PS256", "RS256"}
 // the token endpoint for every advertised algorithm family, and the
 // tokens are bound to the thumbprint jwx computes (cnf.jkt, read by jwx
 // after verifying the token): the password grant of a public client, its
-// refresh (bound: another jwx key is refused), client_credentials; a
-// replayed jwx proof is refused; and userapi accepts the bound token with
-// a jwx proof carrying ath, once, and refuses it as a bearer token.
+// refresh (bound: another jwx key is refused), client_credentials; and a
+// replayed jwx proof is refused.
 func TestJWXDPoP(t *testing.T) {
 	s := portcullis.Serve(t)
 	s.CreateUser(t, testUser, testPassword)
 	pub := s.CreateClient(t, "--name", "jwx-dpop-public", "--public", "--grant-type", "password", "--grant-type", "refresh_token",
 		"--audience", testAudience)
 	conf := s.CreateClient(t, "--name", "jwx-dpop-confidential", "--grant-type", "client_credentials", "--audience", testAudience)
-	api := userapi.Serve(t, s.URL, testAudience)
 	tokenURL := s.URL + "/oauth2/token"
 	set, err := jwk.Fetch(t.Context(), s.URL+"/.well-known/jwks.json")
 	if err != nil {
@@ -227,25 +225,46 @@ func TestJWXDPoP(t *testing.T) {
 			if got := jwxCNF(t, set, s.URL, cc.AccessToken); cc.TokenType != "DPoP" || got != key.jkt {
 				t.Fatalf("client_credentials with a jwx proof: token_type %q, cnf.jkt %q, want DPoP %q", cc.TokenType, got, key.jkt)
 			}
+		})
+	}
+}
 
-			// userapi: the bound token with a jwx proof for the request
-			// (RFC 9449 §7), once; as a bearer token it is refused (§7.2).
-			me := api + "/users/me"
-			rsProof := key.proof(t, http.MethodGet, me, next.AccessToken, "")
-			r := proctest.Do(t, http.MethodGet, me, "", nil, "Authorization", "DPoP "+next.AccessToken, "DPoP", rsProof)
+// TestJWXDPoPUserAPI: userapi, the reference resource server, accepts a
+// token bound to a jwx key with a jwx proof for the request carrying ath
+// (RFC 9449 §7), once only, and refuses the bound token sent as a bearer
+// token (§7.2).
+func TestJWXDPoPUserAPI(t *testing.T) {
+	s := portcullis.Serve(t)
+	s.CreateUser(t, testUser, testPassword)
+	pub := s.CreateClient(t, "--name", "jwx-dpop-userapi", "--public", "--grant-type", "password", "--audience", testAudience)
+	api := userapi.Serve(t, s.URL, testAudience)
+	tokenURL, me := s.URL+"/oauth2/token", api+"/users/me"
+	password := url.Values{"grant_type": {"password"}, "username": {testUser}, "password": {testPassword},
+		"client_id": {pub.ClientID}}.Encode()
+
+	for _, alg := range jwxDPoPAlgorithms {
+		t.Run(alg, func(t *testing.T) {
+			key := newJWXDPoPKey(t, alg)
+			tok := proctest.MustToken(t, proctest.PostForm(t, tokenURL, password, "DPoP", key.proof(t, http.MethodPost, tokenURL, "", "")))
+			if tok.TokenType != "DPoP" {
+				t.Fatalf("token_type %q, want DPoP", tok.TokenType)
+			}
+
+			proof := key.proof(t, http.MethodGet, me, tok.AccessToken, "")
+			r := proctest.Do(t, http.MethodGet, me, "", nil, "Authorization", "DPoP "+tok.AccessToken, "DPoP", proof)
 			var body struct {
 				Username string `json:"username"`
 			}
 			if r.Status != http.StatusOK || json.Unmarshal(r.Body, &body) != nil || body.Username != testUser {
-				t.Fatalf("userapi GET /users/me with a jwx proof: %d %s", r.Status, r.Body)
+				t.Fatalf("GET /users/me with a jwx proof: %d %s", r.Status, r.Body)
 			}
-			r = proctest.Do(t, http.MethodGet, me, "", nil, "Authorization", "DPoP "+next.AccessToken, "DPoP", rsProof)
+			r = proctest.Do(t, http.MethodGet, me, "", nil, "Authorization", "DPoP "+tok.AccessToken, "DPoP", proof)
 			if r.Status != http.StatusUnauthorized || !strings.Contains(r.Header.Get("WWW-Authenticate"), "invalid_dpop_proof") {
-				t.Fatalf("userapi, the jwx proof replayed: %d %q, want 401 invalid_dpop_proof", r.Status, r.Header.Get("WWW-Authenticate"))
+				t.Fatalf("the jwx proof replayed: %d %q, want 401 invalid_dpop_proof", r.Status, r.Header.Get("WWW-Authenticate"))
 			}
-			r = proctest.Do(t, http.MethodGet, me, "", nil, "Authorization", "Bearer "+next.AccessToken)
+			r = proctest.Do(t, http.MethodGet, me, "", nil, "Authorization", "Bearer "+tok.AccessToken)
 			if r.Status != http.StatusUnauthorized {
-				t.Fatalf("userapi, the bound token as a bearer token: %d %s, want 401", r.Status, r.Body)
+				t.Fatalf("the bound token as a bearer token: %d %s, want 401", r.Status, r.Body)
 			}
 		})
 	}
