@@ -2,7 +2,9 @@
 // against the client and verifier libraries that users actually use, each
 // at its default settings — golang.org/x/oauth2, lestrrat-go/jwx with zero
 // clock skew, coreos/go-oidc, panva's jose and openid-client on Node, and
-// PyJWT behind a FastAPI resource server — and hold the RFC conformance
+// PyJWT behind a FastAPI resource server — as well as DPoP (RFC 9449)
+// clients: openid-client's own DPoP support, and proofs made by jwx, at
+// the token endpoint and at userapi — and hold the RFC conformance
 // cases for RFC 8414 (metadata and discovery) and RFC 9110 section 13.1.2
 // (the JWKS ETag), one test file per RFC, each case naming its section.
 //

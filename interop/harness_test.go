@@ -8,8 +8,11 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
 
-// portcullis is the real server binary, built once by TestMain.
-var portcullis proctest.Portcullis
+// The real server and resource-server binaries, built once by TestMain.
+var (
+	portcullis proctest.Portcullis
+	userapi    proctest.UserAPI
+)
 
 func TestMain(m *testing.M) {
 	bin, remove, err := proctest.Build("../cmd/portcullis")
@@ -17,8 +20,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	portcullis = proctest.Portcullis(bin)
+	apiBin, removeUserAPI, err := proctest.Build("../cmd/userapi")
+	if err != nil {
+		remove()
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	portcullis, userapi = proctest.Portcullis(bin), proctest.UserAPI(apiBin)
 	code := m.Run()
 	remove()
+	removeUserAPI()
 	os.Exit(code)
 }

@@ -16,7 +16,8 @@ import (
 // TestNode runs interop/node/interop.mjs — panva jose's jwtVerify and
 // openid-client, at their defaults — against a real server, after npm ci
 // from the committed lockfile. Each line the script prints becomes a
-// subtest.
+// subtest. The DPoP checks (openid-client's own DPoP) also use a userapi
+// for the server and a second server that demands DPoP nonces.
 func TestNode(t *testing.T) {
 	node, npm := lookTool(t, "node"), lookTool(t, "npm")
 	dir := t.TempDir()
@@ -47,11 +48,20 @@ func TestNode(t *testing.T) {
 	pub := s.CreateClient(t, "--name", "node-public", "--public", "--grant-type", "password", "--grant-type", "refresh_token",
 		"--audience", aud)
 	intro := s.CreateClient(t, "--name", "node-introspector", "--grant-type", "client_credentials", "--introspect")
+	// DPoP: userapi takes the bound tokens of s; a second server demands
+	// DPoP nonces (RFC 9449 §8).
+	api := userapi.Serve(t, s.URL, aud)
+	ns := portcullis.Serve(t, "PORTCULLIS_DPOP_NONCE=true")
+	ns.CreateUser(t, "alice", "purple otter lamp 42")
+	npub := ns.CreateClient(t, "--name", "node-public-nonce", "--public", "--grant-type", "password", "--grant-type", "refresh_token",
+		"--audience", aud)
 	settings, _ := json.Marshal(map[string]any{
 		"issuer": s.URL, "audience": aud, "username": "alice", "password": "purple otter lamp 42",
 		"confidential": map[string]string{"id": conf.ClientID, "secret": conf.ClientSecret},
 		"public":       map[string]string{"id": pub.ClientID},
 		"introspector": map[string]string{"id": intro.ClientID, "secret": intro.ClientSecret},
+		"userapi":      api,
+		"nonce":        map[string]any{"issuer": ns.URL, "public": map[string]string{"id": npub.ClientID}},
 	})
 	run := exec.CommandContext(ctx, node, "interop.mjs")
 	run.Dir = dir

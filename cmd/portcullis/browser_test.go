@@ -54,22 +54,65 @@ type fetchResult struct {
 // UI does. From an origin registered on the client the token is readable;
 // from any other origin fetch rejects ("Failed to fetch").
 func TestBrowserPasswordGrantCORS(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("%s not found (install the Debian package chromium, as .ci/run does): %v", chromiumPath, err)
-	}
-	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, "<!doctype html><title>front end</title><p>front end</p>")
-	})
-	allowed, other := httptest.NewServer(page), httptest.NewServer(page)
-	t.Cleanup(allowed.Close)
-	t.Cleanup(other.Close)
+	browser := startChromium(t)
+	allowed, other := frontEnd(t), frontEnd(t)
 
 	srv := portcullis.Serve(t)
 	spa := srv.CreateClient(t, "--name", "swagger-ui", "--public", "--audience", "https://api.example.test",
 		"--cors-origin", allowed.URL)
 	signup(t, srv.URL, "alice", "correct horse battery")
 
+	grant := func(t *testing.T, pageURL, password string) fetchResult {
+		t.Helper()
+		script := fmt.Sprintf(swaggerFetch, srv.URL+"/oauth2/token", spa.ClientID, "alice", password)
+		var res fetchResult
+		if err := json.Unmarshal([]byte(runInPage(t, browser, pageURL, script)), &res); err != nil {
+			t.Fatalf("page result: %v", err)
+		}
+		return res
+	}
+
+	t.Run("AllowedOrigin", func(t *testing.T) {
+		res := grant(t, allowed.URL, "correct horse battery")
+		if res.Status != http.StatusOK || !strings.EqualFold(res.TokenType, "bearer") || strings.Count(res.AccessToken, ".") != 2 {
+			t.Fatalf("from %s: %+v, want a readable bearer token", allowed.URL, res)
+		}
+	})
+	t.Run("AllowedOriginReadsErrors", func(t *testing.T) {
+		res := grant(t, allowed.URL, "not the password")
+		if res.Status != http.StatusBadRequest || res.Error != "invalid_grant" {
+			t.Fatalf("from %s with a wrong password: %+v, want a readable invalid_grant", allowed.URL, res)
+		}
+	})
+	t.Run("OtherOriginBlocked", func(t *testing.T) {
+		res := grant(t, other.URL, "correct horse battery")
+		if !strings.Contains(res.FetchError, "TypeError") || !strings.Contains(res.FetchError, "Failed to fetch") || res.AccessToken != "" {
+			t.Fatalf("from %s: %+v, want fetch to reject with TypeError: Failed to fetch", other.URL, res)
+		}
+	})
+}
+
+// frontEnd serves a front end's page on its own origin (a new loopback
+// port) until the test ends.
+func frontEnd(t *testing.T) *httptest.Server {
+	t.Helper()
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, "<!doctype html><title>front end</title><p>front end</p>")
+	})
+	s := httptest.NewServer(page)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// startChromium starts headless Chromium for the test, skipping it when
+// Chromium is not installed, and returns the browser's context; the
+// browser exits when the test ends.
+func startChromium(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("%s not found (install the Debian package chromium, as .ci/run does): %v", chromiumPath, err)
+	}
 	// The user data directory is removed after the browser has exited
 	// (clean-ups run last in, first out).
 	profile := t.TempDir()
@@ -93,40 +136,19 @@ func TestBrowserPasswordGrantCORS(t *testing.T) {
 	t.Cleanup(cancelAlloc)
 	browser, cancelBrowser := chromedp.NewContext(allocCtx)
 	t.Cleanup(cancelBrowser)
+	return browser
+}
 
-	grant := func(t *testing.T, pageURL, password string) fetchResult {
-		t.Helper()
-		script := fmt.Sprintf(swaggerFetch, srv.URL+"/oauth2/token", spa.ClientID, "alice", password)
-		if err := chromedp.Do(browser, chromedp.Navigate(pageURL)); err != nil {
-			t.Fatalf("browser: navigate to %s: %v", pageURL, err)
-		}
-		out, err := chromedp.Run(browser, chromedp.Evaluate[string](script, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("browser: run the page's fetch: %v", err)
-		}
-		var res fetchResult
-		if err := json.Unmarshal([]byte(out), &res); err != nil {
-			t.Fatalf("page result %q: %v", out, err)
-		}
-		return res
+// runInPage navigates the browser to pageURL and returns what script, an
+// expression resolving to a string, resolves to there.
+func runInPage(t *testing.T, browser context.Context, pageURL, script string) string {
+	t.Helper()
+	if err := chromedp.Do(browser, chromedp.Navigate(pageURL)); err != nil {
+		t.Fatalf("browser: navigate to %s: %v", pageURL, err)
 	}
-
-	t.Run("AllowedOrigin", func(t *testing.T) {
-		res := grant(t, allowed.URL, "correct horse battery")
-		if res.Status != http.StatusOK || !strings.EqualFold(res.TokenType, "bearer") || strings.Count(res.AccessToken, ".") != 2 {
-			t.Fatalf("from %s: %+v, want a readable bearer token", allowed.URL, res)
-		}
-	})
-	t.Run("AllowedOriginReadsErrors", func(t *testing.T) {
-		res := grant(t, allowed.URL, "not the password")
-		if res.Status != http.StatusBadRequest || res.Error != "invalid_grant" {
-			t.Fatalf("from %s with a wrong password: %+v, want a readable invalid_grant", allowed.URL, res)
-		}
-	})
-	t.Run("OtherOriginBlocked", func(t *testing.T) {
-		res := grant(t, other.URL, "correct horse battery")
-		if !strings.Contains(res.FetchError, "TypeError") || !strings.Contains(res.FetchError, "Failed to fetch") || res.AccessToken != "" {
-			t.Fatalf("from %s: %+v, want fetch to reject with TypeError: Failed to fetch", other.URL, res)
-		}
-	})
+	out, err := chromedp.Run(browser, chromedp.Evaluate[string](script, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("browser: run the page's script: %v", err)
+	}
+	return out
 }
