@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -50,14 +49,18 @@ func rawProof(t testing.TB, priv *ecdsa.PrivateKey, header, claims map[string]an
 
 // ecJWK is priv's public key as a JWK (with d when private is set).
 func ecJWK(priv *ecdsa.PrivateKey, private bool) map[string]any {
-	b64 := func(i *big.Int) string {
-		b := make([]byte, 32)
-		i.FillBytes(b)
-		return base64.RawURLEncoding.EncodeToString(b)
+	b64 := base64.RawURLEncoding.EncodeToString
+	pt, err := priv.PublicKey.Bytes() // 0x04 || X || Y
+	if err != nil {
+		panic(err)
 	}
-	k := map[string]any{"kty": "EC", "crv": "P-256", "x": b64(priv.X), "y": b64(priv.Y)}
+	k := map[string]any{"kty": "EC", "crv": "P-256", "x": b64(pt[1:33]), "y": b64(pt[33:])}
 	if private {
-		k["d"] = b64(priv.D)
+		d, err := priv.Bytes()
+		if err != nil {
+			panic(err)
+		}
+		k["d"] = b64(d)
 	}
 	return k
 }
