@@ -12,6 +12,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -438,5 +440,37 @@ func TestDPoPAdminAPI(t *testing.T) {
 	}
 	if r := get("Authorization", "DPoP "+plain.AccessToken, "DPoP", proof(key, plain.AccessToken)); r.Status != http.StatusUnauthorized {
 		t.Fatalf("unbound token as DPoP: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestREADMEDPoPClient runs the README's DPoP example
+// (deploy/examples/dpop-client) as the README does, against a real server
+// and userapi: it must get a DPoP token, be served /users/me with it, and
+// see the same token refused as Bearer.
+func TestREADMEDPoPClient(t *testing.T) {
+	bin, remove, err := proctest.Build("../../deploy/examples/dpop-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(remove)
+	srv := portcullis.Serve(t)
+	addr := proctest.FreeAddr(t)
+	audience := "http://" + addr
+	p := proctest.Start(t, string(userapi), []string{"PATH=" + os.Getenv("PATH")}, "--issuer", srv.URL, "--addr", addr, "--audience", audience)
+	if err := p.WaitHTTP(audience+"/health/alive", http.StatusOK); err != nil {
+		t.Fatal(err)
+	}
+	srv.CreateUser(t, "alice", "purple otter lamp 42")
+	c := srv.CreateClient(t, "--name", "quickstart", "--public", "--audience", audience)
+	cmd := exec.CommandContext(t.Context(), bin, "-issuer", srv.URL, "-userapi", audience, "-client-id", c.ClientID, "-username", "alice", "-password-stdin")
+	cmd.Stdin = strings.NewReader("purple otter lamp 42\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dpop-client: %v\n%s", err, out)
+	}
+	for _, want := range []string{"token_type: DPoP", "GET /users/me with DPoP:   200", `"username":"alice"`, "GET /users/me as Bearer:   401"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }
