@@ -1,4 +1,8 @@
-package dpop_test
+// Command genseeds writes the seed corpus of FuzzParse
+// (testdata/fuzz/FuzzParse): valid proofs of each key type, with and
+// without ath and nonce, and the shapes of two refused ones. Run it from
+// oauth/dpop: go run ./testdata/genseeds
+package main
 
 import (
 	"crypto"
@@ -10,19 +14,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
-	"testing"
 
 	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
 
-// TestWriteSeeds regenerates the committed seed corpus of FuzzParse when
-// DPOP_WRITE_SEEDS=1; otherwise it is skipped.
-func TestWriteSeeds(t *testing.T) {
-	if os.Getenv("DPOP_WRITE_SEEDS") != "1" {
-		t.Skip("set DPOP_WRITE_SEEDS=1 to regenerate testdata/fuzz/FuzzParse")
-	}
+func main() {
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ec384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
@@ -31,11 +30,11 @@ func TestWriteSeeds(t *testing.T) {
 	for name, priv := range map[string]crypto.Signer{"es256": ec, "es384": ec384, "eddsa": ed, "ps256": rs} {
 		k, err := dpop.NewKey(priv)
 		if err != nil {
-			t.Fatal(err)
+			log.Fatal(err)
 		}
 		p, err := k.Proof("POST", "https://as.example/oauth2/token", "", "")
 		if err != nil {
-			t.Fatal(err)
+			log.Fatal(err)
 		}
 		seeds[name] = p
 		p, _ = k.Proof("GET", "https://rs.example/users/me", "tok", "nonce")
@@ -46,12 +45,12 @@ func TestWriteSeeds(t *testing.T) {
 	seeds["none"] = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6Im5vbmUifQ.e30."
 	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+		log.Fatal(err)
 	}
 	for name, s := range seeds {
 		body := fmt.Sprintf("go test fuzz v1\nstring(%q)\n", s)
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
+			log.Fatal(err)
 		}
 	}
 }
