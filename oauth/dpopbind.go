@@ -121,3 +121,39 @@ func (p *DPoPPolicy) setNonce(w http.ResponseWriter) {
 	}
 	w.Header().Set(dpop.NonceHeader, p.Verifier.Nonces().Current())
 }
+
+// proofKeyCtx carries the thumbprint of a token request's checked DPoP
+// proof ("" without one) to the storage calls fosite makes for it.
+type proofKeyCtx struct{}
+
+func withProofKey(ctx context.Context, proof *dpop.Proof) context.Context {
+	jkt := ""
+	if proof != nil {
+		jkt = proof.JKT
+	}
+	return context.WithValue(ctx, proofKeyCtx{}, jkt)
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage: the
+// TokenStore's, except for a used refresh token that is bound to a DPoP
+// key (a public client's) presented without a proof by that key. fosite
+// takes any used token for a stolen one and revokes its grant (reuse
+// detection, RFC 9700 §4.14.2); without the key, the request proves no
+// theft of anything usable, only that an old token was seen, and revoking
+// would let whoever saw it end the owner's session. It is reported as
+// unknown instead (invalid_grant), and the grant lives on. With the key,
+// reuse detection applies as to any token.
+func (s grantStore) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, err := s.TokenStore.GetRefreshTokenSession(ctx, signature, session)
+	if !errors.Is(err, fosite.ErrInactiveToken) || req == nil || req.GetClient() == nil || !req.GetClient().IsPublic() {
+		return req, err
+	}
+	bound := BoundKey(req.GetSession())
+	if bound == "" {
+		return req, err
+	}
+	if jkt, ok := ctx.Value(proofKeyCtx{}).(string); ok && subtle.ConstantTimeCompare([]byte(jkt), []byte(bound)) == 1 {
+		return req, err
+	}
+	return nil, fosite.ErrNotFound
+}

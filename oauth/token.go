@@ -100,7 +100,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// fosite removes the password from the form it shares with r.
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
-	ar, err := h.Provider.NewAccessRequest(ctx, r, NewSession())
+	ar, err := h.Provider.NewAccessRequest(withProofKey(ctx, proof), r, NewSession())
 	if err != nil {
 		h.fail(ctx, w, r, ar, err)
 		return

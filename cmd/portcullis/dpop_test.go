@@ -474,3 +474,27 @@ func TestREADMEDPoPClient(t *testing.T) {
 		}
 	}
 }
+
+// TestDPoPKeylessReplayKeepsGrant: a thief replaying an old (rotated)
+// DPoP-bound refresh token without the key proves nothing: it gets
+// invalid_grant, and does not set off reuse detection, which would revoke
+// the owner's grant (a denial of service by whoever saw an old token).
+// With the key, a replay of a used token still revokes the grant.
+func TestDPoPKeylessReplayKeepsGrant(t *testing.T) {
+	portcullis.EachBackend(t, nil, func(t *testing.T, srv *proctest.Server) {
+		srv.CreateUser(t, "alice", "purple otter lamp 42")
+		pub := srv.CreateClient(t, "--name", "spa", "--public")
+		tokenURL := srv.URL + "/oauth2/token"
+		key := dpopKey(t)
+		first := proctest.MustToken(t, proctest.PostForm(t, tokenURL, passwordForm(pub.ClientID), "DPoP", tokenProof(t, key, srv)))
+		second := proctest.MustToken(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, first.RefreshToken), "DPoP", tokenProof(t, key, srv)))
+		// The thief replays the used token, without a proof and with its own key.
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, first.RefreshToken)), 400, "invalid_grant")
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, first.RefreshToken), "DPoP", tokenProof(t, dpopKey(t), srv)), 400, "invalid_grant")
+		// The owner's grant lives on.
+		third := proctest.MustToken(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, second.RefreshToken), "DPoP", tokenProof(t, key, srv)))
+		// A replay with the key is reuse: the grant is revoked.
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, first.RefreshToken), "DPoP", tokenProof(t, key, srv)), 400, "invalid_grant")
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, third.RefreshToken), "DPoP", tokenProof(t, key, srv)), 400, "invalid_grant")
+	})
+}
