@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -240,5 +241,67 @@ func TestDPoPNoncesAndPolicy(t *testing.T) {
 	r = get("Authorization", "DPoP "+admin.AccessToken, "DPoP", proof(key, http.MethodGet, usersURL, admin.AccessToken, rsNonce))
 	if r.Status != http.StatusOK {
 		t.Fatalf("admin API, proof with the nonce: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestDPoPAdminAPIProofChecks: the admin API, as a resource server, makes
+// the checks of RFC 9449 §4.3 against its own request (§7.1: it "MUST NOT
+// grant access to the resource unless all checks are successful"): one
+// DPoP header (check 1), htm the request's method (check 8), htu the URI
+// the request names, percent-encoding included, query ignored (check 9),
+// iat within the window (check 11). A refusal is 401 with a DPoP
+// challenge; the one accepted request is the last, for a user that does
+// not exist (404: authorized).
+func TestDPoPAdminAPIProofChecks(t *testing.T) {
+	srv := portcullis.Serve(t)
+	adm := srv.CreateClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
+	priv := newECKey(t)
+	tokenURL := srv.URL + "/oauth2/token"
+	tok := proctest.MustToken(t, proctest.PostForm(t, tokenURL, "grant_type=client_credentials&scope=admin",
+		"Authorization", proctest.BasicAuth(adm.ClientID, adm.ClientSecret),
+		"DPoP", rawProof(t, priv, proofHeader(priv), proofClaims(http.MethodPost, tokenURL, time.Now()))))
+	target := srv.AdminURL + "/admin/users/no%2Fsuch-user"
+	proof := func(method, htu string, iat time.Time) string {
+		c := proofClaims(method, htu, iat)
+		c["ath"] = dpop.AccessTokenHash(tok.AccessToken)
+		return rawProof(t, priv, proofHeader(priv), c)
+	}
+	send := func(t *testing.T, url string, proofs ...string) proctest.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "DPoP "+tok.AccessToken)
+		for _, p := range proofs {
+			req.Header.Add("DPoP", p)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return proctest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	}
+	now := time.Now()
+	for name, proofs := range map[string][]string{
+		"two DPoP headers":           {proof(http.MethodGet, target, now), proof(http.MethodGet, target, now)},
+		"htm POST":                   {proof(http.MethodPost, target, now)},
+		"htu of the public listener": {proof(http.MethodGet, srv.URL+"/admin/users/no%2Fsuch-user", now)},
+		"htu with / for %2F":         {proof(http.MethodGet, srv.AdminURL+"/admin/users/no/such-user", now)},
+		"htu of another path":        {proof(http.MethodGet, srv.AdminURL+"/admin/users", now)},
+		"iat 2 minutes old":          {proof(http.MethodGet, target, now.Add(-2*time.Minute))},
+		"iat a minute ahead":         {proof(http.MethodGet, target, now.Add(time.Minute))},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := send(t, target+"?x=1", proofs...)
+			if www := r.Header.Get("WWW-Authenticate"); r.Status != http.StatusUnauthorized || !strings.HasPrefix(www, `DPoP error="invalid_dpop_proof"`) {
+				t.Fatalf("%d %q %s", r.Status, www, r.Body)
+			}
+		})
+	}
+	if r := send(t, target+"?x=1", proof(http.MethodGet, target, now)); r.Status != http.StatusNotFound {
+		t.Fatalf("good proof: %d %q %s, want 404 (authorized, no such user)", r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
 	}
 }

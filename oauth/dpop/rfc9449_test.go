@@ -515,3 +515,52 @@ func TestTransportLatestNonce(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizeURIEquivalence: htu is compared after RFC 3986 §6.2.2 and
+// §6.2.3 normalization (RFC 9449 §4.3), which makes equivalent URIs equal
+// (case of scheme, host and percent-encoding hex digits, percent-encoded
+// unreserved characters, default ports, empty path) and nothing else: a
+// percent-encoded reserved character is not the character itself (RFC
+// 3986 §2.2, §6.2.2.2), so "/a%2Fb" is another URI than "/a/b", and a
+// proof for one is refused for the other (§4.3 check 9).
+func TestNormalizeURIEquivalence(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		a, b  string
+		equal bool
+	}{
+		{"https://rs.example/a%2fb", "https://rs.example/a%2Fb", true},
+		{"https://rs.example/%7Euser/%41", "https://rs.example/~user/A", true},
+		{"HTTPS://RS.example:443", "https://rs.example/", true},
+		{"https://rs.example/%c3%a9", "https://rs.example/%C3%A9", true},
+		{"https://rs.example/é/x", "https://rs.example/%C3%A9/x", true},
+		{"https://rs.example/é/a%2Fb", "https://rs.example/%C3%A9/a%2Fb", true},
+		{"https://rs.example/a%2Fb", "https://rs.example/a/b", false},
+		{"https://rs.example/é/a%2Fb", "https://rs.example/é/a/b", false},
+		{"https://rs.example/a%3Ab", "https://rs.example/a:b", false},
+		{"https://rs.example/a%40b", "https://rs.example/a@b", false},
+		{"https://rs.example/a%21b", "https://rs.example/a!b", false},
+		{"https://rs.example/a%3Fb", "https://rs.example/a?b", false},
+	} {
+		na, errA := dpop.NormalizeURI(c.a)
+		nb, errB := dpop.NormalizeURI(c.b)
+		if errA != nil || errB != nil {
+			t.Fatalf("%q, %q: %v, %v", c.a, c.b, errA, errB)
+		}
+		if (na == nb) != c.equal {
+			t.Errorf("%q -> %q and %q -> %q: equal %v, want %v", c.a, na, c.b, nb, na == nb, c.equal)
+		}
+		if again, err := dpop.NormalizeURI(na); err != nil || again != na {
+			t.Errorf("NormalizeURI(%q) = %q, %v: not a fixed point", na, again, err)
+		}
+	}
+	k := newKey(t)
+	v := dpop.NewVerifier(dpop.Options{Replay: dpop.NewMemoryReplayCache(0, nil)})
+	proof, err := k.Proof("GET", "https://rs.example/files/a/b", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Check(proof, dpop.Request{Method: "GET", URI: "https://rs.example/files/a%2Fb"}); !errors.Is(err, dpop.ErrURI) {
+		t.Fatalf("proof for /files/a/b on /files/a%%2Fb: %v, want ErrURI", err)
+	}
+}

@@ -120,3 +120,35 @@ func TestMiddlewareDPoPOneNonceHeader(t *testing.T) {
 		t.Fatalf("success: DPoP-Nonce %q, want exactly the current nonce", got)
 	}
 }
+
+// TestMiddlewareDPoPEscapedPath: the URI a proof must name is the
+// request's as sent, percent-encoding included: a proof for /users/me is
+// not one for /users%2Fme, another URI (RFC 3986 §2.2; RFC 9449 §4.3
+// check 9), and the proof that names /users%2Fme is accepted there.
+func TestMiddlewareDPoPEscapedPath(t *testing.T) {
+	t.Parallel()
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
+	mw := resource.Middleware(newDPoPVerifier(is, &fakeClock{t: testNow}, resource.DPoPOptions{}))(echoDPoP)
+	key := newProofKey(t)
+	tok := mint(t, is, mintOpts{kid: kid, claims: bound(key.jkt)})
+	const escaped = "http://api.example.test/users%2Fme"
+	for _, tt := range []struct {
+		htu  string
+		want dpopResponse
+	}{
+		{testURL, invalidProof("DPoP proof htu does not match the request")},
+		{escaped, dpopResponse{200, nil, "", "sub=user-123 jkt=" + key.jkt}},
+		{"http://api.example.test/users%2fme", dpopResponse{200, nil, "", "sub=user-123 jkt=" + key.jkt}},
+	} {
+		t.Run(tt.htu, func(t *testing.T) {
+			t.Parallel()
+			req := httptest.NewRequest(http.MethodGet, escaped, nil)
+			req.Header.Set("Authorization", "DPoP "+tok)
+			req.Header.Set("DPoP", key.proof(t, tok, set("htu", tt.htu)))
+			rec := httptest.NewRecorder()
+			mw.ServeHTTP(rec, req)
+			tt.want.check(t, rec)
+		})
+	}
+}
