@@ -3,6 +3,7 @@ package resource_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,5 +151,37 @@ func TestMiddlewareDPoPEscapedPath(t *testing.T) {
 			mw.ServeHTTP(rec, req)
 			tt.want.check(t, rec)
 		})
+	}
+}
+
+// TestMiddlewareDPoPConcurrentReplay: one proof sent in many requests at
+// once is accepted by exactly one of them (RFC 9449 §11.1), whatever the
+// interleaving of the check and the spending of the proof.
+func TestMiddlewareDPoPConcurrentReplay(t *testing.T) {
+	t.Parallel()
+	is := testkit.NewIssuer(t)
+	kid := is.AddKey(t, jose.ES256)
+	mw := resource.Middleware(newDPoPVerifier(is, &fakeClock{t: testNow}, resource.DPoPOptions{}))(echoDPoP)
+	key := newProofKey(t)
+	tok := mint(t, is, mintOpts{kid: kid, claims: bound(key.jkt)})
+	proof := key.proof(t, tok, nil)
+	const n = 32
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			mw.ServeHTTP(rec, dpopRequest(tok, proof))
+			codes <- rec.Code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	counts := map[int]int{}
+	for c := range codes {
+		counts[c]++
+	}
+	if counts[http.StatusOK] != 1 || counts[http.StatusUnauthorized] != n-1 {
+		t.Fatalf("statuses %v, want one 200 and %d 401", counts, n-1)
 	}
 }
