@@ -179,8 +179,9 @@ func ReplayID(p *Proof) string {
 // NormalizeURI returns raw's htu form for comparison (RFC 9449 §4.3 check
 // 9, with RFC 3986 §6.2.2 and §6.2.3 normalization): an absolute http or
 // https URI without user information, scheme and host in lower case, the
-// scheme's default port removed, percent-encoding normalized, an empty
-// path as "/", and the query and fragment dropped.
+// scheme's default port removed, percent-encoding normalized (see
+// normalizePath), an empty path as "/", and the query and fragment
+// dropped. Dot segments are not removed: "/a/../b" is compared as it is.
 func NormalizeURI(raw string) (string, error) {
 	if len(raw) > maxClaimLength {
 		return "", errors.New("URI too long")
@@ -200,9 +201,70 @@ func NormalizeURI(raw string) (string, error) {
 	if port := u.Port(); port != "" && !(scheme == "http" && port == "80") && !(scheme == "https" && port == "443") {
 		host += ":" + port
 	}
-	path := (&url.URL{Path: u.Path}).EscapedPath()
+	// The path as written: RawPath when it differs from Go's encoding of
+	// the decoded Path (which would turn "%2F" into "/").
+	path := u.RawPath
+	if path == "" {
+		path = u.EscapedPath()
+	}
+	path = normalizePath(path)
 	if path == "" {
 		path = "/"
 	}
 	return scheme + "://" + host + path, nil
+}
+
+// normalizePath applies RFC 3986 §6.2.2.1 and §6.2.2.2 to path, a URI
+// path whose percent-encodings are valid: a percent-encoded unreserved
+// character is decoded, every other percent-encoding gets upper-case hex
+// digits, and a byte that may not appear in a path as it is (a space,
+// non-ASCII) is percent-encoded. A percent-encoded reserved character
+// (such as "%2F") stays encoded: it is not equivalent to the character
+// (RFC 3986 §2.2).
+func normalizePath(path string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(path))
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if c == '%' && i+2 < len(path) && isHex(path[i+1]) && isHex(path[i+2]) {
+			v := unhex(path[i+1])<<4 | unhex(path[i+2])
+			if isUnreserved(v) {
+				b.WriteByte(v)
+			} else {
+				b.WriteByte('%')
+				b.WriteByte(hex[v>>4])
+				b.WriteByte(hex[v&15])
+			}
+			i += 2
+			continue
+		}
+		if !isUnreserved(c) && !strings.ContainsRune("!$&'()*+,;=:@/", rune(c)) {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// isUnreserved reports whether c is an RFC 3986 §2.3 unreserved character.
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }

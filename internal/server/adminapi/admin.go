@@ -251,7 +251,8 @@ func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, t
 		if r.TLS != nil {
 			scheme = "https"
 		}
-		proof, err = h.DPoP.Check(raw, dpop.Request{Method: r.Method, URI: scheme + "://" + r.Host + r.URL.Path, AccessToken: token})
+		// The path as the request names it: "%2F" is not "/".
+		proof, err = h.DPoP.Check(raw, dpop.Request{Method: r.Method, URI: scheme + "://" + r.Host + r.URL.EscapedPath(), AccessToken: token})
 	}
 	if err == nil && subtle.ConstantTimeCompare([]byte(proof.JKT), []byte(jkt)) != 1 {
 		// RFC 9449 §7.1's example: a proof by another key than the
