@@ -427,6 +427,8 @@ func TestDPoPAdminAPI(t *testing.T) {
 		"no proof":              {"Authorization", "DPoP " + tok.AccessToken},
 		"proof by another key":  {"Authorization", "DPoP " + tok.AccessToken, "DPoP", proof(dpopKey(t), tok.AccessToken)},
 		"proof for other token": {"Authorization", "DPoP " + tok.AccessToken, "DPoP", proof(key, "other")},
+		// Refusals of the token itself answer in the scheme used, too.
+		"invalid token": {"Authorization", "DPoP a.b.c", "DPoP", proof(key, "a.b.c")},
 	} {
 		r := get(h...)
 		if r.Status != http.StatusUnauthorized || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "DPoP ") {

@@ -111,16 +111,16 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 				return
 			}
 			if errors.Is(err, fosite.ErrInvalidScope) {
-				forbid(w, r, h.Logger, "the access token lacks scope admin")
+				h.forbid(w, r, scheme, "the access token lacks scope admin")
 				return
 			}
-			unauthorized(w, r, h.Logger)
+			h.unauthorized(w, r, scheme)
 			return
 		}
 		// fosite also introspects refresh tokens; only access tokens are
 		// bearer credentials.
 		if tokenType != fosite.AccessToken {
-			unauthorized(w, r, h.Logger)
+			h.unauthorized(w, r, scheme)
 			return
 		}
 		if h.Revocations != nil {
@@ -137,14 +137,14 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 				return
 			}
 			if revoked {
-				unauthorized(w, r, h.Logger)
+				h.unauthorized(w, r, scheme)
 				return
 			}
 		}
 		if h.Audience == "" || !slices.Contains(ar.GetGrantedAudience(), h.Audience) {
 			// RFC 9068 §4: the resource server must check that aud names
 			// it; such a token is invalid here (RFC 6750 §3.1).
-			w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="invalid_token"`)
+			w.Header().Set("WWW-Authenticate", h.challenge(scheme, `error="invalid_token"`))
 			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token's audience does not include the admin API"})
 			return
 		}
@@ -152,7 +152,7 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 		// client whose admin scope was withdrawn (or that was deleted, which
 		// fails the lookup above) loses access at once, not at exp.
 		if !slices.Contains(ar.GetClient().GetScopes(), Scope) {
-			forbid(w, r, h.Logger, "the token's client is no longer registered for scope admin")
+			h.forbid(w, r, scheme, "the token's client is no longer registered for scope admin")
 			return
 		}
 		subject := ar.GetSession().GetSubject()
@@ -165,7 +165,7 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
 				return
 			case err != nil, u.Disabled, !slices.Contains(u.Roles, Role):
-				forbid(w, r, h.Logger, "a user's token needs the user to hold role admin")
+				h.forbid(w, r, scheme, "a user's token needs the user to hold role admin")
 				return
 			}
 		}
@@ -198,14 +198,23 @@ func (h *Handler) noBody(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func unauthorized(w http.ResponseWriter, r *http.Request, logger *slog.Logger) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="invalid_token"`)
-	httpjson.WriteError(w, r, logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token is invalid, expired or revoked"})
+// challenge is the WWW-Authenticate challenge of a refusal in the scheme
+// the request used (RFC 9449 §7.1, RFC 6750 §3), with params.
+func (h *Handler) challenge(scheme, params string) string {
+	if scheme == dpop.Scheme && h.DPoP != nil {
+		return `DPoP realm="portcullis-admin", ` + params + `, algs="` + strings.Join(h.DPoP.Algorithms(), " ") + `"`
+	}
+	return `Bearer realm="portcullis-admin", ` + params
 }
 
-func forbid(w http.ResponseWriter, r *http.Request, logger *slog.Logger, msg string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin", error="insufficient_scope", scope="admin"`)
-	httpjson.WriteError(w, r, logger, &apperr.Error{Code: apperr.EForbidden, Message: msg})
+func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, scheme string) {
+	w.Header().Set("WWW-Authenticate", h.challenge(scheme, `error="invalid_token"`))
+	httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token is invalid, expired or revoked"})
+}
+
+func (h *Handler) forbid(w http.ResponseWriter, r *http.Request, scheme, msg string) {
+	w.Header().Set("WWW-Authenticate", h.challenge(scheme, `error="insufficient_scope", scope="admin"`))
+	httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EForbidden, Message: msg})
 }
 
 // credentials returns the access token of r's Authorization header and
@@ -231,7 +240,7 @@ func credentials(r *http.Request, withDPoP bool) (token, scheme string, ok bool)
 func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, token, jkt string) bool {
 	if scheme != dpop.Scheme {
 		if jkt != "" {
-			unauthorized(w, r, h.Logger)
+			h.unauthorized(w, r, scheme)
 			return false
 		}
 		return true
