@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,7 +10,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -498,5 +501,66 @@ func TestDPoPKeylessReplayKeepsGrant(t *testing.T) {
 		// A replay with the key is reuse: the grant is revoked.
 		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, first.RefreshToken), "DPoP", tokenProof(t, key, srv)), 400, "invalid_grant")
 		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(pub.ClientID, third.RefreshToken), "DPoP", tokenProof(t, key, srv)), 400, "invalid_grant")
+	})
+}
+
+// TestDPoPAdminAPIRequestURI: the admin API checks htu against the URI the
+// client requested, percent-encoding included (RFC 9449 §4.3 check 9): an
+// encoded "?" or "#" is part of the path, not the start of a query or
+// fragment, so a proof for /admin/users/abc is no proof for
+// /admin/users/abc%3Fx; and a request whose URI cannot be rebuilt (an
+// HTTP/1.0 request without Host) is a refused proof, 401
+// invalid_dpop_proof, not an outage (503, logged as a replay-store error).
+func TestDPoPAdminAPIRequestURI(t *testing.T) {
+	srv := portcullis.Serve(t)
+	adm := srv.CreateClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
+	key := dpopKey(t)
+	tok := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&scope=admin",
+		"Authorization", proctest.BasicAuth(adm.ClientID, adm.ClientSecret), "DPoP", tokenProof(t, key, srv)))
+	proof := func(htu string) string {
+		p, err := key.Proof(http.MethodGet, htu, tok.AccessToken, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name, path, htu string
+		status          int
+	}{
+		// The proof names the request's URI: accepted; no such user.
+		{"encoded ? in the proof and the request", "/admin/users/abc%3Fx", "/admin/users/abc%3Fx", http.StatusNotFound},
+		{"encoded # in the proof and the request", "/admin/users/abc%23x", "/admin/users/abc%23x", http.StatusNotFound},
+		// A proof for another URI: refused.
+		{"proof for the path before an encoded ?", "/admin/users/abc%3Fx", "/admin/users/abc", http.StatusUnauthorized},
+		{"proof for the path before an encoded #", "/admin/users/abc%23x", "/admin/users/abc", http.StatusUnauthorized},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := proctest.Do(t, http.MethodGet, srv.AdminURL+c.path, "", nil,
+				"Authorization", "DPoP "+tok.AccessToken, "DPoP", proof(srv.AdminURL+c.htu))
+			if r.Status != c.status {
+				t.Fatalf("%s with a proof for %s: %d %s, want %d", c.path, c.htu, r.Status, r.Body, c.status)
+			}
+			if c.status == http.StatusUnauthorized && !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), `DPoP error="invalid_dpop_proof"`) {
+				t.Errorf("WWW-Authenticate %q, want a DPoP invalid_dpop_proof challenge", r.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	t.Run("HTTP/1.0 without Host", func(t *testing.T) {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(srv.AdminURL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET /admin/users HTTP/1.0\r\nAuthorization: DPoP %s\r\nDPoP: %s\r\n\r\n",
+			tok.AccessToken, proof(srv.AdminURL+"/admin/users"))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if www := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(www, `DPoP error="invalid_dpop_proof"`) {
+			t.Fatalf("%d %q, want 401 with a DPoP invalid_dpop_proof challenge", resp.StatusCode, www)
+		}
 	})
 }

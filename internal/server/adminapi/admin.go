@@ -261,7 +261,14 @@ func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, t
 			scheme = "https"
 		}
 		// The path as the request names it: "%2F" is not "/".
-		proof, err = h.DPoP.Check(raw, dpop.Request{Method: r.Method, URI: scheme + "://" + r.Host + r.URL.EscapedPath(), AccessToken: token})
+		uri := scheme + "://" + r.Host + r.URL.EscapedPath()
+		if _, uerr := dpop.NormalizeURI(uri); uerr != nil {
+			// A Host header that makes no URI (none, in HTTP/1.0): no
+			// proof can name this request. A refused proof, not a replay
+			// store failure, which any other error of Check is taken for.
+			return refuse(dpop.CodeInvalidProof, "DPoP proof htu does not match the request")
+		}
+		proof, err = h.DPoP.Check(raw, dpop.Request{Method: r.Method, URI: uri, AccessToken: token})
 	}
 	if err == nil && subtle.ConstantTimeCompare([]byte(proof.JKT), []byte(jkt)) != 1 {
 		// RFC 9449 §7.1's example: a proof by another key than the
