@@ -541,6 +541,9 @@ func TestNormalizeURIEquivalence(t *testing.T) {
 		{"https://rs.example/a%40b", "https://rs.example/a@b", false},
 		{"https://rs.example/a%21b", "https://rs.example/a!b", false},
 		{"https://rs.example/a%3Fb", "https://rs.example/a?b", false},
+		// An IPv6 zone (RFC 6874) keeps its "%25".
+		{"http://[FE80::1%25en0]:8080/", "http://[fe80::1%25en0]:8080", true},
+		{"http://[fe80::1%25en0]/", "http://[fe80::1]/", false},
 	} {
 		na, errA := dpop.NormalizeURI(c.a)
 		nb, errB := dpop.NormalizeURI(c.b)

@@ -195,8 +195,8 @@ func NormalizeURI(raw string) (string, error) {
 		return "", errors.New("not an absolute http(s) URI")
 	}
 	host := strings.ToLower(u.Hostname())
-	if strings.Contains(host, ":") { // IPv6
-		host = "[" + host + "]"
+	if strings.Contains(host, ":") { // IPv6, perhaps with a zone: its "%" is written "%25" (RFC 6874)
+		host = "[" + strings.Replace(host, "%", "%25", 1) + "]"
 	}
 	if port := u.Port(); port != "" && !(scheme == "http" && port == "80") && !(scheme == "https" && port == "443") {
 		host += ":" + port
