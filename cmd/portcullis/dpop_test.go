@@ -564,3 +564,38 @@ func TestDPoPAdminAPIRequestURI(t *testing.T) {
 		}
 	})
 }
+
+// TestDPoPAdminAPIForbiddenChallenges: the admin API's 403s (a token
+// without scope admin, a user without role admin) answer in the scheme
+// the request used: a DPoP challenge with algs for DPoP (RFC 9449 §7.1),
+// a Bearer one for Bearer (RFC 6750 §3.1).
+func TestDPoPAdminAPIForbiddenChallenges(t *testing.T) {
+	srv := portcullis.Serve(t)
+	srv.CreateUser(t, "alice", "purple otter lamp 42") // not an admin
+	pub := srv.CreateClient(t, "--name", "spa", "--public", "--scope", "read", "--scope", "admin")
+	usersURL := srv.AdminURL + "/admin/users"
+	key := dpopKey(t)
+	grant := func(scope string) string {
+		form := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"purple otter lamp 42"},
+			"client_id": {pub.ClientID}, "scope": {scope}}.Encode()
+		return proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", form, "DPoP", tokenProof(t, key, srv))).AccessToken
+	}
+	for name, token := range map[string]string{"token without scope admin": grant("read"), "user without role admin": grant("admin")} {
+		t.Run(name, func(t *testing.T) {
+			p, err := key.Proof(http.MethodGet, usersURL, token, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := proctest.Do(t, http.MethodGet, usersURL, "", nil, "Authorization", "DPoP "+token, "DPoP", p)
+			www := r.Header.Get("WWW-Authenticate")
+			if r.Status != http.StatusForbidden || !strings.HasPrefix(www, "DPoP ") ||
+				!strings.Contains(www, `error="insufficient_scope"`) || !strings.Contains(www, `algs="ES256`) {
+				t.Fatalf("DPoP scheme: %d %q, want 403 with a DPoP insufficient_scope challenge and algs", r.Status, www)
+			}
+			r = proctest.Do(t, http.MethodGet, usersURL, "", nil, "Authorization", "Bearer "+token)
+			if www := r.Header.Get("WWW-Authenticate"); r.Status != http.StatusForbidden || !strings.HasPrefix(www, "Bearer ") {
+				t.Fatalf("Bearer scheme: %d %q, want 403 with a Bearer challenge", r.Status, www)
+			}
+		})
+	}
+}
