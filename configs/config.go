@@ -66,6 +66,13 @@ type Config struct {
 	// Default: "127.0.0.1:8081".
 	AdminAddr string `yaml:"admin_addr"`
 
+	// AdminURL is the admin listener's base URL as admin clients reach it
+	// (scheme://host[:port][/prefix], for example behind a TLS-terminating
+	// proxy): the htu of a DPoP proof at the admin API must be it plus the
+	// request's path. Default: "" (the URL the request names: its Host
+	// header, over http).
+	AdminURL string `yaml:"admin_url"`
+
 	// AccessTokenTTL is the access-token lifetime, between 1s and 24h; below
 	// 1m serve logs a warning (see [Config.ShortAccessTokenTTL]), since such
 	// lifetimes are meant for testing refresh and expiry. Default: 15m.

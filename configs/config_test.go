@@ -255,6 +255,18 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "dpop settings out of range",
+			environ: []string{"PORTCULLIS_DPOP_ALGORITHMS=ES256,HS256,none", "PORTCULLIS_DPOP_PROOF_MAX_AGE=1h",
+				"PORTCULLIS_DPOP_NONCE_LIFETIME=1s", "PORTCULLIS_ADMIN_URL=https://admin.example/?x=1"},
+			want: []string{
+				`dpop.algorithms: "HS256" is not supported`,
+				`dpop.algorithms: "none" is not supported`,
+				"dpop.proof_max_age: 1h is outside 5s..10m",
+				"dpop.nonce_lifetime: 1s is outside 10s..1h",
+				"admin_url: must be an absolute http(s) URL without user information, query or fragment",
+			},
+		},
+		{
 			name:    "bad duration in env",
 			environ: []string{"PORTCULLIS_ACCESS_TOKEN_TTL=fifteen"},
 			want:    []string{`env PORTCULLIS_ACCESS_TOKEN_TTL: invalid duration "fifteen"`},

@@ -112,6 +112,12 @@ func (c *Config) Validate() error {
 		p.add("client_cache.max_entries", "must be at least 1")
 	}
 	c.validateDPoP(&p)
+	if c.AdminURL != "" {
+		if u, err := url.Parse(c.AdminURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+			p.add("admin_url", "must be an absolute http(s) URL without user information, query or fragment")
+		}
+	}
 	if c.Argon2.MaxConcurrent < 0 {
 		p.add("argon2.max_concurrent", "must not be negative (0 means the number of CPUs)")
 	}

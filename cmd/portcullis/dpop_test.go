@@ -599,3 +599,24 @@ func TestDPoPAdminAPIForbiddenChallenges(t *testing.T) {
 		})
 	}
 }
+
+// TestDPoPAdminURL: behind a proxy (here: TLS and a path prefix, as
+// admin_url says), a DPoP proof at the admin API names the URL the client
+// uses, not the listener's; a proof for the listener's own URL is refused.
+func TestDPoPAdminURL(t *testing.T) {
+	const ext = "https://admin.example.test/portcullis"
+	srv := portcullis.Serve(t, "PORTCULLIS_ADMIN_URL="+ext)
+	adm := srv.CreateClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
+	key := dpopKey(t)
+	tok := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&scope=admin",
+		"Authorization", proctest.BasicAuth(adm.ClientID, adm.ClientSecret), "DPoP", tokenProof(t, key, srv)))
+	for htu, want := range map[string]int{ext + "/admin/users": http.StatusOK, srv.AdminURL + "/admin/users": http.StatusUnauthorized} {
+		p, err := key.Proof(http.MethodGet, htu, tok.AccessToken, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := proctest.Do(t, http.MethodGet, srv.AdminURL+"/admin/users", "", nil, "Authorization", "DPoP "+tok.AccessToken, "DPoP", p); r.Status != want {
+			t.Errorf("proof for %s: %d %s, want %d", htu, r.Status, r.Body, want)
+		}
+	}
+}

@@ -136,6 +136,7 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 			RS256:          cfg.Keys.RS256Audiences,
 		},
 		AdminAudience:        cfg.AdminAPIAudience(),
+		AdminURL:             cfg.AdminURL,
 		Prepublication:       cfg.Keys.Prepublication,
 		DefaultAlgorithm:     cfg.Keys.Algorithm,
 		ScopesSupported:      cfg.ScopesSupported,

@@ -54,6 +54,9 @@ type Options struct {
 	// AdminAudience is the admin API's audience identifier: its tokens
 	// must carry it in aud.
 	AdminAudience string
+	// AdminURL is the admin listener's base URL as clients reach it, which
+	// DPoP proofs at the admin API name; empty means each request's own.
+	AdminURL string
 	// Prepublication is how long a key rotated through the admin API with
 	// ?prepublish=true is published before it signs.
 	Prepublication time.Duration
@@ -188,7 +191,7 @@ func New(o Options) (*Handlers, error) {
 	(&adminapi.Handler{
 		Audience: o.AdminAudience,
 		Provider: o.Provider, Revocations: o.Revocations, Clients: o.Clients, Users: o.Users, Keys: o.Keys, Prepublication: o.Prepublication,
-		MaxBytes: maxBytes, Logger: logger, DPoP: o.DPoP,
+		MaxBytes: maxBytes, Logger: logger, DPoP: o.DPoP, ExternalURL: o.AdminURL,
 	}).Routes(adm)
 	if o.Registry != nil {
 		adm.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))

@@ -64,10 +64,14 @@ type Handler struct {
 	MaxBytes       int64
 	Logger         *slog.Logger
 	// DPoP, when set, accepts DPoP-bound tokens with "Authorization:
-	// DPoP" and a proof (RFC 9449 §7) whose htu is this listener's URL as
-	// the request names it (its Host header). A bound token is never
-	// accepted as a Bearer token, whether or not DPoP is set.
+	// DPoP" and a proof (RFC 9449 §7) whose htu is ExternalURL plus the
+	// request's path, or without ExternalURL the URL the request names
+	// (its Host header). A bound token is never accepted as a Bearer
+	// token, whether or not DPoP is set.
 	DPoP *dpop.Verifier
+	// ExternalURL is this listener's base URL as clients reach it
+	// (configuration admin_url), e.g. behind a TLS-terminating proxy.
+	ExternalURL string
 }
 
 // Routes mounts the admin API on mux.
@@ -256,12 +260,15 @@ func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, t
 	raw, err := dpop.ProofFromHeader(r.Header)
 	var proof *dpop.Proof
 	if err == nil {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
 		// The path as the request names it: "%2F" is not "/".
-		uri := scheme + "://" + r.Host + r.URL.EscapedPath()
+		uri := strings.TrimSuffix(h.ExternalURL, "/") + r.URL.EscapedPath()
+		if h.ExternalURL == "" {
+			scheme := "http"
+			if r.TLS != nil {
+				scheme = "https"
+			}
+			uri = scheme + "://" + r.Host + r.URL.EscapedPath()
+		}
 		if _, uerr := dpop.NormalizeURI(uri); uerr != nil {
 			// A Host header that makes no URI (none, in HTTP/1.0): no
 			// proof can name this request. A refused proof, not a replay
