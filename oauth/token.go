@@ -384,7 +384,9 @@ func (h *TokenHandler) fail(ctx context.Context, w http.ResponseWriter, r *http.
 	if v, ok := apperr.RetryAfterHeader(err); ok {
 		w.Header().Set("Retry-After", v)
 	}
-	if e, ok := dpopError(err); ok && e.Code == dpop.CodeUseNonce {
+	if rfc.ErrorField == dpop.CodeUseNonce || rfc.ErrorField == dpop.CodeInvalidProof {
+		// RFC 9449 §8: the nonce the next proof needs (when nonces are
+		// required), with every refusal of a proof or of its absence.
 		h.DPoP.setNonce(w)
 	}
 	h.log(ctx, r, rfc, err)

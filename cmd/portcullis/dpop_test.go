@@ -337,6 +337,12 @@ func TestDPoPNonce(t *testing.T) {
 	proof, _ = key.Proof("POST", htu, "", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 	wantOAuthError(t, proctest.PostForm(t, b.URL+"/oauth2/token", passwordForm(pub.ClientID), "DPoP", proof), 400, "use_dpop_nonce")
 
+	// Any refused proof comes with the nonce the next one needs.
+	proof, _ = key.Proof("GET", htu, "", nonce)
+	if r := proctest.PostForm(t, b.URL+"/oauth2/token", passwordForm(pub.ClientID), "DPoP", proof); r.Header.Get("DPoP-Nonce") == "" {
+		t.Fatalf("invalid_dpop_proof without DPoP-Nonce: %d %s", r.Status, r.Body)
+	}
+
 	// x/oauth2 with dpop.Transport: the issuer URL goes to replica a.
 	hc := &http.Client{Transport: dpop.NewTransport(key, rewriteHost{to: a.URL})}
 	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, hc)
