@@ -24,6 +24,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/portcullis-auth/portcullis/internal/proctest"
+	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/oauth/dpop"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
@@ -32,24 +33,7 @@ import (
 // tests can send proofs no well-behaved library would make.
 func rawProof(t testing.TB, priv *ecdsa.PrivateKey, header, claims map[string]any) string {
 	t.Helper()
-	hb, err := json.Marshal(header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	input := base64.RawURLEncoding.EncodeToString(hb) + "." + base64.RawURLEncoding.EncodeToString(cb)
-	sum := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, priv, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return testkit.SignJWS(t, priv, header, claims)
 }
 
 // ecJWK is priv's public key as a JWK (with d when private is set).

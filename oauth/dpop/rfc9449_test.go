@@ -23,6 +23,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
 
@@ -122,38 +123,7 @@ func rfc7638(required string) string {
 // P-256 key, EdDSA, or PS256 for RSA.
 func signedProof(t *testing.T, priv crypto.Signer, header, claims map[string]any) string {
 	t.Helper()
-	hb, err := json.Marshal(header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	input := b64(hb) + "." + b64(cb)
-	var sig []byte
-	switch k := priv.(type) {
-	case *ecdsa.PrivateKey:
-		sum := sha256.Sum256([]byte(input))
-		r, s, err := ecdsa.Sign(rand.Reader, k, sum[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig = make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
-	case ed25519.PrivateKey:
-		sig = ed25519.Sign(k, []byte(input))
-	case *rsa.PrivateKey:
-		sum := sha256.Sum256([]byte(input))
-		sig, err = rsa.SignPSS(rand.Reader, k, crypto.SHA256, sum[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		if err != nil {
-			t.Fatal(err)
-		}
-	default:
-		t.Fatalf("key type %T", priv)
-	}
-	return input + "." + b64(sig)
+	return testkit.SignJWS(t, priv, header, claims)
 }
 
 func goodClaims() map[string]any {

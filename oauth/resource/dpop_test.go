@@ -89,16 +89,7 @@ func (k *proofKey) proof(t testing.TB, token string, mod func(header, claims map
 	if mod != nil {
 		mod(header, claims)
 	}
-	input := encodeSegments(t, header, claims)
-	digest := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, k.priv, digest[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return testkit.SignJWS(t, k.priv, header, claims)
 }
 
 // encodeSegments returns base64url(JSON header) "." base64url(JSON claims).
