@@ -192,6 +192,48 @@ func TestGaleraReplicas(t *testing.T) {
 		}
 	})
 
+	t.Run("DPoP proof raced through every node: accepted once", func(t *testing.T) {
+		_, _, md := proctest.GetJSON(t, reps[0].URL+"/.well-known/oauth-authorization-server", nil)
+		tokenURL, _ := md["token_endpoint"].(string)
+		form := url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {"purple otter lamp 42"}, "scope": {"profile"}}.Encode()
+		for round := range 3 {
+			proof, err := dpopKey(t).Proof(http.MethodPost, tokenURL, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := burst(reps, 9, func(_ int, s *proctest.Server) (int, []byte, error) {
+				req, err := http.NewRequest(http.MethodPost, s.URL+"/oauth2/token", strings.NewReader(form))
+				if err != nil {
+					return 0, nil, err
+				}
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Authorization", proctest.BasicAuth(cl.ClientID, cl.ClientSecret))
+				req.Header.Set("DPoP", proof)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return 0, nil, err
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				return resp.StatusCode, b, err
+			})
+			won := 0
+			for i, r := range res {
+				switch {
+				case r.err != nil:
+					t.Fatalf("round %d: request %d: %v", round, i, r.err)
+				case r.status == http.StatusOK:
+					won++
+				case r.status != http.StatusBadRequest || oauthError(r.body) != "invalid_dpop_proof":
+					t.Fatalf("round %d: request %d: %d %s", round, i, r.status, r.body)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("round %d: one proof accepted %d times across the nodes, want 1", round, won)
+			}
+		}
+	})
+
 	t.Run("refresh race: exactly one success, the grant intact", func(t *testing.T) {
 		status, body, err := password(reps[0], "carol", "purple otter lamp 42")
 		if err != nil || status != http.StatusOK {
