@@ -1,6 +1,7 @@
 // Package seal encrypts small secrets at rest (AES-256-GCM) under the
-// secrets key: the private signing keys of package keys today, and other
-// per-record secrets (TOTP seeds) that must never be stored in the clear.
+// secrets key: the private signing keys of package keys ([SigningKey]) and
+// the secrets of TOTP factors of package identity/totp ([TOTPSecret]):
+// per-record secrets that must never be stored in the clear.
 //
 // Every sealed value is bound to a [Purpose] and to the ID of its record:
 // both go into the GCM additional data as purpose, NUL, ID. A value sealed

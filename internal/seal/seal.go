@@ -36,6 +36,10 @@ const (
 	// key's kid as ID. Its bytes must never change: stored keys open
 	// with them.
 	SigningKey Purpose = "portcullis signing key v1"
+	// TOTPSecret seals the base32 secrets of TOTP factors (package
+	// identity/totp), with the factor's ID as ID. Its bytes must never
+	// change: stored secrets open with them.
+	TOTPSecret Purpose = "portcullis totp secret v1"
 )
 
 // aad returns the GCM additional data binding a value to purpose and id:

@@ -78,11 +78,25 @@ func TestGoldenSigningKey(t *testing.T) {
 	}
 }
 
+// TestPurposeBytes: the purposes' bytes are part of every stored sealed
+// value; changing one would make every value sealed for it unreadable.
+func TestPurposeBytes(t *testing.T) {
+	for p, want := range map[Purpose]string{
+		SigningKey: "portcullis signing key v1",
+		TOTPSecret: "portcullis totp secret v1",
+	} {
+		if string(p) != want {
+			t.Errorf("purpose %q changed, want %q: stored values would no longer open", p, want)
+		}
+	}
+}
+
 // TestPurposeSeparation: a value sealed for one purpose never opens for
-// another, with the same key and ID, in either direction; nor does a purpose
-// and ID split differently around the NUL separator.
+// another, with the same key and ID, in either direction (a TOTP secret
+// does not open as a signing key, nor a signing key as a TOTP secret); nor
+// does a purpose and ID split differently around the NUL separator.
 func TestPurposeSeparation(t *testing.T) {
-	const totp Purpose = "portcullis totp secret v1" // a second purpose, as TOTP secrets will have
+	const totp = TOTPSecret
 	s := sealer(t, secret(t))
 	for _, tc := range []struct{ sealFor, openAs Purpose }{{SigningKey, totp}, {totp, SigningKey}} {
 		wrap, sealed, err := s.Seal(tc.sealFor, "id-1", []byte("secret"))
