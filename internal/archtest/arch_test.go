@@ -37,6 +37,7 @@ var rules = []rule{
 	{"internal/httpjson", []string{"internal/apperr"}},
 	{"internal/cors", []string{"internal/apperr", "internal/httpjson"}},
 	{"identity", []string{"internal/apperr"}},
+	{"identity/totp", []string{"internal/seal"}},
 	{"keys", []string{"internal/apperr", "internal/seal", "oauth/resource"}},
 	{"oauth/clients", []string{"internal/apperr", "internal/cors"}},
 	{"oauth/jws", nil},
