@@ -1,6 +1,7 @@
 // Package storage is Portcullis's one persistence layer: a single concrete
 // *Store, built on gorm, that implements every storage interface the
-// server declares — identity.Store, clients.Store, oauth.TokenStore
+// server declares — identity.Store, identity.FactorStore,
+// identity.RecoveryCodeStore, clients.Store, oauth.TokenStore
 // (fosite's client, token, revocation and transaction storage, with
 // clients presented as oauth.Client), keys.Store and dpop.ReplayCache —
 // over two backends:
@@ -88,6 +89,19 @@
 // succeed, on a Galera cluster too (the loser's certification conflict is
 // retried and then finds the row). DeleteExpired removes proofs whose
 // expiry has passed.
+//
+// # Second factors
+//
+// user_factors holds the users' TOTP factors (identity.FactorStore) with
+// their secrets sealed by package identity/totp: the store keeps and
+// returns the sealed bytes and the wrap-key ID, as for signing keys, and
+// never handles a secret. user_recovery_codes holds the SHA-256 digests of
+// recovery codes (identity.RecoveryCodeStore). A TOTP step or a recovery
+// code is used with one conditional UPDATE (last_used_step < step, used_at
+// IS NULL), so that of concurrent uses on any replicas, through any nodes
+// of a Galera cluster, exactly one succeeds. DeleteUser deletes a user's
+// factors and codes in its transaction (SQLite's foreign keys would too;
+// MySQL's tables have none, as for refresh tokens).
 //
 // # MariaDB Galera (multi-primary)
 //

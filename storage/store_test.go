@@ -29,6 +29,8 @@ var wantMigrations = []string{
 	"00012_users_last_login_at",
 	"00013_create_dpop_proofs",
 	"00014_clients_dpop_bound_access_tokens",
+	"00015_create_user_factors",
+	"00016_create_user_recovery_codes",
 }
 
 // testMigrateFresh migrates an empty database of driver twice: the first

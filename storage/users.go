@@ -180,20 +180,27 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*identity
 	return out, nil
 }
 
-// DeleteUser implements identity.Store: it removes the user or returns an
-// error matching ErrNotFound. Tokens already issued to the user stay valid
-// until they expire or are revoked.
+// DeleteUser implements identity.Store: in one transaction it removes the
+// user with their second factors and recovery codes (no foreign key does
+// it on MySQL), or returns an error matching ErrNotFound and deletes
+// nothing. Tokens already issued to the user stay valid until they expire
+// or are revoked.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	var deleted int64
-	if err := s.write(ctx, func(db *gorm.DB) error {
-		res := db.Where("id = ?", id).Delete(&userRow{})
-		deleted = res.RowsAffected
-		return res.Error
-	}); err != nil {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("id = ?", id).Delete(&userRow{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return gorm.ErrRecordNotFound
+		}
+		if err := tx.Where("user_id = ?", id).Delete(&factorRow{}).Error; err != nil {
+			return err
+		}
+		return tx.Where("user_id = ?", id).Delete(&recoveryCodeRow{}).Error
+	})
+	if err != nil {
 		return s.wrapf(err, "storage: delete user %s", id)
-	}
-	if deleted == 0 {
-		return fmt.Errorf("storage: delete user %s: %w", id, ErrNotFound)
 	}
 	return nil
 }

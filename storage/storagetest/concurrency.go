@@ -17,7 +17,8 @@ import (
 // RunConcurrency runs the race conformance tests: concurrent refresh-token
 // rotation (exactly one winner), concurrent user creation with duplicate
 // names (exactly one ErrAlreadyExists per duplicate), concurrent key
-// rotation, and one DPoP proof added concurrently (exactly one new).
+// rotation, one DPoP proof added concurrently (exactly one new), and one
+// TOTP step or recovery code used concurrently (exactly one succeeds).
 func RunConcurrency[S Store](t *testing.T, openS func(*testing.T) S) {
 	open := opener(openS)
 	t.Run("RefreshRotationRace", func(t *testing.T) { testRotationRace(t, open) })
@@ -25,6 +26,8 @@ func RunConcurrency[S Store](t *testing.T, openS func(*testing.T) S) {
 	t.Run("CreateUserRace", func(t *testing.T) { testCreateUserRace(t, open) })
 	t.Run("KeyRotationRace", func(t *testing.T) { testKeyRotationRace(t, open) })
 	t.Run("DPoPProofRace", func(t *testing.T) { testDPoPProofRace(t, open) })
+	t.Run("TOTPStepRace", func(t *testing.T) { testTOTPStepRace(t, open) })
+	t.Run("RecoveryCodeRace", func(t *testing.T) { testRecoveryCodeRace(t, open) })
 }
 
 // testKeyRotationRace has 10 replicas insert the next key generation at

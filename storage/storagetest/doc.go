@@ -1,6 +1,7 @@
 // Package storagetest is the conformance suite every storage backend must
 // pass (the Dex storage/conformance pattern). It checks the Store
-// interface (the storage interfaces of identity, clients, oauth and keys,
+// interface (the storage interfaces of identity, second factors and
+// recovery codes included, clients, oauth and keys,
 // and oauth/dpop's replay cache),
 // not a concrete type, so any store can run it; a backend's test does so
 // in three lines:

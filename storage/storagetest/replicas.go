@@ -33,6 +33,8 @@ func RunReplicas(t *testing.T, open OpenReplicas) {
 	t.Run("LoginDuringPasswordChange", func(t *testing.T) { testReplicaLoginDuringPasswordChange(t, open) })
 	t.Run("Revocations", func(t *testing.T) { testReplicaRevocations(t, open) })
 	t.Run("DPoPProofRace", func(t *testing.T) { testReplicaDPoPProofRace(t, open) })
+	t.Run("TOTPStepRace", func(t *testing.T) { testReplicaTOTPStepRace(t, open) })
+	t.Run("RecoveryCodeRace", func(t *testing.T) { testReplicaRecoveryCodeRace(t, open) })
 }
 
 // race runs n calls of fn at once, call i on replica i mod len(rs), and

@@ -34,6 +34,8 @@ type Store interface {
 	identity.Store
 	identity.SessionRevoker
 	identity.ThrottleStore
+	identity.FactorStore
+	identity.RecoveryCodeStore
 	clients.Store
 	oauth.TokenStore
 	oauth.UserLookup
@@ -74,6 +76,9 @@ func Run[S Store](t *testing.T, openS func(*testing.T) S) {
 	t.Run("Throttles", func(t *testing.T) { testThrottles(t, open) })
 	t.Run("UsernameExact", func(t *testing.T) { testUsernameExact(t, open) })
 	t.Run("DPoPProofs", func(t *testing.T) { testDPoPProofs(t, open) })
+	t.Run("Factors", func(t *testing.T) { testFactors(t, open) })
+	t.Run("RecoveryCodes", func(t *testing.T) { testRecoveryCodes(t, open) })
+	t.Run("DeleteUserDeletesFactors", func(t *testing.T) { testDeleteUserDeletesFactors(t, open) })
 	t.Run("Ping", func(t *testing.T) { wantErr(t, "ping", open(t).Ping(ctxTimeout(t)), nil) })
 }
 
