@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"testing"
@@ -30,15 +31,21 @@ func codeHash(seed string) []byte {
 	return sum[:]
 }
 
+// twoUsers opens a store with the users alice and bob.
+func twoUsers(t *testing.T, open Open) (s Store, ctx context.Context, alice, bob *identity.User) {
+	t.Helper()
+	s, ctx = open(t), ctxTimeout(t)
+	alice, bob = newUser("alice"), newUser("bob")
+	wantErr(t, "create alice", s.CreateUser(ctx, alice), nil)
+	wantErr(t, "create bob", s.CreateUser(ctx, bob), nil)
+	return s, ctx, alice, bob
+}
+
 // testFactors checks the factor methods: round trips, ownership (one
 // user cannot confirm, use or delete another's factor), the conditional
 // confirmation and step updates, and the errors.
 func testFactors(t *testing.T, open Open) {
-	s := open(t)
-	ctx := ctxTimeout(t)
-	alice, bob := newUser("alice"), newUser("bob")
-	wantErr(t, "create alice", s.CreateUser(ctx, alice), nil)
-	wantErr(t, "create bob", s.CreateUser(ctx, bob), nil)
+	s, ctx, alice, bob := twoUsers(t, open)
 	f1 := newFactor(alice.ID, t0)
 	f2 := newFactor(alice.ID, t0.Add(time.Second))
 	f2.ConfirmedAt, f2.LastUsedStep = t0.Add(2*time.Second), 5
@@ -152,11 +159,7 @@ func testFactors(t *testing.T, open Open) {
 // use, per-user codes, exact binary digests, and the errors (which write
 // nothing).
 func testRecoveryCodes(t *testing.T, open Open) {
-	s := open(t)
-	ctx := ctxTimeout(t)
-	alice, bob := newUser("alice"), newUser("bob")
-	wantErr(t, "create alice", s.CreateUser(ctx, alice), nil)
-	wantErr(t, "create bob", s.CreateUser(ctx, bob), nil)
+	s, ctx, alice, bob := twoUsers(t, open)
 	left := func(t *testing.T, userID string, want int) {
 		t.Helper()
 		n, err := s.RecoveryCodesLeft(ctx, userID)
@@ -225,11 +228,7 @@ func testRecoveryCodes(t *testing.T, open Open) {
 // recovery codes, and only theirs. The user is then created again with
 // the same ID, which finds nothing of the old rows.
 func testDeleteUserDeletesFactors(t *testing.T, open Open) {
-	s := open(t)
-	ctx := ctxTimeout(t)
-	alice, bob := newUser("alice"), newUser("bob")
-	wantErr(t, "create alice", s.CreateUser(ctx, alice), nil)
-	wantErr(t, "create bob", s.CreateUser(ctx, bob), nil)
+	s, ctx, alice, bob := twoUsers(t, open)
 	fa, fb := newFactor(alice.ID, t0), newFactor(bob.ID, t0)
 	wantErr(t, "factor", s.CreateFactor(ctx, fa), nil)
 	wantErr(t, "factor", s.CreateFactor(ctx, fb), nil)
