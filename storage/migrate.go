@@ -168,6 +168,10 @@ func (s *Store) SchemaVersion(ctx context.Context) (current, latest int64, err e
 
 func migrationName(p string) string { return strings.TrimSuffix(path.Base(p), ".sql") }
 
+// migrateLockSuffix names the file next to a SQLite database that
+// processes migrating it lock (lockFile): PATH.migrate-lock.
+const migrateLockSuffix = ".migrate-lock"
+
 // lockMigrations serializes migration runs (and status reads) across
 // processes. On MySQL it holds a named lock on a dedicated connection for
 // the whole goose run, including goose's own checks of its version table,
@@ -178,10 +182,23 @@ func migrationName(p string) string { return strings.TrimSuffix(path.Base(p), ".
 // portcullis_locks table (leaseLock): replicas migrating through
 // different nodes of a Galera cluster at once then run one after the
 // other, and the second finds every migration applied. Status reads take
-// the named lock only: they write nothing. On SQLite the single
-// connection serializes already. The returned function releases the
-// lock.
+// the named lock only: they write nothing. On SQLite, a migration takes
+// an exclusive flock on PATH.migrate-lock (processes starting at once on
+// one new file, such as two replicas or serve and a CLI command, would
+// otherwise both read the schema version and both apply a migration
+// written with IF NOT EXISTS, recording it twice); status reads need
+// none. The returned function releases the lock.
 func (s *Store) lockMigrations(ctx context.Context, cluster bool) (func(), error) {
+	if s.driver == DriverSQLite {
+		if !cluster || s.sqlitePath == "" {
+			return func() {}, nil
+		}
+		unlock, err := lockFile(ctx, s.sqlitePath+migrateLockSuffix, 60*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("migration lock %s: %w", s.sqlitePath+migrateLockSuffix, err)
+		}
+		return unlock, nil
+	}
 	if s.driver != DriverMySQL {
 		return func() {}, nil
 	}

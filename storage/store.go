@@ -147,6 +147,9 @@ type Store struct {
 	// sessions sets up MySQL connections (causal reads on a Galera node);
 	// nil on SQLite.
 	sessions *galeraSessions
+	// sqlitePath is the database file of a SQLite store ("" in memory),
+	// next to which Migrate takes its cross-process lock.
+	sqlitePath string
 }
 
 // Open returns a Store for dsn, which is either "sqlite://PATH" or
@@ -244,6 +247,9 @@ func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, 
 			}
 		}
 		s.gdb, err = openSQLite(parsed.Path, gcfg, s.queryTimeout, prepare)
+		if !inMemorySQLite(parsed.Path) && !strings.HasPrefix(parsed.Path, "file:") {
+			s.sqlitePath = parsed.Path
+		}
 	case DriverMySQL:
 		s.gdb, s.sqlDB, s.sessions, err = openMySQL(parsed.MySQL, parsed.Hosts, gcfg, s.queryTimeout, logger)
 	}
