@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +9,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/portcullis-auth/portcullis/internal/proctest"
 	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
 
@@ -42,24 +41,12 @@ func TestDPoPUserAPI(t *testing.T) {
 
 	get := func(t *testing.T, client *http.Client, auth string) (int, map[string]any, *http.Response) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, api+"/users/me", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		h := http.Header{}
 		if auth != "" {
-			req.Header.Set("Authorization", auth)
+			h.Set("Authorization", auth)
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var body map[string]any
-		if err := json.Unmarshal(b, &body); err != nil {
-			t.Fatalf("body %q: %v", b, err)
-		}
-		return resp.StatusCode, body, resp
+		status, hdr, body := proctest.GetJSONVia(t, client, api+"/users/me", h)
+		return status, body, &http.Response{StatusCode: status, Header: hdr}
 	}
 
 	t.Run("bound token with proofs", func(t *testing.T) {

@@ -62,9 +62,10 @@ func galeraReplicas(t *testing.T, g *testkit.Galera, db string, extraEnv ...stri
 	return reps
 }
 
-// post sends a form to url (with HTTP Basic auth when id is set) and
-// returns the status and body; safe in any goroutine.
-func post(url string, form url.Values, id, secret string) (int, []byte, error) {
+// post sends a form to url (with HTTP Basic auth when id is set, and
+// header as name, value pairs) and returns the status and body; safe in
+// any goroutine.
+func post(url string, form url.Values, id, secret string, header ...string) (int, []byte, error) {
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, nil, err
@@ -72,6 +73,9 @@ func post(url string, form url.Values, id, secret string) (int, []byte, error) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if id != "" {
 		req.Header.Set("Authorization", proctest.BasicAuth(id, secret))
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -195,27 +199,14 @@ func TestGaleraReplicas(t *testing.T) {
 	t.Run("DPoP proof raced through every node: accepted once", func(t *testing.T) {
 		_, _, md := proctest.GetJSON(t, reps[0].URL+"/.well-known/oauth-authorization-server", nil)
 		tokenURL, _ := md["token_endpoint"].(string)
-		form := url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {"purple otter lamp 42"}, "scope": {"profile"}}.Encode()
+		form := url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {"purple otter lamp 42"}, "scope": {"profile"}}
 		for round := range 3 {
 			proof, err := dpopKey(t).Proof(http.MethodPost, tokenURL, "", "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			res := burst(reps, 9, func(_ int, s *proctest.Server) (int, []byte, error) {
-				req, err := http.NewRequest(http.MethodPost, s.URL+"/oauth2/token", strings.NewReader(form))
-				if err != nil {
-					return 0, nil, err
-				}
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.Header.Set("Authorization", proctest.BasicAuth(cl.ClientID, cl.ClientSecret))
-				req.Header.Set("DPoP", proof)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					return 0, nil, err
-				}
-				defer resp.Body.Close()
-				b, err := io.ReadAll(resp.Body)
-				return resp.StatusCode, b, err
+				return post(s.URL+"/oauth2/token", form, cl.ClientID, cl.ClientSecret, "DPoP", proof)
 			})
 			won := 0
 			for i, r := range res {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -97,24 +95,12 @@ func TestBinaryDPoP(t *testing.T) {
 
 	do := func(t *testing.T, client *http.Client, u, auth string) (*http.Response, map[string]any) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		h := http.Header{}
 		if auth != "" {
-			req.Header.Set("Authorization", auth)
+			h.Set("Authorization", auth)
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		var got map[string]any
-		if err := json.Unmarshal(body, &got); err != nil {
-			t.Fatalf("body %q: %v", body, err)
-		}
-		return resp, got
+		status, hdr, got := proctest.GetJSONVia(t, client, u, h)
+		return &http.Response{StatusCode: status, Header: hdr}, got
 	}
 	algs := `algs="` + strings.Join(dpop.SupportedAlgorithms, " ") + `"`
 

@@ -64,6 +64,13 @@ func PostForm(t testing.TB, url, body string, header ...string) Response {
 // the test when the body is something else.
 func GetJSON(t testing.TB, url string, header http.Header) (int, http.Header, map[string]any) {
 	t.Helper()
+	return GetJSONVia(t, http.DefaultClient, url, header)
+}
+
+// GetJSONVia is GetJSON sending the request with client (for example one
+// whose Transport signs DPoP proofs).
+func GetJSONVia(t testing.TB, client *http.Client, url string, header http.Header) (int, http.Header, map[string]any) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +78,7 @@ func GetJSON(t testing.TB, url string, header http.Header) (int, http.Header, ma
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
