@@ -26,6 +26,7 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/proctest"
 	"github.com/portcullis-auth/portcullis/internal/testkit"
 	"github.com/portcullis-auth/portcullis/oauth/dpop"
+	"github.com/portcullis-auth/portcullis/oauth/resource"
 	"github.com/portcullis-auth/portcullis/storage/storagetest"
 )
 
@@ -609,4 +610,52 @@ func TestDPoPAdminURL(t *testing.T) {
 			t.Errorf("proof for %s: %d %s, want %d", htu, r.Status, r.Body, want)
 		}
 	}
+}
+
+// TestDPoPExpiredBoundToken: a fresh, valid proof does not revive a bound
+// access token past its exp (waited for for real, with a 2 s token): the
+// admin API, without leeway, refuses it 1 s after exp; userapi, whose
+// verifier tolerates resource.DefaultLeeway (30 s) of clock skew as for
+// Bearer tokens, 1 s after that.
+func TestDPoPExpiredBoundToken(t *testing.T) {
+	srv := portcullis.Serve(t, "PORTCULLIS_ACCESS_TOKEN_TTL=2s")
+	addr := proctest.FreeAddr(t)
+	api := "http://" + addr
+	p := proctest.Start(t, string(userapi), []string{"PATH=" + os.Getenv("PATH")}, "--issuer", srv.URL, "--addr", addr, "--audience", api)
+	if err := p.WaitHTTP(api+"/health/alive", http.StatusOK); err != nil {
+		t.Fatal(err)
+	}
+	srv.CreateUser(t, "alice", "purple otter lamp 42")
+	pub := srv.CreateClient(t, "--name", "spa", "--public", "--audience", api)
+	adm := srv.CreateClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
+	key := dpopKey(t)
+	user := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", passwordForm(pub.ClientID), "DPoP", tokenProof(t, key, srv)))
+	admin := proctest.MustToken(t, proctest.PostForm(t, srv.URL+"/oauth2/token", "grant_type=client_credentials&scope=admin",
+		"Authorization", proctest.BasicAuth(adm.ClientID, adm.ClientSecret), "DPoP", tokenProof(t, key, srv)))
+	call := func(u, token string) proctest.Response {
+		proof, err := key.Proof(http.MethodGet, u, token, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return proctest.Do(t, http.MethodGet, u, "", nil, "Authorization", "DPoP "+token, "DPoP", proof)
+	}
+	if r := call(api+"/users/me", user.AccessToken); r.Status != http.StatusOK {
+		t.Fatalf("userapi before exp: %d %s", r.Status, r.Body)
+	}
+	if r := call(srv.AdminURL+"/admin/users", admin.AccessToken); r.Status != http.StatusOK {
+		t.Fatalf("admin API before exp: %d %s", r.Status, r.Body)
+	}
+	_, claims := proctest.DecodeJWT(t, user.AccessToken)
+	exp := time.Unix(int64(claims["exp"].(float64)), 0)
+	wantRefused := func(name string, r proctest.Response) {
+		t.Helper()
+		if r.Status != http.StatusUnauthorized || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "DPoP ") ||
+			!strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s after exp with a fresh proof: %d %q %s", name, r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
+		}
+	}
+	time.Sleep(time.Until(exp.Add(time.Second)))
+	wantRefused("admin API", call(srv.AdminURL+"/admin/users", admin.AccessToken))
+	time.Sleep(time.Until(exp.Add(resource.DefaultLeeway + time.Second)))
+	wantRefused("userapi", call(api+"/users/me", user.AccessToken))
 }
