@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,8 +56,19 @@ func StartGalera(t testing.TB, n int) *Galera {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := galera.Start(cnf, n)
-	if err != nil {
+	// A port freePorts found free can be taken by another process (a
+	// parallel test's server) before mariadbd binds it: start again on
+	// fresh ports, a bounded number of times, as proctest.Serve does.
+	var c *galera.Cluster
+	for attempt := 1; ; attempt++ {
+		c, err = galera.Start(cnf, n)
+		if err == nil {
+			break
+		}
+		if attempt < 3 && strings.Contains(err.Error(), "Address already in use") {
+			t.Logf("a port was taken meanwhile; starting the cluster again on other ports")
+			continue
+		}
 		t.Fatal(err)
 	}
 	g := &Galera{t: t, cluster: c}
