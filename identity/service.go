@@ -40,6 +40,8 @@ type Service struct {
 	// Throttles keeps the guessing counters of Lockout; nil disables
 	// throttling.
 	Throttles ThrottleStore
+	// MFA, when set, enables second factors (mfa.go).
+	MFA *MFA
 	// MaxConcurrentHashes bounds the argon2id computations running at once
 	// (each holds the configured memory); further logins wait their turn.
 	// Zero means GOMAXPROCS: argon2id is CPU-bound, so more hashes at once
@@ -254,8 +256,9 @@ func (s *Service) Signup(ctx context.Context, username, password string, roles [
 // matching ErrThrottled without checking the password, whether or not the
 // user exists; ErrOverloaded when no hashing slot frees up in time (the
 // attempt is then not counted); storage failures as they are. A success
-// resets the account's counters and upgrades the hash when the parameters
-// changed.
+// resets the account's counters (unless the user must still prove a second
+// factor: NeedsSecondFactor, LoginSucceeded) and upgrades the hash when the
+// parameters changed.
 //
 // The attempt is counted once the login is admitted (MaxHashWait), right
 // before it waits for a hashing slot: requests refused for want of a place
@@ -308,8 +311,17 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 	case u == nil || u.Disabled || !ok:
 		return nil, ErrInvalidCredentials
 	}
-	if err := s.succeeded(ctx, username, clientIP); err != nil {
+	// A user with a second factor has not logged in yet: the counters
+	// stay until the factor is proven too (LoginSucceeded), so that a
+	// right password cannot reset what wrong codes counted.
+	need, err := s.NeedsSecondFactor(ctx, u)
+	if err != nil {
 		return nil, err
+	}
+	if !need {
+		if err := s.succeeded(ctx, username, clientIP); err != nil {
+			return nil, err
+		}
 	}
 	if rehash {
 		var upgraded string

@@ -18,9 +18,13 @@ type User struct {
 	// Roles are carried in the user's access tokens.
 	Roles []string
 	// Disabled users cannot obtain tokens.
-	Disabled  bool
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Disabled bool
+	// MFARequired is set by an administrator: the user must prove a
+	// second factor at every login (enrolling one at the next login if
+	// they have none), so the password grant refuses them.
+	MFARequired bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Store persists users. Implementations return errors matching

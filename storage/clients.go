@@ -38,6 +38,8 @@ type clientRow struct {
 	// DPoPBoundAccessTokens is dpop_bound_access_tokens, RFC 9449 §5.2
 	// (migration 00014).
 	DPoPBoundAccessTokens bool `gorm:"column:dpop_bound_access_tokens"`
+	// MFARequired is Client.MFARequired (migration 00018).
+	MFARequired bool `gorm:"column:mfa_required"`
 }
 
 func (clientRow) TableName() string { return "clients" }
@@ -69,6 +71,7 @@ func toClientRow(c *clients.Client) (*clientRow, error) {
 		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, AuthMethod: c.AuthMethod,
 		CreatedAt: dbTime(c.CreatedAt), UpdatedAt: dbTime(c.UpdatedAt), IntrospectionAllowed: c.IntrospectionAllowed,
 		AccessTokenSigningAlg: c.AccessTokenSigningAlg, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		MFARequired: c.MFARequired,
 	}
 	var err error
 	if r.GrantTypes, err = jsonList(c.GrantTypes); err != nil {
@@ -91,6 +94,7 @@ func (r *clientRow) client() (*clients.Client, error) {
 		ID: r.ID, Name: r.Name, SecretHash: r.SecretHash, AuthMethod: r.AuthMethod,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), IntrospectionAllowed: r.IntrospectionAllowed,
 		AccessTokenSigningAlg: r.AccessTokenSigningAlg, DPoPBoundAccessTokens: r.DPoPBoundAccessTokens,
+		MFARequired: r.MFARequired,
 	}
 	if len(c.SecretHash) == 0 {
 		c.SecretHash = nil
@@ -239,6 +243,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*client
 			"access_token_signing_alg": next.AccessTokenSigningAlg,
 			"allowed_cors_origins":     next.AllowedCORSOrigins,
 			"dpop_bound_access_tokens": next.DPoPBoundAccessTokens,
+			"mfa_required":             next.MFARequired,
 		}).Error; err != nil {
 			return err
 		}

@@ -68,11 +68,30 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 		if res.Error != nil {
 			return res.Error
 		}
-		if res.RowsAffected > 0 {
+		revoked := res.RowsAffected
+		// Grants of redeemed codes whose access tokens may still be
+		// valid (the row outlives its code by that long), for clients
+		// that get no refresh token.
+		res = tx.Exec("INSERT INTO "+tableRevocations+" (grant_id, revoked_at, expires_at) "+
+			"SELECT DISTINCT c.request_id, ?, ? FROM "+tableAuthorizationCodes+" c WHERE c.subject = ? AND c.active = ? AND c.expires_at > ?",
+			dbTime(now), s.revocationExpiry(now), subject, false, dbTime(now))
+		if res.Error != nil {
+			return res.Error
+		}
+		if revoked+res.RowsAffected > 0 {
 			s.revoked(ctx)
 		}
-		return tx.Model(&refreshTokenRow{}).Where("subject = ? AND active = ?", subject, true).
-			Update("active", false).Error
+		if err := tx.Model(&refreshTokenRow{}).Where("subject = ? AND active = ?", subject, true).
+			Update("active", false).Error; err != nil {
+			return err
+		}
+		// Codes not yet redeemed and auth_sessions (logins under way,
+		// finished logins kept for step-up) end with the grants.
+		if err := tx.Model(&authCodeRow{}).Where("subject = ? AND active = ?", subject, true).
+			Update("active", false).Error; err != nil {
+			return err
+		}
+		return tx.Where("user_id = ?", subject).Delete(&authSessionRow{}).Error
 	})
 	if err != nil {
 		return s.wrapf(err, "storage: revoke tokens of %s", subject)

@@ -610,7 +610,7 @@ const tableLegacyAccessTokens = "oauth2_access_tokens"
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int64, error) {
 	before = dbTime(before)
 	var total int64
-	for _, table := range []string{tableLegacyAccessTokens, tableRefreshTokens, tableRevocations, tableDPoPProofs} {
+	for _, table := range []string{tableLegacyAccessTokens, tableRefreshTokens, tableRevocations, tableDPoPProofs, tableAuthorizationCodes, tableAuthSessions} {
 		for {
 			q := "DELETE FROM " + table + " WHERE expires_at < ?"
 			if s.driver == DriverMySQL {

@@ -21,6 +21,7 @@ type userRow struct {
 	PasswordHash       string    `gorm:"column:password_hash"`
 	Roles              string    `gorm:"column:roles"`
 	Disabled           bool      `gorm:"column:disabled"`
+	MFARequired        bool      `gorm:"column:mfa_required"` // migration 00017
 	CreatedAt          time.Time `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt          time.Time `gorm:"column:updated_at;autoUpdateTime:false"`
 	// The columns failed_logins, first_failed_at and locked_until are no
@@ -41,14 +42,14 @@ func toUserRow(u *identity.User) (*userRow, error) {
 	}
 	return &userRow{
 		ID: u.ID, Username: u.Username, UsernameNormalized: identity.NormalizeUsername(u.Username),
-		PasswordHash: u.PasswordHash, Roles: string(b), Disabled: u.Disabled,
+		PasswordHash: u.PasswordHash, Roles: string(b), Disabled: u.Disabled, MFARequired: u.MFARequired,
 		CreatedAt: dbTime(u.CreatedAt), UpdatedAt: dbTime(u.UpdatedAt),
 	}, nil
 }
 
 func (r *userRow) user() (*identity.User, error) {
 	u := &identity.User{
-		ID: r.ID, Username: r.Username, PasswordHash: r.PasswordHash, Disabled: r.Disabled,
+		ID: r.ID, Username: r.Username, PasswordHash: r.PasswordHash, Disabled: r.Disabled, MFARequired: r.MFARequired,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 	if err := json.Unmarshal([]byte(r.Roles), &u.Roles); err != nil {
@@ -163,6 +164,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*identity
 			"password_hash":       next.PasswordHash,
 			"roles":               next.Roles,
 			"disabled":            next.Disabled,
+			"mfa_required":        next.MFARequired,
 			"created_at":          next.CreatedAt,
 			"updated_at":          next.UpdatedAt,
 		}).Error; err != nil {

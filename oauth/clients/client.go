@@ -10,6 +10,10 @@ const (
 	GrantPassword          = "password"
 	GrantClientCredentials = "client_credentials"
 	GrantRefreshToken      = "refresh_token"
+	// GrantAuthorizationCode redeems the codes of the authorization
+	// challenge endpoint (draft-ietf-oauth-first-party-apps): a client
+	// registered for it may use that endpoint.
+	GrantAuthorizationCode = "authorization_code"
 )
 
 // Client authentication methods at the token endpoint (RFC 7591 names).
@@ -68,6 +72,12 @@ type Client struct {
 	// obtains is bound to a key it holds. Public and confidential clients
 	// may both set it. Default false.
 	DPoPBoundAccessTokens bool
+
+	// MFARequired makes every user who logs in through the client prove a
+	// second factor (TOTP or a recovery code) at the authorization
+	// challenge endpoint; the password grant refuses such logins with
+	// insufficient_authorization. Default false.
+	MFARequired bool
 }
 
 // IsPublic reports whether c is a public client (RFC 6749 §2.1): it has no
@@ -108,5 +118,6 @@ func (c *Client) spec() Spec {
 		GrantTypes: slices.Clone(c.GrantTypes), Scopes: slices.Clone(c.Scopes), Audience: slices.Clone(c.Audience),
 		IntrospectionAllowed: c.IntrospectionAllowed, AccessTokenSigningAlg: c.AccessTokenSigningAlg,
 		CORSOrigins: slices.Clone(c.CORSOrigins), DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		MFARequired: c.MFARequired,
 	}
 }

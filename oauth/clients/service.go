@@ -60,7 +60,7 @@ func (s *Service) Create(ctx context.Context, spec Spec) (*Client, string, error
 		GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Audience: spec.Audience,
 		CreatedAt: now, UpdatedAt: now, IntrospectionAllowed: spec.IntrospectionAllowed,
 		AccessTokenSigningAlg: spec.AccessTokenSigningAlg, CORSOrigins: spec.CORSOrigins,
-		DPoPBoundAccessTokens: spec.DPoPBoundAccessTokens,
+		DPoPBoundAccessTokens: spec.DPoPBoundAccessTokens, MFARequired: spec.MFARequired,
 	}
 	var secret string
 	if !c.IsPublic() {
@@ -131,6 +131,7 @@ func (s *Service) Patch(ctx context.Context, id string, patch func(*Spec)) (*Cli
 		c.AccessTokenSigningAlg = spec.AccessTokenSigningAlg
 		c.CORSOrigins = spec.CORSOrigins
 		c.DPoPBoundAccessTokens = spec.DPoPBoundAccessTokens
+		c.MFARequired = spec.MFARequired
 		c.UpdatedAt = s.now()
 		return nil
 	})

@@ -35,6 +35,9 @@ type Spec struct {
 	// request of the client (dpop_bound_access_tokens, RFC 9449 §5.2);
 	// default false.
 	DPoPBoundAccessTokens bool
+	// MFARequired requires a second factor of every user logging in
+	// through the client (Client.MFARequired).
+	MFARequired bool
 	// AcceptedAuthMethods, when not empty, states the methods as the
 	// representation lists them (token_endpoint_auth_methods_accepted), so
 	// that a representation sent back unchanged keeps the client as it
@@ -118,13 +121,13 @@ func (spec *Spec) normalize() error {
 	}
 	for _, g := range spec.GrantTypes {
 		switch g {
-		case GrantPassword, GrantRefreshToken:
+		case GrantPassword, GrantRefreshToken, GrantAuthorizationCode:
 		case GrantClientCredentials:
 			if spec.Public {
 				problems = append(problems, "a public client cannot use the client_credentials grant")
 			}
 		default:
-			problems = append(problems, fmt.Sprintf("grant type %q is not supported (password, client_credentials, refresh_token)", g))
+			problems = append(problems, fmt.Sprintf("grant type %q is not supported (password, client_credentials, refresh_token, authorization_code)", g))
 		}
 	}
 	for _, sc := range spec.Scopes {

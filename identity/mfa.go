@@ -1,0 +1,333 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/portcullis-auth/portcullis/identity/totp"
+	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/seal"
+)
+
+// MFA is the second-factor part of the Service: TOTP enrolment (RFC
+// 6238), verification of codes and recovery codes at login, and their
+// administration. Codes are counted by the same guessing counters as
+// passwords (LockoutPolicy): a wrong code is a failed login attempt, so
+// guessing a code is throttled per account and network on every replica.
+type MFA struct {
+	Factors       FactorStore
+	RecoveryCodes RecoveryCodeStore
+	// Sealer seals TOTP secrets under the secrets key.
+	Sealer *seal.Sealer
+	// Issuer names the service in authenticator apps (the otpauth URI's
+	// issuer).
+	Issuer string
+}
+
+// RecoveryCodeCount is how many recovery codes a user gets at once.
+const RecoveryCodeCount = 10
+
+// Errors of the second-factor methods (apperr semantics).
+var (
+	// ErrInvalidCode: a TOTP or recovery code that is wrong, malformed,
+	// already used, or of a factor the user does not have.
+	ErrInvalidCode = &apperr.Error{Code: apperr.EUnauthorized, Message: "invalid one-time code"}
+	// ErrFactorExists: the user already has a confirmed TOTP factor.
+	ErrFactorExists = &apperr.Error{Code: apperr.EConflict, Message: "a TOTP factor is already enrolled; remove it first"}
+	// ErrNoFactor: no such factor of the user (or not one awaiting
+	// confirmation).
+	ErrNoFactor = &apperr.Error{Code: apperr.ENotFound, Message: "no such factor"}
+	// errNoMFA: the Service was built without second factors.
+	errNoMFA = errors.New("second factors are not configured")
+)
+
+// Enrolment is a TOTP factor awaiting confirmation: the secret to put in
+// an authenticator app, as text and as an otpauth URI (and a QR code of
+// it).
+type Enrolment struct {
+	FactorID string
+	Secret   string
+	URI      string
+	key      *totp.Key
+}
+
+// QRCode returns the otpauth URI as a size×size PNG QR code.
+func (e *Enrolment) QRCode(size int) ([]byte, error) { return e.key.PNG(size) }
+
+func (s *Service) mfa() (*MFA, error) {
+	if s.MFA == nil || s.MFA.Factors == nil || s.MFA.RecoveryCodes == nil || s.MFA.Sealer == nil {
+		return nil, errNoMFA
+	}
+	return s.MFA, nil
+}
+
+// ConfirmedFactor returns the user's confirmed TOTP factor, or nil (and no
+// error) when the user has none.
+func (s *Service) ConfirmedFactor(ctx context.Context, userID string) (*Factor, error) {
+	m, err := s.mfa()
+	if err != nil {
+		return nil, nil
+	}
+	fs, err := m.Factors.Factors(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("load factors: %w", err)
+	}
+	for _, f := range fs {
+		if f.Kind == FactorTOTP && f.Confirmed() {
+			return f, nil
+		}
+	}
+	return nil, nil
+}
+
+// NeedsSecondFactor reports whether u must prove a second factor to log
+// in: an administrator requires it, or the user has one.
+func (s *Service) NeedsSecondFactor(ctx context.Context, u *User) (bool, error) {
+	if u.MFARequired {
+		return true, nil
+	}
+	f, err := s.ConfirmedFactor(ctx, u.ID)
+	return f != nil, err
+}
+
+// BeginTOTP starts the enrolment of a TOTP factor for u: it stores a new
+// unconfirmed factor (replacing any earlier unfinished one) and returns
+// its secret. It fails with ErrFactorExists when u already has a
+// confirmed TOTP factor.
+func (s *Service) BeginTOTP(ctx context.Context, u *User) (*Enrolment, error) {
+	m, err := s.mfa()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := m.Factors.Factors(ctx, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("load factors: %w", err)
+	}
+	for _, f := range fs {
+		if f.Kind != FactorTOTP {
+			continue
+		}
+		if f.Confirmed() {
+			return nil, ErrFactorExists
+		}
+		if err := m.Factors.DeleteFactor(ctx, u.ID, f.ID); err != nil && !errors.Is(err, apperr.ErrNotFound) {
+			return nil, fmt.Errorf("delete unfinished factor: %w", err)
+		}
+	}
+	key, err := totp.Generate(m.Issuer, u.Username)
+	if err != nil {
+		return nil, err
+	}
+	f := &Factor{ID: uuid.NewString(), UserID: u.ID, Kind: FactorTOTP, CreatedAt: s.now().UTC()}
+	if f.WrapKeyID, f.Sealed, err = totp.SealSecret(m.Sealer, f.ID, key.Secret()); err != nil {
+		return nil, err
+	}
+	if err := m.Factors.CreateFactor(ctx, f); err != nil {
+		return nil, fmt.Errorf("store factor: %w", err)
+	}
+	return &Enrolment{FactorID: f.ID, Secret: key.Secret(), URI: key.URI(), key: key}, nil
+}
+
+// ConfirmTOTP finishes the enrolment of u's factor factorID with code, a
+// login attempt from clientIP counted as such (a wrong code is a failed
+// attempt). When u had no confirmed factor before, it returns a new set of
+// recovery codes (shown once; only their digests are stored). It fails
+// with ErrInvalidCode for a wrong or replayed code, ErrNoFactor when
+// factorID is not u's factor awaiting confirmation, and an error matching
+// ErrThrottled when the attempt is held back.
+func (s *Service) ConfirmTOTP(ctx context.Context, u *User, factorID, code, clientIP string) ([]string, error) {
+	m, err := s.mfa()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := m.Factors.Factors(ctx, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("load factors: %w", err)
+	}
+	var f *Factor
+	hadConfirmed := false
+	for _, g := range fs {
+		if g.ID == factorID && g.Kind == FactorTOTP && !g.Confirmed() {
+			f = g
+		}
+		hadConfirmed = hadConfirmed || g.Confirmed()
+	}
+	if f == nil {
+		return nil, ErrNoFactor
+	}
+	now := s.now().UTC()
+	if err := s.reserve(ctx, u.Username, clientIP, now); err != nil {
+		return nil, err
+	}
+	secret, err := totp.OpenSecret(m.Sealer, f.ID, f.WrapKeyID, f.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("open factor secret: %w", err)
+	}
+	step, ok := totp.Verify(secret, code, now, f.LastUsedStep)
+	if !ok {
+		return nil, ErrInvalidCode
+	}
+	if ok, err = m.Factors.ConfirmFactor(ctx, u.ID, f.ID, step, now); err != nil {
+		return nil, fmt.Errorf("confirm factor: %w", err)
+	} else if !ok {
+		return nil, ErrInvalidCode
+	}
+	if err := s.succeeded(ctx, u.Username, clientIP); err != nil {
+		return nil, err
+	}
+	if hadConfirmed {
+		return nil, nil
+	}
+	return s.NewRecoveryCodes(ctx, u)
+}
+
+// NewRecoveryCodes replaces u's recovery codes with RecoveryCodeCount new
+// ones and returns them (shown once; only their digests are stored).
+func (s *Service) NewRecoveryCodes(ctx context.Context, u *User) ([]string, error) {
+	m, err := s.mfa()
+	if err != nil {
+		return nil, err
+	}
+	plain, hashes, err := totp.NewRecoveryCodes(RecoveryCodeCount)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
+		return nil, fmt.Errorf("store recovery codes: %w", err)
+	}
+	return plain, nil
+}
+
+// RemoveFactor deletes u's factor factorID; removing the last confirmed
+// one also deletes u's recovery codes. ErrNoFactor when u has no such
+// factor.
+func (s *Service) RemoveFactor(ctx context.Context, u *User, factorID string) error {
+	m, err := s.mfa()
+	if err != nil {
+		return err
+	}
+	if err := m.Factors.DeleteFactor(ctx, u.ID, factorID); errors.Is(err, apperr.ErrNotFound) {
+		return ErrNoFactor
+	} else if err != nil {
+		return fmt.Errorf("delete factor: %w", err)
+	}
+	left, err := s.ConfirmedFactor(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	if left == nil {
+		if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, nil); err != nil && !errors.Is(err, apperr.ErrNotFound) {
+			return fmt.Errorf("delete recovery codes: %w", err)
+		}
+	}
+	return nil
+}
+
+// ResetFactors deletes every factor and recovery code of the user with ID
+// userID (an administrator's reset for a user who lost their device). It
+// returns apperr.ErrNotFound (matched) for no such user.
+func (s *Service) ResetFactors(ctx context.Context, userID string) error {
+	m, err := s.mfa()
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.GetUser(ctx, userID); err != nil {
+		return err
+	}
+	fs, err := m.Factors.Factors(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("load factors: %w", err)
+	}
+	for _, f := range fs {
+		if err := m.Factors.DeleteFactor(ctx, userID, f.ID); err != nil && !errors.Is(err, apperr.ErrNotFound) {
+			return fmt.Errorf("delete factor: %w", err)
+		}
+	}
+	if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, userID, nil); err != nil && !errors.Is(err, apperr.ErrNotFound) {
+		return fmt.Errorf("delete recovery codes: %w", err)
+	}
+	return nil
+}
+
+// FactorSummary lists a user's factors and how many recovery codes are
+// left.
+func (s *Service) FactorSummary(ctx context.Context, userID string) ([]*Factor, int, error) {
+	m, err := s.mfa()
+	if err != nil {
+		return nil, 0, err
+	}
+	fs, err := m.Factors.Factors(ctx, userID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("load factors: %w", err)
+	}
+	n, err := m.RecoveryCodes.RecoveryCodesLeft(ctx, userID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("count recovery codes: %w", err)
+	}
+	return fs, n, nil
+}
+
+// VerifySecondFactor checks a TOTP code (otp) or, when otp is empty, a
+// recovery code of u, presented in a login from clientIP whose password
+// was checked already. The attempt is counted before it is checked, like
+// a password (a wrong code is a failed login); an accepted code is used
+// up (its time step, or the recovery code) on every replica before this
+// returns. It returns nil on success, ErrInvalidCode, or an error matching ErrThrottled. It does not reset
+// the guessing counters: call LoginSucceeded once the login is complete.
+func (s *Service) VerifySecondFactor(ctx context.Context, u *User, otp, recoveryCode, clientIP string) error {
+	m, err := s.mfa()
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	if err := s.reserve(ctx, u.Username, clientIP, now); err != nil {
+		return err
+	}
+	if otp == "" {
+		hash, ok := totp.HashRecoveryCode(recoveryCode)
+		if !ok {
+			return ErrInvalidCode
+		}
+		used, err := m.RecoveryCodes.UseRecoveryCode(ctx, u.ID, hash)
+		if err != nil {
+			return fmt.Errorf("use recovery code: %w", err)
+		}
+		if !used {
+			return ErrInvalidCode
+		}
+		return nil
+	}
+	f, err := s.ConfirmedFactor(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	if f == nil {
+		return ErrInvalidCode
+	}
+	secret, err := totp.OpenSecret(m.Sealer, f.ID, f.WrapKeyID, f.Sealed)
+	if err != nil {
+		return fmt.Errorf("open factor secret: %w", err)
+	}
+	step, ok := totp.Verify(secret, otp, now, f.LastUsedStep)
+	if !ok {
+		return ErrInvalidCode
+	}
+	used, err := m.Factors.UseTOTPStep(ctx, f.ID, step)
+	if err != nil {
+		return fmt.Errorf("use code: %w", err)
+	}
+	if !used {
+		return ErrInvalidCode
+	}
+	return nil
+}
+
+// LoginSucceeded records a complete login (every factor proven) of u from
+// clientIP: as a successful password login does, it resets the network's
+// counter and trusts the network for the account.
+func (s *Service) LoginSucceeded(ctx context.Context, u *User, clientIP string) error {
+	return s.succeeded(ctx, u.Username, clientIP)
+}
