@@ -133,6 +133,9 @@ type Config struct {
 	// DPoP configures sender-constrained tokens (RFC 9449) at the token
 	// endpoint and the admin API.
 	DPoP DPoP `yaml:"dpop"`
+	// MFA configures second factors and the authorization challenge
+	// endpoint (first-party apps).
+	MFA MFA `yaml:"mfa"`
 	// Log configures the server's structured log.
 	Log Log `yaml:"log"`
 }
@@ -351,6 +354,31 @@ type DPoP struct {
 	NonceLifetime time.Duration `yaml:"nonce_lifetime"`
 }
 
+// MFA configures second factors (TOTP, RFC 6238) and the authorization
+// challenge endpoint of first-party apps
+// (draft-ietf-oauth-first-party-apps), where users log in with a password
+// and a one-time code.
+type MFA struct {
+	// TOTPIssuer names the service in users' authenticator apps (the
+	// otpauth URI's issuer); no colon. Default: Portcullis.
+	TOTPIssuer string `yaml:"totp_issuer"`
+	// ACRSingleFactor is the acr claim of tokens from a login with a
+	// password alone. Default: "1".
+	ACRSingleFactor string `yaml:"acr_single_factor"`
+	// ACRMultiFactor is the acr claim of tokens from a login with a
+	// password and a second factor, the value resource servers ask for in
+	// a step-up challenge (RFC 9470). Default: "2".
+	ACRMultiFactor string `yaml:"acr_multi_factor"`
+	// AuthSessionLifetime is how long a login at the challenge endpoint
+	// may take from one step to the next (each step's auth_session lives
+	// that long). Between 30s and 30m. Default: 5m.
+	AuthSessionLifetime time.Duration `yaml:"auth_session_lifetime"`
+	// StepUpSessionLifetime is how long the auth_session of a finished
+	// login (in the token response) can start a step-up, which always
+	// needs a fresh factor. Between 1m and 720h. Default: 12h.
+	StepUpSessionLifetime time.Duration `yaml:"step_up_session_lifetime"`
+}
+
 // ClientCache configures the in-memory cache of registered clients that
 // client authentication at the token, revocation and introspection
 // endpoints reads (package oauth/clientcache).
@@ -444,6 +472,8 @@ func Default() Config {
 			ProofMaxAge:   60 * time.Second,
 			NonceLifetime: 5 * time.Minute,
 		},
+		MFA: MFA{TOTPIssuer: "Portcullis", ACRSingleFactor: "1", ACRMultiFactor: "2",
+			AuthSessionLifetime: 5 * time.Minute, StepUpSessionLifetime: 12 * time.Hour},
 		Log: Log{Level: "info", Format: "text"},
 	}
 }

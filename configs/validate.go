@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,6 +113,7 @@ func (c *Config) Validate() error {
 		p.add("client_cache.max_entries", "must be at least 1")
 	}
 	c.validateDPoP(&p)
+	c.validateMFA(&p)
 	if c.AdminURL != "" {
 		if u, err := url.Parse(c.AdminURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 			u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
@@ -387,5 +389,33 @@ func (c *Config) validateDPoP(p *problems) {
 	}
 	if d.NonceLifetime < 10*time.Second || d.NonceLifetime > time.Hour {
 		p.add("dpop.nonce_lifetime", "%s is outside 10s..1h", fmtDuration(d.NonceLifetime))
+	}
+}
+
+// acrRE is the character set of an acr value: printable ASCII without
+// space, quote or backslash, so that it fits a WWW-Authenticate
+// acr_values parameter (RFC 9470 §3) unescaped.
+var acrRE = regexp.MustCompile(`^[!#-\[\]-~]{1,64}$`)
+
+// validateMFA checks the mfa section.
+func (c *Config) validateMFA(p *problems) {
+	m := c.MFA
+	if m.TOTPIssuer == "" || strings.Contains(m.TOTPIssuer, ":") || len(m.TOTPIssuer) > 64 {
+		p.add("mfa.totp_issuer", "must be 1 to 64 characters without a colon")
+	}
+	if !acrRE.MatchString(m.ACRSingleFactor) {
+		p.add("mfa.acr_single_factor", "must be 1 to 64 printable ASCII characters without space, quote or backslash")
+	}
+	if !acrRE.MatchString(m.ACRMultiFactor) {
+		p.add("mfa.acr_multi_factor", "must be 1 to 64 printable ASCII characters without space, quote or backslash")
+	}
+	if m.ACRSingleFactor == m.ACRMultiFactor {
+		p.add("mfa.acr_multi_factor", "must differ from mfa.acr_single_factor")
+	}
+	if m.AuthSessionLifetime < 30*time.Second || m.AuthSessionLifetime > 30*time.Minute {
+		p.add("mfa.auth_session_lifetime", "%s is outside 30s..30m", fmtDuration(m.AuthSessionLifetime))
+	}
+	if m.StepUpSessionLifetime < time.Minute || m.StepUpSessionLifetime > 720*time.Hour {
+		p.add("mfa.step_up_session_lifetime", "%s is outside 1m..720h", fmtDuration(m.StepUpSessionLifetime))
 	}
 }

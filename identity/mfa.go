@@ -42,6 +42,9 @@ var (
 	ErrNoFactor = &apperr.Error{Code: apperr.ENotFound, Message: "no such factor"}
 	// errNoMFA: the Service was built without second factors.
 	errNoMFA = errors.New("second factors are not configured")
+	// errNoSecretsKey: TOTP secrets cannot be sealed or opened without
+	// the secrets key.
+	errNoSecretsKey = errors.New("the secrets key is not available to seal or open TOTP secrets")
 )
 
 // Enrolment is a TOTP factor awaiting confirmation: the secret to put in
@@ -58,10 +61,18 @@ type Enrolment struct {
 func (e *Enrolment) QRCode(size int) ([]byte, error) { return e.key.PNG(size) }
 
 func (s *Service) mfa() (*MFA, error) {
-	if s.MFA == nil || s.MFA.Factors == nil || s.MFA.RecoveryCodes == nil || s.MFA.Sealer == nil {
+	if s.MFA == nil || s.MFA.Factors == nil || s.MFA.RecoveryCodes == nil {
 		return nil, errNoMFA
 	}
 	return s.MFA, nil
+}
+
+// sealer returns the Sealer of TOTP secrets.
+func (m *MFA) sealer() (*seal.Sealer, error) {
+	if m.Sealer == nil {
+		return nil, errNoSecretsKey
+	}
+	return m.Sealer, nil
 }
 
 // ConfirmedFactor returns the user's confirmed TOTP factor, or nil (and no
@@ -117,12 +128,16 @@ func (s *Service) BeginTOTP(ctx context.Context, u *User) (*Enrolment, error) {
 			return nil, fmt.Errorf("delete unfinished factor: %w", err)
 		}
 	}
+	sealer, err := m.sealer()
+	if err != nil {
+		return nil, err
+	}
 	key, err := totp.Generate(m.Issuer, u.Username)
 	if err != nil {
 		return nil, err
 	}
 	f := &Factor{ID: uuid.NewString(), UserID: u.ID, Kind: FactorTOTP, CreatedAt: s.now().UTC()}
-	if f.WrapKeyID, f.Sealed, err = totp.SealSecret(m.Sealer, f.ID, key.Secret()); err != nil {
+	if f.WrapKeyID, f.Sealed, err = totp.SealSecret(sealer, f.ID, key.Secret()); err != nil {
 		return nil, err
 	}
 	if err := m.Factors.CreateFactor(ctx, f); err != nil {
@@ -162,7 +177,11 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u *User, factorID, code, clie
 	if err := s.reserve(ctx, u.Username, clientIP, now); err != nil {
 		return nil, err
 	}
-	secret, err := totp.OpenSecret(m.Sealer, f.ID, f.WrapKeyID, f.Sealed)
+	sealer, err := m.sealer()
+	if err != nil {
+		return nil, err
+	}
+	secret, err := totp.OpenSecret(sealer, f.ID, f.WrapKeyID, f.Sealed)
 	if err != nil {
 		return nil, fmt.Errorf("open factor secret: %w", err)
 	}
@@ -307,7 +326,11 @@ func (s *Service) VerifySecondFactor(ctx context.Context, u *User, otp, recovery
 	if f == nil {
 		return ErrInvalidCode
 	}
-	secret, err := totp.OpenSecret(m.Sealer, f.ID, f.WrapKeyID, f.Sealed)
+	sealer, err := m.sealer()
+	if err != nil {
+		return err
+	}
+	secret, err := totp.OpenSecret(sealer, f.ID, f.WrapKeyID, f.Sealed)
 	if err != nil {
 		return fmt.Errorf("open factor secret: %w", err)
 	}

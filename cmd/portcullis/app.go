@@ -215,7 +215,20 @@ func (a *app) users() *identity.Service {
 		Throttles:           a.store,
 		MaxConcurrentHashes: c.Argon2.MaxConcurrent,
 		MaxHashWait:         c.Argon2.MaxWait,
+		MFA:                 a.mfa(),
 	}
+}
+
+// mfa builds the second-factor part of the identity service. TOTP secrets
+// are sealed under the secrets key; when it cannot be loaded (a CLI
+// command on MySQL without PORTCULLIS_SECRETS_KEY), enrolment and code
+// checks fail, while listing and resetting factors still work.
+func (a *app) mfa() *identity.MFA {
+	m := &identity.MFA{Factors: a.store, RecoveryCodes: a.store, Issuer: a.cfg.MFA.TOTPIssuer}
+	if s, _, _, err := a.sealer(); err == nil {
+		m.Sealer = s
+	}
+	return m
 }
 
 func (a *app) clients() *clients.Service { return &clients.Service{Store: a.store} }
