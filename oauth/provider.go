@@ -35,7 +35,9 @@ const verifiedTokenCacheSize = 10000
 
 // NewProvider composes fosite explicitly with exactly the handlers
 // Portcullis offers: resource-owner password (passwordGrant: the password
-// itself is checked by TokenHandler), client credentials, refresh token
+// itself is checked by TokenHandler), authorization code with PKCE (the
+// codes of the challenge endpoint, CodeIssuer; fosite's authorize-endpoint
+// half is registered but never served), client credentials, refresh token
 // (with rotation), revocation, and introspection. Access tokens are RFC
 // 9068 JWTs signed by km's active key and never stored: introspection
 // verifies them (the key by kid) and checks cfg.Revocations
@@ -61,6 +63,11 @@ func NewProvider(cfg ProviderConfig, store TokenStore, km *keys.Manager) (fosite
 		ScopeStrategy:            fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy: anyAudience, // TokenHandler checks audiences (AudiencePolicy)
 		ClientSecretsHasher:      SecretHasher{},
+		// Codes of the challenge endpoint (CodeIssuer): short-lived, PKCE
+		// with S256 only, always.
+		AuthorizeCodeLifespan:          CodeLifetime,
+		EnforcePKCE:                    true,
+		EnablePKCEPlainChallengeMethod: false,
 	}
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
 	// Client authentication per RFC 6749 §2.3 and §5.2, with the methods
@@ -76,6 +83,8 @@ func NewProvider(cfg ProviderConfig, store TokenStore, km *keys.Manager) (fosite
 	gs := grantStore{TokenStore: store}
 	p := compose.Compose(fc, gs, strategy,
 		passwordGrantFactory,
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2PKCEFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OAuth2TokenRevocationFactory,

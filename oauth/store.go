@@ -5,6 +5,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/pkce"
 	fositestorage "github.com/ory/fosite/storage"
 
 	"github.com/portcullis-auth/portcullis/identity"
@@ -28,6 +29,16 @@ import (
 type TokenStore interface {
 	fosite.ClientManager
 	oauth2.RefreshTokenStorage
+	// Authorization codes of the challenge endpoint (CodeIssuer):
+	// GetAuthorizeCodeSession returns the stored requester together with
+	// fosite.ErrInvalidatedAuthorizeCode for a redeemed code, and
+	// InvalidateAuthorizeCodeSession is a conditional update that fails
+	// with fosite.ErrInvalidatedAuthorizeCode for a code already
+	// redeemed, so that of two concurrent redemptions exactly one
+	// succeeds. The PKCE storage hands back the code's own request (which
+	// holds the code_challenge).
+	oauth2.AuthorizeCodeStorage
+	pkce.PKCERequestStorage
 	// RevokeRefreshToken marks every refresh token of the grant inactive.
 	RevokeRefreshToken(ctx context.Context, requestID string) error
 	// RevokeAccessToken records that the grant's access tokens are
@@ -48,8 +59,9 @@ type Authenticator interface {
 // writes every access token it issues and reads it back to introspect or
 // revoke it; here that is a no-op and an unknown token: introspection
 // and revocation of access tokens verify the JWT instead, see
-// jwtIntrospector and RevokeHandler) and no authorization codes (there is
-// no authorization-code flow).
+// jwtIntrospector and RevokeHandler), and authorization codes whose
+// replay by someone who cannot prove the redemption's possession factors
+// is reported as an unknown code (GetAuthorizeCodeSession).
 type grantStore struct {
 	TokenStore
 }
@@ -74,21 +86,3 @@ func (grantStore) GetAccessTokenSession(context.Context, string, fosite.Session)
 // DeleteAccessTokenSession implements oauth2.AccessTokenStorage; there is
 // nothing to delete.
 func (grantStore) DeleteAccessTokenSession(context.Context, string) error { return nil }
-
-// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
-// Portcullis has no authorization-code flow; it returns fosite.ErrNotFound.
-func (grantStore) CreateAuthorizeCodeSession(context.Context, string, fosite.Requester) error {
-	return fosite.ErrNotFound
-}
-
-// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage; it
-// always returns fosite.ErrNotFound.
-func (grantStore) GetAuthorizeCodeSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
-	return nil, fosite.ErrNotFound
-}
-
-// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage;
-// it always returns fosite.ErrNotFound.
-func (grantStore) InvalidateAuthorizeCodeSession(context.Context, string) error {
-	return fosite.ErrNotFound
-}

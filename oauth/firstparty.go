@@ -1,0 +1,90 @@
+package oauth
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/portcullis-auth/portcullis/identity"
+)
+
+// FirstParty connects the token endpoint to the authorization challenge
+// endpoint of first-party apps (package oauth/challenge implements it):
+// users who must prove a second factor are sent there, and a redeemed code
+// hands the client an auth_session for a later step-up.
+type FirstParty interface {
+	// CheckLogin decides whether a user's tokens may be issued without a
+	// second factor: for a password grant whose password was just
+	// verified (amr [pwd]) and for every refresh of a user's grant (amr as
+	// recorded at login). It returns nil to let it through, an
+	// *InsufficientAuthorization to send the client to the challenge
+	// endpoint, or a storage error. jkt is the request's DPoP key ("" for
+	// none), to which an auth_session it starts is bound.
+	CheckLogin(ctx context.Context, client fosite.Client, user *identity.User, amr []string, jkt string) error
+	// StepUpSession returns the auth_session of a login just finished at
+	// the challenge endpoint (a code redeemed), with which the client can
+	// come back for a step-up, or "" for none.
+	StepUpSession(ctx context.Context, client fosite.Client, user *identity.User, amr []string, authTime time.Time, jkt string) (string, error)
+}
+
+// ACRValues are the acr claims of user tokens (RFC 9068 §2.2.1): Single
+// for a login with a password alone, Multi with a second factor.
+type ACRValues struct {
+	Single, Multi string
+}
+
+// For returns the acr value of a login with the RFC 8176 methods amr.
+func (a ACRValues) For(amr []string) string {
+	for _, m := range amr {
+		if m == AMRMFA {
+			return a.Multi
+		}
+	}
+	return a.Single
+}
+
+// RFC 8176 authentication method references Portcullis records.
+const (
+	AMRPassword = "pwd"
+	AMROTP      = "otp"
+	AMRMFA      = "mfa"
+)
+
+// InsufficientAuthorization is the token endpoint's answer (403
+// insufficient_authorization, draft-ietf-oauth-first-party-apps §6.2) to a
+// login that needs a second factor: the client continues at the
+// authorization challenge endpoint with AuthSession (when the client may
+// use it).
+type InsufficientAuthorization struct {
+	// AuthSession continues the login at the challenge endpoint; "" when
+	// the client is not registered for that flow.
+	AuthSession string
+	// OTPRequired: the user has a TOTP factor; ask for a code.
+	// EnrollmentRequired: the user must enrol one first (the challenge
+	// endpoint hands out the secret).
+	OTPRequired, EnrollmentRequired bool
+}
+
+func (e *InsufficientAuthorization) Error() string { return errInsufficientAuthorization }
+
+const errInsufficientAuthorization = "insufficient_authorization"
+
+// writeInsufficientAuthorization writes e as the draft's example shows it.
+func writeInsufficientAuthorization(w http.ResponseWriter, e *InsufficientAuthorization) {
+	body := map[string]any{
+		"error":             errInsufficientAuthorization,
+		"error_description": "A second factor is required: continue at the authorization challenge endpoint.",
+	}
+	if e.AuthSession != "" {
+		body["auth_session"] = e.AuthSession
+	}
+	if e.OTPRequired {
+		body["otp_required"] = true
+	}
+	if e.EnrollmentRequired {
+		body["totp_enrollment_required"] = true
+	}
+	writeJSONNoStore(w, http.StatusForbidden, body)
+}
