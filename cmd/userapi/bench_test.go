@@ -50,7 +50,7 @@ func BenchmarkUsersMe(b *testing.B) {
 	v := resource.NewVerifier(resource.NewRemoteKeySet(fi.URL(), resource.RemoteOptions{}),
 		resource.Options{Issuer: fi.URL(), Audience: aud})
 	tok := mint(b, fi, userClaims(fi, aud), "k1", nil)
-	benchServe(b, newHandler(v), "/users/me", "Bearer "+tok, http.StatusOK)
+	benchServe(b, newHandler(v, resource.StepUp{}), "/users/me", "Bearer "+tok, http.StatusOK)
 }
 
 // BenchmarkEmptyHandler is the baseline: an empty handler behind the same

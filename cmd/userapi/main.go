@@ -49,6 +49,41 @@ type config struct {
 	// DPoP proofs must name, and then the default Audience. Default empty:
 	// derived from each request (scheme, Host, path).
 	ExternalURL string
+	// StepUpACR is the acr values GET /users/me/security accepts (RFC
+	// 9470 resource.StepUp.ACRValues), space-separated after parsing
+	// (the flag and environment also take commas). Default "2", the
+	// authorization server's default acr of a login with a second factor.
+	StepUpACR string
+	// StepUpMaxAge is resource.StepUp.MaxAge of GET /users/me/security:
+	// how long ago the user may have authenticated at most, a whole
+	// number of seconds. Default 0: not checked.
+	StepUpMaxAge time.Duration
+}
+
+// defaultStepUpACR is the default config.StepUpACR.
+const defaultStepUpACR = "2"
+
+// stepUp is the requirement of GET /users/me/security.
+func (c config) stepUp() resource.StepUp {
+	return resource.StepUp{ACRValues: strings.Fields(c.StepUpACR), MaxAge: c.StepUpMaxAge}
+}
+
+// parseACRValues returns the acr values of s, separated by commas or
+// spaces, joined by single spaces; an error when there are none or one
+// has characters the acr_values quoted string of a challenge cannot carry.
+func parseACRValues(s string) (string, error) {
+	vals := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+	if len(vals) == 0 {
+		return "", errors.New("--step-up-acr must name at least one acr value")
+	}
+	for _, v := range vals {
+		for _, r := range v {
+			if r <= 0x20 || r > 0x7e || r == '"' || r == '\\' {
+				return "", errors.New("--step-up-acr values must be printable ASCII without quotes or backslashes")
+			}
+		}
+	}
+	return strings.Join(vals, " "), nil
 }
 
 // parseConfig reads flags from args over the environment (via getenv).
@@ -56,6 +91,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	cfg := config{
 		Issuer: getenv("USERAPI_ISSUER"), Addr: getenv("USERAPI_ADDR"), Audience: getenv("USERAPI_AUDIENCE"),
 		UnknownKIDWait: resource.DefaultUnknownKIDWait, ExternalURL: getenv("USERAPI_EXTERNAL_URL"),
+		StepUpACR: defaultStepUpACR,
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = ":8090"
@@ -67,6 +103,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		cfg.UnknownKIDWait = d
 	}
+	if v := getenv("USERAPI_STEP_UP_ACR"); v != "" {
+		cfg.StepUpACR = v
+	}
+	if v := getenv("USERAPI_STEP_UP_MAX_AGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return config{}, fmt.Errorf("USERAPI_STEP_UP_MAX_AGE: %w", err)
+		}
+		cfg.StepUpMaxAge = d
+	}
 	fs := flag.NewFlagSet("userapi", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -76,7 +122,11 @@ The reference resource server. GET /users/me answers with the caller of an
 access token sent as "Authorization: Bearer <token>" (RFC 6750) or, for a
 token bound to the client's key, "Authorization: DPoP <token>" with a proof
 in the DPoP header (RFC 9449); a DPoP-bound token sent as a bearer token is
-refused.
+refused. GET /users/me/security answers with how the caller authenticated
+({"sub","preferred_username","acr","amr","auth_time"}) only to a token whose
+acr is one of --step-up-acr and, with --step-up-max-age, whose auth_time is
+recent enough; other tokens get 401 insufficient_user_authentication with
+acr_values and max_age in the challenge (RFC 9470 step-up).
 
 Flags:
 `)
@@ -93,7 +143,14 @@ Flags:
 	fs.DurationVar(&cfg.UnknownKIDWait, "unknown-kid-wait", cfg.UnknownKIDWait,
 		"how long a request whose token names a signing key not yet known waits for the issuer's JWKS; "+
 			"known keys never wait (env USERAPI_UNKNOWN_KID_WAIT)")
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&cfg.StepUpACR, "step-up-acr", cfg.StepUpACR,
+		"acr values GET /users/me/security accepts, separated by commas or spaces, sent as acr_values when it "+
+			"refuses a token (env USERAPI_STEP_UP_ACR)")
+	fs.DurationVar(&cfg.StepUpMaxAge, "step-up-max-age", cfg.StepUpMaxAge,
+		"how long ago the user may have authenticated at most for GET /users/me/security, a whole number of "+
+			"seconds such as 5m, sent as max_age; 0 means not checked (env USERAPI_STEP_UP_MAX_AGE)")
+	err := fs.Parse(args)
+	if err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
@@ -101,6 +158,12 @@ Flags:
 	}
 	if cfg.UnknownKIDWait <= 0 {
 		return config{}, fmt.Errorf("--unknown-kid-wait %v must be positive", cfg.UnknownKIDWait)
+	}
+	if cfg.StepUpACR, err = parseACRValues(cfg.StepUpACR); err != nil {
+		return config{}, err
+	}
+	if cfg.StepUpMaxAge < 0 || cfg.StepUpMaxAge%time.Second != 0 {
+		return config{}, fmt.Errorf("--step-up-max-age %v must be 0 or a positive whole number of seconds", cfg.StepUpMaxAge)
 	}
 	if cfg.Issuer == "" {
 		return config{}, errors.New("--issuer (or USERAPI_ISSUER) is required")
@@ -159,7 +222,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DPoP: resource.DPoPOptions{ExternalURL: cfg.ExternalURL},
 	})
 	srv := &http.Server{
-		Handler:           newHandler(v),
+		Handler:           newHandler(v, cfg.stepUp()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
@@ -177,7 +240,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	defer wg.Wait()
 
-	logger.Info("userapi configured", "issuer", cfg.Issuer, "audience", cfg.Audience, "external_url", cfg.ExternalURL)
+	logger.Info("userapi configured", "issuer", cfg.Issuer, "audience", cfg.Audience, "external_url", cfg.ExternalURL,
+		"step_up_acr", cfg.StepUpACR, "step_up_max_age", cfg.StepUpMaxAge)
 	logger.Info("userapi listening", "addr", ln.Addr().String())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -8,13 +8,19 @@ import (
 	"github.com/portcullis-auth/portcullis/oauth/resource"
 )
 
-// newHandler returns userapi's routes; /users/me is behind the verifier
-// and only for tokens issued for a user (resource.RequireUser).
-func newHandler(v *resource.Verifier) http.Handler {
+// newHandler returns userapi's routes; /users/me and /users/me/security are
+// behind the verifier and only for tokens issued for a user
+// (resource.RequireUser), /users/me/security also only for tokens that
+// meet step (RFC 9470). A client_credentials token is refused by
+// RequireUser first: no login of a user can help it.
+func newHandler(v *resource.Verifier, step resource.StepUp) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /users/me", resource.Middleware(v)(resource.RequireUser()(http.HandlerFunc(usersMe))))
+	users := func(h http.Handler) http.Handler { return resource.Middleware(v)(resource.RequireUser()(h)) }
+	mux.Handle("GET /users/me", users(http.HandlerFunc(usersMe)))
+	mux.Handle("GET /users/me/security", users(v.RequireAuthentication(step)(http.HandlerFunc(usersMeSecurity))))
 	mux.HandleFunc("GET /health/alive", alive)
 	mux.HandleFunc("/users/me", methodNotAllowed)
+	mux.HandleFunc("/users/me/security", methodNotAllowed)
 	mux.HandleFunc("/health/alive", methodNotAllowed)
 	mux.HandleFunc("/", notFound)
 	return mux
@@ -53,6 +59,35 @@ func usersMe(w http.ResponseWriter, r *http.Request) {
 		ClientID:  c.ClientID,
 		ExpiresAt: c.ExpiresAt.UTC().Format(time.RFC3339),
 	})
+}
+
+// security is the /users/me/security response: the user and how they
+// authenticated, named as the token's claims; auth_time is a NumericDate
+// (seconds since the epoch), null when the token has none, and amr an
+// empty array when it has none.
+type security struct {
+	Subject  string   `json:"sub"`
+	Username string   `json:"preferred_username"`
+	ACR      string   `json:"acr"`
+	AMR      []string `json:"amr"`
+	AuthTime *int64   `json:"auth_time"`
+}
+
+func usersMeSecurity(w http.ResponseWriter, r *http.Request) {
+	c, ok := resource.ClaimsFromContext(r.Context())
+	if !ok { // unreachable behind the middleware; fail closed
+		writeJSON(w, http.StatusUnauthorized, errorBody{"unauthorized", "missing bearer token"})
+		return
+	}
+	resp := security{Subject: c.Subject, Username: c.Username, ACR: c.ACR, AMR: c.AMR}
+	if resp.AMR == nil {
+		resp.AMR = []string{}
+	}
+	if !c.AuthTime.IsZero() {
+		t := c.AuthTime.Unix()
+		resp.AuthTime = &t
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func alive(w http.ResponseWriter, r *http.Request) {

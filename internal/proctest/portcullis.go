@@ -223,15 +223,15 @@ func (s *Server) ClientCredentialsToken(t testing.TB, c Client, scope string) To
 type UserAPI string
 
 // Serve starts userapi on a free loopback port, verifying tokens of issuer
-// for audience, waits until it is alive and returns its base URL; it
-// retries on fresh ports like Portcullis.Serve. The process is stopped
-// when the test ends.
-func (bin UserAPI) Serve(t testing.TB, issuer, audience string) string {
+// for audience, with the further flags args, waits until it is alive and
+// returns its base URL; it retries on fresh ports like Portcullis.Serve.
+// The process is stopped when the test ends.
+func (bin UserAPI) Serve(t testing.TB, issuer, audience string, args ...string) string {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
 		addr := FreeAddr(t)
 		p := Start(t, string(bin), []string{"PATH=" + os.Getenv("PATH")},
-			"--issuer", issuer, "--addr", addr, "--audience", audience)
+			append([]string{"--issuer", issuer, "--addr", addr, "--audience", audience}, args...)...)
 		base := "http://" + addr
 		err := p.WaitHTTP(base+"/health/alive", http.StatusOK)
 		if err == nil {

@@ -40,6 +40,18 @@ type Claims struct {
 	// for a bearer token. [Middleware] accepts a token with a JKT only
 	// under the DPoP scheme, with a proof signed by that key.
 	JKT string
+	// ACR is "acr" (OpenID Connect Core §2, RFC 9068 §2.2.3.1): the
+	// authentication context class the user's authentication satisfied,
+	// such as "1" for a password alone and "2" for a second factor at
+	// Portcullis. Empty when absent, as in client_credentials tokens.
+	ACR string
+	// AMR is "amr" (RFC 8176): the authentication methods used, such as
+	// "pwd", "otp" and "mfa". Nil when absent.
+	AMR []string
+	// AuthTime is "auth_time" (OpenID Connect Core §2, RFC 9068
+	// §2.2.3.1): when the user last authenticated. The zero time when
+	// absent.
+	AuthTime time.Time
 }
 
 // Scopes returns the scope values of c.Scope, in order, without empty
@@ -76,10 +88,17 @@ func (c *Claims) HasRole(role string) bool {
 	return slices.Contains(c.Roles, role)
 }
 
+// HasAMR reports whether method is one of the token's authentication
+// methods (the "amr" claim; exact match, RFC 8176 §1).
+func (c *Claims) HasAMR(method string) bool {
+	return slices.Contains(c.AMR, method)
+}
+
 // clone returns a deep copy of c.
 func (c *Claims) clone() *Claims {
 	cp := *c
 	cp.Audience = slices.Clone(c.Audience)
 	cp.Roles = slices.Clone(c.Roles)
+	cp.AMR = slices.Clone(c.AMR)
 	return &cp
 }

@@ -10,10 +10,10 @@
 // "crit" header, exact issuer match, audience check, and time claims checked
 // with a small leeway. Claims are parsed strictly: names match exactly
 // (case-sensitive, RFC 7519 §4), registered claims must have their JSON
-// type (exp, iat and nbf numbers; iss, sub, jti, client_id, scope and
-// preferred_username strings; aud a string or array of strings; roles an
-// array of strings; cnf an object whose jkt is a non-empty string), and a
-// repeated member name makes the token invalid. Verified tokens are cached
+// type (exp, iat, nbf and auth_time numbers; iss, sub, jti, client_id,
+// scope, preferred_username and acr strings; aud a string or array of
+// strings; roles and amr arrays of strings; cnf an object whose jkt is a
+// non-empty string), and a repeated member name makes the token invalid. Verified tokens are cached
 // until they expire so that repeated requests with the same token cost a
 // hash and a map lookup.
 //
@@ -24,6 +24,15 @@
 // [ClaimsFromContext]. [RequireScope], [RequireRole] and [RequireUser] (the
 // token must have been issued for a user, not to a client acting for
 // itself) add authorization checks that answer 403.
+//
+// Step-up authentication (RFC 9470): [Verifier.RequireAuthentication]
+// guards a route with a [StepUp] requirement on how the user
+// authenticated: an authentication context class ("acr", [Claims.ACR]),
+// authentication methods ("amr", [Claims.AMR]) and a maximum age of the
+// authentication ("auth_time", [Claims.AuthTime]). A token that does not
+// meet it is answered 401 insufficient_user_authentication with the
+// acr_values and max_age the client should ask the authorization server
+// for.
 //
 // DPoP (RFC 9449): a token bound to a client's key carries the key's
 // thumbprint as cnf.jkt ([Claims.JKT]; the authorization server binds the

@@ -40,7 +40,8 @@ var (
 	ErrExpired = errors.New("token expired")
 	// ErrNotYetValid: nbf is in the future (beyond the leeway).
 	ErrNotYetValid = errors.New("token not yet valid")
-	// ErrIssuedInFuture: iat is in the future (beyond the leeway).
+	// ErrIssuedInFuture: iat or auth_time is in the future (beyond the
+	// leeway).
 	ErrIssuedInFuture = errors.New("token issued in the future")
 	// ErrIssuer: iss is not the configured issuer.
 	ErrIssuer = errors.New("wrong issuer")

@@ -93,6 +93,52 @@ func ExampleRequireUser() {
 	// 403 Bearer error="insufficient_scope", error_description="token does not identify a user"
 }
 
+func ExampleVerifier_RequireAuthentication() {
+	issuer, mint := startExampleIssuer()
+	defer issuer.Close()
+
+	ks := resource.NewRemoteKeySet(issuer.URL, resource.RemoteOptions{})
+	v := resource.NewVerifier(ks, resource.Options{Issuer: issuer.URL, Audience: "https://api.example.com"})
+	mux := http.NewServeMux()
+	// Security settings need a second factor ("acr" 2 at Portcullis),
+	// used within the last 5 minutes.
+	step := resource.StepUp{ACRValues: []string{"2"}, MaxAge: 5 * time.Minute}
+	mux.Handle("GET /users/me/security", resource.Middleware(v)(v.RequireAuthentication(step)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := resource.ClaimsFromContext(r.Context())
+		fmt.Fprintf(w, "hello %s, authenticated with %v", c.Username, c.AMR)
+	}))))
+	api := httptest.NewServer(mux)
+	defer api.Close()
+
+	now := time.Now()
+	for _, tok := range []string{
+		mint("alice", map[string]any{"acr": "1", "amr": []string{"pwd"}, "auth_time": now.Unix()}),
+		mint("alice", map[string]any{"acr": "2", "amr": []string{"mfa", "otp", "pwd"}, "auth_time": now.Add(-time.Hour).Unix()}),
+		mint("alice", map[string]any{"acr": "2", "amr": []string{"mfa", "otp", "pwd"}, "auth_time": now.Unix()}),
+	} {
+		req, _ := http.NewRequest(http.MethodGet, api.URL+"/users/me/security", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := api.Client().Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			fmt.Println(resp.StatusCode, string(body))
+		} else {
+			// The client has the user log in again, passing acr_values
+			// and max_age to the authorization server.
+			fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	// Output:
+	// 401 Bearer error="insufficient_user_authentication", error_description="A different authentication level is required.", acr_values="2", max_age=300
+	// 401 Bearer error="insufficient_user_authentication", error_description="A different authentication level is required.", acr_values="2", max_age=300
+	// 200 hello alice, authenticated with [mfa otp pwd]
+}
+
 // startExampleIssuer starts a minimal issuer and returns a function that
 // mints an access token for the audience https://api.example.com: a user's
 // (password grant), or with an empty username a client_credentials token

@@ -340,16 +340,16 @@ func dateClaim(m map[string]json.RawMessage, name string) (time.Time, bool, erro
 // tokenClaims are the claims read from a payload, before validation.
 type tokenClaims struct {
 	Claims
-	hasExp, hasIat, hasNbf bool
+	hasExp, hasIat, hasNbf, hasAuthTime bool
 }
 
 // parseClaims decodes a token payload strictly: exact member names, no
 // duplicates, and the registered claims this package reads with their
 // JSON types (RFC 7519 §4.1, RFC 9068 §2.2): iss, sub, jti, client_id,
-// scope and preferred_username strings; aud a string or an array of
-// strings; exp, iat and nbf numbers; roles an array of strings; cnf an
-// object whose jkt is a non-empty string (RFC 9449 §6.1). Other members
-// are ignored, whatever their type.
+// scope, preferred_username and acr strings; aud a string or an array of
+// strings; exp, iat, nbf and auth_time numbers; roles and amr arrays of
+// strings; cnf an object whose jkt is a non-empty string (RFC 9449 §6.1).
+// Other members are ignored, whatever their type.
 func parseClaims(payload []byte) (*tokenClaims, error) {
 	m, err := jws.DecodeObject(payload)
 	if errors.Is(err, jws.ErrDuplicateMember) {
@@ -366,7 +366,7 @@ func parseClaims(payload []byte) (*tokenClaims, error) {
 		dst  *string
 	}{
 		{"iss", &c.Issuer}, {"sub", &c.Subject}, {"jti", &c.ID}, {"client_id", &c.ClientID},
-		{"scope", &c.Scope}, {"preferred_username", &c.Username},
+		{"scope", &c.Scope}, {"preferred_username", &c.Username}, {"acr", &c.ACR},
 	} {
 		if *sc.dst, _, err = stringClaim(m, sc.name); err != nil {
 			return nil, err
@@ -378,6 +378,9 @@ func parseClaims(payload []byte) (*tokenClaims, error) {
 	if c.Roles, err = stringsClaim(m, "roles", false); err != nil {
 		return nil, err
 	}
+	if c.AMR, err = stringsClaim(m, "amr", false); err != nil {
+		return nil, err
+	}
 	if c.ExpiresAt, tc.hasExp, err = dateClaim(m, "exp"); err != nil {
 		return nil, err
 	}
@@ -385,6 +388,9 @@ func parseClaims(payload []byte) (*tokenClaims, error) {
 		return nil, err
 	}
 	if c.NotBefore, tc.hasNbf, err = dateClaim(m, "nbf"); err != nil {
+		return nil, err
+	}
+	if c.AuthTime, tc.hasAuthTime, err = dateClaim(m, "auth_time"); err != nil {
 		return nil, err
 	}
 	if c.JKT, err = confirmationClaim(m); err != nil {
@@ -447,6 +453,10 @@ func (v *Verifier) checkClaims(payload []byte, now time.Time) (*Claims, error) {
 		return nil, invalidf(ErrMissingClaim, "missing iat claim")
 	case c.IssuedAt.After(now.Add(leeway)):
 		return nil, invalid(ErrIssuedInFuture, nil)
+	case tc.hasAuthTime && c.AuthTime.After(now.Add(leeway)):
+		// The user cannot have authenticated after now: the same check
+		// as iat's, so that a future auth_time never passes a max_age.
+		return nil, invalidf(ErrIssuedInFuture, "token auth_time is in the future")
 	case c.Subject == "":
 		return nil, invalidf(ErrMissingClaim, "missing sub claim")
 	case c.ClientID == "":

@@ -139,6 +139,24 @@ func TestVerify(t *testing.T) {
 		{"roles null", mint(t, is, mintOpts{kid: es, claims: set("roles", nil)}), resource.ErrMalformed},
 		{"roles with null", mint(t, is, mintOpts{kid: es, claims: set("roles", []any{"admin", nil})}), resource.ErrMalformed},
 		{"roles with a number", mint(t, is, mintOpts{kid: es, claims: set("roles", []any{"admin", 7})}), resource.ErrMalformed},
+		{"acr a number", mint(t, is, mintOpts{kid: es, claims: set("acr", 2)}), resource.ErrMalformed},
+		{"acr null", mint(t, is, mintOpts{kid: es, claims: set("acr", nil)}), resource.ErrMalformed},
+		{"acr an array", mint(t, is, mintOpts{kid: es, claims: set("acr", []string{"2"})}), resource.ErrMalformed},
+		{"amr a string", mint(t, is, mintOpts{kid: es, claims: set("amr", "pwd")}), resource.ErrMalformed},
+		{"amr null", mint(t, is, mintOpts{kid: es, claims: set("amr", nil)}), resource.ErrMalformed},
+		{"amr with a number", mint(t, is, mintOpts{kid: es, claims: set("amr", []any{"pwd", 1})}), resource.ErrMalformed},
+		{"amr an object", mint(t, is, mintOpts{kid: es, claims: set("amr", map[string]any{"pwd": true})}), resource.ErrMalformed},
+		{"auth_time a numeric string", mint(t, is, mintOpts{kid: es, claims: set("auth_time", fmt.Sprint(testNow.Unix()))}), resource.ErrMalformed},
+		{"auth_time null", mint(t, is, mintOpts{kid: es, claims: set("auth_time", nil)}), resource.ErrMalformed},
+		{"auth_time a boolean", mint(t, is, mintOpts{kid: es, claims: set("auth_time", true)}), resource.ErrMalformed},
+		{"auth_time negative", mint(t, is, mintOpts{kid: es, claims: set("auth_time", -1)}), resource.ErrMalformed},
+		{"auth_time in the future", mint(t, is, mintOpts{kid: es, claims: set("auth_time", testNow.Add(time.Minute).Unix())}), resource.ErrIssuedInFuture},
+		{"auth_time in the future within the leeway", mint(t, is, mintOpts{kid: es, claims: set("auth_time", testNow.Add(10*time.Second).Unix())}), nil},
+		{"acr, amr and auth_time", mint(t, is, mintOpts{kid: es, claims: func(c map[string]any) {
+			c["acr"], c["amr"], c["auth_time"] = "2", []string{"mfa", "otp", "pwd"}, testNow.Add(-time.Hour).Unix()
+		}}), nil},
+		{"amr empty", mint(t, is, mintOpts{kid: es, claims: set("amr", []string{})}), nil},
+		{"duplicate acr", mint(t, is, mintOpts{kid: es, payload: withMember(`"acr":"2","acr":"1"`)}), resource.ErrMalformed},
 
 		// Duplicate member names (RFC 7519 §4, RFC 7515 §4) are refused,
 		// not resolved one way or the other.
@@ -212,7 +230,9 @@ func TestVerifyClaims(t *testing.T) {
 	is := testkit.NewIssuer(t)
 	kid := is.AddKey(t, jose.ES256)
 	v, _ := newTestVerifier(is, &fakeClock{t: testNow}, 0)
-	tok := mint(t, is, mintOpts{kid: kid})
+	tok := mint(t, is, mintOpts{kid: kid, claims: func(c map[string]any) {
+		c["acr"], c["amr"], c["auth_time"] = "2", []string{"mfa", "otp", "pwd"}, testNow.Add(-time.Hour).Unix()
+	}})
 
 	got, err := v.Verify(t.Context(), tok)
 	if err != nil {
@@ -230,12 +250,16 @@ func TestVerifyClaims(t *testing.T) {
 		Scope:     "openid profile users:read",
 		Username:  "alice",
 		Roles:     []string{"admin", "user"},
+		ACR:       "2",
+		AMR:       []string{"mfa", "otp", "pwd"},
+		AuthTime:  testNow.Add(-time.Hour),
 	}
 	if fmt.Sprint(*got) != fmt.Sprint(want) {
 		t.Errorf("claims:\n got %+v\nwant %+v", *got, want)
 	}
-	if !got.HasScope("users:read") || got.HasScope("users") || !got.HasRole("admin") || got.HasRole("root") {
-		t.Errorf("HasScope/HasRole wrong for %+v", got)
+	if !got.HasScope("users:read") || got.HasScope("users") || !got.HasRole("admin") || got.HasRole("root") ||
+		!got.HasAMR("otp") || got.HasAMR("OTP") || got.HasAMR("hwk") {
+		t.Errorf("HasScope/HasRole/HasAMR wrong for %+v", got)
 	}
 	if s := got.Scopes(); len(s) != 3 || s[2] != "users:read" {
 		t.Errorf("Scopes() = %q", s)
@@ -246,6 +270,7 @@ func TestVerifyClaims(t *testing.T) {
 	for i := range 3 {
 		got.Roles[0] = "root"
 		got.Audience[0] = "x"
+		got.AMR[0] = "hwk"
 		got.Subject = "mallory"
 		if got, err = v.Verify(t.Context(), tok); err != nil {
 			t.Fatal(err)
