@@ -36,6 +36,9 @@ var (
 	// errRefreshKey: a bound refresh token without a proof by its key.
 	errRefreshKey = rfcError("invalid_grant", http.StatusBadRequest,
 		"The refresh token is bound to a DPoP key; a proof by that key is required.")
+	// errCodeKey: a bound authorization code without a proof by its key.
+	errCodeKey = rfcError("invalid_grant", http.StatusBadRequest,
+		"The authorization code is bound to a DPoP key; a proof by that key is required.")
 )
 
 // cnfClaim is the confirmation claim (RFC 7800) of bound tokens.
@@ -78,6 +81,15 @@ func (p *DPoPPolicy) bind(ctx context.Context, ar fosite.AccessRequester, sessio
 		if bound := BoundKey(session); bound != "" &&
 			(proof == nil || subtle.ConstantTimeCompare([]byte(bound), []byte(proof.JKT)) != 1) {
 			return errRefreshKey
+		}
+	}
+	if ar.GetGrantTypes().ExactOne("authorization_code") {
+		// draft-ietf-oauth-first-party-apps §8.1: a code from a
+		// challenge that came with a proof is redeemed only with a
+		// proof by the same key, whatever the client.
+		if bound := BoundKey(session); bound != "" &&
+			(proof == nil || subtle.ConstantTimeCompare([]byte(bound), []byte(proof.JKT)) != 1) {
+			return errCodeKey
 		}
 	}
 	if proof == nil {

@@ -115,5 +115,5 @@ var sentAsIs = map[*fosite.RFC6749Error]bool{
 	errNoGrantType: true, errGrantType: true, errNoToken: true, errRateLimited: true, errLoginThrottled: true, errRevocationsThrottled: true,
 	errUnavailable: true, errServer: true, errRefreshUsed: true, errOwnerGone: true, errInvalidTarget: true,
 	errNoClientAuth: true, errTwoAuthMethods: true, errClientAuth: true, errClientAuthEncoding: true,
-	errPublicClientCredentials: true, errScopeNotGranted: true, errDPoPRequired: true, errRefreshKey: true,
+	errPublicClientCredentials: true, errScopeNotGranted: true, errDPoPRequired: true, errRefreshKey: true, errCodeKey: true,
 }

@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
 
 // FirstParty connects the token endpoint to the authorization challenge
@@ -87,4 +89,63 @@ func writeInsufficientAuthorization(w http.ResponseWriter, e *InsufficientAuthor
 		body["totp_enrollment_required"] = true
 	}
 	writeJSONNoStore(w, http.StatusForbidden, body)
+}
+
+// checkLogin asks FirstParty (when set) whether user's tokens may be
+// issued to client for a login with the methods amr.
+func (h *TokenHandler) checkLogin(ctx context.Context, client fosite.Client, user *identity.User, amr []string, proof *dpop.Proof) error {
+	if h.FirstParty == nil || user == nil {
+		return nil
+	}
+	jkt := ""
+	if proof != nil {
+		jkt = proof.JKT
+	}
+	return h.FirstParty.CheckLogin(ctx, client, user, amr, jkt)
+}
+
+// addStepUpSession adds to the response of a redeemed code the
+// auth_session for a later step-up (draft-ietf-oauth-first-party-apps
+// §6.1). Without one the tokens are still good: a failure is logged, not
+// returned.
+func (h *TokenHandler) addStepUpSession(ctx context.Context, resp fosite.AccessResponder, client fosite.Client, owner *identity.User, session *oauth2.JWTSession, proof *dpop.Proof) {
+	if h.FirstParty == nil || owner == nil {
+		return
+	}
+	jkt := ""
+	if proof != nil {
+		jkt = proof.JKT
+	}
+	authTime := time.Time{}
+	if v, ok := session.JWTClaims.Extra[claimAuthTime]; ok {
+		switch n := v.(type) {
+		case int64:
+			authTime = time.Unix(n, 0)
+		case float64:
+			authTime = time.Unix(int64(n), 0)
+		}
+	}
+	as, err := h.FirstParty.StepUpSession(ctx, client, owner, SessionAMR(session), authTime, jkt)
+	if err != nil {
+		if h.Logger != nil {
+			h.Logger.WarnContext(ctx, "no step-up auth_session for a redeemed code", "err", err.Error())
+		}
+		return
+	}
+	if as != "" {
+		resp.SetExtra("auth_session", as)
+	}
+}
+
+// revokeGrant revokes every token of the grant requestID and returns
+// fosite.ErrInvalidGrant, or the storage error that kept it from revoking
+// them (the client may retry, and the retry revokes).
+func (h *TokenHandler) revokeGrant(ctx context.Context, requestID string) error {
+	if err := h.Store.RevokeAccessToken(ctx, requestID); err != nil {
+		return err
+	}
+	if err := h.Store.RevokeRefreshToken(ctx, requestID); err != nil {
+		return err
+	}
+	return fosite.ErrInvalidGrant
 }

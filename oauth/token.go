@@ -63,6 +63,11 @@ type TokenHandler struct {
 	// DPoP, when set, binds the tokens of requests with a DPoP proof to
 	// the proof's key (RFC 9449); without it, proofs are ignored.
 	DPoP *DPoPPolicy
+	// ACR are the acr claims of user tokens.
+	ACR ACRValues
+	// FirstParty, when set, sends users who owe a second factor to the
+	// authorization challenge endpoint and hands out step-up sessions.
+	FirstParty FirstParty
 }
 
 // ServeHTTP implements http.Handler.
@@ -77,7 +82,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// here is the grant fosite runs (fosite splits grant_type on spaces).
 	grant := r.PostForm.Get("grant_type")
 	switch grant {
-	case clients.GrantPassword, clients.GrantClientCredentials, clients.GrantRefreshToken:
+	case clients.GrantPassword, clients.GrantClientCredentials, clients.GrantRefreshToken, clients.GrantAuthorizationCode:
 	case "":
 		h.fail(ctx, w, r, nil, errNoGrantType)
 		return
@@ -100,7 +105,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// fosite removes the password from the form it shares with r.
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
-	ar, err := h.Provider.NewAccessRequest(withProofKey(ctx, proof), r, NewSession())
+	ar, err := h.Provider.NewAccessRequest(withCodeVerifier(withProofKey(ctx, proof), r.PostForm.Get("code_verifier")), r, NewSession())
 	if err != nil {
 		h.fail(ctx, w, r, ar, err)
 		return
@@ -118,7 +123,15 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	client := ar.GetClient()
 	claims := session.JWTClaims
-	var user *identity.User // the user whose password was checked
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	// Truncated, never rounded: a token stamped even half a second ahead
+	// is refused by verifiers without leeway (PyJWT, jose, jwx).
+	t := now().UTC().Truncate(time.Second)
+	var user *identity.User  // the user whose password was checked
+	var owner *identity.User // the user a code or refresh is for
 	switch {
 	case ar.GetGrantTypes().ExactOne(clients.GrantPassword):
 		// The client is authenticated and may use the grant, scopes and
@@ -138,8 +151,30 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.fail(ctx, w, r, ar, err)
 			return
 		}
+		amr := []string{AMRPassword}
+		if err := h.checkLogin(ctx, client, user, amr, proof); err != nil {
+			h.fail(ctx, w, r, ar, err)
+			return
+		}
 		session.SetSubject(user.ID)
 		setUserClaims(session, user)
+		setAuthClaims(session, amr, h.ACR.For(amr), t)
+	case ar.GetGrantTypes().ExactOne(clients.GrantAuthorizationCode):
+		// fosite restored the session of the code (user, amr, acr,
+		// auth_time, DPoP key) and checked PKCE; the user must still
+		// exist and be enabled, with the roles they have now.
+		userID, _ := UserID(ar)
+		if owner, err = h.setOwner(ctx, session, userID); err != nil {
+			h.fail(ctx, w, r, ar, err)
+			return
+		}
+		for _, s := range ar.GetRequestedScopes() {
+			ar.GrantScope(s)
+		}
+		if err := h.Audience.grantAudience(ar, false); err != nil {
+			h.fail(ctx, w, r, ar, err)
+			return
+		}
 	case ar.GetGrantTypes().ExactOne(clients.GrantClientCredentials):
 		claims.Subject = client.GetID()
 		session.Subject = client.GetID()
@@ -152,7 +187,13 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// fosite replaced the session with the stored one; a user token's
 		// owner must still exist and be enabled.
 		if userID, isUser := UserID(ar); isUser {
-			if err := h.setOwner(ctx, session, userID); err != nil {
+			if owner, err = h.setOwner(ctx, session, userID); err != nil {
+				h.fail(ctx, w, r, ar, err)
+				return
+			}
+			// A second factor required since the login (an
+			// administrator's mfa_required) ends password-only grants.
+			if err := h.checkLogin(ctx, client, owner, SessionAMR(session), proof); err != nil {
 				h.fail(ctx, w, r, ar, err)
 				return
 			}
@@ -166,15 +207,8 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
-	// Truncated, never rounded: a token stamped even half a second ahead
-	// is refused by verifiers without leeway (PyJWT, jose, jwx). fosite
-	// set exp from its own rounded clock; restate it from iat, so that
-	// exp - iat is exactly the lifetime.
-	t := now().UTC().Truncate(time.Second)
+	// fosite set exp from its own rounded clock; restate it from iat, so
+	// that exp - iat is exactly the lifetime.
 	if f, ok := h.Provider.(*fosite.Fosite); ok {
 		session.SetExpiresAt(fosite.AccessToken, t.Add(f.Config.GetAccessTokenLifespan(ctx)))
 	}
@@ -203,6 +237,9 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	omitEmptyScope(resp)
+	if ar.GetGrantTypes().ExactOne(clients.GrantAuthorizationCode) {
+		h.addStepUpSession(ctx, resp, client, owner, session, proof)
+	}
 	if proof != nil {
 		resp.SetTokenType(dpop.Scheme)
 		h.DPoP.setNonce(w)
@@ -313,20 +350,21 @@ func confirmCredentials(ctx context.Context, users UserLookup, checked *identity
 	return u, nil
 }
 
-// setOwner loads the user a grant is for and puts the user's claims in
-// the session: errOwnerGone if the account no longer exists or is
-// disabled, storage errors as they are. The password grant and every
-// refresh go through it, so role changes reach the next access token.
-func (h *TokenHandler) setOwner(ctx context.Context, s *oauth2.JWTSession, userID string) error {
+// setOwner loads the user a grant is for, puts the user's claims in the
+// session and returns the user: errOwnerGone if the account no longer
+// exists or is disabled, storage errors as they are. Every refresh and
+// code redemption goes through it, so role changes reach the next access
+// token.
+func (h *TokenHandler) setOwner(ctx context.Context, s *oauth2.JWTSession, userID string) (*identity.User, error) {
 	u, err := h.Users.GetUser(ctx, userID)
 	switch {
 	case errors.Is(err, apperr.ErrNotFound), err == nil && u.Disabled:
-		return errOwnerGone
+		return nil, errOwnerGone
 	case err != nil:
-		return err
+		return nil, err
 	}
 	setUserClaims(s, u)
-	return nil
+	return u, nil
 }
 
 func setUserClaims(s *oauth2.JWTSession, u *identity.User) {
@@ -361,7 +399,7 @@ func (h *TokenHandler) observe(grant, result string) {
 		return
 	}
 	switch grant {
-	case clients.GrantPassword, clients.GrantClientCredentials, clients.GrantRefreshToken:
+	case clients.GrantPassword, clients.GrantClientCredentials, clients.GrantRefreshToken, clients.GrantAuthorizationCode:
 	default:
 		grant = "unknown"
 	}
@@ -370,6 +408,17 @@ func (h *TokenHandler) observe(grant, result string) {
 
 // fail writes err as an RFC 6749 §5.2 error response.
 func (h *TokenHandler) fail(ctx context.Context, w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
+	if ia, ok := errors.AsType[*InsufficientAuthorization](err); ok {
+		h.observe(r.PostForm.Get("grant_type"), errInsufficientAuthorization)
+		writeInsufficientAuthorization(w, ia)
+		return
+	}
+	if ar != nil && ar.GetGrantTypes().ExactOne(clients.GrantAuthorizationCode) && errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		// The loser of concurrent redemptions of one code: the code was
+		// redeemed twice, so what the winner got is revoked too (RFC
+		// 6749 §4.1.2), as fosite does for a redemption that comes later.
+		err = h.revokeGrant(ctx, ar.GetID())
+	}
 	rfc := toRFC6749(err)
 	if ar != nil && ar.GetGrantTypes().ExactOne(clients.GrantRefreshToken) &&
 		(errors.Is(err, fosite.ErrInactiveToken) || errors.Is(err, fosite.ErrSerializationFailure)) {
