@@ -142,17 +142,19 @@ func (s *Store) ConfirmFactor(ctx context.Context, userID, factorID string, step
 
 // UseTOTPStep implements identity.FactorStore with one conditional
 // UPDATE user_factors SET last_used_step = step WHERE id = ? AND
-// last_used_step < step: of concurrent calls with one step, on any
-// replicas and through any nodes of a Galera cluster, exactly one changes
-// the row (the loser's certification conflict is retried and then matches
-// no row). Inside a transaction carried by ctx the update is part of it.
+// confirmed_at IS NOT NULL AND last_used_step < step: an unconfirmed
+// factor takes codes only through ConfirmFactor, and of concurrent calls
+// with one step, on any replicas and through any nodes of a Galera
+// cluster, exactly one changes the row (the loser's certification
+// conflict is retried and then matches no row). Inside a transaction
+// carried by ctx the update is part of it.
 func (s *Store) UseTOTPStep(ctx context.Context, factorID string, step int64) (bool, error) {
 	if padded(factorID) {
 		return false, nil
 	}
 	var updated int64
 	if err := s.write(ctx, func(db *gorm.DB) error {
-		res := db.Model(&factorRow{}).Where("id = ? AND last_used_step < ?", factorID, step).
+		res := db.Model(&factorRow{}).Where("id = ? AND confirmed_at IS NOT NULL AND last_used_step < ?", factorID, step).
 			Update("last_used_step", step)
 		updated = res.RowsAffected
 		return res.Error

@@ -144,6 +144,20 @@ func testFactors(t *testing.T, open Open) {
 		factors(t, bob.ID, g1)
 	})
 
+	// An unconfirmed factor takes no code at login: only ConfirmFactor
+	// finishes its enrolment, and a refused UseTOTPStep writes nothing,
+	// so the confirmation still takes an earlier step.
+	t.Run("UseTOTPStepUnconfirmed", func(t *testing.T) {
+		use(t, g1.ID, 50, false)
+		use(t, g1.ID, 1, false)
+		factors(t, bob.ID, g1)
+		confirm(t, bob.ID, g1.ID, 40, true)
+		use(t, g1.ID, 40, false)
+		use(t, g1.ID, 41, true)
+		g1.ConfirmedAt, g1.LastUsedStep = t0.Add(time.Hour), 41
+		factors(t, bob.ID, g1)
+	})
+
 	t.Run("Delete", func(t *testing.T) {
 		wantErr(t, "delete another's", s.DeleteFactor(ctx, bob.ID, f1.ID), apperr.ErrNotFound)
 		wantErr(t, "delete padded", s.DeleteFactor(ctx, alice.ID, f1.ID+" "), apperr.ErrNotFound)
@@ -230,6 +244,7 @@ func testRecoveryCodes(t *testing.T, open Open) {
 func testDeleteUserDeletesFactors(t *testing.T, open Open) {
 	s, ctx, alice, bob := twoUsers(t, open)
 	fa, fb := newFactor(alice.ID, t0), newFactor(bob.ID, t0)
+	fa.ConfirmedAt = t0 // so that UseTOTPStep would take a step of it
 	wantErr(t, "factor", s.CreateFactor(ctx, fa), nil)
 	wantErr(t, "factor", s.CreateFactor(ctx, fb), nil)
 	wantErr(t, "codes", s.ReplaceRecoveryCodes(ctx, alice.ID, [][]byte{codeHash("a")}), nil)
@@ -287,6 +302,7 @@ func checkTOTPStepRace(t *testing.T, rs []Store, n int) {
 	u := newUser("racer")
 	wantErr(t, "create user", rs[0].CreateUser(ctx, u), nil)
 	f := newFactor(u.ID, t0)
+	f.ConfirmedAt = t0 // only a confirmed factor takes codes at login
 	wantErr(t, "create factor", rs[0].CreateFactor(ctx, f), nil)
 	for round := range 5 {
 		step := int64(1000 + 10*round)
