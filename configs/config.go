@@ -101,14 +101,16 @@ type Config struct {
 	RevocationSyncInterval time.Duration `yaml:"revocation_sync_interval"`
 
 	// SecretsKey is the base64 (standard or URL alphabet, padded or not) of
-	// the 32-byte key that encrypts private signing keys at rest. Required
+	// the 32-byte key that encrypts private signing keys and TOTP secrets at
+	// rest. Required
 	// with a MySQL DSN; with SQLite, when empty, the server generates one into
 	// PATH.key. Default: "" (empty).
 	SecretsKey string `yaml:"secrets_key" redact:"true"`
 
-	// SecretsKeyOld is the previous secrets key, in the same format, read only
-	// by `portcullis keys rewrap` to re-encrypt signing keys under SecretsKey.
-	// Default: "" (empty).
+	// SecretsKeyOld is the previous secrets key, in the same format: what
+	// was sealed under it still opens, and `portcullis keys rewrap`
+	// re-encrypts signing keys and TOTP secrets under SecretsKey, after
+	// which it can be dropped. Default: "" (empty).
 	SecretsKeyOld string `yaml:"secrets_key_old" redact:"true"`
 
 	// Signup configures self-service registration (POST /signup).

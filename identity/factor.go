@@ -62,11 +62,14 @@ type FactorStore interface {
 	// reports true.
 	ConfirmFactor(ctx context.Context, userID, factorID string, step int64, at time.Time) (bool, error)
 	// UseTOTPStep records that a code of step was accepted for the
-	// factor: it sets LastUsedStep to step, and reports true, only if the
-	// stored LastUsedStep is below step (one conditional update). It
-	// reports false, without error, for a step not later than the last
-	// used (a replay, also one racing on another replica: of concurrent
-	// calls with one step exactly one reports true) or an unknown factor.
+	// confirmed factor factorID at login: it sets LastUsedStep to step,
+	// and reports true, only if the factor is confirmed and its stored
+	// LastUsedStep is below step (one conditional update). It reports
+	// false, without error and writing nothing, for a step not later than
+	// the last used (a replay, also one racing on another replica: of
+	// concurrent calls with one step exactly one reports true), an
+	// unconfirmed factor (its enrolment is unfinished: only ConfirmFactor
+	// takes a code for it) or an unknown factor.
 	UseTOTPStep(ctx context.Context, factorID string, step int64) (bool, error)
 	// DeleteFactor removes the user's factor factorID or returns
 	// apperr.ErrNotFound.

@@ -13,11 +13,13 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/identity/totp"
 )
 
 var (
 	_ identity.FactorStore       = (*Store)(nil)
 	_ identity.RecoveryCodeStore = (*Store)(nil)
+	_ totp.ResealStore           = (*Store)(nil)
 )
 
 // factorRow is the user_factors table (migration 00015).
@@ -142,17 +144,19 @@ func (s *Store) ConfirmFactor(ctx context.Context, userID, factorID string, step
 
 // UseTOTPStep implements identity.FactorStore with one conditional
 // UPDATE user_factors SET last_used_step = step WHERE id = ? AND
-// last_used_step < step: of concurrent calls with one step, on any
-// replicas and through any nodes of a Galera cluster, exactly one changes
-// the row (the loser's certification conflict is retried and then matches
-// no row). Inside a transaction carried by ctx the update is part of it.
+// confirmed_at IS NOT NULL AND last_used_step < step: an unconfirmed
+// factor takes codes only through ConfirmFactor, and of concurrent calls
+// with one step, on any replicas and through any nodes of a Galera
+// cluster, exactly one changes the row (the loser's certification
+// conflict is retried and then matches no row). Inside a transaction
+// carried by ctx the update is part of it.
 func (s *Store) UseTOTPStep(ctx context.Context, factorID string, step int64) (bool, error) {
 	if padded(factorID) {
 		return false, nil
 	}
 	var updated int64
 	if err := s.write(ctx, func(db *gorm.DB) error {
-		res := db.Model(&factorRow{}).Where("id = ? AND last_used_step < ?", factorID, step).
+		res := db.Model(&factorRow{}).Where("id = ? AND confirmed_at IS NOT NULL AND last_used_step < ?", factorID, step).
 			Update("last_used_step", step)
 		updated = res.RowsAffected
 		return res.Error
@@ -179,6 +183,43 @@ func (s *Store) DeleteFactor(ctx context.Context, userID, factorID string) error
 		return fmt.Errorf("storage: delete factor %s: %w", factorID, ErrNotFound)
 	}
 	return nil
+}
+
+// SealedFactorSecrets implements totp.ResealStore. It reads the
+// primary database, never a read-only pool, so that a rewrap sees every
+// factor written before it began.
+func (s *Store) SealedFactorSecrets(ctx context.Context, notUnder, after string, limit int) ([]totp.SealedSecret, error) {
+	var rows []factorRow
+	if err := s.db(ctx).Select("id", "wrap_key_id", "sealed").
+		Where("kind = ? AND wrap_key_id <> ? AND id > ?", identity.FactorTOTP, notUnder, after).
+		Order("id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, s.wrapf(err, "storage: list sealed factor secrets")
+	}
+	out := make([]totp.SealedSecret, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, totp.SealedSecret{FactorID: r.ID, WrapKeyID: r.WrapKeyID, Sealed: r.Sealed})
+	}
+	return out, nil
+}
+
+// ResealFactorSecret implements totp.ResealStore with one conditional
+// UPDATE user_factors SET sealed = ?, wrap_key_id = newWrapID WHERE id = ?
+// AND wrap_key_id = oldWrapID (like ResealKey, but a factor that changed
+// meanwhile is reported, not an error: users delete factors at any time).
+func (s *Store) ResealFactorSecret(ctx context.Context, factorID, oldWrapID, newWrapID string, sealed []byte) (bool, error) {
+	if padded(factorID) || padded(oldWrapID) {
+		return false, nil
+	}
+	var updated int64
+	if err := s.write(ctx, func(db *gorm.DB) error {
+		res := db.Model(&factorRow{}).Where("id = ? AND wrap_key_id = ?", factorID, oldWrapID).
+			Updates(map[string]any{"sealed": sealed, "wrap_key_id": newWrapID})
+		updated = res.RowsAffected
+		return res.Error
+	}); err != nil {
+		return false, s.wrapf(err, "storage: reseal secret of factor %s", factorID)
+	}
+	return updated > 0, nil
 }
 
 // ReplaceRecoveryCodes implements identity.RecoveryCodeStore: in one

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portcullis-auth/portcullis/identity/totp"
 	"github.com/portcullis-auth/portcullis/keys"
 )
 
@@ -72,8 +73,16 @@ this way.`,
 	rotate.Flags().BoolVar(&prepublish, "prepublish", false, "publish the key now, sign with it only after keys.prepublication")
 	rewrap := &cobra.Command{
 		Use:   "rewrap",
-		Short: "Re-encrypt every private key under PORTCULLIS_SECRETS_KEY (the old key in PORTCULLIS_SECRETS_KEY_OLD)",
-		Args:  cobra.NoArgs,
+		Short: "Re-encrypt every private key and TOTP secret under PORTCULLIS_SECRETS_KEY (the old key in PORTCULLIS_SECRETS_KEY_OLD)",
+		Long: `Re-encrypt every private signing key and every TOTP secret of users' second
+factors (confirmed or not) that is sealed under PORTCULLIS_SECRETS_KEY_OLD,
+under PORTCULLIS_SECRETS_KEY. Afterwards the old key can be dropped. Run the
+servers with the new key (and the old one) first, so that nothing is sealed
+under the old key any more; running rewrap again is harmless.
+
+A TOTP factor deleted (or re-sealed by another rewrap) while the command
+runs is skipped and counted as such.`,
+		Args: cobra.NoArgs,
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
 			sealer, _, _, err := a.sealer()
 			if err != nil {
@@ -83,8 +92,18 @@ this way.`,
 			if err != nil {
 				return err
 			}
-			out := map[string]any{"rewrapped": n, "wrap_key_id": sealer.PrimaryID()}
-			return a.print(out, func(w io.Writer) { fmt.Fprintf(w, "re-sealed %d key(s) under %s\n", n, sealer.PrimaryID()) })
+			factors, skipped, err := totp.Rewrap(ctx, a.store, sealer)
+			if err != nil {
+				return err
+			}
+			out := map[string]any{"rewrapped": n, "factors_rewrapped": factors, "factors_skipped": skipped,
+				"wrap_key_id": sealer.PrimaryID()}
+			return a.print(out, func(w io.Writer) {
+				fmt.Fprintf(w, "re-sealed %d key(s) and %d TOTP secret(s) under %s\n", n, factors, sealer.PrimaryID())
+				if skipped > 0 {
+					fmt.Fprintf(w, "skipped %d TOTP secret(s) deleted or re-sealed meanwhile\n", skipped)
+				}
+			})
 		}),
 	}
 	cmd.AddCommand(list, rotate, rewrap)

@@ -46,7 +46,7 @@ var rules = []rule{
 	{"oauth/revocation", []string{"internal/apperr"}},
 	{"oauth", []string{"identity", "keys", "oauth/clients", "oauth/jws", "oauth/dpop", "internal/apperr", "internal/cors", "internal/httpjson", "internal/ratelimit"}},
 	{"oauth/clientcache", []string{"oauth", "oauth/clients"}},
-	{"storage", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "oauth/revocation", "internal/apperr"}},
+	{"storage", []string{"identity", "identity/totp", "keys", "oauth/clients", "oauth", "oauth/dpop", "oauth/revocation", "internal/apperr"}},
 	{"internal/server/adminapi", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "internal/apperr", "internal/httpjson"}},
 	{"internal/server", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "oauth/revocation", "internal/..."}},
 	{"configs", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "storage", "internal/seal", "internal/clientip", "internal/cors"}},

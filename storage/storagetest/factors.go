@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/identity/totp"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 )
 
@@ -144,6 +147,20 @@ func testFactors(t *testing.T, open Open) {
 		factors(t, bob.ID, g1)
 	})
 
+	// An unconfirmed factor takes no code at login: only ConfirmFactor
+	// finishes its enrolment, and a refused UseTOTPStep writes nothing,
+	// so the confirmation still takes an earlier step.
+	t.Run("UseTOTPStepUnconfirmed", func(t *testing.T) {
+		use(t, g1.ID, 50, false)
+		use(t, g1.ID, 1, false)
+		factors(t, bob.ID, g1)
+		confirm(t, bob.ID, g1.ID, 40, true)
+		use(t, g1.ID, 40, false)
+		use(t, g1.ID, 41, true)
+		g1.ConfirmedAt, g1.LastUsedStep = t0.Add(time.Hour), 41
+		factors(t, bob.ID, g1)
+	})
+
 	t.Run("Delete", func(t *testing.T) {
 		wantErr(t, "delete another's", s.DeleteFactor(ctx, bob.ID, f1.ID), apperr.ErrNotFound)
 		wantErr(t, "delete padded", s.DeleteFactor(ctx, alice.ID, f1.ID+" "), apperr.ErrNotFound)
@@ -230,6 +247,7 @@ func testRecoveryCodes(t *testing.T, open Open) {
 func testDeleteUserDeletesFactors(t *testing.T, open Open) {
 	s, ctx, alice, bob := twoUsers(t, open)
 	fa, fb := newFactor(alice.ID, t0), newFactor(bob.ID, t0)
+	fa.ConfirmedAt = t0 // so that UseTOTPStep would take a step of it
 	wantErr(t, "factor", s.CreateFactor(ctx, fa), nil)
 	wantErr(t, "factor", s.CreateFactor(ctx, fb), nil)
 	wantErr(t, "codes", s.ReplaceRecoveryCodes(ctx, alice.ID, [][]byte{codeHash("a")}), nil)
@@ -253,6 +271,93 @@ func testDeleteUserDeletesFactors(t *testing.T, open Open) {
 	if n, err := s.RecoveryCodesLeft(ctx, bob.ID); err != nil || n != 1 {
 		t.Fatalf("bob's codes: %d, %v; want 1", n, err)
 	}
+}
+
+// testResealFactorSecrets checks the listing of factor secrets not
+// sealed under a secrets key (every user's, confirmed or not, in pages
+// ordered by ID) and the conditional re-seal, which changes the sealed
+// bytes and the wrap-key ID only while the old wrap-key ID is still
+// stored, and nothing else of the factor.
+func testResealFactorSecrets(t *testing.T, open Open) {
+	s, ctx, alice, bob := twoUsers(t, open)
+	const oldKey, newKey, otherKey = "sk-00000000000000aa", "sk-00000000000000bb", "sk-00000000000000cc"
+	a1 := newFactor(alice.ID, t0) // unconfirmed
+	a2 := newFactor(alice.ID, t0.Add(time.Second))
+	a2.ConfirmedAt, a2.LastUsedStep = t0.Add(2*time.Second), 7
+	b1 := newFactor(bob.ID, t0)
+	b1.WrapKeyID = newKey // sealed under the new key already
+	b2 := newFactor(bob.ID, t0.Add(time.Second))
+	b2.WrapKeyID, b2.Sealed = otherKey, []byte{0, 1, 2, ' '}
+	for _, f := range []*identity.Factor{a1, a2, b1, b2} {
+		if f.WrapKeyID == "sk-0123456789abcdef" {
+			f.WrapKeyID = oldKey
+		}
+		wantErr(t, "create factor", s.CreateFactor(ctx, f), nil)
+	}
+	secret := func(f *identity.Factor) totp.SealedSecret {
+		return totp.SealedSecret{FactorID: f.ID, WrapKeyID: f.WrapKeyID, Sealed: f.Sealed}
+	}
+	byID := func(fs ...*identity.Factor) []totp.SealedSecret {
+		out := []totp.SealedSecret{}
+		for _, f := range fs {
+			out = append(out, secret(f))
+		}
+		slices.SortFunc(out, func(x, y totp.SealedSecret) int { return strings.Compare(x.FactorID, y.FactorID) })
+		return out
+	}
+	list := func(t *testing.T, notUnder, after string, limit int, want []totp.SealedSecret) {
+		t.Helper()
+		got, err := s.SealedFactorSecrets(ctx, notUnder, after, limit)
+		wantErr(t, "sealed factor secrets", err, nil)
+		same(t, fmt.Sprintf("SealedFactorSecrets(%s, %q, %d)", notUnder, after, limit), got, want)
+	}
+	reseal := func(t *testing.T, f *identity.Factor, oldWrapID string, sealed []byte, want bool) {
+		t.Helper()
+		ok, err := s.ResealFactorSecret(ctx, f.ID, oldWrapID, newKey, sealed)
+		wantErr(t, "reseal", err, nil)
+		if ok != want {
+			t.Fatalf("ResealFactorSecret(%s under %s) = %v, want %v", f.ID, oldWrapID, ok, want)
+		}
+	}
+
+	t.Run("List", func(t *testing.T) {
+		all := byID(a1, a2, b2)
+		list(t, newKey, "", 10, all)
+		list(t, newKey, "", 3, all)
+		list(t, newKey, "", 2, all[:2])
+		list(t, newKey, all[1].FactorID, 2, all[2:])
+		list(t, newKey, all[2].FactorID, 2, []totp.SealedSecret{})
+		list(t, oldKey, "", 10, byID(b1, b2))
+		list(t, "sk-unused", "", 10, byID(a1, a2, b1, b2))
+	})
+
+	t.Run("Reseal", func(t *testing.T) {
+		sealedA1 := []byte("new\x00\xff sealed ")
+		reseal(t, a1, otherKey, sealedA1, false)   // not sealed under otherKey
+		reseal(t, a1, oldKey+" ", sealedA1, false) // byte for byte
+		reseal(t, &identity.Factor{ID: a1.ID + " "}, oldKey, sealedA1, false)
+		reseal(t, &identity.Factor{ID: uuid.NewString()}, oldKey, sealedA1, false)
+		got, err := s.Factors(ctx, alice.ID)
+		wantErr(t, "factors", err, nil)
+		same(t, "alice's factors after refused re-seals", got, []*identity.Factor{a1, a2})
+
+		reseal(t, a1, oldKey, sealedA1, true)
+		reseal(t, a1, oldKey, []byte("again"), false) // once
+		reseal(t, a2, oldKey, []byte("a2"), true)
+		a1.Sealed, a1.WrapKeyID = sealedA1, newKey
+		a2.Sealed, a2.WrapKeyID = []byte("a2"), newKey
+		got, err = s.Factors(ctx, alice.ID)
+		wantErr(t, "factors", err, nil)
+		same(t, "alice's factors after re-sealing", got, []*identity.Factor{a1, a2})
+		got, err = s.Factors(ctx, bob.ID)
+		wantErr(t, "factors", err, nil)
+		same(t, "bob's factors", got, []*identity.Factor{b1, b2})
+		list(t, newKey, "", 10, byID(b2))
+
+		wantErr(t, "delete", s.DeleteFactor(ctx, bob.ID, b2.ID), nil)
+		reseal(t, b2, otherKey, []byte("gone"), false) // deleted meanwhile
+		list(t, newKey, "", 10, []totp.SealedSecret{})
+	})
 }
 
 // testTOTPStepRace uses one TOTP step of one factor from many goroutines
@@ -287,6 +392,7 @@ func checkTOTPStepRace(t *testing.T, rs []Store, n int) {
 	u := newUser("racer")
 	wantErr(t, "create user", rs[0].CreateUser(ctx, u), nil)
 	f := newFactor(u.ID, t0)
+	f.ConfirmedAt = t0 // only a confirmed factor takes codes at login
 	wantErr(t, "create factor", rs[0].CreateFactor(ctx, f), nil)
 	for round := range 5 {
 		step := int64(1000 + 10*round)

@@ -17,6 +17,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/identity/totp"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/cors"
 	"github.com/portcullis-auth/portcullis/keys"
@@ -36,6 +37,7 @@ type Store interface {
 	identity.ThrottleStore
 	identity.FactorStore
 	identity.RecoveryCodeStore
+	totp.ResealStore
 	clients.Store
 	oauth.TokenStore
 	oauth.UserLookup
@@ -79,6 +81,7 @@ func Run[S Store](t *testing.T, openS func(*testing.T) S) {
 	t.Run("Factors", func(t *testing.T) { testFactors(t, open) })
 	t.Run("RecoveryCodes", func(t *testing.T) { testRecoveryCodes(t, open) })
 	t.Run("DeleteUserDeletesFactors", func(t *testing.T) { testDeleteUserDeletesFactors(t, open) })
+	t.Run("ResealFactorSecrets", func(t *testing.T) { testResealFactorSecrets(t, open) })
 	t.Run("Ping", func(t *testing.T) { wantErr(t, "ping", open(t).Ping(ctxTimeout(t)), nil) })
 }
 
