@@ -351,6 +351,14 @@ type Metadata struct {
 	// the server accepts (RFC 9449 §5.1); absent when DPoP is off.
 	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 	ServiceDocumentation          string   `json:"service_documentation,omitempty"`
+	// AuthorizationChallengeEndpoint is the first-party apps' endpoint
+	// (draft-ietf-oauth-first-party-apps-04 §4.1, §8);
+	// CodeChallengeMethodsSupported (RFC 8414 §2) says its codes need
+	// PKCE S256; ACRValuesSupported (OpenID Connect Discovery) lists the
+	// acr values tokens carry.
+	AuthorizationChallengeEndpoint string   `json:"authorization_challenge_endpoint,omitempty"`
+	CodeChallengeMethodsSupported  []string `json:"code_challenge_methods_supported,omitempty"`
+	ACRValuesSupported             []string `json:"acr_values_supported,omitempty"`
 	SignupEndpoint                string   `json:"signup_endpoint,omitempty"`
 }
 
@@ -375,6 +383,16 @@ func NewMetadata(issuer, alg string, signup bool) Metadata {
 		m.SignupEndpoint = issuer + "/signup"
 	}
 	return m
+}
+
+// WithChallengeEndpoint adds the authorization challenge endpoint at url,
+// the authorization_code grant its codes are redeemed with, PKCE S256 and
+// the acr values to m.
+func (m *Metadata) WithChallengeEndpoint(url string, acr ACRValues) {
+	m.AuthorizationChallengeEndpoint = url
+	m.GrantTypesSupported = append(m.GrantTypesSupported, clients.GrantAuthorizationCode)
+	m.CodeChallengeMethodsSupported = []string{"S256"}
+	m.ACRValuesSupported = []string{acr.Single, acr.Multi}
 }
 
 // signingAlgs returns alg followed by ES256 and RS256 unless alg is one.

@@ -117,3 +117,33 @@ var sentAsIs = map[*fosite.RFC6749Error]bool{
 	errNoClientAuth: true, errTwoAuthMethods: true, errClientAuth: true, errClientAuthEncoding: true,
 	errPublicClientCredentials: true, errScopeNotGranted: true, errDPoPRequired: true, errRefreshKey: true, errCodeKey: true,
 }
+
+// ReadForm is readForm for the OAuth endpoints of other packages (the
+// authorization challenge endpoint): POST, an
+// application/x-www-form-urlencoded body of at most maxBytes, each
+// parameter (resource aside) once; otherwise an RFC 6749 §5.2 error for
+// WriteError.
+func ReadForm(w http.ResponseWriter, r *http.Request, maxBytes int64) error {
+	if err := readForm(w, r, maxBytes); err != nil {
+		return err
+	}
+	return nil
+}
+
+// WriteError writes err as the token endpoint would: an RFC 6749 §5.2
+// JSON error with a fixed description, no-store, Retry-After on 429 and
+// 503, and the DPoP error of a refused proof.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	rfc := toRFC6749(err)
+	if v, ok := apperr.RetryAfterHeader(err); ok {
+		w.Header().Set("Retry-After", v)
+	}
+	writeOAuthError(w, r, rfc)
+}
+
+// ErrorCode returns the RFC 6749 error code WriteError sends for err (for
+// logs and metrics).
+func ErrorCode(err error) (code string, status int) {
+	rfc := toRFC6749(err)
+	return rfc.ErrorField, rfc.CodeField
+}

@@ -75,6 +75,11 @@ func (c *Client) GetTokenEndpointAuthMethod() string { return c.AuthMethodName()
 // (false for a client without the method).
 func (c *Client) DPoPBoundAccessTokens() bool { return c.Client.DPoPBoundAccessTokens }
 
+// RequiresMFA reports whether every user logging in through the client
+// must prove a second factor (clients.Client.MFARequired); find it on a
+// fosite.Client by asserting interface{ RequiresMFA() bool }.
+func (c *Client) RequiresMFA() bool { return c.MFARequired }
+
 // GetTokenEndpointAuthSigningAlgorithm implements fosite.OpenIDConnectClient.
 func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "" }
 

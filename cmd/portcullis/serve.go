@@ -114,10 +114,15 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	// process's own changes (admin API) invalidate it at once, other
 	// processes' within client_cache.ttl.
 	cache := clientcache.New(clientcache.Options{TTL: cfg.ClientCache.TTL, MaxEntries: cfg.ClientCache.MaxEntries})
-	provider, err := oauth.NewProvider(oauth.ProviderConfig{
+	pcfg := oauth.ProviderConfig{
 		Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
 		RefreshSecret: rs, RotatedRefreshSecrets: rotated, Revocations: revoked,
-	}, cache.TokenStore(a.store), km)
+	}
+	provider, err := oauth.NewProvider(pcfg, cache.TokenStore(a.store), km)
+	if err != nil {
+		return nil, err
+	}
+	codes, err := oauth.NewCodeIssuer(pcfg, a.store)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +156,9 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 		Revocations:          revoked,
 		Logger:               a.logger,
 		DPoP:                 dv,
+		ACR:                  oauth.ACRValues{Single: cfg.MFA.ACRSingleFactor, Multi: cfg.MFA.ACRMultiFactor},
+		FirstParty: &server.FirstParty{Codes: codes, Sessions: a.store,
+			SessionLifetime: cfg.MFA.AuthSessionLifetime, StepUpLifetime: cfg.MFA.StepUpSessionLifetime},
 	})
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/oauth/challenge"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
 	"github.com/portcullis-auth/portcullis/oauth/dpop"
 	"github.com/portcullis-auth/portcullis/oauth/revocation"
@@ -101,6 +102,22 @@ type Options struct {
 	// admin API; nil turns DPoP off (proofs are ignored, and clients
 	// registered with dpop_bound_access_tokens get no tokens).
 	DPoP *dpop.Verifier
+	// ACR are the acr claims of user tokens.
+	ACR oauth.ACRValues
+	// FirstParty, when set, serves the authorization challenge endpoint
+	// (first-party apps with second factors); nil leaves it out.
+	FirstParty *FirstParty
+}
+
+// FirstParty configures the authorization challenge endpoint.
+type FirstParty struct {
+	// Codes issues the authorization codes (oauth.NewCodeIssuer).
+	Codes *oauth.CodeIssuer
+	// Sessions stores auth_sessions, shared by every replica.
+	Sessions challenge.Store
+	// SessionLifetime and StepUpLifetime are the auth_session lifetimes
+	// (mfa.auth_session_lifetime, mfa.step_up_session_lifetime).
+	SessionLifetime, StepUpLifetime time.Duration
 }
 
 // Handlers are the two listeners' handlers, each with every route and its
@@ -146,10 +163,23 @@ func New(o Options) (*Handlers, error) {
 
 	token := &oauth.TokenHandler{
 		Provider: o.Provider, Store: o.Store, Users: o.Store, Authenticator: o.Users, Limiter: tokenLimit, ClientIP: ips.LimitKey,
-		MaxBytes: maxBytes, Logger: logger, Observe: m.observeGrant, Audience: o.Audience, Now: o.Now,
+		MaxBytes: maxBytes, Logger: logger, Observe: m.observeGrant, Audience: o.Audience, Now: o.Now, ACR: o.ACR,
 	}
 	if o.DPoP != nil {
 		token.DPoP = &oauth.DPoPPolicy{Verifier: o.DPoP, TokenURL: o.Issuer + "/oauth2/token"}
+	}
+	var authChallenge *challenge.Handler
+	if fp := o.FirstParty; fp != nil {
+		f, ok := o.Provider.(*fosite.Fosite)
+		if !ok {
+			return nil, fmt.Errorf("the authorization challenge endpoint needs a *fosite.Fosite provider")
+		}
+		authChallenge = &challenge.Handler{
+			Provider: f, Users: o.Users, Sessions: fp.Sessions, Codes: fp.Codes, URL: o.Issuer + challenge.Path,
+			DPoP: o.DPoP, ACR: o.ACR, SessionLifetime: fp.SessionLifetime, StepUpLifetime: fp.StepUpLifetime,
+			MaxBytes: maxBytes, Limiter: tokenLimit, ClientIP: ips.LimitKey, Logger: logger, Now: o.Now,
+		}
+		token.FirstParty = authChallenge
 	}
 	signup := &SignupHandler{Users: o.Users, Enabled: o.Signup, MaxBytes: maxBytes,
 		Limiter: signupLimit, ClientIP: ips.LimitKey, Logger: logger}
@@ -157,6 +187,9 @@ func New(o Options) (*Handlers, error) {
 	md.ScopesSupported = o.ScopesSupported
 	if o.DPoP != nil {
 		md.DPoPSigningAlgValuesSupported = o.DPoP.Algorithms()
+	}
+	if authChallenge != nil {
+		md.WithChallengeEndpoint(authChallenge.URL, o.ACR)
 	}
 
 	pub := http.NewServeMux()
@@ -174,6 +207,9 @@ func New(o Options) (*Handlers, error) {
 	}
 	withPreflight("/signup", http.MethodPost, corsPolicy.AnyClientEndpoint(signup))
 	withPreflight("/oauth2/token", http.MethodPost, corsPolicy.ClientEndpoint(token))
+	if authChallenge != nil {
+		withPreflight(challenge.Path, http.MethodPost, corsPolicy.ClientEndpoint(authChallenge))
+	}
 	withPreflight("/oauth2/revoke", http.MethodPost, corsPolicy.ClientEndpoint(
 		&oauth.RevokeHandler{Provider: o.Provider, Store: o.Store, Limiter: revokeLimit, MaxBytes: maxBytes, Logger: logger}))
 	route("/oauth2/introspect", http.MethodPost, &oauth.IntrospectHandler{Provider: o.Provider, MaxBytes: maxBytes, Logger: logger})

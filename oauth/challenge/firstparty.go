@@ -1,0 +1,62 @@
+package challenge
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/oauth/clients"
+)
+
+// CheckLogin implements oauth.FirstParty: a login (a password grant, amr
+// [pwd]) or a refresh of a grant that proved no second factor is refused
+// when the user must prove one (needsSecondFactor). The client gets an
+// auth_session to finish at this endpoint when it is registered for the
+// authorization_code grant: after a password grant, a login session whose
+// password is proven (only the code is left); after a refresh, a step-up
+// session (a fresh factor).
+func (h *Handler) CheckLogin(ctx context.Context, client fosite.Client, user *identity.User, amr []string, jkt string) error {
+	if slices.Contains(amr, oauth.AMROTP) {
+		return nil
+	}
+	factor, err := h.Users.ConfirmedFactor(ctx, user.ID)
+	if err != nil {
+		return err
+	}
+	if !h.needsSecondFactor(client, user, factor != nil, nil) {
+		return nil
+	}
+	refusal := &oauth.InsufficientAuthorization{OTPRequired: factor != nil, EnrollmentRequired: factor == nil}
+	if !client.GetGrantTypes().Has(clients.GrantAuthorizationCode) {
+		return refusal
+	}
+	st := &state{Kind: kindLogin, Done: []string{oauth.AMRPassword}}
+	if !slices.Equal(amr, []string{oauth.AMRPassword}) {
+		// A refresh: nothing was proven just now.
+		st = &state{Kind: kindStepUp, PriorAMR: amr}
+	}
+	value, err := h.storeFor(ctx, client, st, user, jkt, h.SessionLifetime)
+	if err != nil {
+		return err
+	}
+	refusal.AuthSession = value
+	return refusal
+}
+
+// StepUpSession implements oauth.FirstParty: the auth_session of a login
+// just finished here (a code redeemed), with which the client can come
+// back for a step-up (RFC 9470 via draft §7), which always asks for a
+// fresh factor.
+func (h *Handler) StepUpSession(ctx context.Context, client fosite.Client, user *identity.User, amr []string, authTime time.Time, jkt string) (string, error) {
+	st := &state{Kind: kindStepUp, PriorAMR: amr, PriorAuthTime: authTime.Unix()}
+	return h.storeFor(ctx, client, st, user, jkt, h.StepUpLifetime)
+}
+
+// storeFor stores a new session of client and user bound to jkt.
+func (h *Handler) storeFor(ctx context.Context, client fosite.Client, st *state, user *identity.User, jkt string, lifetime time.Duration) (string, error) {
+	return h.store(ctx, client, nil, st, user, jkt, lifetime)
+}
