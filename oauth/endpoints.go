@@ -359,7 +359,7 @@ type Metadata struct {
 	AuthorizationChallengeEndpoint string   `json:"authorization_challenge_endpoint,omitempty"`
 	CodeChallengeMethodsSupported  []string `json:"code_challenge_methods_supported,omitempty"`
 	ACRValuesSupported             []string `json:"acr_values_supported,omitempty"`
-	SignupEndpoint                string   `json:"signup_endpoint,omitempty"`
+	SignupEndpoint                 string   `json:"signup_endpoint,omitempty"`
 }
 
 // NewMetadata describes a server at issuer whose tokens are signed with
