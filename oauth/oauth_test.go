@@ -209,7 +209,9 @@ func TestAudienceAndScopeRequests(t *testing.T) {
 		{"unregistered scope", url.Values{"scope": {"write"}}, "invalid_scope", ""},
 		{"missing password", url.Values{"password": {""}}, "invalid_request", ""},
 		{"unsupported grant", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}, "unsupported_grant_type", ""},
-		{"RFC 6749 §4.1.3 no authorization code grant", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}}, "unsupported_grant_type", ""},
+		// The grant exists (codes of the challenge endpoint); this client
+		// is not registered for it (RFC 6749 §5.2).
+		{"RFC 6749 §4.1.3 client without the authorization code grant", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}}, "unauthorized_client", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

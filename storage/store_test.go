@@ -30,7 +30,8 @@ var wantMigrations = []string{
 	"00013_create_dpop_proofs",
 	"00014_clients_dpop_bound_access_tokens",
 	"00015_create_user_factors",
-	"00016_create_user_recovery_codes",
+	"00016_create_user_recovery_codes", "00017_users_mfa_required", "00018_clients_mfa_required",
+	"00019_create_oauth2_authorization_codes", "00020_create_auth_sessions",
 }
 
 // testMigrateFresh migrates an empty database of driver twice: the first
