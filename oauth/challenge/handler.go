@@ -133,8 +133,6 @@ var (
 		"The client is not registered for the authorization_code grant.")
 	errRateLimited = rfc("temporarily_unavailable", http.StatusTooManyRequests,
 		"Too many password attempts from this address; retry later.")
-	errClientMismatch = rfc("invalid_request", http.StatusBadRequest,
-		"The client_id does not match the client of the auth_session.")
 	errDPoPKey = rfc("invalid_session", http.StatusBadRequest,
 		"The auth_session is bound to a DPoP key; a proof by that key is required.")
 )
@@ -165,7 +163,7 @@ var parseErrors = func() map[error]*fosite.RFC6749Error {
 // own reports whether e is one of this package's errors, sent as they are.
 func own(e *fosite.RFC6749Error) bool {
 	for _, o := range []*fosite.RFC6749Error{errInvalidSession, errNoCredentials, errNoPKCE, errAccessDenied,
-		errTooManyFailures, errUnauthorizedClient, errRateLimited, errClientMismatch, errDPoPKey} {
+		errTooManyFailures, errUnauthorizedClient, errRateLimited, errDPoPKey} {
 		if e == o {
 			return true
 		}
@@ -252,7 +250,8 @@ func (h *Handler) authenticateClient(ctx context.Context, r *http.Request, req *
 	form := r.PostForm
 	if rec != nil {
 		if req.ClientID != "" && req.ClientID != rec.ClientID {
-			return nil, errClientMismatch
+			// draft §5.1: the client_id must name the session's client.
+			return nil, errInvalidSession
 		}
 		if _, _, basic := r.BasicAuth(); req.ClientID == "" && !basic {
 			form = cloneForm(form)

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	otptotp "github.com/pquerna/otp/totp"
+
+	"github.com/portcullis-auth/portcullis/internal/proctest"
+	"github.com/portcullis-auth/portcullis/oauth/dpop"
+	"github.com/portcullis-auth/portcullis/oauth/firstparty"
+)
+
+const alicePW = "purple otter lamp 42"
+
+// totpCode is the RFC 6238 code of secret at t (SHA-1, 6 digits, 30 s),
+// computed by a library other than the server's.
+func totpCode(t testing.TB, secret string, at time.Time) string {
+	t.Helper()
+	c, err := otptotp.GenerateCodeCustom(secret, at, otptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// asChallenge returns err as a *firstparty.Challenge or fails.
+func asChallenge(t testing.TB, err error) *firstparty.Challenge {
+	t.Helper()
+	var ch *firstparty.Challenge
+	if !errors.As(err, &ch) {
+		t.Fatalf("got %v, want insufficient_authorization", err)
+	}
+	return ch
+}
+
+// asError returns err as a *firstparty.Error with the given code or fails.
+func asError(t testing.TB, err error, code string) *firstparty.Error {
+	t.Helper()
+	var e *firstparty.Error
+	if !errors.As(err, &e) || e.Code != code {
+		t.Fatalf("got %v, want error %s", err, code)
+	}
+	return e
+}
+
+func firstPartyClient(srv *proctest.Server, clientID string) *firstparty.Client {
+	return &firstparty.Client{ChallengeURL: srv.URL + "/oauth2/authorize-challenge", TokenURL: srv.URL + "/oauth2/token", ClientID: clientID}
+}
+
+// authClaims checks a token's amr, acr and auth_time.
+func authClaims(t testing.TB, accessToken string, amr []string, acr string) {
+	t.Helper()
+	_, c := proctest.DecodeJWT(t, accessToken)
+	var got []string
+	list, _ := c["amr"].([]any)
+	for _, m := range list {
+		s, _ := m.(string)
+		got = append(got, s)
+	}
+	if !slices.Equal(got, amr) || c["acr"] != acr {
+		t.Fatalf("amr %v acr %v, want %v %q", c["amr"], c["acr"], amr, acr)
+	}
+	at, ok := c["auth_time"].(float64)
+	if !ok || time.Since(time.Unix(int64(at), 0)) > time.Minute || time.Until(time.Unix(int64(at), 0)) > 0 {
+		t.Fatalf("auth_time %v, want about now and not ahead", c["auth_time"])
+	}
+}
+
+// s256 is the PKCE S256 challenge of v (RFC 7636 §4.2).
+func s256(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// TestFirstPartyFlow: draft-ietf-oauth-first-party-apps-04 against the real
+// server on both backends, driven by the Go client (oauth/firstparty) and
+// by hand-made requests: enrolment of a required factor at the challenge
+// endpoint, password + TOTP to a token with amr [mfa otp pwd], the
+// password grant refusing the user, wrong and replayed codes, single-use
+// auth_session values, recovery codes used once, an auth_session of
+// another client, PKCE and code replay at the token endpoint, and a
+// DPoP-bound flow.
+func TestFirstPartyFlow(t *testing.T) {
+	// Wrong codes on purpose, from one address: TestFirstPartyLockout
+	// tests the guessing defences.
+	portcullis.EachBackend(t, []string{"PORTCULLIS_LOCKOUT_MAX_FAILURES=50"}, func(t *testing.T, srv *proctest.Server) {
+		ctx := t.Context()
+		srv.CreateUser(t, "alice", alicePW)
+		srv.CreateUser(t, "bob", alicePW)
+		app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "authorization_code", "--grant-type", "refresh_token", "--grant-type", "password", "--audience", audience)
+		other := srv.CreateClient(t, "--name", "other", "--public", "--grant-type", "authorization_code", "--audience", audience)
+		legacy := srv.CreateClient(t, "--name", "legacy", "--public")
+		fp := firstPartyClient(srv, app.ClientID)
+		challengeURL, tokenURL := srv.URL+"/oauth2/authorize-challenge", srv.URL+"/oauth2/token"
+
+		// RFC 8414 metadata (draft §8).
+		_, _, md := proctest.GetJSON(t, srv.URL+"/.well-known/oauth-authorization-server", nil)
+		if md["authorization_challenge_endpoint"] != challengeURL || !slices.Contains(md["grant_types_supported"].([]any), any("authorization_code")) {
+			t.Fatalf("metadata: %v", md)
+		}
+
+		// A client not registered for the flow (draft §4.1: clients the
+		// server does not take for first-party ones).
+		r := proctest.PostForm(t, challengeURL, url.Values{"client_id": {legacy.ClientID}, "username": {"alice"}, "password": {alicePW},
+			"code_challenge": {s256(strings.Repeat("v", 43))}, "code_challenge_method": {"S256"}}.Encode())
+		wantOAuthError(t, r, 400, "unauthorized_client")
+
+		// Enrolment: the multi-factor acr is asked for and alice has no
+		// factor, so she enrols one within the login.
+		_, err := fp.Login(ctx, firstparty.Credentials{Username: "alice", Password: alicePW}, firstparty.Options{ACRValues: []string{"2"}})
+		ch := asChallenge(t, err)
+		if !ch.EnrollmentRequired || ch.TOTPSecret == "" || !strings.HasPrefix(ch.OTPAuthURI, "otpauth://totp/") {
+			t.Fatalf("enrolment challenge: %+v", ch)
+		}
+		secret := ch.TOTPSecret
+		enrolCode := totpCode(t, secret, time.Now())
+		tok, err := fp.Continue(ctx, ch, firstparty.Credentials{OTP: enrolCode})
+		if err != nil {
+			t.Fatalf("enrolment: %v", err)
+		}
+		if len(tok.RecoveryCodes) != 10 || tok.AuthSession == "" {
+			t.Fatalf("enrolment: %d recovery codes, auth_session %q", len(tok.RecoveryCodes), tok.AuthSession)
+		}
+		authClaims(t, tok.AccessToken, []string{"mfa", "otp", "pwd"}, "2")
+		recovery := tok.RecoveryCodes
+
+		// The password grant: alice must use the challenge endpoint (the
+		// draft's §6.2 answer), with an auth_session when the client may.
+		r = proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}, "client_id": {app.ClientID}}.Encode())
+		body := r.JSON(t)
+		if r.Status != http.StatusForbidden || body["error"] != "insufficient_authorization" || body["otp_required"] != true || body["auth_session"] == nil {
+			t.Fatalf("password grant of an MFA user: %d %s", r.Status, r.Body)
+		}
+		r = proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}, "client_id": {legacy.ClientID}}.Encode())
+		body = r.JSON(t)
+		if r.Status != http.StatusForbidden || body["error"] != "insufficient_authorization" || body["auth_session"] != nil {
+			t.Fatalf("password grant of an MFA user, client without the flow: %d %s", r.Status, r.Body)
+		}
+		// A wrong password says nothing of the second factor.
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"wrong password 1"}, "client_id": {app.ClientID}}.Encode()), 400, "invalid_grant")
+		// bob has no second factor: the password grant works, amr [pwd].
+		btok := proctest.MustToken(t, proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"password"}, "username": {"bob"}, "password": {alicePW}, "client_id": {app.ClientID}}.Encode()))
+		authClaims(t, btok.AccessToken, []string{"pwd"}, "1")
+
+		// Wrong code, then the old auth_session is used up, then a
+		// replayed code (the enrolment's step), then a good one.
+		_, err = fp.Login(ctx, firstparty.Credentials{Username: "alice", Password: alicePW}, firstparty.Options{})
+		ch = asChallenge(t, err)
+		if !ch.OTPRequired || ch.EnrollmentRequired || ch.TOTPSecret != "" {
+			t.Fatalf("login challenge: %+v", ch)
+		}
+		_, err = fp.Continue(ctx, ch, firstparty.Credentials{OTP: totpCode(t, secret, time.Now().Add(-10*time.Minute))})
+		ch2 := asChallenge(t, err)
+		if !ch2.OTPRequired || ch2.AuthSession == ch.AuthSession {
+			t.Fatalf("after a wrong code: %+v", ch2)
+		}
+		_, err = fp.Continue(ctx, ch, firstparty.Credentials{OTP: totpCode(t, secret, time.Now().Add(30*time.Second))})
+		asError(t, err, "invalid_session")
+		_, err = fp.Continue(ctx, ch2, firstparty.Credentials{OTP: enrolCode})
+		ch3 := asChallenge(t, err)
+		tok2, err := fp.Continue(ctx, ch3, firstparty.Credentials{OTP: totpCode(t, secret, time.Now().Add(30*time.Second))})
+		if err != nil {
+			t.Fatalf("login with the next step's code: %v", err)
+		}
+		authClaims(t, tok2.AccessToken, []string{"mfa", "otp", "pwd"}, "2")
+
+		// A recovery code works once.
+		_, err = fp.Login(ctx, firstparty.Credentials{Username: "alice", Password: alicePW}, firstparty.Options{})
+		if _, err = fp.Continue(ctx, asChallenge(t, err), firstparty.Credentials{RecoveryCode: recovery[0]}); err != nil {
+			t.Fatalf("recovery code: %v", err)
+		}
+		_, err = fp.Login(ctx, firstparty.Credentials{Username: "alice", Password: alicePW}, firstparty.Options{})
+		_, err = fp.Continue(ctx, asChallenge(t, err), firstparty.Credentials{RecoveryCode: recovery[0]})
+		asChallenge(t, err)
+
+		// An auth_session is the client's own.
+		_, err = fp.Login(ctx, firstparty.Credentials{Username: "alice", Password: alicePW}, firstparty.Options{})
+		ch = asChallenge(t, err)
+		r = proctest.PostForm(t, challengeURL, url.Values{"client_id": {other.ClientID}, "auth_session": {ch.AuthSession}, "recovery_code": {recovery[1]}}.Encode())
+		if body := r.JSON(t); r.Status != 400 || body["error"] != "invalid_session" {
+			t.Fatalf("auth_session of another client: %d %s", r.Status, r.Body)
+		}
+
+		// By hand: PKCE and code replay at the token endpoint.
+		verifier := strings.Repeat("a1b2", 12)
+		r = proctest.PostForm(t, challengeURL, url.Values{"client_id": {app.ClientID}, "response_type": {"code"}, "username": {"alice"}, "password": {alicePW},
+			"code_challenge": {s256(verifier)}, "code_challenge_method": {"S256"}}.Encode())
+		body = r.JSON(t)
+		if r.Status != 401 || body["error"] != "insufficient_authorization" || body["otp_required"] != true || r.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("first step: %d %v %s", r.Status, r.Header, r.Body)
+		}
+		r = proctest.PostForm(t, challengeURL, url.Values{"auth_session": {body["auth_session"].(string)}, "recovery_code": {recovery[2]}}.Encode())
+		body = r.JSON(t)
+		code, _ := body["authorization_code"].(string)
+		if r.Status != 200 || code == "" {
+			t.Fatalf("second step (auth_session alone, as the draft's example): %d %s", r.Status, r.Body)
+		}
+		redeem := func(v string) proctest.Response {
+			return proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {v}, "client_id": {app.ClientID}}.Encode())
+		}
+		wantOAuthError(t, redeem(strings.Repeat("x", 48)), 400, "invalid_grant")
+		first := proctest.MustToken(t, redeem(verifier))
+		authClaims(t, first.AccessToken, []string{"mfa", "otp", "pwd"}, "2")
+		wantOAuthError(t, redeem(verifier), 400, "invalid_grant")
+		// The second redemption revoked what the first issued (RFC 6749
+		// §4.1.2): its refresh token is dead.
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(app.ClientID, first.RefreshToken)), 400, "invalid_grant")
+
+		// DPoP: the auth_session, the code and the tokens are bound to the
+		// app's key; the auth_session is useless without it.
+		key := dpopKey(t)
+		dfp := firstPartyClient(srv, app.ClientID)
+		dfp.HTTPClient = &http.Client{Transport: dpop.NewTransport(key, nil)}
+		_, err = dfp.Login(ctx, firstparty.Credentials{Username: "alice", Password: alicePW}, firstparty.Options{})
+		ch = asChallenge(t, err)
+		_, err = fp.Continue(ctx, ch, firstparty.Credentials{RecoveryCode: recovery[3]})
+		asError(t, err, "invalid_session")
+		dtok, err := dfp.Continue(ctx, ch, firstparty.Credentials{RecoveryCode: recovery[3]})
+		if err != nil {
+			t.Fatalf("DPoP-bound login: %v", err)
+		}
+		if dtok.Type() != dpop.Scheme || jkt(t, dtok.AccessToken) != key.Thumbprint() {
+			t.Fatalf("DPoP-bound login: token_type %q cnf.jkt %q", dtok.Type(), jkt(t, dtok.AccessToken))
+		}
+	})
+}
