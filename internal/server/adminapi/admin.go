@@ -10,8 +10,6 @@
 package adminapi
 
 import (
-	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,6 +24,7 @@ import (
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
+	"github.com/portcullis-auth/portcullis/internal/server/bearer"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
@@ -51,13 +50,10 @@ type Handler struct {
 	// grant: a token revoked on another replica is refused here at once,
 	// not within the sync interval. A token that does not verify costs no
 	// database read.
-	Revocations interface {
-		Sync(ctx context.Context) error
-		Revoked(ctx context.Context, grantID string) (bool, error)
-	}
-	Clients *clients.Service
-	Users   *identity.Service
-	Keys    *keys.Manager
+	Revocations bearer.Revocations
+	Clients     *clients.Service
+	Users       *identity.Service
+	Keys        *keys.Manager
 	// Prepublication is how long a rotated key is published before it
 	// signs (keys.prepublication).
 	Prepublication time.Duration
@@ -94,61 +90,27 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	handle("POST /admin/keys/rotate", h.rotateKey)
 }
 
+// guard is the admin API's access-token check (package bearer).
+func (h *Handler) guard() *bearer.Guard {
+	return &bearer.Guard{Realm: "portcullis-admin", Provider: h.Provider, Revocations: h.Revocations, DPoP: h.DPoP,
+		ExternalURL: h.ExternalURL, Name: "admin API", Logger: h.Logger}
+}
+
 // authorize checks the Bearer token (RFC 6750) and runs fn, writing any
 // error it returns as JSON.
 func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, scheme, ok := credentials(r, h.DPoP != nil)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin"`)
-			if h.DPoP != nil {
-				w.Header().Add("WWW-Authenticate", `DPoP algs="`+strings.Join(h.DPoP.Algorithms(), " ")+`"`)
-			}
-			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "a Bearer access token with scope admin is required"})
+		g := h.guard()
+		tok := g.Verify(w, r, "a Bearer access token with scope admin is required", Scope)
+		if tok == nil {
 			return
 		}
-		ctx := r.Context()
-		tokenType, ar, err := h.Provider.IntrospectToken(ctx, token, fosite.AccessToken, oauth.NewSession(), Scope)
-		if err != nil {
-			if errors.Is(err, apperr.ErrUnavailable) {
-				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
-				return
-			}
-			if errors.Is(err, fosite.ErrInvalidScope) {
-				h.forbid(w, r, scheme, "the access token lacks scope admin")
-				return
-			}
-			h.unauthorized(w, r, scheme)
-			return
-		}
-		// fosite also introspects refresh tokens; only access tokens are
-		// bearer credentials.
-		if tokenType != fosite.AccessToken {
-			h.unauthorized(w, r, scheme)
-			return
-		}
-		if h.Revocations != nil {
-			err := h.Revocations.Sync(ctx)
-			revoked := false
-			if err == nil {
-				revoked, err = h.Revocations.Revoked(ctx, ar.GetID())
-			}
-			if err != nil {
-				if h.Logger != nil {
-					h.Logger.ErrorContext(ctx, "admin API: reading revocations failed", "err", err.Error())
-				}
-				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
-				return
-			}
-			if revoked {
-				h.unauthorized(w, r, scheme)
-				return
-			}
-		}
+		ctx, ar, scheme := r.Context(), tok.Request, tok.Scheme
+		forbid := func(msg string) { g.Forbid(w, r, scheme, `error="insufficient_scope", scope="admin"`, msg) }
 		if h.Audience == "" || !slices.Contains(ar.GetGrantedAudience(), h.Audience) {
 			// RFC 9068 §4: the resource server must check that aud names
 			// it; such a token is invalid here (RFC 6750 §3.1).
-			w.Header().Set("WWW-Authenticate", h.challenge(scheme, `error="invalid_token"`))
+			w.Header().Set("WWW-Authenticate", g.Challenge(scheme, `error="invalid_token"`))
 			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token's audience does not include the admin API"})
 			return
 		}
@@ -156,7 +118,7 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 		// client whose admin scope was withdrawn (or that was deleted, which
 		// fails the lookup above) loses access at once, not at exp.
 		if !slices.Contains(ar.GetClient().GetScopes(), Scope) {
-			h.forbid(w, r, scheme, "the token's client is no longer registered for scope admin")
+			forbid("the token's client is no longer registered for scope admin")
 			return
 		}
 		subject := ar.GetSession().GetSubject()
@@ -169,13 +131,13 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
 				return
 			case err != nil, u.Disabled, !slices.Contains(u.Roles, Role):
-				h.forbid(w, r, scheme, "a user's token needs the user to hold role admin")
+				forbid("a user's token needs the user to hold role admin")
 				return
 			}
 		}
 		// Last, once the token is otherwise accepted: a DPoP proof is
 		// spent (a database write) only for a request that will be served.
-		if !h.checkBinding(w, r, scheme, token, oauth.BoundKey(ar.GetSession())) {
+		if !g.Bind(w, r, tok) {
 			return
 		}
 		if err := fn(w, r); err != nil {
@@ -200,106 +162,6 @@ func (h *Handler) noBody(w http.ResponseWriter, r *http.Request) error {
 		return apperr.Errorf(apperr.EInvalid, "unreadable request body")
 	}
 	return nil
-}
-
-// challenge is the WWW-Authenticate challenge of a refusal in the scheme
-// the request used (RFC 9449 §7.1, RFC 6750 §3), with params.
-func (h *Handler) challenge(scheme, params string) string {
-	if scheme == dpop.Scheme && h.DPoP != nil {
-		return `DPoP realm="portcullis-admin", ` + params + `, algs="` + strings.Join(h.DPoP.Algorithms(), " ") + `"`
-	}
-	return `Bearer realm="portcullis-admin", ` + params
-}
-
-func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, scheme string) {
-	w.Header().Set("WWW-Authenticate", h.challenge(scheme, `error="invalid_token"`))
-	httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token is invalid, expired or revoked"})
-}
-
-func (h *Handler) forbid(w http.ResponseWriter, r *http.Request, scheme, msg string) {
-	w.Header().Set("WWW-Authenticate", h.challenge(scheme, `error="insufficient_scope", scope="admin"`))
-	httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EForbidden, Message: msg})
-}
-
-// credentials returns the access token of r's Authorization header and
-// its scheme: Bearer, or DPoP when withDPoP.
-func credentials(r *http.Request, withDPoP bool) (token, scheme string, ok bool) {
-	scheme, token, ok = strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	switch {
-	case !ok || token == "":
-		return "", "", false
-	case strings.EqualFold(scheme, "Bearer"):
-		return token, "Bearer", true
-	case withDPoP && strings.EqualFold(scheme, dpop.Scheme):
-		return token, dpop.Scheme, true
-	}
-	return "", "", false
-}
-
-// checkBinding enforces RFC 9449 §7 on a verified token bound to jkt (""
-// when unbound) presented with scheme: a bound token only with the DPoP
-// scheme and a proof by its key, an unbound one only as Bearer. It writes
-// the refusal and reports false.
-func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, token, jkt string) bool {
-	if scheme != dpop.Scheme {
-		if jkt != "" {
-			h.unauthorized(w, r, scheme)
-			return false
-		}
-		return true
-	}
-	refuse := func(code, msg string) bool {
-		w.Header().Set("WWW-Authenticate", `DPoP error="`+code+`", algs="`+strings.Join(h.DPoP.Algorithms(), " ")+`"`)
-		httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: msg})
-		return false
-	}
-	if jkt == "" {
-		return refuse("invalid_token", "the access token is not DPoP-bound")
-	}
-	raw, err := dpop.ProofFromHeader(r.Header)
-	var proof *dpop.Proof
-	if err == nil {
-		// The path as the request names it: "%2F" is not "/".
-		uri := strings.TrimSuffix(h.ExternalURL, "/") + r.URL.EscapedPath()
-		if h.ExternalURL == "" {
-			scheme := "http"
-			if r.TLS != nil {
-				scheme = "https"
-			}
-			uri = scheme + "://" + r.Host + r.URL.EscapedPath()
-		}
-		if _, uerr := dpop.NormalizeURI(uri); uerr != nil {
-			// A Host header that makes no URI (none, in HTTP/1.0): no
-			// proof can name this request. A refused proof, not a replay
-			// store failure, which any other error of Check is taken for.
-			return refuse(dpop.CodeInvalidProof, "DPoP proof htu does not match the request")
-		}
-		proof, err = h.DPoP.Check(raw, dpop.Request{Method: r.Method, URI: uri, AccessToken: token})
-	}
-	if err == nil && subtle.ConstantTimeCompare([]byte(proof.JKT), []byte(jkt)) != 1 {
-		// RFC 9449 §7.1's example: a proof by another key than the
-		// token's is an invalid token, not a bad proof.
-		return refuse("invalid_token", "the DPoP proof is not signed by the key the token is bound to")
-	}
-	if err == nil {
-		// Spent only once everything else holds.
-		err = h.DPoP.Spend(r.Context(), proof)
-	}
-	if e, ok := errors.AsType[*dpop.Error](err); ok {
-		if e.Code == dpop.CodeUseNonce && h.DPoP.Nonces() != nil {
-			w.Header().Set(dpop.NonceHeader, h.DPoP.Nonces().Current())
-		}
-		return refuse(e.Code, e.Description)
-	}
-	if err != nil {
-		if h.Logger != nil {
-			h.Logger.ErrorContext(r.Context(), "admin API: DPoP replay check failed", "err", err.Error())
-		}
-		httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
-		return false
-	}
-	return true
 }
 
 // clientRequest is the body of POST /admin/clients and PUT
