@@ -10,6 +10,7 @@
 package adminapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -86,6 +87,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	handle("GET /admin/users/{id}", h.getUser)
 	handle("PATCH /admin/users/{id}", h.patchUser)
 	handle("DELETE /admin/users/{id}", h.deleteUser)
+	handle("POST /admin/users/{id}/mfa/reset", h.resetMFA)
 	handle("GET /admin/keys", h.listKeys)
 	handle("POST /admin/keys/rotate", h.rotateKey)
 }
@@ -167,8 +169,9 @@ func (h *Handler) noBody(w http.ResponseWriter, r *http.Request) error {
 // clientRequest is the body of POST /admin/clients and PUT
 // /admin/clients/{id}. PUT replaces the client's settings: an omitted field
 // takes its default (RFC 7592 §2.2), so a PUT without
-// introspection_allowed withdraws that permission, and one without
-// dpop_bound_access_tokens stops requiring DPoP.
+// introspection_allowed withdraws that permission, one without
+// dpop_bound_access_tokens stops requiring DPoP, and one without
+// mfa_required stops requiring a second factor.
 type clientRequest struct {
 	ClientName              string   `json:"client_name"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
@@ -188,6 +191,9 @@ type clientRequest struct {
 	// DPoPBoundAccessTokens (RFC 9449 §5.2): the client's token requests
 	// must carry a DPoP proof; omitted means false.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
+	// MFARequired: every user logging in through the client must prove
+	// a second factor; omitted means false.
+	MFARequired bool `json:"mfa_required"`
 	// ClientID, CreatedAt and UpdatedAt are read-only members of the
 	// representation, accepted so that a representation read with GET can
 	// be sent back with PUT (RFC 7592 §2.2 has the client include its
@@ -206,6 +212,7 @@ func (c clientRequest) spec() clients.Spec {
 		AcceptedAuthMethods:   c.TokenEndpointAuthMethodsAccepted,
 		CORSOrigins:           c.AllowedCORSOrigins,
 		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		MFARequired:           c.MFARequired,
 	}
 }
 
@@ -297,22 +304,54 @@ func noStore(w http.ResponseWriter, secret string) {
 
 // UserJSON is the representation of a user in the admin API and the CLI.
 type UserJSON struct {
-	ID        string    `json:"id"`
-	Username  string    `json:"username"`
-	Roles     []string  `json:"roles"`
-	Disabled  bool      `json:"disabled"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID       string   `json:"id"`
+	Username string   `json:"username"`
+	Roles    []string `json:"roles"`
+	Disabled bool     `json:"disabled"`
+	// MFARequired: an administrator requires the user to prove a second
+	// factor at every login.
+	MFARequired bool `json:"mfa_required"`
+	// MFAEnabled: the user has a confirmed second factor.
+	MFAEnabled bool      `json:"mfa_enabled"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
-// NewUserJSON returns the representation of u (never its password hash).
-func NewUserJSON(u *identity.User, now time.Time) UserJSON {
+// NewUserJSON returns the representation of u (never its password hash);
+// mfaEnabled says whether u has a confirmed second factor
+// (identity.Service.ConfirmedFactor).
+func NewUserJSON(u *identity.User, mfaEnabled bool) UserJSON {
 	j := UserJSON{ID: u.ID, Username: u.Username, Roles: u.Roles, Disabled: u.Disabled,
+		MFARequired: u.MFARequired, MFAEnabled: mfaEnabled,
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
 	if j.Roles == nil {
 		j.Roles = []string{}
 	}
 	return j
+}
+
+// UserJSONOf returns the representation of u, looking up whether it has a
+// confirmed second factor.
+func UserJSONOf(ctx context.Context, users *identity.Service, u *identity.User) (UserJSON, error) {
+	f, err := users.ConfirmedFactor(ctx, u.ID)
+	if err != nil {
+		return UserJSON{}, err
+	}
+	return NewUserJSON(u, f != nil), nil
+}
+
+// UsersJSON returns the representations of us, with two queries in all
+// (identity.Service.UsersWithConfirmedFactor) rather than one per user.
+func UsersJSON(ctx context.Context, users *identity.Service, us []*identity.User) ([]UserJSON, error) {
+	enabled, err := users.UsersWithConfirmedFactor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UserJSON, 0, len(us))
+	for _, u := range us {
+		out = append(out, NewUserJSON(u, enabled[u.ID]))
+	}
+	return out, nil
 }
 
 type createUserRequest struct {
@@ -331,7 +370,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/admin/users/"+u.ID)
-	httpjson.Write(w, http.StatusCreated, NewUserJSON(u, time.Now()))
+	httpjson.Write(w, http.StatusCreated, NewUserJSON(u, false))
 	return nil
 }
 
@@ -340,10 +379,9 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	out := make([]UserJSON, 0, len(us))
-	for _, u := range us {
-		out = append(out, NewUserJSON(u, now))
+	out, err := UsersJSON(r.Context(), h.Users, us)
+	if err != nil {
+		return err
 	}
 	httpjson.Write(w, http.StatusOK, out)
 	return nil
@@ -354,15 +392,25 @@ func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, NewUserJSON(u, time.Now()))
+	return h.writeUser(w, r, u)
+}
+
+// writeUser answers 200 with the representation of u.
+func (h *Handler) writeUser(w http.ResponseWriter, r *http.Request, u *identity.User) error {
+	j, err := UserJSONOf(r.Context(), h.Users, u)
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, j)
 	return nil
 }
 
 type patchUserRequest struct {
-	Roles    *[]string `json:"roles"`
-	Disabled *bool     `json:"disabled"`
-	Password *string   `json:"password"`
-	Unlock   bool      `json:"unlock"`
+	Roles       *[]string `json:"roles"`
+	Disabled    *bool     `json:"disabled"`
+	Password    *string   `json:"password"`
+	Unlock      bool      `json:"unlock"`
+	MFARequired *bool     `json:"mfa_required"`
 }
 
 func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) error {
@@ -371,17 +419,32 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{
-		Roles: req.Roles, Disabled: req.Disabled, Password: req.Password, Unlock: req.Unlock,
+		Roles: req.Roles, Disabled: req.Disabled, Password: req.Password, Unlock: req.Unlock, MFARequired: req.MFARequired,
 	})
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, NewUserJSON(u, time.Now()))
-	return nil
+	return h.writeUser(w, r, u)
 }
 
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	if err := h.Users.Delete(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// resetMFA deletes every second factor and recovery code of the user (a
+// user who lost their device): 204, 404 for no such user.
+func (h *Handler) resetMFA(w http.ResponseWriter, r *http.Request) error {
+	if err := h.noBody(w, r); err != nil {
+		return err
+	}
+	if err := h.Users.ResetFactors(r.Context(), r.PathValue("id")); err != nil {
+		if errors.Is(err, apperr.ErrNotFound) {
+			return &apperr.Error{Code: apperr.ENotFound, Message: "user not found"}
+		}
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
