@@ -303,3 +303,205 @@ func TestAccountDPoP(t *testing.T) {
 	wantError(t, "no proof", accountCall(t, srv, http.MethodGet, "/account/factors", "DPoP "+tok.AccessToken, nil),
 		http.StatusUnauthorized, "unauthorized")
 }
+
+// adminCall sends a request to the admin API of srv with token and body
+// as JSON (none when nil).
+func adminCall(t *testing.T, srv *proctest.Server, token, method, path string, body any) proctest.Response {
+	t.Helper()
+	if body == nil {
+		return proctest.Do(t, method, srv.AdminURL+path, "", nil, "Authorization", "Bearer "+token)
+	}
+	j, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proctest.Do(t, method, srv.AdminURL+path, "application/json", bytes.NewReader(j), "Authorization", "Bearer "+token)
+}
+
+// userJSON is the admin API's and the CLI's representation of a user, as
+// far as second factors go.
+type userJSON struct {
+	ID          string `json:"id"`
+	Username    string `json:"username"`
+	MFARequired bool   `json:"mfa_required"`
+	MFAEnabled  bool   `json:"mfa_enabled"`
+}
+
+func decodeUser(t *testing.T, what string, r proctest.Response) userJSON {
+	t.Helper()
+	if r.Status != http.StatusOK {
+		t.Fatalf("%s: status %d: %s", what, r.Status, r.Body)
+	}
+	for _, k := range []string{"mfa_required", "mfa_enabled"} {
+		if _, ok := r.JSON(t)[k]; !ok {
+			t.Fatalf("%s: %s missing from %s", what, k, r.Body)
+		}
+	}
+	var u userJSON
+	if err := json.Unmarshal(r.Body, &u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// enrolled gives the user whose token authz is a confirmed TOTP factor
+// through the account API.
+func enrolled(t *testing.T, srv *proctest.Server, authz, password string) {
+	t.Helper()
+	e := enrol(t, srv, authz, password)
+	recoveryCodes(t, "confirm", accountCall(t, srv, http.MethodPost, "/account/factors/totp/"+e.ID+"/confirm", authz,
+		map[string]string{"code": code(t, e.Secret, time.Now())}))
+}
+
+// TestAdminMFA: the admin API's second-factor administration on both
+// backends: mfa_required set and cleared with PATCH, mfa_enabled once the
+// user confirms a factor (in a user's representation and the list), the
+// reset that deletes the user's factors and recovery codes, and clients'
+// mfa_required (always shown; a PUT without it clears it).
+func TestAdminMFA(t *testing.T) {
+	portcullis.EachBackend(t, nil, func(t *testing.T, srv *proctest.Server) {
+		srv.CreateUser(t, "alice", alicePassword)
+		srv.CreateUser(t, "bob", bobPassword)
+		app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "password")
+		adm := srv.CreateClient(t, "--name", "admin", "--grant-type", "client_credentials", "--scope", "admin")
+		admin := srv.ClientCredentialsToken(t, adm, "admin").AccessToken
+		alice := "Bearer " + userToken(t, srv, app.ClientID, "alice", alicePassword)
+
+		var list []userJSON
+		r := adminCall(t, srv, admin, http.MethodGet, "/admin/users", nil)
+		if err := json.Unmarshal(r.Body, &list); r.Status != http.StatusOK || err != nil || len(list) != 2 {
+			t.Fatalf("list users: %d %s (%v)", r.Status, r.Body, err)
+		}
+		aliceID := list[0].ID
+		if list[0].Username != "alice" || list[0].MFARequired || list[0].MFAEnabled {
+			t.Fatalf("users before: %+v", list)
+		}
+
+		// mfa_required round trip.
+		if u := decodeUser(t, "PATCH mfa_required", adminCall(t, srv, admin, http.MethodPatch, "/admin/users/"+aliceID, map[string]any{"mfa_required": true})); !u.MFARequired || u.MFAEnabled {
+			t.Fatalf("after PATCH mfa_required=true: %+v", u)
+		}
+		if u := decodeUser(t, "GET", adminCall(t, srv, admin, http.MethodGet, "/admin/users/"+aliceID, nil)); !u.MFARequired {
+			t.Fatalf("mfa_required not stored: %+v", u)
+		}
+		if u := decodeUser(t, "PATCH roles", adminCall(t, srv, admin, http.MethodPatch, "/admin/users/"+aliceID, map[string]any{"roles": []string{"x"}})); !u.MFARequired {
+			t.Fatalf("a PATCH without mfa_required changed it: %+v", u)
+		}
+		if u := decodeUser(t, "PATCH mfa_required", adminCall(t, srv, admin, http.MethodPatch, "/admin/users/"+aliceID, map[string]any{"mfa_required": false})); u.MFARequired {
+			t.Fatalf("after PATCH mfa_required=false: %+v", u)
+		}
+
+		// mfa_enabled.
+		enrolled(t, srv, alice, alicePassword)
+		if u := decodeUser(t, "GET", adminCall(t, srv, admin, http.MethodGet, "/admin/users/"+aliceID, nil)); !u.MFAEnabled {
+			t.Fatalf("mfa_enabled false after enrolment: %+v", u)
+		}
+		r = adminCall(t, srv, admin, http.MethodGet, "/admin/users", nil)
+		if err := json.Unmarshal(r.Body, &list); err != nil || len(list) != 2 || !list[0].MFAEnabled || list[1].MFAEnabled {
+			t.Fatalf("list after alice's enrolment: %s (%v)", r.Body, err)
+		}
+
+		// Reset.
+		if r := adminCall(t, srv, admin, http.MethodPost, "/admin/users/"+aliceID+"/mfa/reset", nil); r.Status != http.StatusNoContent {
+			t.Fatalf("reset: %d %s", r.Status, r.Body)
+		}
+		if l := listFactors(t, srv, alice); len(l.Factors) != 0 || l.RecoveryCodesLeft != 0 {
+			t.Fatalf("factors after the reset: %+v", l)
+		}
+		if u := decodeUser(t, "GET", adminCall(t, srv, admin, http.MethodGet, "/admin/users/"+aliceID, nil)); u.MFAEnabled {
+			t.Fatalf("mfa_enabled after the reset: %+v", u)
+		}
+		if r := adminCall(t, srv, admin, http.MethodPost, "/admin/users/00000000-0000-4000-8000-000000000000/mfa/reset", nil); r.Status != http.StatusNotFound {
+			t.Fatalf("reset of no such user: %d %s", r.Status, r.Body)
+		}
+
+		// Clients.
+		r = adminCall(t, srv, admin, http.MethodPost, "/admin/clients", map[string]any{"client_name": "mfa", "grant_types": []string{"password"}, "mfa_required": true})
+		c := r.JSON(t)
+		if r.Status != http.StatusCreated || c["mfa_required"] != true {
+			t.Fatalf("create client with mfa_required: %d %s", r.Status, r.Body)
+		}
+		id, _ := c["client_id"].(string)
+		r = adminCall(t, srv, admin, http.MethodPut, "/admin/clients/"+id, map[string]any{"client_name": "mfa", "grant_types": []string{"password"}})
+		if r.Status != http.StatusOK || r.JSON(t)["mfa_required"] != false {
+			t.Fatalf("PUT without mfa_required: %d %s", r.Status, r.Body)
+		}
+		r = adminCall(t, srv, admin, http.MethodGet, "/admin/clients/"+app.ClientID, nil)
+		if v, ok := r.JSON(t)["mfa_required"]; !ok || v != false {
+			t.Fatalf("client representation without mfa_required false: %s", r.Body)
+		}
+	})
+}
+
+// TestCLIMFA: users update --mfa-required, users get/list showing it and
+// whether a factor is enrolled, users reset-mfa, and clients
+// create|update --mfa-required with its column in clients list.
+func TestCLIMFA(t *testing.T) {
+	portcullis.EachBackend(t, nil, func(t *testing.T, srv *proctest.Server) {
+		srv.CreateUser(t, "alice", alicePassword)
+		app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "password")
+		alice := "Bearer " + userToken(t, srv, app.ClientID, "alice", alicePassword)
+		getUser := func(t *testing.T) userJSON {
+			t.Helper()
+			var u userJSON
+			if out := srv.CLI(t, "", "users", "get", "alice", "--output", "json"); json.Unmarshal(out, &u) != nil || u.Username != "alice" {
+				t.Fatalf("users get: %s", out)
+			}
+			return u
+		}
+
+		var u userJSON
+		if out := srv.CLI(t, "", "users", "update", "alice", "--mfa-required=true", "--output", "json"); json.Unmarshal(out, &u) != nil || !u.MFARequired {
+			t.Fatalf("users update --mfa-required=true: %s", out)
+		}
+		if u := getUser(t); !u.MFARequired || u.MFAEnabled {
+			t.Fatalf("users get after --mfa-required=true: %+v", u)
+		}
+		if _, stderr, err := srv.TryCLI("", "users", "update", "alice"); err == nil {
+			t.Fatal("users update without a flag succeeded")
+		} else if !strings.Contains(string(stderr), "mfa-required") {
+			t.Fatalf("users update without a flag: %s", stderr)
+		}
+		if out := srv.CLI(t, "", "users", "update", "alice", "--mfa-required=false", "--output", "json"); json.Unmarshal(out, &u) != nil || u.MFARequired {
+			t.Fatalf("users update --mfa-required=false: %s", out)
+		}
+
+		enrolled(t, srv, alice, alicePassword)
+		if u := getUser(t); !u.MFAEnabled {
+			t.Fatalf("users get after enrolment: %+v", u)
+		}
+		if out := string(srv.CLI(t, "", "users", "list")); !strings.Contains(out, "MFA ENABLED") || !strings.Contains(out, "true") {
+			t.Fatalf("users list:\n%s", out)
+		}
+		srv.CLI(t, "", "users", "reset-mfa", "alice")
+		if u := getUser(t); u.MFAEnabled {
+			t.Fatalf("users get after reset-mfa: %+v", u)
+		}
+		if l := listFactors(t, srv, alice); len(l.Factors) != 0 || l.RecoveryCodesLeft != 0 {
+			t.Fatalf("factors after reset-mfa: %+v", l)
+		}
+		if _, _, err := srv.TryCLI("", "users", "reset-mfa", "nobody"); err == nil {
+			t.Fatal("reset-mfa of no such user succeeded")
+		}
+
+		var c struct {
+			ClientID    string   `json:"client_id"`
+			GrantTypes  []string `json:"grant_types"`
+			MFARequired *bool    `json:"mfa_required"`
+		}
+		out := srv.CLI(t, "", "clients", "create", "--name", "fp", "--public", "--grant-type", "authorization_code", "--mfa-required", "--output", "json")
+		if json.Unmarshal(out, &c) != nil || c.MFARequired == nil || !*c.MFARequired || !slices.Equal(c.GrantTypes, []string{"authorization_code"}) {
+			t.Fatalf("clients create --mfa-required: %s", out)
+		}
+		if out := string(srv.CLI(t, "", "clients", "list")); !strings.Contains(strings.SplitN(out, "\n", 2)[0], "MFA") {
+			t.Fatalf("clients list has no MFA column:\n%s", out)
+		}
+		out = srv.CLI(t, "", "clients", "update", c.ClientID, "--mfa-required=false", "--output", "json")
+		if json.Unmarshal(out, &c) != nil || c.MFARequired == nil || *c.MFARequired {
+			t.Fatalf("clients update --mfa-required=false: %s", out)
+		}
+		if help := string(srv.CLI(t, "", "clients", "create", "--help")); !strings.Contains(help, "authorization_code") || !strings.Contains(help, "--mfa-required") {
+			t.Fatalf("clients create --help:\n%s", help)
+		}
+	})
+}
