@@ -505,3 +505,45 @@ func TestCLIMFA(t *testing.T) {
 		}
 	})
 }
+
+// TestAccountCORS: browser apps on the origin registered on any client may
+// call the account API (preflights for GET, POST and DELETE with the
+// Authorization header, answers readable); other origins get no
+// Access-Control-Allow-Origin, and their requests are refused before the
+// token or password is looked at.
+func TestAccountCORS(t *testing.T) {
+	srv := portcullis.Serve(t)
+	const spaO, evilO = "https://spa.example.test", "https://evil.example.test"
+	srv.CreateUser(t, "alice", alicePassword)
+	app := srv.CreateClient(t, "--name", "spa", "--public", "--grant-type", "password", "--cors-origin", spaO)
+	alice := "Bearer " + userToken(t, srv, app.ClientID, "alice", alicePassword)
+
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/account/factors"},
+		{http.MethodPost, "/account/factors/totp"},
+		{http.MethodPost, "/account/factors/totp/x/confirm"},
+		{http.MethodDelete, "/account/factors/x"},
+		{http.MethodPost, "/account/recovery-codes"},
+	} {
+		r := proctest.Do(t, http.MethodOptions, srv.URL+tc.path, "", nil, "Origin", spaO,
+			"Access-Control-Request-Method", tc.method, "Access-Control-Request-Headers", "authorization, content-type")
+		if r.Status != http.StatusNoContent || r.Header.Get("Access-Control-Allow-Origin") != spaO ||
+			!strings.Contains(r.Header.Get("Access-Control-Allow-Methods"), tc.method) ||
+			!strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+			t.Fatalf("preflight %s %s: %d %v", tc.method, tc.path, r.Status, r.Header)
+		}
+		r = proctest.Do(t, http.MethodOptions, srv.URL+tc.path, "", nil, "Origin", evilO, "Access-Control-Request-Method", tc.method)
+		if r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("preflight %s %s from an unlisted origin allowed", tc.method, tc.path)
+		}
+	}
+	r := proctest.Do(t, http.MethodGet, srv.URL+"/account/factors", "", nil, "Origin", spaO, "Authorization", alice)
+	if r.Status != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != spaO {
+		t.Fatalf("GET from the client's origin: %d, ACAO %q", r.Status, r.Header.Get("Access-Control-Allow-Origin"))
+	}
+	r = proctest.Do(t, http.MethodPost, srv.URL+"/account/factors/totp", "application/json", strings.NewReader(`{"password":"wrong"}`),
+		"Origin", evilO, "Authorization", alice)
+	if r.Status != http.StatusForbidden || r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("POST from an unlisted origin: %d, ACAO %q: %s", r.Status, r.Header.Get("Access-Control-Allow-Origin"), r.Body)
+	}
+}
