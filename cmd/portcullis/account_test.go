@@ -547,3 +547,29 @@ func TestAccountCORS(t *testing.T) {
 		t.Fatalf("POST from an unlisted origin: %d, ACAO %q: %s", r.Status, r.Header.Get("Access-Control-Allow-Origin"), r.Body)
 	}
 }
+
+// TestAccountDeadTokens: a revoked token is refused at once, and a token
+// from its exp on (no leeway), as at the admin API.
+func TestAccountDeadTokens(t *testing.T) {
+	srv := portcullis.Serve(t, "PORTCULLIS_ACCESS_TOKEN_TTL=2s")
+	srv.CreateUser(t, "alice", alicePassword)
+	app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "password")
+
+	revoked := userToken(t, srv, app.ClientID, "alice", alicePassword)
+	listFactors(t, srv, "Bearer "+revoked)
+	form := url.Values{"token": {revoked}, "client_id": {app.ClientID}}
+	if r := proctest.PostForm(t, srv.URL+"/oauth2/revoke", form.Encode()); r.Status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", r.Status, r.Body)
+	}
+	wantError(t, "revoked token", accountCall(t, srv, http.MethodGet, "/account/factors", "Bearer "+revoked, nil), http.StatusUnauthorized, "unauthorized")
+
+	tok := userToken(t, srv, app.ClientID, "alice", alicePassword)
+	_, claims := proctest.DecodeJWT(t, tok)
+	exp, _ := claims["exp"].(float64)
+	time.Sleep(time.Until(time.Unix(int64(exp), 0)) + 100*time.Millisecond)
+	r := accountCall(t, srv, http.MethodGet, "/account/factors", "Bearer "+tok, nil)
+	wantError(t, "expired token", r, http.StatusUnauthorized, "unauthorized")
+	if !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("expired token: WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
+	}
+}
