@@ -74,6 +74,10 @@ type FactorStore interface {
 	// DeleteFactor removes the user's factor factorID or returns
 	// apperr.ErrNotFound.
 	DeleteFactor(ctx context.Context, userID, factorID string) error
+	// UsersWithConfirmedFactor returns the IDs of every user who has a
+	// confirmed factor, each once, in no particular order (one query, for
+	// listing users with their second-factor status).
+	UsersWithConfirmedFactor(ctx context.Context) ([]string, error)
 }
 
 // RecoveryCodeStore persists the one-time recovery codes of users as

@@ -94,6 +94,24 @@ func (s *Service) ConfirmedFactor(ctx context.Context, userID string) (*Factor, 
 	return nil, nil
 }
 
+// UsersWithConfirmedFactor returns the set of IDs of the users who have a
+// confirmed factor (none when second factors are not configured).
+func (s *Service) UsersWithConfirmedFactor(ctx context.Context) (map[string]bool, error) {
+	m, err := s.mfa()
+	if err != nil {
+		return map[string]bool{}, nil
+	}
+	ids, err := m.Factors.UsersWithConfirmedFactor(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list users with a second factor: %w", err)
+	}
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set, nil
+}
+
 // NeedsSecondFactor reports whether u must prove a second factor to log
 // in: an administrator requires it, or the user has one.
 func (s *Service) NeedsSecondFactor(ctx context.Context, u *User) (bool, error) {

@@ -450,6 +450,9 @@ func (s *Service) Update(ctx context.Context, id string, ch Change) (*User, erro
 			if ch.Disabled != nil {
 				u.Disabled = *ch.Disabled
 			}
+			if ch.MFARequired != nil {
+				u.MFARequired = *ch.MFARequired
+			}
 			if hash != "" {
 				u.PasswordHash = hash
 			}
@@ -494,6 +497,9 @@ type Change struct {
 	Roles    *[]string
 	Disabled *bool
 	Password *string
+	// MFARequired sets User.MFARequired: the user must prove a second
+	// factor at every login from then on.
+	MFARequired *bool
 	// Unlock clears the account's guessing counters (LockoutPolicy),
 	// including the locks of every network.
 	Unlock bool

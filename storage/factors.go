@@ -222,6 +222,16 @@ func (s *Store) ResealFactorSecret(ctx context.Context, factorID, oldWrapID, new
 	return updated > 0, nil
 }
 
+// UsersWithConfirmedFactor implements identity.FactorStore with one
+// SELECT DISTINCT user_id … WHERE confirmed_at IS NOT NULL.
+func (s *Store) UsersWithConfirmedFactor(ctx context.Context) ([]string, error) {
+	var ids []string
+	if err := s.reader(ctx).Model(&factorRow{}).Where("confirmed_at IS NOT NULL").Distinct().Pluck("user_id", &ids).Error; err != nil {
+		return nil, s.wrapf(err, "storage: list users with a confirmed factor")
+	}
+	return ids, nil
+}
+
 // ReplaceRecoveryCodes implements identity.RecoveryCodeStore: in one
 // transaction it locks the user's row, deletes the user's codes and
 // inserts hashes. An unknown user fails with ErrNotFound, a hash of

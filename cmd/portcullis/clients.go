@@ -22,7 +22,7 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	var authMethod string
 	var quiet bool
 	create := &cobra.Command{
-		Use:   "create --name N [--public] [--grant-type G]... [--scope S]... [--audience A]... [--introspect] [--cors-origin O]... [--dpop-bound-access-tokens]",
+		Use:   "create --name N [--public] [--grant-type G]... [--scope S]... [--audience A]... [--introspect] [--cors-origin O]... [--dpop-bound-access-tokens] [--mfa-required]",
 		Short: "Register a client; a confidential client's secret is printed once",
 		Args:  cobra.NoArgs,
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
@@ -54,13 +54,14 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&spec.Public, "public", false, "public client: no secret, token_endpoint_auth_method none")
 	f.StringVar(&authMethod, "auth-method", "", "token_endpoint_auth_method: client_secret_basic or client_secret_post (only that method is accepted) or none; "+
 		"default: none with --public, otherwise both client_secret_basic and client_secret_post are accepted")
-	f.StringSliceVar(&spec.GrantTypes, "grant-type", nil, "allowed grant type (repeatable): password, client_credentials, refresh_token; default password and refresh_token")
+	f.StringSliceVar(&spec.GrantTypes, "grant-type", nil, grantTypeUsage+"; default password and refresh_token")
 	f.StringSliceVar(&spec.Scopes, "scope", nil, "allowed scope (repeatable)")
 	f.StringSliceVar(&spec.Audience, "audience", nil, "audience of its access tokens (repeatable)")
 	f.BoolVar(&spec.IntrospectionAllowed, "introspect", false, introspectUsage)
 	f.StringSliceVar(&spec.CORSOrigins, "cors-origin", nil, corsOriginUsage)
 	f.StringVar(&spec.AccessTokenSigningAlg, "access-token-signed-response-alg", "", accessTokenAlgUsage)
 	f.BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound-access-tokens", false, dpopBoundUsage)
+	f.BoolVar(&spec.MFARequired, "mfa-required", false, mfaRequiredUsage)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the client_id (and, for a confidential client, the secret on a second line)")
 	_ = create.MarkFlagRequired("name")
 
@@ -77,10 +78,10 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHODS\tGRANT TYPES\tSCOPE\tAUDIENCE\tINTROSPECT\tDPOP")
+				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHODS\tGRANT TYPES\tSCOPE\tAUDIENCE\tINTROSPECT\tDPOP\tMFA")
 				for _, c := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\t%t\n", c.ClientID, c.ClientName, strings.Join(c.TokenEndpointAuthMethodsAccepted, ","),
-						strings.Join(c.GrantTypes, ","), c.Scope, strings.Join(c.Audience, ","), c.IntrospectionAllowed, c.DPoPBoundAccessTokens)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\t%t\t%t\n", c.ClientID, c.ClientName, strings.Join(c.TokenEndpointAuthMethodsAccepted, ","),
+						strings.Join(c.GrantTypes, ","), c.Scope, strings.Join(c.Audience, ","), c.IntrospectionAllowed, c.DPoPBoundAccessTokens, c.MFARequired)
 				}
 				tw.Flush()
 			})
@@ -119,6 +120,13 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
+// grantTypeUsage documents --grant-type.
+const grantTypeUsage = "allowed grant type (repeatable): password, client_credentials, refresh_token, authorization_code " +
+	"(the first-party authorization challenge flow, RFC draft-ietf-oauth-first-party-apps)"
+
+// mfaRequiredUsage documents --mfa-required.
+const mfaRequiredUsage = "require a second factor (TOTP or a recovery code) of every user who logs in through the client (mfa_required)"
+
 const introspectUsage = "allow the client to call the introspection endpoint (RFC 7662) about any token; confidential clients only"
 
 // dpopBoundUsage documents --dpop-bound-access-tokens.
@@ -137,7 +145,7 @@ const accessTokenAlgUsage = "JWS algorithm of its access tokens: ES256 or RS256 
 func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	var set clients.Spec
 	cmd := &cobra.Command{
-		Use: "update ID [--name N] [--auth-method M] [--grant-type G]... [--scope S]... [--audience A]... [--introspect[=false]] [--cors-origin O]... [--dpop-bound-access-tokens[=false]]",
+		Use: "update ID [--name N] [--auth-method M] [--grant-type G]... [--scope S]... [--audience A]... [--introspect[=false]] [--cors-origin O]... [--dpop-bound-access-tokens[=false]] [--mfa-required[=false]]",
 		Short: "Change a client's settings; settings not given are kept, a repeatable flag replaces the whole list " +
 			"(--scope=, --audience= and --cors-origin= clear it)",
 		Args: cobra.ExactArgs(1),
@@ -146,14 +154,15 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&set.Name, "name", "", "client name")
 	f.StringVar(&set.AuthMethod, "auth-method", "", "token_endpoint_auth_method: client_secret_basic or client_secret_post (only that method is accepted); "+
 		"--auth-method= accepts both again (a client cannot change between public and confidential)")
-	f.StringSliceVar(&set.GrantTypes, "grant-type", nil, "allowed grant type (repeatable): password, client_credentials, refresh_token")
+	f.StringSliceVar(&set.GrantTypes, "grant-type", nil, grantTypeUsage)
 	f.StringSliceVar(&set.Scopes, "scope", nil, "allowed scope (repeatable)")
 	f.StringSliceVar(&set.Audience, "audience", nil, "audience of its access tokens (repeatable)")
 	f.BoolVar(&set.IntrospectionAllowed, "introspect", false, introspectUsage+" (--introspect=false withdraws it)")
 	f.StringVar(&set.AccessTokenSigningAlg, "access-token-signed-response-alg", "", accessTokenAlgUsage+" (= restores the default)")
 	f.StringSliceVar(&set.CORSOrigins, "cors-origin", nil, corsOriginUsage)
 	f.BoolVar(&set.DPoPBoundAccessTokens, "dpop-bound-access-tokens", false, dpopBoundUsage+" (--dpop-bound-access-tokens=false stops requiring it)")
-	flags := []string{"name", "auth-method", "grant-type", "scope", "audience", "introspect", "access-token-signed-response-alg", "cors-origin", "dpop-bound-access-tokens"}
+	f.BoolVar(&set.MFARequired, "mfa-required", false, mfaRequiredUsage+" (--mfa-required=false stops requiring it)")
+	flags := []string{"name", "auth-method", "grant-type", "scope", "audience", "introspect", "access-token-signed-response-alg", "cors-origin", "dpop-bound-access-tokens", "mfa-required"}
 	run := withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
 		c, err := a.clients().Patch(ctx, args[0], func(s *clients.Spec) {
 			changed := f.Changed
@@ -184,6 +193,9 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			if changed("dpop-bound-access-tokens") {
 				s.DPoPBoundAccessTokens = set.DPoPBoundAccessTokens
 			}
+			if changed("mfa-required") {
+				s.MFARequired = set.MFARequired
+			}
 		})
 		if err != nil {
 			return err
@@ -192,7 +204,7 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	})
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if !slices.ContainsFunc(flags, f.Changed) {
-			return errors.New("nothing to change: give at least one of --name, --auth-method, --grant-type, --scope, --audience, --introspect, --access-token-signed-response-alg, --cors-origin, --dpop-bound-access-tokens")
+			return errors.New("nothing to change: give at least one of --name, --auth-method, --grant-type, --scope, --audience, --introspect, --access-token-signed-response-alg, --cors-origin, --dpop-bound-access-tokens, --mfa-required")
 		}
 		return run(cmd, args)
 	}
@@ -217,6 +229,7 @@ func printClient(w io.Writer, c adminapi.ClientJSON) {
 	}
 	fmt.Fprintf(tw, "allowed_cors_origins:\t%s\n", strings.Join(c.AllowedCORSOrigins, " "))
 	fmt.Fprintf(tw, "dpop_bound_access_tokens:\t%t\n", c.DPoPBoundAccessTokens)
+	fmt.Fprintf(tw, "mfa_required:\t%t\n", c.MFARequired)
 	fmt.Fprintf(tw, "created_at:\t%s\n", c.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
 	tw.Flush()
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -54,25 +53,28 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			if err != nil {
 				return err
 			}
-			now := time.Now()
-			out := make([]adminapi.UserJSON, 0, len(us))
-			for _, u := range us {
-				out = append(out, adminapi.NewUserJSON(u, now))
+			out, err := adminapi.UsersJSON(ctx, a.users(), us)
+			if err != nil {
+				return err
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED")
+				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED\tMFA REQUIRED\tMFA ENABLED")
 				for _, u := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\n", u.ID, u.Username, strings.Join(u.Roles, ","), u.Disabled)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%t\n", u.ID, u.Username, strings.Join(u.Roles, ","), u.Disabled, u.MFARequired, u.MFAEnabled)
 				}
 				tw.Flush()
 			})
 		}),
 	}
 	show := func(ctx context.Context, a *app, u *identity.User) error {
-		j := adminapi.NewUserJSON(u, time.Now())
+		j, err := adminapi.UserJSONOf(ctx, a.users(), u)
+		if err != nil {
+			return err
+		}
 		return a.print(j, func(w io.Writer) {
-			fmt.Fprintf(w, "id:        %s\nusername:  %s\nroles:     %s\ndisabled:  %t\n", j.ID, j.Username, strings.Join(j.Roles, " "), j.Disabled)
+			fmt.Fprintf(w, "id:            %s\nusername:      %s\nroles:         %s\ndisabled:      %t\nmfa required:  %t\nmfa enabled:   %t\n",
+				j.ID, j.Username, strings.Join(j.Roles, " "), j.Disabled, j.MFARequired, j.MFAEnabled)
 		})
 	}
 	get := &cobra.Command{
@@ -108,6 +110,27 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 		func([]string) identity.Change { return identity.Change{Disabled: &no, Unlock: true} })
 	setRoles := update("set-roles U [R]...", "Replace a user's roles", cobra.MinimumNArgs(1),
 		func(args []string) identity.Change { r := args[1:]; return identity.Change{Roles: &r} })
+	var mfaRequired bool
+	upd := update("update U --mfa-required=true|false", "Change a user's settings: --mfa-required makes every login of the user prove a second factor "+
+		"(enrolling one at the next login if the user has none)", cobra.ExactArgs(1),
+		func([]string) identity.Change { return identity.Change{MFARequired: &mfaRequired} })
+	upd.Flags().BoolVar(&mfaRequired, "mfa-required", false, "require a second factor at every login of the user (=false stops requiring it)")
+	_ = upd.MarkFlagRequired("mfa-required")
+	resetMFA := &cobra.Command{
+		Use: "reset-mfa U", Short: "Delete every second factor and recovery code of a user (a lost device); the user enrols again", Args: cobra.ExactArgs(1),
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+			u, err := resolveUser(ctx, a.users(), args[0])
+			if err != nil {
+				return err
+			}
+			if err := a.users().ResetFactors(ctx, u.ID); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"reset_mfa": u.ID}, func(w io.Writer) {
+				fmt.Fprintf(w, "deleted every second factor and recovery code of user %s (id %s)\n", u.Username, u.ID)
+			})
+		}),
+	}
 	del := &cobra.Command{
 		Use: "delete U", Short: "Delete a user", Args: cobra.ExactArgs(1),
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
@@ -121,7 +144,7 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			return a.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintln(w, "deleted user", args[0]) })
 		}),
 	}
-	cmd.AddCommand(create, list, get, disable, enable, del, setRoles)
+	cmd.AddCommand(create, list, get, disable, enable, del, setRoles, upd, resetMFA)
 	return cmd
 }
 

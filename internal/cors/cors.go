@@ -227,6 +227,30 @@ func (p *Policy) AnyClientEndpoint(h http.Handler) http.Handler {
 	})
 }
 
+// AnyClientAPI wraps h, an API called by browser apps of any client with
+// a user's access token in the Authorization header (the account API),
+// with the methods listed: an origin is allowed as in AnyClientEndpoint
+// (the server-wide list or any client lists it), and a request from any
+// other origin is refused at once (403). OPTIONS is answered as a
+// preflight for methods. Mount the result for methods and OPTIONS.
+func (p *Policy) AnyClientAPI(methods []string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions {
+			p.preflightFor(w, r, methods)
+			return
+		}
+		w.Header().Add("Vary", "Origin")
+		if origin := r.Header.Get("Origin"); origin != "" {
+			if !p.allowedAny(r.Context(), origin) {
+				refuse(w, `{"error":"forbidden","error_description":"The request's origin is not allowed."}`)
+				return
+			}
+			allow(w.Header(), origin)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // refuse answers a request from an origin that is not allowed: 403 with a
 // fixed JSON error, without Access-Control-Allow-Origin (a page on that
 // origin cannot read it).
@@ -261,13 +285,18 @@ func (p *Policy) allowedAny(ctx context.Context, origin string) bool {
 // preflight carries no Access-Control-Allow-Origin, which is how the Fetch
 // standard's CORS check fails; its status says nothing about the policy.
 func (p *Policy) preflight(w http.ResponseWriter, r *http.Request) {
+	p.preflightFor(w, r, []string{http.MethodPost})
+}
+
+// preflightFor is preflight for an endpoint answering methods.
+func (p *Policy) preflightFor(w http.ResponseWriter, r *http.Request, methods []string) {
 	h := w.Header()
 	h.Add("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
-	h.Set("Allow", "OPTIONS, POST")
+	h.Set("Allow", "OPTIONS, "+strings.Join(methods, ", "))
 	origin := r.Header.Get("Origin")
-	if origin != "" && r.Header.Get("Access-Control-Request-Method") == http.MethodPost && p.allowedAny(r.Context(), origin) {
+	if origin != "" && slices.Contains(methods, r.Header.Get("Access-Control-Request-Method")) && p.allowedAny(r.Context(), origin) {
 		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Allow-Methods", http.MethodPost)
+		h.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
 		h.Set("Access-Control-Allow-Headers", allowHeaders)
 		h.Set("Access-Control-Max-Age", strconv.Itoa(MaxAge))
 	}

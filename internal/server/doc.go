@@ -8,5 +8,7 @@
 //
 // The OAuth protocol endpoints themselves (token, revocation,
 // introspection) are fosite's and live in package oauth; the admin API is
-// package internal/server/adminapi.
+// package internal/server/adminapi, the signed-in user's account API
+// package internal/server/account, and both check access tokens with
+// package internal/server/bearer.
 package server

@@ -17,7 +17,9 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/cors"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
+	"github.com/portcullis-auth/portcullis/internal/server/account"
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
+	"github.com/portcullis-auth/portcullis/internal/server/bearer"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/challenge"
@@ -218,6 +220,18 @@ func New(o Options) (*Handlers, error) {
 	// The 404 that points at the RFC 8414 document is readable by browser
 	// libraries trying OpenID discovery first, so they can fall back.
 	withPreflight("/.well-known/openid-configuration", http.MethodGet, cors.Public(noOpenIDConfiguration()))
+	// The account API (internal/server/account): browser apps of any
+	// client call it with the user's token, so its origins are sign-up's.
+	acct := &account.Handler{
+		Guard: &bearer.Guard{Realm: "portcullis-account", Provider: o.Provider, Revocations: revocations(o.Revocations),
+			DPoP: o.DPoP, ExternalURL: o.Issuer, Name: "account API", Logger: logger},
+		Users: o.Users, ClientIP: ips.LimitKey, MaxBytes: maxBytes, Logger: logger,
+	}
+	accountMethods := []string{http.MethodGet, http.MethodPost, http.MethodDelete}
+	for _, rt := range acct.Routes() {
+		route(rt.Path, rt.Method, corsPolicy.AnyClientAPI(accountMethods, rt.Handler))
+	}
+	route("/account/", http.MethodOptions, corsPolicy.AnyClientAPI(accountMethods, http.NotFoundHandler()))
 	route("/health/alive", http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
@@ -236,6 +250,15 @@ func New(o Options) (*Handlers, error) {
 		Public: withRequestID(harden(httpjson.RouteErrors(pub), logger)),
 		Admin:  withRequestID(harden(httpjson.RouteErrors(adm), logger)),
 	}, nil
+}
+
+// revocations returns l as a bearer.Revocations: nil (no list) when l is
+// nil, not an interface holding a nil pointer.
+func revocations(l *revocation.List) bearer.Revocations {
+	if l == nil {
+		return nil
+	}
+	return l
 }
 
 // ready answers /health/ready: 200 when the database answers within 2 s

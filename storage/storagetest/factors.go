@@ -74,6 +74,27 @@ func testFactors(t *testing.T, open Open) {
 		if !f2.Confirmed() || f1.Confirmed() {
 			t.Fatal("Confirmed() disagrees with ConfirmedAt")
 		}
+		// alice has a confirmed factor, bob only an unconfirmed one.
+		ids, err := s.UsersWithConfirmedFactor(ctx)
+		wantErr(t, "users with a confirmed factor", err, nil)
+		same(t, "users with a confirmed factor", ids, []string{alice.ID})
+	})
+
+	t.Run("UsersWithConfirmedFactorOnce", func(t *testing.T) {
+		u := newUser("dave")
+		wantErr(t, "create dave", s.CreateUser(ctx, u), nil)
+		for range 2 {
+			f := newFactor(u.ID, t0)
+			f.ConfirmedAt = t0
+			wantErr(t, "create factor", s.CreateFactor(ctx, f), nil)
+		}
+		ids, err := s.UsersWithConfirmedFactor(ctx)
+		wantErr(t, "users with a confirmed factor", err, nil)
+		slices.Sort(ids)
+		want := []string{alice.ID, u.ID}
+		slices.Sort(want)
+		same(t, "users with a confirmed factor", ids, want)
+		wantErr(t, "delete dave", s.DeleteUser(ctx, u.ID), nil)
 	})
 
 	t.Run("CreateErrors", func(t *testing.T) {

@@ -11,7 +11,6 @@ package adminapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,6 +25,7 @@ import (
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
+	"github.com/portcullis-auth/portcullis/internal/server/bearer"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
@@ -51,13 +51,10 @@ type Handler struct {
 	// grant: a token revoked on another replica is refused here at once,
 	// not within the sync interval. A token that does not verify costs no
 	// database read.
-	Revocations interface {
-		Sync(ctx context.Context) error
-		Revoked(ctx context.Context, grantID string) (bool, error)
-	}
-	Clients *clients.Service
-	Users   *identity.Service
-	Keys    *keys.Manager
+	Revocations bearer.Revocations
+	Clients     *clients.Service
+	Users       *identity.Service
+	Keys        *keys.Manager
 	// Prepublication is how long a rotated key is published before it
 	// signs (keys.prepublication).
 	Prepublication time.Duration
@@ -90,65 +87,32 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	handle("GET /admin/users/{id}", h.getUser)
 	handle("PATCH /admin/users/{id}", h.patchUser)
 	handle("DELETE /admin/users/{id}", h.deleteUser)
+	handle("POST /admin/users/{id}/mfa/reset", h.resetMFA)
 	handle("GET /admin/keys", h.listKeys)
 	handle("POST /admin/keys/rotate", h.rotateKey)
+}
+
+// guard is the admin API's access-token check (package bearer).
+func (h *Handler) guard() *bearer.Guard {
+	return &bearer.Guard{Realm: "portcullis-admin", Provider: h.Provider, Revocations: h.Revocations, DPoP: h.DPoP,
+		ExternalURL: h.ExternalURL, Name: "admin API", Logger: h.Logger}
 }
 
 // authorize checks the Bearer token (RFC 6750) and runs fn, writing any
 // error it returns as JSON.
 func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, scheme, ok := credentials(r, h.DPoP != nil)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin"`)
-			if h.DPoP != nil {
-				w.Header().Add("WWW-Authenticate", `DPoP algs="`+strings.Join(h.DPoP.Algorithms(), " ")+`"`)
-			}
-			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "a Bearer access token with scope admin is required"})
+		g := h.guard()
+		tok := g.Verify(w, r, "a Bearer access token with scope admin is required", Scope)
+		if tok == nil {
 			return
 		}
-		ctx := r.Context()
-		tokenType, ar, err := h.Provider.IntrospectToken(ctx, token, fosite.AccessToken, oauth.NewSession(), Scope)
-		if err != nil {
-			if errors.Is(err, apperr.ErrUnavailable) {
-				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
-				return
-			}
-			if errors.Is(err, fosite.ErrInvalidScope) {
-				h.forbid(w, r, scheme, "the access token lacks scope admin")
-				return
-			}
-			h.unauthorized(w, r, scheme)
-			return
-		}
-		// fosite also introspects refresh tokens; only access tokens are
-		// bearer credentials.
-		if tokenType != fosite.AccessToken {
-			h.unauthorized(w, r, scheme)
-			return
-		}
-		if h.Revocations != nil {
-			err := h.Revocations.Sync(ctx)
-			revoked := false
-			if err == nil {
-				revoked, err = h.Revocations.Revoked(ctx, ar.GetID())
-			}
-			if err != nil {
-				if h.Logger != nil {
-					h.Logger.ErrorContext(ctx, "admin API: reading revocations failed", "err", err.Error())
-				}
-				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
-				return
-			}
-			if revoked {
-				h.unauthorized(w, r, scheme)
-				return
-			}
-		}
+		ctx, ar, scheme := r.Context(), tok.Request, tok.Scheme
+		forbid := func(msg string) { g.Forbid(w, r, scheme, `error="insufficient_scope", scope="admin"`, msg) }
 		if h.Audience == "" || !slices.Contains(ar.GetGrantedAudience(), h.Audience) {
 			// RFC 9068 §4: the resource server must check that aud names
 			// it; such a token is invalid here (RFC 6750 §3.1).
-			w.Header().Set("WWW-Authenticate", h.challenge(scheme, `error="invalid_token"`))
+			w.Header().Set("WWW-Authenticate", g.Challenge(scheme, `error="invalid_token"`))
 			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token's audience does not include the admin API"})
 			return
 		}
@@ -156,7 +120,7 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 		// client whose admin scope was withdrawn (or that was deleted, which
 		// fails the lookup above) loses access at once, not at exp.
 		if !slices.Contains(ar.GetClient().GetScopes(), Scope) {
-			h.forbid(w, r, scheme, "the token's client is no longer registered for scope admin")
+			forbid("the token's client is no longer registered for scope admin")
 			return
 		}
 		subject := ar.GetSession().GetSubject()
@@ -169,13 +133,13 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 				httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
 				return
 			case err != nil, u.Disabled, !slices.Contains(u.Roles, Role):
-				h.forbid(w, r, scheme, "a user's token needs the user to hold role admin")
+				forbid("a user's token needs the user to hold role admin")
 				return
 			}
 		}
 		// Last, once the token is otherwise accepted: a DPoP proof is
 		// spent (a database write) only for a request that will be served.
-		if !h.checkBinding(w, r, scheme, token, oauth.BoundKey(ar.GetSession())) {
+		if !g.Bind(w, r, tok) {
 			return
 		}
 		if err := fn(w, r); err != nil {
@@ -202,111 +166,12 @@ func (h *Handler) noBody(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// challenge is the WWW-Authenticate challenge of a refusal in the scheme
-// the request used (RFC 9449 §7.1, RFC 6750 §3), with params.
-func (h *Handler) challenge(scheme, params string) string {
-	if scheme == dpop.Scheme && h.DPoP != nil {
-		return `DPoP realm="portcullis-admin", ` + params + `, algs="` + strings.Join(h.DPoP.Algorithms(), " ") + `"`
-	}
-	return `Bearer realm="portcullis-admin", ` + params
-}
-
-func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, scheme string) {
-	w.Header().Set("WWW-Authenticate", h.challenge(scheme, `error="invalid_token"`))
-	httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token is invalid, expired or revoked"})
-}
-
-func (h *Handler) forbid(w http.ResponseWriter, r *http.Request, scheme, msg string) {
-	w.Header().Set("WWW-Authenticate", h.challenge(scheme, `error="insufficient_scope", scope="admin"`))
-	httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EForbidden, Message: msg})
-}
-
-// credentials returns the access token of r's Authorization header and
-// its scheme: Bearer, or DPoP when withDPoP.
-func credentials(r *http.Request, withDPoP bool) (token, scheme string, ok bool) {
-	scheme, token, ok = strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	switch {
-	case !ok || token == "":
-		return "", "", false
-	case strings.EqualFold(scheme, "Bearer"):
-		return token, "Bearer", true
-	case withDPoP && strings.EqualFold(scheme, dpop.Scheme):
-		return token, dpop.Scheme, true
-	}
-	return "", "", false
-}
-
-// checkBinding enforces RFC 9449 §7 on a verified token bound to jkt (""
-// when unbound) presented with scheme: a bound token only with the DPoP
-// scheme and a proof by its key, an unbound one only as Bearer. It writes
-// the refusal and reports false.
-func (h *Handler) checkBinding(w http.ResponseWriter, r *http.Request, scheme, token, jkt string) bool {
-	if scheme != dpop.Scheme {
-		if jkt != "" {
-			h.unauthorized(w, r, scheme)
-			return false
-		}
-		return true
-	}
-	refuse := func(code, msg string) bool {
-		w.Header().Set("WWW-Authenticate", `DPoP error="`+code+`", algs="`+strings.Join(h.DPoP.Algorithms(), " ")+`"`)
-		httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: msg})
-		return false
-	}
-	if jkt == "" {
-		return refuse("invalid_token", "the access token is not DPoP-bound")
-	}
-	raw, err := dpop.ProofFromHeader(r.Header)
-	var proof *dpop.Proof
-	if err == nil {
-		// The path as the request names it: "%2F" is not "/".
-		uri := strings.TrimSuffix(h.ExternalURL, "/") + r.URL.EscapedPath()
-		if h.ExternalURL == "" {
-			scheme := "http"
-			if r.TLS != nil {
-				scheme = "https"
-			}
-			uri = scheme + "://" + r.Host + r.URL.EscapedPath()
-		}
-		if _, uerr := dpop.NormalizeURI(uri); uerr != nil {
-			// A Host header that makes no URI (none, in HTTP/1.0): no
-			// proof can name this request. A refused proof, not a replay
-			// store failure, which any other error of Check is taken for.
-			return refuse(dpop.CodeInvalidProof, "DPoP proof htu does not match the request")
-		}
-		proof, err = h.DPoP.Check(raw, dpop.Request{Method: r.Method, URI: uri, AccessToken: token})
-	}
-	if err == nil && subtle.ConstantTimeCompare([]byte(proof.JKT), []byte(jkt)) != 1 {
-		// RFC 9449 §7.1's example: a proof by another key than the
-		// token's is an invalid token, not a bad proof.
-		return refuse("invalid_token", "the DPoP proof is not signed by the key the token is bound to")
-	}
-	if err == nil {
-		// Spent only once everything else holds.
-		err = h.DPoP.Spend(r.Context(), proof)
-	}
-	if e, ok := errors.AsType[*dpop.Error](err); ok {
-		if e.Code == dpop.CodeUseNonce && h.DPoP.Nonces() != nil {
-			w.Header().Set(dpop.NonceHeader, h.DPoP.Nonces().Current())
-		}
-		return refuse(e.Code, e.Description)
-	}
-	if err != nil {
-		if h.Logger != nil {
-			h.Logger.ErrorContext(r.Context(), "admin API: DPoP replay check failed", "err", err.Error())
-		}
-		httpjson.WriteError(w, r, h.Logger, apperr.ErrUnavailable)
-		return false
-	}
-	return true
-}
-
 // clientRequest is the body of POST /admin/clients and PUT
 // /admin/clients/{id}. PUT replaces the client's settings: an omitted field
 // takes its default (RFC 7592 §2.2), so a PUT without
-// introspection_allowed withdraws that permission, and one without
-// dpop_bound_access_tokens stops requiring DPoP.
+// introspection_allowed withdraws that permission, one without
+// dpop_bound_access_tokens stops requiring DPoP, and one without
+// mfa_required stops requiring a second factor.
 type clientRequest struct {
 	ClientName              string   `json:"client_name"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
@@ -326,6 +191,9 @@ type clientRequest struct {
 	// DPoPBoundAccessTokens (RFC 9449 §5.2): the client's token requests
 	// must carry a DPoP proof; omitted means false.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
+	// MFARequired: every user logging in through the client must prove
+	// a second factor; omitted means false.
+	MFARequired bool `json:"mfa_required"`
 	// ClientID, CreatedAt and UpdatedAt are read-only members of the
 	// representation, accepted so that a representation read with GET can
 	// be sent back with PUT (RFC 7592 §2.2 has the client include its
@@ -344,6 +212,7 @@ func (c clientRequest) spec() clients.Spec {
 		AcceptedAuthMethods:   c.TokenEndpointAuthMethodsAccepted,
 		CORSOrigins:           c.AllowedCORSOrigins,
 		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		MFARequired:           c.MFARequired,
 	}
 }
 
@@ -435,22 +304,54 @@ func noStore(w http.ResponseWriter, secret string) {
 
 // UserJSON is the representation of a user in the admin API and the CLI.
 type UserJSON struct {
-	ID        string    `json:"id"`
-	Username  string    `json:"username"`
-	Roles     []string  `json:"roles"`
-	Disabled  bool      `json:"disabled"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID       string   `json:"id"`
+	Username string   `json:"username"`
+	Roles    []string `json:"roles"`
+	Disabled bool     `json:"disabled"`
+	// MFARequired: an administrator requires the user to prove a second
+	// factor at every login.
+	MFARequired bool `json:"mfa_required"`
+	// MFAEnabled: the user has a confirmed second factor.
+	MFAEnabled bool      `json:"mfa_enabled"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
-// NewUserJSON returns the representation of u (never its password hash).
-func NewUserJSON(u *identity.User, now time.Time) UserJSON {
+// NewUserJSON returns the representation of u (never its password hash);
+// mfaEnabled says whether u has a confirmed second factor
+// (identity.Service.ConfirmedFactor).
+func NewUserJSON(u *identity.User, mfaEnabled bool) UserJSON {
 	j := UserJSON{ID: u.ID, Username: u.Username, Roles: u.Roles, Disabled: u.Disabled,
+		MFARequired: u.MFARequired, MFAEnabled: mfaEnabled,
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
 	if j.Roles == nil {
 		j.Roles = []string{}
 	}
 	return j
+}
+
+// UserJSONOf returns the representation of u, looking up whether it has a
+// confirmed second factor.
+func UserJSONOf(ctx context.Context, users *identity.Service, u *identity.User) (UserJSON, error) {
+	f, err := users.ConfirmedFactor(ctx, u.ID)
+	if err != nil {
+		return UserJSON{}, err
+	}
+	return NewUserJSON(u, f != nil), nil
+}
+
+// UsersJSON returns the representations of us, with two queries in all
+// (identity.Service.UsersWithConfirmedFactor) rather than one per user.
+func UsersJSON(ctx context.Context, users *identity.Service, us []*identity.User) ([]UserJSON, error) {
+	enabled, err := users.UsersWithConfirmedFactor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UserJSON, 0, len(us))
+	for _, u := range us {
+		out = append(out, NewUserJSON(u, enabled[u.ID]))
+	}
+	return out, nil
 }
 
 type createUserRequest struct {
@@ -469,7 +370,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/admin/users/"+u.ID)
-	httpjson.Write(w, http.StatusCreated, NewUserJSON(u, time.Now()))
+	httpjson.Write(w, http.StatusCreated, NewUserJSON(u, false))
 	return nil
 }
 
@@ -478,10 +379,9 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	out := make([]UserJSON, 0, len(us))
-	for _, u := range us {
-		out = append(out, NewUserJSON(u, now))
+	out, err := UsersJSON(r.Context(), h.Users, us)
+	if err != nil {
+		return err
 	}
 	httpjson.Write(w, http.StatusOK, out)
 	return nil
@@ -492,15 +392,25 @@ func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, NewUserJSON(u, time.Now()))
+	return h.writeUser(w, r, u)
+}
+
+// writeUser answers 200 with the representation of u.
+func (h *Handler) writeUser(w http.ResponseWriter, r *http.Request, u *identity.User) error {
+	j, err := UserJSONOf(r.Context(), h.Users, u)
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, j)
 	return nil
 }
 
 type patchUserRequest struct {
-	Roles    *[]string `json:"roles"`
-	Disabled *bool     `json:"disabled"`
-	Password *string   `json:"password"`
-	Unlock   bool      `json:"unlock"`
+	Roles       *[]string `json:"roles"`
+	Disabled    *bool     `json:"disabled"`
+	Password    *string   `json:"password"`
+	Unlock      bool      `json:"unlock"`
+	MFARequired *bool     `json:"mfa_required"`
 }
 
 func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) error {
@@ -509,17 +419,32 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{
-		Roles: req.Roles, Disabled: req.Disabled, Password: req.Password, Unlock: req.Unlock,
+		Roles: req.Roles, Disabled: req.Disabled, Password: req.Password, Unlock: req.Unlock, MFARequired: req.MFARequired,
 	})
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, NewUserJSON(u, time.Now()))
-	return nil
+	return h.writeUser(w, r, u)
 }
 
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	if err := h.Users.Delete(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// resetMFA deletes every second factor and recovery code of the user (a
+// user who lost their device): 204, 404 for no such user.
+func (h *Handler) resetMFA(w http.ResponseWriter, r *http.Request) error {
+	if err := h.noBody(w, r); err != nil {
+		return err
+	}
+	if err := h.Users.ResetFactors(r.Context(), r.PathValue("id")); err != nil {
+		if errors.Is(err, apperr.ErrNotFound) {
+			return &apperr.Error{Code: apperr.ENotFound, Message: "user not found"}
+		}
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

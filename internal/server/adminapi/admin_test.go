@@ -258,7 +258,7 @@ func TestRevokedAdminTokenIsRejected(t *testing.T) {
 // rfc7591Fields are the keys of the client representation (README "Endpoints",
 // RFC 7591 names, RFC 9449 §5.2's dpop_bound_access_tokens, and
 // introspection_allowed).
-var rfc7591Fields = []string{"allowed_cors_origins", "audience", "client_id", "client_name", "created_at", "dpop_bound_access_tokens", "grant_types", "introspection_allowed", "scope", "token_endpoint_auth_method", "token_endpoint_auth_methods_accepted", "updated_at"}
+var rfc7591Fields = []string{"allowed_cors_origins", "audience", "client_id", "client_name", "created_at", "dpop_bound_access_tokens", "grant_types", "introspection_allowed", "mfa_required", "scope", "token_endpoint_auth_method", "token_endpoint_auth_methods_accepted", "updated_at"}
 
 // TestClientAuthMethodsRepresentation checks the client authentication defaults through the
 // admin API: a confidential client registered without a method shows RFC

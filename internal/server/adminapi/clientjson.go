@@ -45,6 +45,11 @@ type ClientJSON struct {
 	// true, the client's token requests must carry a DPoP proof. Always
 	// present; false by default.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
+
+	// MFARequired: every user who logs in through the client must prove
+	// a second factor (not an RFC 7591 name). Always present; false by
+	// default.
+	MFARequired bool `json:"mfa_required"`
 }
 
 // NewClientJSON returns the representation of c (never its secret hash);
@@ -57,7 +62,7 @@ func NewClientJSON(c *clients.Client, secret string) ClientJSON {
 		GrantTypes: nonNil(c.GrantTypes), Scope: strings.Join(c.Scopes, " "),
 		Audience: nonNil(c.Audience), IntrospectionAllowed: c.IntrospectionAllowed, AccessTokenSignedResponseAlg: c.AccessTokenSigningAlg,
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(), AllowedCORSOrigins: nonNil(c.CORSOrigins),
-		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, MFARequired: c.MFARequired,
 	}
 }
 
