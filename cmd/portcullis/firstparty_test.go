@@ -233,3 +233,181 @@ func TestFirstPartyFlow(t *testing.T) {
 		}
 	})
 }
+
+// TestFirstPartyStepUp: RFC 9470 through draft §7 with the real userapi:
+// bob logs in with his password alone (acr 1), userapi's MFA route answers
+// insufficient_user_authentication with acr_values, the app goes back to
+// the challenge endpoint with the auth_session of its tokens and those
+// acr_values, bob proves his password again and enrols a TOTP factor (he
+// had none), and the new token (acr 2) passes. A refresh keeps acr.
+func TestFirstPartyStepUp(t *testing.T) {
+	srv := portcullis.Serve(t)
+	api := userapi.Serve(t, srv.URL, audience)
+	ctx := t.Context()
+	srv.CreateUser(t, "bob", alicePW)
+	app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "authorization_code", "--grant-type", "refresh_token", "--audience", audience)
+	fp := firstPartyClient(srv, app.ClientID)
+
+	tok, err := fp.Login(ctx, firstparty.Credentials{Username: "bob", Password: alicePW}, firstparty.Options{})
+	if err != nil {
+		t.Fatalf("password-only login: %v", err)
+	}
+	authClaims(t, tok.AccessToken, []string{"pwd"}, "1")
+	if tok.AuthSession == "" {
+		t.Fatal("no auth_session with the tokens (draft §6.1)")
+	}
+	get := func(accessToken string) (int, string) {
+		code, h, _ := proctest.GetJSON(t, api+"/users/me/security", http.Header{"Authorization": {"Bearer " + accessToken}})
+		return code, h.Get("WWW-Authenticate")
+	}
+	status, www := get(tok.AccessToken)
+	if status != http.StatusUnauthorized || !strings.Contains(www, `error="insufficient_user_authentication"`) || !strings.Contains(www, `acr_values="2"`) {
+		t.Fatalf("userapi with acr 1: %d %q", status, www)
+	}
+	acr := strings.Split(strings.SplitN(strings.SplitN(www, `acr_values="`, 2)[1], `"`, 2)[0], " ")
+
+	_, err = fp.StepUp(ctx, tok.AuthSession, firstparty.Credentials{}, firstparty.Options{ACRValues: acr})
+	ch := asChallenge(t, err)
+	if !ch.PasswordRequired {
+		t.Fatalf("step-up without a factor: %+v, want password_required", ch)
+	}
+	_, err = fp.Continue(ctx, ch, firstparty.Credentials{Password: alicePW})
+	ch = asChallenge(t, err)
+	if !ch.EnrollmentRequired || ch.TOTPSecret == "" {
+		t.Fatalf("step-up to acr 2 without a factor: %+v, want enrolment", ch)
+	}
+	up, err := fp.Continue(ctx, ch, firstparty.Credentials{OTP: totpCode(t, ch.TOTPSecret, time.Now())})
+	if err != nil {
+		t.Fatalf("step-up: %v", err)
+	}
+	authClaims(t, up.AccessToken, []string{"mfa", "otp", "pwd"}, "2")
+	if status, www := get(up.AccessToken); status != http.StatusOK {
+		t.Fatalf("userapi after step-up: %d %q", status, www)
+	}
+	// The used auth_session is gone; the step-up's tokens bring a new one.
+	_, err = fp.StepUp(ctx, tok.AuthSession, firstparty.Credentials{}, firstparty.Options{})
+	asError(t, err, "invalid_session")
+	if up.AuthSession == "" || up.AuthSession == tok.AuthSession {
+		t.Fatalf("step-up tokens' auth_session %q", up.AuthSession)
+	}
+	// A refresh carries amr, acr and auth_time over.
+	r := proctest.PostForm(t, srv.URL+"/oauth2/token", refreshForm(app.ClientID, up.RefreshToken))
+	authClaims(t, proctest.MustToken(t, r).AccessToken, []string{"mfa", "otp", "pwd"}, "2")
+	// bob now has a factor: his old password-only refresh token is sent
+	// to the challenge endpoint (draft §6.2).
+	r = proctest.PostForm(t, srv.URL+"/oauth2/token", refreshForm(app.ClientID, tok.RefreshToken))
+	if body := r.JSON(t); r.Status != http.StatusForbidden || body["error"] != "insufficient_authorization" || body["otp_required"] != true {
+		t.Fatalf("refresh of a password-only grant of an MFA user: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestFirstPartyMFARequired: an administrator's mfa_required, on the user
+// (CLI users update) and on the client (clients create --mfa-required),
+// makes the next login enrol a factor, and ends password-only grants at
+// their next refresh.
+func TestFirstPartyMFARequired(t *testing.T) {
+	srv := portcullis.Serve(t)
+	ctx := t.Context()
+	srv.CreateUser(t, "carol", alicePW)
+	srv.CreateUser(t, "dave", alicePW)
+	app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "authorization_code", "--grant-type", "refresh_token", "--grant-type", "password")
+	strict := srv.CreateClient(t, "--name", "strict", "--public", "--grant-type", "authorization_code", "--mfa-required")
+	tokenURL := srv.URL + "/oauth2/token"
+
+	pw := proctest.MustToken(t, proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {alicePW}, "client_id": {app.ClientID}}.Encode()))
+	srv.CLI(t, "", "users", "update", "carol", "--mfa-required=true")
+	r := proctest.PostForm(t, tokenURL, refreshForm(app.ClientID, pw.RefreshToken))
+	if body := r.JSON(t); r.Status != http.StatusForbidden || body["error"] != "insufficient_authorization" || body["totp_enrollment_required"] != true {
+		t.Fatalf("refresh after mfa_required: %d %s", r.Status, r.Body)
+	}
+	r = proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {alicePW}, "client_id": {app.ClientID}}.Encode())
+	if body := r.JSON(t); r.Status != http.StatusForbidden || body["error"] != "insufficient_authorization" {
+		t.Fatalf("password grant after mfa_required: %d %s", r.Status, r.Body)
+	}
+	_, err := firstPartyClient(srv, app.ClientID).Login(ctx, firstparty.Credentials{Username: "carol", Password: alicePW}, firstparty.Options{})
+	if ch := asChallenge(t, err); !ch.EnrollmentRequired || ch.TOTPSecret == "" {
+		t.Fatalf("login of a user required to have MFA: %+v", ch)
+	}
+
+	// The strict client requires a factor of everyone; dave has none.
+	_, err = firstPartyClient(srv, strict.ClientID).Login(ctx, firstparty.Credentials{Username: "dave", Password: alicePW}, firstparty.Options{})
+	ch := asChallenge(t, err)
+	if !ch.EnrollmentRequired {
+		t.Fatalf("login through an MFA-required client: %+v", ch)
+	}
+	tok, err := firstPartyClient(srv, strict.ClientID).Continue(ctx, ch, firstparty.Credentials{OTP: totpCode(t, ch.TOTPSecret, time.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authClaims(t, tok.AccessToken, []string{"mfa", "otp", "pwd"}, "2")
+	// Through the other client, dave (who now has a factor) still needs it.
+	_, err = firstPartyClient(srv, app.ClientID).Login(ctx, firstparty.Credentials{Username: "dave", Password: alicePW}, firstparty.Options{})
+	if ch := asChallenge(t, err); !ch.OTPRequired {
+		t.Fatalf("dave's next login: %+v", ch)
+	}
+	// An administrator's reset (lost device): password alone again.
+	srv.CLI(t, "", "users", "reset-mfa", "dave")
+	if _, err := firstPartyClient(srv, app.ClientID).Login(ctx, firstparty.Credentials{Username: "dave", Password: alicePW}, firstparty.Options{}); err != nil {
+		t.Fatalf("login after reset-mfa: %v", err)
+	}
+}
+
+// TestFirstPartySessionExpiry: an auth_session is refused once its
+// lifetime (mfa.auth_session_lifetime, here the minimum 30 s) has passed,
+// waited for for real.
+func TestFirstPartySessionExpiry(t *testing.T) {
+	t.Parallel()
+	srv := portcullis.Serve(t, "PORTCULLIS_MFA_AUTH_SESSION_LIFETIME=30s")
+	srv.CreateUser(t, "alice", alicePW)
+	app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "authorization_code")
+	fp := firstPartyClient(srv, app.ClientID)
+	_, err := fp.Login(t.Context(), firstparty.Credentials{Username: "alice", Password: alicePW}, firstparty.Options{ACRValues: []string{"2"}})
+	ch := asChallenge(t, err)
+	time.Sleep(31 * time.Second)
+	_, err = fp.Continue(t.Context(), ch, firstparty.Credentials{OTP: totpCode(t, ch.TOTPSecret, time.Now())})
+	asError(t, err, "invalid_session")
+}
+
+// TestFirstPartyLockoutAcrossReplicas: guessing TOTP codes for a user whose
+// password the attacker has is throttled by the account's lockout counters
+// in the shared database: two replicas on one MariaDB database, wrong
+// codes sent alternately to each, and then even the right code is held
+// back (429); a right password in between resets nothing.
+func TestFirstPartyLockoutAcrossReplicas(t *testing.T) {
+	dsn := proctest.MySQLEnv(t)[0][len("PORTCULLIS_DSN="):]
+	reps := startReplicas(t, 2, dsn, "http://issuer.test", "PORTCULLIS_LOCKOUT_MAX_FAILURES=4", "PORTCULLIS_LOCKOUT_DURATION=10m")
+	a, b := reps[0], reps[1]
+	ctx := t.Context()
+	a.CreateUser(t, "alice", alicePW)
+	app := a.CreateClient(t, "--name", "app", "--public", "--grant-type", "authorization_code", "--grant-type", "password")
+	clientOf := func(s *proctest.Server) *firstparty.Client { return firstPartyClient(s, app.ClientID) }
+
+	// Enrol (acr 2) on replica a.
+	_, err := clientOf(a).Login(ctx, firstparty.Credentials{Username: "alice", Password: alicePW}, firstparty.Options{ACRValues: []string{"2"}})
+	ch := asChallenge(t, err)
+	secret := ch.TOTPSecret
+	if _, err := clientOf(a).Continue(ctx, ch, firstparty.Credentials{OTP: totpCode(t, secret, time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	wrong := totpCode(t, secret, time.Now().Add(-time.Hour))
+	// Password on a (1), wrong code on b (2), a right password through
+	// the password grant on a (3, resets nothing), wrong code on a (4).
+	_, err = clientOf(a).Login(ctx, firstparty.Credentials{Username: "alice", Password: alicePW}, firstparty.Options{})
+	ch = asChallenge(t, err)
+	_, err = clientOf(b).Continue(ctx, ch, firstparty.Credentials{OTP: wrong})
+	ch = asChallenge(t, err)
+	r := proctest.PostForm(t, a.URL+"/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}, "client_id": {app.ClientID}}.Encode())
+	if r.Status != http.StatusForbidden {
+		t.Fatalf("password grant: %d %s", r.Status, r.Body)
+	}
+	_, err = clientOf(a).Continue(ctx, ch, firstparty.Credentials{OTP: wrong})
+	ch = asChallenge(t, err)
+	// Now the right code, on b, is held back.
+	_, err = clientOf(b).Continue(ctx, ch, firstparty.Credentials{OTP: totpCode(t, secret, time.Now().Add(30*time.Second))})
+	if e := asError(t, err, "temporarily_unavailable"); e.Status != http.StatusTooManyRequests {
+		t.Fatalf("after 4 failures: %+v, want 429", e)
+	}
+	// And so is the password.
+	_, err = clientOf(b).Login(ctx, firstparty.Credentials{Username: "alice", Password: alicePW}, firstparty.Options{})
+	asError(t, err, "temporarily_unavailable")
+}
