@@ -84,7 +84,7 @@ func (p *DPoPPolicy) bind(ctx context.Context, ar fosite.AccessRequester, sessio
 		}
 	}
 	if ar.GetGrantTypes().ExactOne("authorization_code") {
-		// draft-ietf-oauth-first-party-apps §8.1: a code from a
+		// draft-ietf-oauth-first-party-apps §9.5.1: a code from a
 		// challenge that came with a proof is redeemed only with a
 		// proof by the same key, whatever the client.
 		if bound := BoundKey(session); bound != "" &&

@@ -56,6 +56,7 @@ var rules = []rule{
 	{"configs", []string{"identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "storage", "internal/seal", "internal/clientip", "internal/cors"}},
 	{"cmd/userapi", []string{"oauth/resource", "oauth/jws", "oauth/dpop"}},
 	{"deploy/examples/dpop-client", []string{"oauth/dpop", "oauth/jws"}},
+	{"deploy/examples/totp-code", nil},
 	{"cmd/loadgen", []string{"identity", "identity/totp", "internal/galera", "internal/seal", "oauth/dpop"}},
 	{"cmd/portcullis", []string{"..."}},
 }
@@ -78,6 +79,7 @@ var forbidden = map[string][]string{
 	"oauth/dpop":                  serverModules,
 	"oauth/firstparty":            serverModules,
 	"deploy/examples/dpop-client": serverModules,
+	"deploy/examples/totp-code":   serverModules,
 	"cmd/userapi":                 serverModules,
 	"oauth/clients":               append([]string{"github.com/go-jose/"}, serverModules...),
 	"cmd/loadgen":                 loadgenModules,

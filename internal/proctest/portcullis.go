@@ -150,6 +150,10 @@ func (s *Server) WaitReady() error {
 	return s.WaitHTTP(s.URL+"/health/ready", http.StatusOK)
 }
 
+// Env returns the server's environment (its database, secrets key and
+// settings), for commands that must run as its CLI does.
+func (s *Server) Env() []string { return append([]string{}, s.env...) }
+
 // CLI runs the portcullis CLI with args, stdin and the server's
 // environment (so on its database) and returns stdout. It fails the test,
 // showing stderr, on a non-zero exit.
