@@ -19,12 +19,12 @@ import (
 type FirstParty interface {
 	// CheckLogin decides whether a user's tokens may be issued without a
 	// second factor: for a password grant whose password was just
-	// verified (amr [pwd]) and for every refresh of a user's grant (amr as
-	// recorded at login). It returns nil to let it through, an
-	// *InsufficientAuthorization to send the client to the challenge
-	// endpoint, or a storage error. jkt is the request's DPoP key ("" for
-	// none), to which an auth_session it starts is bound.
-	CheckLogin(ctx context.Context, client fosite.Client, user *identity.User, amr []string, jkt string) error
+	// verified (fresh, amr [pwd]) and for every refresh of a user's grant
+	// (not fresh: amr as recorded at login). It returns nil to let it
+	// through, an *InsufficientAuthorization to send the client to the
+	// challenge endpoint, or a storage error. jkt is the request's DPoP
+	// key ("" for none), to which an auth_session it starts is bound.
+	CheckLogin(ctx context.Context, client fosite.Client, user *identity.User, amr []string, fresh bool, jkt string) error
 	// StepUpSession returns the auth_session of a login just finished at
 	// the challenge endpoint (a code redeemed), with which the client can
 	// come back for a step-up, or "" for none.
@@ -92,8 +92,8 @@ func writeInsufficientAuthorization(w http.ResponseWriter, e *InsufficientAuthor
 }
 
 // checkLogin asks FirstParty (when set) whether user's tokens may be
-// issued to client for a login with the methods amr.
-func (h *TokenHandler) checkLogin(ctx context.Context, client fosite.Client, user *identity.User, amr []string, proof *dpop.Proof) error {
+// issued to client for a login with the methods amr (fresh: just proven).
+func (h *TokenHandler) checkLogin(ctx context.Context, client fosite.Client, user *identity.User, amr []string, fresh bool, proof *dpop.Proof) error {
 	if h.FirstParty == nil || user == nil {
 		return nil
 	}
@@ -101,7 +101,7 @@ func (h *TokenHandler) checkLogin(ctx context.Context, client fosite.Client, use
 	if proof != nil {
 		jkt = proof.JKT
 	}
-	return h.FirstParty.CheckLogin(ctx, client, user, amr, jkt)
+	return h.FirstParty.CheckLogin(ctx, client, user, amr, fresh, jkt)
 }
 
 // addStepUpSession adds to the response of a redeemed code the

@@ -152,7 +152,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		amr := []string{AMRPassword}
-		if err := h.checkLogin(ctx, client, user, amr, proof); err != nil {
+		if err := h.checkLogin(ctx, client, user, amr, true, proof); err != nil {
 			h.fail(ctx, w, r, ar, err)
 			return
 		}
@@ -193,7 +193,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			// A second factor required since the login (an
 			// administrator's mfa_required) ends password-only grants.
-			if err := h.checkLogin(ctx, client, owner, SessionAMR(session), proof); err != nil {
+			if err := h.checkLogin(ctx, client, owner, SessionAMR(session), false, proof); err != nil {
 				h.fail(ctx, w, r, ar, err)
 				return
 			}

@@ -321,14 +321,21 @@ func TestFirstPartyMFARequired(t *testing.T) {
 	pw := proctest.MustToken(t, proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {alicePW}, "client_id": {app.ClientID}}.Encode()))
 	srv.CLI(t, "", "users", "update", "carol", "--mfa-required=true")
 	r := proctest.PostForm(t, tokenURL, refreshForm(app.ClientID, pw.RefreshToken))
-	if body := r.JSON(t); r.Status != http.StatusForbidden || body["error"] != "insufficient_authorization" || body["totp_enrollment_required"] != true {
+	body := r.JSON(t)
+	if r.Status != http.StatusForbidden || body["error"] != "insufficient_authorization" || body["totp_enrollment_required"] != true {
 		t.Fatalf("refresh after mfa_required: %d %s", r.Status, r.Body)
+	}
+	// Whoever holds that refresh token cannot enrol a factor with the
+	// auth_session it got: the password comes first.
+	_, err := firstPartyClient(srv, app.ClientID).StepUp(ctx, body["auth_session"].(string), firstparty.Credentials{}, firstparty.Options{})
+	if ch := asChallenge(t, err); !ch.PasswordRequired || ch.TOTPSecret != "" {
+		t.Fatalf("auth_session of a refused refresh: %+v, want password_required and no secret", ch)
 	}
 	r = proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {alicePW}, "client_id": {app.ClientID}}.Encode())
 	if body := r.JSON(t); r.Status != http.StatusForbidden || body["error"] != "insufficient_authorization" {
 		t.Fatalf("password grant after mfa_required: %d %s", r.Status, r.Body)
 	}
-	_, err := firstPartyClient(srv, app.ClientID).Login(ctx, firstparty.Credentials{Username: "carol", Password: alicePW}, firstparty.Options{})
+	_, err = firstPartyClient(srv, app.ClientID).Login(ctx, firstparty.Credentials{Username: "carol", Password: alicePW}, firstparty.Options{})
 	if ch := asChallenge(t, err); !ch.EnrollmentRequired || ch.TOTPSecret == "" {
 		t.Fatalf("login of a user required to have MFA: %+v", ch)
 	}

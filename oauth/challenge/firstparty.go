@@ -16,10 +16,10 @@ import (
 // [pwd]) or a refresh of a grant that proved no second factor is refused
 // when the user must prove one (needsSecondFactor). The client gets an
 // auth_session to finish at this endpoint when it is registered for the
-// authorization_code grant: after a password grant, a login session whose
-// password is proven (only the code is left); after a refresh, a step-up
-// session (a fresh factor).
-func (h *Handler) CheckLogin(ctx context.Context, client fosite.Client, user *identity.User, amr []string, jkt string) error {
+// authorization_code grant: after a password grant (fresh), a login
+// session whose password is proven (only the code is left); after a
+// refresh, a step-up session (a fresh factor).
+func (h *Handler) CheckLogin(ctx context.Context, client fosite.Client, user *identity.User, amr []string, fresh bool, jkt string) error {
 	if slices.Contains(amr, oauth.AMROTP) {
 		return nil
 	}
@@ -35,8 +35,11 @@ func (h *Handler) CheckLogin(ctx context.Context, client fosite.Client, user *id
 		return refusal
 	}
 	st := &state{Kind: kindLogin, Done: []string{oauth.AMRPassword}}
-	if !slices.Equal(amr, []string{oauth.AMRPassword}) {
-		// A refresh: nothing was proven just now.
+	if !fresh {
+		// A refresh: nothing was proven just now, so the session asks
+		// for a fresh factor (the password first for a user without
+		// one), like a step-up: whoever holds the refresh token alone
+		// cannot enrol a factor.
 		st = &state{Kind: kindStepUp, PriorAMR: amr}
 	}
 	value, err := h.storeFor(ctx, client, st, user, jkt, h.SessionLifetime)
