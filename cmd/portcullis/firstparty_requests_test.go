@@ -13,11 +13,12 @@ import (
 // TestFirstPartyRequests: the request rules of the authorization challenge
 // endpoint (draft-ietf-oauth-first-party-apps-04) against the real server
 // on both backends, each by hand: response_type (§5.1), PKCE S256 (RFC
-// 7636), a malformed scope (RFC 6749 §4.1.2.1 invalid_scope), client
-// authentication as at the token endpoint (§4.1) and a client_id that
-// names another client (§5.1), a code bound to the DPoP key of its
-// challenge request and redeemed only with a proof by that key (§9.5.1),
-// and the cap on wrong codes per auth_session (§9.3).
+// 7636), a malformed scope (RFC 6749 §4.1.2.1 invalid_scope), an
+// auth_session that names no session, malformed or not (§5.2.2.1
+// invalid_session), client authentication as at the token endpoint (§4.1)
+// and a client_id that names another client (§5.1), a code bound to the
+// DPoP key of its challenge request and redeemed only with a proof by
+// that key (§9.5.1), and the cap on wrong codes per auth_session (§9.3).
 func TestFirstPartyRequests(t *testing.T) {
 	portcullis.EachBackend(t, []string{"PORTCULLIS_LOCKOUT_MAX_FAILURES=50"}, func(t *testing.T, srv *proctest.Server) {
 		srv.CreateUser(t, "carol", alicePW)
@@ -49,6 +50,11 @@ func TestFirstPartyRequests(t *testing.T) {
 			wantOAuthError(t, post(login("code_challenge", "", "code_challenge_method", "")), 400, "invalid_request")
 			for _, scope := range []string{"a  b", " a", "a\"b"} {
 				wantOAuthError(t, post(login("scope", "x", "scope", scope)), 400, "invalid_scope", scope)
+			}
+			// Malformed, too long, or well formed but unknown: all are
+			// auth_session values that name no session.
+			for _, as := range []string{"not a session!", strings.Repeat("A", 200), strings.Repeat("A", 43)} {
+				wantOAuthError(t, post(url.Values{"client_id": {app.ClientID}, "auth_session": {as}, "otp": {"123456"}}), 400, "invalid_session", as)
 			}
 			wantOAuthError(t, post(login("client_id", conf.ClientID)), 401, "invalid_client")
 			wantOAuthError(t, post(login("client_id", conf.ClientID, "client_secret", "wrong secret")), 401, "invalid_client")
