@@ -153,8 +153,15 @@ func parseError(err error) *fosite.RFC6749Error {
 var parseErrors = func() map[error]*fosite.RFC6749Error {
 	m := map[error]*fosite.RFC6749Error{
 		ErrResponseType: rfc("unsupported_response_type", http.StatusBadRequest, "The response_type must be code."),
+		// RFC 6749 §4.1.2.1: a malformed scope is invalid_scope, as an
+		// unknown one is (GrantableScopes).
+		ErrScope: rfc("invalid_scope", http.StatusBadRequest, "The request is malformed: "+ErrScope.Error()+"."),
+		// draft §5.2.2.1: an auth_session that cannot be one is
+		// "otherwise invalid": the client starts over, as for an unknown
+		// one, rather than taking its request for malformed.
+		ErrAuthSession: errInvalidSession,
 	}
-	for _, e := range []error{ErrCodeChallenge, ErrChallengeMeth, ErrScope, ErrACRValues, ErrMaxAge, ErrAuthSession, ErrTooLong, ErrBothCodes} {
+	for _, e := range []error{ErrCodeChallenge, ErrChallengeMeth, ErrACRValues, ErrMaxAge, ErrTooLong, ErrBothCodes} {
 		m[e] = rfc("invalid_request", http.StatusBadRequest, "The request is malformed: "+e.Error()+".")
 	}
 	return m
