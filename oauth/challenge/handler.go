@@ -135,6 +135,8 @@ var (
 		"Too many password attempts from this address; retry later.")
 	errDPoPKey = rfc("invalid_session", http.StatusBadRequest,
 		"The auth_session is bound to a DPoP key; a proof by that key is required.")
+	errDPoPJKT = rfc("invalid_dpop_proof", http.StatusBadRequest,
+		"The dpop_jkt parameter does not match the key of the DPoP proof.")
 )
 
 func rfc(code string, status int, description string) *fosite.RFC6749Error {
@@ -161,7 +163,7 @@ var parseErrors = func() map[error]*fosite.RFC6749Error {
 		// one, rather than taking its request for malformed.
 		ErrAuthSession: errInvalidSession,
 	}
-	for _, e := range []error{ErrCodeChallenge, ErrChallengeMeth, ErrACRValues, ErrMaxAge, ErrTooLong, ErrBothCodes} {
+	for _, e := range []error{ErrCodeChallenge, ErrChallengeMeth, ErrACRValues, ErrMaxAge, ErrTooLong, ErrBothCodes, ErrDPoPJKT} {
 		m[e] = rfc("invalid_request", http.StatusBadRequest, "The request is malformed: "+e.Error()+".")
 	}
 	return m
@@ -170,7 +172,7 @@ var parseErrors = func() map[error]*fosite.RFC6749Error {
 // own reports whether e is one of this package's errors, sent as they are.
 func own(e *fosite.RFC6749Error) bool {
 	for _, o := range []*fosite.RFC6749Error{errInvalidSession, errNoCredentials, errNoPKCE, errAccessDenied,
-		errTooManyFailures, errUnauthorizedClient, errRateLimited, errDPoPKey} {
+		errTooManyFailures, errUnauthorizedClient, errRateLimited, errDPoPKey, errDPoPJKT} {
 		if e == o {
 			return true
 		}
@@ -240,13 +242,57 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The key the session, the code and the tokens are bound to: the
+	// proof's, or the dpop_jkt of a request without one (RFC 9449 §10,
+	// as for an authorization request), which then needs proofs by it
+	// from the next request on.
+	jkt := req.DPoPJKT
 	if proof != nil {
+		if jkt != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(proof.JKT)) != 1 {
+			h.fail(w, r, errDPoPJKT)
+			return
+		}
 		if err := h.DPoP.Spend(ctx, proof); err != nil {
 			h.fail(w, r, err)
 			return
 		}
+		jkt = proof.JKT
 	}
-	h.serve(w, r, req, client, rec, proof, ip)
+	if rec != nil {
+		if rec.JKT != "" {
+			jkt = rec.JKT
+		}
+		// Claim the session before any credential is checked: its
+		// handle is replaced at once (one conditional update), so of
+		// concurrent requests with one auth_session exactly one goes on
+		// and the others get invalid_session without a guess checked
+		// (draft §9.3: per-session limits hold under parallel requests).
+		claimed, err := h.claim(ctx, rec)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		rec = claimed
+	}
+	h.serve(w, r, req, client, rec, jkt, ip)
+}
+
+// claim moves rec to a new handle that no client holds and returns it.
+func (h *Handler) claim(ctx context.Context, rec *Record) (*Record, error) {
+	value, err := newHandle()
+	if err != nil {
+		return nil, err
+	}
+	claimed := *rec
+	claimed.Handle = handleHash(value)
+	ok, err := h.Sessions.ReplaceAuthSession(ctx, rec.Handle, &claimed)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errInvalidSession
+	}
+	return &claimed, nil
 }
 
 // authenticateClient authenticates the client as the token endpoint
@@ -284,7 +330,7 @@ func cloneForm(f url.Values) url.Values {
 }
 
 // serve runs one step of the login.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, client fosite.Client, rec *Record, proof *dpop.Proof, ip string) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, client fosite.Client, rec *Record, jkt, ip string) {
 	ctx := r.Context()
 	st := &state{Kind: kindLogin}
 	var user *identity.User
@@ -340,7 +386,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, cl
 			err = identity.ErrInvalidCredentials
 		}
 		if errors.Is(err, identity.ErrInvalidCredentials) {
-			h.failedStep(w, r, client, rec, st, user, proof, errAccessDenied)
+			h.failedStep(w, r, client, rec, st, user, jkt, errAccessDenied)
 			return
 		}
 		if err != nil {
@@ -375,7 +421,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, cl
 			err = identity.ErrInvalidCode
 		}
 		if errors.Is(err, identity.ErrInvalidCode) || errors.Is(err, identity.ErrNoFactor) {
-			h.failedStep(w, r, client, rec, st, user, proof, nil)
+			h.failedStep(w, r, client, rec, st, user, jkt, nil)
 			return
 		}
 		if err != nil {
@@ -387,10 +433,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, cl
 	}
 	missing := h.missing(client, user, factor != nil, st)
 	if len(missing) > 0 {
-		h.continueFlow(w, r, client, rec, st, user, factor != nil, missing, proof, "")
+		h.continueFlow(w, r, client, rec, st, user, factor != nil, missing, jkt, "")
 		return
 	}
-	h.issue(w, r, client, rec, st, user, proof, ip, recoveryCodes)
+	h.issue(w, r, client, rec, st, user, jkt, ip, recoveryCodes)
 }
 
 // needsSecondFactor reports whether the login must prove a second factor:
@@ -438,7 +484,7 @@ func (h *Handler) missing(client fosite.Client, user *identity.User, hasFactor b
 // insufficient_authorization with what the client must ask the user for
 // next (the profile's otp_required, password_required,
 // totp_enrollment_required).
-func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request, client fosite.Client, rec *Record, st *state, user *identity.User, hasFactor bool, missing []string, proof *dpop.Proof, description string) {
+func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request, client fosite.Client, rec *Record, st *state, user *identity.User, hasFactor bool, missing []string, jkt, description string) {
 	ctx := r.Context()
 	body := map[string]any{"error": "insufficient_authorization"}
 	switch {
@@ -465,10 +511,6 @@ func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request, client fo
 		description = "Further authentication is required: send what the response asks for with the auth_session."
 	}
 	body["error_description"] = description
-	jkt := ""
-	if proof != nil {
-		jkt = proof.JKT
-	}
 	value, err := h.store(ctx, client, rec, st, user, jkt, h.SessionLifetime)
 	if err != nil {
 		h.fail(w, r, err)
@@ -482,7 +524,7 @@ func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request, client fo
 // maxFailures the session ends (access_denied); before, the client gets a
 // new auth_session to try again. A first request (no session) just fails
 // with final.
-func (h *Handler) failedStep(w http.ResponseWriter, r *http.Request, client fosite.Client, rec *Record, st *state, user *identity.User, proof *dpop.Proof, final error) {
+func (h *Handler) failedStep(w http.ResponseWriter, r *http.Request, client fosite.Client, rec *Record, st *state, user *identity.User, jkt string, final error) {
 	if rec == nil {
 		h.fail(w, r, cmpErr(final, errAccessDenied))
 		return
@@ -509,7 +551,7 @@ func (h *Handler) failedStep(w http.ResponseWriter, r *http.Request, client fosi
 	if len(missing) == 0 {
 		missing = []string{oauth.AMROTP}
 	}
-	h.continueFlow(w, r, client, rec, st, user, hasFactor, missing, proof, "The credentials are incorrect; try again.")
+	h.continueFlow(w, r, client, rec, st, user, hasFactor, missing, jkt, "The credentials are incorrect; try again.")
 }
 
 func cmpErr(err, fallback error) error {
@@ -522,7 +564,7 @@ func cmpErr(err, fallback error) error {
 // issue ends the flow: the session is used up (one conditional delete, so
 // that concurrent last steps yield one code), the login is recorded as
 // successful, and the code is returned.
-func (h *Handler) issue(w http.ResponseWriter, r *http.Request, client fosite.Client, rec *Record, st *state, user *identity.User, proof *dpop.Proof, ip string, recoveryCodes []string) {
+func (h *Handler) issue(w http.ResponseWriter, r *http.Request, client fosite.Client, rec *Record, st *state, user *identity.User, jkt, ip string, recoveryCodes []string) {
 	ctx := r.Context()
 	if rec != nil {
 		ok, err := h.Sessions.DeleteAuthSession(ctx, rec.Handle)
@@ -543,10 +585,6 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, client fosite.Cl
 		amr = addMethod(amr, m)
 	}
 	amr = withMFA(amr)
-	jkt := ""
-	if proof != nil {
-		jkt = proof.JKT
-	}
 	code, err := h.Codes.Issue(ctx, oauth.Authentication{
 		Client: client, User: user, Scopes: st.Scope, CodeChallenge: st.CodeChallenge,
 		AMR: amr, ACR: h.ACR.For(amr), AuthTime: h.now().UTC().Truncate(time.Second), JKT: jkt,

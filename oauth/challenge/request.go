@@ -30,6 +30,9 @@ type Request struct {
 	Username, Password string
 	// OTP is a TOTP code; RecoveryCode a one-time recovery code.
 	OTP, RecoveryCode string
+	// DPoPJKT is dpop_jkt (RFC 9449 §10): the thumbprint of the key the
+	// code is to be bound to.
+	DPoPJKT string
 }
 
 // Limits of the profile's parameters.
@@ -56,6 +59,7 @@ var (
 	ErrAuthSession   = errors.New("auth_session is malformed")
 	ErrTooLong       = errors.New("a parameter is too long")
 	ErrBothCodes     = errors.New("send either otp or recovery_code, not both")
+	ErrDPoPJKT       = errors.New("dpop_jkt must be a base64url SHA-256 thumbprint")
 )
 
 // ParseRequest validates the parameters of a challenge request. form must
@@ -80,6 +84,12 @@ func ParseRequest(form url.Values) (*Request, error) {
 	}
 	if req.OTP != "" && req.RecoveryCode != "" {
 		return nil, ErrBothCodes
+	}
+	if j, ok := form["dpop_jkt"]; ok {
+		req.DPoPJKT = j[0]
+		if len(req.DPoPJKT) != 43 || !base64url(req.DPoPJKT) {
+			return nil, ErrDPoPJKT
+		}
 	}
 	if req.AuthSession != "" && (len(req.AuthSession) > maxAuthSessionBytes || !base64url(req.AuthSession)) {
 		return nil, ErrAuthSession

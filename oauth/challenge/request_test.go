@@ -98,7 +98,7 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		req, err := ParseRequest(form)
 		if err != nil {
-			for _, e := range []error{ErrResponseType, ErrCodeChallenge, ErrChallengeMeth, ErrScope, ErrACRValues, ErrMaxAge, ErrAuthSession, ErrTooLong, ErrBothCodes} {
+			for _, e := range []error{ErrResponseType, ErrCodeChallenge, ErrChallengeMeth, ErrScope, ErrACRValues, ErrMaxAge, ErrAuthSession, ErrTooLong, ErrBothCodes, ErrDPoPJKT} {
 				if err == e {
 					return
 				}
