@@ -267,6 +267,23 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "mfa settings out of range",
+			environ: []string{"PORTCULLIS_MFA_TOTP_ISSUER=Acme: Inc", `PORTCULLIS_MFA_ACR_SINGLE_FACTOR=a b`, `PORTCULLIS_MFA_ACR_MULTI_FACTOR=x"y`,
+				"PORTCULLIS_MFA_AUTH_SESSION_LIFETIME=1s", "PORTCULLIS_MFA_STEP_UP_SESSION_LIFETIME=1000h"},
+			want: []string{
+				"mfa.totp_issuer: must be 1 to 64 characters without a colon",
+				"mfa.acr_single_factor: must be 1 to 64 printable ASCII characters without space, quote or backslash",
+				"mfa.acr_multi_factor: must be 1 to 64 printable ASCII characters without space, quote or backslash",
+				"mfa.auth_session_lifetime: 1s is outside 30s..30m",
+				"mfa.step_up_session_lifetime: 1000h is outside 1m..720h",
+			},
+		},
+		{
+			name:    "mfa acr values equal",
+			environ: []string{"PORTCULLIS_MFA_ACR_SINGLE_FACTOR=2"},
+			want:    []string{"mfa.acr_multi_factor: must differ from mfa.acr_single_factor"},
+		},
+		{
 			name:    "bad duration in env",
 			environ: []string{"PORTCULLIS_ACCESS_TOKEN_TTL=fifteen"},
 			want:    []string{`env PORTCULLIS_ACCESS_TOKEN_TTL: invalid duration "fifteen"`},
