@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/cors"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
+	"github.com/portcullis-auth/portcullis/oauth/challenge"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
 	"github.com/portcullis-auth/portcullis/oauth/dpop"
 	"github.com/portcullis-auth/portcullis/oauth/revocation"
@@ -45,6 +46,7 @@ type Store interface {
 	cors.ClientOrigins
 	revocation.Source
 	dpop.ReplayCache
+	challenge.Store
 	// Ping checks that the database answers (the readiness check).
 	Ping(ctx context.Context) error
 	// DeleteExpired deletes the refresh tokens, revocations and DPoP
@@ -82,6 +84,8 @@ func Run[S Store](t *testing.T, openS func(*testing.T) S) {
 	t.Run("RecoveryCodes", func(t *testing.T) { testRecoveryCodes(t, open) })
 	t.Run("DeleteUserDeletesFactors", func(t *testing.T) { testDeleteUserDeletesFactors(t, open) })
 	t.Run("ResealFactorSecrets", func(t *testing.T) { testResealFactorSecrets(t, open) })
+	t.Run("AuthorizationCodes", func(t *testing.T) { testAuthorizationCodes(t, open) })
+	t.Run("AuthSessions", func(t *testing.T) { testAuthSessions(t, open) })
 	t.Run("Ping", func(t *testing.T) { wantErr(t, "ping", open(t).Ping(ctxTimeout(t)), nil) })
 }
 
