@@ -26,9 +26,10 @@ type FirstParty interface {
 	// key ("" for none), to which an auth_session it starts is bound.
 	CheckLogin(ctx context.Context, client fosite.Client, user *identity.User, amr []string, fresh bool, jkt string) error
 	// StepUpSession returns the auth_session of a login just finished at
-	// the challenge endpoint (a code redeemed), with which the client can
-	// come back for a step-up, or "" for none.
-	StepUpSession(ctx context.Context, client fosite.Client, user *identity.User, amr []string, authTime time.Time, jkt string) (string, error)
+	// the challenge endpoint (a code redeemed into the grant grantID),
+	// with which the client can come back for a step-up, or "" for none.
+	// Revoking the grant ends the session (TokenStore.RevokeRefreshToken).
+	StepUpSession(ctx context.Context, client fosite.Client, user *identity.User, amr []string, authTime time.Time, jkt, grantID string) (string, error)
 }
 
 // ACRValues are the acr claims of user tokens (RFC 9068 §2.2.1): Single
@@ -108,7 +109,7 @@ func (h *TokenHandler) checkLogin(ctx context.Context, client fosite.Client, use
 // auth_session for a later step-up (draft-ietf-oauth-first-party-apps
 // §6.1). Without one the tokens are still good: a failure is logged, not
 // returned.
-func (h *TokenHandler) addStepUpSession(ctx context.Context, resp fosite.AccessResponder, client fosite.Client, owner *identity.User, session *oauth2.JWTSession, proof *dpop.Proof) {
+func (h *TokenHandler) addStepUpSession(ctx context.Context, resp fosite.AccessResponder, ar fosite.AccessRequester, owner *identity.User, session *oauth2.JWTSession, proof *dpop.Proof) {
 	if h.FirstParty == nil || owner == nil {
 		return
 	}
@@ -125,7 +126,7 @@ func (h *TokenHandler) addStepUpSession(ctx context.Context, resp fosite.AccessR
 			authTime = time.Unix(int64(n), 0)
 		}
 	}
-	as, err := h.FirstParty.StepUpSession(ctx, client, owner, SessionAMR(session), authTime, jkt)
+	as, err := h.FirstParty.StepUpSession(ctx, ar.GetClient(), owner, SessionAMR(session), authTime, jkt, ar.GetID())
 	if err != nil {
 		if h.Logger != nil {
 			h.Logger.WarnContext(ctx, "no step-up auth_session for a redeemed code", "err", err.Error())

@@ -238,7 +238,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	omitEmptyScope(resp)
 	if ar.GetGrantTypes().ExactOne(clients.GrantAuthorizationCode) {
-		h.addStepUpSession(ctx, resp, client, owner, session, proof)
+		h.addStepUpSession(ctx, resp, ar, owner, session, proof)
 	}
 	if proof != nil {
 		resp.SetTokenType(dpop.Scheme)

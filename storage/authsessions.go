@@ -16,6 +16,7 @@ type authSessionRow struct {
 	Handle    string    `gorm:"column:handle;primaryKey"`
 	ClientID  string    `gorm:"column:client_id"`
 	UserID    string    `gorm:"column:user_id"`
+	GrantID   string    `gorm:"column:grant_id"`
 	JKT       string    `gorm:"column:jkt"`
 	State     string    `gorm:"column:state"`
 	ExpiresAt time.Time `gorm:"column:expires_at"`
@@ -26,14 +27,14 @@ func (authSessionRow) TableName() string { return tableAuthSessions }
 
 func toAuthSessionRow(r *challenge.Record) *authSessionRow {
 	return &authSessionRow{
-		Handle: r.Handle, ClientID: r.ClientID, UserID: r.UserID, JKT: r.JKT, State: string(r.State),
+		Handle: r.Handle, ClientID: r.ClientID, UserID: r.UserID, GrantID: r.GrantID, JKT: r.JKT, State: string(r.State),
 		ExpiresAt: dbTime(r.ExpiresAt), CreatedAt: dbTime(r.CreatedAt),
 	}
 }
 
 func (r *authSessionRow) record() *challenge.Record {
 	return &challenge.Record{
-		Handle: r.Handle, ClientID: r.ClientID, UserID: r.UserID, JKT: r.JKT, State: []byte(r.State),
+		Handle: r.Handle, ClientID: r.ClientID, UserID: r.UserID, GrantID: r.GrantID, JKT: r.JKT, State: []byte(r.State),
 		ExpiresAt: r.ExpiresAt.UTC(), CreatedAt: r.CreatedAt.UTC(),
 	}
 }
@@ -70,7 +71,7 @@ func (s *Store) ReplaceAuthSession(ctx context.Context, oldHandle string, r *cha
 	var n int64
 	err := s.write(ctx, func(db *gorm.DB) error {
 		res := db.Model(&authSessionRow{}).Where("handle = ?", oldHandle).Updates(map[string]any{
-			"handle": row.Handle, "client_id": row.ClientID, "user_id": row.UserID, "jkt": row.JKT,
+			"handle": row.Handle, "client_id": row.ClientID, "user_id": row.UserID, "grant_id": row.GrantID, "jkt": row.JKT,
 			"state": row.State, "expires_at": row.ExpiresAt,
 		})
 		n = res.RowsAffected

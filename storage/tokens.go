@@ -318,10 +318,16 @@ func (s *Store) lockRefreshOwner(tx *gorm.DB, signature string) error {
 
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage: it marks
 // every refresh token of the family requestID inactive (kept for reuse
-// detection until DeleteExpired). An unknown family is not an error.
+// detection until DeleteExpired) and deletes the grant's step-up
+// auth_session. An unknown family is not an error.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
 	if err := s.write(ctx, func(db *gorm.DB) error {
-		return db.Model(&refreshTokenRow{}).Where("request_id = ?", requestID).Update("active", false).Error
+		if err := db.Model(&refreshTokenRow{}).Where("request_id = ?", requestID).Update("active", false).Error; err != nil {
+			return err
+		}
+		// The grant's step-up auth_session (the challenge endpoint's)
+		// ends with it: revocation, refresh reuse, a code redeemed twice.
+		return db.Where("grant_id = ?", requestID).Delete(&authSessionRow{}).Error
 	}); err != nil {
 		return s.wrapFosite(err, "storage: revoke refresh tokens")
 	}

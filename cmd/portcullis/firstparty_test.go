@@ -212,12 +212,19 @@ func TestFirstPartyFlow(t *testing.T) {
 			return proctest.PostForm(t, tokenURL, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {v}, "client_id": {app.ClientID}}.Encode())
 		}
 		wantOAuthError(t, redeem(strings.Repeat("x", 48)), 400, "invalid_grant")
-		first := proctest.MustToken(t, redeem(verifier))
+		r = redeem(verifier)
+		first := proctest.MustToken(t, r)
+		stepUp, _ := r.JSON(t)["auth_session"].(string)
 		authClaims(t, first.AccessToken, []string{"mfa", "otp", "pwd"}, "2")
 		wantOAuthError(t, redeem(verifier), 400, "invalid_grant")
 		// The second redemption revoked what the first issued (RFC 6749
-		// §4.1.2): its refresh token is dead.
+		// §4.1.2): its refresh token is dead, and so is the step-up
+		// auth_session of its token response.
 		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(app.ClientID, first.RefreshToken)), 400, "invalid_grant")
+		r = proctest.PostForm(t, challengeURL, url.Values{"client_id": {app.ClientID}, "auth_session": {stepUp}, "code_challenge": {s256(verifier)}, "code_challenge_method": {"S256"}}.Encode())
+		if body := r.JSON(t); stepUp == "" || body["error"] != "invalid_session" {
+			t.Fatalf("step-up auth_session %q of a code redeemed twice: %d %s", stepUp, r.Status, r.Body)
+		}
 
 		// DPoP: the auth_session, the code and the tokens are bound to the
 		// app's key; the auth_session is useless without it.

@@ -42,7 +42,7 @@ func (h *Handler) CheckLogin(ctx context.Context, client fosite.Client, user *id
 		// cannot enrol a factor.
 		st = &state{Kind: kindStepUp, PriorAMR: amr}
 	}
-	value, err := h.storeFor(ctx, client, st, user, jkt, h.SessionLifetime)
+	value, err := h.store(ctx, client, nil, st, user, jkt, "", h.SessionLifetime)
 	if err != nil {
 		return err
 	}
@@ -54,12 +54,7 @@ func (h *Handler) CheckLogin(ctx context.Context, client fosite.Client, user *id
 // just finished here (a code redeemed), with which the client can come
 // back for a step-up (RFC 9470 via draft §7), which always asks for a
 // fresh factor.
-func (h *Handler) StepUpSession(ctx context.Context, client fosite.Client, user *identity.User, amr []string, authTime time.Time, jkt string) (string, error) {
+func (h *Handler) StepUpSession(ctx context.Context, client fosite.Client, user *identity.User, amr []string, authTime time.Time, jkt, grantID string) (string, error) {
 	st := &state{Kind: kindStepUp, PriorAMR: amr, PriorAuthTime: authTime.Unix()}
-	return h.storeFor(ctx, client, st, user, jkt, h.StepUpLifetime)
-}
-
-// storeFor stores a new session of client and user bound to jkt.
-func (h *Handler) storeFor(ctx context.Context, client fosite.Client, st *state, user *identity.User, jkt string, lifetime time.Duration) (string, error) {
-	return h.store(ctx, client, nil, st, user, jkt, lifetime)
+	return h.store(ctx, client, nil, st, user, jkt, grantID, h.StepUpLifetime)
 }

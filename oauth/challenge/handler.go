@@ -511,7 +511,7 @@ func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request, client fo
 		description = "Further authentication is required: send what the response asks for with the auth_session."
 	}
 	body["error_description"] = description
-	value, err := h.store(ctx, client, rec, st, user, jkt, h.SessionLifetime)
+	value, err := h.store(ctx, client, rec, st, user, jkt, "", h.SessionLifetime)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -620,9 +620,10 @@ func addMethod(done []string, m string) []string {
 
 // store saves st under a new handle, in place of rec (conditionally: a
 // handle used meanwhile makes this invalid_session; the binding stays) or
-// as a new session bound to the DPoP key jkt ("" for none), and returns
-// the new auth_session value.
-func (h *Handler) store(ctx context.Context, client fosite.Client, rec *Record, st *state, user *identity.User, jkt string, lifetime time.Duration) (string, error) {
+// as a new session bound to the DPoP key jkt ("" for none) and, for a
+// step-up session, to the grant grantID, and returns the new auth_session
+// value.
+func (h *Handler) store(ctx context.Context, client fosite.Client, rec *Record, st *state, user *identity.User, jkt, grantID string, lifetime time.Duration) (string, error) {
 	value, err := newHandle()
 	if err != nil {
 		return "", err
@@ -638,7 +639,7 @@ func (h *Handler) store(ctx context.Context, client fosite.Client, rec *Record, 
 	}
 	switch {
 	case rec != nil:
-		next.JKT, next.CreatedAt = rec.JKT, rec.CreatedAt
+		next.JKT, next.CreatedAt, next.GrantID = rec.JKT, rec.CreatedAt, rec.GrantID
 		ok, err := h.Sessions.ReplaceAuthSession(ctx, rec.Handle, next)
 		if err != nil {
 			return "", err
@@ -647,7 +648,7 @@ func (h *Handler) store(ctx context.Context, client fosite.Client, rec *Record, 
 			return "", errInvalidSession
 		}
 	default:
-		next.JKT = jkt
+		next.JKT, next.GrantID = jkt, grantID
 		if err := h.Sessions.CreateAuthSession(ctx, next); err != nil {
 			return "", err
 		}

@@ -18,6 +18,9 @@ type Record struct {
 	ClientID string
 	// UserID is the user once identified (by a password), else "".
 	UserID string
+	// GrantID is the grant whose token response carried the session (a
+	// step-up session), else "": revoking the grant deletes the session.
+	GrantID string
 	// JKT is the thumbprint of the DPoP key the session is bound to (the
 	// key of the proof that came with its first request), else "".
 	JKT string

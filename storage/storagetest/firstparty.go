@@ -152,6 +152,19 @@ func testAuthSessions(t *testing.T, open Open) {
 		t.Fatal("second delete reported a session")
 	}
 
+	// Revoking a grant deletes its step-up session.
+	grantSession := &challenge.Record{Handle: hexHandle("g"), ClientID: "app", UserID: "user-3", GrantID: "grant-1", State: []byte(`{}`), ExpiresAt: t0.Add(time.Hour), CreatedAt: t0}
+	wantErr(t, "create", s.CreateAuthSession(ctx, grantSession), nil)
+	if got, err := s.GetAuthSession(ctx, grantSession.Handle); err != nil || got.GrantID != "grant-1" {
+		t.Fatalf("grant session: %+v %v", got, err)
+	}
+	wantErr(t, "revoke other grant", s.RevokeRefreshToken(ctx, "grant-2"), nil)
+	_, err = s.GetAuthSession(ctx, grantSession.Handle)
+	wantErr(t, "session of another grant", err, nil)
+	wantErr(t, "revoke grant", s.RevokeRefreshToken(ctx, "grant-1"), nil)
+	_, err = s.GetAuthSession(ctx, grantSession.Handle)
+	wantErr(t, "session of a revoked grant", err, apperr.ErrNotFound)
+
 	// RevokeSubject deletes the user's sessions only.
 	mine := &challenge.Record{Handle: hexHandle("c"), ClientID: "app", UserID: "user-1", State: []byte(`{}`), ExpiresAt: t0.Add(time.Hour), CreatedAt: t0}
 	theirs := &challenge.Record{Handle: hexHandle("d"), ClientID: "app", UserID: "user-2", State: []byte(`{}`), ExpiresAt: t0.Add(time.Hour), CreatedAt: t0}
