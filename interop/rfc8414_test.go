@@ -25,6 +25,11 @@ var registeredMetadata = []string{
 	"revocation_endpoint", "revocation_endpoint_auth_methods_supported",
 	"introspection_endpoint", "introspection_endpoint_auth_methods_supported",
 	"dpop_signing_alg_values_supported", // RFC 9449 §5.1
+	"code_challenge_methods_supported",  // RFC 8414 §2 (PKCE)
+	"acr_values_supported",              // OpenID Connect Discovery, in the same registry
+	// draft-ietf-oauth-first-party-apps-04 §8, whose registration is
+	// requested of IANA (§10.2).
+	"authorization_challenge_endpoint",
 }
 
 // portcullisMetadata are Portcullis's own, unregistered members, which
@@ -91,7 +96,7 @@ func TestRFC8414(t *testing.T) {
 	t.Run("§2 grant_types_supported: exactly the grants the token endpoint serves", func(t *testing.T) {
 		got := strs(md["grant_types_supported"])
 		slices.Sort(got)
-		if want := []string{"client_credentials", "password", "refresh_token"}; !slices.Equal(got, want) {
+		if want := []string{"authorization_code", "client_credentials", "password", "refresh_token"}; !slices.Equal(got, want) {
 			t.Fatalf("grant_types_supported %v, want %v", got, want)
 		}
 	})
