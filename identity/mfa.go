@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -73,6 +74,24 @@ func (m *MFA) sealer() (*seal.Sealer, error) {
 		return nil, errNoSecretsKey
 	}
 	return m.Sealer, nil
+}
+
+// check opens f's secret and verifies code at now (RFC 6238, ±1 step,
+// only steps after f.LastUsedStep): the code's step, or ErrInvalidCode.
+func (m *MFA) check(f *Factor, code string, now time.Time) (int64, error) {
+	sealer, err := m.sealer()
+	if err != nil {
+		return 0, err
+	}
+	secret, err := totp.OpenSecret(sealer, f.ID, f.WrapKeyID, f.Sealed)
+	if err != nil {
+		return 0, fmt.Errorf("open factor secret: %w", err)
+	}
+	step, ok := totp.Verify(secret, code, now, f.LastUsedStep)
+	if !ok {
+		return 0, ErrInvalidCode
+	}
+	return step, nil
 }
 
 // ConfirmedFactor returns the user's confirmed TOTP factor, or nil (and no
@@ -195,19 +214,11 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u *User, factorID, code, clie
 	if err := s.reserve(ctx, u.Username, clientIP, now); err != nil {
 		return nil, err
 	}
-	sealer, err := m.sealer()
+	step, err := m.check(f, code, now)
 	if err != nil {
 		return nil, err
 	}
-	secret, err := totp.OpenSecret(sealer, f.ID, f.WrapKeyID, f.Sealed)
-	if err != nil {
-		return nil, fmt.Errorf("open factor secret: %w", err)
-	}
-	step, ok := totp.Verify(secret, code, now, f.LastUsedStep)
-	if !ok {
-		return nil, ErrInvalidCode
-	}
-	if ok, err = m.Factors.ConfirmFactor(ctx, u.ID, f.ID, step, now); err != nil {
+	if ok, err := m.Factors.ConfirmFactor(ctx, u.ID, f.ID, step, now); err != nil {
 		return nil, fmt.Errorf("confirm factor: %w", err)
 	} else if !ok {
 		return nil, ErrInvalidCode
@@ -344,17 +355,9 @@ func (s *Service) VerifySecondFactor(ctx context.Context, u *User, otp, recovery
 	if f == nil {
 		return ErrInvalidCode
 	}
-	sealer, err := m.sealer()
+	step, err := m.check(f, otp, now)
 	if err != nil {
 		return err
-	}
-	secret, err := totp.OpenSecret(sealer, f.ID, f.WrapKeyID, f.Sealed)
-	if err != nil {
-		return fmt.Errorf("open factor secret: %w", err)
-	}
-	step, ok := totp.Verify(secret, otp, now, f.LastUsedStep)
-	if !ok {
-		return ErrInvalidCode
 	}
 	used, err := m.Factors.UseTOTPStep(ctx, f.ID, step)
 	if err != nil {

@@ -18,3 +18,7 @@ func writeJSONNoStore(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
+
+// WriteJSONNoStore is writeJSONNoStore for the OAuth endpoints of other
+// packages (the authorization challenge endpoint).
+func WriteJSONNoStore(w http.ResponseWriter, status int, v any) { writeJSONNoStore(w, status, v) }

@@ -479,6 +479,13 @@ func (h *TokenHandler) clientIP(r *http.Request) string {
 	if h.ClientIP != nil {
 		return h.ClientIP(r)
 	}
+	return RemoteIP(r)
+}
+
+// RemoteIP is the address of r's connection without its port: the
+// rate-limit and lockout key of a request when no trusted proxy names
+// the client.
+func RemoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

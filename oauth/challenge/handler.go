@@ -26,7 +26,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -517,7 +516,7 @@ func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request, client fo
 		return
 	}
 	body["auth_session"] = value
-	writeJSON(w, http.StatusUnauthorized, body)
+	oauth.WriteJSONNoStore(w, http.StatusUnauthorized, body)
 }
 
 // failedStep counts a wrong password or code against the session: after
@@ -597,7 +596,7 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, client fosite.Cl
 	if len(recoveryCodes) > 0 {
 		body["recovery_codes"] = recoveryCodes
 	}
-	writeJSON(w, http.StatusOK, body)
+	oauth.WriteJSONNoStore(w, http.StatusOK, body)
 }
 
 // withMFA returns amr sorted, with "mfa" when a password and a second
@@ -683,11 +682,7 @@ func (h *Handler) clientIP(r *http.Request) string {
 	if h.ClientIP != nil {
 		return h.ClientIP(r)
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return oauth.RemoteIP(r)
 }
 
 // fail writes err as an RFC 6749 §5.2 error (the token endpoint's
@@ -698,7 +693,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		if e.CodeField == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "1")
 		}
-		writeJSON(w, e.CodeField, map[string]string{"error": e.ErrorField, "error_description": e.DescriptionField})
+		oauth.WriteJSONNoStore(w, e.CodeField, map[string]string{"error": e.ErrorField, "error_description": e.DescriptionField})
 		return
 	}
 	if _, ok := errors.AsType[*dpop.Error](err); ok && h.DPoP != nil && h.DPoP.Nonces() != nil {
@@ -713,14 +708,4 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	oauth.WriteError(w, r, err)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, _ := json.Marshal(v)
-	h := w.Header()
-	h.Set("Content-Type", "application/json;charset=UTF-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
 }
