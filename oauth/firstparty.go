@@ -105,13 +105,15 @@ func (h *TokenHandler) checkLogin(ctx context.Context, client fosite.Client, use
 	return h.FirstParty.CheckLogin(ctx, client, user, amr, fresh, jkt)
 }
 
-// addStepUpSession adds to the response of a redeemed code the
-// auth_session for a later step-up (draft-ietf-oauth-first-party-apps
-// §6.1). Without one the tokens are still good: a failure is logged, not
-// returned.
-func (h *TokenHandler) addStepUpSession(ctx context.Context, resp fosite.AccessResponder, ar fosite.AccessRequester, owner *identity.User, session *oauth2.JWTSession, proof *dpop.Proof) {
+// stepUpSession returns the auth_session for a later step-up
+// (draft-ietf-oauth-first-party-apps §6.1) to add to the response of the
+// code being redeemed in ar, or "" for none. It runs before the code is
+// marked used (see ServeHTTP); a session of a redemption that then fails
+// was never handed out, so nobody can use it, and it expires. Without one
+// the tokens are still good: a failure is logged, not returned.
+func (h *TokenHandler) stepUpSession(ctx context.Context, ar fosite.AccessRequester, owner *identity.User, session *oauth2.JWTSession, proof *dpop.Proof) string {
 	if h.FirstParty == nil || owner == nil {
-		return
+		return ""
 	}
 	jkt := ""
 	if proof != nil {
@@ -131,11 +133,9 @@ func (h *TokenHandler) addStepUpSession(ctx context.Context, resp fosite.AccessR
 		if h.Logger != nil {
 			h.Logger.WarnContext(ctx, "no step-up auth_session for a redeemed code", "err", err.Error())
 		}
-		return
+		return ""
 	}
-	if as != "" {
-		resp.SetExtra("auth_session", as)
-	}
+	return as
 }
 
 // revokeGrant revokes every token of the grant requestID and returns

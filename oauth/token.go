@@ -105,7 +105,12 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// fosite removes the password from the form it shares with r.
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
-	ar, err := h.Provider.NewAccessRequest(withCodeVerifier(withProofKey(ctx, proof), r.PostForm.Get("code_verifier")), r, NewSession())
+	// The code_verifier and the proof's key reach the storage calls of
+	// both NewAccessRequest and NewAccessResponse: fosite reads the code
+	// again in the latter, and a concurrent redemption may have used it
+	// meanwhile (grantStore.GetAuthorizeCodeSession).
+	ctx = withCodeVerifier(withProofKey(ctx, proof), r.PostForm.Get("code_verifier"))
+	ar, err := h.Provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		h.fail(ctx, w, r, ar, err)
 		return
@@ -223,6 +228,15 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// RFC 9068 §2.1: the client, or an audience, may ask for RS256.
 	ctx = withSigningAlg(ctx, h.Audience.signingAlg(client, ar.GetGrantedAudience()))
 
+	// The step-up auth_session of a redeemed code is stored before the
+	// code is marked used: a concurrent redemption that then finds it
+	// used revokes the grant and so deletes the session (storage's
+	// RevokeRefreshToken). Stored after, it could come after that
+	// revocation and outlive the grant.
+	stepUp := ""
+	if ar.GetGrantTypes().ExactOne(clients.GrantAuthorizationCode) {
+		stepUp = h.stepUpSession(ctx, ar, owner, session, proof)
+	}
 	resp, err := h.respond(ctx, ar, session, user)
 	if err != nil {
 		h.fail(ctx, w, r, ar, err)
@@ -237,8 +251,8 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	omitEmptyScope(resp)
-	if ar.GetGrantTypes().ExactOne(clients.GrantAuthorizationCode) {
-		h.addStepUpSession(ctx, resp, ar, owner, session, proof)
+	if stepUp != "" {
+		resp.SetExtra("auth_session", stepUp)
 	}
 	if proof != nil {
 		resp.SetTokenType(dpop.Scheme)
