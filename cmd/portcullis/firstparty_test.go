@@ -480,3 +480,26 @@ func TestREADMEFirstPartyWalkthrough(t *testing.T) {
 		t.Fatalf("walkthrough printed %s", out)
 	}
 }
+
+// TestFirstPartyCodeExpiry: an authorization code is refused once its
+// 60 s lifetime (oauth.CodeLifetime) has passed, waited for for real,
+// and that refusal burns nothing else: a new login works.
+func TestFirstPartyCodeExpiry(t *testing.T) {
+	t.Parallel()
+	srv := portcullis.Serve(t)
+	srv.CreateUser(t, "bob", alicePW)
+	app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "authorization_code")
+	verifier := strings.Repeat("c0de", 12)
+	r := proctest.PostForm(t, srv.URL+"/oauth2/authorize-challenge", url.Values{"client_id": {app.ClientID}, "username": {"bob"}, "password": {alicePW},
+		"code_challenge": {s256(verifier)}, "code_challenge_method": {"S256"}}.Encode())
+	code, _ := r.JSON(t)["authorization_code"].(string)
+	if r.Status != http.StatusOK || code == "" {
+		t.Fatalf("challenge: %d %s", r.Status, r.Body)
+	}
+	time.Sleep(61 * time.Second)
+	wantOAuthError(t, proctest.PostForm(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"code_verifier": {verifier}, "client_id": {app.ClientID}}.Encode()), 400, "invalid_grant")
+	if _, err := firstPartyClient(srv, app.ClientID).Login(t.Context(), firstparty.Credentials{Username: "bob", Password: alicePW}, firstparty.Options{}); err != nil {
+		t.Fatalf("login after an expired code: %v", err)
+	}
+}
