@@ -66,7 +66,12 @@ this way.`,
 			out := map[string]any{"kid": k.ID, "activates_at": k.ActivatesAt.UTC()}
 			return a.print(out, func(w io.Writer) {
 				fmt.Fprintf(w, "new signing key %s (%s), signing from %s\n", k.ID, k.Algorithm, k.ActivatesAt.Format(time.RFC3339))
-				fmt.Fprintf(w, "running servers switch within %s\n", a.cfg.Keys.ReloadInterval)
+				if prepublish {
+					fmt.Fprintf(w, "published now (running servers serve it in their JWKS within %s); it signs from %s, when running servers switch to it\n",
+						a.cfg.Keys.ReloadInterval, k.ActivatesAt.Format(time.RFC3339))
+				} else {
+					fmt.Fprintf(w, "running servers switch to it within %s\n", a.cfg.Keys.ReloadInterval)
+				}
 			})
 		}),
 	}

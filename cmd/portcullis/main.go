@@ -16,7 +16,7 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "portcullis: "+oneLine(err.Error()))
+		fmt.Fprintln(os.Stderr, "portcullis: "+explain(err))
 		os.Exit(1)
 	}
 }
