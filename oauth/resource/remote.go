@@ -284,9 +284,15 @@ func (s *RemoteKeySet) runFetch(ctx context.Context, f *flight) {
 	fctx, cancel := context.WithTimeout(ctx, s.opts.FetchTimeout)
 	err := s.fetch(fctx)
 	cancel()
+	s.mu.Lock()
+	fetched := s.fetched
+	s.mu.Unlock()
 	if err != nil {
-		s.opts.Logger.WarnContext(ctx, "fetching issuer key set failed; serving cached keys",
-			"issuer", s.issuer, "err", err)
+		msg := "fetching issuer key set failed; serving cached keys"
+		if !fetched {
+			msg = "fetching issuer key set failed; no keys yet, tokens are refused until a fetch succeeds"
+		}
+		s.opts.Logger.WarnContext(ctx, msg, "issuer", s.issuer, "err", err)
 	}
 	s.mu.Lock()
 	s.lastErr = err

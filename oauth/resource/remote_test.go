@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -592,5 +593,32 @@ func TestRemoteKeySetHungIssuerUnknownKid(t *testing.T) {
 	}
 	if !errors.Is(err, resource.ErrKeySetUnavailable) {
 		t.Errorf("Key = %v, want ErrKeySetUnavailable", err)
+	}
+}
+
+// TestRemoteKeySetFailureLog: a failed fetch says "serving cached keys"
+// only when there are cached keys; before the first success it says that
+// tokens are refused (the log once claimed cached keys it did not have).
+func TestRemoteKeySetFailureLog(t *testing.T) {
+	is := newRemoteTestIssuer(t, "", remoteJWKS(t, remoteECKey(t, "k1")))
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	ks := resource.NewRemoteKeySet(is.URL(), resource.RemoteOptions{HTTPClient: is.Client(), Logger: logger})
+	is.SetStatus(http.StatusInternalServerError)
+	if err := ks.Refresh(t.Context()); err == nil {
+		t.Fatal("Refresh succeeded against a failing issuer")
+	}
+	if !strings.Contains(logs.String(), "no keys yet, tokens are refused") || strings.Contains(logs.String(), "serving cached keys") {
+		t.Fatalf("first failure logged %q", logs.String())
+	}
+	is.SetStatus(http.StatusOK)
+	if err := ks.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	logs.Reset()
+	is.SetStatus(http.StatusInternalServerError)
+	_ = ks.Refresh(t.Context())
+	if !strings.Contains(logs.String(), "serving cached keys") {
+		t.Fatalf("failure with cached keys logged %q", logs.String())
 	}
 }
