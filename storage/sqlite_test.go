@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,6 +206,37 @@ func TestSQLiteConcurrentMigrate(t *testing.T) {
 		for m, k := range seen {
 			if k != 1 {
 				t.Fatalf("round %d: %s applied %d times", round, m, k)
+			}
+		}
+	}
+}
+
+// TestSQLiteOpenWhileMigrating: processes opening a new SQLite file at
+// once while one of them migrates it (replicas, or serve and a CLI
+// command, started together) wait for each other's locks instead of
+// failing with SQLITE_BUSY (seen in CI: "open sqlite: … database is
+// locked"). The journal_mode pragma, which turns a new file to WAL, ran
+// before busy_timeout was set, so it did not wait.
+func TestSQLiteOpenWhileMigrating(t *testing.T) {
+	for round := range 10 {
+		dsn := storagetest.SQLiteDSN(t)
+		errs := make(chan error, 8)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				s, err := storage.Open(t.Context(), dsn, storage.Options{})
+				if err == nil {
+					_, err = s.Migrate(t.Context())
+					_ = s.Close()
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: open and migrate at once: %v", round, err)
 			}
 		}
 	}

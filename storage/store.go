@@ -241,6 +241,17 @@ func open(ctx context.Context, dsn string, opts Options, prepare bool) (*Store, 
 	s.driver = parsed.Driver
 	switch parsed.Driver {
 	case DriverSQLite:
+		if prepare && !inMemorySQLite(parsed.Path) && !strings.HasPrefix(parsed.Path, "file:") {
+			// Processes opening one new file together take turns (the
+			// lock migrations take too): turning a new file to WAL needs
+			// an exclusive lock, and SQLite answers SQLITE_BUSY at once,
+			// without waiting, when another connection holds one.
+			unlock, err := lockFile(ctx, parsed.Path+migrateLockSuffix, 60*time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("storage: open sqlite: lock %s: %w", parsed.Path+migrateLockSuffix, err)
+			}
+			defer unlock()
+		}
 		if prepare {
 			if err := privateSQLiteFiles(parsed.Path, logger); err != nil {
 				return nil, fmt.Errorf("storage: open sqlite: %w", err)
@@ -443,9 +454,13 @@ func openSQLite(path string, gcfg *gorm.Config, busyTimeout time.Duration, wal b
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
+	// busy_timeout first: the driver runs the pragmas in order, and
+	// journal_mode (which turns a new file to WAL) must wait for another
+	// process's locks like every other statement, not fail at once with
+	// SQLITE_BUSY (processes opening one new file together).
 	params := fmt.Sprintf("_pragma=busy_timeout(%d)&", max(busyTimeout.Milliseconds(), 1)) + sqliteParams
 	if wal {
-		params = sqliteWAL + "&" + params
+		params += "&" + sqliteWAL
 	}
 	return gorm.Open(sqlite.Open(path+sep+params), gcfg)
 }
