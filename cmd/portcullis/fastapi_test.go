@@ -46,11 +46,22 @@ func requireFastAPI(t *testing.T) {
 // as its audience defaults to it: http://localhost:PORT.
 func startFastAPI(t *testing.T, issuer string) string {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		_, port, _ := net.SplitHostPort(proctest.FreeAddr(t))
-		p := proctest.Start(t, debianPython,
+	return onFreePort(t, func(port string) *proctest.Process {
+		return proctest.Start(t, debianPython,
 			[]string{"PATH=" + os.Getenv("PATH"), "PYTHONDONTWRITEBYTECODE=1", "PORTCULLIS_ISSUER_URL=" + issuer, "API_PORT=" + port},
 			"-m", "uvicorn", "app:app", "--app-dir", fastAPIDir, "--host", "127.0.0.1", "--port", port)
+	})
+}
+
+// onFreePort starts the FastAPI example with start on a free port, waits
+// until its /health answers and returns http://localhost:PORT. It starts
+// again on another port, a bounded number of times, when the port was
+// taken meanwhile.
+func onFreePort(t *testing.T, start func(port string) *proctest.Process) string {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		_, port, _ := net.SplitHostPort(proctest.FreeAddr(t))
+		p := start(port)
 		base := "http://localhost:" + port
 		err := p.WaitHTTP(base+"/health", http.StatusOK)
 		if err == nil {
@@ -108,7 +119,7 @@ func TestFastAPIExample(t *testing.T) {
 	srv.CreateUser(t, "alice", alicePW, "staff")
 	srv.CreateUser(t, "bob", alicePW)
 	api := startFastAPI(t, srv.URL)
-	app := srv.CreateClient(t, "--name", "fastapi", "--public", "--scope", "items", "--audience", api)
+	app := srv.CreateClient(t, "--name", "fastapi", "--public", "--scope", "items", "--audience", api, "--cors-origin", api)
 	noScope := srv.CreateClient(t, "--name", "no-items", "--public", "--audience", api)
 	elsewhere := srv.CreateClient(t, "--name", "elsewhere", "--public", "--audience", "https://elsewhere.example")
 	svc := srv.CreateClient(t, "--name", "svc", "--grant-type", "client_credentials", "--audience", api)
@@ -183,6 +194,21 @@ func TestFastAPIExample(t *testing.T) {
 			t.Fatalf("password flow %+v; token_endpoint %v", flow, meta["token_endpoint"])
 		}
 	})
+	t.Run("Swagger UI on the API's origin may read the token response (CORS)", func(t *testing.T) {
+		pre := proctest.Do(t, http.MethodOptions, srv.URL+"/oauth2/token", "", nil, "Origin", api,
+			"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization,content-type,x-requested-with")
+		if got := pre.Header.Get("Access-Control-Allow-Origin"); got != api {
+			t.Fatalf("preflight: %d, Access-Control-Allow-Origin %q", pre.Status, got)
+		}
+		// What Swagger UI's Authorize dialog sends for a public client.
+		form := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}, "scope": {"items"}}
+		r := proctest.PostForm(t, srv.URL+"/oauth2/token", form.Encode(), "Origin", api, "X-Requested-With", "XMLHttpRequest",
+			"Authorization", proctest.BasicAuth(app.ClientID, ""))
+		if got := r.Header.Get("Access-Control-Allow-Origin"); r.Status != http.StatusOK || got != api {
+			t.Fatalf("token: %d, Access-Control-Allow-Origin %q: %s", r.Status, got, r.Body)
+		}
+		wantAPI(t, callAPI(t, api, "/users/me/items", proctest.MustToken(t, r).AccessToken), http.StatusOK, "")
+	})
 	t.Run("an expired token: 401, once exp has passed for real", func(t *testing.T) {
 		token := passwordToken(t, srv, app.ClientID, "alice", "")
 		wantAPI(t, callAPI(t, api, "/users/me", token), http.StatusOK, "")
@@ -237,5 +263,78 @@ func TestFastAPIExampleRefusesForgedTokens(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			wantAPI(t, callAPI(t, api, "/users/me", is.Sign(t, tc.tok)), tc.status, tc.challenge)
 		})
+	}
+}
+
+// TestFastAPIGuideWalkthrough runs deploy/examples/fastapi/README.md's
+// commands word for word after the main README's Quickstart (a server and
+// its user alice): the server block in the background, then the
+// walkthrough block. Only the quickstart's URLs and ports and the `go run`
+// command (the built binary, on the server's database) are substituted;
+// python3 is Debian's (/usr/bin first on PATH).
+func TestFastAPIGuideWalkthrough(t *testing.T) {
+	requireFastAPI(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("the FastAPI guide's walkthrough needs curl, which is not installed")
+	}
+	t.Parallel()
+	guide, err := os.ReadFile(fastAPIDir + "/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(start, end string) string {
+		_, b, ok := strings.Cut(string(guide), start)
+		b, _, ok2 := strings.Cut(b, end)
+		if !ok || !ok2 {
+			t.Fatalf("the FastAPI guide has no block %q", start)
+		}
+		return b
+	}
+	serverBlock := block("<!-- fastapi server -->\n```sh\n", "```\n")
+	walkthrough := block("<!-- fastapi walkthrough -->\n```sh\n", "```\n<!-- end fastapi walkthrough -->")
+
+	srv := portcullis.Serve(t)
+	srv.CreateUser(t, "alice", alicePW) // the Quickstart's sign-up
+	env := append(srv.Env(), "PATH=/usr/bin:"+os.Getenv("PATH"), "PYTHONDONTWRITEBYTECODE=1")
+	var subst *strings.Replacer
+	onFreePort(t, func(port string) *proctest.Process {
+		subst = strings.NewReplacer("http://localhost:8080", srv.URL, "localhost:8000", "localhost:"+port,
+			"--port 8000", "--port "+port, "go run ./cmd/portcullis", string(portcullis))
+		return proctest.Start(t, "bash", env, "-c", "cd ../.. && exec "+strings.TrimSpace(subst.Replace(serverBlock)))
+	})
+	cmd := exec.CommandContext(t.Context(), "bash", "-euo", "pipefail", "-c", subst.Replace(walkthrough))
+	cmd.Dir = "../.."
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr // the CLI's debug log (tests run servers at level debug)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("walkthrough: %v\n%s\n%s", err, out, stderr.String())
+	}
+	// set-roles prints the user, then come the three answers.
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 9 || !strings.Contains(string(out), "roles:         staff\n") {
+		t.Fatalf("walkthrough printed %d lines, want the user and 3 answers:\n%s", len(lines), out)
+	}
+	lines = lines[6:]
+	var me struct {
+		Username string   `json:"username"`
+		Roles    []string `json:"roles"`
+		Scope    string   `json:"scope"`
+	}
+	var items []struct {
+		Owner string `json:"owner"`
+	}
+	var staff struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal([]byte(lines[0]), &me) != nil || me.Username != "alice" || fmt.Sprint(me.Roles) != "[staff]" || me.Scope != "items" {
+		t.Fatalf("GET /users/me printed %s", lines[0])
+	}
+	if json.Unmarshal([]byte(lines[1]), &items) != nil || len(items) != 1 || items[0].Owner != "alice" {
+		t.Fatalf("GET /users/me/items printed %s", lines[1])
+	}
+	if json.Unmarshal([]byte(lines[2]), &staff) != nil || !strings.Contains(staff.Message, "alice") {
+		t.Fatalf("GET /staff printed %s", lines[2])
 	}
 }
