@@ -264,6 +264,14 @@ func TestFastAPIExampleRefusesForgedTokens(t *testing.T) {
 			wantAPI(t, callAPI(t, api, "/users/me", is.Sign(t, tc.tok)), tc.status, tc.challenge)
 		})
 	}
+	t.Run("metadata naming another issuer: 503, no token taken", func(t *testing.T) {
+		other := testkit.NewIssuer(t)
+		kid := other.AddKey(t, jose.ES256)
+		other.SetMetadataIssuer("https://elsewhere.example")
+		api := startFastAPI(t, other.URL())
+		tok := other.Sign(t, testkit.Token{KeyID: kid, Claims: claims(func(c map[string]any) { c["iss"], c["aud"] = other.URL(), api })})
+		wantAPI(t, callAPI(t, api, "/users/me", tok), http.StatusServiceUnavailable, "")
+	})
 }
 
 // TestFastAPIGuideWalkthrough runs deploy/examples/fastapi/README.md's
