@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -183,10 +184,9 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 		if tooLong {
 			p.failed = fmt.Sprintf("line is longer than %d bytes", maxImportLine)
 		} else {
-			p.user, p.failed = parseImportLine(line)
+			p.user, p.failed, p.name = parseImportLine(line)
 		}
 		if p.user != nil {
-			p.name = p.user.Username
 			norm := NormalizeUsername(p.name)
 			if first, dup := seen[norm]; dup {
 				p.user, p.failed = nil, fmt.Sprintf("the username is on line %d already", first)
@@ -282,8 +282,25 @@ func (s *Service) importUser(ctx context.Context, in *User, update bool) (Import
 
 // parseImportLine decodes and checks one line. It returns the user to
 // import (without ID and times) or the reason the line fails, in fixed
-// words that never repeat the password hash.
-func parseImportLine(line []byte) (*User, string) {
+// words that never repeat the password hash, and the line's username if
+// it is a valid one.
+func parseImportLine(line []byte) (u *User, failed, username string) {
+	u, failed = checkImportLine(line)
+	if u != nil {
+		return u, "", u.Username
+	}
+	var in struct {
+		Username string `json:"username"`
+	}
+	if json.Unmarshal(line, &in) == nil && ValidateNewUsername(in.Username) == nil && checkImportMembers(line) == "" {
+		username = in.Username
+	}
+	return nil, failed, username
+}
+
+// checkImportLine is parseImportLine without the username of a failed
+// line.
+func checkImportLine(line []byte) (*User, string) {
 	if reason := checkImportMembers(line); reason != "" {
 		return nil, reason
 	}
@@ -320,7 +337,7 @@ func hashProblem(h string) string {
 	if isBcrypt(h) {
 		if _, err := ParseBcrypt(h); err != nil {
 			// ParseBcrypt's detail names at most the cost.
-			return "invalid password_hash: " + errors.Unwrap(err).Error()
+			return "invalid password_hash: " + strings.TrimPrefix(err.Error(), ErrMalformedHash.Error()+": ")
 		}
 	}
 	if len(h) >= len("$argon2") && h[:len("$argon2")] == "$argon2" {
