@@ -184,13 +184,23 @@ func (h *PasswordHasher) Hash(password string) (string, error) {
 	return encodePHC(p, salt, key), nil
 }
 
-// Verify reports whether password matches the PHC-encoded hash, comparing
-// in constant time. needsRehash is true when ok is true and the stored
-// parameters (including salt and key lengths) differ from h.Params; the
-// caller should then store a fresh Hash of password. A malformed, out of
-// bounds or non-argon2id hash returns ErrMalformedHash, wrapped with detail,
-// and does no argon2 work.
+// Verify reports whether password matches the stored hash encoded, an
+// argon2id PHC string or a bcrypt hash (as imported from another system:
+// ParseBcrypt), comparing in constant time. needsRehash is true when ok is
+// true and the hash is bcrypt, or argon2id with parameters (including salt
+// and key lengths) other than h.Params; the caller should then store a
+// fresh Hash of password. A malformed or out of bounds hash (a bcrypt cost
+// outside MinBcryptCost..MaxBcryptCost included) or one of another
+// algorithm returns ErrMalformedHash, wrapped with detail, and does no
+// hashing work.
+//
+// A bcrypt check costs what its cost parameter says, not what h.Params
+// do: Burn matches argon2id hashes made with h.Params only.
 func (h *PasswordHasher) Verify(password, encoded string) (ok, needsRehash bool, err error) {
+	if isBcrypt(encoded) {
+		ok, err := verifyBcrypt(password, encoded)
+		return ok, ok, err
+	}
 	p, salt, key, err := ParsePHC(encoded)
 	if err != nil {
 		return false, false, err
@@ -207,6 +217,16 @@ func (h *PasswordHasher) Verify(password, encoded string) (ok, needsRehash bool,
 // unknown user, so that it costs as much as a wrong password and response
 // times do not reveal which usernames exist. The dummy hash is built once
 // per hasher, on first use. Burn does nothing if h.Params are invalid.
+//
+// Burn costs what an argon2id check with h.Params costs, the hash of
+// every account created or rehashed here. A user imported with a bcrypt
+// hash costs what that hash's cost says (cost 12: several times an
+// argon2id check with the default parameters) until their first
+// successful login rehashes it: until then, the time of a wrong password
+// tells such a user apart from an unknown username. Unknown users stay
+// indistinguishable from argon2id users, the default, which is the case
+// worth protecting; an operator who minds can have imported users log in
+// once, or import argon2id hashes.
 func (h *PasswordHasher) Burn(password string) {
 	h.burnOnce.Do(func() {
 		p := h.Params

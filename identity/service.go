@@ -43,7 +43,8 @@ type Service struct {
 	// MFA, when set, enables second factors (mfa.go).
 	MFA *MFA
 	// MaxConcurrentHashes bounds the argon2id computations running at once
-	// (each holds the configured memory); further logins wait their turn.
+	// (each holds the configured memory), and the bcrypt checks of
+	// imported hashes with them; further logins wait their turn.
 	// Zero means GOMAXPROCS: argon2id is CPU-bound, so more hashes at once
 	// only add memory and tail latency (measured: at 8 concurrent logins on
 	// 2 CPUs, 2 slots gave 68 grants/s at p99 300 ms, 4 slots 60/s at 490 ms).

@@ -13,7 +13,9 @@ type User struct {
 	// Username is the name as the user chose it; uniqueness is
 	// case-insensitive (see NormalizeUsername).
 	Username string
-	// PasswordHash is the argon2id PHC string; never logged or returned.
+	// PasswordHash is the argon2id PHC string, or a bcrypt hash imported
+	// from another system (ParseBcrypt) until the user's first successful
+	// login rehashes it; never logged or returned.
 	PasswordHash string
 	// Roles are carried in the user's access tokens.
 	Roles []string

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -144,8 +145,67 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			return a.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintln(w, "deleted user", args[0]) })
 		}),
 	}
-	cmd.AddCommand(create, list, get, disable, enable, del, setRoles, upd, resetMFA)
+	cmd.AddCommand(create, list, get, disable, enable, del, setRoles, upd, resetMFA, importCmd(g, stdin, stdout, stderr))
 	return cmd
+}
+
+// importCmd is "users import FILE": users with their existing password
+// hashes, from JSON Lines (identity.Service.Import).
+func importCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	var update bool
+	cmd := &cobra.Command{
+		Use: "import FILE [--update]",
+		Short: "Import users with their existing bcrypt or argon2id hashes from JSON Lines (FILE, or - for standard input): " +
+			`one {"username","password_hash","roles","disabled"} per line`,
+		Args: cobra.ExactArgs(1),
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+			in := stdin
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return fmt.Errorf("open the import file: %w", err)
+				}
+				defer f.Close()
+				in = f
+			}
+			report, err := a.users().Import(ctx, in, identity.ImportOptions{Update: update})
+			if perr := a.print(report, func(w io.Writer) { printImportReport(w, report) }); perr != nil && err == nil {
+				err = perr
+			}
+			switch {
+			case err != nil:
+				return err
+			case report.Failed > 0:
+				return fmt.Errorf("%d of the lines failed and were not imported; the others were", report.Failed)
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVar(&update, "update", false, "replace the hash, roles and disabled state of users that exist (default: skip them)")
+	return cmd
+}
+
+// printImportReport writes the lines that were not simply imported, then
+// the counts.
+func printImportReport(w io.Writer, r *identity.ImportReport) {
+	for _, l := range r.Lines {
+		if l.Outcome == identity.ImportImported {
+			continue
+		}
+		name := ""
+		if l.Username != "" {
+			name = " (" + l.Username + ")"
+		}
+		reason := ""
+		if l.Reason != "" {
+			reason = ": " + l.Reason
+		}
+		fmt.Fprintf(w, "line %d%s: %s%s\n", l.Line, name, l.Outcome, reason)
+	}
+	fmt.Fprintf(w, "imported %d, updated %d, skipped %d, failed %d\n", r.Imported, r.Updated, r.Skipped, r.Failed)
+	if r.StoppedAtLine > 0 {
+		fmt.Fprintf(w, "stopped at line %d: nothing from it on was imported\n", r.StoppedAtLine)
+	}
 }
 
 // resolveUser finds the user a command-line argument names: a user ID if

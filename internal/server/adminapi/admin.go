@@ -10,11 +10,13 @@
 package adminapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -83,6 +85,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	handle("DELETE /admin/clients/{id}", h.deleteClient)
 	handle("POST /admin/clients/{id}/secret", h.rotateSecret)
 	handle("POST /admin/users", h.createUser)
+	handle("POST /admin/users/import", h.importUsers)
 	handle("GET /admin/users", h.listUsers)
 	handle("GET /admin/users/{id}", h.getUser)
 	handle("PATCH /admin/users/{id}", h.patchUser)
@@ -487,5 +490,53 @@ func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpjson.Write(w, http.StatusCreated, rotateResponse{KID: k.ID, ActivatesAt: k.ActivatesAt.UTC()})
+	return nil
+}
+
+// importResponse is the body of POST /admin/users/import: the report, and
+// when the import stopped early the error (as in every error body).
+type importResponse struct {
+	*identity.ImportReport
+	Error            string `json:"error,omitempty"`
+	ErrorDescription string `json:"error_description,omitempty"`
+}
+
+// importUsers imports users with their existing password hashes
+// (identity.Service.Import): the body is JSON Lines (Content-Type
+// application/x-ndjson), within MaxBytes, read whole before anything is
+// written. ?update=true replaces the hash, roles and disabled state of
+// users that exist. It answers 200 with the report, whatever the lines'
+// outcomes; when a storage error stopped the import, the status of that
+// error with the report of what was committed and error and
+// error_description.
+func (h *Handler) importUsers(w http.ResponseWriter, r *http.Request) error {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-ndjson" {
+		return &apperr.Error{Code: apperr.EInvalid, Message: "the body must be JSON Lines with Content-Type application/x-ndjson"}
+	}
+	var update bool
+	switch r.URL.Query().Get("update") {
+	case "", "false":
+	case "true":
+		update = true
+	default:
+		return &apperr.Error{Code: apperr.EInvalid, Message: "update must be true or false"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBytes))
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return apperr.Errorf(apperr.ETooLarge, "request body exceeds %d bytes; split the import", h.MaxBytes)
+	}
+	if err != nil {
+		return apperr.Errorf(apperr.EInvalid, "unreadable request body")
+	}
+	report, err := h.Users.Import(r.Context(), bytes.NewReader(body), identity.ImportOptions{Update: update})
+	if err != nil {
+		if apperr.CodeOf(err) == apperr.EInternal && h.Logger != nil {
+			h.Logger.ErrorContext(r.Context(), "import stopped", "err", err)
+		}
+		httpjson.Write(w, httpjson.Status(err), importResponse{ImportReport: report,
+			Error: string(apperr.CodeOf(err)), ErrorDescription: apperr.MessageOf(err)})
+		return nil
+	}
+	httpjson.Write(w, http.StatusOK, importResponse{ImportReport: report})
 	return nil
 }
