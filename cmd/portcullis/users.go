@@ -110,6 +110,32 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 		func([]string) identity.Change { return identity.Change{Disabled: &no, Unlock: true} })
 	setRoles := update("set-roles U [R]...", "Replace a user's roles", cobra.MinimumNArgs(1),
 		func(args []string) identity.Change { r := args[1:]; return identity.Change{Roles: &r} })
+	var setPasswordStdin bool
+	setPassword := &cobra.Command{
+		Use: "set-password U --password-stdin",
+		Short: "Replace a user's password, read from standard input: the password policy applies, " +
+			"the user's grants (refresh tokens and their access tokens) are revoked and the lockout counters cleared",
+		Args: cobra.ExactArgs(1),
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+			if !setPasswordStdin {
+				return errors.New("--password-stdin is required: passwords are never taken from the command line")
+			}
+			password, err := readPassword(stdin)
+			if err != nil {
+				return err
+			}
+			u, err := resolveUser(ctx, a.users(), args[0])
+			if err != nil {
+				return err
+			}
+			u, err = a.users().Update(ctx, u.ID, identity.Change{Password: &password})
+			if err != nil {
+				return identity.AsAppError(err)
+			}
+			return show(ctx, a, u)
+		}),
+	}
+	setPassword.Flags().BoolVar(&setPasswordStdin, "password-stdin", false, "read the new password from standard input (required)")
 	var mfaRequired bool
 	upd := update("update U --mfa-required=true|false", "Change a user's settings: --mfa-required makes every login of the user prove a second factor "+
 		"(enrolling one at the next login if the user has none)", cobra.ExactArgs(1),
@@ -144,7 +170,7 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			return a.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintln(w, "deleted user", args[0]) })
 		}),
 	}
-	cmd.AddCommand(create, list, get, disable, enable, del, setRoles, upd, resetMFA)
+	cmd.AddCommand(create, list, get, disable, enable, del, setRoles, setPassword, upd, resetMFA)
 	return cmd
 }
 
