@@ -59,9 +59,9 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED\tMFA REQUIRED\tMFA ENABLED")
+				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED\tLOCKED\tMFA REQUIRED\tMFA ENABLED")
 				for _, u := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%t\n", u.ID, u.Username, strings.Join(u.Roles, ","), u.Disabled, u.MFARequired, u.MFAEnabled)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%t\t%t\n", u.ID, u.Username, strings.Join(u.Roles, ","), u.Disabled, u.Locked, u.MFARequired, u.MFAEnabled)
 				}
 				tw.Flush()
 			})
@@ -108,6 +108,8 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 		func([]string) identity.Change { return identity.Change{Disabled: &yes} })
 	enable := update("enable U", "Enable a user and clear any lockout", cobra.ExactArgs(1),
 		func([]string) identity.Change { return identity.Change{Disabled: &no, Unlock: true} })
+	unlock := update("unlock U", "Clear a user's lockout counters: every network's lock, the account-wide delay (and the trusted networks)", cobra.ExactArgs(1),
+		func([]string) identity.Change { return identity.Change{Unlock: true} })
 	setRoles := update("set-roles U [R]...", "Replace a user's roles", cobra.MinimumNArgs(1),
 		func(args []string) identity.Change { r := args[1:]; return identity.Change{Roles: &r} })
 	var setPasswordStdin bool
@@ -170,7 +172,7 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			return a.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintln(w, "deleted user", args[0]) })
 		}),
 	}
-	cmd.AddCommand(create, list, get, disable, enable, del, setRoles, setPassword, upd, resetMFA)
+	cmd.AddCommand(create, list, get, disable, enable, unlock, del, setRoles, setPassword, upd, resetMFA)
 	return cmd
 }
 

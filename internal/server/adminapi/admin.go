@@ -88,6 +88,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	handle("PATCH /admin/users/{id}", h.patchUser)
 	handle("DELETE /admin/users/{id}", h.deleteUser)
 	handle("POST /admin/users/{id}/mfa/reset", h.resetMFA)
+	handle("POST /admin/users/{id}/unlock", h.unlockUser)
 	handle("GET /admin/keys", h.listKeys)
 	handle("POST /admin/keys/rotate", h.rotateKey)
 }
@@ -312,9 +313,22 @@ type UserJSON struct {
 	// factor at every login.
 	MFARequired bool `json:"mfa_required"`
 	// MFAEnabled: the user has a confirmed second factor.
-	MFAEnabled bool      `json:"mfa_enabled"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	MFAEnabled bool `json:"mfa_enabled"`
+	// Locked: the lockout policy holds back some login attempts on the
+	// account now (identity.LockState): the account-wide delay is in
+	// force, or at least one client network is locked out of it. It never
+	// means that every login is refused: the owner on a network they
+	// logged in from recently skips the account-wide delay, and a
+	// network's lock holds back only that network.
+	Locked bool `json:"locked"`
+	// LockedUntil is when the last hold ends if no further attempt fails;
+	// null when not locked.
+	LockedUntil *time.Time `json:"locked_until"`
+	// LockedNetworks is how many client networks are locked out of the
+	// account (0 while only the account-wide delay holds).
+	LockedNetworks int       `json:"locked_networks"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // NewUserJSON returns the representation of u (never its password hash);
@@ -330,26 +344,45 @@ func NewUserJSON(u *identity.User, mfaEnabled bool) UserJSON {
 	return j
 }
 
+// withLock returns j with the lockout state st.
+func (j UserJSON) withLock(st identity.LockState) UserJSON {
+	j.Locked, j.LockedNetworks, j.LockedUntil = st.Locked, st.LockedNetworks, nil
+	if st.Locked {
+		until := st.Until.UTC()
+		j.LockedUntil = &until
+	}
+	return j
+}
+
 // UserJSONOf returns the representation of u, looking up whether it has a
-// confirmed second factor.
+// confirmed second factor and its lockout state.
 func UserJSONOf(ctx context.Context, users *identity.Service, u *identity.User) (UserJSON, error) {
 	f, err := users.ConfirmedFactor(ctx, u.ID)
 	if err != nil {
 		return UserJSON{}, err
 	}
-	return NewUserJSON(u, f != nil), nil
+	locks, err := users.LockStates(ctx, []*identity.User{u})
+	if err != nil {
+		return UserJSON{}, err
+	}
+	return NewUserJSON(u, f != nil).withLock(locks[u.ID]), nil
 }
 
-// UsersJSON returns the representations of us, with two queries in all
-// (identity.Service.UsersWithConfirmedFactor) rather than one per user.
+// UsersJSON returns the representations of us, with three queries in all
+// (identity.Service.UsersWithConfirmedFactor, LockStates) rather than
+// some per user.
 func UsersJSON(ctx context.Context, users *identity.Service, us []*identity.User) ([]UserJSON, error) {
 	enabled, err := users.UsersWithConfirmedFactor(ctx)
 	if err != nil {
 		return nil, err
 	}
+	locks, err := users.LockStates(ctx, us)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]UserJSON, 0, len(us))
 	for _, u := range us {
-		out = append(out, NewUserJSON(u, enabled[u.ID]))
+		out = append(out, NewUserJSON(u, enabled[u.ID]).withLock(locks[u.ID]))
 	}
 	return out, nil
 }
@@ -421,6 +454,21 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) error {
 	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{
 		Roles: req.Roles, Disabled: req.Disabled, Password: req.Password, Unlock: req.Unlock, MFARequired: req.MFARequired,
 	})
+	if err != nil {
+		return err
+	}
+	return h.writeUser(w, r, u)
+}
+
+// unlockUser clears the user's lockout counters (every network's lock,
+// the account-wide delay and the trusted networks), as PATCH with
+// {"unlock": true} does: 200 with the user's representation, 404 for no
+// such user.
+func (h *Handler) unlockUser(w http.ResponseWriter, r *http.Request) error {
+	if err := h.noBody(w, r); err != nil {
+		return err
+	}
+	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{Unlock: true})
 	if err != nil {
 		return err
 	}
