@@ -59,9 +59,10 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED\tLOCKED\tMFA REQUIRED\tMFA ENABLED")
+				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED\tLOCKED\tLOCKED_UNTIL\tMFA_REQUIRED\tMFA_ENABLED")
 				for _, u := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%t\t%t\n", u.ID, u.Username, strings.Join(u.Roles, ","), u.Disabled, u.Locked, u.MFARequired, u.MFAEnabled)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%s\t%t\t%t\n", u.ID, u.Username, textList(u.Roles), u.Disabled, u.Locked,
+						textTime(u.LockedUntil), u.MFARequired, u.MFAEnabled)
 				}
 				tw.Flush()
 			})
@@ -72,10 +73,7 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 		if err != nil {
 			return err
 		}
-		return a.print(j, func(w io.Writer) {
-			fmt.Fprintf(w, "id:            %s\nusername:      %s\nroles:         %s\ndisabled:      %t\nmfa required:  %t\nmfa enabled:   %t\n",
-				j.ID, j.Username, strings.Join(j.Roles, " "), j.Disabled, j.MFARequired, j.MFAEnabled)
-		})
+		return a.print(j, func(w io.Writer) { printUser(w, j) })
 	}
 	get := &cobra.Command{
 		Use: "get U", Short: "Show a user (by username or id)", Args: cobra.ExactArgs(1),
@@ -203,4 +201,22 @@ func readPassword(r io.Reader) (string, error) {
 		return "", errors.New("no password on standard input")
 	}
 	return line, nil
+}
+
+// printUser writes u as "member:\tvalue" lines, aligned, with the JSON
+// member names and the values as in users list (textList, textTime).
+func printUser(w io.Writer, u adminapi.UserJSON) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "id:\t%s\n", u.ID)
+	fmt.Fprintf(tw, "username:\t%s\n", u.Username)
+	fmt.Fprintf(tw, "roles:\t%s\n", textList(u.Roles))
+	fmt.Fprintf(tw, "disabled:\t%t\n", u.Disabled)
+	fmt.Fprintf(tw, "locked:\t%t\n", u.Locked)
+	fmt.Fprintf(tw, "locked_until:\t%s\n", textTime(u.LockedUntil))
+	fmt.Fprintf(tw, "locked_networks:\t%d\n", u.LockedNetworks)
+	fmt.Fprintf(tw, "mfa_required:\t%t\n", u.MFARequired)
+	fmt.Fprintf(tw, "mfa_enabled:\t%t\n", u.MFAEnabled)
+	fmt.Fprintf(tw, "created_at:\t%s\n", textTime(&u.CreatedAt))
+	fmt.Fprintf(tw, "updated_at:\t%s\n", textTime(&u.UpdatedAt))
+	tw.Flush()
 }
