@@ -172,7 +172,11 @@ func (h *Handler) noBody(w http.ResponseWriter, r *http.Request) error {
 // takes its default (RFC 7592 §2.2), so a PUT without
 // introspection_allowed withdraws that permission, one without
 // dpop_bound_access_tokens stops requiring DPoP, and one without
-// mfa_required stops requiring a second factor.
+// mfa_required stops requiring a second factor. Members not named here
+// (redirect_uris, logo_uri, contacts, … which this server does not
+// support) are ignored, as RFC 7591 §2 requires, and absent from the
+// answer, which shows what was registered (§3.2.1); an invalid value of a
+// member named here is refused.
 type clientRequest struct {
 	ClientName              string   `json:"client_name"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
@@ -203,6 +207,14 @@ type clientRequest struct {
 	ClientID  *string         `json:"client_id"`
 	CreatedAt json.RawMessage `json:"created_at"`
 	UpdatedAt json.RawMessage `json:"updated_at"`
+	// ClientIDIssuedAt and ClientSecretExpiresAt (RFC 7591 §3.2.1) are
+	// read-only like the timestamps: ignored by PUT, refused by POST.
+	ClientIDIssuedAt      json.RawMessage `json:"client_id_issued_at"`
+	ClientSecretExpiresAt json.RawMessage `json:"client_secret_expires_at"`
+	// ClientSecret is issued by the server (RFC 7591 §3.2.1), never
+	// chosen by the caller: refused by POST and PUT alike (rotate it with
+	// POST /admin/clients/{id}/secret).
+	ClientSecret json.RawMessage `json:"client_secret"`
 }
 
 func (c clientRequest) spec() clients.Spec {
@@ -217,13 +229,20 @@ func (c clientRequest) spec() clients.Spec {
 	}
 }
 
+// errClientSecretSet answers a body that names a client_secret.
+var errClientSecretSet = &apperr.Error{Code: apperr.EInvalid,
+	Message: "client_secret is issued by the server; rotate it with POST /admin/clients/{id}/secret"}
+
 func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) error {
 	var req clientRequest
-	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {
+	if err := httpjson.DecodeIgnoringUnknown(w, r, h.MaxBytes, &req); err != nil {
 		return err
 	}
-	if req.ClientID != nil || req.CreatedAt != nil || req.UpdatedAt != nil {
-		return &apperr.Error{Code: apperr.EInvalid, Message: "client_id, created_at and updated_at are assigned by the server"}
+	if req.ClientSecret != nil {
+		return errClientSecretSet
+	}
+	if req.ClientID != nil || req.CreatedAt != nil || req.UpdatedAt != nil || req.ClientIDIssuedAt != nil || req.ClientSecretExpiresAt != nil {
+		return &apperr.Error{Code: apperr.EInvalid, Message: "client_id, client_id_issued_at, client_secret_expires_at, created_at and updated_at are assigned by the server"}
 	}
 	c, secret, err := h.Clients.Create(r.Context(), req.spec())
 	if err != nil {
@@ -259,8 +278,11 @@ func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) error {
 	var req clientRequest
-	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {
+	if err := httpjson.DecodeIgnoringUnknown(w, r, h.MaxBytes, &req); err != nil {
 		return err
+	}
+	if req.ClientSecret != nil {
+		return errClientSecretSet
 	}
 	if req.ClientID != nil && *req.ClientID != r.PathValue("id") {
 		return &apperr.Error{Code: apperr.EInvalid, Message: "client_id does not match the client being updated"}
