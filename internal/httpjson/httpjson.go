@@ -19,15 +19,16 @@ import (
 
 // statusOf maps every application error code to its HTTP status.
 var statusOf = map[apperr.Code]int{
-	apperr.ENotFound:        http.StatusNotFound,
-	apperr.EConflict:        http.StatusConflict,
-	apperr.EInvalid:         http.StatusBadRequest,
-	apperr.EUnauthorized:    http.StatusUnauthorized,
-	apperr.EForbidden:       http.StatusForbidden,
-	apperr.ETooLarge:        http.StatusRequestEntityTooLarge,
-	apperr.ETooManyRequests: http.StatusTooManyRequests,
-	apperr.EUnavailable:     http.StatusServiceUnavailable,
-	apperr.EInternal:        http.StatusInternalServerError,
+	apperr.ENotFound:           http.StatusNotFound,
+	apperr.EConflict:           http.StatusConflict,
+	apperr.EInvalid:            http.StatusBadRequest,
+	apperr.EUnauthorized:       http.StatusUnauthorized,
+	apperr.EForbidden:          http.StatusForbidden,
+	apperr.ETooLarge:           http.StatusRequestEntityTooLarge,
+	apperr.EPreconditionFailed: http.StatusPreconditionFailed,
+	apperr.ETooManyRequests:    http.StatusTooManyRequests,
+	apperr.EUnavailable:        http.StatusServiceUnavailable,
+	apperr.EInternal:           http.StatusInternalServerError,
 }
 
 // Status returns the HTTP status for err.

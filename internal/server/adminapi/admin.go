@@ -249,6 +249,7 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/admin/clients/"+c.ID)
+	setETag(w, c.Version())
 	noStore(w, secret)
 	httpjson.Write(w, http.StatusCreated, NewClientJSON(c, secret))
 	return nil
@@ -272,6 +273,10 @@ func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if match := ifMatch(r); match != nil && !match(c.Version()) {
+		return clients.ErrVersionMismatch
+	}
+	setETag(w, c.Version())
 	httpjson.Write(w, http.StatusOK, NewClientJSON(c, ""))
 	return nil
 }
@@ -287,10 +292,11 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) error {
 	if req.ClientID != nil && *req.ClientID != r.PathValue("id") {
 		return &apperr.Error{Code: apperr.EInvalid, Message: "client_id does not match the client being updated"}
 	}
-	c, err := h.Clients.Update(r.Context(), r.PathValue("id"), req.spec())
+	c, err := h.Clients.UpdateIf(r.Context(), r.PathValue("id"), req.spec(), ifMatch(r))
 	if err != nil {
 		return err
 	}
+	setETag(w, c.Version())
 	httpjson.Write(w, http.StatusOK, NewClientJSON(c, ""))
 	return nil
 }
@@ -311,9 +317,43 @@ func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	setETag(w, c.Version())
 	noStore(w, secret)
 	httpjson.Write(w, http.StatusOK, NewClientJSON(c, secret))
 	return nil
+}
+
+// setETag sets the strong entity tag of a client's or user's
+// representation (RFC 9110 §8.8.3): its Version, which changes with every
+// stored change (a lockout state read from the counters does not).
+func setETag(w http.ResponseWriter, version string) {
+	w.Header().Set("ETag", `"`+version+`"`)
+}
+
+// ifMatch returns the If-Match condition of r (RFC 9110 §13.1.1) as a test
+// of the resource's current version: nil when r has no If-Match or
+// "If-Match: *" (the resource exists, which every route checks anyway),
+// else a test that accepts a version whose strong entity tag is listed.
+// Weak tags never match (strong comparison), so a list of only weak or
+// malformed tags matches nothing.
+func ifMatch(r *http.Request) func(version string) bool {
+	values := r.Header.Values("If-Match")
+	if len(values) == 0 {
+		return nil
+	}
+	var tags []string
+	for _, v := range values {
+		for tag := range strings.SplitSeq(v, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" {
+				return nil
+			}
+			if len(tag) >= 2 && tag[0] == '"' && tag[len(tag)-1] == '"' {
+				tags = append(tags, tag[1:len(tag)-1])
+			}
+		}
+	}
+	return func(version string) bool { return slices.Contains(tags, version) }
 }
 
 // noStore keeps a response that carries a client secret out of caches
@@ -425,6 +465,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/admin/users/"+u.ID)
+	setETag(w, u.Version())
 	httpjson.Write(w, http.StatusCreated, NewUserJSON(u, false))
 	return nil
 }
@@ -447,15 +488,19 @@ func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if match := ifMatch(r); match != nil && !match(u.Version()) {
+		return identity.ErrVersionMismatch
+	}
 	return h.writeUser(w, r, u)
 }
 
-// writeUser answers 200 with the representation of u.
+// writeUser answers 200 with the representation of u and its ETag.
 func (h *Handler) writeUser(w http.ResponseWriter, r *http.Request, u *identity.User) error {
 	j, err := UserJSONOf(r.Context(), h.Users, u)
 	if err != nil {
 		return err
 	}
+	setETag(w, u.Version())
 	httpjson.Write(w, http.StatusOK, j)
 	return nil
 }
@@ -475,6 +520,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{
 		Roles: req.Roles, Disabled: req.Disabled, Password: req.Password, Unlock: req.Unlock, MFARequired: req.MFARequired,
+		IfMatch: ifMatch(r),
 	})
 	if err != nil {
 		return err
