@@ -422,6 +422,9 @@ func (s *Service) Update(ctx context.Context, id string, ch Change) (*User, erro
 	if err != nil {
 		return nil, err
 	}
+	if ch.IfMatch != nil && !ch.IfMatch(u.Version()) {
+		return nil, ErrVersionMismatch // before hashing a password in vain
+	}
 	var roles []string
 	if ch.Roles != nil {
 		if roles, err = ValidateRoles(*ch.Roles); err != nil {
@@ -445,6 +448,9 @@ func (s *Service) Update(ctx context.Context, id string, ch Change) (*User, erro
 	err = s.Store.InTx(ctx, func(ctx context.Context) error {
 		var err error
 		updated, err = s.Store.UpdateUser(ctx, u.ID, func(u *User) error {
+			if ch.IfMatch != nil && !ch.IfMatch(u.Version()) {
+				return ErrVersionMismatch
+			}
 			if ch.Roles != nil {
 				u.Roles = roles
 			}
@@ -504,7 +510,16 @@ type Change struct {
 	// Unlock clears the account's guessing counters (LockoutPolicy),
 	// including the locks of every network.
 	Unlock bool
+	// IfMatch, when set, makes the change conditional: it is made only if
+	// IfMatch accepts the user's current Version, checked under the row
+	// lock in the change's transaction; otherwise nothing is changed and
+	// ErrVersionMismatch is returned.
+	IfMatch func(version string) bool
 }
+
+// ErrVersionMismatch is returned by Update when Change.IfMatch refuses the
+// user's current version: the user changed since the caller read it.
+var ErrVersionMismatch = &apperr.Error{Code: apperr.EPreconditionFailed, Message: "the user has changed since it was read; read it again"}
 
 // Delete removes the user with the given ID (never a username; see Get)
 // and revokes the user's grants in the same transaction: if the

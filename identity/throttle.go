@@ -86,6 +86,10 @@ type ThrottleStore interface {
 	// transaction; counters left with Failures == 0 are deleted. If update
 	// returns an error nothing is written and that error is returned.
 	UpdateThrottles(ctx context.Context, account string, keys []string, update func([]*Throttle) error) error
+	// AccountThrottles returns the counters (and trust markers) with
+	// Failures > 0 of each of accounts, keyed by account; an account
+	// without any is absent from the map.
+	AccountThrottles(ctx context.Context, accounts []string) (map[string][]Throttle, error)
 	// ClearThrottles deletes every counter of account.
 	ClearThrottles(ctx context.Context, account string) error
 	// DeleteStaleThrottles deletes counters that expire before before and
@@ -236,4 +240,99 @@ func (s *Service) clearThrottles(ctx context.Context, username string) error {
 		return fmt.Errorf("clear login failures: %w", err)
 	}
 	return nil
+}
+
+// LockState is what LockoutPolicy holds against an account at one moment,
+// as an administrator sees it. The policy has two kinds of holds (see
+// LockoutPolicy): the hard lock of one client network, which only ever
+// holds back that network, and the account-wide delay, which holds back
+// every network the user has not logged in from within
+// TrustedNetworkTTL. No state ever keeps out the owner on a trusted
+// network, except a hard lock of that very network.
+type LockState struct {
+	// Locked reports that some login attempts on the account are being
+	// held back now: the account-wide delay is in force, or at least one
+	// client network is locked out of the account.
+	Locked bool
+	// Until is when the last of those holds ends if no further attempt
+	// fails (zero when not Locked): attempts held back do not extend it,
+	// further failures counted from elsewhere do.
+	Until time.Time
+	// DelayedUntil is when the account-wide delay ends (zero when it is
+	// not in force): until then, attempts from networks the user has not
+	// logged in from recently are answered 429.
+	DelayedUntil time.Time
+	// LockedNetworks is how many client networks (IPv4 addresses, IPv6
+	// /64s) are locked out of the account after MaxFailures failures from
+	// each; their addresses are not stored, only digests.
+	LockedNetworks int
+}
+
+// LockStates returns the LockState of each of users now, keyed by user ID,
+// in one query. Without throttling (no ThrottleStore, or MaxFailures 0)
+// every state is zero. Unlock (Change.Unlock) and a password change clear
+// the counters behind it.
+func (s *Service) LockStates(ctx context.Context, users []*User) (map[string]LockState, error) {
+	out := make(map[string]LockState, len(users))
+	if s.Lockout.MaxFailures <= 0 || s.Throttles == nil || len(users) == 0 {
+		return out, nil
+	}
+	accounts := make([]string, 0, len(users))
+	accountOf := make(map[string]string, len(users))
+	for _, u := range users {
+		a, _, _ := throttleKeys(u.Username, "")
+		accounts = append(accounts, a)
+		accountOf[u.ID] = a
+	}
+	rows, err := s.Throttles.AccountThrottles(ctx, accounts)
+	if err != nil {
+		return nil, fmt.Errorf("read login failures: %w", err)
+	}
+	now := s.now().UTC()
+	for _, u := range users {
+		a := accountOf[u.ID]
+		out[u.ID] = s.Lockout.lockState(a, rows[a], now)
+	}
+	return out, nil
+}
+
+// lockState reads the counters of the account whose account key is
+// account at now.
+func (p LockoutPolicy) lockState(account string, ts []Throttle, now time.Time) LockState {
+	var st LockState
+	hold := func(end time.Time) {
+		if now.Before(end) {
+			st.Locked = true
+			if end.After(st.Until) {
+				st.Until = end
+			}
+		}
+	}
+	for _, t := range ts {
+		switch {
+		case t.Key == account:
+			if d := p.accountDelay(t.Failures); d > 0 && now.Before(t.LastAt.Add(d)) {
+				st.DelayedUntil = t.LastAt.Add(d)
+				hold(st.DelayedUntil)
+			}
+		case p.isTrustMarker(t):
+		case p.lockFor(t.Failures) > 0 && now.Before(t.LastAt.Add(p.Duration)):
+			st.LockedNetworks++
+			hold(t.LastAt.Add(p.Duration))
+		}
+	}
+	return st
+}
+
+// isTrustMarker tells a trust marker (succeeded) from a network's
+// counter, which share the table under digests: a marker always has
+// Failures 1 and is kept TrustedNetworkTTL after its login, a counter
+// forget() after its last attempt. (With MaxFailures above 1, a counter
+// at 1 locks nothing, so the guess only matters for MaxFailures 1.)
+func (p LockoutPolicy) isTrustMarker(t Throttle) bool {
+	if t.Failures != 1 || p.TrustedNetworkTTL <= 0 {
+		return false
+	}
+	kept := t.Expires.Sub(t.LastAt)
+	return (kept - p.TrustedNetworkTTL).Abs() < (kept - p.forget()).Abs()
 }

@@ -2,6 +2,10 @@ package identity
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -61,4 +65,17 @@ type Store interface {
 // refresh token does not outlive a password reset.
 type SessionRevoker interface {
 	RevokeSubject(ctx context.Context, userID string) error
+}
+
+// Version returns a digest of everything stored about u (its password
+// hash included, so a password change changes it), for optimistic
+// concurrency: two reads return the same version exactly when nothing
+// changed in between, since every change also sets UpdatedAt. It reveals
+// nothing about the password.
+func (u *User) Version() string {
+	fields := []string{u.ID, u.Username, u.PasswordHash, strings.Join(u.Roles, " "),
+		strconv.FormatBool(u.Disabled), strconv.FormatBool(u.MFARequired),
+		strconv.FormatInt(u.CreatedAt.UnixMicro(), 10), strconv.FormatInt(u.UpdatedAt.UnixMicro(), 10)}
+	sum := sha256.Sum256([]byte(strings.Join(fields, "\x00")))
+	return hex.EncodeToString(sum[:16])
 }

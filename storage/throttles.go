@@ -163,6 +163,23 @@ func (s *Store) UpdateThrottles(ctx context.Context, account string, keys []stri
 	return nil
 }
 
+// AccountThrottles implements identity.ThrottleStore, in queries of at
+// most 500 accounts.
+func (s *Store) AccountThrottles(ctx context.Context, accounts []string) (map[string][]identity.Throttle, error) {
+	out := map[string][]identity.Throttle{}
+	for chunk := range slices.Chunk(accounts, 500) {
+		var rows []throttleRow
+		if err := s.db(ctx).Where("account_key IN ? AND failures > 0", chunk).Order("throttle_key").Find(&rows).Error; err != nil {
+			return nil, s.wrapf(err, "storage: read login throttles")
+		}
+		for _, r := range rows {
+			out[r.AccountKey] = append(out[r.AccountKey], identity.Throttle{Key: r.Key, Failures: r.Failures,
+				LastAt: r.LastAt.UTC(), Expires: r.ExpiresAt.UTC()})
+		}
+	}
+	return out, nil
+}
+
 // ClearThrottles implements identity.ThrottleStore.
 func (s *Store) ClearThrottles(ctx context.Context, account string) error {
 	if err := s.write(ctx, func(db *gorm.DB) error {

@@ -470,7 +470,7 @@ func TestCLIMFA(t *testing.T) {
 		if u := getUser(t); !u.MFAEnabled {
 			t.Fatalf("users get after enrolment: %+v", u)
 		}
-		if out := string(srv.CLI(t, "", "users", "list")); !strings.Contains(out, "MFA ENABLED") || !strings.Contains(out, "true") {
+		if out := string(srv.CLI(t, "", "users", "list")); !strings.Contains(out, "MFA_ENABLED") || !strings.Contains(out, "true") {
 			t.Fatalf("users list:\n%s", out)
 		}
 		srv.CLI(t, "", "users", "reset-mfa", "alice")

@@ -78,10 +78,10 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHODS\tGRANT TYPES\tSCOPE\tAUDIENCE\tINTROSPECT\tDPOP\tMFA")
+				fmt.Fprintln(tw, "CLIENT_ID\tNAME\tAUTH_METHODS\tGRANT_TYPES\tSCOPE\tAUDIENCE\tINTROSPECT\tDPOP\tMFA")
 				for _, c := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\t%t\t%t\n", c.ClientID, c.ClientName, strings.Join(c.TokenEndpointAuthMethodsAccepted, ","),
-						strings.Join(c.GrantTypes, ","), c.Scope, strings.Join(c.Audience, ","), c.IntrospectionAllowed, c.DPoPBoundAccessTokens, c.MFARequired)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\t%t\t%t\n", c.ClientID, textString(c.ClientName), textList(c.TokenEndpointAuthMethodsAccepted),
+						textList(c.GrantTypes), textList(strings.Fields(c.Scope)), textList(c.Audience), c.IntrospectionAllowed, c.DPoPBoundAccessTokens, c.MFARequired)
 				}
 				tw.Flush()
 			})
@@ -211,25 +211,28 @@ func clientsUpdateCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
+// printClient writes c as "member:\tvalue" lines, aligned, with the JSON
+// member names and the values as in clients list (textList, textTime).
 func printClient(w io.Writer, c adminapi.ClientJSON) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "client_id:\t%s\n", c.ClientID)
-	fmt.Fprintf(tw, "client_name:\t%s\n", c.ClientName)
+	fmt.Fprintf(tw, "client_name:\t%s\n", textString(c.ClientName))
 	if c.ClientSecret != "" {
 		fmt.Fprintf(tw, "client_secret:\t%s\n", c.ClientSecret)
 	}
 	fmt.Fprintf(tw, "token_endpoint_auth_method:\t%s\n", c.TokenEndpointAuthMethod)
-	fmt.Fprintf(tw, "token_endpoint_auth_methods_accepted:\t%s\n", strings.Join(c.TokenEndpointAuthMethodsAccepted, " "))
-	fmt.Fprintf(tw, "grant_types:\t%s\n", strings.Join(c.GrantTypes, " "))
-	fmt.Fprintf(tw, "scope:\t%s\n", c.Scope)
-	fmt.Fprintf(tw, "audience:\t%s\n", strings.Join(c.Audience, " "))
+	fmt.Fprintf(tw, "token_endpoint_auth_methods_accepted:\t%s\n", textList(c.TokenEndpointAuthMethodsAccepted))
+	fmt.Fprintf(tw, "grant_types:\t%s\n", textList(c.GrantTypes))
+	fmt.Fprintf(tw, "scope:\t%s\n", textList(strings.Fields(c.Scope)))
+	fmt.Fprintf(tw, "audience:\t%s\n", textList(c.Audience))
 	fmt.Fprintf(tw, "introspection_allowed:\t%t\n", c.IntrospectionAllowed)
 	if c.AccessTokenSignedResponseAlg != "" {
 		fmt.Fprintf(tw, "access_token_signed_response_alg:\t%s\n", c.AccessTokenSignedResponseAlg)
 	}
-	fmt.Fprintf(tw, "allowed_cors_origins:\t%s\n", strings.Join(c.AllowedCORSOrigins, " "))
+	fmt.Fprintf(tw, "allowed_cors_origins:\t%s\n", textList(c.AllowedCORSOrigins))
 	fmt.Fprintf(tw, "dpop_bound_access_tokens:\t%t\n", c.DPoPBoundAccessTokens)
 	fmt.Fprintf(tw, "mfa_required:\t%t\n", c.MFARequired)
-	fmt.Fprintf(tw, "created_at:\t%s\n", c.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
+	fmt.Fprintf(tw, "created_at:\t%s\n", textTime(&c.CreatedAt))
+	fmt.Fprintf(tw, "updated_at:\t%s\n", textTime(&c.UpdatedAt))
 	tw.Flush()
 }

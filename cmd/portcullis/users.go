@@ -60,9 +60,10 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			}
 			return a.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED\tMFA REQUIRED\tMFA ENABLED")
+				fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tDISABLED\tLOCKED\tLOCKED_UNTIL\tMFA_REQUIRED\tMFA_ENABLED")
 				for _, u := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%t\n", u.ID, u.Username, strings.Join(u.Roles, ","), u.Disabled, u.MFARequired, u.MFAEnabled)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%s\t%t\t%t\n", u.ID, u.Username, textList(u.Roles), u.Disabled, u.Locked,
+						textTime(u.LockedUntil), u.MFARequired, u.MFAEnabled)
 				}
 				tw.Flush()
 			})
@@ -73,10 +74,7 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 		if err != nil {
 			return err
 		}
-		return a.print(j, func(w io.Writer) {
-			fmt.Fprintf(w, "id:            %s\nusername:      %s\nroles:         %s\ndisabled:      %t\nmfa required:  %t\nmfa enabled:   %t\n",
-				j.ID, j.Username, strings.Join(j.Roles, " "), j.Disabled, j.MFARequired, j.MFAEnabled)
-		})
+		return a.print(j, func(w io.Writer) { printUser(w, j) })
 	}
 	get := &cobra.Command{
 		Use: "get U", Short: "Show a user (by username or id)", Args: cobra.ExactArgs(1),
@@ -109,8 +107,36 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 		func([]string) identity.Change { return identity.Change{Disabled: &yes} })
 	enable := update("enable U", "Enable a user and clear any lockout", cobra.ExactArgs(1),
 		func([]string) identity.Change { return identity.Change{Disabled: &no, Unlock: true} })
+	unlock := update("unlock U", "Clear a user's lockout counters: every network's lock, the account-wide delay (and the trusted networks)", cobra.ExactArgs(1),
+		func([]string) identity.Change { return identity.Change{Unlock: true} })
 	setRoles := update("set-roles U [R]...", "Replace a user's roles", cobra.MinimumNArgs(1),
 		func(args []string) identity.Change { r := args[1:]; return identity.Change{Roles: &r} })
+	var setPasswordStdin bool
+	setPassword := &cobra.Command{
+		Use: "set-password U --password-stdin",
+		Short: "Replace a user's password, read from standard input: the password policy applies, " +
+			"the user's grants (refresh tokens and their access tokens) are revoked and the lockout counters cleared",
+		Args: cobra.ExactArgs(1),
+		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+			if !setPasswordStdin {
+				return errors.New("--password-stdin is required: passwords are never taken from the command line")
+			}
+			password, err := readPassword(stdin)
+			if err != nil {
+				return err
+			}
+			u, err := resolveUser(ctx, a.users(), args[0])
+			if err != nil {
+				return err
+			}
+			u, err = a.users().Update(ctx, u.ID, identity.Change{Password: &password})
+			if err != nil {
+				return identity.AsAppError(err)
+			}
+			return show(ctx, a, u)
+		}),
+	}
+	setPassword.Flags().BoolVar(&setPasswordStdin, "password-stdin", false, "read the new password from standard input (required)")
 	var mfaRequired bool
 	upd := update("update U --mfa-required=true|false", "Change a user's settings: --mfa-required makes every login of the user prove a second factor "+
 		"(enrolling one at the next login if the user has none)", cobra.ExactArgs(1),
@@ -145,7 +171,7 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			return a.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintln(w, "deleted user", args[0]) })
 		}),
 	}
-	cmd.AddCommand(create, list, get, disable, enable, del, setRoles, upd, resetMFA, importCmd(g, stdin, stdout, stderr))
+	cmd.AddCommand(create, list, get, disable, enable, unlock, del, setRoles, setPassword, upd, resetMFA, importCmd(g, stdin, stdout, stderr))
 	return cmd
 }
 
@@ -235,4 +261,22 @@ func readPassword(r io.Reader) (string, error) {
 		return "", errors.New("no password on standard input")
 	}
 	return line, nil
+}
+
+// printUser writes u as "member:\tvalue" lines, aligned, with the JSON
+// member names and the values as in users list (textList, textTime).
+func printUser(w io.Writer, u adminapi.UserJSON) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "id:\t%s\n", u.ID)
+	fmt.Fprintf(tw, "username:\t%s\n", u.Username)
+	fmt.Fprintf(tw, "roles:\t%s\n", textList(u.Roles))
+	fmt.Fprintf(tw, "disabled:\t%t\n", u.Disabled)
+	fmt.Fprintf(tw, "locked:\t%t\n", u.Locked)
+	fmt.Fprintf(tw, "locked_until:\t%s\n", textTime(u.LockedUntil))
+	fmt.Fprintf(tw, "locked_networks:\t%d\n", u.LockedNetworks)
+	fmt.Fprintf(tw, "mfa_required:\t%t\n", u.MFARequired)
+	fmt.Fprintf(tw, "mfa_enabled:\t%t\n", u.MFAEnabled)
+	fmt.Fprintf(tw, "created_at:\t%s\n", textTime(&u.CreatedAt))
+	fmt.Fprintf(tw, "updated_at:\t%s\n", textTime(&u.UpdatedAt))
+	tw.Flush()
 }

@@ -26,6 +26,10 @@ const (
 	EUnauthorized Code = "unauthorized"
 	EForbidden    Code = "forbidden"
 	ETooLarge     Code = "request_too_large"
+	// EPreconditionFailed is a conditional request whose condition
+	// (If-Match) does not hold (HTTP 412): the resource changed since the
+	// caller read it.
+	EPreconditionFailed Code = "precondition_failed"
 	// ETooManyRequests is a throttled request (HTTP 429); retry later.
 	ETooManyRequests Code = "too_many_requests"
 	EUnavailable     Code = "temporarily_unavailable"

@@ -19,15 +19,16 @@ import (
 
 // statusOf maps every application error code to its HTTP status.
 var statusOf = map[apperr.Code]int{
-	apperr.ENotFound:        http.StatusNotFound,
-	apperr.EConflict:        http.StatusConflict,
-	apperr.EInvalid:         http.StatusBadRequest,
-	apperr.EUnauthorized:    http.StatusUnauthorized,
-	apperr.EForbidden:       http.StatusForbidden,
-	apperr.ETooLarge:        http.StatusRequestEntityTooLarge,
-	apperr.ETooManyRequests: http.StatusTooManyRequests,
-	apperr.EUnavailable:     http.StatusServiceUnavailable,
-	apperr.EInternal:        http.StatusInternalServerError,
+	apperr.ENotFound:           http.StatusNotFound,
+	apperr.EConflict:           http.StatusConflict,
+	apperr.EInvalid:            http.StatusBadRequest,
+	apperr.EUnauthorized:       http.StatusUnauthorized,
+	apperr.EForbidden:          http.StatusForbidden,
+	apperr.ETooLarge:           http.StatusRequestEntityTooLarge,
+	apperr.EPreconditionFailed: http.StatusPreconditionFailed,
+	apperr.ETooManyRequests:    http.StatusTooManyRequests,
+	apperr.EUnavailable:        http.StatusServiceUnavailable,
+	apperr.EInternal:           http.StatusInternalServerError,
 }
 
 // Status returns the HTTP status for err.
@@ -83,6 +84,21 @@ func Write(w http.ResponseWriter, status int, v any) {
 // errors (apperr.EInvalid, apperr.ETooLarge) with fixed messages that
 // never repeat the input.
 func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error {
+	return decode(w, r, maxBytes, v, false)
+}
+
+// DecodeIgnoringUnknown is Decode for bodies of registration metadata (RFC
+// 7591 §2: the server "MUST ignore any client metadata sent by the client
+// that it does not understand"): a top-level member whose name is not
+// exactly one of v's JSON field names is dropped before decoding (never
+// matched case-insensitively to a field). Everything else is as strict as
+// Decode: repeated members, wrong types, trailing data and oversized
+// bodies are refused.
+func DecodeIgnoringUnknown(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error {
+	return decode(w, r, maxBytes, v, true)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, maxBytes int64, v any, ignoreUnknown bool) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBytes)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -91,7 +107,13 @@ func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error
 		}
 		return apperr.Errorf(apperr.EInvalid, "request body could not be read")
 	}
-	if err := checkMembers(body, fieldNames(v)); err != nil {
+	names := fieldNames(v)
+	if ignoreUnknown {
+		if err := checkMembers(body, nil); err != nil {
+			return err
+		}
+		body = dropUnknown(body, names)
+	} else if err := checkMembers(body, names); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -115,6 +137,26 @@ func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error
 		return apperr.Errorf(apperr.EInvalid, "request body must hold exactly one JSON object")
 	}
 	return nil
+}
+
+// dropUnknown returns body, a JSON object, without its top-level members
+// not named in names; anything that is not exactly one JSON object is
+// returned unchanged, for the decoder to refuse.
+func dropUnknown(body []byte, names map[string]bool) []byte {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(body, &members) != nil || members == nil {
+		return body
+	}
+	for k := range members {
+		if !names[k] {
+			delete(members, k)
+		}
+	}
+	out, err := json.Marshal(members)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // jsonProblem describes a decoding error without repeating the input: a

@@ -106,10 +106,23 @@ func (s *Service) List(ctx context.Context) ([]*Client, error) { return s.Store.
 // confidential is refused (delete and re-create instead), so a secret is
 // never silently dropped or needed.
 func (s *Service) Update(ctx context.Context, id string, spec Spec) (*Client, error) {
+	return s.UpdateIf(ctx, id, spec, nil)
+}
+
+// ErrVersionMismatch is returned by UpdateIf when the client changed since
+// the caller read it.
+var ErrVersionMismatch = &apperr.Error{Code: apperr.EPreconditionFailed, Message: "the client has changed since it was read; read it again"}
+
+// UpdateIf is Update, made only if match, when not nil, accepts the
+// client's current Version, checked under the row lock in the transaction
+// of the update: otherwise nothing is stored and ErrVersionMismatch is
+// returned. Of two updates made from the same read, one succeeds and the
+// other fails, whichever the order.
+func (s *Service) UpdateIf(ctx context.Context, id string, spec Spec, match func(version string) bool) (*Client, error) {
 	if err := spec.normalize(); err != nil {
 		return nil, err
 	}
-	return s.Patch(ctx, id, func(cur *Spec) { *cur = spec })
+	return s.patch(ctx, id, match, func(cur *Spec) { *cur = spec })
 }
 
 // Patch changes some of a client's settable fields: patch receives the
@@ -117,7 +130,14 @@ func (s *Service) Update(ctx context.Context, id string, spec Spec) (*Client, er
 // Update and stored, all in one transaction, so concurrent changes of
 // other fields are not lost. On a validation error nothing is stored.
 func (s *Service) Patch(ctx context.Context, id string, patch func(*Spec)) (*Client, error) {
+	return s.patch(ctx, id, nil, patch)
+}
+
+func (s *Service) patch(ctx context.Context, id string, match func(string) bool, patch func(*Spec)) (*Client, error) {
 	c, err := s.Store.UpdateClient(ctx, id, func(c *Client) error {
+		if match != nil && !match(c.Version()) {
+			return ErrVersionMismatch
+		}
 		spec := c.spec()
 		patch(&spec)
 		if err := spec.normalize(); err != nil {

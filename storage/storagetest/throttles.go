@@ -70,6 +70,14 @@ func testThrottles(t *testing.T, open Open) {
 	same(t, "counter after a failed update", read(acct, acct), []identity.Throttle{counted(acct, n)})
 
 	wantErr(t, "other account", incr(other, other), nil)
+	// AccountThrottles: every counter of each account asked about, none of
+	// another account's, nothing for an account without counters.
+	byAccount, err := s.AccountThrottles(ctx, []string{acct, "acct-none"})
+	wantErr(t, "AccountThrottles", err, nil)
+	if len(byAccount) != 1 {
+		t.Fatalf("AccountThrottles = %v, want the counters of %s only", byAccount, acct)
+	}
+	same(t, "AccountThrottles", byAccount[acct], []identity.Throttle{counted(acct, n), counted(net, n)})
 	wantErr(t, "clear", s.ClearThrottles(ctx, acct), nil)
 	same(t, "counters after clear", read(acct, acct, net), []identity.Throttle{{Key: acct}, {Key: net}})
 	same(t, "another account's counter after clear", read(other, other), []identity.Throttle{counted(other, 1)})

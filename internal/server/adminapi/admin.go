@@ -91,6 +91,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	handle("PATCH /admin/users/{id}", h.patchUser)
 	handle("DELETE /admin/users/{id}", h.deleteUser)
 	handle("POST /admin/users/{id}/mfa/reset", h.resetMFA)
+	handle("POST /admin/users/{id}/unlock", h.unlockUser)
 	handle("GET /admin/keys", h.listKeys)
 	handle("POST /admin/keys/rotate", h.rotateKey)
 }
@@ -174,7 +175,11 @@ func (h *Handler) noBody(w http.ResponseWriter, r *http.Request) error {
 // takes its default (RFC 7592 §2.2), so a PUT without
 // introspection_allowed withdraws that permission, one without
 // dpop_bound_access_tokens stops requiring DPoP, and one without
-// mfa_required stops requiring a second factor.
+// mfa_required stops requiring a second factor. Members not named here
+// (redirect_uris, logo_uri, contacts, … which this server does not
+// support) are ignored, as RFC 7591 §2 requires, and absent from the
+// answer, which shows what was registered (§3.2.1); an invalid value of a
+// member named here is refused.
 type clientRequest struct {
 	ClientName              string   `json:"client_name"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
@@ -205,6 +210,14 @@ type clientRequest struct {
 	ClientID  *string         `json:"client_id"`
 	CreatedAt json.RawMessage `json:"created_at"`
 	UpdatedAt json.RawMessage `json:"updated_at"`
+	// ClientIDIssuedAt and ClientSecretExpiresAt (RFC 7591 §3.2.1) are
+	// read-only like the timestamps: ignored by PUT, refused by POST.
+	ClientIDIssuedAt      json.RawMessage `json:"client_id_issued_at"`
+	ClientSecretExpiresAt json.RawMessage `json:"client_secret_expires_at"`
+	// ClientSecret is issued by the server (RFC 7591 §3.2.1), never
+	// chosen by the caller: refused by POST and PUT alike (rotate it with
+	// POST /admin/clients/{id}/secret).
+	ClientSecret json.RawMessage `json:"client_secret"`
 }
 
 func (c clientRequest) spec() clients.Spec {
@@ -219,19 +232,27 @@ func (c clientRequest) spec() clients.Spec {
 	}
 }
 
+// errClientSecretSet answers a body that names a client_secret.
+var errClientSecretSet = &apperr.Error{Code: apperr.EInvalid,
+	Message: "client_secret is issued by the server; rotate it with POST /admin/clients/{id}/secret"}
+
 func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) error {
 	var req clientRequest
-	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {
+	if err := httpjson.DecodeIgnoringUnknown(w, r, h.MaxBytes, &req); err != nil {
 		return err
 	}
-	if req.ClientID != nil || req.CreatedAt != nil || req.UpdatedAt != nil {
-		return &apperr.Error{Code: apperr.EInvalid, Message: "client_id, created_at and updated_at are assigned by the server"}
+	if req.ClientSecret != nil {
+		return errClientSecretSet
+	}
+	if req.ClientID != nil || req.CreatedAt != nil || req.UpdatedAt != nil || req.ClientIDIssuedAt != nil || req.ClientSecretExpiresAt != nil {
+		return &apperr.Error{Code: apperr.EInvalid, Message: "client_id, client_id_issued_at, client_secret_expires_at, created_at and updated_at are assigned by the server"}
 	}
 	c, secret, err := h.Clients.Create(r.Context(), req.spec())
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/admin/clients/"+c.ID)
+	setETag(w, c.Version())
 	noStore(w, secret)
 	httpjson.Write(w, http.StatusCreated, NewClientJSON(c, secret))
 	return nil
@@ -255,22 +276,30 @@ func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if match := ifMatch(r); match != nil && !match(c.Version()) {
+		return clients.ErrVersionMismatch
+	}
+	setETag(w, c.Version())
 	httpjson.Write(w, http.StatusOK, NewClientJSON(c, ""))
 	return nil
 }
 
 func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) error {
 	var req clientRequest
-	if err := httpjson.Decode(w, r, h.MaxBytes, &req); err != nil {
+	if err := httpjson.DecodeIgnoringUnknown(w, r, h.MaxBytes, &req); err != nil {
 		return err
+	}
+	if req.ClientSecret != nil {
+		return errClientSecretSet
 	}
 	if req.ClientID != nil && *req.ClientID != r.PathValue("id") {
 		return &apperr.Error{Code: apperr.EInvalid, Message: "client_id does not match the client being updated"}
 	}
-	c, err := h.Clients.Update(r.Context(), r.PathValue("id"), req.spec())
+	c, err := h.Clients.UpdateIf(r.Context(), r.PathValue("id"), req.spec(), ifMatch(r))
 	if err != nil {
 		return err
 	}
+	setETag(w, c.Version())
 	httpjson.Write(w, http.StatusOK, NewClientJSON(c, ""))
 	return nil
 }
@@ -291,9 +320,43 @@ func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	setETag(w, c.Version())
 	noStore(w, secret)
 	httpjson.Write(w, http.StatusOK, NewClientJSON(c, secret))
 	return nil
+}
+
+// setETag sets the strong entity tag of a client's or user's
+// representation (RFC 9110 §8.8.3): its Version, which changes with every
+// stored change (a lockout state read from the counters does not).
+func setETag(w http.ResponseWriter, version string) {
+	w.Header().Set("ETag", `"`+version+`"`)
+}
+
+// ifMatch returns the If-Match condition of r (RFC 9110 §13.1.1) as a test
+// of the resource's current version: nil when r has no If-Match or
+// "If-Match: *" (the resource exists, which every route checks anyway),
+// else a test that accepts a version whose strong entity tag is listed.
+// Weak tags never match (strong comparison), so a list of only weak or
+// malformed tags matches nothing.
+func ifMatch(r *http.Request) func(version string) bool {
+	values := r.Header.Values("If-Match")
+	if len(values) == 0 {
+		return nil
+	}
+	var tags []string
+	for _, v := range values {
+		for tag := range strings.SplitSeq(v, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" {
+				return nil
+			}
+			if len(tag) >= 2 && tag[0] == '"' && tag[len(tag)-1] == '"' {
+				tags = append(tags, tag[1:len(tag)-1])
+			}
+		}
+	}
+	return func(version string) bool { return slices.Contains(tags, version) }
 }
 
 // noStore keeps a response that carries a client secret out of caches
@@ -315,9 +378,22 @@ type UserJSON struct {
 	// factor at every login.
 	MFARequired bool `json:"mfa_required"`
 	// MFAEnabled: the user has a confirmed second factor.
-	MFAEnabled bool      `json:"mfa_enabled"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	MFAEnabled bool `json:"mfa_enabled"`
+	// Locked: the lockout policy holds back some login attempts on the
+	// account now (identity.LockState): the account-wide delay is in
+	// force, or at least one client network is locked out of it. It never
+	// means that every login is refused: the owner on a network they
+	// logged in from recently skips the account-wide delay, and a
+	// network's lock holds back only that network.
+	Locked bool `json:"locked"`
+	// LockedUntil is when the last hold ends if no further attempt fails;
+	// null when not locked.
+	LockedUntil *time.Time `json:"locked_until"`
+	// LockedNetworks is how many client networks are locked out of the
+	// account (0 while only the account-wide delay holds).
+	LockedNetworks int       `json:"locked_networks"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // NewUserJSON returns the representation of u (never its password hash);
@@ -333,26 +409,45 @@ func NewUserJSON(u *identity.User, mfaEnabled bool) UserJSON {
 	return j
 }
 
+// withLock returns j with the lockout state st.
+func (j UserJSON) withLock(st identity.LockState) UserJSON {
+	j.Locked, j.LockedNetworks, j.LockedUntil = st.Locked, st.LockedNetworks, nil
+	if st.Locked {
+		until := st.Until.UTC()
+		j.LockedUntil = &until
+	}
+	return j
+}
+
 // UserJSONOf returns the representation of u, looking up whether it has a
-// confirmed second factor.
+// confirmed second factor and its lockout state.
 func UserJSONOf(ctx context.Context, users *identity.Service, u *identity.User) (UserJSON, error) {
 	f, err := users.ConfirmedFactor(ctx, u.ID)
 	if err != nil {
 		return UserJSON{}, err
 	}
-	return NewUserJSON(u, f != nil), nil
+	locks, err := users.LockStates(ctx, []*identity.User{u})
+	if err != nil {
+		return UserJSON{}, err
+	}
+	return NewUserJSON(u, f != nil).withLock(locks[u.ID]), nil
 }
 
-// UsersJSON returns the representations of us, with two queries in all
-// (identity.Service.UsersWithConfirmedFactor) rather than one per user.
+// UsersJSON returns the representations of us, with three queries in all
+// (identity.Service.UsersWithConfirmedFactor, LockStates) rather than
+// some per user.
 func UsersJSON(ctx context.Context, users *identity.Service, us []*identity.User) ([]UserJSON, error) {
 	enabled, err := users.UsersWithConfirmedFactor(ctx)
 	if err != nil {
 		return nil, err
 	}
+	locks, err := users.LockStates(ctx, us)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]UserJSON, 0, len(us))
 	for _, u := range us {
-		out = append(out, NewUserJSON(u, enabled[u.ID]))
+		out = append(out, NewUserJSON(u, enabled[u.ID]).withLock(locks[u.ID]))
 	}
 	return out, nil
 }
@@ -373,6 +468,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/admin/users/"+u.ID)
+	setETag(w, u.Version())
 	httpjson.Write(w, http.StatusCreated, NewUserJSON(u, false))
 	return nil
 }
@@ -395,15 +491,19 @@ func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if match := ifMatch(r); match != nil && !match(u.Version()) {
+		return identity.ErrVersionMismatch
+	}
 	return h.writeUser(w, r, u)
 }
 
-// writeUser answers 200 with the representation of u.
+// writeUser answers 200 with the representation of u and its ETag.
 func (h *Handler) writeUser(w http.ResponseWriter, r *http.Request, u *identity.User) error {
 	j, err := UserJSONOf(r.Context(), h.Users, u)
 	if err != nil {
 		return err
 	}
+	setETag(w, u.Version())
 	httpjson.Write(w, http.StatusOK, j)
 	return nil
 }
@@ -423,7 +523,23 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{
 		Roles: req.Roles, Disabled: req.Disabled, Password: req.Password, Unlock: req.Unlock, MFARequired: req.MFARequired,
+		IfMatch: ifMatch(r),
 	})
+	if err != nil {
+		return err
+	}
+	return h.writeUser(w, r, u)
+}
+
+// unlockUser clears the user's lockout counters (every network's lock,
+// the account-wide delay and the trusted networks), as PATCH with
+// {"unlock": true} does: 200 with the user's representation, 404 for no
+// such user.
+func (h *Handler) unlockUser(w http.ResponseWriter, r *http.Request) error {
+	if err := h.noBody(w, r); err != nil {
+		return err
+	}
+	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{Unlock: true})
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,16 @@ import (
 // ClientJSON is the one JSON representation of a client (RFC 7591 names),
 // used by the admin API and the CLI's --output json.
 type ClientJSON struct {
-	ClientID                string   `json:"client_id"`
-	ClientName              string   `json:"client_name"`
-	ClientSecret            string   `json:"client_secret,omitempty"`
+	ClientID     string `json:"client_id"`
+	ClientName   string `json:"client_name"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	// ClientIDIssuedAt and ClientSecretExpiresAt are RFC 7591 §3.2.1's
+	// members, present when ClientSecret is (creation and secret
+	// rotation): when the client was registered (created_at, in seconds
+	// since the epoch) and when the secret expires, 0 for never, which is
+	// always the case here (a secret lasts until rotated).
+	ClientIDIssuedAt        *int64   `json:"client_id_issued_at,omitempty"`
+	ClientSecretExpiresAt   *int64   `json:"client_secret_expires_at,omitempty"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 	GrantTypes              []string `json:"grant_types"`
 	Scope                   string   `json:"scope"`
@@ -56,6 +63,15 @@ type ClientJSON struct {
 // secret, the client's secret in clear, is included when non-empty, which
 // only creation and secret rotation do.
 func NewClientJSON(c *clients.Client, secret string) ClientJSON {
+	j := clientJSON(c, secret)
+	if secret != "" {
+		issued, never := c.CreatedAt.Unix(), int64(0)
+		j.ClientIDIssuedAt, j.ClientSecretExpiresAt = &issued, &never
+	}
+	return j
+}
+
+func clientJSON(c *clients.Client, secret string) ClientJSON {
 	return ClientJSON{
 		ClientID: c.ID, ClientName: c.Name, ClientSecret: secret,
 		TokenEndpointAuthMethod: c.AuthMethodName(), TokenEndpointAuthMethodsAccepted: c.AcceptedAuthMethods(),
