@@ -38,7 +38,16 @@ func TestGaleraStorage(t *testing.T) {
 					rs = append(rs, storagetest.OpenDSN(t, n.DSN(db)))
 					continue
 				}
-				rs = append(rs, openStore(t, n.DSN(db)))
+				s := openStore(t, n.DSN(db))
+				// Node 0 migrated; DDL reaches the other nodes in total
+				// order but is applied there asynchronously to node 0's
+				// answer. A causal read (wsrep_sync_wait) of the schema
+				// version waits until this node has applied it all (seen
+				// in CI: "Table … dpop_proofs doesn't exist" on node 1).
+				if cur, latest, err := s.SchemaVersion(t.Context()); err != nil || cur != latest {
+					t.Fatalf("node %d: schema version %d of %d, %v", i, cur, latest, err)
+				}
+				rs = append(rs, s)
 			}
 			return rs
 		})
