@@ -129,6 +129,10 @@ type Handlers struct {
 	Public http.Handler
 	// Admin serves the admin API and metrics; never expose it publicly.
 	Admin http.Handler
+	// PublicRoutes and AdminRoutes are the http.ServeMux patterns
+	// ("METHOD /path") registered on each listener, in order: what the
+	// OpenAPI documents served at GET /openapi.json must describe.
+	PublicRoutes, AdminRoutes []string
 }
 
 // New builds both listeners' route tables. It fails only on an invalid
@@ -195,7 +199,9 @@ func New(o Options) (*Handlers, error) {
 	}
 
 	pub := http.NewServeMux()
+	var pubRoutes []string
 	route := func(path, method string, h http.Handler) {
+		pubRoutes = append(pubRoutes, method+" "+path)
 		pub.Handle(method+" "+path, m.instrument(path, logger, h))
 	}
 	// CORS (internal/cors): token and revocation for the server-wide
@@ -236,21 +242,35 @@ func New(o Options) (*Handlers, error) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
 	route("/health/ready", http.MethodGet, ready(o.Store, o.Keys, logger))
+	withPreflight("/openapi.json", http.MethodGet, cors.Public(documentHandler(publicOpenAPI)))
 
 	adm := http.NewServeMux()
+	var admRoutes []string
+	admHandle := handleFunc(func(pattern string, h http.Handler) {
+		admRoutes = append(admRoutes, pattern)
+		adm.Handle(pattern, h)
+	})
 	(&adminapi.Handler{
 		Audience: o.AdminAudience,
 		Provider: o.Provider, Revocations: o.Revocations, Clients: o.Clients, Users: o.Users, Keys: o.Keys, Prepublication: o.Prepublication,
 		MaxBytes: maxBytes, Logger: logger, DPoP: o.DPoP, ExternalURL: o.AdminURL,
-	}).Routes(adm)
+	}).Routes(admHandle)
 	if o.Registry != nil {
-		adm.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+		admHandle.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	}
+	admHandle.Handle("GET /openapi.json", documentHandler(adminOpenAPI))
 	return &Handlers{
-		Public: withRequestID(harden(httpjson.RouteErrors(pub), logger)),
-		Admin:  withRequestID(harden(httpjson.RouteErrors(adm), logger)),
+		Public:       withRequestID(harden(httpjson.RouteErrors(pub), logger)),
+		Admin:        withRequestID(harden(httpjson.RouteErrors(adm), logger)),
+		PublicRoutes: pubRoutes, AdminRoutes: admRoutes,
 	}, nil
 }
+
+// handleFunc is an adminapi.Mux made of a function.
+type handleFunc func(pattern string, h http.Handler)
+
+// Handle calls f.
+func (f handleFunc) Handle(pattern string, h http.Handler) { f(pattern, h) }
 
 // revocations returns l as a bearer.Revocations: nil (no list) when l is
 // nil, not an interface holding a nil pointer.

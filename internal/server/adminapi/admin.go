@@ -73,8 +73,14 @@ type Handler struct {
 	ExternalURL string
 }
 
+// Mux is what Routes mounts the admin API on: an *http.ServeMux, or a
+// wrapper that also records the patterns (server.Handlers.AdminRoutes).
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+}
+
 // Routes mounts the admin API on mux.
-func (h *Handler) Routes(mux *http.ServeMux) {
+func (h *Handler) Routes(mux Mux) {
 	handle := func(pattern string, fn func(http.ResponseWriter, *http.Request) error) {
 		mux.Handle(pattern, h.authorize(fn))
 	}

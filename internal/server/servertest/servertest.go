@@ -84,6 +84,9 @@ type Env struct {
 	// Revocations is the server's list of revoked grants; no loop polls
 	// it (the one server writes every revocation, and syncs at once).
 	Revocations *revocation.List
+	// PublicRoutes and AdminRoutes are the patterns registered on each
+	// listener (server.Handlers).
+	PublicRoutes, AdminRoutes []string
 }
 
 // New starts a server; everything stops when the test ends.
@@ -163,6 +166,7 @@ func New(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	e.Public, e.Admin = serve(t, pubLn, h.Public), serve(t, admLn, h.Admin)
+	e.PublicRoutes, e.AdminRoutes = h.PublicRoutes, h.AdminRoutes
 	return e
 }
 
