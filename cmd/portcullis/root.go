@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/portcullis-auth/portcullis/audit"
 )
 
 // globals are the flags every subcommand accepts.
@@ -112,7 +114,8 @@ func withApp(g *globals, stdout, stderr io.Writer, fn func(ctx context.Context, 
 			return err
 		}
 		defer a.Close()
-		return fn(cmd.Context(), a, args)
+		// Changes made by CLI commands are audited as the CLI's.
+		return fn(audit.WithActor(cmd.Context(), audit.ActorCLI), a, args)
 	}
 }
 

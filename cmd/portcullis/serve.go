@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/internal/server"
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
@@ -132,9 +133,16 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	auditEvents := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_audit_events_total",
+		Help: "Audit events stored (committed), by action and outcome.",
+	}, []string{"action", "outcome"})
+	reg.MustRegister(auditEvents)
+	a.store.OnAudit(func(ev audit.Event) { auditEvents.WithLabelValues(ev.Action, ev.Outcome).Inc() })
 	h, err := server.New(server.Options{
 		Issuer: cfg.Issuer, Provider: provider, Store: a.store, Users: users,
-		Clients: &clients.Service{Store: cache.ClientStore(a.store)}, Keys: km,
+		Clients: &clients.Service{Store: cache.ClientStore(a.store), Audit: a.audit(), Tx: cache.Transactor(a.store)}, Keys: km,
+		Audit:   a.audit(),
 		Audience: oauth.AudiencePolicy{
 			Default:        cfg.TokenDefaultAudience(),
 			ScopeAudiences: map[string]string{adminapi.Scope: cfg.AdminAPIAudience()},
