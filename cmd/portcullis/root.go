@@ -75,6 +75,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		clientsCmd(g, stdout, stderr),
 		usersCmd(g, stdin, stdout, stderr),
 		keysCmd(g, stdout, stderr),
+		auditCmd(g, stdout, stderr),
 	)
 	requireSubcommand(root)
 	return root.ExecuteContext(ctx)

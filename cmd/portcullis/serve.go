@@ -243,8 +243,8 @@ func serve(ctx context.Context, a *app) error {
 	return serr
 }
 
-// collectGarbage deletes expired token rows, revocations and stale guessing counters
-// every ten minutes.
+// collectGarbage deletes expired token rows, revocations, stale guessing
+// counters and audit events past audit.retention every ten minutes.
 func (s *running) collectGarbage(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -263,6 +263,14 @@ func (s *running) collectGarbage(ctx context.Context) {
 			}
 			if _, err := s.app.store.DeleteStaleThrottles(ctx, time.Now()); err != nil {
 				s.app.logger.Warn("login counter clean-up failed", "err", err)
+			}
+			if r := s.app.cfg.Audit.Retention; r > 0 {
+				n, err := s.app.audit().DeleteBefore(ctx, time.Now().Add(-r))
+				if err != nil {
+					s.app.logger.Warn("audit event clean-up failed", "err", err)
+				} else if n > 0 {
+					s.app.logger.Info("audit events past retention removed", "rows", n)
+				}
 			}
 		}
 	}
