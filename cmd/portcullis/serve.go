@@ -142,7 +142,7 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	h, err := server.New(server.Options{
 		Issuer: cfg.Issuer, Provider: provider, Store: a.store, Users: users,
 		Clients: &clients.Service{Store: cache.ClientStore(a.store), Audit: a.audit(), Tx: cache.Transactor(a.store)}, Keys: km,
-		Audit:   a.audit(),
+		Audit: a.audit(),
 		Audience: oauth.AudiencePolicy{
 			Default:        cfg.TokenDefaultAudience(),
 			ScopeAudiences: map[string]string{adminapi.Scope: cfg.AdminAPIAudience()},
