@@ -80,20 +80,12 @@ const (
 	Login = "login"
 	// LoginThrottled is a login held back by the lockout policy.
 	LoginThrottled = "login.throttled"
-	// RefreshReuse is a refresh token presented again after it was
-	// rotated: the grant is revoked (RFC 9700 §4.14.2).
-	RefreshReuse = "token.refresh_reuse"
-	// CodeReplay is an authorization code redeemed a second time: what
-	// the first redemption issued is revoked (RFC 6749 §4.1.2).
-	CodeReplay = "token.code_replay"
 
 	MFAEnrol         = "mfa.enrol"
 	MFAConfirm       = "mfa.confirm"
 	MFARemove        = "mfa.remove"
 	MFARecoveryCodes = "mfa.recovery_codes"
 )
-
-// Target prefixes.
 
 // UserTarget names a user as an event's actor or target.
 func UserTarget(id string) string { return "user:" + id }
