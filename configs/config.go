@@ -138,8 +138,18 @@ type Config struct {
 	// MFA configures second factors and the authorization challenge
 	// endpoint (first-party apps).
 	MFA MFA `yaml:"mfa"`
+	// Audit configures the audit trail (table audit_events).
+	Audit Audit `yaml:"audit"`
 	// Log configures the server's structured log.
 	Log Log `yaml:"log"`
+}
+
+// Audit configures the audit trail.
+type Audit struct {
+	// Retention is how long audit events are kept: the server's garbage
+	// collection (every ten minutes) deletes older ones. 0 keeps them
+	// forever; otherwise at least 1h. Default: 2160h (90 days).
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Signup configures self-service registration.
@@ -476,7 +486,8 @@ func Default() Config {
 		},
 		MFA: MFA{TOTPIssuer: "Portcullis", ACRSingleFactor: "1", ACRMultiFactor: "2",
 			AuthSessionLifetime: 5 * time.Minute, StepUpSessionLifetime: 12 * time.Hour},
-		Log: Log{Level: "info", Format: "text"},
+		Audit: Audit{Retention: 90 * 24 * time.Hour},
+		Log:   Log{Level: "info", Format: "text"},
 	}
 }
 

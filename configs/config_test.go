@@ -279,6 +279,16 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name:    "audit retention too short",
+			environ: []string{"PORTCULLIS_AUDIT_RETENTION=30m"},
+			want:    []string{"audit.retention: must be 0 (keep forever) or at least 1h"},
+		},
+		{
+			name:    "audit retention negative",
+			environ: []string{"PORTCULLIS_AUDIT_RETENTION=-1h"},
+			want:    []string{"audit.retention: must be 0 (keep forever) or at least 1h"},
+		},
+		{
 			name:    "mfa acr values equal",
 			environ: []string{"PORTCULLIS_MFA_ACR_SINGLE_FACTOR=2"},
 			want:    []string{"mfa.acr_multi_factor: must differ from mfa.acr_single_factor"},

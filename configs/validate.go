@@ -103,6 +103,9 @@ func (c *Config) Validate() error {
 	if c.RateLimit.SignupPerMinutePerIP < 0 {
 		p.add("rate_limit.signup_per_minute_per_ip", "must not be negative (0 disables the limit)")
 	}
+	if r := c.Audit.Retention; r < 0 || (r > 0 && r < time.Hour) {
+		p.add("audit.retention", "must be 0 (keep forever) or at least 1h")
+	}
 	if c.RateLimit.RevokePerClient < 0 {
 		p.add("rate_limit.revoke_per_client", "must not be negative (0 disables the limit)")
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 )
 
@@ -236,7 +237,7 @@ func (s *Service) importBatch(ctx context.Context, batch []pendingLine, update b
 }
 
 // importUser creates in, or updates the user of the same name, in the
-// transaction ctx carries.
+// transaction ctx carries, with its audit event.
 func (s *Service) importUser(ctx context.Context, in *User, update bool) (ImportOutcome, string, error) {
 	now := s.now().UTC()
 	u, err := s.Store.GetUserByUsername(ctx, in.Username)
@@ -250,6 +251,9 @@ func (s *Service) importUser(ctx context.Context, in *User, update bool) (Import
 		nu.CreatedAt, nu.UpdatedAt = now, now
 		if err := s.Store.CreateUser(ctx, &nu); err != nil {
 			return "", "", fmt.Errorf("create user: %w", err)
+		}
+		if err := s.record(ctx, audit.UserImport, audit.UserTarget(nu.ID)); err != nil {
+			return "", "", err
 		}
 		return ImportImported, "", nil
 	case err != nil:
@@ -276,6 +280,9 @@ func (s *Service) importUser(ctx context.Context, in *User, update bool) (Import
 		if err := s.clearThrottles(ctx, u.Username); err != nil {
 			return "", "", err
 		}
+	}
+	if err := s.record(ctx, audit.UserImport, audit.UserTarget(u.ID)); err != nil {
+		return "", "", err
 	}
 	return ImportUpdated, "", nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity/totp"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/seal"
@@ -180,6 +181,7 @@ func (s *Service) BeginTOTP(ctx context.Context, u *User) (*Enrolment, error) {
 	if err := m.Factors.CreateFactor(ctx, f); err != nil {
 		return nil, fmt.Errorf("store factor: %w", err)
 	}
+	s.recordMFA(ctx, audit.MFAEnrol, u)
 	return &Enrolment{FactorID: f.ID, Secret: key.Secret(), URI: key.URI(), key: key}, nil
 }
 
@@ -223,6 +225,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u *User, factorID, code, clie
 	} else if !ok {
 		return nil, ErrInvalidCode
 	}
+	s.recordMFA(ctx, audit.MFAConfirm, u)
 	if err := s.succeeded(ctx, u.Username, clientIP); err != nil {
 		return nil, err
 	}
@@ -246,6 +249,7 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, u *User) ([]string, erro
 	if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
 		return nil, fmt.Errorf("store recovery codes: %w", err)
 	}
+	s.recordMFA(ctx, audit.MFARecoveryCodes, u)
 	return plain, nil
 }
 
@@ -271,6 +275,7 @@ func (s *Service) RemoveFactor(ctx context.Context, u *User, factorID string) er
 			return fmt.Errorf("delete recovery codes: %w", err)
 		}
 	}
+	s.recordMFA(ctx, audit.MFARemove, u)
 	return nil
 }
 
@@ -282,22 +287,24 @@ func (s *Service) ResetFactors(ctx context.Context, userID string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Store.GetUser(ctx, userID); err != nil {
-		return err
-	}
-	fs, err := m.Factors.Factors(ctx, userID)
-	if err != nil {
-		return fmt.Errorf("load factors: %w", err)
-	}
-	for _, f := range fs {
-		if err := m.Factors.DeleteFactor(ctx, userID, f.ID); err != nil && !errors.Is(err, apperr.ErrNotFound) {
-			return fmt.Errorf("delete factor: %w", err)
+	return s.Store.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.Store.GetUser(ctx, userID); err != nil {
+			return err
 		}
-	}
-	if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, userID, nil); err != nil && !errors.Is(err, apperr.ErrNotFound) {
-		return fmt.Errorf("delete recovery codes: %w", err)
-	}
-	return nil
+		fs, err := m.Factors.Factors(ctx, userID)
+		if err != nil {
+			return fmt.Errorf("load factors: %w", err)
+		}
+		for _, f := range fs {
+			if err := m.Factors.DeleteFactor(ctx, userID, f.ID); err != nil && !errors.Is(err, apperr.ErrNotFound) {
+				return fmt.Errorf("delete factor: %w", err)
+			}
+		}
+		if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, userID, nil); err != nil && !errors.Is(err, apperr.ErrNotFound) {
+			return fmt.Errorf("delete recovery codes: %w", err)
+		}
+		return s.record(ctx, audit.UserMFAReset, audit.UserTarget(userID))
+	})
 }
 
 // FactorSummary lists a user's factors and how many recovery codes are
@@ -374,4 +381,16 @@ func (s *Service) VerifySecondFactor(ctx context.Context, u *User, otp, recovery
 // counter and trusts the network for the account.
 func (s *Service) LoginSucceeded(ctx context.Context, u *User, clientIP string) error {
 	return s.succeeded(ctx, u.Username, clientIP)
+}
+
+// recordMFA writes the audit event of u's change of their own second
+// factors, once it is made (the factor stores write on their own); a
+// failure to write it is logged.
+func (s *Service) recordMFA(ctx context.Context, action string, u *User) {
+	if !audit.HasActor(ctx) {
+		ctx = audit.WithActor(ctx, audit.UserTarget(u.ID))
+	}
+	if err := s.record(ctx, action, audit.UserTarget(u.ID)); err != nil {
+		s.logger().ErrorContext(ctx, "audit event not recorded", "action", action, "err", err)
+	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/portcullis-auth/portcullis/audit"
+
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 )
 
@@ -42,6 +44,10 @@ type Service struct {
 	Throttles ThrottleStore
 	// MFA, when set, enables second factors (mfa.go).
 	MFA *MFA
+	// Audit, when set, records every change of a user (in the change's
+	// transaction: Store.InTx, so it must be backed by the same database
+	// as Store), each login and second-factor change (package audit).
+	Audit audit.Recorder
 	// MaxConcurrentHashes bounds the argon2id computations running at once
 	// (each holds the configured memory), and the bcrypt checks of
 	// imported hashes with them; further logins wait their turn.
@@ -239,7 +245,16 @@ func (s *Service) Signup(ctx context.Context, username, password string, roles [
 		id = s.NewID()
 	}
 	u := &User{ID: id, Username: username, PasswordHash: hash, Roles: roles, CreatedAt: now, UpdatedAt: now}
-	if err := s.Store.CreateUser(ctx, u); err != nil {
+	if !audit.HasActor(ctx) {
+		ctx = audit.WithActor(ctx, audit.UserTarget(id)) // a sign-up: the new user acts
+	}
+	err = s.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.Store.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return s.record(ctx, audit.UserCreate, audit.UserTarget(id))
+	})
+	if err != nil {
 		if errors.Is(err, apperr.ErrAlreadyExists) {
 			return nil, &apperr.Error{Code: apperr.EConflict, Message: "username is already taken"}
 		}
@@ -304,14 +319,20 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 		s.hash(func() { ok, rehash, verr = s.Hasher.Verify(password, u.PasswordHash) })
 	}()
 	switch {
+	case errors.Is(rerr, ErrThrottled):
+		s.recordLogin(ctx, audit.LoginThrottled, nil, audit.OutcomeFailure)
+		return nil, rerr
 	case rerr != nil:
 		return nil, rerr
 	case verr != nil:
 		s.logger().ErrorContext(ctx, "stored password hash is unusable", "user_id", u.ID, "err", verr.Error())
+		s.recordLogin(ctx, audit.Login, u, audit.OutcomeFailure)
 		return nil, ErrInvalidCredentials
 	case u == nil || u.Disabled || !ok:
+		s.recordLogin(ctx, audit.Login, u, audit.OutcomeFailure)
 		return nil, ErrInvalidCredentials
 	}
+	s.recordLogin(ctx, audit.Login, u, audit.OutcomeSuccess)
 	// A user with a second factor has not logged in yet: the counters
 	// stay until the factor is proven too (LoginSucceeded), so that a
 	// right password cannot reset what wrong codes counted.
@@ -475,7 +496,14 @@ func (s *Service) Update(ctx context.Context, id string, ch Change) (*User, erro
 			}
 		}
 		if hash != "" || ch.Unlock {
-			return s.clearThrottles(ctx, u.Username)
+			if err := s.clearThrottles(ctx, u.Username); err != nil {
+				return err
+			}
+		}
+		for _, action := range ch.actions() {
+			if err := s.record(ctx, action, audit.UserTarget(u.ID)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -517,6 +545,49 @@ type Change struct {
 	IfMatch func(version string) bool
 }
 
+// actions returns the audit actions of the change, one per aspect.
+func (ch Change) actions() []string {
+	var out []string
+	if ch.Roles != nil {
+		out = append(out, audit.UserSetRoles)
+	}
+	if ch.Disabled != nil {
+		out = append(out, map[bool]string{true: audit.UserDisable, false: audit.UserEnable}[*ch.Disabled])
+	}
+	if ch.Password != nil {
+		out = append(out, audit.UserSetPassword)
+	}
+	if ch.Unlock {
+		out = append(out, audit.UserUnlock)
+	}
+	if ch.MFARequired != nil {
+		out = append(out, audit.UserMFARequired)
+	}
+	return out
+}
+
+// record writes an audit event of action on target with s.Audit, in the
+// transaction ctx carries; nothing without s.Audit.
+func (s *Service) record(ctx context.Context, action, target string) error {
+	return audit.Record(ctx, s.Audit, audit.Event{Action: action, Target: target})
+}
+
+// recordLogin writes the audit event of a login (on its own: a login has
+// no transaction). The user acts when known; a failure to write is
+// logged, never turned into a failed login.
+func (s *Service) recordLogin(ctx context.Context, action string, u *User, outcome string) {
+	ev := audit.Event{Action: action, Outcome: outcome, Actor: audit.ActorAnonymous}
+	if u != nil {
+		ev.Target = audit.UserTarget(u.ID)
+		if outcome == audit.OutcomeSuccess {
+			ev.Actor = ev.Target
+		}
+	}
+	if err := audit.Record(ctx, s.Audit, ev); err != nil {
+		s.logger().ErrorContext(ctx, "audit event not recorded", "action", action, "err", err)
+	}
+}
+
 // ErrVersionMismatch is returned by Update when Change.IfMatch refuses the
 // user's current version: the user changed since the caller read it.
 var ErrVersionMismatch = &apperr.Error{Code: apperr.EPreconditionFailed, Message: "the user has changed since it was read; read it again"}
@@ -529,7 +600,10 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		if err := s.Store.DeleteUser(ctx, id); err != nil {
 			return err
 		}
-		return s.revokeSessions(ctx, id)
+		if err := s.revokeSessions(ctx, id); err != nil {
+			return err
+		}
+		return s.record(ctx, audit.UserDelete, audit.UserTarget(id))
 	})
 	if errors.Is(err, apperr.ErrNotFound) {
 		return errUserNotFound

@@ -18,6 +18,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/seal"
 )
@@ -74,6 +75,10 @@ type Options struct {
 	Now    func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger
+	// Audit, when set, records each key created (rotation), once it is
+	// stored; the actor is the one the context names (audit.WithActor),
+	// "system" for scheduled rotations. A failure to record is logged.
+	Audit audit.Recorder
 }
 
 func (o *Options) fill() {
@@ -387,6 +392,9 @@ func (m *Manager) rotate(ctx context.Context, alg Algorithm, activatesAt time.Ti
 	}
 	m.opts.Logger.InfoContext(ctx, "signing key created", "kid", rec.ID, "alg", rec.Algorithm,
 		"generation", gen, "activates_at", rec.ActivatesAt)
+	if err := audit.Record(ctx, m.opts.Audit, audit.Event{Action: audit.KeyRotate, Target: audit.KeyTarget(rec.ID)}); err != nil {
+		m.opts.Logger.ErrorContext(ctx, "audit event not recorded", "action", audit.KeyRotate, "err", err)
+	}
 	if err := m.reloadLocked(ctx); err != nil {
 		return nil, err
 	}

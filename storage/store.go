@@ -18,6 +18,7 @@ import (
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/keys"
@@ -141,6 +142,7 @@ type Store struct {
 	// before they started. Nil elsewhere.
 	readers    *gorm.DB
 	onRevoke   func(context.Context)
+	onAudit    func(audit.Event)
 	throttleMu throttleLocks // UpdateThrottles, per account
 	// refreshSelect is GetRefreshTokenSession's query (refreshSelectSQL).
 	refreshSelect string

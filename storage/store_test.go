@@ -31,7 +31,7 @@ var wantMigrations = []string{
 	"00014_clients_dpop_bound_access_tokens",
 	"00015_create_user_factors",
 	"00016_create_user_recovery_codes", "00017_users_mfa_required", "00018_clients_mfa_required",
-	"00019_create_oauth2_authorization_codes", "00020_create_auth_sessions",
+	"00019_create_oauth2_authorization_codes", "00020_create_auth_sessions", "00021_create_audit_events",
 }
 
 // testMigrateFresh migrates an empty database of driver twice: the first

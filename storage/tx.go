@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/portcullis-auth/portcullis/audit"
 )
 
 // txKey is the context key under which BeginTX stores a *txState.
@@ -39,6 +41,9 @@ type txShared struct {
 	mu       sync.Mutex
 	tx       *gorm.DB // nil until begun
 	beginErr error
+	// audited holds the audit events written in the transaction, for
+	// the OnAudit hook once it commits.
+	audited []audit.Event
 	// ctx is the transaction's lifetime: the caller's context of BeginTX
 	// bounded by the query timeout. database/sql rolls the transaction
 	// back when it ends; every statement of the transaction gets its
@@ -280,6 +285,7 @@ func (s *Store) Commit(ctx context.Context) error {
 	if st.shared.revoked.Load() {
 		s.notifyRevoked(ctx)
 	}
+	s.notifyAudited(st.shared)
 	return nil
 }
 

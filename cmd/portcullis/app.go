@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/seal"
@@ -196,7 +197,7 @@ func (a *app) keyManager() (*keys.Manager, []byte, []byte, error) {
 		Algorithm: alg, Additional: []keys.Algorithm{keys.ES256, keys.RS256},
 		RSABits: k.RSABits, RotationInterval: k.RotationInterval,
 		Prepublication: k.Prepublication, ReloadInterval: k.ReloadInterval, JWKSMaxAge: k.JWKSMaxAge,
-		Retention: a.cfg.AccessTokenTTL + k.RetentionLeeway, Logger: a.logger,
+		Retention: a.cfg.AccessTokenTTL + k.RetentionLeeway, Logger: a.logger, Audit: a.audit(),
 	}), primary, old, nil
 }
 
@@ -216,8 +217,12 @@ func (a *app) users() *identity.Service {
 		MaxConcurrentHashes: c.Argon2.MaxConcurrent,
 		MaxHashWait:         c.Argon2.MaxWait,
 		MFA:                 a.mfa(),
+		Audit:               a.audit(),
 	}
 }
+
+// audit is the audit trail, in the app's database.
+func (a *app) audit() *audit.Log { return &audit.Log{Store: a.store} }
 
 // mfa builds the second-factor part of the identity service. TOTP secrets
 // are sealed under the secrets key; when it cannot be loaded (a CLI
@@ -231,7 +236,9 @@ func (a *app) mfa() *identity.MFA {
 	return m
 }
 
-func (a *app) clients() *clients.Service { return &clients.Service{Store: a.store} }
+func (a *app) clients() *clients.Service {
+	return &clients.Service{Store: a.store, Audit: a.audit(), Tx: a.store}
+}
 
 // refreshSecret derives the refresh-token HMAC key from a secrets key, so
 // every replica sharing PORTCULLIS_SECRETS_KEY shares it too.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity/totp"
 	"github.com/portcullis-auth/portcullis/keys"
 )
@@ -99,6 +100,9 @@ runs is skipped and counted as such.`,
 			}
 			factors, skipped, err := totp.Rewrap(ctx, a.store, sealer)
 			if err != nil {
+				return err
+			}
+			if err := a.audit().Record(ctx, audit.Event{Action: audit.KeyRewrap, Target: "wrap_key:" + sealer.PrimaryID()}); err != nil {
 				return err
 			}
 			out := map[string]any{"rewrapped": n, "factors_rewrapped": factors, "factors_skipped": skipped,

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/portcullis-auth/portcullis/audit"
 )
 
 // globals are the flags every subcommand accepts.
@@ -73,6 +75,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		clientsCmd(g, stdout, stderr),
 		usersCmd(g, stdin, stdout, stderr),
 		keysCmd(g, stdout, stderr),
+		auditCmd(g, stdout, stderr),
 	)
 	requireSubcommand(root)
 	return root.ExecuteContext(ctx)
@@ -112,7 +115,8 @@ func withApp(g *globals, stdout, stderr io.Writer, fn func(ctx context.Context, 
 			return err
 		}
 		defer a.Close()
-		return fn(cmd.Context(), a, args)
+		// Changes made by CLI commands are audited as the CLI's.
+		return fn(audit.WithActor(cmd.Context(), audit.ActorCLI), a, args)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/internal/server"
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
@@ -132,9 +133,16 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	auditEvents := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_audit_events_total",
+		Help: "Audit events stored (committed), by action and outcome.",
+	}, []string{"action", "outcome"})
+	reg.MustRegister(auditEvents)
+	a.store.OnAudit(func(ev audit.Event) { auditEvents.WithLabelValues(ev.Action, ev.Outcome).Inc() })
 	h, err := server.New(server.Options{
 		Issuer: cfg.Issuer, Provider: provider, Store: a.store, Users: users,
-		Clients: &clients.Service{Store: cache.ClientStore(a.store)}, Keys: km,
+		Clients: &clients.Service{Store: cache.ClientStore(a.store), Audit: a.audit(), Tx: cache.Transactor(a.store)}, Keys: km,
+		Audit: a.audit(),
 		Audience: oauth.AudiencePolicy{
 			Default:        cfg.TokenDefaultAudience(),
 			ScopeAudiences: map[string]string{adminapi.Scope: cfg.AdminAPIAudience()},
@@ -235,8 +243,8 @@ func serve(ctx context.Context, a *app) error {
 	return serr
 }
 
-// collectGarbage deletes expired token rows, revocations and stale guessing counters
-// every ten minutes.
+// collectGarbage deletes expired token rows, revocations, stale guessing
+// counters and audit events past audit.retention every ten minutes.
 func (s *running) collectGarbage(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -255,6 +263,14 @@ func (s *running) collectGarbage(ctx context.Context) {
 			}
 			if _, err := s.app.store.DeleteStaleThrottles(ctx, time.Now()); err != nil {
 				s.app.logger.Warn("login counter clean-up failed", "err", err)
+			}
+			if r := s.app.cfg.Audit.Retention; r > 0 {
+				n, err := s.app.audit().DeleteBefore(ctx, time.Now().Add(-r))
+				if err != nil {
+					s.app.logger.Warn("audit event clean-up failed", "err", err)
+				} else if n > 0 {
+					s.app.logger.Info("audit events past retention removed", "rows", n)
+				}
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
 )
@@ -125,6 +126,16 @@ func withRequestID(h http.Handler) http.Handler {
 		}
 		w.Header().Set(requestIDHeader, id)
 		h.ServeHTTP(w, r)
+	})
+}
+
+// withAuditRequest puts the request's ID (set by withRequestID, which
+// must run first) and the client's IP address (clientIP) into its context
+// for the audit events recorded while serving it.
+func withAuditRequest(clientIP func(*http.Request) string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := audit.WithRequest(r.Context(), w.Header().Get(requestIDHeader), clientIP(r))
+		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

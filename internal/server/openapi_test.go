@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/internal/server"
 	"github.com/portcullis-auth/portcullis/internal/server/servertest"
 	"github.com/portcullis-auth/portcullis/oauth"
@@ -24,7 +25,8 @@ import (
 )
 
 // fullServer is a server with every optional route registered, as the
-// binary has them: the authorization challenge endpoint and /metrics.
+// binary has them: the authorization challenge endpoint, the audit trail
+// and /metrics.
 func fullServer(t *testing.T) *servertest.Env {
 	t.Helper()
 	return servertest.New(t, servertest.Options{Server: func(o *server.Options) {
@@ -38,6 +40,11 @@ func fullServer(t *testing.T) *servertest.Env {
 		}
 		o.FirstParty = &server.FirstParty{Codes: codes, Sessions: sessions, SessionLifetime: time.Minute, StepUpLifetime: time.Minute}
 		o.Registry = prometheus.NewRegistry()
+		auditStore, ok := o.Store.(audit.Store)
+		if !ok {
+			t.Fatal("the store keeps no audit events")
+		}
+		o.Audit = &audit.Log{Store: auditStore}
 	}})
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/clientip"
@@ -109,6 +110,10 @@ type Options struct {
 	// FirstParty, when set, serves the authorization challenge endpoint
 	// (first-party apps with second factors); nil leaves it out.
 	FirstParty *FirstParty
+	// Audit serves GET /admin/audit; nil leaves the route out. Every
+	// request's context carries its ID and client IP for the audit
+	// events recorded while serving it (audit.WithRequest).
+	Audit *audit.Log
 }
 
 // FirstParty configures the authorization challenge endpoint.
@@ -253,15 +258,15 @@ func New(o Options) (*Handlers, error) {
 	(&adminapi.Handler{
 		Audience: o.AdminAudience,
 		Provider: o.Provider, Revocations: o.Revocations, Clients: o.Clients, Users: o.Users, Keys: o.Keys, Prepublication: o.Prepublication,
-		MaxBytes: maxBytes, Logger: logger, DPoP: o.DPoP, ExternalURL: o.AdminURL,
+		MaxBytes: maxBytes, Logger: logger, DPoP: o.DPoP, ExternalURL: o.AdminURL, Audit: o.Audit,
 	}).Routes(admHandle)
 	if o.Registry != nil {
 		admHandle.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	}
 	admHandle.Handle("GET /openapi.json", documentHandler(adminOpenAPI))
 	return &Handlers{
-		Public:       withRequestID(harden(httpjson.RouteErrors(pub), logger)),
-		Admin:        withRequestID(harden(httpjson.RouteErrors(adm), logger)),
+		Public:       withRequestID(withAuditRequest(ips.IP, harden(httpjson.RouteErrors(pub), logger))),
+		Admin:        withRequestID(withAuditRequest(ips.IP, harden(httpjson.RouteErrors(adm), logger))),
 		PublicRoutes: pubRoutes, AdminRoutes: admRoutes,
 	}, nil
 }

@@ -230,14 +230,59 @@ type clientStore struct {
 
 var _ clients.Store = (*clientStore)(nil)
 
-// UpdateClient implements clients.Store, then invalidates the client.
+// UpdateClient implements clients.Store, then invalidates the client
+// (again once the transaction of Transactor, if any, has ended).
 func (s *clientStore) UpdateClient(ctx context.Context, id string, update func(*clients.Client) error) (*clients.Client, error) {
-	defer s.cache.Invalidate(id)
+	defer s.invalidate(ctx, id)
 	return s.Store.UpdateClient(ctx, id, update)
 }
 
-// DeleteClient implements clients.Store, then invalidates the client.
+// DeleteClient implements clients.Store, then invalidates the client
+// (again once the transaction of Transactor, if any, has ended).
 func (s *clientStore) DeleteClient(ctx context.Context, id string) error {
-	defer s.cache.Invalidate(id)
+	defer s.invalidate(ctx, id)
 	return s.Store.DeleteClient(ctx, id)
+}
+
+func (s *clientStore) invalidate(ctx context.Context, id string) {
+	s.cache.Invalidate(id)
+	if changed, ok := ctx.Value(changedKey{}).(*changedClients); ok {
+		changed.mu.Lock()
+		changed.ids = append(changed.ids, id)
+		changed.mu.Unlock()
+	}
+}
+
+// changedKey is the context key of the clients a transaction changed.
+type changedKey struct{}
+
+type changedClients struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+// Transactor returns t with every client that ClientStore changes in a
+// transaction invalidated once more when the transaction ends: a lookup
+// between the change and the commit would otherwise cache the old client
+// for the TTL. Give it to the clients.Service with ClientStore.
+func (c *Cache) Transactor(t clients.Transactor) clients.Transactor {
+	return &transactor{t: t, cache: c}
+}
+
+type transactor struct {
+	t     clients.Transactor
+	cache *Cache
+}
+
+// InTx implements clients.Transactor.
+func (t *transactor) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	changed := &changedClients{}
+	defer func() {
+		changed.mu.Lock()
+		defer changed.mu.Unlock()
+		for _, id := range changed.ids {
+			t.cache.Invalidate(id)
+		}
+	}()
+	return t.t.InTx(context.WithValue(ctx, changedKey{}, changed), fn)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/portcullis-auth/portcullis/audit"
+
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 )
 
@@ -31,12 +33,41 @@ type Store interface {
 	DeleteClient(ctx context.Context, id string) error
 }
 
+// Transactor runs fn in one transaction carried by the context fn
+// receives (storage.Store.InTx): every Store method and audit.Recorder
+// called with that context takes part in it. fn's error rolls back and is
+// returned.
+type Transactor interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
 // Service administers OAuth2 clients.
 type Service struct {
 	Store Store
 	// Rand defaults to crypto/rand; Now to time.Now.
 	Rand io.Reader
 	Now  func() time.Time
+	// Audit, when set, records every change in the change's transaction
+	// (Tx, which is then required and must be backed by the database of
+	// Store and Audit).
+	Audit audit.Recorder
+	Tx    Transactor
+}
+
+// change runs fn and records action on the client it returns, in one
+// transaction when the changes are audited.
+func (s *Service) change(ctx context.Context, action string, fn func(ctx context.Context) (id string, err error)) error {
+	if s.Audit == nil {
+		_, err := fn(ctx)
+		return err
+	}
+	return s.Tx.InTx(ctx, func(ctx context.Context) error {
+		id, err := fn(ctx)
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, audit.Event{Action: action, Target: audit.ClientTarget(id)})
+	})
 }
 
 // now is truncated to what the databases store (microseconds), so a
@@ -69,7 +100,10 @@ func (s *Service) Create(ctx context.Context, spec Spec) (*Client, string, error
 			return nil, "", err
 		}
 	}
-	if err := s.Store.CreateClient(ctx, c); err != nil {
+	err := s.change(ctx, audit.ClientCreate, func(ctx context.Context) (string, error) {
+		return c.ID, s.Store.CreateClient(ctx, c)
+	})
+	if err != nil {
 		return nil, "", fmt.Errorf("create client: %w", err)
 	}
 	return c, secret, nil
@@ -133,27 +167,31 @@ func (s *Service) Patch(ctx context.Context, id string, patch func(*Spec)) (*Cli
 	return s.patch(ctx, id, nil, patch)
 }
 
-func (s *Service) patch(ctx context.Context, id string, match func(string) bool, patch func(*Spec)) (*Client, error) {
-	c, err := s.Store.UpdateClient(ctx, id, func(c *Client) error {
-		if match != nil && !match(c.Version()) {
-			return ErrVersionMismatch
-		}
-		spec := c.spec()
-		patch(&spec)
-		if err := spec.normalize(); err != nil {
-			return err
-		}
-		if c.IsPublic() != spec.Public {
-			return &apperr.Error{Code: apperr.EInvalid, Message: "a client cannot change between public and confidential"}
-		}
-		c.Name, c.AuthMethod, c.GrantTypes, c.Scopes, c.Audience = spec.Name, spec.AuthMethod, spec.GrantTypes, spec.Scopes, spec.Audience
-		c.IntrospectionAllowed = spec.IntrospectionAllowed
-		c.AccessTokenSigningAlg = spec.AccessTokenSigningAlg
-		c.CORSOrigins = spec.CORSOrigins
-		c.DPoPBoundAccessTokens = spec.DPoPBoundAccessTokens
-		c.MFARequired = spec.MFARequired
-		c.UpdatedAt = s.now()
-		return nil
+func (s *Service) patch(ctx context.Context, id string, match func(string) bool, patch func(*Spec)) (c *Client, err error) {
+	err = s.change(ctx, audit.ClientUpdate, func(ctx context.Context) (string, error) {
+		var err error
+		c, err = s.Store.UpdateClient(ctx, id, func(c *Client) error {
+			if match != nil && !match(c.Version()) {
+				return ErrVersionMismatch
+			}
+			spec := c.spec()
+			patch(&spec)
+			if err := spec.normalize(); err != nil {
+				return err
+			}
+			if c.IsPublic() != spec.Public {
+				return &apperr.Error{Code: apperr.EInvalid, Message: "a client cannot change between public and confidential"}
+			}
+			c.Name, c.AuthMethod, c.GrantTypes, c.Scopes, c.Audience = spec.Name, spec.AuthMethod, spec.GrantTypes, spec.Scopes, spec.Audience
+			c.IntrospectionAllowed = spec.IntrospectionAllowed
+			c.AccessTokenSigningAlg = spec.AccessTokenSigningAlg
+			c.CORSOrigins = spec.CORSOrigins
+			c.DPoPBoundAccessTokens = spec.DPoPBoundAccessTokens
+			c.MFARequired = spec.MFARequired
+			c.UpdatedAt = s.now()
+			return nil
+		})
+		return id, err
 	})
 	if errors.Is(err, apperr.ErrNotFound) {
 		return nil, &apperr.Error{Code: apperr.ENotFound, Message: "client not found"}
@@ -163,7 +201,9 @@ func (s *Service) patch(ctx context.Context, id string, match func(string) bool,
 
 // Delete removes a client and the tokens issued to it.
 func (s *Service) Delete(ctx context.Context, id string) error {
-	err := s.Store.DeleteClient(ctx, id)
+	err := s.change(ctx, audit.ClientDelete, func(ctx context.Context) (string, error) {
+		return id, s.Store.DeleteClient(ctx, id)
+	})
 	if errors.Is(err, apperr.ErrNotFound) {
 		return &apperr.Error{Code: apperr.ENotFound, Message: "client not found"}
 	}
@@ -177,12 +217,17 @@ func (s *Service) RotateSecret(ctx context.Context, id string) (*Client, string,
 	if err != nil {
 		return nil, "", err
 	}
-	c, err := s.Store.UpdateClient(ctx, id, func(c *Client) error {
-		if c.IsPublic() {
-			return &apperr.Error{Code: apperr.EInvalid, Message: "a public client has no secret"}
-		}
-		c.SecretHash, c.UpdatedAt = hash, s.now()
-		return nil
+	var c *Client
+	err = s.change(ctx, audit.ClientRotateSecret, func(ctx context.Context) (string, error) {
+		var err error
+		c, err = s.Store.UpdateClient(ctx, id, func(c *Client) error {
+			if c.IsPublic() {
+				return &apperr.Error{Code: apperr.EInvalid, Message: "a public client has no secret"}
+			}
+			c.SecretHash, c.UpdatedAt = hash, s.now()
+			return nil
+		})
+		return id, err
 	})
 	if errors.Is(err, apperr.ErrNotFound) {
 		return nil, "", &apperr.Error{Code: apperr.ENotFound, Message: "client not found"}

@@ -16,6 +16,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/identity/totp"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
@@ -33,6 +34,7 @@ import (
 // of its own that the server and its token collector call. *storage.Store
 // is one; any future store is checked by passing its opener to Run.
 type Store interface {
+	audit.Store
 	identity.Store
 	identity.SessionRevoker
 	identity.ThrottleStore
@@ -86,6 +88,7 @@ func Run[S Store](t *testing.T, openS func(*testing.T) S) {
 	t.Run("ResealFactorSecrets", func(t *testing.T) { testResealFactorSecrets(t, open) })
 	t.Run("AuthorizationCodes", func(t *testing.T) { testAuthorizationCodes(t, open) })
 	t.Run("AuthSessions", func(t *testing.T) { testAuthSessions(t, open) })
+	t.Run("AuditEvents", func(t *testing.T) { testAuditEvents(t, open) })
 	t.Run("Ping", func(t *testing.T) { wantErr(t, "ping", open(t).Ping(ctxTimeout(t)), nil) })
 }
 

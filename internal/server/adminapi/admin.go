@@ -24,6 +24,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/httpjson"
@@ -71,6 +72,11 @@ type Handler struct {
 	// ExternalURL is this listener's base URL as clients reach it
 	// (configuration admin_url), e.g. behind a TLS-terminating proxy.
 	ExternalURL string
+	// Audit, when set, serves GET /admin/audit. The changes the API makes
+	// are recorded by the services (Clients, Users, Keys) with the
+	// caller as actor: "client:ID" for a client's token, "user:ID" for a
+	// user's.
+	Audit *audit.Log
 }
 
 // Mux is what Routes mounts the admin API on: an *http.ServeMux, or a
@@ -100,6 +106,9 @@ func (h *Handler) Routes(mux Mux) {
 	handle("POST /admin/users/{id}/unlock", h.unlockUser)
 	handle("GET /admin/keys", h.listKeys)
 	handle("POST /admin/keys/rotate", h.rotateKey)
+	if h.Audit != nil {
+		handle("GET /admin/audit", h.listAudit)
+	}
 }
 
 // guard is the admin API's access-token check (package bearer).
@@ -134,7 +143,9 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 			return
 		}
 		subject := ar.GetSession().GetSubject()
+		actor := audit.ClientTarget(ar.GetClient().GetID())
 		if userID, isUser := oauth.UserID(ar); isUser {
+			actor = audit.UserTarget(userID)
 			// A user's token: scope admin alone would make every user of a
 			// password client registered with that scope an administrator.
 			u, err := h.Users.Get(ctx, userID)
@@ -152,6 +163,7 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 		if !g.Bind(w, r, tok) {
 			return
 		}
+		r = r.WithContext(audit.WithActor(ctx, actor))
 		if err := fn(w, r); err != nil {
 			httpjson.WriteError(w, r, h.Logger, identity.AsAppError(err))
 			return
