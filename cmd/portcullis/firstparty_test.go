@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -438,42 +437,21 @@ func TestREADMEFirstPartyWalkthrough(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("the walkthrough needs openssl, which is not installed")
 	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, block, ok := strings.Cut(string(readme), "<!-- first-party walkthrough -->\n```sh\n")
-	block, _, ok2 := strings.Cut(block, "```\n<!-- end first-party walkthrough -->")
-	if !ok || !ok2 {
-		t.Fatal("README has no first-party walkthrough block")
-	}
 	totpBin, remove, err := proctest.Build("../../deploy/examples/totp-code")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(remove)
 	srv := portcullis.Serve(t)
-	addr := proctest.FreeAddr(t)
-	apiURL := "http://" + addr
-	p := proctest.Start(t, string(userapi), []string{"PATH=" + os.Getenv("PATH")}, "--issuer", srv.URL, "--addr", addr)
-	if err := p.WaitHTTP(apiURL+"/health/alive", http.StatusOK); err != nil {
-		t.Fatal(err)
-	}
+	api := startUserAPI(t, srv)
 	srv.CreateUser(t, "alice", alicePW)
-	script := strings.NewReplacer(
-		"http://localhost:8080", srv.URL, "http://localhost:8090", apiURL,
-		"go run ./cmd/portcullis", string(portcullis), "go run ./deploy/examples/totp-code", totpBin,
-	).Replace(block)
-	cmd := exec.CommandContext(t.Context(), "bash", "-euo", "pipefail", "-c", script)
-	cmd.Env = srv.Env()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr // the CLI's debug log (tests run servers at level debug)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("walkthrough: %v\n%s\n%s", err, out, stderr.String())
+	block := docBlock(t, "../../README.md", "<!-- first-party walkthrough -->")
+	if !strings.Contains(block, "acr_values=2") {
+		t.Fatalf("the walkthrough changed; update this test:\n%s", block)
 	}
+	out := runDoc(t, block, srv, api, "go run ./deploy/examples/totp-code", totpBin)
 	var got map[string]any
-	if err := json.Unmarshal(out, &got); err != nil {
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &got); err != nil {
 		t.Fatalf("walkthrough's last output is not JSON: %s", out)
 	}
 	if got["acr"] != "2" || got["preferred_username"] != "alice" || fmt.Sprint(got["amr"]) != "[mfa otp pwd]" {
