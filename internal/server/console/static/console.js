@@ -1,6 +1,6 @@
 // Portcullis admin console. Dependency-free; loaded as a module, so it runs
 // in strict mode after the document is parsed. Tokens are kept in this
-// module's memory only (never localStorage, sessionStorage or cookies): a
+// module's memory only (never in web storage or cookies): a
 // reload or closing the tab logs out. Every value from the server is put
 // into the page with textContent, never as HTML.
 
