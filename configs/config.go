@@ -115,6 +115,8 @@ type Config struct {
 
 	// Signup configures self-service registration (POST /signup).
 	Signup Signup `yaml:"signup"`
+	// Console configures the admin console on the admin listener.
+	Console Console `yaml:"console"`
 	// Password is the password policy.
 	Password Password `yaml:"password"`
 	// Argon2 holds the argon2id parameters for new password hashes.
@@ -155,6 +157,14 @@ type Audit struct {
 // Signup configures self-service registration.
 type Signup struct {
 	// Enabled mounts POST /signup. Default: true.
+	Enabled bool `yaml:"enabled"`
+}
+
+// Console configures the admin console (internal/server/console).
+type Console struct {
+	// Enabled serves the console at /console/ on the admin listener and
+	// registers its public client (client ID portcullis-console) at
+	// start-up. Default: true.
 	Enabled bool `yaml:"enabled"`
 }
 
@@ -432,6 +442,7 @@ func Default() Config {
 		RefreshTokenTTL:        720 * time.Hour,
 		ScopesSupported:        []string{"admin"},
 		Signup:                 Signup{Enabled: true},
+		Console:                Console{Enabled: true},
 		Password:               Password{MinLength: 12, MaxLength: 128},
 		Argon2: Argon2{
 			MemoryKiB:   19456,

@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/ory/fosite"
@@ -147,6 +149,26 @@ func SessionAMR(s fosite.Session) []string {
 	return nil
 }
 
+// keepIssuedClaims returns a function that puts back the claims of
+// session as they are now, when the token handler has already stamped them
+// (iat set); else one that does nothing.
+func keepIssuedClaims(session fosite.Session) func() {
+	js, ok := session.(*oauth2.JWTSession)
+	if !ok || js.JWTClaims == nil || js.JWTClaims.IssuedAt.IsZero() {
+		return func() {}
+	}
+	claims := *js.JWTClaims
+	claims.Extra = maps.Clone(js.JWTClaims.Extra)
+	claims.Audience = slices.Clone(js.JWTClaims.Audience)
+	subject, username, expires := js.Subject, js.Username, maps.Clone(js.ExpiresAt)
+	return func() {
+		c := claims
+		c.Extra = maps.Clone(claims.Extra)
+		js.JWTClaims = &c
+		js.Subject, js.Username, js.ExpiresAt = subject, username, maps.Clone(expires)
+	}
+}
+
 // verifierCtx carries the code_verifier of a token request to the storage
 // calls fosite makes for it.
 type verifierCtx struct{}
@@ -165,8 +187,16 @@ func withCodeVerifier(ctx context.Context, verifier string) context.Context {
 // whoever saw it end the owner's session. It is reported as unknown
 // instead (invalid_grant) and the grant lives on, as for bound refresh
 // tokens (GetRefreshTokenSession).
+//
+// fosite reads the code twice, the second time (building the response)
+// into the session the token handler has meanwhile completed (iat, nbf,
+// jti, client_id, sid, the owner's current roles, exp): that read would
+// put the code's stored claims back, and the token would lack nbf, which
+// this server's own verification requires. The completed claims are kept.
 func (s grantStore) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	restore := keepIssuedClaims(session)
 	req, err := s.TokenStore.GetAuthorizeCodeSession(ctx, signature, session)
+	restore()
 	if !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) || req == nil {
 		return req, err
 	}

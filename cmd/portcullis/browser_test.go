@@ -106,11 +106,22 @@ func frontEnd(t *testing.T) *httptest.Server {
 }
 
 // startChromium starts headless Chromium for the test, skipping it when
-// Chromium is not installed, and returns the browser's context; the
-// browser exits when the test ends.
+// Chromium is not installed (failing it instead when
+// PORTCULLIS_TEST_BROWSER=1, as .ci/run sets), and returns the browser's
+// context, which ends after 90 s; the browser exits when the test ends.
 func startChromium(t *testing.T) context.Context {
 	t.Helper()
+	return startChromiumFor(t, 90*time.Second)
+}
+
+// startChromiumFor is startChromium with the browser's context ending
+// after timeout.
+func startChromiumFor(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("PORTCULLIS_TEST_BROWSER") == "1" {
+			t.Fatalf("%s not found and PORTCULLIS_TEST_BROWSER=1: %v", chromiumPath, err)
+		}
 		t.Skipf("%s not found (install the Debian package chromium, as .ci/run does): %v", chromiumPath, err)
 	}
 	// The user data directory is removed after the browser has exited
@@ -130,7 +141,7 @@ func startChromium(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 	)
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	t.Cleanup(cancel)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	t.Cleanup(cancelAlloc)

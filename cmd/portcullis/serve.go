@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/portcullis-auth/portcullis/configs"
 	"github.com/portcullis-auth/portcullis/internal/server"
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
+	"github.com/portcullis-auth/portcullis/internal/server/console"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/clientcache"
@@ -131,6 +133,12 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
+	clientSvc := &clients.Service{Store: cache.ClientStore(a.store), Audit: a.audit(), Tx: cache.Transactor(a.store)}
+	if cfg.Console.Enabled {
+		if err := registerConsole(ctx, clientSvc, cfg, a.logger); err != nil {
+			return nil, err
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	auditEvents := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -141,7 +149,7 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	a.store.OnAudit(func(ev audit.Event) { auditEvents.WithLabelValues(ev.Action, ev.Outcome).Inc() })
 	h, err := server.New(server.Options{
 		Issuer: cfg.Issuer, Provider: provider, Store: a.store, Users: users,
-		Clients: &clients.Service{Store: cache.ClientStore(a.store), Audit: a.audit(), Tx: cache.Transactor(a.store)}, Keys: km,
+		Clients: clientSvc, Keys: km, Console: cfg.Console.Enabled,
 		Audit: a.audit(),
 		Audience: oauth.AudiencePolicy{
 			Default:        cfg.TokenDefaultAudience(),
@@ -172,6 +180,50 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 		return nil, err
 	}
 	return &running{app: a, keys: km, revocations: revoked, public: h.Public, admin: h.Admin}, nil
+}
+
+// registerConsole makes the admin console's public client exist with the
+// settings this configuration implies (clients.Service.Ensure): the
+// first-party authorization_code grant and refresh_token, scope admin, the
+// admin API's audience, and the admin listener's origin as its only CORS
+// origin, since the console's page (admin listener) calls the token and
+// challenge endpoints (public listener) from there.
+func registerConsole(ctx context.Context, svc *clients.Service, cfg *configs.Config, logger *slog.Logger) error {
+	origins, guessed := consoleOrigins(cfg)
+	if guessed {
+		logger.Warn("admin_addr names no single host; the admin console works from the origins listed only, set admin_url to the URL you open it at",
+			"origins", origins)
+	}
+	_, err := svc.Ensure(ctx, console.ClientID, clients.Spec{
+		Name: "Portcullis admin console", Public: true,
+		GrantTypes: []string{"authorization_code", "refresh_token"},
+		Scopes:     []string{adminapi.Scope}, Audience: []string{cfg.AdminAPIAudience()},
+		CORSOrigins: origins,
+	})
+	if err != nil {
+		return fmt.Errorf("register the admin console's client: %w", err)
+	}
+	return nil
+}
+
+// consoleOrigins returns the browser origin(s) of the admin listener:
+// admin_url's, else http:// plus admin_addr; when admin_addr has no host
+// or an unspecified one (":8081", "0.0.0.0:8081"), the loopback origins of
+// its port, with guessed true.
+func consoleOrigins(cfg *configs.Config) (origins []string, guessed bool) {
+	if cfg.AdminURL != "" {
+		if u, err := url.Parse(cfg.AdminURL); err == nil {
+			return []string{u.Scheme + "://" + u.Host}, false
+		}
+	}
+	host, port, err := net.SplitHostPort(cfg.AdminAddr)
+	if err != nil {
+		return nil, true
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return []string{"http://localhost:" + port, "http://127.0.0.1:" + port}, true
+	}
+	return []string{"http://" + net.JoinHostPort(host, port)}, false
 }
 
 // dpopVerifier checks DPoP proofs as cfg says, remembering proofs in the

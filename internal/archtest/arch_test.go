@@ -50,6 +50,7 @@ var rules = []rule{
 	{"oauth/clientcache", []string{"oauth", "oauth/clients"}},
 	{"oauth/challenge", []string{"identity", "oauth", "oauth/clients", "oauth/dpop", "internal/apperr", "internal/ratelimit"}},
 	{"storage", []string{"audit", "identity", "identity/totp", "keys", "oauth/clients", "oauth", "oauth/challenge", "oauth/dpop", "oauth/revocation", "internal/apperr"}},
+	{"internal/server/console", nil},
 	{"internal/server/bearer", []string{"oauth", "oauth/dpop", "internal/apperr", "internal/httpjson"}},
 	{"internal/server/adminapi", []string{"audit", "identity", "keys", "oauth/clients", "oauth", "oauth/dpop", "internal/apperr", "internal/httpjson", "internal/server/bearer"}},
 	{"internal/server/account", []string{"audit", "identity", "oauth", "internal/apperr", "internal/httpjson", "internal/server/bearer"}},

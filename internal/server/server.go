@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -21,6 +22,7 @@ import (
 	"github.com/portcullis-auth/portcullis/internal/server/account"
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/internal/server/bearer"
+	"github.com/portcullis-auth/portcullis/internal/server/console"
 	"github.com/portcullis-auth/portcullis/keys"
 	"github.com/portcullis-auth/portcullis/oauth"
 	"github.com/portcullis-auth/portcullis/oauth/challenge"
@@ -114,6 +116,12 @@ type Options struct {
 	// request's context carries its ID and client IP for the audit
 	// events recorded while serving it (audit.WithRequest).
 	Audit *audit.Log
+	// Console serves the admin console (internal/server/console) at
+	// /console/ on the admin listener. Its public client (console.ClientID)
+	// must be registered by the caller, with the admin listener's origin
+	// among its CORS origins, and FirstParty must be set, since the
+	// console logs in through the authorization challenge endpoint.
+	Console bool
 }
 
 // FirstParty configures the authorization challenge endpoint.
@@ -260,6 +268,17 @@ func New(o Options) (*Handlers, error) {
 		Provider: o.Provider, Revocations: o.Revocations, Clients: o.Clients, Users: o.Users, Keys: o.Keys, Prepublication: o.Prepublication,
 		MaxBytes: maxBytes, Logger: logger, DPoP: o.DPoP, ExternalURL: o.AdminURL, Audit: o.Audit,
 	}).Routes(admHandle)
+	if o.Console {
+		if authChallenge == nil {
+			return nil, fmt.Errorf("the admin console needs the authorization challenge endpoint (Options.FirstParty)")
+		}
+		ch, err := console.Handler(console.Options{Issuer: o.Issuer})
+		if err != nil {
+			return nil, err
+		}
+		admHandle.Handle("GET "+console.Path, ch)
+		admHandle.Handle("GET "+strings.TrimSuffix(console.Path, "/"), ch)
+	}
 	if o.Registry != nil {
 		admHandle.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"time"
 
 	"github.com/google/uuid"
@@ -82,12 +83,17 @@ func (s *Service) now() time.Time {
 // Create registers a client. For confidential clients it returns the
 // generated secret, which is shown once and stored only hashed.
 func (s *Service) Create(ctx context.Context, spec Spec) (*Client, string, error) {
+	return s.create(ctx, uuid.NewString(), spec)
+}
+
+// create registers the client id with spec.
+func (s *Service) create(ctx context.Context, id string, spec Spec) (*Client, string, error) {
 	if err := spec.normalize(); err != nil {
 		return nil, "", err
 	}
 	now := s.now()
 	c := &Client{
-		ID: uuid.NewString(), Name: spec.Name, AuthMethod: spec.AuthMethod,
+		ID: id, Name: spec.Name, AuthMethod: spec.AuthMethod,
 		GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Audience: spec.Audience,
 		CreatedAt: now, UpdatedAt: now, IntrospectionAllowed: spec.IntrospectionAllowed,
 		AccessTokenSigningAlg: spec.AccessTokenSigningAlg, CORSOrigins: spec.CORSOrigins,
@@ -121,6 +127,41 @@ func (s *Service) newSecret() (string, []byte, error) {
 	}
 	secret := base64.RawURLEncoding.EncodeToString(b)
 	return secret, HashSecret([]byte(secret)), nil
+}
+
+// Ensure makes the public client id exist with the settings spec: it
+// registers it when absent and, when present with other settings, replaces
+// them (as Update). A client that already has these settings is left as
+// it is (its version unchanged). It is meant for clients the server
+// registers for itself, such as the admin console's, and is safe to call
+// from several replicas at once. A confidential spec is refused: nobody
+// would ever see its secret.
+func (s *Service) Ensure(ctx context.Context, id string, spec Spec) (*Client, error) {
+	if !spec.Public {
+		return nil, &apperr.Error{Code: apperr.EInvalid, Message: "only a public client can be ensured"}
+	}
+	if err := spec.normalize(); err != nil {
+		return nil, err
+	}
+	for range 2 {
+		c, err := s.Store.FindClient(ctx, id)
+		if errors.Is(err, apperr.ErrNotFound) {
+			c, _, err = s.create(ctx, id, spec)
+			if errors.Is(err, apperr.ErrAlreadyExists) {
+				continue // another replica registered it meanwhile
+			}
+			return c, err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("find client: %w", err)
+		}
+		cur := c.spec()
+		if err := cur.normalize(); err == nil && reflect.DeepEqual(cur, spec) {
+			return c, nil
+		}
+		return s.patch(ctx, id, nil, func(cur *Spec) { *cur = spec })
+	}
+	return nil, fmt.Errorf("ensure client %s: registered and deleted concurrently", id)
 }
 
 // Get returns a client or an apperr.ENotFound error.

@@ -123,3 +123,36 @@ func TestDPoPBoundAccessTokens(t *testing.T) {
 	}
 	bound(t, "updated without it", app, false)
 }
+
+// TestEnsure: Ensure registers a public client under the ID given, leaves
+// it untouched (same version) when its settings already match, replaces
+// settings that differ, re-registers it after a deletion, and refuses a
+// confidential spec.
+func TestEnsure(t *testing.T) {
+	ctx := t.Context()
+	svc := &clients.Service{Store: storagetest.OpenSQLite(t)}
+	spec := clients.Spec{Name: "console", Public: true, GrantTypes: []string{"authorization_code", "refresh_token"},
+		Scopes: []string{"admin"}, CORSOrigins: []string{"http://127.0.0.1:8081"}}
+	c, err := svc.Ensure(ctx, "portcullis-console", spec)
+	if err != nil || c.ID != "portcullis-console" || !c.IsPublic() {
+		t.Fatalf("Ensure (new) = %+v, %v", c, err)
+	}
+	again, err := svc.Ensure(ctx, "portcullis-console", spec)
+	if err != nil || again.Version() != c.Version() {
+		t.Fatalf("Ensure (same settings): version %q → %q, %v; want unchanged", c.Version(), again.Version(), err)
+	}
+	spec.CORSOrigins = []string{"https://admin.example.test"}
+	moved, err := svc.Ensure(ctx, "portcullis-console", spec)
+	if err != nil || len(moved.CORSOrigins) != 1 || moved.CORSOrigins[0] != "https://admin.example.test" {
+		t.Fatalf("Ensure (new origin) = %+v, %v", moved, err)
+	}
+	if err := svc.Delete(ctx, "portcullis-console"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := svc.Ensure(ctx, "portcullis-console", spec); err != nil || c.ID != "portcullis-console" {
+		t.Fatalf("Ensure (after deletion) = %+v, %v", c, err)
+	}
+	if _, err := svc.Ensure(ctx, "other", clients.Spec{Name: "x", GrantTypes: []string{"client_credentials"}}); err == nil {
+		t.Fatal("Ensure accepted a confidential client")
+	}
+}
