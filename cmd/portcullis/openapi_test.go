@@ -120,7 +120,7 @@ func checkOperations(t *testing.T, base, token string) {
 				if auth != "" {
 					req.Header.Set("Authorization", auth)
 				}
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := noRedirects.Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -223,3 +223,7 @@ func jsonPointer(keys ...string) string {
 	}
 	return b.String()
 }
+
+// noRedirects sends requests as documented: a redirect is the answer,
+// not the page it points to.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -25,8 +25,8 @@ import (
 )
 
 // fullServer is a server with every optional route registered, as the
-// binary has them: the authorization challenge endpoint, the audit trail
-// and /metrics.
+// binary has them: the authorization challenge endpoint, the audit trail,
+// the admin console and /metrics.
 func fullServer(t *testing.T) *servertest.Env {
 	t.Helper()
 	return servertest.New(t, servertest.Options{Server: func(o *server.Options) {
@@ -45,6 +45,7 @@ func fullServer(t *testing.T) *servertest.Env {
 			t.Fatal("the store keeps no audit events")
 		}
 		o.Audit = &audit.Log{Store: auditStore}
+		o.Console = true
 	}})
 }
 
