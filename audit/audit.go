@@ -81,6 +81,16 @@ const (
 	// LoginThrottled is a login held back by the lockout policy.
 	LoginThrottled = "login.throttled"
 
+	// TokenRefreshReuse is a used (or revoked) refresh token presented
+	// again, taken for a stolen one: its grant is revoked (RFC 9700
+	// §4.14.2). The actor is the presenting client, the target the
+	// grant's user; outcome failure.
+	TokenRefreshReuse = "token.refresh_reuse"
+	// TokenCodeReplay is an authorization code redeemed again: what its
+	// first redemption issued is revoked (RFC 6749 §4.1.2). Actor and
+	// target as for TokenRefreshReuse.
+	TokenCodeReplay = "token.code_replay"
+
 	MFAEnrol         = "mfa.enrol"
 	MFAConfirm       = "mfa.confirm"
 	MFARemove        = "mfa.remove"

@@ -8,6 +8,7 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	fositestorage "github.com/ory/fosite/storage"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity"
 )
 
@@ -62,8 +63,24 @@ type Authenticator interface {
 // jwtIntrospector and RevokeHandler), and authorization codes whose
 // replay by someone who cannot prove the redemption's possession factors
 // is reported as an unknown code (GetAuthorizeCodeSession).
+//
+// A grant fosite revokes for such a replay (RevokeRefreshToken from its
+// refresh or code handler, whose requests carry a replayNote) is recorded
+// with audit, in the revocation's transaction when there is one.
 type grantStore struct {
 	TokenStore
+	audit audit.Recorder
+}
+
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage: the
+// TokenStore's, and, when ctx's token request replays a used refresh
+// token or a redeemed code of the grant (noteReplay), the replay's audit
+// event, whose failure fails the revocation.
+func (s grantStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	if err := s.TokenStore.RevokeRefreshToken(ctx, requestID); err != nil {
+		return err
+	}
+	return recordReplay(ctx, s.audit)
 }
 
 var (
