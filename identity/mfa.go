@@ -214,15 +214,18 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u *User, factorID, code, clie
 	}
 	now := s.now().UTC()
 	if err := s.reserve(ctx, u.Username, clientIP, now); err != nil {
+		s.recordCodeFailure(ctx, u, err)
 		return nil, err
 	}
 	step, err := m.check(f, code, now)
 	if err != nil {
+		s.recordCodeFailure(ctx, u, err)
 		return nil, err
 	}
 	if ok, err := m.Factors.ConfirmFactor(ctx, u.ID, f.ID, step, now); err != nil {
 		return nil, fmt.Errorf("confirm factor: %w", err)
 	} else if !ok {
+		s.recordCodeFailure(ctx, u, ErrInvalidCode)
 		return nil, ErrInvalidCode
 	}
 	s.recordMFA(ctx, audit.MFAConfirm, u)
@@ -328,11 +331,31 @@ func (s *Service) FactorSummary(ctx context.Context, userID string) ([]*Factor, 
 // VerifySecondFactor checks a TOTP code (otp) or, when otp is empty, a
 // recovery code of u, presented in a login from clientIP whose password
 // was checked already. The attempt is counted before it is checked, like
-// a password (a wrong code is a failed login); an accepted code is used
-// up (its time step, or the recovery code) on every replica before this
-// returns. It returns nil on success, ErrInvalidCode, or an error matching ErrThrottled. It does not reset
-// the guessing counters: call LoginSucceeded once the login is complete.
+// a password (a wrong code is a failed login, audit.LoginSecondFactor); an
+// accepted code is used up (its time step, or the recovery code, whose use
+// is recorded as audit.MFARecoveryCodeUsed in the same transaction) on
+// every replica before this returns. It returns nil on success,
+// ErrInvalidCode, or an error matching ErrThrottled. It does not reset the
+// guessing counters: call LoginSucceeded once the login is complete.
 func (s *Service) VerifySecondFactor(ctx context.Context, u *User, otp, recoveryCode, clientIP string) error {
+	err := s.verifySecondFactor(ctx, u, otp, recoveryCode, clientIP)
+	s.recordCodeFailure(ctx, u, err)
+	return err
+}
+
+// recordCodeFailure records err, the outcome of u's second-factor attempt,
+// if it is a wrong code (audit.LoginSecondFactor) or a held-back attempt
+// (audit.LoginThrottled); nothing otherwise.
+func (s *Service) recordCodeFailure(ctx context.Context, u *User, err error) {
+	switch {
+	case errors.Is(err, ErrInvalidCode):
+		s.recordLogin(ctx, audit.LoginSecondFactor, u, audit.OutcomeFailure)
+	case errors.Is(err, ErrThrottled):
+		s.recordLogin(ctx, audit.LoginThrottled, u, audit.OutcomeFailure)
+	}
+}
+
+func (s *Service) verifySecondFactor(ctx context.Context, u *User, otp, recoveryCode, clientIP string) error {
 	m, err := s.mfa()
 	if err != nil {
 		return err
@@ -346,14 +369,16 @@ func (s *Service) VerifySecondFactor(ctx context.Context, u *User, otp, recovery
 		if !ok {
 			return ErrInvalidCode
 		}
-		used, err := m.RecoveryCodes.UseRecoveryCode(ctx, u.ID, hash)
-		if err != nil {
-			return fmt.Errorf("use recovery code: %w", err)
-		}
-		if !used {
-			return ErrInvalidCode
-		}
-		return nil
+		return s.Store.InTx(ctx, func(ctx context.Context) error {
+			used, err := m.RecoveryCodes.UseRecoveryCode(ctx, u.ID, hash)
+			if err != nil {
+				return fmt.Errorf("use recovery code: %w", err)
+			}
+			if !used {
+				return ErrInvalidCode
+			}
+			return s.record(audit.WithActor(ctx, audit.UserTarget(u.ID)), audit.MFARecoveryCodeUsed, audit.UserTarget(u.ID))
+		})
 	}
 	f, err := s.ConfirmedFactor(ctx, u.ID)
 	if err != nil {
@@ -378,8 +403,17 @@ func (s *Service) VerifySecondFactor(ctx context.Context, u *User, otp, recovery
 
 // LoginSucceeded records a complete login (every factor proven) of u from
 // clientIP: as a successful password login does, it resets the network's
-// counter and trusts the network for the account.
+// counter and trusts the network for the account. For a user who needs a
+// second factor (NeedsSecondFactor), whose password check recorded
+// audit.LoginPassword, it records the complete login (audit.Login).
 func (s *Service) LoginSucceeded(ctx context.Context, u *User, clientIP string) error {
+	need, err := s.NeedsSecondFactor(ctx, u)
+	if err != nil {
+		return err
+	}
+	if need {
+		s.recordLogin(ctx, audit.Login, u, audit.OutcomeSuccess)
+	}
 	return s.succeeded(ctx, u.Username, clientIP)
 }
 
