@@ -51,9 +51,16 @@ func grantTarget(req fosite.Requester) string {
 	return ""
 }
 
+// replayNoted reports whether ctx's token request was found to replay a
+// grant's token (noteReplay) and its event is still to be recorded.
+func replayNoted(ctx context.Context) bool {
+	n, ok := ctx.Value(replayNoteCtx{}).(*replayNote)
+	return ok && n.target != ""
+}
+
 // recordReplay writes the audit event of the replay noted in ctx, if any,
-// with r in the transaction ctx carries: fosite revokes the replayed grant
-// in it (RevokeRefreshToken), so the event commits with the revocation.
+// with r in the transaction ctx carries, the revocation's
+// (grantStore.RevokeRefreshToken), so the event commits with it.
 func recordReplay(ctx context.Context, r audit.Recorder) error {
 	n, ok := ctx.Value(replayNoteCtx{}).(*replayNote)
 	if !ok || n.target == "" {

@@ -75,12 +75,25 @@ type grantStore struct {
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage: the
 // TokenStore's, and, when ctx's token request replays a used refresh
 // token or a redeemed code of the grant (noteReplay), the replay's audit
-// event, whose failure fails the revocation.
+// event in the same transaction (fosite's, for refresh-token reuse; else
+// one of its own), whose failure fails the revocation.
 func (s grantStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	if err := s.TokenStore.RevokeRefreshToken(ctx, requestID); err != nil {
+	if !replayNoted(ctx) {
+		return s.TokenStore.RevokeRefreshToken(ctx, requestID)
+	}
+	txCtx, err := s.BeginTX(ctx) // joins fosite's transaction, if any
+	if err != nil {
 		return err
 	}
-	return recordReplay(ctx, s.audit)
+	err = s.TokenStore.RevokeRefreshToken(txCtx, requestID)
+	if err == nil {
+		err = recordReplay(txCtx, s.audit)
+	}
+	if err != nil {
+		_ = s.Rollback(txCtx)
+		return err
+	}
+	return s.Commit(txCtx)
 }
 
 var (
