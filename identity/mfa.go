@@ -151,21 +151,6 @@ func (s *Service) BeginTOTP(ctx context.Context, u *User) (*Enrolment, error) {
 	if err != nil {
 		return nil, err
 	}
-	fs, err := m.Factors.Factors(ctx, u.ID)
-	if err != nil {
-		return nil, fmt.Errorf("load factors: %w", err)
-	}
-	for _, f := range fs {
-		if f.Kind != FactorTOTP {
-			continue
-		}
-		if f.Confirmed() {
-			return nil, ErrFactorExists
-		}
-		if err := m.Factors.DeleteFactor(ctx, u.ID, f.ID); err != nil && !errors.Is(err, apperr.ErrNotFound) {
-			return nil, fmt.Errorf("delete unfinished factor: %w", err)
-		}
-	}
 	sealer, err := m.sealer()
 	if err != nil {
 		return nil, err
@@ -178,10 +163,30 @@ func (s *Service) BeginTOTP(ctx context.Context, u *User) (*Enrolment, error) {
 	if f.WrapKeyID, f.Sealed, err = totp.SealSecret(sealer, f.ID, key.Secret()); err != nil {
 		return nil, err
 	}
-	if err := m.Factors.CreateFactor(ctx, f); err != nil {
-		return nil, fmt.Errorf("store factor: %w", err)
+	err = s.Store.InTx(ctx, func(ctx context.Context) error {
+		fs, err := m.Factors.Factors(ctx, u.ID)
+		if err != nil {
+			return fmt.Errorf("load factors: %w", err)
+		}
+		for _, g := range fs {
+			if g.Kind != FactorTOTP {
+				continue
+			}
+			if g.Confirmed() {
+				return ErrFactorExists
+			}
+			if err := m.Factors.DeleteFactor(ctx, u.ID, g.ID); err != nil && !errors.Is(err, apperr.ErrNotFound) {
+				return fmt.Errorf("delete unfinished factor: %w", err)
+			}
+		}
+		if err := m.Factors.CreateFactor(ctx, f); err != nil {
+			return fmt.Errorf("store factor: %w", err)
+		}
+		return s.recordMFA(ctx, audit.MFAEnrol, u)
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.recordMFA(ctx, audit.MFAEnrol, u)
 	return &Enrolment{FactorID: f.ID, Secret: key.Secret(), URI: key.URI(), key: key}, nil
 }
 
@@ -222,20 +227,37 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u *User, factorID, code, clie
 		s.recordCodeFailure(ctx, u, err)
 		return nil, err
 	}
-	if ok, err := m.Factors.ConfirmFactor(ctx, u.ID, f.ID, step, now); err != nil {
-		return nil, fmt.Errorf("confirm factor: %w", err)
-	} else if !ok {
-		s.recordCodeFailure(ctx, u, ErrInvalidCode)
-		return nil, ErrInvalidCode
+	// The first confirmed factor comes with recovery codes, stored and
+	// recorded in the confirmation's transaction.
+	var plain []string
+	var hashes [][]byte
+	if !hadConfirmed {
+		if plain, hashes, err = totp.NewRecoveryCodes(RecoveryCodeCount); err != nil {
+			return nil, err
+		}
 	}
-	s.recordMFA(ctx, audit.MFAConfirm, u)
+	err = s.Store.InTx(ctx, func(ctx context.Context) error {
+		if ok, err := m.Factors.ConfirmFactor(ctx, u.ID, f.ID, step, now); err != nil {
+			return fmt.Errorf("confirm factor: %w", err)
+		} else if !ok {
+			return ErrInvalidCode
+		}
+		if err := s.recordMFA(ctx, audit.MFAConfirm, u); err != nil {
+			return err
+		}
+		if hadConfirmed {
+			return nil
+		}
+		return s.replaceRecoveryCodes(ctx, m, u, hashes)
+	})
+	if err != nil {
+		s.recordCodeFailure(ctx, u, err)
+		return nil, err
+	}
 	if err := s.succeeded(ctx, u.Username, clientIP); err != nil {
 		return nil, err
 	}
-	if hadConfirmed {
-		return nil, nil
-	}
-	return s.NewRecoveryCodes(ctx, u)
+	return plain, nil
 }
 
 // NewRecoveryCodes replaces u's recovery codes with RecoveryCodeCount new
@@ -249,11 +271,19 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, u *User) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
-		return nil, fmt.Errorf("store recovery codes: %w", err)
+	if err := s.Store.InTx(ctx, func(ctx context.Context) error { return s.replaceRecoveryCodes(ctx, m, u, hashes) }); err != nil {
+		return nil, err
 	}
-	s.recordMFA(ctx, audit.MFARecoveryCodes, u)
 	return plain, nil
+}
+
+// replaceRecoveryCodes stores hashes as u's recovery codes and records it,
+// in the transaction ctx carries.
+func (s *Service) replaceRecoveryCodes(ctx context.Context, m *MFA, u *User, hashes [][]byte) error {
+	if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
+		return fmt.Errorf("store recovery codes: %w", err)
+	}
+	return s.recordMFA(ctx, audit.MFARecoveryCodes, u)
 }
 
 // RemoveFactor deletes u's factor factorID; removing the last confirmed
@@ -264,22 +294,23 @@ func (s *Service) RemoveFactor(ctx context.Context, u *User, factorID string) er
 	if err != nil {
 		return err
 	}
-	if err := m.Factors.DeleteFactor(ctx, u.ID, factorID); errors.Is(err, apperr.ErrNotFound) {
-		return ErrNoFactor
-	} else if err != nil {
-		return fmt.Errorf("delete factor: %w", err)
-	}
-	left, err := s.ConfirmedFactor(ctx, u.ID)
-	if err != nil {
-		return err
-	}
-	if left == nil {
-		if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, nil); err != nil && !errors.Is(err, apperr.ErrNotFound) {
-			return fmt.Errorf("delete recovery codes: %w", err)
+	return s.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := m.Factors.DeleteFactor(ctx, u.ID, factorID); errors.Is(err, apperr.ErrNotFound) {
+			return ErrNoFactor
+		} else if err != nil {
+			return fmt.Errorf("delete factor: %w", err)
 		}
-	}
-	s.recordMFA(ctx, audit.MFARemove, u)
-	return nil
+		left, err := s.ConfirmedFactor(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		if left == nil {
+			if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, nil); err != nil && !errors.Is(err, apperr.ErrNotFound) {
+				return fmt.Errorf("delete recovery codes: %w", err)
+			}
+		}
+		return s.recordMFA(ctx, audit.MFARemove, u)
+	})
 }
 
 // ResetFactors deletes every factor and recovery code of the user with ID
@@ -418,13 +449,11 @@ func (s *Service) LoginSucceeded(ctx context.Context, u *User, clientIP string) 
 }
 
 // recordMFA writes the audit event of u's change of their own second
-// factors, once it is made (the factor stores write on their own); a
-// failure to write it is logged.
-func (s *Service) recordMFA(ctx context.Context, action string, u *User) {
+// factors in the transaction ctx carries, the change's: an error fails the
+// change. The user acts unless ctx names an actor.
+func (s *Service) recordMFA(ctx context.Context, action string, u *User) error {
 	if !audit.HasActor(ctx) {
 		ctx = audit.WithActor(ctx, audit.UserTarget(u.ID))
 	}
-	if err := s.record(ctx, action, audit.UserTarget(u.ID)); err != nil {
-		s.logger().ErrorContext(ctx, "audit event not recorded", "action", action, "err", err)
-	}
+	return s.record(ctx, action, audit.UserTarget(u.ID))
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"database/sql"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,4 +108,70 @@ func actions(evs []auditEvent, target string) []string {
 		}
 	}
 	return out
+}
+
+// dropAuditTable drops the audit_events table of srv's database, so that
+// every audit event the server writes from then on fails.
+func dropAuditTable(t *testing.T, srv *proctest.Server) {
+	t.Helper()
+	var dsn string
+	for _, v := range srv.Env() {
+		if d, ok := strings.CutPrefix(v, "PORTCULLIS_DSN="); ok {
+			dsn = d
+		}
+	}
+	driver, name, ok := strings.Cut(dsn, "://")
+	if !ok {
+		t.Fatalf("DSN %q", dsn)
+	}
+	db, err := sql.Open(driver, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(t.Context(), "DROP TABLE audit_events"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuditAccountMFAChanges drives the real binary on both backends: a
+// user's own second-factor change through the account API (enrolment,
+// confirmation, new recovery codes, removal) commits only with its audit
+// event, so when the event cannot be written (the table is gone) the
+// change fails and nothing of it is left.
+func TestAuditAccountMFAChanges(t *testing.T) {
+	portcullis.EachBackend(t, nil, func(t *testing.T, srv *proctest.Server) {
+		app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "password")
+		for _, u := range []string{"carol", "dan", "erin"} {
+			srv.CreateUser(t, u, alicePassword)
+		}
+		carol := "Bearer " + userToken(t, srv, app.ClientID, "carol", alicePassword)
+		dan := "Bearer " + userToken(t, srv, app.ClientID, "dan", alicePassword)
+		erin := "Bearer " + userToken(t, srv, app.ClientID, "erin", alicePassword)
+		enrolled(t, srv, carol, alicePassword)
+		pending := enrol(t, srv, dan, alicePassword)
+		before := listFactors(t, srv, carol)
+
+		dropAuditTable(t, srv)
+		failed := func(what string, r proctest.Response) {
+			t.Helper()
+			if r.Status < 500 {
+				t.Fatalf("%s without its audit event: %d %s, want a server error", what, r.Status, r.Body)
+			}
+		}
+		failed("enrolment", accountCall(t, srv, http.MethodPost, "/account/factors/totp", erin, map[string]string{"password": alicePassword}))
+		if l := listFactors(t, srv, erin); len(l.Factors) != 0 {
+			t.Errorf("a failed enrolment left factors %+v", l)
+		}
+		failed("confirmation", accountCall(t, srv, http.MethodPost, "/account/factors/totp/"+pending.ID+"/confirm", dan,
+			map[string]string{"code": code(t, pending.Secret, time.Now())}))
+		if l := listFactors(t, srv, dan); len(l.Factors) != 1 || l.Factors[0].Confirmed || l.RecoveryCodesLeft != 0 {
+			t.Errorf("a failed confirmation left %+v, want the factor unconfirmed and no recovery codes", l)
+		}
+		failed("new recovery codes", accountCall(t, srv, http.MethodPost, "/account/recovery-codes", carol, map[string]string{"password": alicePassword}))
+		failed("removal", accountCall(t, srv, http.MethodDelete, "/account/factors/"+before.Factors[0].ID, carol, map[string]string{"password": alicePassword}))
+		if l := listFactors(t, srv, carol); len(l.Factors) != 1 || !l.Factors[0].Confirmed || l.RecoveryCodesLeft != before.RecoveryCodesLeft {
+			t.Errorf("failed changes left carol with %+v, want %+v", l, before)
+		}
+	})
 }
