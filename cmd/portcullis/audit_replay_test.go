@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/portcullis-auth/portcullis/internal/proctest"
@@ -86,6 +87,41 @@ func TestAuditTokenReplays(t *testing.T) {
 		replay := findEvents(evs, "", "token.code_replay", "")
 		if len(replay) != 1 || replay[0].Actor != "client:"+app.ClientID || replay[0].Target != alice || replay[0].Outcome != "failure" {
 			t.Fatalf("code replay events %+v: want one, client:%s on %s, failure", replay, app.ClientID, alice)
+		}
+
+		// Parallel redemptions: every loser, whether it finds the code
+		// redeemed (fosite's handler) or loses the redemption's conditional
+		// update (TokenHandler), revokes the grant and records one replay.
+		losers := 0
+		var mu sync.Mutex
+		for round := range 10 {
+			r := proctest.PostForm(t, srv.URL+"/oauth2/authorize-challenge", url.Values{"client_id": {app.ClientID}, "username": {"alice"}, "password": {alicePW},
+				"code_challenge": {s256(verifier)}, "code_challenge_method": {"S256"}}.Encode())
+			code, _ := r.JSON(t)["authorization_code"].(string)
+			if code == "" {
+				t.Fatalf("round %d: challenge: %d %s", round, r.Status, r.Body)
+			}
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier}, "client_id": {app.ClientID}}.Encode()
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					r := proctest.PostForm(t, tokenURL, form)
+					switch {
+					case r.Status == http.StatusOK:
+					case r.Status == http.StatusBadRequest && r.JSON(t)["error"] == "invalid_grant":
+						mu.Lock()
+						losers++
+						mu.Unlock()
+					default:
+						t.Errorf("round %d: a parallel redemption: %d %s", round, r.Status, r.Body)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		evs, _ = auditAll(t, srv, admin)
+		if n := len(findEvents(evs, "client:"+app.ClientID, "token.code_replay", alice)); n != 1+losers || losers != 30 {
+			t.Errorf("%d code replay events after %d parallel losers (want 30) and one replay before", n, losers)
 		}
 
 		wantNoSecrets(t, append(body, body2...), map[string]string{"refresh token": first.RefreshToken, "rotated refresh token": second.RefreshToken,
