@@ -141,7 +141,8 @@ func (h *TokenHandler) stepUpSession(ctx context.Context, ar fosite.AccessReques
 
 // revokeGrant revokes every token of ar's grant, records the revocation
 // (a code redeemed twice concurrently, audit.TokenCodeReplay) in the same
-// transaction, and returns fosite.ErrInvalidGrant, or the error that kept
+// transaction (logged, and the revocation stands, if it cannot be), and
+// returns fosite.ErrInvalidGrant, or the error that kept
 // it from revoking them (the client may retry, and the retry revokes).
 func (h *TokenHandler) revokeGrant(ctx context.Context, ar fosite.AccessRequester) error {
 	requestID := ar.GetID()
@@ -152,8 +153,13 @@ func (h *TokenHandler) revokeGrant(ctx context.Context, ar fosite.AccessRequeste
 		if err := h.Store.RevokeRefreshToken(ctx, requestID); err != nil {
 			return err
 		}
-		return audit.Record(ctx, h.Audit, audit.Event{Actor: audit.ClientTarget(ar.GetClient().GetID()),
-			Action: audit.TokenCodeReplay, Target: grantTarget(ar), Outcome: audit.OutcomeFailure})
+		// The revocation does not wait on the trail: an event that
+		// cannot be written is logged.
+		if err := audit.Record(ctx, h.Audit, audit.Event{Actor: audit.ClientTarget(ar.GetClient().GetID()),
+			Action: audit.TokenCodeReplay, Target: grantTarget(ar), Outcome: audit.OutcomeFailure}); err != nil && h.Logger != nil {
+			h.Logger.ErrorContext(ctx, "audit event not recorded", "action", audit.TokenCodeReplay, "err", err.Error())
+		}
+		return nil
 	})
 	if err != nil {
 		return err

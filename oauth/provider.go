@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -31,8 +32,11 @@ type ProviderConfig struct {
 	// Audit records the grants fosite revokes because a used refresh
 	// token or a redeemed authorization code was presented again
 	// (audit.TokenRefreshReuse, audit.TokenCodeReplay), in the
-	// revocation's transaction; nil records nothing.
-	Audit audit.Recorder
+	// revocation's transaction; nil records nothing. An event that
+	// cannot be written is logged with Logger (optional) and the
+	// revocation stands.
+	Audit  audit.Recorder
+	Logger *slog.Logger
 }
 
 // verifiedTokenCacheSize bounds the introspection cache of verified
@@ -86,7 +90,7 @@ func NewProvider(cfg ProviderConfig, store TokenStore, km *keys.Manager) (fosite
 		HMACSHAStrategy: hmacStrategy,
 		Config:          fc,
 	}
-	gs := grantStore{TokenStore: store, audit: cfg.Audit}
+	gs := grantStore{TokenStore: store, audit: cfg.Audit, logger: cfg.Logger}
 	p := compose.Compose(fc, gs, strategy,
 		passwordGrantFactory,
 		compose.OAuth2AuthorizeExplicitFactory,

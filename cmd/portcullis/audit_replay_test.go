@@ -128,3 +128,34 @@ func TestAuditTokenReplays(t *testing.T) {
 			"access token": first.AccessToken, "code": code, "verifier": verifier, "redeemed refresh token": redeemed.RefreshToken, "password": alicePW})
 	})
 }
+
+// TestAuditReplayRevokesWithoutTrail: a replay's revocation is a security
+// response and must not depend on the audit trail: with the audit table
+// gone (every event fails), a used refresh token presented again and a
+// code redeemed again still revoke their grants.
+func TestAuditReplayRevokesWithoutTrail(t *testing.T) {
+	portcullis.EachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"}, func(t *testing.T, srv *proctest.Server) {
+		app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "password", "--grant-type", "refresh_token",
+			"--grant-type", "authorization_code", "--audience", audience)
+		srv.CreateUser(t, "alice", alicePW)
+		tokenURL := srv.URL + "/oauth2/token"
+		dropAuditTable(t, srv)
+
+		first := proctest.MustToken(t, passwordGrant(t, srv, app.ClientID, "alice", alicePW, ""))
+		second := proctest.MustToken(t, proctest.PostForm(t, tokenURL, refreshForm(app.ClientID, first.RefreshToken)))
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(app.ClientID, first.RefreshToken)), http.StatusBadRequest, "invalid_grant")
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(app.ClientID, second.RefreshToken)), http.StatusBadRequest, "invalid_grant")
+
+		verifier := strings.Repeat("c0de", 12)
+		r := proctest.PostForm(t, srv.URL+"/oauth2/authorize-challenge", url.Values{"client_id": {app.ClientID}, "username": {"alice"}, "password": {alicePW},
+			"code_challenge": {s256(verifier)}, "code_challenge_method": {"S256"}}.Encode())
+		code, _ := r.JSON(t)["authorization_code"].(string)
+		if code == "" {
+			t.Fatalf("challenge: %d %s", r.Status, r.Body)
+		}
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier}, "client_id": {app.ClientID}}.Encode()
+		redeemed := proctest.MustToken(t, proctest.PostForm(t, tokenURL, form))
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, form), http.StatusBadRequest, "invalid_grant")
+		wantOAuthError(t, proctest.PostForm(t, tokenURL, refreshForm(app.ClientID, redeemed.RefreshToken)), http.StatusBadRequest, "invalid_grant")
+	})
+}
