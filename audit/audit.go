@@ -73,18 +73,40 @@ const (
 	KeyRotate = "key.rotate"
 	KeyRewrap = "key.rewrap"
 
-	// Login is a password check at the token endpoint (password grant)
-	// or the authorization challenge endpoint: success when the password
-	// was right, failure otherwise (unknown user, wrong password,
-	// disabled account).
+	// Login is a login at the token endpoint (password grant), the
+	// authorization challenge endpoint or the account API's
+	// re-authentication: failure for a wrong password (unknown user,
+	// wrong password, disabled account); success once the login is
+	// complete: the right password of a user who needs no second factor,
+	// else (LoginPassword) once the second factor is proven too.
 	Login = "login"
+	// LoginPassword is the right password of a user who must also prove a
+	// second factor (success): the login is not complete yet.
+	LoginPassword = "login.password"
+	// LoginSecondFactor is a wrong or replayed TOTP or recovery code
+	// presented in a login or an enrolment (failure); a right one
+	// completes the login (Login).
+	LoginSecondFactor = "login.second_factor"
 	// LoginThrottled is a login held back by the lockout policy.
 	LoginThrottled = "login.throttled"
+
+	// TokenRefreshReuse is a used (or revoked) refresh token presented
+	// again, taken for a stolen one: its grant is revoked (RFC 9700
+	// §4.14.2). The actor is the presenting client, the target the
+	// grant's user; outcome failure.
+	TokenRefreshReuse = "token.refresh_reuse"
+	// TokenCodeReplay is an authorization code redeemed again: what its
+	// first redemption issued is revoked (RFC 6749 §4.1.2). Actor and
+	// target as for TokenRefreshReuse.
+	TokenCodeReplay = "token.code_replay"
 
 	MFAEnrol         = "mfa.enrol"
 	MFAConfirm       = "mfa.confirm"
 	MFARemove        = "mfa.remove"
 	MFARecoveryCodes = "mfa.recovery_codes"
+	// MFARecoveryCodeUsed is a recovery code used up as a login's second
+	// factor, recorded with its use.
+	MFARecoveryCodeUsed = "mfa.recovery_code_used"
 )
 
 // UserTarget names a user as an event's actor or target.

@@ -151,21 +151,6 @@ func (s *Service) BeginTOTP(ctx context.Context, u *User) (*Enrolment, error) {
 	if err != nil {
 		return nil, err
 	}
-	fs, err := m.Factors.Factors(ctx, u.ID)
-	if err != nil {
-		return nil, fmt.Errorf("load factors: %w", err)
-	}
-	for _, f := range fs {
-		if f.Kind != FactorTOTP {
-			continue
-		}
-		if f.Confirmed() {
-			return nil, ErrFactorExists
-		}
-		if err := m.Factors.DeleteFactor(ctx, u.ID, f.ID); err != nil && !errors.Is(err, apperr.ErrNotFound) {
-			return nil, fmt.Errorf("delete unfinished factor: %w", err)
-		}
-	}
 	sealer, err := m.sealer()
 	if err != nil {
 		return nil, err
@@ -178,10 +163,30 @@ func (s *Service) BeginTOTP(ctx context.Context, u *User) (*Enrolment, error) {
 	if f.WrapKeyID, f.Sealed, err = totp.SealSecret(sealer, f.ID, key.Secret()); err != nil {
 		return nil, err
 	}
-	if err := m.Factors.CreateFactor(ctx, f); err != nil {
-		return nil, fmt.Errorf("store factor: %w", err)
+	err = s.Store.InTx(ctx, func(ctx context.Context) error {
+		fs, err := m.Factors.Factors(ctx, u.ID)
+		if err != nil {
+			return fmt.Errorf("load factors: %w", err)
+		}
+		for _, g := range fs {
+			if g.Kind != FactorTOTP {
+				continue
+			}
+			if g.Confirmed() {
+				return ErrFactorExists
+			}
+			if err := m.Factors.DeleteFactor(ctx, u.ID, g.ID); err != nil && !errors.Is(err, apperr.ErrNotFound) {
+				return fmt.Errorf("delete unfinished factor: %w", err)
+			}
+		}
+		if err := m.Factors.CreateFactor(ctx, f); err != nil {
+			return fmt.Errorf("store factor: %w", err)
+		}
+		return s.recordMFA(ctx, audit.MFAEnrol, u)
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.recordMFA(ctx, audit.MFAEnrol, u)
 	return &Enrolment{FactorID: f.ID, Secret: key.Secret(), URI: key.URI(), key: key}, nil
 }
 
@@ -214,25 +219,45 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u *User, factorID, code, clie
 	}
 	now := s.now().UTC()
 	if err := s.reserve(ctx, u.Username, clientIP, now); err != nil {
+		s.recordCodeFailure(ctx, u, err)
 		return nil, err
 	}
 	step, err := m.check(f, code, now)
 	if err != nil {
+		s.recordCodeFailure(ctx, u, err)
 		return nil, err
 	}
-	if ok, err := m.Factors.ConfirmFactor(ctx, u.ID, f.ID, step, now); err != nil {
-		return nil, fmt.Errorf("confirm factor: %w", err)
-	} else if !ok {
-		return nil, ErrInvalidCode
+	// The first confirmed factor comes with recovery codes, stored and
+	// recorded in the confirmation's transaction.
+	var plain []string
+	var hashes [][]byte
+	if !hadConfirmed {
+		if plain, hashes, err = totp.NewRecoveryCodes(RecoveryCodeCount); err != nil {
+			return nil, err
+		}
 	}
-	s.recordMFA(ctx, audit.MFAConfirm, u)
+	err = s.Store.InTx(ctx, func(ctx context.Context) error {
+		if ok, err := m.Factors.ConfirmFactor(ctx, u.ID, f.ID, step, now); err != nil {
+			return fmt.Errorf("confirm factor: %w", err)
+		} else if !ok {
+			return ErrInvalidCode
+		}
+		if err := s.recordMFA(ctx, audit.MFAConfirm, u); err != nil {
+			return err
+		}
+		if hadConfirmed {
+			return nil
+		}
+		return s.replaceRecoveryCodes(ctx, m, u, hashes)
+	})
+	if err != nil {
+		s.recordCodeFailure(ctx, u, err)
+		return nil, err
+	}
 	if err := s.succeeded(ctx, u.Username, clientIP); err != nil {
 		return nil, err
 	}
-	if hadConfirmed {
-		return nil, nil
-	}
-	return s.NewRecoveryCodes(ctx, u)
+	return plain, nil
 }
 
 // NewRecoveryCodes replaces u's recovery codes with RecoveryCodeCount new
@@ -246,11 +271,19 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, u *User) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
-		return nil, fmt.Errorf("store recovery codes: %w", err)
+	if err := s.Store.InTx(ctx, func(ctx context.Context) error { return s.replaceRecoveryCodes(ctx, m, u, hashes) }); err != nil {
+		return nil, err
 	}
-	s.recordMFA(ctx, audit.MFARecoveryCodes, u)
 	return plain, nil
+}
+
+// replaceRecoveryCodes stores hashes as u's recovery codes and records it,
+// in the transaction ctx carries.
+func (s *Service) replaceRecoveryCodes(ctx context.Context, m *MFA, u *User, hashes [][]byte) error {
+	if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
+		return fmt.Errorf("store recovery codes: %w", err)
+	}
+	return s.recordMFA(ctx, audit.MFARecoveryCodes, u)
 }
 
 // RemoveFactor deletes u's factor factorID; removing the last confirmed
@@ -261,22 +294,23 @@ func (s *Service) RemoveFactor(ctx context.Context, u *User, factorID string) er
 	if err != nil {
 		return err
 	}
-	if err := m.Factors.DeleteFactor(ctx, u.ID, factorID); errors.Is(err, apperr.ErrNotFound) {
-		return ErrNoFactor
-	} else if err != nil {
-		return fmt.Errorf("delete factor: %w", err)
-	}
-	left, err := s.ConfirmedFactor(ctx, u.ID)
-	if err != nil {
-		return err
-	}
-	if left == nil {
-		if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, nil); err != nil && !errors.Is(err, apperr.ErrNotFound) {
-			return fmt.Errorf("delete recovery codes: %w", err)
+	return s.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := m.Factors.DeleteFactor(ctx, u.ID, factorID); errors.Is(err, apperr.ErrNotFound) {
+			return ErrNoFactor
+		} else if err != nil {
+			return fmt.Errorf("delete factor: %w", err)
 		}
-	}
-	s.recordMFA(ctx, audit.MFARemove, u)
-	return nil
+		left, err := s.ConfirmedFactor(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		if left == nil {
+			if err := m.RecoveryCodes.ReplaceRecoveryCodes(ctx, u.ID, nil); err != nil && !errors.Is(err, apperr.ErrNotFound) {
+				return fmt.Errorf("delete recovery codes: %w", err)
+			}
+		}
+		return s.recordMFA(ctx, audit.MFARemove, u)
+	})
 }
 
 // ResetFactors deletes every factor and recovery code of the user with ID
@@ -328,11 +362,31 @@ func (s *Service) FactorSummary(ctx context.Context, userID string) ([]*Factor, 
 // VerifySecondFactor checks a TOTP code (otp) or, when otp is empty, a
 // recovery code of u, presented in a login from clientIP whose password
 // was checked already. The attempt is counted before it is checked, like
-// a password (a wrong code is a failed login); an accepted code is used
-// up (its time step, or the recovery code) on every replica before this
-// returns. It returns nil on success, ErrInvalidCode, or an error matching ErrThrottled. It does not reset
-// the guessing counters: call LoginSucceeded once the login is complete.
+// a password (a wrong code is a failed login, audit.LoginSecondFactor); an
+// accepted code is used up (its time step, or the recovery code, whose use
+// is recorded as audit.MFARecoveryCodeUsed in the same transaction) on
+// every replica before this returns. It returns nil on success,
+// ErrInvalidCode, or an error matching ErrThrottled. It does not reset the
+// guessing counters: call LoginSucceeded once the login is complete.
 func (s *Service) VerifySecondFactor(ctx context.Context, u *User, otp, recoveryCode, clientIP string) error {
+	err := s.verifySecondFactor(ctx, u, otp, recoveryCode, clientIP)
+	s.recordCodeFailure(ctx, u, err)
+	return err
+}
+
+// recordCodeFailure records err, the outcome of u's second-factor attempt,
+// if it is a wrong code (audit.LoginSecondFactor) or a held-back attempt
+// (audit.LoginThrottled); nothing otherwise.
+func (s *Service) recordCodeFailure(ctx context.Context, u *User, err error) {
+	switch {
+	case errors.Is(err, ErrInvalidCode):
+		s.recordLogin(ctx, audit.LoginSecondFactor, u, audit.OutcomeFailure)
+	case errors.Is(err, ErrThrottled):
+		s.recordLogin(ctx, audit.LoginThrottled, u, audit.OutcomeFailure)
+	}
+}
+
+func (s *Service) verifySecondFactor(ctx context.Context, u *User, otp, recoveryCode, clientIP string) error {
 	m, err := s.mfa()
 	if err != nil {
 		return err
@@ -346,14 +400,16 @@ func (s *Service) VerifySecondFactor(ctx context.Context, u *User, otp, recovery
 		if !ok {
 			return ErrInvalidCode
 		}
-		used, err := m.RecoveryCodes.UseRecoveryCode(ctx, u.ID, hash)
-		if err != nil {
-			return fmt.Errorf("use recovery code: %w", err)
-		}
-		if !used {
-			return ErrInvalidCode
-		}
-		return nil
+		return s.Store.InTx(ctx, func(ctx context.Context) error {
+			used, err := m.RecoveryCodes.UseRecoveryCode(ctx, u.ID, hash)
+			if err != nil {
+				return fmt.Errorf("use recovery code: %w", err)
+			}
+			if !used {
+				return ErrInvalidCode
+			}
+			return s.record(audit.WithActor(ctx, audit.UserTarget(u.ID)), audit.MFARecoveryCodeUsed, audit.UserTarget(u.ID))
+		})
 	}
 	f, err := s.ConfirmedFactor(ctx, u.ID)
 	if err != nil {
@@ -378,19 +434,26 @@ func (s *Service) VerifySecondFactor(ctx context.Context, u *User, otp, recovery
 
 // LoginSucceeded records a complete login (every factor proven) of u from
 // clientIP: as a successful password login does, it resets the network's
-// counter and trusts the network for the account.
+// counter and trusts the network for the account. For a user who needs a
+// second factor (NeedsSecondFactor), whose password check recorded
+// audit.LoginPassword, it records the complete login (audit.Login).
 func (s *Service) LoginSucceeded(ctx context.Context, u *User, clientIP string) error {
+	need, err := s.NeedsSecondFactor(ctx, u)
+	if err != nil {
+		return err
+	}
+	if need {
+		s.recordLogin(ctx, audit.Login, u, audit.OutcomeSuccess)
+	}
 	return s.succeeded(ctx, u.Username, clientIP)
 }
 
 // recordMFA writes the audit event of u's change of their own second
-// factors, once it is made (the factor stores write on their own); a
-// failure to write it is logged.
-func (s *Service) recordMFA(ctx context.Context, action string, u *User) {
+// factors in the transaction ctx carries, the change's: an error fails the
+// change. The user acts unless ctx names an actor.
+func (s *Service) recordMFA(ctx context.Context, action string, u *User) error {
 	if !audit.HasActor(ctx) {
 		ctx = audit.WithActor(ctx, audit.UserTarget(u.ID))
 	}
-	if err := s.record(ctx, action, audit.UserTarget(u.ID)); err != nil {
-		s.logger().ErrorContext(ctx, "audit event not recorded", "action", action, "err", err)
-	}
+	return s.record(ctx, action, audit.UserTarget(u.ID))
 }

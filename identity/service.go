@@ -332,15 +332,18 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 		s.recordLogin(ctx, audit.Login, u, audit.OutcomeFailure)
 		return nil, ErrInvalidCredentials
 	}
-	s.recordLogin(ctx, audit.Login, u, audit.OutcomeSuccess)
 	// A user with a second factor has not logged in yet: the counters
 	// stay until the factor is proven too (LoginSucceeded), so that a
-	// right password cannot reset what wrong codes counted.
+	// right password cannot reset what wrong codes counted, and the
+	// audit trail has a complete login only then.
 	need, err := s.NeedsSecondFactor(ctx, u)
 	if err != nil {
 		return nil, err
 	}
-	if !need {
+	if need {
+		s.recordLogin(ctx, audit.LoginPassword, u, audit.OutcomeSuccess)
+	} else {
+		s.recordLogin(ctx, audit.Login, u, audit.OutcomeSuccess)
 		if err := s.succeeded(ctx, username, clientIP); err != nil {
 			return nil, err
 		}

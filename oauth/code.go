@@ -211,5 +211,7 @@ func (s grantStore) GetAuthorizeCodeSession(ctx context.Context, signature strin
 			return nil, fosite.ErrNotFound
 		}
 	}
+	// fosite revokes the grant next (RevokeRefreshToken records it).
+	noteReplay(ctx, req)
 	return req, err
 }

@@ -157,15 +157,17 @@ func withProofKey(ctx context.Context, proof *dpop.Proof) context.Context {
 // reuse detection applies as to any token.
 func (s grantStore) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	req, err := s.TokenStore.GetRefreshTokenSession(ctx, signature, session)
-	if !errors.Is(err, fosite.ErrInactiveToken) || req == nil || req.GetClient() == nil || !req.GetClient().IsPublic() {
+	if !errors.Is(err, fosite.ErrInactiveToken) || req == nil {
 		return req, err
 	}
-	bound := BoundKey(req.GetSession())
-	if bound == "" {
-		return req, err
+	if req.GetClient() != nil && req.GetClient().IsPublic() {
+		if bound := BoundKey(req.GetSession()); bound != "" {
+			if jkt, ok := ctx.Value(proofKeyCtx{}).(string); !ok || subtle.ConstantTimeCompare([]byte(jkt), []byte(bound)) != 1 {
+				return nil, fosite.ErrNotFound
+			}
+		}
 	}
-	if jkt, ok := ctx.Value(proofKeyCtx{}).(string); ok && subtle.ConstantTimeCompare([]byte(jkt), []byte(bound)) == 1 {
-		return req, err
-	}
-	return nil, fosite.ErrNotFound
+	// fosite revokes the grant next (RevokeRefreshToken records it).
+	noteReplay(ctx, req)
+	return req, err
 }

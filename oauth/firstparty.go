@@ -8,6 +8,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/oauth/dpop"
 )
@@ -138,15 +139,44 @@ func (h *TokenHandler) stepUpSession(ctx context.Context, ar fosite.AccessReques
 	return as
 }
 
-// revokeGrant revokes every token of the grant requestID and returns
-// fosite.ErrInvalidGrant, or the storage error that kept it from revoking
-// them (the client may retry, and the retry revokes).
-func (h *TokenHandler) revokeGrant(ctx context.Context, requestID string) error {
-	if err := h.Store.RevokeAccessToken(ctx, requestID); err != nil {
-		return err
-	}
-	if err := h.Store.RevokeRefreshToken(ctx, requestID); err != nil {
+// revokeGrant revokes every token of ar's grant, records the revocation
+// (a code redeemed twice concurrently, audit.TokenCodeReplay) in the same
+// transaction (logged, and the revocation stands, if it cannot be), and
+// returns fosite.ErrInvalidGrant, or the error that kept
+// it from revoking them (the client may retry, and the retry revokes).
+func (h *TokenHandler) revokeGrant(ctx context.Context, ar fosite.AccessRequester) error {
+	requestID := ar.GetID()
+	err := h.inTx(ctx, func(ctx context.Context) error {
+		if err := h.Store.RevokeAccessToken(ctx, requestID); err != nil {
+			return err
+		}
+		if err := h.Store.RevokeRefreshToken(ctx, requestID); err != nil {
+			return err
+		}
+		// The revocation does not wait on the trail: an event that
+		// cannot be written is logged.
+		if err := audit.Record(ctx, h.Audit, audit.Event{Actor: audit.ClientTarget(ar.GetClient().GetID()),
+			Action: audit.TokenCodeReplay, Target: grantTarget(ar), Outcome: audit.OutcomeFailure}); err != nil && h.Logger != nil {
+			h.Logger.ErrorContext(ctx, "audit event not recorded", "action", audit.TokenCodeReplay, "err", err.Error())
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	return fosite.ErrInvalidGrant
+}
+
+// inTx runs fn in a transaction of h.Store carried by the context fn
+// receives: committed when fn returns nil, else rolled back.
+func (h *TokenHandler) inTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	txCtx, err := h.Store.BeginTX(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(txCtx); err != nil {
+		_ = h.Store.Rollback(txCtx)
+		return err
+	}
+	return h.Store.Commit(txCtx)
 }

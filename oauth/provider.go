@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/keys"
 )
 
@@ -27,6 +29,14 @@ type ProviderConfig struct {
 	// Revocations tells introspection which grants were revoked
 	// (revocation.List over the same store); required.
 	Revocations RevocationChecker
+	// Audit records the grants fosite revokes because a used refresh
+	// token or a redeemed authorization code was presented again
+	// (audit.TokenRefreshReuse, audit.TokenCodeReplay), in the
+	// revocation's transaction; nil records nothing. An event that
+	// cannot be written is logged with Logger (optional) and the
+	// revocation stands.
+	Audit  audit.Recorder
+	Logger *slog.Logger
 }
 
 // verifiedTokenCacheSize bounds the introspection cache of verified
@@ -80,7 +90,7 @@ func NewProvider(cfg ProviderConfig, store TokenStore, km *keys.Manager) (fosite
 		HMACSHAStrategy: hmacStrategy,
 		Config:          fc,
 	}
-	gs := grantStore{TokenStore: store}
+	gs := grantStore{TokenStore: store, audit: cfg.Audit, logger: cfg.Logger}
 	p := compose.Compose(fc, gs, strategy,
 		passwordGrantFactory,
 		compose.OAuth2AuthorizeExplicitFactory,
@@ -89,6 +99,9 @@ func NewProvider(cfg ProviderConfig, store TokenStore, km *keys.Manager) (fosite
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OAuth2TokenRevocationFactory,
 	)
+	if err := auditReplays(fc.TokenEndpointHandlers); err != nil {
+		return nil, err
+	}
 	// Access tokens without storage, refresh tokens from storage. fosite
 	// runs every introspector; all but one must answer ErrUnknownRequest.
 	fc.TokenIntrospectionHandlers = append(fc.TokenIntrospectionHandlers,

@@ -2,12 +2,14 @@ package oauth
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/pkce"
 	fositestorage "github.com/ory/fosite/storage"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity"
 )
 
@@ -62,8 +64,40 @@ type Authenticator interface {
 // jwtIntrospector and RevokeHandler), and authorization codes whose
 // replay by someone who cannot prove the redemption's possession factors
 // is reported as an unknown code (GetAuthorizeCodeSession).
+//
+// A grant fosite revokes for such a replay (RevokeRefreshToken from its
+// refresh or code handler, whose requests carry a replayNote) is recorded
+// with audit, in the revocation's transaction; a failure to record it is
+// logged with logger.
 type grantStore struct {
 	TokenStore
+	audit  audit.Recorder
+	logger *slog.Logger
+}
+
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage: the
+// TokenStore's, and, when ctx's token request replays a used refresh
+// token or a redeemed code of the grant (noteReplay), the replay's audit
+// event in the same transaction (fosite's, for refresh-token reuse; else
+// one of its own). The revocation is a security response and does not
+// wait on the trail: an event that cannot be written is logged, and the
+// revocation commits without it.
+func (s grantStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	if !replayNoted(ctx) {
+		return s.TokenStore.RevokeRefreshToken(ctx, requestID)
+	}
+	txCtx, err := s.BeginTX(ctx) // joins fosite's transaction, if any
+	if err != nil {
+		return err
+	}
+	if err := s.TokenStore.RevokeRefreshToken(txCtx, requestID); err != nil {
+		_ = s.Rollback(txCtx)
+		return err
+	}
+	if err := recordReplay(txCtx, s.audit); err != nil && s.logger != nil {
+		s.logger.ErrorContext(ctx, "audit event not recorded", "action", "token replay", "err", err.Error())
+	}
+	return s.Commit(txCtx)
 }
 
 var (

@@ -14,6 +14,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity"
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 	"github.com/portcullis-auth/portcullis/internal/ratelimit"
@@ -68,6 +69,10 @@ type TokenHandler struct {
 	// FirstParty, when set, sends users who owe a second factor to the
 	// authorization challenge endpoint and hands out step-up sessions.
 	FirstParty FirstParty
+	// Audit records the revocation of a grant whose code was redeemed
+	// twice concurrently (audit.TokenCodeReplay; fosite's handlers record
+	// the other replays, ProviderConfig.Audit); nil records nothing.
+	Audit audit.Recorder
 }
 
 // ServeHTTP implements http.Handler.
@@ -431,7 +436,7 @@ func (h *TokenHandler) fail(ctx context.Context, w http.ResponseWriter, r *http.
 		// The loser of concurrent redemptions of one code: the code was
 		// redeemed twice, so what the winner got is revoked too (RFC
 		// 6749 §4.1.2), as fosite does for a redemption that comes later.
-		err = h.revokeGrant(ctx, ar.GetID())
+		err = h.revokeGrant(ctx, ar)
 	}
 	rfc := toRFC6749(err)
 	if ar != nil && ar.GetGrantTypes().ExactOne(clients.GrantRefreshToken) &&

@@ -119,7 +119,7 @@ func newRunning(ctx context.Context, a *app) (*running, error) {
 	cache := clientcache.New(clientcache.Options{TTL: cfg.ClientCache.TTL, MaxEntries: cfg.ClientCache.MaxEntries})
 	pcfg := oauth.ProviderConfig{
 		Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
-		RefreshSecret: rs, RotatedRefreshSecrets: rotated, Revocations: revoked,
+		RefreshSecret: rs, RotatedRefreshSecrets: rotated, Revocations: revoked, Audit: a.audit(), Logger: a.logger,
 	}
 	provider, err := oauth.NewProvider(pcfg, cache.TokenStore(a.store), km)
 	if err != nil {

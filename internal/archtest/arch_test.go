@@ -46,7 +46,7 @@ var rules = []rule{
 	{"oauth/resource", []string{"oauth/jws", "oauth/dpop"}},
 	{"oauth/firstparty", nil},
 	{"oauth/revocation", []string{"internal/apperr"}},
-	{"oauth", []string{"identity", "keys", "oauth/clients", "oauth/jws", "oauth/dpop", "internal/apperr", "internal/cors", "internal/httpjson", "internal/ratelimit"}},
+	{"oauth", []string{"audit", "identity", "keys", "oauth/clients", "oauth/jws", "oauth/dpop", "internal/apperr", "internal/cors", "internal/httpjson", "internal/ratelimit"}},
 	{"oauth/clientcache", []string{"oauth", "oauth/clients"}},
 	{"oauth/challenge", []string{"identity", "oauth", "oauth/clients", "oauth/dpop", "internal/apperr", "internal/ratelimit"}},
 	{"storage", []string{"audit", "identity", "identity/totp", "keys", "oauth/clients", "oauth", "oauth/challenge", "oauth/dpop", "oauth/revocation", "internal/apperr"}},

@@ -184,6 +184,9 @@ func New(o Options) (*Handlers, error) {
 		Provider: o.Provider, Store: o.Store, Users: o.Store, Authenticator: o.Users, Limiter: tokenLimit, ClientIP: ips.LimitKey,
 		MaxBytes: maxBytes, Logger: logger, Observe: m.observeGrant, Audience: o.Audience, Now: o.Now, ACR: o.ACR,
 	}
+	if o.Audit != nil {
+		token.Audit = o.Audit
+	}
 	if o.DPoP != nil {
 		token.DPoP = &oauth.DPoPPolicy{Verifier: o.DPoP, TokenURL: o.Issuer + "/oauth2/token"}
 	}
