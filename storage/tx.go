@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/portcullis-auth/portcullis/audit"
+	"github.com/portcullis-auth/portcullis/internal/apperr"
 )
 
 // txKey is the context key under which BeginTX stores a *txState.
@@ -332,7 +333,14 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	if s.activeTx(ctx) != nil {
 		return s.inTxOnce(ctx, fn)
 	}
-	return retryConflicts(ctx, func() error { return s.inTxOnce(ctx, fn) })
+	err := retryConflicts(ctx, func() error { return s.inTxOnce(ctx, fn) })
+	if classify(err) == classConflict && !errors.Is(err, apperr.ErrUnavailable) {
+		// Lost to concurrent writers through every retry (a hot row on a
+		// Galera cluster): the caller may retry later (503), as for
+		// every other conflict that outlasts its retries (wrapf).
+		return fmt.Errorf("%w: %w", apperr.ErrUnavailable, err)
+	}
+	return err
 }
 
 func (s *Store) inTxOnce(ctx context.Context, fn func(ctx context.Context) error) (err error) {
