@@ -169,20 +169,19 @@ var parseErrors = func() map[error]*fosite.RFC6749Error {
 }()
 
 // own reports whether e is one of this package's errors, sent as they are.
-func own(e *fosite.RFC6749Error) bool {
-	for _, o := range []*fosite.RFC6749Error{errInvalidSession, errNoCredentials, errNoPKCE, errAccessDenied,
+func own(e *fosite.RFC6749Error) bool { return ownErrors[e] }
+
+var ownErrors = func() map[*fosite.RFC6749Error]bool {
+	m := map[*fosite.RFC6749Error]bool{}
+	for _, e := range []*fosite.RFC6749Error{errInvalidSession, errNoCredentials, errNoPKCE, errAccessDenied,
 		errTooManyFailures, errUnauthorizedClient, errRateLimited, errDPoPKey, errDPoPJKT} {
-		if e == o {
-			return true
-		}
+		m[e] = true
 	}
-	for _, o := range parseErrors {
-		if e == o {
-			return true
-		}
+	for _, e := range parseErrors {
+		m[e] = true
 	}
-	return false
-}
+	return m
+}()
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -385,7 +384,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, cl
 			err = identity.ErrInvalidCredentials
 		}
 		if errors.Is(err, identity.ErrInvalidCredentials) {
-			h.failedStep(w, r, client, rec, st, user, jkt, errAccessDenied)
+			if rec == nil {
+				h.fail(w, r, errAccessDenied) // a first request: no session to retry in
+				return
+			}
+			hasFactor, err := h.hasFactor(ctx, user)
+			if err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			h.failedStep(w, r, client, rec, st, user, hasFactor, jkt)
 			return
 		}
 		if err != nil {
@@ -400,7 +408,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, cl
 		h.fail(w, r, errInvalidSession)
 		return
 	}
-	factor, err := h.Users.ConfirmedFactor(ctx, user.ID)
+	hasFactor, err := h.hasFactor(ctx, user)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -409,18 +417,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, cl
 	var recoveryCodes []string
 	if req.OTP != "" || req.RecoveryCode != "" {
 		switch {
-		case factor == nil && st.PendingFactor != "" && req.OTP != "" && slices.Contains(st.Done, oauth.AMRPassword):
+		case !hasFactor && st.PendingFactor != "" && req.OTP != "" && slices.Contains(st.Done, oauth.AMRPassword):
 			recoveryCodes, err = h.Users.ConfirmTOTP(ctx, user, st.PendingFactor, req.OTP, ip)
 			if err == nil {
 				st.PendingFactor = ""
 			}
-		case factor != nil:
+		case hasFactor:
 			err = h.Users.VerifySecondFactor(ctx, user, req.OTP, req.RecoveryCode, ip)
 		default:
 			err = identity.ErrInvalidCode
 		}
 		if errors.Is(err, identity.ErrInvalidCode) || errors.Is(err, identity.ErrNoFactor) {
-			h.failedStep(w, r, client, rec, st, user, jkt, nil)
+			if rec == nil {
+				h.fail(w, r, errAccessDenied)
+				return
+			}
+			h.failedStep(w, r, client, rec, st, user, hasFactor, jkt)
 			return
 		}
 		if err != nil {
@@ -428,11 +440,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, cl
 			return
 		}
 		st.Done = addMethod(st.Done, oauth.AMROTP)
-		factor = &identity.Factor{}
+		hasFactor = true // proven now, or just enrolled
 	}
-	missing := h.missing(client, user, factor != nil, st)
+	missing := h.missing(client, user, hasFactor, st)
 	if len(missing) > 0 {
-		h.continueFlow(w, r, client, rec, st, user, factor != nil, missing, jkt, "")
+		h.continueFlow(w, r, client, rec, st, user, hasFactor, missing, jkt, "")
 		return
 	}
 	h.issue(w, r, client, rec, st, user, jkt, ip, recoveryCodes)
@@ -519,15 +531,10 @@ func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request, client fo
 	oauth.WriteJSONNoStore(w, http.StatusUnauthorized, body)
 }
 
-// failedStep counts a wrong password or code against the session: after
-// maxFailures the session ends (access_denied); before, the client gets a
-// new auth_session to try again. A first request (no session) just fails
-// with final.
-func (h *Handler) failedStep(w http.ResponseWriter, r *http.Request, client fosite.Client, rec *Record, st *state, user *identity.User, jkt string, final error) {
-	if rec == nil {
-		h.fail(w, r, cmpErr(final, errAccessDenied))
-		return
-	}
+// failedStep counts a wrong password or code against the session rec:
+// after maxFailures the session ends (access_denied); before, the client
+// gets a new auth_session to try again.
+func (h *Handler) failedStep(w http.ResponseWriter, r *http.Request, client fosite.Client, rec *Record, st *state, user *identity.User, hasFactor bool, jkt string) {
 	st.Failures++
 	if st.Failures >= maxFailures {
 		if _, err := h.Sessions.DeleteAuthSession(r.Context(), rec.Handle); err != nil {
@@ -537,15 +544,6 @@ func (h *Handler) failedStep(w http.ResponseWriter, r *http.Request, client fosi
 		h.fail(w, r, errTooManyFailures)
 		return
 	}
-	hasFactor := false
-	if user != nil {
-		f, err := h.Users.ConfirmedFactor(r.Context(), user.ID)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		hasFactor = f != nil
-	}
 	missing := h.missing(client, user, hasFactor, st)
 	if len(missing) == 0 {
 		missing = []string{oauth.AMROTP}
@@ -553,11 +551,14 @@ func (h *Handler) failedStep(w http.ResponseWriter, r *http.Request, client fosi
 	h.continueFlow(w, r, client, rec, st, user, hasFactor, missing, jkt, "The credentials are incorrect; try again.")
 }
 
-func cmpErr(err, fallback error) error {
-	if err != nil {
-		return err
+// hasFactor reports whether user (nil: not identified yet) has a
+// confirmed second factor.
+func (h *Handler) hasFactor(ctx context.Context, user *identity.User) (bool, error) {
+	if user == nil {
+		return false, nil
 	}
-	return fallback
+	f, err := h.Users.ConfirmedFactor(ctx, user.ID)
+	return f != nil, err
 }
 
 // issue ends the flow: the session is used up (one conditional delete, so
