@@ -317,12 +317,24 @@ func (s *Service) RemoveFactor(ctx context.Context, u *User, factorID string) er
 // userID (an administrator's reset for a user who lost their device). It
 // returns apperr.ErrNotFound (matched) for no such user.
 func (s *Service) ResetFactors(ctx context.Context, userID string) error {
+	return s.ResetFactorsIf(ctx, userID, nil)
+}
+
+// ResetFactorsIf is ResetFactors, made only if match, when not nil,
+// accepts the user's current Version (If-Match), checked under the row
+// lock in the reset's transaction: otherwise nothing changes and
+// ErrVersionMismatch is returned.
+func (s *Service) ResetFactorsIf(ctx context.Context, userID string, match func(version string) bool) error {
 	m, err := s.mfa()
 	if err != nil {
 		return err
 	}
 	return s.Store.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.Store.GetUser(ctx, userID); err != nil {
+		if match != nil {
+			if err := s.checkVersion(ctx, userID, match); err != nil {
+				return err
+			}
+		} else if _, err := s.Store.GetUser(ctx, userID); err != nil {
 			return err
 		}
 		fs, err := m.Factors.Factors(ctx, userID)

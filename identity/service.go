@@ -592,14 +592,26 @@ func (s *Service) recordLogin(ctx context.Context, action string, u *User, outco
 }
 
 // ErrVersionMismatch is returned by Update when Change.IfMatch refuses the
-// user's current version: the user changed since the caller read it.
+// user's current version (and by DeleteIf and ResetFactorsIf when their
+// match does): the user changed since the caller read it.
 var ErrVersionMismatch = &apperr.Error{Code: apperr.EPreconditionFailed, Message: "the user has changed since it was read; read it again"}
 
 // Delete removes the user with the given ID (never a username; see Get)
 // and revokes the user's grants in the same transaction: if the
 // revocation fails, the user is kept and its error is returned.
 func (s *Service) Delete(ctx context.Context, id string) error {
+	return s.DeleteIf(ctx, id, nil)
+}
+
+// DeleteIf is Delete, made only if match, when not nil, accepts the user's
+// current Version (RFC 9110 §13.1.1 If-Match), checked under the row lock
+// in the delete's transaction: otherwise nothing changes and
+// ErrVersionMismatch is returned.
+func (s *Service) DeleteIf(ctx context.Context, id string, match func(version string) bool) error {
 	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.checkVersion(ctx, id, match); err != nil {
+			return err
+		}
 		if err := s.Store.DeleteUser(ctx, id); err != nil {
 			return err
 		}
@@ -611,6 +623,25 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if errors.Is(err, apperr.ErrNotFound) {
 		return errUserNotFound
 	}
+	return err
+}
+
+// checkVersion returns ErrVersionMismatch unless match (nil: anything)
+// accepts the current Version of the user id, and an error matching
+// apperr.ErrNotFound for no such user. It locks the user's row until the
+// transaction ctx carries ends, with a write (UpdateUser, which leaves the
+// row as it is): on a Galera cluster only a write is certified against a
+// concurrent change committed on another node.
+func (s *Service) checkVersion(ctx context.Context, id string, match func(version string) bool) error {
+	if match == nil {
+		return nil
+	}
+	_, err := s.Store.UpdateUser(ctx, id, func(u *User) error {
+		if !match(u.Version()) {
+			return ErrVersionMismatch
+		}
+		return nil
+	})
 	return err
 }
 

@@ -323,7 +323,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) error {
-	if err := h.Clients.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.Clients.DeleteIf(r.Context(), r.PathValue("id"), ifMatch(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -334,7 +334,7 @@ func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	if err := h.noBody(w, r); err != nil {
 		return err
 	}
-	c, secret, err := h.Clients.RotateSecret(r.Context(), r.PathValue("id"))
+	c, secret, err := h.Clients.RotateSecretIf(r.Context(), r.PathValue("id"), ifMatch(r))
 	if err != nil {
 		return err
 	}
@@ -552,12 +552,12 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) error {
 // unlockUser clears the user's lockout counters (every network's lock,
 // the account-wide delay and the trusted networks), as PATCH with
 // {"unlock": true} does: 200 with the user's representation, 404 for no
-// such user.
+// such user, 412 when If-Match names another version (RFC 9110 §13.1.1).
 func (h *Handler) unlockUser(w http.ResponseWriter, r *http.Request) error {
 	if err := h.noBody(w, r); err != nil {
 		return err
 	}
-	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{Unlock: true})
+	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{Unlock: true, IfMatch: ifMatch(r)})
 	if err != nil {
 		return err
 	}
@@ -565,7 +565,7 @@ func (h *Handler) unlockUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) error {
-	if err := h.Users.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.Users.DeleteIf(r.Context(), r.PathValue("id"), ifMatch(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -573,12 +573,13 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 // resetMFA deletes every second factor and recovery code of the user (a
-// user who lost their device): 204, 404 for no such user.
+// user who lost their device): 204, 404 for no such user, 412 when
+// If-Match names another version.
 func (h *Handler) resetMFA(w http.ResponseWriter, r *http.Request) error {
 	if err := h.noBody(w, r); err != nil {
 		return err
 	}
-	if err := h.Users.ResetFactors(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.Users.ResetFactorsIf(r.Context(), r.PathValue("id"), ifMatch(r)); err != nil {
 		if errors.Is(err, apperr.ErrNotFound) {
 			return &apperr.Error{Code: apperr.ENotFound, Message: "user not found"}
 		}
