@@ -51,15 +51,22 @@ const (
 	ActorAnonymous = "anonymous"
 )
 
-// Actions recorded. Changes are recorded only when they commit (outcome
-// success); security events record failures too.
+// Actions recorded. A change is recorded with outcome success in its
+// transaction when it commits; an admin API change refused (a client
+// error: validation, not found, conflict, stale If-Match) with outcome
+// failure on its own, after its transaction rolled back. Security events
+// record failures too.
 const (
 	ClientCreate       = "client.create"
 	ClientUpdate       = "client.update"
 	ClientDelete       = "client.delete"
 	ClientRotateSecret = "client.rotate_secret"
 
-	UserCreate      = "user.create"
+	UserCreate = "user.create"
+	// UserUpdate is a refused PATCH /admin/users/{id} (outcome failure),
+	// whatever it would have changed; a change that commits records one
+	// event per aspect changed (UserSetRoles, UserDisable, …).
+	UserUpdate      = "user.update"
 	UserDelete      = "user.delete"
 	UserSetRoles    = "user.set_roles"
 	UserDisable     = "user.disable"
@@ -72,6 +79,13 @@ const (
 
 	KeyRotate = "key.rotate"
 	KeyRewrap = "key.rewrap"
+
+	// AdminDenied is an admin API change refused with 403 for a token
+	// that verified: a user's token whose user does not hold role admin,
+	// or a token whose client is no longer registered for scope admin
+	// (outcome failure). The actor is the token's user or client, the
+	// target the client or user the route names, if it exists.
+	AdminDenied = "admin.denied"
 
 	// Login is a login at the token endpoint (password grant), the
 	// authorization challenge endpoint or the account API's
