@@ -90,12 +90,13 @@ const (
 	// Login is a login at the token endpoint (password grant), the
 	// authorization challenge endpoint or the account API's
 	// re-authentication: failure for a wrong password (unknown user,
-	// wrong password, disabled account); success once the login is
-	// complete: the right password of a user who needs no second factor,
-	// else (LoginPassword) once the second factor is proven too.
+	// wrong password, disabled account); success once per login, when it
+	// is complete: the right password of a login that needs no second
+	// factor, else (LoginPassword) once the second factor is proven too.
 	Login = "login"
-	// LoginPassword is the right password of a user who must also prove a
-	// second factor (success): the login is not complete yet.
+	// LoginPassword is the right password of a login that must also prove
+	// a second factor, the user's or one the client or the request
+	// requires (success): the login is not complete yet.
 	LoginPassword = "login.password"
 	// LoginSecondFactor is a wrong or replayed TOTP or recovery code
 	// presented in a login or an enrolment (failure); a right one

@@ -446,15 +446,13 @@ func (s *Service) verifySecondFactor(ctx context.Context, u *User, otp, recovery
 
 // LoginSucceeded records a complete login (every factor proven) of u from
 // clientIP: as a successful password login does, it resets the network's
-// counter and trusts the network for the account. For a user who needs a
-// second factor (NeedsSecondFactor), whose password check recorded
-// audit.LoginPassword, it records the complete login (audit.Login).
-func (s *Service) LoginSucceeded(ctx context.Context, u *User, clientIP string) error {
-	need, err := s.NeedsSecondFactor(ctx, u)
-	if err != nil {
-		return err
-	}
-	if need {
+// counter and trusts the network for the account. secondFactor says
+// whether the login proved a second factor: its password, if it had one,
+// was then recorded as audit.LoginPassword (AuthenticateStep), and
+// LoginSucceeded records the complete login (audit.Login); without, the
+// password step recorded it already, so that each login is recorded once.
+func (s *Service) LoginSucceeded(ctx context.Context, u *User, clientIP string, secondFactor bool) error {
+	if secondFactor {
 		s.recordLogin(ctx, audit.Login, u, audit.OutcomeSuccess)
 	}
 	return s.succeeded(ctx, u.Username, clientIP)

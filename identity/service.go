@@ -281,6 +281,36 @@ func (s *Service) Signup(ctx context.Context, username, password string, roles [
 // cost no database work, an attempt once counted is always checked, and
 // the slots hash while the next logins do their database work.
 func (s *Service) Authenticate(ctx context.Context, username, password, clientIP string) (*User, error) {
+	return s.AuthenticateStep(ctx, username, password, clientIP, LoginByPassword)
+}
+
+// PasswordStep says what a right password means for the login it is part
+// of (AuthenticateStep): whether the login is complete with it, which
+// decides its audit event (audit.Login or audit.LoginPassword) and whether
+// the guessing counters are reset at once or by LoginSucceeded.
+type PasswordStep int
+
+const (
+	// LoginByPassword: the login is complete with the password unless the
+	// user must prove a second factor (NeedsSecondFactor). The password
+	// grant's login.
+	LoginByPassword PasswordStep = iota
+	// SecondFactorFollows: a second factor must follow whatever the
+	// user's own settings (the client or the request requires one); the
+	// caller completes the login with LoginSucceeded.
+	SecondFactorFollows
+	// Reauthentication: the password completes the login: the caller
+	// holds the user's token, which proved every other factor the user
+	// needs (the account API's re-authentication).
+	Reauthentication
+)
+
+// AuthenticateStep is Authenticate for a password that is step of a
+// login: a right password records audit.Login and resets the counters
+// when the login is complete with it (step), else audit.LoginPassword,
+// leaving both to LoginSucceeded. Each login thus records audit.Login
+// once.
+func (s *Service) AuthenticateStep(ctx context.Context, username, password, clientIP string, step PasswordStep) (*User, error) {
 	if len(password) > authMaxPasswordBytes || ValidateUsername(username) != nil {
 		// No account can have this name: the same hashing work, but no
 		// counter is written (a spray of random names must not fill the
@@ -336,9 +366,12 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 	// stay until the factor is proven too (LoginSucceeded), so that a
 	// right password cannot reset what wrong codes counted, and the
 	// audit trail has a complete login only then.
-	need, err := s.NeedsSecondFactor(ctx, u)
-	if err != nil {
-		return nil, err
+	need := step == SecondFactorFollows
+	if step == LoginByPassword {
+		var err error
+		if need, err = s.NeedsSecondFactor(ctx, u); err != nil {
+			return nil, err
+		}
 	}
 	if need {
 		s.recordLogin(ctx, audit.LoginPassword, u, audit.OutcomeSuccess)
