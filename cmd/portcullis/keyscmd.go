@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/identity/totp"
 	"github.com/portcullis-auth/portcullis/keys"
 )
@@ -99,7 +100,10 @@ runs is skipped and counted as such.`,
 			if err != nil {
 				return err
 			}
-			factors, skipped, err := totp.Rewrap(ctx, a.store, sealer, totp.RewrapOptions{Audit: a.audit(), Tx: a.store})
+			factors, skipped, err := totp.Rewrap(ctx, a.store, sealer, totp.RewrapOptions{Tx: a.store,
+				Record: func(ctx context.Context) error {
+					return a.audit().Record(ctx, audit.Event{Action: audit.KeyRewrap, Target: "wrap_key:" + sealer.PrimaryID()})
+				}})
 			if err != nil {
 				return err
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/portcullis-auth/portcullis/audit"
 	"github.com/portcullis-auth/portcullis/internal/seal"
 )
 
@@ -43,13 +42,13 @@ const rewrapBatch = 500
 // RewrapOptions configure Rewrap. Zero values record nothing and re-seal
 // each secret on its own.
 type RewrapOptions struct {
-	// Audit, when set, records each batch that re-sealed at least one
-	// secret: one audit.KeyRewrap event on "wrap_key:" + the primary
-	// secrets key's ID, in the batch's transaction (Tx, then required).
-	Audit audit.Recorder
-	// Tx runs each batch's re-seals and its event in one transaction
-	// (storage.Store.InTx), backed by the database of the store and of
-	// Audit.
+	// Record, when set, is called in the transaction of each batch that
+	// re-sealed at least one secret, after its re-seals (cmd/portcullis
+	// writes the batch's audit event there); its error rolls the batch
+	// back and stops Rewrap.
+	Record func(ctx context.Context) error
+	// Tx runs each batch's re-seals and Record in one transaction
+	// (storage.Store.InTx), backed by the database of the store.
 	Tx interface {
 		InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	}
@@ -116,10 +115,10 @@ func Rewrap(ctx context.Context, store ResealStore, sealer *seal.Sealer, opts Re
 					k++
 				}
 			}
-			if n == 0 || opts.Audit == nil {
+			if n == 0 || opts.Record == nil {
 				return nil
 			}
-			if err := opts.Audit.Record(ctx, audit.Event{Action: audit.KeyRewrap, Target: "wrap_key:" + primary}); err != nil {
+			if err := opts.Record(ctx); err != nil {
 				return fmt.Errorf("totp: record re-seal: %w", err)
 			}
 			return nil
