@@ -51,15 +51,22 @@ const (
 	ActorAnonymous = "anonymous"
 )
 
-// Actions recorded. Changes are recorded only when they commit (outcome
-// success); security events record failures too.
+// Actions recorded. A change is recorded with outcome success in its
+// transaction when it commits; an admin API change refused (a client
+// error: validation, not found, conflict, stale If-Match) with outcome
+// failure on its own, after its transaction rolled back. Security events
+// record failures too.
 const (
 	ClientCreate       = "client.create"
 	ClientUpdate       = "client.update"
 	ClientDelete       = "client.delete"
 	ClientRotateSecret = "client.rotate_secret"
 
-	UserCreate      = "user.create"
+	UserCreate = "user.create"
+	// UserUpdate is a refused PATCH /admin/users/{id} (outcome failure),
+	// whatever it would have changed; a change that commits records one
+	// event per aspect changed (UserSetRoles, UserDisable, …).
+	UserUpdate      = "user.update"
 	UserDelete      = "user.delete"
 	UserSetRoles    = "user.set_roles"
 	UserDisable     = "user.disable"
@@ -73,15 +80,23 @@ const (
 	KeyRotate = "key.rotate"
 	KeyRewrap = "key.rewrap"
 
+	// AdminDenied is an admin API change refused with 403 for a token
+	// that verified: a user's token whose user does not hold role admin,
+	// or a token whose client is no longer registered for scope admin
+	// (outcome failure). The actor is the token's user or client, the
+	// target the client or user the route names, if it exists.
+	AdminDenied = "admin.denied"
+
 	// Login is a login at the token endpoint (password grant), the
 	// authorization challenge endpoint or the account API's
 	// re-authentication: failure for a wrong password (unknown user,
-	// wrong password, disabled account); success once the login is
-	// complete: the right password of a user who needs no second factor,
-	// else (LoginPassword) once the second factor is proven too.
+	// wrong password, disabled account); success once per login, when it
+	// is complete: the right password of a login that needs no second
+	// factor, else (LoginPassword) once the second factor is proven too.
 	Login = "login"
-	// LoginPassword is the right password of a user who must also prove a
-	// second factor (success): the login is not complete yet.
+	// LoginPassword is the right password of a login that must also prove
+	// a second factor, the user's or one the client or the request
+	// requires (success): the login is not complete yet.
 	LoginPassword = "login.password"
 	// LoginSecondFactor is a wrong or replayed TOTP or recovery code
 	// presented in a login or an enrolment (failure); a right one

@@ -317,12 +317,24 @@ func (s *Service) RemoveFactor(ctx context.Context, u *User, factorID string) er
 // userID (an administrator's reset for a user who lost their device). It
 // returns apperr.ErrNotFound (matched) for no such user.
 func (s *Service) ResetFactors(ctx context.Context, userID string) error {
+	return s.ResetFactorsIf(ctx, userID, nil)
+}
+
+// ResetFactorsIf is ResetFactors, made only if match, when not nil,
+// accepts the user's current Version (If-Match), checked under the row
+// lock in the reset's transaction: otherwise nothing changes and
+// ErrVersionMismatch is returned.
+func (s *Service) ResetFactorsIf(ctx context.Context, userID string, match func(version string) bool) error {
 	m, err := s.mfa()
 	if err != nil {
 		return err
 	}
 	return s.Store.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.Store.GetUser(ctx, userID); err != nil {
+		if match != nil {
+			if err := s.checkVersion(ctx, userID, match); err != nil {
+				return err
+			}
+		} else if _, err := s.Store.GetUser(ctx, userID); err != nil {
 			return err
 		}
 		fs, err := m.Factors.Factors(ctx, userID)
@@ -434,15 +446,13 @@ func (s *Service) verifySecondFactor(ctx context.Context, u *User, otp, recovery
 
 // LoginSucceeded records a complete login (every factor proven) of u from
 // clientIP: as a successful password login does, it resets the network's
-// counter and trusts the network for the account. For a user who needs a
-// second factor (NeedsSecondFactor), whose password check recorded
-// audit.LoginPassword, it records the complete login (audit.Login).
-func (s *Service) LoginSucceeded(ctx context.Context, u *User, clientIP string) error {
-	need, err := s.NeedsSecondFactor(ctx, u)
-	if err != nil {
-		return err
-	}
-	if need {
+// counter and trusts the network for the account. secondFactor says
+// whether the login proved a second factor: its password, if it had one,
+// was then recorded as audit.LoginPassword (AuthenticateStep), and
+// LoginSucceeded records the complete login (audit.Login); without, the
+// password step recorded it already, so that each login is recorded once.
+func (s *Service) LoginSucceeded(ctx context.Context, u *User, clientIP string, secondFactor bool) error {
+	if secondFactor {
 		s.recordLogin(ctx, audit.Login, u, audit.OutcomeSuccess)
 	}
 	return s.succeeded(ctx, u.Username, clientIP)

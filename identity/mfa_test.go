@@ -75,7 +75,7 @@ func TestSecondFactor(t *testing.T) {
 		if !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
 			t.Fatalf("code at %+v: %v, want %v", tc.at, err, tc.want)
 		}
-		_ = s.LoginSucceeded(ctx, u, "192.0.2.9")
+		_ = s.LoginSucceeded(ctx, u, "192.0.2.9", true)
 	}
 	if err := s.VerifySecondFactor(ctx, u, "", recovery[0], "192.0.2.9"); err != nil {
 		t.Fatalf("recovery code: %v", err)
@@ -83,7 +83,7 @@ func TestSecondFactor(t *testing.T) {
 	if err := s.VerifySecondFactor(ctx, u, "", recovery[0], "192.0.2.9"); !errors.Is(err, identity.ErrInvalidCode) {
 		t.Fatalf("recovery code twice: %v", err)
 	}
-	_ = s.LoginSucceeded(ctx, u, "192.0.2.9")
+	_ = s.LoginSucceeded(ctx, u, "192.0.2.9", true)
 
 	// From a new network: right password (1), wrong code (2), right
 	// password (3, resets nothing), and the next attempt is held back.

@@ -283,6 +283,36 @@ func (s *Service) Signup(ctx context.Context, username, password string, roles [
 // cost no database work, an attempt once counted is always checked, and
 // the slots hash while the next logins do their database work.
 func (s *Service) Authenticate(ctx context.Context, username, password, clientIP string) (*User, error) {
+	return s.AuthenticateStep(ctx, username, password, clientIP, LoginByPassword)
+}
+
+// PasswordStep says what a right password means for the login it is part
+// of (AuthenticateStep): whether the login is complete with it, which
+// decides its audit event (audit.Login or audit.LoginPassword) and whether
+// the guessing counters are reset at once or by LoginSucceeded.
+type PasswordStep int
+
+const (
+	// LoginByPassword: the login is complete with the password unless the
+	// user must prove a second factor (NeedsSecondFactor). The password
+	// grant's login.
+	LoginByPassword PasswordStep = iota
+	// SecondFactorFollows: a second factor must follow whatever the
+	// user's own settings (the client or the request requires one); the
+	// caller completes the login with LoginSucceeded.
+	SecondFactorFollows
+	// Reauthentication: the password completes the login: the caller
+	// holds the user's token, which proved every other factor the user
+	// needs (the account API's re-authentication).
+	Reauthentication
+)
+
+// AuthenticateStep is Authenticate for a password that is step of a
+// login: a right password records audit.Login and resets the counters
+// when the login is complete with it (step), else audit.LoginPassword,
+// leaving both to LoginSucceeded. Each login thus records audit.Login
+// once.
+func (s *Service) AuthenticateStep(ctx context.Context, username, password, clientIP string, step PasswordStep) (*User, error) {
 	if len(password) > authMaxPasswordBytes || ValidateUsername(username) != nil {
 		// No account can have this name: the same hashing work, but no
 		// counter is written (a spray of random names must not fill the
@@ -338,9 +368,12 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 	// stay until the factor is proven too (LoginSucceeded), so that a
 	// right password cannot reset what wrong codes counted, and the
 	// audit trail has a complete login only then.
-	need, err := s.NeedsSecondFactor(ctx, u)
-	if err != nil {
-		return nil, err
+	need := step == SecondFactorFollows
+	if step == LoginByPassword {
+		var err error
+		if need, err = s.NeedsSecondFactor(ctx, u); err != nil {
+			return nil, err
+		}
 	}
 	if need {
 		s.recordLogin(ctx, audit.LoginPassword, u, audit.OutcomeSuccess)
@@ -594,14 +627,26 @@ func (s *Service) recordLogin(ctx context.Context, action string, u *User, outco
 }
 
 // ErrVersionMismatch is returned by Update when Change.IfMatch refuses the
-// user's current version: the user changed since the caller read it.
+// user's current version (and by DeleteIf and ResetFactorsIf when their
+// match does): the user changed since the caller read it.
 var ErrVersionMismatch = &apperr.Error{Code: apperr.EPreconditionFailed, Message: "the user has changed since it was read; read it again"}
 
 // Delete removes the user with the given ID (never a username; see Get)
 // and revokes the user's grants in the same transaction: if the
 // revocation fails, the user is kept and its error is returned.
 func (s *Service) Delete(ctx context.Context, id string) error {
+	return s.DeleteIf(ctx, id, nil)
+}
+
+// DeleteIf is Delete, made only if match, when not nil, accepts the user's
+// current Version (RFC 9110 §13.1.1 If-Match), checked under the row lock
+// in the delete's transaction: otherwise nothing changes and
+// ErrVersionMismatch is returned.
+func (s *Service) DeleteIf(ctx context.Context, id string, match func(version string) bool) error {
 	err := s.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.checkVersion(ctx, id, match); err != nil {
+			return err
+		}
 		if err := s.Store.DeleteUser(ctx, id); err != nil {
 			return err
 		}
@@ -613,6 +658,25 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if errors.Is(err, apperr.ErrNotFound) {
 		return errUserNotFound
 	}
+	return err
+}
+
+// checkVersion returns ErrVersionMismatch unless match (nil: anything)
+// accepts the current Version of the user id, and an error matching
+// apperr.ErrNotFound for no such user. It locks the user's row until the
+// transaction ctx carries ends, with a write (UpdateUser, which leaves the
+// row as it is): on a Galera cluster only a write is certified against a
+// concurrent change committed on another node.
+func (s *Service) checkVersion(ctx context.Context, id string, match func(version string) bool) error {
+	if match == nil {
+		return nil
+	}
+	_, err := s.Store.UpdateUser(ctx, id, func(u *User) error {
+		if !match(u.Version()) {
+			return ErrVersionMismatch
+		}
+		return nil
+	})
 	return err
 }
 

@@ -75,10 +75,33 @@ type Options struct {
 	Now    func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger
-	// Audit, when set, records each key created (rotation), once it is
-	// stored; the actor is the one the context names (audit.WithActor),
-	// "system" for scheduled rotations. A failure to record is logged.
+	// Audit, when set, records each key created (rotation) in the
+	// transaction that stores it (Tx): a key whose event cannot be written
+	// is not created, and the rotation fails. The actor is the one the
+	// context names (audit.WithActor), "system" for scheduled rotations.
 	Audit audit.Recorder
+	// Tx runs the insert of a key and its audit event in one transaction;
+	// it is required with Audit and must be backed by the database of the
+	// Store and of Audit (storage.Store.InTx). Without it the event is
+	// written right after the key.
+	Tx Transactor
+}
+
+// Transactor runs fn in one transaction carried by the context fn
+// receives (storage.Store.InTx): every Store method and audit.Recorder
+// called with that context takes part in it. fn's error rolls back and is
+// returned unchanged; fn may run again when the transaction loses to a
+// concurrent writer, so it must do nothing but its database work.
+type Transactor interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
+// inTx runs fn in a transaction of tx, or without one when tx is nil.
+func inTx(ctx context.Context, tx Transactor, fn func(ctx context.Context) error) error {
+	if tx == nil {
+		return fn(ctx)
+	}
+	return tx.InTx(ctx, fn)
 }
 
 func (o *Options) fill() {
@@ -387,14 +410,22 @@ func (m *Manager) rotate(ctx context.Context, alg Algorithm, activatesAt time.Ti
 		PublicJWK: pubJSON, Sealed: sealed, WrapKeyID: wrapID,
 		CreatedAt: now, ActivatesAt: activatesAt,
 	}
-	if err := m.store.CreateKey(ctx, rec, rec.ActivatesAt); err != nil {
-		return nil, fmt.Errorf("store key: %w", err)
+	// The key and its audit event commit together: a rotation that
+	// cannot be recorded does not happen.
+	err = inTx(ctx, m.opts.Tx, func(ctx context.Context) error {
+		if err := m.store.CreateKey(ctx, rec, rec.ActivatesAt); err != nil {
+			return fmt.Errorf("store key: %w", err)
+		}
+		if err := audit.Record(ctx, m.opts.Audit, audit.Event{Action: audit.KeyRotate, Target: audit.KeyTarget(rec.ID)}); err != nil {
+			return fmt.Errorf("record key rotation: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	m.opts.Logger.InfoContext(ctx, "signing key created", "kid", rec.ID, "alg", rec.Algorithm,
 		"generation", gen, "activates_at", rec.ActivatesAt)
-	if err := audit.Record(ctx, m.opts.Audit, audit.Event{Action: audit.KeyRotate, Target: audit.KeyTarget(rec.ID)}); err != nil {
-		m.opts.Logger.ErrorContext(ctx, "audit event not recorded", "action", audit.KeyRotate, "err", err)
-	}
 	if err := m.reloadLocked(ctx); err != nil {
 		return nil, err
 	}
@@ -509,10 +540,21 @@ func (m *Manager) Tick(ctx context.Context) error {
 	return nil
 }
 
+// RewrapOptions configure Rewrap. Zero values record nothing.
+type RewrapOptions struct {
+	// Audit, when set, records each key re-sealed (audit.KeyRewrap on
+	// audit.KeyTarget) in the transaction of its re-seal (Tx, then
+	// required, as in Options).
+	Audit audit.Recorder
+	Tx    Transactor
+}
+
 // Rewrap re-seals every private key under the sealer's primary secrets key.
 // The sealer must also hold the old secrets key. It returns how many keys
-// were re-sealed.
-func Rewrap(ctx context.Context, store Store, sealer *seal.Sealer) (int, error) {
+// were re-sealed. Each key is re-sealed in its own transaction with its
+// audit event (opts): a key whose event cannot be written stays sealed as
+// it was, and Rewrap stops there with the error, after the keys before it.
+func Rewrap(ctx context.Context, store Store, sealer *seal.Sealer, opts RewrapOptions) (int, error) {
 	recs, err := store.ListKeys(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("load signing keys: %w", err)
@@ -530,8 +572,17 @@ func Rewrap(ctx context.Context, store Store, sealer *seal.Sealer) (int, error) 
 		if err != nil {
 			return n, err
 		}
-		if err := store.ResealKey(ctx, rec.ID, rec.WrapKeyID, wrapID, sealed); err != nil {
-			return n, fmt.Errorf("reseal key %s: %w", rec.ID, err)
+		err = inTx(ctx, opts.Tx, func(ctx context.Context) error {
+			if err := store.ResealKey(ctx, rec.ID, rec.WrapKeyID, wrapID, sealed); err != nil {
+				return fmt.Errorf("reseal key %s: %w", rec.ID, err)
+			}
+			if err := audit.Record(ctx, opts.Audit, audit.Event{Action: audit.KeyRewrap, Target: audit.KeyTarget(rec.ID)}); err != nil {
+				return fmt.Errorf("record re-seal of key %s: %w", rec.ID, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return n, err
 		}
 		n++
 	}

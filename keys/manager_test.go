@@ -286,11 +286,11 @@ func TestWrongSecretsKeyAndRewrap(t *testing.T) {
 		t.Fatalf("Init with the wrong secrets key: %v", err)
 	}
 
-	n, err := keys.Rewrap(ctx, store, sealer(t, newKey, oldKey))
+	n, err := keys.Rewrap(ctx, store, sealer(t, newKey, oldKey), keys.RewrapOptions{})
 	if err != nil || n != 2 {
 		t.Fatalf("Rewrap = %d, %v", n, err)
 	}
-	if n, err := keys.Rewrap(ctx, store, sealer(t, newKey, oldKey)); err != nil || n != 0 {
+	if n, err := keys.Rewrap(ctx, store, sealer(t, newKey, oldKey), keys.RewrapOptions{}); err != nil || n != 0 {
 		t.Fatalf("second Rewrap = %d, %v", n, err)
 	}
 	after := keys.NewManager(store, sealer(t, newKey), opts(c, keys.ES256))

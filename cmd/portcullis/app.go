@@ -197,7 +197,7 @@ func (a *app) keyManager() (*keys.Manager, []byte, []byte, error) {
 		Algorithm: alg, Additional: []keys.Algorithm{keys.ES256, keys.RS256},
 		RSABits: k.RSABits, RotationInterval: k.RotationInterval,
 		Prepublication: k.Prepublication, ReloadInterval: k.ReloadInterval, JWKSMaxAge: k.JWKSMaxAge,
-		Retention: a.cfg.AccessTokenTTL + k.RetentionLeeway, Logger: a.logger, Audit: a.audit(),
+		Retention: a.cfg.AccessTokenTTL + k.RetentionLeeway, Logger: a.logger, Audit: a.audit(), Tx: a.store,
 	}), primary, old, nil
 }
 

@@ -58,7 +58,7 @@ func findEvents(evs []auditEvent, actor, action, target string) []auditEvent {
 // through the admin API and the CLI are recorded with their actor, request
 // ID and client IP, refused changes (one refused by validation, one by a
 // stale If-Match inside its transaction, one by the client update's own
-// check) leave no event, logins record successes and failures, GET
+// check) leave only a failure event, logins record successes and failures, GET
 // /admin/audit pages through more than one page with a stable cursor, the
 // CLI lists the same events, nothing in the trail is a password, secret or
 // token, and the events are counted in Prometheus.
@@ -106,7 +106,7 @@ func TestAuditTrail(t *testing.T) {
 			t.Fatalf("rotate key: %d %s", r.Status, r.Body)
 		}
 
-		// Refused changes leave no event.
+		// Refused changes: no success event.
 		before, _ := auditList(t, srv, admin, url.Values{"target": {bobT}})
 		wantAdminError(t, "weak password", adminCall(t, srv, admin, http.MethodPatch, "/admin/users/"+bob.ID, map[string]any{"password": "short"}),
 			http.StatusBadRequest, "invalid_request")
@@ -115,16 +115,19 @@ func TestAuditTrail(t *testing.T) {
 		if r.Status != http.StatusPreconditionFailed {
 			t.Fatalf("stale If-Match: %d %s", r.Status, r.Body)
 		}
+		// Each leaves one failure event of the route (user.update), and
+		// none of what it would have changed.
 		after, _ := auditList(t, srv, admin, url.Values{"target": {bobT}})
-		if len(after.Events) != len(before.Events) {
-			t.Fatalf("refused changes of bob left events: before %+v after %+v", before.Events, after.Events)
+		added := after.Events[len(before.Events):]
+		if len(added) != 2 || len(findEvents(added, actor, "user.update", bobT)) != 2 || added[0].Outcome != "failure" || added[1].Outcome != "failure" {
+			t.Fatalf("refused changes of bob: events %+v, want two user.update failures", added)
 		}
 		// A client update refused inside its transaction (public ⇄ confidential).
 		wantAdminError(t, "public switch", adminCall(t, srv, admin, http.MethodPut, "/admin/clients/"+svc.ClientID,
 			map[string]any{"client_name": "svc", "token_endpoint_auth_method": "none", "grant_types": []string{"password"}}),
 			http.StatusBadRequest, "invalid_request")
-		if p, _ := auditList(t, srv, admin, url.Values{"action": {"client.update"}}); len(p.Events) != 0 {
-			t.Fatalf("refused client update left events: %+v", p.Events)
+		if p, _ := auditList(t, srv, admin, url.Values{"action": {"client.update"}}); len(p.Events) != 1 || p.Events[0].Outcome != "failure" {
+			t.Fatalf("refused client update: events %+v, want one failure", p.Events)
 		}
 
 		// Logins: unknown user, wrong password, success.

@@ -94,15 +94,17 @@ runs is skipped and counted as such.`,
 			if err != nil {
 				return err
 			}
-			n, err := keys.Rewrap(ctx, a.store, sealer)
+			// Each signing key, and each batch of TOTP secrets, is
+			// re-sealed in one transaction with its audit event.
+			n, err := keys.Rewrap(ctx, a.store, sealer, keys.RewrapOptions{Audit: a.audit(), Tx: a.store})
 			if err != nil {
 				return err
 			}
-			factors, skipped, err := totp.Rewrap(ctx, a.store, sealer)
+			factors, skipped, err := totp.Rewrap(ctx, a.store, sealer, totp.RewrapOptions{Tx: a.store,
+				Record: func(ctx context.Context) error {
+					return a.audit().Record(ctx, audit.Event{Action: audit.KeyRewrap, Target: "wrap_key:" + sealer.PrimaryID()})
+				}})
 			if err != nil {
-				return err
-			}
-			if err := a.audit().Record(ctx, audit.Event{Action: audit.KeyRewrap, Target: "wrap_key:" + sealer.PrimaryID()}); err != nil {
 				return err
 			}
 			out := map[string]any{"rewrapped": n, "factors_rewrapped": factors, "factors_skipped": skipped,

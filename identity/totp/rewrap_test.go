@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -75,7 +76,7 @@ func TestRewrap(t *testing.T) {
 	}
 	m.vanish = "factor-0001"
 
-	resealed, skipped, err := totp.Rewrap(t.Context(), m, rotated)
+	resealed, skipped, err := totp.Rewrap(t.Context(), m, rotated, totp.RewrapOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestRewrap(t *testing.T) {
 	}
 
 	// Nothing left to do.
-	if r, s, err := totp.Rewrap(t.Context(), m, rotated); r != 0 || s != 0 || err != nil {
+	if r, s, err := totp.Rewrap(t.Context(), m, rotated, totp.RewrapOptions{}); r != 0 || s != 0 || err != nil {
 		t.Errorf("second Rewrap = %d, %d, %v; want nothing", r, s, err)
 	}
 }
@@ -109,11 +110,86 @@ func TestRewrapWrongKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := &memResealStore{secrets: map[string]totp.SealedSecret{"f1": {FactorID: "f1", WrapKeyID: wrapID, Sealed: sealed}}}
-	resealed, skipped, err := totp.Rewrap(t.Context(), m, onlyB)
+	resealed, skipped, err := totp.Rewrap(t.Context(), m, onlyB, totp.RewrapOptions{})
 	if !errors.Is(err, seal.ErrWrongKey) || resealed != 0 || skipped != 0 {
 		t.Fatalf("Rewrap without the old key = %d, %d, %v; want ErrWrongKey", resealed, skipped, err)
 	}
 	if m.secrets["f1"].WrapKeyID != wrapID || !bytes.Equal(m.secrets["f1"].Sealed, sealed) {
 		t.Errorf("the secret changed: %+v", m.secrets["f1"])
+	}
+}
+
+// InTx runs fn as a transaction of m: an error restores the secrets as
+// they were before it.
+func (m *memResealStore) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	saved := maps.Clone(m.secrets)
+	if err := fn(ctx); err != nil {
+		m.secrets = saved
+		return err
+	}
+	return nil
+}
+
+// batchRecorder counts its calls, failing from the call numbered failAt
+// on (0: never).
+type batchRecorder struct {
+	calls  int
+	failAt int
+}
+
+func (r *batchRecorder) record(context.Context) error {
+	if r.failAt > 0 && r.calls+1 >= r.failAt {
+		return errors.New("audit table unavailable")
+	}
+	r.calls++
+	return nil
+}
+
+// TestRewrapAuditedPerBatch: each batch of re-sealed secrets commits with
+// one call of Record (its audit event), in its transaction; a batch whose
+// Record fails is left as it was (the batches before it stay re-sealed)
+// and Rewrap fails.
+func TestRewrapAuditedPerBatch(t *testing.T) {
+	keyA, keyB := bytes.Repeat([]byte{1}, seal.KeySize), bytes.Repeat([]byte{2}, seal.KeySize)
+	onlyA, _ := seal.New(keyA)
+	rotated, err := seal.New(keyB, keyA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := func() *memResealStore {
+		m := &memResealStore{secrets: map[string]totp.SealedSecret{}}
+		for i := range 1203 { // three batches
+			id := fmt.Sprintf("factor-%04d", i)
+			wrapID, sealed, err := totp.SealSecret(onlyA, id, "SECRET"+id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.secrets[id] = totp.SealedSecret{FactorID: id, WrapKeyID: wrapID, Sealed: sealed}
+		}
+		return m
+	}
+	underB := func(m *memResealStore) int {
+		n := 0
+		for _, s := range m.secrets {
+			if s.WrapKeyID == rotated.PrimaryID() {
+				n++
+			}
+		}
+		return n
+	}
+
+	m, rec := fill(), &batchRecorder{}
+	resealed, _, err := totp.Rewrap(t.Context(), m, rotated, totp.RewrapOptions{Record: rec.record, Tx: m})
+	if err != nil || resealed != 1203 {
+		t.Fatalf("Rewrap = %d, %v", resealed, err)
+	}
+	if rec.calls != 3 {
+		t.Fatalf("%d events for three batches", rec.calls)
+	}
+
+	m, rec = fill(), &batchRecorder{failAt: 2}
+	resealed, _, err = totp.Rewrap(t.Context(), m, rotated, totp.RewrapOptions{Record: rec.record, Tx: m})
+	if err == nil || resealed != 500 || underB(m) != 500 || rec.calls != 1 {
+		t.Fatalf("Rewrap failing on the second batch's event = %d, %v; %d under the new key, %d events", resealed, err, underB(m), rec.calls)
 	}
 }

@@ -46,13 +46,13 @@ const Path = "/oauth2/authorize-challenge"
 
 // Users is what the endpoint needs of identity.Service.
 type Users interface {
-	Authenticate(ctx context.Context, username, password, clientIP string) (*identity.User, error)
+	AuthenticateStep(ctx context.Context, username, password, clientIP string, step identity.PasswordStep) (*identity.User, error)
 	Get(ctx context.Context, id string) (*identity.User, error)
 	ConfirmedFactor(ctx context.Context, userID string) (*identity.Factor, error)
 	VerifySecondFactor(ctx context.Context, u *identity.User, otp, recoveryCode, clientIP string) error
 	BeginTOTP(ctx context.Context, u *identity.User) (*identity.Enrolment, error)
 	ConfirmTOTP(ctx context.Context, u *identity.User, factorID, code, clientIP string) ([]string, error)
-	LoginSucceeded(ctx context.Context, u *identity.User, clientIP string) error
+	LoginSucceeded(ctx context.Context, u *identity.User, clientIP string, secondFactor bool) error
 }
 
 // Handler serves POST /oauth2/authorize-challenge and implements
@@ -379,7 +379,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, cl
 		if user != nil {
 			username = user.Username
 		}
-		u, err := h.Users.Authenticate(ctx, username, req.Password, ip)
+		// A second factor the client or the request requires makes the
+		// password a first step whatever the user's own settings: the
+		// login is recorded once, when it completes (issue).
+		step := identity.LoginByPassword
+		if clientRequiresMFA(client) || h.asksMultiFactor(st.ACRValues) {
+			step = identity.SecondFactorFollows
+		}
+		u, err := h.Users.AuthenticateStep(ctx, username, req.Password, ip, step)
 		if err == nil && user != nil && u.ID != user.ID {
 			err = identity.ErrInvalidCredentials
 		}
@@ -454,9 +461,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request, cl
 // the user or the client requires it, the user has one, or the request
 // asks for the multi-factor acr (and not for the single-factor one).
 func (h *Handler) needsSecondFactor(client fosite.Client, user *identity.User, hasFactor bool, acrValues []string) bool {
-	if user.MFARequired || hasFactor || clientRequiresMFA(client) {
-		return true
-	}
+	return user.MFARequired || hasFactor || clientRequiresMFA(client) || h.asksMultiFactor(acrValues)
+}
+
+// asksMultiFactor reports whether a request's acr_values ask for the
+// multi-factor acr (and not for the single-factor one).
+func (h *Handler) asksMultiFactor(acrValues []string) bool {
 	return slices.Contains(acrValues, h.ACR.Multi) && !slices.Contains(acrValues, h.ACR.Single)
 }
 
@@ -576,7 +586,9 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, client fosite.Cl
 			return
 		}
 	}
-	if err := h.Users.LoginSucceeded(ctx, user, ip); err != nil {
+	// A login that proved a second factor is recorded now; one by
+	// password alone was recorded by its password step.
+	if err := h.Users.LoginSucceeded(ctx, user, ip, slices.Contains(st.Done, oauth.AMROTP)); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -65,23 +65,25 @@ type Service struct {
 	// (Tx, which is then required and must be backed by the database of
 	// Store and Audit).
 	Audit audit.Recorder
-	Tx    Transactor
+	// Tx runs each change in one transaction: required with Audit, and
+	// for DeleteIf to check its condition atomically with the delete.
+	Tx Transactor
 }
 
 // change runs fn and records action on the client it returns, in one
-// transaction when the changes are audited.
+// transaction (Tx) when there is one.
 func (s *Service) change(ctx context.Context, action string, fn func(ctx context.Context) (id string, err error)) error {
-	if s.Audit == nil {
-		_, err := fn(ctx)
-		return err
-	}
-	return s.Tx.InTx(ctx, func(ctx context.Context) error {
+	run := func(ctx context.Context) error {
 		id, err := fn(ctx)
-		if err != nil {
+		if err != nil || s.Audit == nil {
 			return err
 		}
 		return s.Audit.Record(ctx, audit.Event{Action: action, Target: audit.ClientTarget(id)})
-	})
+	}
+	if s.Tx == nil {
+		return run(ctx)
+	}
+	return s.Tx.InTx(ctx, run)
 }
 
 // now is truncated to what the databases store (microseconds), so a
@@ -266,7 +268,8 @@ func (s *Service) Update(ctx context.Context, id string, spec Spec) (*Client, er
 	return s.UpdateIf(ctx, id, spec, nil)
 }
 
-// ErrVersionMismatch is returned by UpdateIf when the client changed since
+// ErrVersionMismatch is returned by UpdateIf, DeleteIf and RotateSecretIf
+// when the client changed since
 // the caller read it.
 var ErrVersionMismatch = &apperr.Error{Code: apperr.EPreconditionFailed, Message: "the client has changed since it was read; read it again"}
 
@@ -294,8 +297,8 @@ func (s *Service) patch(ctx context.Context, id string, match func(string) bool,
 	err = s.change(ctx, audit.ClientUpdate, func(ctx context.Context) (string, error) {
 		var err error
 		c, err = s.Store.UpdateClient(ctx, id, func(c *Client) error {
-			if match != nil && !match(c.Version()) {
-				return ErrVersionMismatch
+			if err := checkVersion(c, match); err != nil {
+				return err
 			}
 			spec := c.spec()
 			patch(&spec)
@@ -324,7 +327,23 @@ func (s *Service) patch(ctx context.Context, id string, match func(string) bool,
 
 // Delete removes a client and the tokens issued to it.
 func (s *Service) Delete(ctx context.Context, id string) error {
+	return s.DeleteIf(ctx, id, nil)
+}
+
+// DeleteIf is Delete, made only if match, when not nil, accepts the
+// client's current Version (RFC 9110 §13.1.1 If-Match): it is checked under
+// the row lock in the delete's transaction (Tx), so a client changed since
+// the caller read it is never deleted; otherwise nothing is deleted and
+// ErrVersionMismatch is returned.
+func (s *Service) DeleteIf(ctx context.Context, id string, match func(version string) bool) error {
 	err := s.change(ctx, audit.ClientDelete, func(ctx context.Context) (string, error) {
+		if match != nil {
+			// Lock the row (a write, which a Galera cluster certifies
+			// against concurrent changes on other nodes) and check it.
+			if _, err := s.Store.UpdateClient(ctx, id, func(c *Client) error { return checkVersion(c, match) }); err != nil {
+				return id, err
+			}
+		}
 		return id, s.Store.DeleteClient(ctx, id)
 	})
 	if errors.Is(err, apperr.ErrNotFound) {
@@ -336,6 +355,23 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 // RotateSecret replaces a confidential client's secret and returns the new
 // one; the old secret stops working at once.
 func (s *Service) RotateSecret(ctx context.Context, id string) (*Client, string, error) {
+	return s.RotateSecretIf(ctx, id, nil)
+}
+
+// checkVersion returns ErrVersionMismatch unless match accepts c's
+// Version.
+func checkVersion(c *Client, match func(string) bool) error {
+	if match != nil && !match(c.Version()) {
+		return ErrVersionMismatch
+	}
+	return nil
+}
+
+// RotateSecretIf is RotateSecret, made only if match, when not nil,
+// accepts the client's current Version, checked under the row lock in the
+// update's transaction: otherwise nothing changes and ErrVersionMismatch
+// is returned.
+func (s *Service) RotateSecretIf(ctx context.Context, id string, match func(version string) bool) (*Client, string, error) {
 	secret, hash, err := s.newSecret()
 	if err != nil {
 		return nil, "", err
@@ -344,6 +380,9 @@ func (s *Service) RotateSecret(ctx context.Context, id string) (*Client, string,
 	err = s.change(ctx, audit.ClientRotateSecret, func(ctx context.Context) (string, error) {
 		var err error
 		c, err = s.Store.UpdateClient(ctx, id, func(c *Client) error {
+			if err := checkVersion(c, match); err != nil {
+				return err
+			}
 			if c.IsPublic() {
 				return &apperr.Error{Code: apperr.EInvalid, Message: "a public client has no secret"}
 			}

@@ -169,9 +169,9 @@ type passwordRequest struct {
 // the user from the client's address: a wrong one fails with
 // errInvalidPassword and counts towards the lockout; a held-back attempt
 // fails with an error matching identity.ErrThrottled (429, Retry-After).
-// A right one completes the login (identity.Service.LoginSucceeded): the
-// caller holds the user's token, which took every factor the user needed,
-// and the password.
+// A right one completes the login (identity.Reauthentication, recorded
+// once as audit.Login): the caller holds the user's token, which took
+// every factor the user needed, and the password.
 func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, q request) error {
 	var req passwordRequest
 	if err := h.decode(w, r, &req); err != nil {
@@ -181,7 +181,7 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, q reque
 		return &apperr.Error{Code: apperr.EInvalid, Message: "password is required"}
 	}
 	ctx, ip := r.Context(), h.clientIP(r)
-	u, err := h.Users.Authenticate(ctx, q.user.Username, req.Password, ip)
+	u, err := h.Users.AuthenticateStep(ctx, q.user.Username, req.Password, ip, identity.Reauthentication)
 	switch {
 	case errors.Is(err, identity.ErrInvalidCredentials):
 		return errInvalidPassword
@@ -190,7 +190,7 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, q reque
 	case u.ID != q.user.ID:
 		return errInvalidPassword
 	}
-	return h.Users.LoginSucceeded(ctx, u, ip)
+	return nil
 }
 
 // factorJSON is one factor in GET /account/factors.

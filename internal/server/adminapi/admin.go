@@ -72,8 +72,9 @@ type Handler struct {
 	// ExternalURL is this listener's base URL as clients reach it
 	// (configuration admin_url), e.g. behind a TLS-terminating proxy.
 	ExternalURL string
-	// Audit, when set, serves GET /admin/audit. The changes the API makes
-	// are recorded by the services (Clients, Users, Keys) with the
+	// Audit, when set, serves GET /admin/audit and records the changes
+	// the API refuses (authorize). The changes it makes are recorded by
+	// the services (Clients, Users, Keys) in their transactions, with the
 	// caller as actor: "client:ID" for a client's token, "user:ID" for a
 	// user's.
 	Audit *audit.Log
@@ -85,27 +86,33 @@ type Mux interface {
 	Handle(pattern string, handler http.Handler)
 }
 
-// Routes mounts the admin API on mux.
+// Routes mounts the admin API on mux. Reads are mounted with handle,
+// changes with change and the audit action they record: a change refused
+// with a client error, or by a 403 for a token that verified, leaves an
+// event with outcome failure (authorize).
 func (h *Handler) Routes(mux Mux) {
 	handle := func(pattern string, fn func(http.ResponseWriter, *http.Request) error) {
-		mux.Handle(pattern, h.authorize(fn))
+		mux.Handle(pattern, h.authorize("", fn))
 	}
-	handle("POST /admin/clients", h.createClient)
+	change := func(pattern, action string, fn func(http.ResponseWriter, *http.Request) error) {
+		mux.Handle(pattern, h.authorize(action, fn))
+	}
+	change("POST /admin/clients", audit.ClientCreate, h.createClient)
 	handle("GET /admin/clients", h.listClients)
 	handle("GET /admin/clients/{id}", h.getClient)
-	handle("PUT /admin/clients/{id}", h.updateClient)
-	handle("DELETE /admin/clients/{id}", h.deleteClient)
-	handle("POST /admin/clients/{id}/secret", h.rotateSecret)
-	handle("POST /admin/users", h.createUser)
-	handle("POST /admin/users/import", h.importUsers)
+	change("PUT /admin/clients/{id}", audit.ClientUpdate, h.updateClient)
+	change("DELETE /admin/clients/{id}", audit.ClientDelete, h.deleteClient)
+	change("POST /admin/clients/{id}/secret", audit.ClientRotateSecret, h.rotateSecret)
+	change("POST /admin/users", audit.UserCreate, h.createUser)
+	change("POST /admin/users/import", audit.UserImport, h.importUsers)
 	handle("GET /admin/users", h.listUsers)
 	handle("GET /admin/users/{id}", h.getUser)
-	handle("PATCH /admin/users/{id}", h.patchUser)
-	handle("DELETE /admin/users/{id}", h.deleteUser)
-	handle("POST /admin/users/{id}/mfa/reset", h.resetMFA)
-	handle("POST /admin/users/{id}/unlock", h.unlockUser)
+	change("PATCH /admin/users/{id}", audit.UserUpdate, h.patchUser)
+	change("DELETE /admin/users/{id}", audit.UserDelete, h.deleteUser)
+	change("POST /admin/users/{id}/mfa/reset", audit.UserMFAReset, h.resetMFA)
+	change("POST /admin/users/{id}/unlock", audit.UserUnlock, h.unlockUser)
 	handle("GET /admin/keys", h.listKeys)
-	handle("POST /admin/keys/rotate", h.rotateKey)
+	change("POST /admin/keys/rotate", audit.KeyRotate, h.rotateKey)
 	if h.Audit != nil {
 		handle("GET /admin/audit", h.listAudit)
 	}
@@ -118,8 +125,13 @@ func (h *Handler) guard() *bearer.Guard {
 }
 
 // authorize checks the Bearer token (RFC 6750) and runs fn, writing any
-// error it returns as JSON.
-func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+// error it returns as JSON. For a change (action not empty), a refusal
+// is recorded in the audit trail (recordRefusal): a token that verified
+// but may not use the admin API (403) as audit.AdminDenied, and a change
+// fn refuses with a client error (400, 404, 409, 412, 413, …) as action
+// with outcome failure. Requests without a valid token (401) and reads
+// are never recorded: anyone could fill the table with them.
+func (h *Handler) authorize(action string, fn func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g := h.guard()
 		tok := g.Verify(w, r, "a Bearer access token with scope admin is required", Scope)
@@ -127,13 +139,23 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 			return
 		}
 		ctx, ar, scheme := r.Context(), tok.Request, tok.Scheme
-		forbid := func(msg string) { g.Forbid(w, r, scheme, `error="insufficient_scope", scope="admin"`, msg) }
 		if h.Audience == "" || !slices.Contains(ar.GetGrantedAudience(), h.Audience) {
 			// RFC 9068 §4: the resource server must check that aud names
 			// it; such a token is invalid here (RFC 6750 §3.1).
 			w.Header().Set("WWW-Authenticate", g.Challenge(scheme, `error="invalid_token"`))
 			httpjson.WriteError(w, r, h.Logger, &apperr.Error{Code: apperr.EUnauthorized, Message: "the access token's audience does not include the admin API"})
 			return
+		}
+		subject := ar.GetSession().GetSubject()
+		actor := audit.ClientTarget(ar.GetClient().GetID())
+		userID, isUser := oauth.UserID(ar)
+		if isUser {
+			actor = audit.UserTarget(userID)
+		}
+		actx := audit.WithActor(ctx, actor)
+		forbid := func(msg string) {
+			h.recordRefusal(actx, r, audit.AdminDenied, action)
+			g.Forbid(w, r, scheme, `error="insufficient_scope", scope="admin"`, msg)
 		}
 		// The token's client must still be registered for scope admin: a
 		// client whose admin scope was withdrawn (or that was deleted, which
@@ -142,10 +164,7 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 			forbid("the token's client is no longer registered for scope admin")
 			return
 		}
-		subject := ar.GetSession().GetSubject()
-		actor := audit.ClientTarget(ar.GetClient().GetID())
-		if userID, isUser := oauth.UserID(ar); isUser {
-			actor = audit.UserTarget(userID)
+		if isUser {
 			// A user's token: scope admin alone would make every user of a
 			// password client registered with that scope an administrator.
 			u, err := h.Users.Get(ctx, userID)
@@ -163,9 +182,13 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 		if !g.Bind(w, r, tok) {
 			return
 		}
-		r = r.WithContext(audit.WithActor(ctx, actor))
+		r = r.WithContext(actx)
 		if err := fn(w, r); err != nil {
-			httpjson.WriteError(w, r, h.Logger, identity.AsAppError(err))
+			err = identity.AsAppError(err)
+			if status := httpjson.Status(err); status >= 400 && status < 500 {
+				h.recordRefusal(r.Context(), r, action, action)
+			}
+			httpjson.WriteError(w, r, h.Logger, err)
 			return
 		}
 		if h.Logger != nil {
@@ -173,6 +196,35 @@ func (h *Handler) authorize(fn func(http.ResponseWriter, *http.Request) error) h
 				"client_id", ar.GetClient().GetID(), "sub", subject)
 		}
 	})
+}
+
+// recordRefusal records the refusal of the change route (the audit action
+// of the route; "" for a read, which is not recorded) as an event of
+// action with outcome failure, by the actor ctx names. It runs after the
+// change's transaction rolled back, so the event stands on its own. Its
+// target is the client or user the route's {id} names, only if it
+// exists: a value the caller typed that names nothing (perhaps a
+// username) is never stored. A failure to record is logged.
+func (h *Handler) recordRefusal(ctx context.Context, r *http.Request, action, route string) {
+	if h.Audit == nil || route == "" {
+		return
+	}
+	ev := audit.Event{Action: action, Outcome: audit.OutcomeFailure}
+	if id := r.PathValue("id"); id != "" {
+		switch {
+		case strings.HasPrefix(route, "client."):
+			if _, err := h.Clients.Get(ctx, id); err == nil {
+				ev.Target = audit.ClientTarget(id)
+			}
+		case strings.HasPrefix(route, "user."):
+			if _, err := h.Users.Get(ctx, id); err == nil {
+				ev.Target = audit.UserTarget(id)
+			}
+		}
+	}
+	if err := h.Audit.Record(ctx, ev); err != nil && h.Logger != nil {
+		h.Logger.ErrorContext(ctx, "audit event not recorded", "action", action, "err", err)
+	}
 }
 
 // noBody reads and discards the body of a route that takes none, within
@@ -310,7 +362,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) error {
-	if err := h.Clients.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.Clients.DeleteIf(r.Context(), r.PathValue("id"), ifMatch(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -321,7 +373,7 @@ func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	if err := h.noBody(w, r); err != nil {
 		return err
 	}
-	c, secret, err := h.Clients.RotateSecret(r.Context(), r.PathValue("id"))
+	c, secret, err := h.Clients.RotateSecretIf(r.Context(), r.PathValue("id"), ifMatch(r))
 	if err != nil {
 		return err
 	}
@@ -526,12 +578,12 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) error {
 // unlockUser clears the user's lockout counters (every network's lock,
 // the account-wide delay and the trusted networks), as PATCH with
 // {"unlock": true} does: 200 with the user's representation, 404 for no
-// such user.
+// such user, 412 when If-Match names another version (RFC 9110 §13.1.1).
 func (h *Handler) unlockUser(w http.ResponseWriter, r *http.Request) error {
 	if err := h.noBody(w, r); err != nil {
 		return err
 	}
-	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{Unlock: true})
+	u, err := h.Users.Update(r.Context(), r.PathValue("id"), identity.Change{Unlock: true, IfMatch: ifMatch(r)})
 	if err != nil {
 		return err
 	}
@@ -539,7 +591,7 @@ func (h *Handler) unlockUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) error {
-	if err := h.Users.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.Users.DeleteIf(r.Context(), r.PathValue("id"), ifMatch(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -547,12 +599,13 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 // resetMFA deletes every second factor and recovery code of the user (a
-// user who lost their device): 204, 404 for no such user.
+// user who lost their device): 204, 404 for no such user, 412 when
+// If-Match names another version.
 func (h *Handler) resetMFA(w http.ResponseWriter, r *http.Request) error {
 	if err := h.noBody(w, r); err != nil {
 		return err
 	}
-	if err := h.Users.ResetFactors(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.Users.ResetFactorsIf(r.Context(), r.PathValue("id"), ifMatch(r)); err != nil {
 		if errors.Is(err, apperr.ErrNotFound) {
 			return &apperr.Error{Code: apperr.ENotFound, Message: "user not found"}
 		}
