@@ -236,6 +236,7 @@ function button(label, onClick, cls) {
   const b = document.createElement("button");
   b.type = "button";
   b.textContent = label;
+  b.dataset.action = label.toLowerCase().replace(/\s+/g, "-");
   if (cls) b.className = cls;
   b.addEventListener("click", onClick);
   return b;
@@ -536,6 +537,7 @@ async function loadKeys() {
   for (const k of keys) {
     const li = document.createElement("li");
     li.className = k.state;
+    li.dataset.kid = k.kid;
     li.textContent = k.state + " · " + k.alg + " · " + k.kid.slice(0, 12) + " · signs from " + when(k.activates_at);
     tl.append(li);
     const tr = document.createElement("tr");
@@ -576,6 +578,7 @@ function auditQuery(more) {
     const v = $("audit-" + f).value;
     if (v) q.set(f, new Date(v).toISOString());
   }
+  q.set("limit", $("audit-limit").value);
   if (more && auditCursor) q.set("cursor", auditCursor);
   return q.toString();
 }
@@ -590,6 +593,7 @@ async function loadAudit(more) {
   if (!more) tbody.replaceChildren();
   for (const e of events) {
     const tr = document.createElement("tr");
+    tr.dataset.id = String(e.id);
     cell(tr, when(e.time || e.created_at || e.at));
     cell(tr, e.actor);
     cell(tr, e.action);
