@@ -103,7 +103,7 @@ async function startLogin(ev) {
     code_challenge: pkce.challenge, code_challenge_method: "S256", username, password,
   });
   $("login-password").value = "";
-  await onChallenge(res);
+  await onChallenge(res, "password");
 }
 
 async function continueLogin(ev) {
@@ -113,15 +113,19 @@ async function continueLogin(ev) {
   if (otp) params.otp = otp; else if (rc) params.recovery_code = rc;
   else { say("Enter a one-time code or a recovery code.", "error"); return; }
   $("login-otp").value = ""; $("login-recovery").value = "";
-  await onChallenge(await postForm(session.cfg.authorization_challenge_endpoint, params));
+  await onChallenge(await postForm(session.cfg.authorization_challenge_endpoint, params), "code");
 }
 
 function resetLogin() {
   session.authSession = ""; session.verifier = "";
+  $("enroll-secret").textContent = ""; $("enroll-uri").textContent = "";
   $("otp-form").hidden = true; $("enroll").hidden = true; $("login-form").hidden = false;
 }
 
-async function onChallenge(res) {
+// onChallenge handles an answer of the challenge endpoint to the step
+// sent: "password" (the first request) or "code" (a one-time or recovery
+// code). Asked for a code again after a code, the code was wrong.
+async function onChallenge(res, step) {
   const b = res.body || {};
   if (res.status === 200 && b.authorization_code) {
     if (Array.isArray(b.recovery_codes) && b.recovery_codes.length) {
@@ -137,16 +141,23 @@ async function onChallenge(res) {
       $("login-form").hidden = true;
       $("otp-form").hidden = false;
       $("enroll").hidden = !b.totp_enrollment_required;
-      $("enroll-secret").textContent = b.totp_secret || "";
-      $("enroll-uri").textContent = b.otpauth_uri || "";
-      say(b.totp_enrollment_required ? "Set up a second factor to continue." : "Enter the code from your authenticator app.");
+      // The secret comes once, with the first answer of an enrolment.
+      if (b.totp_secret) {
+        $("enroll-secret").textContent = b.totp_secret;
+        $("enroll-uri").textContent = b.otpauth_uri || "";
+      }
+      if (step === "code") {
+        say("That code is wrong or was used already; enter the current one.", "error");
+      } else {
+        say(b.totp_enrollment_required ? "Set up a second factor to continue." : "Enter the code from your authenticator app.");
+      }
       $("login-otp").focus();
       return;
     }
   }
   resetLogin();
   if (res.status === 400 && b.error === "access_denied") {
-    say("Login failed: wrong username or password.", "error");
+    say(step === "code" ? "Login failed: too many wrong codes; log in again." : "Login failed: wrong username or password.", "error");
   } else {
     sayError("Login failed", res);
   }
