@@ -327,6 +327,13 @@ async function createUser(ev) {
 }
 
 async function setDisabled(u, disabled) {
+  if (userPanel.id === u.id && !$("user-panel").hidden) {
+    // The open user changes from the version the panel shows, whose
+    // ETag the panel then holds: not someone else's change for its next
+    // Save, and a change made meanwhile is reported, not overwritten.
+    await patchUser({ disabled }, "User " + u.username + (disabled ? " disabled." : " enabled."));
+    return;
+  }
   const r = await api("PATCH", "/admin/users/" + encodeURIComponent(u.id), { disabled });
   if (r.status !== 200) { sayError("Changing user " + u.username + " failed", r); return; }
   say("User " + u.username + (disabled ? " disabled." : " enabled."), "ok");
