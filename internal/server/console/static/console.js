@@ -207,12 +207,35 @@ async function logout(message) {
   forget();
   $("session").hidden = true; $("app").hidden = true; $("login").hidden = false;
   resetLogin();
+  clearPages();
   say(message || "Logged out.", message ? "error" : "ok");
   if (rt) {
     // Revoking the refresh token ends the grant (RFC 7009).
     await postForm(session.cfg.issuer.replace(/\/$/, "") + "/oauth2/revoke",
       { token: rt, token_type_hint: "refresh_token", client_id: session.cfg.client_id }).catch(() => {});
   }
+}
+
+// clearPages wipes what the session showed, hidden or not: the tables,
+// the open user, the client form, a client secret or recovery codes not
+// dismissed yet, the filters. The next login starts from an empty page.
+function clearPages() {
+  for (const id of ["users-table", "clients-table", "keys-table", "audit-table"]) $(id).tBodies[0].replaceChildren();
+  $("keys-timeline").replaceChildren();
+  users = [];
+  userPanel = { id: "", etag: "" };
+  $("user-panel").hidden = true;
+  $("user-panel-name").textContent = "";
+  $("user-panel-id").textContent = "";
+  for (const f of ["user-create-form", "user-roles-form", "user-password-form", "audit-form"]) $(f).reset();
+  $("user-search").value = "";
+  cancelEdit();
+  hideSecret();
+  $("recovery-codes").textContent = "";
+  $("recovery-box").hidden = true;
+  auditCursor = "";
+  $("audit-more").hidden = true;
+  $("whoami").textContent = "";
 }
 
 // ---------- page switching ----------
