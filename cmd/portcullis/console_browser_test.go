@@ -238,7 +238,7 @@ func (c *consoleRun) unlockUser(t *testing.T) {
 		t.Fatalf("after 5 wrong passwords: %+v, want locked", u)
 	}
 	row := `#users-table tr[data-username="dave"]`
-	c.step(t, "reload users", chromedp.Click(chromedp.CSS("#users-reload")), chromedp.WaitVisible(chromedp.CSS(row+` button[data-action="unlock"]`)))
+	c.step(t, "reload users", chromedp.Click(chromedp.CSS("#users-reload")), idle(), chromedp.WaitVisible(chromedp.CSS(row+` button[data-action="unlock"]`)))
 	c.shot(t, "user-locked")
 	c.act(t, "unlock dave", "User dave unlocked.", chromedp.Click(chromedp.CSS(row+` button[data-action="unlock"]`)))
 	c.step(t, "wait for the row without Unlock", chromedp.WaitNotPresent(chromedp.CSS(row+` button[data-action="unlock"]`)))
@@ -308,6 +308,10 @@ func (c *consoleRun) rolesAndMFARequired(t *testing.T) {
 	if !c.poll(t, `document.getElementById("user-roles").value === "ops"`) {
 		t.Errorf("after the conflict the panel shows roles %q, want the current ops", c.value(t, "#user-roles"))
 	}
+	if !c.poll(t, `document.querySelector('#users-table tr[data-username="erin"] td:nth-child(2)').textContent === "ops"`) {
+		t.Errorf("after the conflict erin's row shows roles %q, want the current ops",
+			c.text(t, `#users-table tr[data-username="erin"] td:nth-child(2)`))
+	}
 
 	// The page's own change of the open user, from its row, is no
 	// conflict for the panel.
@@ -321,6 +325,11 @@ func (c *consoleRun) rolesAndMFARequired(t *testing.T) {
 	}
 	if u := c.user(t, id); !u.Disabled || !sameSet(u.Roles, "ops", "support") {
 		t.Errorf("after Disable and Save: %+v, want disabled with roles ops and support", u)
+	}
+	// A Save sends what changed only: the audit trail records no change
+	// that was not made.
+	if n := len(c.auditEvents(t, "action=user.mfa_required&target=user:"+id)); n != 1 {
+		t.Errorf("%d user.mfa_required events for erin, want 1: the requirement was set once, then left as it was", n)
 	}
 	c.closeUser(t)
 }
@@ -337,7 +346,7 @@ func (c *consoleRun) resetSecondFactor(t *testing.T) {
 	if u := c.user(t, id); !u.MFAEnabled {
 		t.Fatalf("after enrolment: %+v, want mfa_enabled", u)
 	}
-	c.step(t, "reload users", chromedp.Click(chromedp.CSS("#users-reload")),
+	c.step(t, "reload users", chromedp.Click(chromedp.CSS("#users-reload")), idle(),
 		chromedp.WaitVisible(chromedp.CSS(`#users-table tr[data-username="frank"]`)))
 	if s := c.text(t, `#users-table tr[data-username="frank"] .state`); !strings.Contains(s, "2FA") {
 		t.Errorf("frank's state shows %q, want 2FA", s)
@@ -374,7 +383,7 @@ func (c *consoleRun) deleteUser(t *testing.T) {
 
 func (c *consoleRun) createClient(t *testing.T) {
 	c.step(t, "create a client",
-		chromedp.Click(chromedp.CSS("#nav-clients")),
+		chromedp.Click(chromedp.CSS("#nav-clients")), idle(),
 		chromedp.WaitVisible(chromedp.CSS("#client-form")),
 		chromedp.SendKeys(chromedp.CSS("#client-name"), "billing-batch"),
 		chromedp.SendKeys(chromedp.CSS("#client-scope"), "billing:read"),
@@ -392,7 +401,7 @@ func (c *consoleRun) createClient(t *testing.T) {
 	c.clientID, c.secret = clientID, secret
 	c.dismissSecret(t)
 	// Reloading the list shows the client, never a secret.
-	c.step(t, "reload clients", chromedp.Click(chromedp.CSS("#clients-reload")),
+	c.step(t, "reload clients", chromedp.Click(chromedp.CSS("#clients-reload")), idle(),
 		chromedp.WaitVisible(chromedp.CSS(`#clients-table tr[data-client-id="`+clientID+`"]`)))
 	if c.pageHolds(t, secret) {
 		t.Fatal("the secret is still in the page after it was dismissed")
@@ -478,7 +487,7 @@ func (c *consoleRun) deleteClient(t *testing.T) {
 // rotateKeyPrepublished: the new key is published (in the JWKS) but does
 // not sign yet, and the timeline says so.
 func (c *consoleRun) rotateKeyPrepublished(t *testing.T) {
-	c.step(t, "open keys", chromedp.Click(chromedp.CSS("#nav-keys")),
+	c.step(t, "open keys", chromedp.Click(chromedp.CSS("#nav-keys")), idle(),
 		chromedp.WaitVisible(chromedp.CSS(`#keys-table tbody tr`)))
 	status := c.act(t, "rotate with pre-publication", "published", chromedp.Click(chromedp.CSS("#rotate-prepublish")))
 	kid := strings.TrimSpace(strings.SplitN(strings.TrimPrefix(status, "New key "), " ", 2)[0])
@@ -505,7 +514,7 @@ func (c *consoleRun) rotateKeyPrepublished(t *testing.T) {
 
 // rotateKeyNow: the new key signs at once.
 func (c *consoleRun) rotateKeyNow(t *testing.T) {
-	c.step(t, "open keys", chromedp.Click(chromedp.CSS("#nav-keys")),
+	c.step(t, "open keys", chromedp.Click(chromedp.CSS("#nav-keys")), idle(),
 		chromedp.WaitVisible(chromedp.CSS(`#keys-table tbody tr`)))
 	status := c.act(t, "rotate now", "signs from", chromedp.Click(chromedp.CSS("#rotate-now")))
 	kid := strings.TrimSpace(strings.SplitN(strings.TrimPrefix(status, "New key "), " ", 2)[0])
@@ -528,7 +537,7 @@ func (c *consoleRun) auditTrail(t *testing.T) {
 	if !visible(t, c.browser, "#nav-audit") {
 		t.Skip("this server has no GET /admin/audit")
 	}
-	c.step(t, "open the audit trail", chromedp.Click(chromedp.CSS("#nav-audit")),
+	c.step(t, "open the audit trail", chromedp.Click(chromedp.CSS("#nav-audit")), idle(),
 		chromedp.WaitVisible(chromedp.CSS(`#audit-table tbody tr`)))
 	c.shot(t, "audit")
 
@@ -545,9 +554,14 @@ func (c *consoleRun) auditTrail(t *testing.T) {
 	}
 	c.shot(t, "audit-filter-action")
 
-	// Filter by target: what was done to erin.
+	// Filter by target: what was done to erin, from her panel.
 	erin := "user:" + c.userID(t, "erin")
-	c.searchAudit(t, erin, "", "")
+	c.openUser(t, "erin")
+	c.step(t, "erin's audit trail", chromedp.Evaluate[chromedp.Void](`document.querySelector("#audit-table tbody").replaceChildren()`),
+		chromedp.Click(chromedp.CSS("#user-audit")), chromedp.WaitVisible(chromedp.CSS("#audit-table tbody tr")))
+	if v := c.value(t, "#audit-target"); v != erin {
+		t.Errorf("the audit trail of erin's panel filters target %q, want %s", v, erin)
+	}
 	want = c.auditEvents(t, "target="+erin)
 	if got := c.auditRows(t); !slices.Equal(got, eventIDs(want)) || len(got) == 0 {
 		t.Errorf("target %s: the page lists events %v, the API %v", erin, got, eventIDs(want))
@@ -602,7 +616,7 @@ func (c *consoleRun) auditTrail(t *testing.T) {
 // storage, not even a secret shown and not dismissed.
 func (c *consoleRun) logout(t *testing.T) {
 	c.step(t, "create a client and leave its secret shown",
-		chromedp.Click(chromedp.CSS("#nav-clients")),
+		chromedp.Click(chromedp.CSS("#nav-clients")), idle(),
 		chromedp.WaitVisible(chromedp.CSS("#client-form")),
 		chromedp.SendKeys(chromedp.CSS("#client-name"), "left-open"),
 		chromedp.Click(chromedp.CSS("#client-submit")),
@@ -652,7 +666,7 @@ func (c *consoleRun) act(t *testing.T, what, want string, actions ...chromedp.Ac
 	if want != "" {
 		cond = `document.getElementById("status").textContent.includes(` + js(want) + `)`
 	}
-	c.step(t, what+": wait for the status line", chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(20*time.Second)))
+	c.step(t, what+": wait for the status line", chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(20*time.Second)), idle())
 	return c.text(t, "#status")
 }
 
@@ -693,8 +707,8 @@ func (c *consoleRun) login(t *testing.T, user, password string) {
 func (c *consoleRun) openUser(t *testing.T, username string) {
 	t.Helper()
 	row := `#users-table tr[data-username="` + username + `"]`
-	c.step(t, "open "+username, chromedp.Click(chromedp.CSS("#nav-users")), chromedp.WaitVisible(chromedp.CSS(row)),
-		chromedp.Click(chromedp.CSS(row+` button[data-action="edit"]`)),
+	c.step(t, "open "+username, chromedp.Click(chromedp.CSS("#nav-users")), idle(), chromedp.WaitVisible(chromedp.CSS(row)),
+		chromedp.Click(chromedp.CSS(row+` button[data-action="edit"]`)), idle(),
 		chromedp.Poll[chromedp.Void](`document.getElementById("user-panel-name").textContent === `+js(username)+
 			` && !document.getElementById("user-panel").hidden`, chromedp.WithPollingTimeout(10*time.Second)))
 }
@@ -791,6 +805,13 @@ func (c *consoleRun) shot(t *testing.T, name string) {
 	t.Helper()
 	c.taken++
 	screenshot(t, c.browser, c.shots, fmt.Sprintf("%02d-%s", c.taken, name))
+	wide, err := chromedp.Run(c.browser, chromedp.Evaluate[int](`document.documentElement.scrollWidth - document.documentElement.clientWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wide > 0 {
+		t.Errorf("screenshot %s: the page is %d px wider than the window (it scrolls sideways)", name, wide)
+	}
 }
 
 // call sends a request to the admin API with the test's own token.
@@ -933,6 +954,12 @@ func eventIDs(evs []consoleEvent) []int64 {
 		ids = append(ids, e.ID)
 	}
 	return ids
+}
+
+// idle waits until the console has no request under way (and has
+// shown what the last one answered).
+func idle() chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](`document.body.dataset.pending === "0"`, chromedp.WithPollingTimeout(20*time.Second))
 }
 
 // setValue sets the value of the form control sel as typing would end

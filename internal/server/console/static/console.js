@@ -40,14 +40,29 @@ async function readJSON(r) {
 // postForm sends a form-encoded POST to an endpoint of the public listener
 // (cross-origin: allowed by the console client's CORS origin).
 async function postForm(url, params) {
-  const r = await fetch(url, {
+  return request(url, {
     method: "POST",
     headers: { "Content-Type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams(params).toString(),
     credentials: "omit",
     cache: "no-store",
   });
-  return { status: r.status, body: await readJSON(r) };
+}
+
+// pending counts the requests under way; the body's data-pending shows it
+// (the browser tests wait for "0" before they act on what the page shows).
+let pending = 0;
+
+// request fetches url and reads the whole answer: its status, JSON body
+// ({} when none) and headers.
+async function request(url, init) {
+  document.body.dataset.pending = String(++pending);
+  try {
+    const r = await fetch(url, init);
+    return { status: r.status, body: await readJSON(r), headers: r.headers };
+  } finally {
+    document.body.dataset.pending = String(--pending);
+  }
 }
 
 // api calls the admin API on this origin with the access token, refreshing
@@ -60,7 +75,7 @@ async function api(method, path, body, headers) {
       h["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    return fetch(path, init);
+    return request(path, init);
   };
   let r = await send();
   if (r.status === 401 && session.refresh && await refresh()) {
@@ -69,7 +84,7 @@ async function api(method, path, body, headers) {
   if (r.status === 401) {
     logout("Your session has ended; log in again.");
   }
-  return { status: r.status, body: await readJSON(r), etag: r.headers.get("ETag") || "" };
+  return { status: r.status, body: r.body, etag: r.headers.get("ETag") || "" };
 }
 
 // ---------- login: first-party authorization challenge + PKCE ----------
@@ -255,6 +270,7 @@ async function show(page) {
 async function probeAudit() {
   const r = await api("GET", "/admin/audit?limit=1");
   $("nav-audit").hidden = r.status !== 200;
+  $("user-audit").hidden = r.status !== 200;
 }
 
 // ---------- table helpers ----------
@@ -274,6 +290,12 @@ function button(label, onClick, cls) {
   if (cls) b.className = cls;
   b.addEventListener("click", onClick);
   return b;
+}
+
+function codeEl(text) {
+  const c = document.createElement("code");
+  c.textContent = text == null ? "" : String(text);
+  return c;
 }
 
 function badge(text, cls) {
@@ -303,6 +325,8 @@ const words = (s) => s.split(/[\s,]+/).filter(Boolean);
 // ---------- users ----------
 
 let users = [];
+// userPanel is the user open in the panel: its ETag, and the roles and
+// requirement read, which a Save compares the form with.
 let userPanel = { id: "", etag: "" };
 
 async function loadUsers() {
@@ -374,7 +398,7 @@ async function unlockUser(id, username) {
 async function openUser(id) {
   const r = await api("GET", "/admin/users/" + encodeURIComponent(id));
   if (r.status !== 200) { sayError("Loading the user failed", r); return; }
-  userPanel = { id, etag: r.etag, username: r.body.username };
+  userPanel = { id, etag: r.etag, username: r.body.username, roles: r.body.roles || [], mfaRequired: !!r.body.mfa_required };
   $("user-panel-name").textContent = r.body.username;
   $("user-panel-id").textContent = r.body.id;
   $("user-roles").value = (r.body.roles || []).join(", ");
@@ -385,25 +409,42 @@ async function openUser(id) {
 }
 
 // patchUser changes the open user if it has not changed since it was read
-// (If-Match): a concurrent change is reported, never overwritten.
+// (If-Match): a concurrent change is reported, never overwritten, and the
+// panel and the list show the user as it is now. It returns the changed
+// user, or null.
 async function patchUser(change, done) {
   const r = await api("PATCH", "/admin/users/" + encodeURIComponent(userPanel.id), change,
     userPanel.etag ? { "If-Match": userPanel.etag } : {});
   if (r.status === 412) {
     say("User " + userPanel.username + " was changed by someone else meanwhile; reloaded, check and try again.", "error");
     await openUser(userPanel.id);
-    return;
+    await loadUsers();
+    return null;
   }
-  if (r.status !== 200) { sayError("Changing user " + userPanel.username + " failed", r); return; }
-  userPanel.etag = r.etag;
+  if (r.status !== 200) { sayError("Changing user " + userPanel.username + " failed", r); return null; }
+  Object.assign(userPanel, { etag: r.etag, roles: r.body.roles || [], mfaRequired: !!r.body.mfa_required });
   say(done, "ok");
   await loadUsers();
+  return r.body;
 }
 
+const sameSet = (a, b) => a.length === b.length && a.every((x) => b.includes(x)) && b.every((x) => a.includes(x));
+
+// saveUser sends what the form changed only, so that the audit trail
+// records no change that was not made.
 async function saveUser(ev) {
   ev.preventDefault();
-  await patchUser({ roles: words($("user-roles").value), mfa_required: $("user-mfa-required").checked },
-    "User " + userPanel.username + " saved.");
+  const change = {};
+  const roles = words($("user-roles").value);
+  if (!sameSet(roles, userPanel.roles)) change.roles = roles;
+  const mfa = $("user-mfa-required").checked;
+  if (mfa !== userPanel.mfaRequired) change.mfa_required = mfa;
+  if (Object.keys(change).length === 0) {
+    say("User " + userPanel.username + " is unchanged: nothing to save.", "ok");
+    return;
+  }
+  const u = await patchUser(change, "User " + userPanel.username + " saved.");
+  if (u) $("user-roles").value = (u.roles || []).join(", ");
 }
 
 async function setPassword(ev) {
@@ -443,9 +484,7 @@ async function loadClients() {
     const tr = document.createElement("tr");
     tr.dataset.clientId = c.client_id;
     cell(tr, c.client_name);
-    const id = document.createElement("code");
-    id.textContent = c.client_id;
-    cell(tr, id);
+    cell(tr, codeEl(c.client_id));
     cell(tr, c.token_endpoint_auth_method === "none" ? "public" : "confidential");
     cell(tr, (c.grant_types || []).join(" "));
     cell(tr, c.scope);
@@ -583,9 +622,7 @@ async function loadKeys() {
     tl.append(li);
     const tr = document.createElement("tr");
     tr.dataset.kid = k.kid;
-    const kid = document.createElement("code");
-    kid.textContent = k.kid;
-    cell(tr, kid);
+    cell(tr, codeEl(k.kid));
     cell(tr, k.alg);
     cell(tr, badge(k.state, k.state === "active" ? "good" : (k.state === "expired" ? "bad" : ""))).className = "state";
     cell(tr, k.generation);
@@ -608,6 +645,13 @@ async function rotateKey(prepublish) {
 // ---------- audit ----------
 
 let auditCursor = "";
+
+// auditOf shows the audit trail of target ("user:ID", "client:ID").
+async function auditOf(target) {
+  $("audit-form").reset();
+  $("audit-target").value = target;
+  await show("audit");
+}
 
 function auditQuery(more) {
   const q = new URLSearchParams();
@@ -636,12 +680,12 @@ async function loadAudit(more) {
     const tr = document.createElement("tr");
     tr.dataset.id = String(e.id);
     cell(tr, when(e.time || e.created_at || e.at));
-    cell(tr, e.actor);
+    cell(tr, codeEl(e.actor));
     cell(tr, e.action);
-    cell(tr, e.target);
+    cell(tr, codeEl(e.target));
     cell(tr, e.outcome);
     cell(tr, e.client_ip);
-    cell(tr, e.request_id);
+    cell(tr, codeEl(e.request_id));
     tbody.append(tr);
   }
   $("audit-more").hidden = !auditCursor;
@@ -666,6 +710,7 @@ async function main() {
   $("user-password-form").addEventListener("submit", setPassword);
   $("user-reset-mfa").addEventListener("click", resetMFA);
   $("user-unlock").addEventListener("click", () => unlockUser(userPanel.id, userPanel.username));
+  $("user-audit").addEventListener("click", () => auditOf("user:" + userPanel.id));
   $("user-panel-close").addEventListener("click", () => { $("user-panel").hidden = true; });
   const del = $("user-delete");
   del.addEventListener("click", async () => {
@@ -690,6 +735,7 @@ async function main() {
   $("audit-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadAudit(false); });
   $("audit-more").addEventListener("click", () => loadAudit(true));
 
+  document.body.dataset.pending = String(pending);
   document.body.dataset.ready = "true";
 }
 
