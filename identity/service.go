@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/portcullis-auth/portcullis/audit"
 
 	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/listpage"
 )
 
 // ErrInvalidCredentials is returned by Authenticate for an unknown user, a
@@ -617,4 +619,82 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 // List returns every user.
 func (s *Service) List(ctx context.Context) ([]*User, error) {
 	return s.Store.ListUsers(ctx)
+}
+
+// UserQuery selects the users of one page of ListPage.
+type UserQuery struct {
+	// UsernamePrefix keeps the users whose username starts with it,
+	// ignoring ASCII case as usernames do.
+	UsernamePrefix string
+	// Role keeps the users who hold it.
+	Role string
+	// Disabled and Locked, when set, keep the users whose Disabled, or
+	// whose LockState.Locked now, is the value pointed to.
+	Disabled, Locked *bool
+	// Cursor is a previous page's Next; empty starts at the first user.
+	Cursor string
+	// Limit is the page size: 0 means listpage.DefaultLimit; outside
+	// 1..listpage.MaxLimit is refused.
+	Limit int
+}
+
+// UserPage is one page of users in normalized-username order.
+type UserPage struct {
+	Users []*User
+	// Next continues the listing after this page; empty on the last
+	// page. A page may hold fewer than Limit users, even none, while Next
+	// is set (listpage.ScanBudget).
+	Next string
+}
+
+// userCursor tags (and versions) the cursors of user listings.
+const userCursor = "u1"
+
+// ListPage returns the page of users q selects. It returns an
+// apperr.EInvalid error for a cursor it did not issue or an out-of-range
+// limit.
+func (s *Service) ListPage(ctx context.Context, q UserQuery) (*UserPage, error) {
+	limit, err := listpage.Limit(q.Limit)
+	if err != nil {
+		return nil, err
+	}
+	after, err := listpage.DecodeCursor(userCursor, q.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	prefix := NormalizeUsername(q.UsernamePrefix)
+	var filter func([]*User) ([]*User, error)
+	if prefix != "" || q.Role != "" || q.Locked != nil {
+		filter = func(batch []*User) ([]*User, error) {
+			var locks map[string]LockState
+			if q.Locked != nil {
+				var err error
+				if locks, err = s.LockStates(ctx, batch); err != nil {
+					return nil, err
+				}
+			}
+			kept := batch[:0:0]
+			for _, u := range batch {
+				if strings.HasPrefix(NormalizeUsername(u.Username), prefix) &&
+					(q.Role == "" || slices.Contains(u.Roles, q.Role)) &&
+					(q.Locked == nil || locks[u.ID].Locked == *q.Locked) {
+					kept = append(kept, u)
+				}
+			}
+			return kept, nil
+		}
+	}
+	users, next, err := listpage.Collect(limit, after,
+		func(u *User) string { return NormalizeUsername(u.Username) },
+		func(after string, n int) ([]*User, error) {
+			return s.Store.ListUsersRange(ctx, UserRange{Prefix: prefix, After: after, Disabled: q.Disabled, Limit: n})
+		}, filter)
+	if err != nil {
+		return nil, err
+	}
+	p := &UserPage{Users: users}
+	if next != "" {
+		p.Next = listpage.EncodeCursor(userCursor, next)
+	}
+	return p, nil
 }

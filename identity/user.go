@@ -33,6 +33,14 @@ type User struct {
 	UpdatedAt   time.Time
 }
 
+// UserRange is what Store.ListUsersRange reads.
+type UserRange struct {
+	// Prefix and After are normalized usernames (NormalizeUsername).
+	Prefix, After string
+	Disabled      *bool
+	Limit         int
+}
+
 // Store persists users. Implementations return errors matching
 // apperr.ErrNotFound and apperr.ErrAlreadyExists (errors.Is).
 type Store interface {
@@ -46,6 +54,13 @@ type Store interface {
 	GetUserByUsername(ctx context.Context, username string) (*User, error)
 	// ListUsers returns every user ordered by username.
 	ListUsers(ctx context.Context) ([]*User, error)
+	// ListUsersRange returns at most r.Limit users in normalized-username
+	// byte order whose normalized username follows r.After and starts
+	// with r.Prefix, and whose Disabled is *r.Disabled when that is set.
+	// (A backend may return a few more users whose names differ from
+	// r.Prefix only by trailing spaces of the prefix; ListPage compares
+	// again.)
+	ListUsersRange(ctx context.Context, r UserRange) ([]*User, error)
 	// UpdateUser loads the user with the given ID under a row lock, calls
 	// update, and stores the result in the same transaction. If update
 	// returns an error nothing is written and that error is returned.

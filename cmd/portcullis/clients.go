@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portcullis-auth/portcullis/internal/listpage"
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 	"github.com/portcullis-auth/portcullis/oauth/clients"
 )
@@ -65,12 +66,24 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the client_id (and, for a confidential client, the secret on a second line)")
 	_ = create.MarkFlagRequired("name")
 
+	var listFilter clients.Query
 	list := &cobra.Command{
-		Use: "list", Short: "List clients", Args: cobra.NoArgs,
+		Use:   "list [--prefix P] [--name-prefix N] [--grant-type G] [--scope S]",
+		Short: "List clients (in client ID order; the flags filter)",
+		Args:  cobra.NoArgs,
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
-			cs, err := a.clients().List(ctx)
-			if err != nil {
-				return err
+			q := listFilter
+			q.Limit = listpage.MaxLimit
+			var cs []*clients.Client
+			for {
+				page, err := a.clients().ListPage(ctx, q)
+				if err != nil {
+					return err
+				}
+				cs = append(cs, page.Clients...)
+				if q.Cursor = page.Next; q.Cursor == "" {
+					break
+				}
 			}
 			out := make([]adminapi.ClientJSON, 0, len(cs))
 			for _, c := range cs {
@@ -87,6 +100,10 @@ func clientsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			})
 		}),
 	}
+	list.Flags().StringVar(&listFilter.IDPrefix, "prefix", "", "only client IDs that start with this (exact case)")
+	list.Flags().StringVar(&listFilter.NamePrefix, "name-prefix", "", "only client names that start with this (any case)")
+	list.Flags().StringVar(&listFilter.GrantType, "grant-type", "", "only clients registered for this grant type")
+	list.Flags().StringVar(&listFilter.Scope, "scope", "", "only clients registered for this scope")
 	get := &cobra.Command{
 		Use: "get ID", Short: "Show a client", Args: cobra.ExactArgs(1),
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {

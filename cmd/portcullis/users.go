@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis-auth/portcullis/identity"
+	"github.com/portcullis-auth/portcullis/internal/listpage"
 	"github.com/portcullis-auth/portcullis/internal/server/adminapi"
 )
 
@@ -47,12 +48,30 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 	create.Flags().StringSliceVar(&roles, "role", nil, "role (repeatable)")
 	_ = create.MarkFlagRequired("username")
 
+	var listFilter struct{ prefix, role, disabled, locked string }
 	list := &cobra.Command{
-		Use: "list", Short: "List users", Args: cobra.NoArgs,
+		Use:   "list [--prefix P] [--role R] [--disabled true|false] [--locked true|false]",
+		Short: "List users (in username order; the flags filter)",
+		Args:  cobra.NoArgs,
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, _ []string) error {
-			us, err := a.users().List(ctx)
-			if err != nil {
+			q := identity.UserQuery{UsernamePrefix: listFilter.prefix, Role: listFilter.role, Limit: listpage.MaxLimit}
+			var err error
+			if q.Disabled, err = boolFlag("disabled", listFilter.disabled); err != nil {
 				return err
+			}
+			if q.Locked, err = boolFlag("locked", listFilter.locked); err != nil {
+				return err
+			}
+			var us []*identity.User
+			for {
+				page, err := a.users().ListPage(ctx, q)
+				if err != nil {
+					return err
+				}
+				us = append(us, page.Users...)
+				if q.Cursor = page.Next; q.Cursor == "" {
+					break
+				}
 			}
 			out, err := adminapi.UsersJSON(ctx, a.users(), us)
 			if err != nil {
@@ -69,6 +88,10 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 			})
 		}),
 	}
+	list.Flags().StringVar(&listFilter.prefix, "prefix", "", "only usernames that start with this (any case)")
+	list.Flags().StringVar(&listFilter.role, "role", "", "only users who hold this role")
+	list.Flags().StringVar(&listFilter.disabled, "disabled", "", "true: only disabled users; false: only enabled ones")
+	list.Flags().StringVar(&listFilter.locked, "locked", "", "true: only users the lockout policy holds back now; false: only the others")
 	show := func(ctx context.Context, a *app, u *identity.User) error {
 		j, err := adminapi.UserJSONOf(ctx, a.users(), u)
 		if err != nil {
@@ -279,4 +302,17 @@ func printUser(w io.Writer, u adminapi.UserJSON) {
 	fmt.Fprintf(tw, "created_at:\t%s\n", textTime(&u.CreatedAt))
 	fmt.Fprintf(tw, "updated_at:\t%s\n", textTime(&u.UpdatedAt))
 	tw.Flush()
+}
+
+// boolFlag reads the tri-state flag name: "" (not given), "true" or
+// "false".
+func boolFlag(name, v string) (*bool, error) {
+	switch v {
+	case "":
+		return nil, nil
+	case "true", "false":
+		b := v == "true"
+		return &b, nil
+	}
+	return nil, fmt.Errorf("--%s must be true or false", name)
 }

@@ -8,14 +8,22 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/portcullis-auth/portcullis/audit"
-
 	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/listpage"
 )
+
+// Range is what Store.ListClientsRange reads.
+type Range struct {
+	Prefix, After string
+	Limit         int
+}
 
 // Store persists clients. Implementations return errors matching
 // apperr.ErrNotFound and apperr.ErrAlreadyExists.
@@ -26,6 +34,11 @@ type Store interface {
 	FindClient(ctx context.Context, id string) (*Client, error)
 	// ListClients returns every client ordered by creation.
 	ListClients(ctx context.Context) ([]*Client, error)
+	// ListClientsRange returns at most r.Limit clients in client ID byte
+	// order whose ID follows r.After and starts with r.Prefix. (A backend
+	// may return a few more whose IDs differ from r.Prefix only by
+	// trailing spaces of the prefix; ListPage compares again.)
+	ListClientsRange(ctx context.Context, r Range) ([]*Client, error)
 	// UpdateClient loads the client under a row lock, calls update and
 	// stores the result in one transaction; an update error writes nothing.
 	UpdateClient(ctx context.Context, id string, update func(*Client) error) (*Client, error)
@@ -175,6 +188,75 @@ func (s *Service) Get(ctx context.Context, id string) (*Client, error) {
 
 // List returns every client.
 func (s *Service) List(ctx context.Context) ([]*Client, error) { return s.Store.ListClients(ctx) }
+
+// Query selects the clients of one page of ListPage.
+type Query struct {
+	// IDPrefix keeps the clients whose ID starts with it (exactly).
+	IDPrefix string
+	// NamePrefix keeps the clients whose name starts with it, ignoring
+	// case.
+	NamePrefix string
+	// GrantType and Scope keep the clients registered for them.
+	GrantType, Scope string
+	// Cursor is a previous page's Next; empty starts at the first client.
+	Cursor string
+	// Limit is the page size: 0 means listpage.DefaultLimit; outside
+	// 1..listpage.MaxLimit is refused.
+	Limit int
+}
+
+// Page is one page of clients in client ID order.
+type Page struct {
+	Clients []*Client
+	// Next continues the listing after this page; empty on the last
+	// page. A page may hold fewer than Limit clients, even none, while
+	// Next is set (listpage.ScanBudget).
+	Next string
+}
+
+// clientCursor tags (and versions) the cursors of client listings.
+const clientCursor = "c1"
+
+// ListPage returns the page of clients q selects. It returns an
+// apperr.EInvalid error for a cursor it did not issue or an out-of-range
+// limit.
+func (s *Service) ListPage(ctx context.Context, q Query) (*Page, error) {
+	limit, err := listpage.Limit(q.Limit)
+	if err != nil {
+		return nil, err
+	}
+	after, err := listpage.DecodeCursor(clientCursor, q.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	var filter func([]*Client) ([]*Client, error)
+	if q.IDPrefix != "" || q.NamePrefix != "" || q.GrantType != "" || q.Scope != "" {
+		name := strings.ToLower(q.NamePrefix)
+		filter = func(batch []*Client) ([]*Client, error) {
+			kept := batch[:0:0]
+			for _, c := range batch {
+				if strings.HasPrefix(c.ID, q.IDPrefix) && strings.HasPrefix(strings.ToLower(c.Name), name) &&
+					(q.GrantType == "" || slices.Contains(c.GrantTypes, q.GrantType)) &&
+					(q.Scope == "" || slices.Contains(c.Scopes, q.Scope)) {
+					kept = append(kept, c)
+				}
+			}
+			return kept, nil
+		}
+	}
+	cs, next, err := listpage.Collect(limit, after, func(c *Client) string { return c.ID },
+		func(after string, n int) ([]*Client, error) {
+			return s.Store.ListClientsRange(ctx, Range{Prefix: q.IDPrefix, After: after, Limit: n})
+		}, filter)
+	if err != nil {
+		return nil, err
+	}
+	p := &Page{Clients: cs}
+	if next != "" {
+		p.Next = listpage.EncodeCursor(clientCursor, next)
+	}
+	return p, nil
+}
 
 // Update replaces a client's settable fields (a field left zero in spec
 // takes its default, as in Create). Switching between public and

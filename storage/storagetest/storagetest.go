@@ -89,6 +89,7 @@ func Run[S Store](t *testing.T, openS func(*testing.T) S) {
 	t.Run("AuthorizationCodes", func(t *testing.T) { testAuthorizationCodes(t, open) })
 	t.Run("AuthSessions", func(t *testing.T) { testAuthSessions(t, open) })
 	t.Run("AuditEvents", func(t *testing.T) { testAuditEvents(t, open) })
+	t.Run("ListRanges", func(t *testing.T) { testListRanges(t, open) })
 	t.Run("Ping", func(t *testing.T) { wantErr(t, "ping", open(t).Ping(ctxTimeout(t)), nil) })
 }
 

@@ -276,19 +276,6 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) listClients(w http.ResponseWriter, r *http.Request) error {
-	cs, err := h.Clients.List(r.Context())
-	if err != nil {
-		return err
-	}
-	out := make([]ClientJSON, 0, len(cs))
-	for _, c := range cs {
-		out = append(out, NewClientJSON(c, ""))
-	}
-	httpjson.Write(w, http.StatusOK, out)
-	return nil
-}
-
 func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) error {
 	c, err := h.Clients.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -488,19 +475,6 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Location", "/admin/users/"+u.ID)
 	setETag(w, u.Version())
 	httpjson.Write(w, http.StatusCreated, NewUserJSON(u, false))
-	return nil
-}
-
-func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) error {
-	us, err := h.Users.List(r.Context())
-	if err != nil {
-		return err
-	}
-	out, err := UsersJSON(r.Context(), h.Users, us)
-	if err != nil {
-		return err
-	}
-	httpjson.Write(w, http.StatusOK, out)
 	return nil
 }
 
