@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -88,10 +89,12 @@ func TestBrowserAdminConsole(t *testing.T) {
 	t.Run("RolesAndSecondFactorRequired", c.rolesAndMFARequired)
 	t.Run("ResetSecondFactor", c.resetSecondFactor)
 	t.Run("DeleteUser", c.deleteUser)
+	t.Run("UsersFiltersAndLoadMore", c.usersList)
 	t.Run("CreateClientSecretShownOnce", c.createClient)
 	t.Run("EditClient", c.editClient)
 	t.Run("RotateClientSecret", c.rotateClientSecret)
 	t.Run("DeleteClient", c.deleteClient)
+	t.Run("ClientsLoadMore", c.clientsList)
 	t.Run("RotateKeyWithPrepublication", c.rotateKeyPrepublished)
 	t.Run("RotateKeyNow", c.rotateKeyNow)
 	t.Run("Audit", c.auditTrail)
@@ -379,6 +382,104 @@ func (c *consoleRun) deleteUser(t *testing.T) {
 	if visible(t, c.browser, "#user-panel") {
 		t.Error("the panel of the deleted user is still open")
 	}
+}
+
+// usersList: the users page searches and filters on the server
+// (username_prefix, role, disabled, locked) and pages with Load more
+// (Link rel="next"), here 20 users a page.
+func (c *consoleRun) usersList(t *testing.T) {
+	for i := 1; i <= 25; i++ {
+		var roles []string
+		if i <= 5 {
+			roles = []string{"night"}
+		}
+		c.createUser(t, fmt.Sprintf("bulk-%02d", i), "a bulk password 1234", roles...)
+	}
+	c.step(t, "20 a page", chromedp.Click(chromedp.CSS("#nav-users")), idle(), setValue("#users-limit", "20"), idle())
+	all := c.listAll(t, "/admin/users", "username")
+	if len(all) <= 20 {
+		t.Fatalf("only %d users", len(all))
+	}
+	if got := c.rows(t, "users-table", "username"); !slices.Equal(got, all[:20]) || !visible(t, c.browser, "#users-more") {
+		t.Fatalf("first page of 20: %v (Load more shown: %v), want %v", got, visible(t, c.browser, "#users-more"), all[:20])
+	}
+	c.step(t, "load more until the end", chromedp.Click(chromedp.CSS("#users-more")), idle())
+	for visible(t, c.browser, "#users-more") {
+		c.step(t, "load more", chromedp.Click(chromedp.CSS("#users-more")), idle())
+	}
+	if got := c.rows(t, "users-table", "username"); !slices.Equal(got, all) {
+		t.Fatalf("after Load more to the end: %v, want %v", got, all)
+	}
+
+	// The search is the server's: a user far beyond the first page is
+	// found from it.
+	c.step(t, "search totp", setValue("#user-search", "TOTP"), idle())
+	if got := c.rows(t, "users-table", "username"); !slices.Equal(got, []string{"totp-admin"}) {
+		t.Errorf("search TOTP: %v, want totp-admin", got)
+	}
+	c.step(t, "search bulk-", setValue("#user-search", "bulk-"), idle())
+	bulk := c.listAll(t, "/admin/users?username_prefix=bulk-", "username")
+	if got := c.rows(t, "users-table", "username"); !slices.Equal(got, bulk[:20]) || !visible(t, c.browser, "#users-more") {
+		t.Fatalf("search bulk-, first page: %v, want %v and Load more", got, bulk[:20])
+	}
+	c.shot(t, "users-search-first-page")
+	c.step(t, "load more", chromedp.Click(chromedp.CSS("#users-more")), idle())
+	c.shot(t, "users-load-more")
+	if got := c.rows(t, "users-table", "username"); !slices.Equal(got, bulk) || len(bulk) != 25 || visible(t, c.browser, "#users-more") {
+		t.Fatalf("search bulk- after Load more: %v (Load more shown: %v), want the 25 %v", got, visible(t, c.browser, "#users-more"), bulk)
+	}
+
+	for _, f := range []struct {
+		what    string
+		actions []chromedp.Action[chromedp.Void]
+		query   string
+	}{
+		{"role night", []chromedp.Action[chromedp.Void]{setValue("#user-search", ""), setValue("#user-role", "night")}, "role=night"},
+		{"disabled", []chromedp.Action[chromedp.Void]{setValue("#user-role", ""), setValue("#user-disabled", "true")}, "disabled=true"},
+		{"enabled and not locked", []chromedp.Action[chromedp.Void]{setValue("#user-disabled", "false"), setValue("#user-locked", "false")}, "disabled=false&locked=false"},
+	} {
+		c.step(t, "filter "+f.what, append(f.actions, idle())...)
+		for visible(t, c.browser, "#users-more") {
+			c.step(t, "load more", chromedp.Click(chromedp.CSS("#users-more")), idle())
+		}
+		want := c.listAll(t, "/admin/users?"+f.query, "username")
+		if got := c.rows(t, "users-table", "username"); !slices.Equal(got, want) || len(want) == 0 {
+			t.Errorf("filter %s: the page lists %v, the API %v", f.what, got, want)
+		}
+	}
+	c.shot(t, "users-filtered")
+	c.step(t, "no filters", setValue("#user-disabled", ""), setValue("#user-locked", ""), setValue("#users-limit", "100"), idle())
+}
+
+// clientsList: the clients page searches by name on the server and pages
+// with Load more, here 20 clients a page.
+func (c *consoleRun) clientsList(t *testing.T) {
+	for i := 1; i <= 25; i++ {
+		r := c.call(t, http.MethodPost, "/admin/clients", map[string]any{
+			"client_name": fmt.Sprintf("batch-%02d", i), "grant_types": []string{"client_credentials"}})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("create client batch-%02d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	c.step(t, "20 a page", chromedp.Click(chromedp.CSS("#nav-clients")), idle(), setValue("#clients-limit", "20"), idle())
+	all := c.listAll(t, "/admin/clients", "client_id")
+	if got := c.rows(t, "clients-table", "clientId"); !slices.Equal(got, all[:20]) || !visible(t, c.browser, "#clients-more") {
+		t.Fatalf("first page of 20: %v, want %v and Load more", got, all[:20])
+	}
+	c.shot(t, "clients-first-page")
+	for visible(t, c.browser, "#clients-more") {
+		c.step(t, "load more", chromedp.Click(chromedp.CSS("#clients-more")), idle())
+	}
+	c.shot(t, "clients-load-more")
+	if got := c.rows(t, "clients-table", "clientId"); !slices.Equal(got, all) {
+		t.Fatalf("after Load more to the end: %v, want %v", got, all)
+	}
+	c.step(t, "search batch-1", setValue("#client-search", "BATCH-1"), idle())
+	want := c.listAll(t, "/admin/clients?name_prefix=batch-1", "client_id")
+	if got := c.rows(t, "clients-table", "clientId"); !slices.Equal(got, want) || len(want) != 10 {
+		t.Errorf("search BATCH-1: the page lists %v, the API %v (want batch-10 to batch-19)", got, want)
+	}
+	c.step(t, "no search", setValue("#client-search", ""), setValue("#clients-limit", "100"), idle())
 }
 
 func (c *consoleRun) createClient(t *testing.T) {
@@ -910,6 +1011,42 @@ func (c *consoleRun) clientCredentials(t *testing.T, id, secret, scope string) p
 		form += "&scope=" + strings.ReplaceAll(scope, " ", "+")
 	}
 	return proctest.PostForm(t, c.srv.URL+"/oauth2/token", form, "Authorization", proctest.BasicAuth(id, secret))
+}
+
+// rows returns the data-key attribute (as in dataset) of the rows of
+// table id.
+func (c *consoleRun) rows(t *testing.T, id, key string) []string {
+	t.Helper()
+	s, err := chromedp.Run(c.browser, chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll("#`+id+` tbody tr")].map((tr) => tr.dataset.`+key+`)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// listAll returns member key of every item of an admin API listing,
+// following its Link rel="next" headers.
+func (c *consoleRun) listAll(t *testing.T, path, key string) []string {
+	t.Helper()
+	next := regexp.MustCompile(`<([^>]*)>;\s*rel="next"`)
+	var all []string
+	for path != "" {
+		r := c.call(t, http.MethodGet, path, nil)
+		var items []map[string]any
+		if err := json.Unmarshal(r.Body, &items); r.Status != http.StatusOK || err != nil {
+			t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
+		}
+		for _, it := range items {
+			v, _ := it[key].(string)
+			all = append(all, v)
+		}
+		path = ""
+		if m := next.FindStringSubmatch(r.Header.Get("Link")); m != nil {
+			path = m[1]
+		}
+	}
+	return all
 }
 
 // consoleEvent is the part of an audit event the test checks.

@@ -84,7 +84,7 @@ async function api(method, path, body, headers) {
   if (r.status === 401) {
     logout("Your session has ended; log in again.");
   }
-  return { status: r.status, body: r.body, etag: r.headers.get("ETag") || "" };
+  return { status: r.status, body: r.body, etag: r.headers.get("ETag") || "", link: r.headers.get("Link") || "" };
 }
 
 // ---------- login: first-party authorization challenge + PKCE ----------
@@ -237,13 +237,16 @@ async function logout(message) {
 function clearPages() {
   for (const id of ["users-table", "clients-table", "keys-table", "audit-table"]) $(id).tBodies[0].replaceChildren();
   $("keys-timeline").replaceChildren();
-  users = [];
+  users = []; usersNext = ""; clients = []; clientsNext = "";
+  $("users-more").hidden = true;
+  $("clients-more").hidden = true;
   userPanel = { id: "", etag: "" };
   $("user-panel").hidden = true;
   $("user-panel-name").textContent = "";
   $("user-panel-id").textContent = "";
-  for (const f of ["user-create-form", "user-roles-form", "user-password-form", "audit-form"]) $(f).reset();
-  $("user-search").value = "";
+  for (const f of ["user-create-form", "users-filter", "user-roles-form", "user-password-form", "clients-filter", "audit-form"]) {
+    $(f).reset();
+  }
   cancelEdit();
   hideSecret();
   $("recovery-codes").textContent = "";
@@ -322,26 +325,111 @@ function confirmButton(label, action) {
 const when = (t) => (t ? new Date(t).toLocaleString() : "");
 const words = (s) => s.split(/[\s,]+/).filter(Boolean);
 
+// ---------- listings: pages linked by Link rel="next" ----------
+
+// nextPath returns the path and query of the rel="next" target of a Link
+// header (RFC 8288), "" when there is none. The target is taken as a path
+// on this origin, whatever its host, so the token goes nowhere else.
+function nextPath(link) {
+  for (const part of link.split(",")) {
+    const m = /^\s*<([^>]*)>(.*)$/.exec(part);
+    if (m && /;\s*rel="?([^";]*\s)?next(\s[^";]*)?"?/i.test(m[2])) {
+      const u = new URL(m[1], location.href);
+      return u.pathname + u.search;
+    }
+  }
+  return "";
+}
+
+// listPages reads a listing from path on. A page of a filtered listing may
+// hold no items while more follow, so empty pages are followed, at most
+// 10 in a row. It returns the items and the next page's path ("" at the
+// end), or null when a request failed (reported as what failed).
+async function listPages(path, what) {
+  const items = [];
+  for (let hops = 0; path && hops < 10; hops++) {
+    const r = await api("GET", path);
+    if (r.status !== 200) { sayError(what + " failed", r); return null; }
+    items.push(...(Array.isArray(r.body) ? r.body : []));
+    path = nextPath(r.link);
+    if (items.length > 0) break;
+  }
+  return { items, next: path };
+}
+
+// debounced returns a function that calls fn once calls to it have paused
+// for ms; a call waiting counts as a request under way (data-pending).
+function debounced(fn, ms) {
+  let timer = 0;
+  return () => {
+    if (timer) clearTimeout(timer); else document.body.dataset.pending = String(++pending);
+    timer = setTimeout(async () => {
+      timer = 0;
+      try { await fn(); } finally { document.body.dataset.pending = String(--pending); }
+    }, ms);
+  };
+}
+
 // ---------- users ----------
 
+// users are the users shown, usersNext the path of the next page ("" at
+// the end); usersSeq drops the answer to a search that a newer one
+// replaced.
 let users = [];
+let usersNext = "";
+let usersSeq = 0;
 // userPanel is the user open in the panel: its ETag, and the roles and
 // requirement read, which a Save compares the form with.
 let userPanel = { id: "", etag: "" };
 
-async function loadUsers() {
-  const r = await api("GET", "/admin/users");
-  if (r.status !== 200) { sayError("Loading users failed", r); return; }
-  users = Array.isArray(r.body) ? r.body : (r.body.users || r.body.items || []);
+// usersPath is the first page of the users the filters select: the server
+// filters and pages (GET /admin/users).
+function usersPath() {
+  const q = new URLSearchParams();
+  const prefix = $("user-search").value.trim();
+  if (prefix) q.set("username_prefix", prefix);
+  const role = $("user-role").value.trim();
+  if (role) q.set("role", role);
+  for (const f of ["disabled", "locked"]) {
+    const v = $("user-" + f).value;
+    if (v) q.set(f, v);
+  }
+  q.set("limit", $("users-limit").value);
+  return "/admin/users?" + q.toString();
+}
+
+// loadUsers shows the first page of the users the filters select;
+// moreUsers adds the next page.
+async function loadUsers() { await listUsers(usersPath(), false); }
+
+async function moreUsers() { if (usersNext) await listUsers(usersNext, true); }
+
+async function listUsers(path, more) {
+  const seq = ++usersSeq;
+  const got = await listPages(path, "Loading users");
+  if (!got || seq !== usersSeq) return;
+  users = more ? users.concat(got.items) : got.items;
+  usersNext = got.next;
+  renderUsers();
+}
+
+// putUser shows u (a user's representation the API answered) in place of
+// the user with its ID; dropUser removes a user.
+function putUser(u) {
+  users = users.map((x) => (x.id === u.id ? u : x));
+  renderUsers();
+}
+
+function dropUser(id) {
+  users = users.filter((x) => x.id !== id);
   renderUsers();
 }
 
 function renderUsers() {
-  const q = $("user-search").value.trim().toLowerCase();
   const tbody = $("users-table").tBodies[0];
   tbody.replaceChildren();
+  $("users-more").hidden = !usersNext;
   for (const u of users) {
-    if (q && !u.username.toLowerCase().includes(q)) continue;
     const tr = document.createElement("tr");
     tr.dataset.username = u.username;
     cell(tr, u.username);
@@ -384,20 +472,21 @@ async function setDisabled(u, disabled) {
   const r = await api("PATCH", "/admin/users/" + encodeURIComponent(u.id), { disabled });
   if (r.status !== 200) { sayError("Changing user " + u.username + " failed", r); return; }
   say("User " + u.username + (disabled ? " disabled." : " enabled."), "ok");
-  await loadUsers();
+  putUser(r.body);
 }
 
 async function unlockUser(id, username) {
   const r = await api("POST", "/admin/users/" + encodeURIComponent(id) + "/unlock");
   if (r.status !== 200) { sayError("Unlocking " + username + " failed", r); return; }
   say("User " + username + " unlocked.", "ok");
-  await loadUsers();
+  putUser(r.body);
   if (userPanel.id === id) await openUser(id);
 }
 
 async function openUser(id) {
   const r = await api("GET", "/admin/users/" + encodeURIComponent(id));
   if (r.status !== 200) { sayError("Loading the user failed", r); return; }
+  putUser(r.body);
   userPanel = { id, etag: r.etag, username: r.body.username, roles: r.body.roles || [], mfaRequired: !!r.body.mfa_required };
   $("user-panel-name").textContent = r.body.username;
   $("user-panel-id").textContent = r.body.id;
@@ -418,13 +507,12 @@ async function patchUser(change, done) {
   if (r.status === 412) {
     say("User " + userPanel.username + " was changed by someone else meanwhile; reloaded, check and try again.", "error");
     await openUser(userPanel.id);
-    await loadUsers();
     return null;
   }
   if (r.status !== 200) { sayError("Changing user " + userPanel.username + " failed", r); return null; }
   Object.assign(userPanel, { etag: r.etag, roles: r.body.roles || [], mfaRequired: !!r.body.mfa_required });
   say(done, "ok");
-  await loadUsers();
+  putUser(r.body);
   return r.body;
 }
 
@@ -458,7 +546,8 @@ async function resetMFA() {
   const r = await api("POST", "/admin/users/" + encodeURIComponent(userPanel.id) + "/mfa/reset");
   if (r.status !== 204) { sayError("Resetting the second factor failed", r); return; }
   say("Second factor of " + userPanel.username + " reset.", "ok");
-  await loadUsers();
+  const u = await api("GET", "/admin/users/" + encodeURIComponent(userPanel.id));
+  if (u.status === 200) putUser(u.body);
 }
 
 async function deleteUser() {
@@ -466,21 +555,58 @@ async function deleteUser() {
   if (r.status !== 204) { sayError("Deleting the user failed", r); return; }
   say("User " + userPanel.username + " deleted.", "ok");
   $("user-panel").hidden = true;
+  dropUser(userPanel.id);
   userPanel = { id: "", etag: "" };
-  await loadUsers();
 }
 
 // ---------- clients ----------
 
 let editing = null; // { id, etag, rep } while the form edits a client
 
-async function loadClients() {
-  const r = await api("GET", "/admin/clients");
-  if (r.status !== 200) { sayError("Loading clients failed", r); return; }
-  const list = Array.isArray(r.body) ? r.body : (r.body.clients || r.body.items || []);
+// clients, clientsNext and clientsSeq are as users, usersNext, usersSeq.
+let clients = [];
+let clientsNext = "";
+let clientsSeq = 0;
+
+function clientsPath() {
+  const q = new URLSearchParams();
+  const prefix = $("client-search").value.trim();
+  if (prefix) q.set("name_prefix", prefix);
+  q.set("limit", $("clients-limit").value);
+  return "/admin/clients?" + q.toString();
+}
+
+async function loadClients() { await listClients(clientsPath(), false); }
+
+async function moreClients() { if (clientsNext) await listClients(clientsNext, true); }
+
+async function listClients(path, more) {
+  const seq = ++clientsSeq;
+  const got = await listPages(path, "Loading clients");
+  if (!got || seq !== clientsSeq) return;
+  clients = more ? clients.concat(got.items) : got.items;
+  clientsNext = got.next;
+  renderClients();
+}
+
+// putClient shows c (a client's representation, never with its secret)
+// in place of the client with its ID; dropClient removes one.
+function putClient(c) {
+  const { client_secret: _, ...rep } = c;
+  clients = clients.map((x) => (x.client_id === rep.client_id ? rep : x));
+  renderClients();
+}
+
+function dropClient(id) {
+  clients = clients.filter((x) => x.client_id !== id);
+  renderClients();
+}
+
+function renderClients() {
   const tbody = $("clients-table").tBodies[0];
   tbody.replaceChildren();
-  for (const c of list) {
+  $("clients-more").hidden = !clientsNext;
+  for (const c of clients) {
     const tr = document.createElement("tr");
     tr.dataset.clientId = c.client_id;
     cell(tr, c.client_name);
@@ -541,7 +667,7 @@ async function submitClient(ev) {
     if (r.status !== 200) { sayError("Saving the client failed", r); return; }
     say("Client " + r.body.client_name + " saved.", "ok");
     cancelEdit();
-    await loadClients();
+    putClient(r.body);
     return;
   }
   if ($("client-type").value === "public") body.token_endpoint_auth_method = "none";
@@ -560,6 +686,7 @@ async function submitClient(ev) {
 async function editClient(id) {
   const r = await api("GET", "/admin/clients/" + encodeURIComponent(id));
   if (r.status !== 200) { sayError("Loading the client failed", r); return; }
+  putClient(r.body);
   const c = r.body;
   editing = { id, etag: r.etag, rep: c };
   $("client-form-title").textContent = "Edit client " + c.client_id;
@@ -592,7 +719,7 @@ async function rotateSecret(id) {
   if (r.status !== 200) { sayError("Rotating the secret failed", r); return; }
   showSecret(r.body.client_id, r.body.client_secret);
   say("New secret of " + r.body.client_name + " shown once below; the old one no longer works.", "ok");
-  await loadClients();
+  putClient(r.body);
 }
 
 async function deleteClient(id, name) {
@@ -600,7 +727,7 @@ async function deleteClient(id, name) {
   if (r.status !== 204) { sayError("Deleting the client failed", r); return; }
   if (editing && editing.id === id) cancelEdit();
   say("Client " + name + " deleted, with every token issued to it.", "ok");
-  await loadClients();
+  dropClient(id);
 }
 
 // ---------- keys ----------
@@ -704,8 +831,12 @@ async function main() {
   for (const b of document.querySelectorAll("nav .tab")) b.addEventListener("click", () => show(b.dataset.page));
 
   $("user-create-form").addEventListener("submit", createUser);
-  $("user-search").addEventListener("input", renderUsers);
+  const searchUsers = debounced(loadUsers, 250);
+  $("users-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadUsers(); });
+  for (const id of ["user-search", "user-role"]) $(id).addEventListener("input", searchUsers);
+  for (const id of ["user-disabled", "user-locked", "users-limit"]) $(id).addEventListener("change", loadUsers);
   $("users-reload").addEventListener("click", loadUsers);
+  $("users-more").addEventListener("click", moreUsers);
   $("user-roles-form").addEventListener("submit", saveUser);
   $("user-password-form").addEventListener("submit", setPassword);
   $("user-reset-mfa").addEventListener("click", resetMFA);
@@ -725,7 +856,11 @@ async function main() {
 
   $("client-form").addEventListener("submit", submitClient);
   $("client-cancel").addEventListener("click", cancelEdit);
+  $("clients-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadClients(); });
+  $("client-search").addEventListener("input", debounced(loadClients, 250));
+  $("clients-limit").addEventListener("change", loadClients);
   $("clients-reload").addEventListener("click", loadClients);
+  $("clients-more").addEventListener("click", moreClients);
   $("secret-dismiss").addEventListener("click", hideSecret);
 
   $("rotate-prepublish").addEventListener("click", () => rotateKey(true));
