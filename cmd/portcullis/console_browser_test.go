@@ -74,6 +74,7 @@ func TestBrowserAdminConsole(t *testing.T) {
 
 	t.Run("NonAdminRefused", c.nonAdminRefused)
 	t.Run("LoginWithTOTP", c.loginWithTOTP)
+	t.Run("LoginEnrolsTOTP", c.loginEnrolsTOTP)
 
 	c.login(t, consoleAdmin, consolePassword)
 	c.step(t, "wait for the users page", chromedp.WaitVisible(chromedp.CSS(`#users-table tr[data-username="`+consoleAdmin+`"]`)))
@@ -193,6 +194,54 @@ func (c *consoleRun) loginWithTOTP(t *testing.T) {
 	}
 	if n := logins(); n != before+1 {
 		t.Errorf("audit: %d successful logins of %s since the console's login began, want 1", n-before, name)
+	}
+	c.step(t, "log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+}
+
+// loginEnrolsTOTP: an administrator who must have a second factor and has
+// none enrols one while logging in: the page shows the new secret, keeps
+// showing it after a wrong code, logs in with a right one and shows the
+// recovery codes once.
+func (c *consoleRun) loginEnrolsTOTP(t *testing.T) {
+	const name, password = "new-admin", "new admin password 6"
+	id := c.createUser(t, name, password, "admin")
+	if r := c.call(t, http.MethodPatch, "/admin/users/"+id, map[string]any{"mfa_required": true}); r.Status != http.StatusOK {
+		t.Fatalf("PATCH mfa_required: %d %s", r.Status, r.Body)
+	}
+	c.login(t, name, password)
+	c.step(t, "wait for the enrolment", chromedp.WaitVisible(chromedp.CSS("#enroll")))
+	secret := c.text(t, "#enroll-secret")
+	c.shot(t, "totp-enrolment")
+	if len(secret) < 16 {
+		t.Fatalf("enrolment secret %q", secret)
+	}
+	valid := map[string]bool{}
+	for d := -2; d <= 2; d++ {
+		valid[code(t, secret, time.Now().Add(time.Duration(d)*30*time.Second))] = true
+	}
+	wrong := "000000"
+	for i := 1; valid[wrong]; i++ {
+		wrong = fmt.Sprintf("%06d", i)
+	}
+	c.act(t, "send a wrong code", "", chromedp.SendKeys(chromedp.CSS("#login-otp"), wrong), chromedp.Click(chromedp.CSS("#otp-submit")))
+	if c.statusClass(t) != "error" || !visible(t, c.browser, "#enroll") || c.text(t, "#enroll-secret") != secret {
+		t.Errorf("after a wrong code: status %q (class %q), secret shown %q; want an error and the secret still shown",
+			c.text(t, "#status"), c.statusClass(t), c.text(t, "#enroll-secret"))
+	}
+	c.act(t, "send the right code", "Logged in as "+name,
+		chromedp.SendKeys(chromedp.CSS("#login-otp"), code(t, secret, time.Now())), chromedp.Click(chromedp.CSS("#otp-submit")))
+	c.step(t, "wait for the recovery codes", chromedp.WaitVisible(chromedp.CSS("#recovery-box")), idle())
+	codes := strings.Fields(c.text(t, "#recovery-codes"))
+	c.shot(t, "totp-enrolled-recovery-codes")
+	if len(codes) != 10 {
+		t.Errorf("recovery codes shown: %q, want 10", codes)
+	}
+	if u := c.user(t, id); !u.MFAEnabled {
+		t.Errorf("after the enrolment: %+v, want mfa_enabled", u)
+	}
+	c.step(t, "dismiss the codes", chromedp.Click(chromedp.CSS("#recovery-dismiss")), chromedp.WaitNotVisible(chromedp.CSS("#recovery-box")))
+	if len(codes) > 0 && c.pageHolds(t, codes[0]) || c.pageHolds(t, secret) {
+		t.Error("the page still holds a recovery code or the secret")
 	}
 	c.step(t, "log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 }
