@@ -772,7 +772,14 @@ func (c *consoleRun) logout(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#client-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#secret-box")))
 	secret := c.text(t, "#secret-value")
-	c.step(t, "log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	// Log out while a reload of the clients is under way (the page's
+	// requests slowed down): its answer arrives after the logout.
+	c.step(t, "log out during a reload", idle(),
+		chromedp.Evaluate[chromedp.Void](`window.fastFetch = window.fetch;
+			window.fetch = (...a) => new Promise((ok) => setTimeout(ok, 400)).then(() => window.fastFetch(...a))`),
+		chromedp.Click(chromedp.CSS("#clients-reload")),
+		chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")), idle(),
+		chromedp.Evaluate[chromedp.Void](`window.fetch = window.fastFetch`))
 	c.shot(t, "logged-out")
 	if visible(t, c.browser, "#app") {
 		t.Fatal("the console is still shown after logging out")

@@ -13,6 +13,9 @@ const session = {
   verifier: "",
   authSession: "",
   username: "",
+  // epoch counts the sessions ended (forget): an answer to a request of an
+  // ended session is dropped.
+  epoch: 0,
 };
 
 // ---------- status line ----------
@@ -65,9 +68,15 @@ async function request(url, init) {
   }
 }
 
+// ended is what api returns once the session that sent the request has
+// ended (logged out meanwhile): a promise that never settles, so that
+// nothing of the answer reaches the page that was wiped.
+const ended = () => new Promise(() => {});
+
 // api calls the admin API on this origin with the access token, refreshing
 // it once on 401 when a refresh token is held.
 async function api(method, path, body, headers) {
+  const epoch = session.epoch;
   const send = () => {
     const h = Object.assign({ Authorization: "Bearer " + session.access }, headers || {});
     const init = { method, headers: h, credentials: "omit", cache: "no-store" };
@@ -78,11 +87,15 @@ async function api(method, path, body, headers) {
     return request(path, init);
   };
   let r = await send();
+  if (epoch !== session.epoch) return ended();
   if (r.status === 401 && session.refresh && await refresh()) {
+    if (epoch !== session.epoch) return ended();
     r = await send();
+    if (epoch !== session.epoch) return ended();
   }
   if (r.status === 401) {
     logout("Your session has ended; log in again.");
+    return ended();
   }
   return { status: r.status, body: r.body, etag: r.headers.get("ETag") || "", link: r.headers.get("Link") || "" };
 }
@@ -215,6 +228,7 @@ async function refresh() {
 
 function forget() {
   session.access = ""; session.refresh = ""; session.username = "";
+  session.epoch++;
 }
 
 async function logout(message) {
