@@ -39,7 +39,21 @@ type ImportOptions struct {
 	// BatchSize is the number of lines committed per transaction. Zero
 	// means DefaultImportBatchSize.
 	BatchSize int
+	// Format is the input's format: ImportJSONLines (the default) or
+	// ImportCSV.
+	Format ImportFormat
 }
+
+// ImportFormat names an input format of Import.
+type ImportFormat string
+
+// The formats Import reads.
+const (
+	// ImportJSONLines: one JSON object per line (the default).
+	ImportJSONLines ImportFormat = "jsonl"
+	// ImportCSV: RFC 4180 CSV with a header line naming the columns.
+	ImportCSV ImportFormat = "csv"
+)
 
 // ImportOutcome is what Import did with one line.
 type ImportOutcome string
@@ -83,6 +97,10 @@ type ImportReport struct {
 	// storage or input error aborted: nothing from that line on was
 	// written; every line before it is reported and committed.
 	StoppedAtLine int `json:"stopped_at_line,omitempty"`
+	// IgnoredColumns are the columns of a CSV header that Import does not
+	// read (such as the FastAPI tutorial's email and full_name), in
+	// header order.
+	IgnoredColumns []string `json:"ignored_columns,omitempty"`
 }
 
 func (r *ImportReport) add(res ImportLineResult) {
@@ -147,9 +165,22 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 	}
 	report := &ImportReport{Lines: []ImportLineResult{}}
 	seen := map[string]int{} // normalized username → first line
-	lines := &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: maxImportLine}
+	var src importSource
+	switch opts.Format {
+	case "", ImportJSONLines:
+		src = &jsonLines{lines: &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: maxImportLine}}
+	case ImportCSV:
+		c, err := newCSVRecords(r)
+		if err != nil {
+			report.StoppedAtLine = 1
+			return report, err
+		}
+		report.IgnoredColumns = c.ignored
+		src = c
+	default:
+		return report, apperr.Errorf(apperr.EInvalid, "the import format is jsonl or csv")
+	}
 	var batch []pendingLine
-	n := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -166,27 +197,18 @@ func (s *Service) Import(ctx context.Context, r io.Reader, opts ImportOptions) (
 		return nil
 	}
 	for {
-		line, tooLong, err := lines.next()
+		p, err := src.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		n++
 		if err != nil {
-			report.StoppedAtLine = n
+			report.StoppedAtLine = p.line
 			if len(batch) > 0 {
 				report.StoppedAtLine = batch[0].line
 			}
 			return report, fmt.Errorf("import stopped at line %d, nothing from it on was written: read input: %w", report.StoppedAtLine, err)
 		}
-		if !tooLong && len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		p := pendingLine{line: n}
-		if tooLong {
-			p.failed = fmt.Sprintf("line is longer than %d bytes", maxImportLine)
-		} else {
-			p.user, p.failed, p.name = parseImportLine(line)
-		}
+		n := p.line
 		if p.user != nil {
 			norm := NormalizeUsername(p.name)
 			if first, dup := seen[norm]; dup {
@@ -320,6 +342,11 @@ func checkImportLine(line []byte) (*User, string) {
 		}
 		return nil, "not a JSON object of the import format"
 	}
+	return checkImport(in)
+}
+
+// checkImport checks one user of an import, whatever its format.
+func checkImport(in importLine) (*User, string) {
 	if in.Username == nil {
 		return nil, "username is missing"
 	}
@@ -386,6 +413,42 @@ func checkImportMembers(line []byte) string {
 		return "more than one JSON value on the line"
 	}
 	return ""
+}
+
+// importSource is an input of Import: next returns the next user or
+// failed line, with its line number; io.EOF after the last; another
+// error stops the import (pendingLine.line then says where).
+type importSource interface {
+	next() (pendingLine, error)
+}
+
+// jsonLines reads JSON Lines, skipping blank lines.
+type jsonLines struct {
+	lines *lineReader
+	n     int
+}
+
+func (j *jsonLines) next() (pendingLine, error) {
+	for {
+		line, tooLong, err := j.lines.next()
+		if errors.Is(err, io.EOF) {
+			return pendingLine{}, io.EOF
+		}
+		j.n++
+		if err != nil {
+			return pendingLine{line: j.n}, err
+		}
+		if !tooLong && len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		p := pendingLine{line: j.n}
+		if tooLong {
+			p.failed = fmt.Sprintf("line is longer than %d bytes", maxImportLine)
+		} else {
+			p.user, p.failed, p.name = parseImportLine(line)
+		}
+		return p, nil
+	}
 }
 
 // lineReader splits its input into lines, refusing to hold more than max

@@ -228,3 +228,64 @@ func storedHashOrEmpty(t *testing.T, srv *proctest.Server, username string) stri
 	}
 	return u.PasswordHash
 }
+
+// TestImportUsersCSV: the sample users as a CSV export of a FastAPI
+// tutorial table (testdata/import-users.csv: its column names, email and
+// full_name that Portcullis does not keep, booleans as 0/1, CRLF) import
+// through the CLI (by the file's extension) and the admin API (text/csv),
+// and each user logs in with the password grant and their old password.
+func TestImportUsersCSV(t *testing.T) {
+	portcullis.EachBackend(t, []string{"PORTCULLIS_RATE_LIMIT_TOKEN_PER_IP=0"}, func(t *testing.T, srv *proctest.Server) {
+		out := srv.CLI(t, "", "users", "import", "testdata/import-users.csv", "--output", "json")
+		var report identity.ImportReport
+		if err := json.Unmarshal(out, &report); err != nil {
+			t.Fatalf("report %s: %v", out, err)
+		}
+		if report.Imported != len(importSample) || report.Failed+report.Skipped != 0 ||
+			strings.Join(report.IgnoredColumns, ",") != "email,full_name" {
+			t.Fatalf("report %s: want all %d imported, email and full_name ignored", out, len(importSample))
+		}
+		text := srv.CLI(t, "", "users", "import", "testdata/import-users.csv")
+		if !strings.Contains(string(text), "ignored columns: email, full_name") || !strings.Contains(string(text), "skipped 6") {
+			t.Fatalf("second run's text report:\n%s", text)
+		}
+		app := srv.CreateClient(t, "--name", "app", "--public", "--grant-type", "password")
+		for _, u := range importSample {
+			r := passwordGrant(t, srv, app.ClientID, u.username, u.password, "")
+			if u.disabled {
+				wantOAuthError(t, r, http.StatusBadRequest, "invalid_grant")
+				continue
+			}
+			proctest.MustToken(t, r)
+		}
+		// --format overrides the extension; a wrong one is refused.
+		if _, stderr, err := srv.TryCLI("", "users", "import", "testdata/import-users.csv", "--format", "xml"); err == nil ||
+			!strings.Contains(string(stderr), "--format must be jsonl or csv") {
+			t.Fatalf("--format xml: %v %s", err, stderr)
+		}
+		if _, _, err := srv.TryCLI("", "users", "import", "testdata/import-users.csv", "--format", "jsonl"); err == nil {
+			t.Fatal("the CSV file read as JSON Lines was accepted")
+		}
+
+		// The admin API: text/csv.
+		token := adminToken(t, srv)
+		csv := "Username,Hashed_Password,Roles\nfrank," + identityTestBcrypt + ",reader\n"
+		r := proctest.Do(t, http.MethodPost, srv.AdminURL+"/admin/users/import", "text/csv; charset=utf-8", strings.NewReader(csv),
+			"Authorization", "Bearer "+token)
+		if r.Status != http.StatusOK || r.JSON(t)["imported"] != float64(1) {
+			t.Fatalf("POST text/csv: %d %s", r.Status, r.Body)
+		}
+		r = proctest.Do(t, http.MethodPost, srv.AdminURL+"/admin/users/import", "text/csv", strings.NewReader("name,hash\nx,y\n"),
+			"Authorization", "Bearer "+token)
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "the first CSV line must name the columns") {
+			t.Fatalf("POST text/csv with a bad header: %d %s", r.Status, r.Body)
+		}
+		r = proctest.Do(t, http.MethodPost, srv.AdminURL+"/admin/users/import", "text/plain", strings.NewReader(csv),
+			"Authorization", "Bearer "+token)
+		wantAdminError(t, "text/plain", r, http.StatusBadRequest, "invalid_request")
+	})
+}
+
+// identityTestBcrypt is passlib's bcrypt.using(ident="2a", rounds=4) hash
+// of "pässwörd with umlauts" (identity/bcrypt_test.go).
+const identityTestBcrypt = "$2a$04$Fh8cPALG6Ye/BJ815su9te8O2HlIUv8OU8lD0Em9LvqdWz5tIVxTq"

@@ -175,7 +175,7 @@ func encodeExample(t *testing.T, mt string, v any) []byte {
 			form.Set(k, x.(string))
 		}
 		return []byte(form.Encode())
-	case "application/x-ndjson":
+	case "application/x-ndjson", "text/csv":
 		return []byte(v.(string))
 	default:
 		b, err := json.Marshal(v)

@@ -202,12 +202,21 @@ func usersCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comm
 // hashes, from JSON Lines (identity.Service.Import).
 func importCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var update bool
+	var format string
 	cmd := &cobra.Command{
-		Use: "import FILE [--update]",
+		Use: "import FILE [--update] [--format jsonl|csv]",
 		Short: "Import users with their existing bcrypt or argon2id hashes from JSON Lines (FILE, or - for standard input): " +
-			`one {"username","password_hash","roles","disabled"} per line`,
+			`one {"username","password_hash","roles","disabled"} per line; or from CSV with a header line (a FILE ending in .csv, or --format csv)`,
 		Args: cobra.ExactArgs(1),
 		RunE: withApp(g, stdout, stderr, func(ctx context.Context, a *app, args []string) error {
+			opts := identity.ImportOptions{Update: update, Format: identity.ImportFormat(format)}
+			switch {
+			case format == "" && strings.HasSuffix(strings.ToLower(args[0]), ".csv"):
+				opts.Format = identity.ImportCSV
+			case format == "", opts.Format == identity.ImportJSONLines, opts.Format == identity.ImportCSV:
+			default:
+				return errors.New("--format must be jsonl or csv")
+			}
 			in := stdin
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
@@ -217,7 +226,7 @@ func importCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Com
 				defer f.Close()
 				in = f
 			}
-			report, err := a.users().Import(ctx, in, identity.ImportOptions{Update: update})
+			report, err := a.users().Import(ctx, in, opts)
 			if perr := a.print(report, func(w io.Writer) { printImportReport(w, report) }); perr != nil && err == nil {
 				err = perr
 			}
@@ -231,6 +240,7 @@ func importCmd(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Com
 		}),
 	}
 	cmd.Flags().BoolVar(&update, "update", false, "replace the hash, roles and disabled state of users that exist (default: skip them)")
+	cmd.Flags().StringVar(&format, "format", "", "jsonl or csv (default: csv for a FILE ending in .csv, jsonl otherwise)")
 	return cmd
 }
 
@@ -250,6 +260,9 @@ func printImportReport(w io.Writer, r *identity.ImportReport) {
 			reason = ": " + l.Reason
 		}
 		fmt.Fprintf(w, "line %d%s: %s%s\n", l.Line, name, l.Outcome, reason)
+	}
+	if len(r.IgnoredColumns) > 0 {
+		fmt.Fprintf(w, "ignored columns: %s\n", strings.Join(r.IgnoredColumns, ", "))
 	}
 	fmt.Fprintf(w, "imported %d, updated %d, skipped %d, failed %d\n", r.Imported, r.Updated, r.Skipped, r.Failed)
 	if r.StoppedAtLine > 0 {

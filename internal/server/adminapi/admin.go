@@ -611,15 +611,22 @@ type importResponse struct {
 
 // importUsers imports users with their existing password hashes
 // (identity.Service.Import): the body is JSON Lines (Content-Type
-// application/x-ndjson), within MaxBytes, read whole before anything is
+// application/x-ndjson) or CSV with a header line (text/csv), within
+// MaxBytes, read whole before anything is
 // written. ?update=true replaces the hash, roles and disabled state of
 // users that exist. It answers 200 with the report, whatever the lines'
 // outcomes; when a storage error stopped the import, the status of that
 // error with the report of what was committed and error and
 // error_description.
 func (h *Handler) importUsers(w http.ResponseWriter, r *http.Request) error {
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-ndjson" {
-		return &apperr.Error{Code: apperr.EInvalid, Message: "the body must be JSON Lines with Content-Type application/x-ndjson"}
+	var format identity.ImportFormat
+	switch mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt {
+	case "application/x-ndjson":
+		format = identity.ImportJSONLines
+	case "text/csv":
+		format = identity.ImportCSV
+	default:
+		return &apperr.Error{Code: apperr.EInvalid, Message: "the body must be JSON Lines (Content-Type application/x-ndjson) or CSV (text/csv)"}
 	}
 	var update bool
 	switch r.URL.Query().Get("update") {
@@ -636,7 +643,7 @@ func (h *Handler) importUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apperr.Errorf(apperr.EInvalid, "unreadable request body")
 	}
-	report, err := h.Users.Import(r.Context(), bytes.NewReader(body), identity.ImportOptions{Update: update})
+	report, err := h.Users.Import(r.Context(), bytes.NewReader(body), identity.ImportOptions{Update: update, Format: format})
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.EInternal && h.Logger != nil {
 			h.Logger.ErrorContext(r.Context(), "import stopped", "err", err)
