@@ -13,6 +13,9 @@ const session = {
   verifier: "",
   authSession: "",
   username: "",
+  // epoch counts the sessions ended (forget): an answer to a request of an
+  // ended session is dropped.
+  epoch: 0,
 };
 
 // ---------- status line ----------
@@ -40,19 +43,40 @@ async function readJSON(r) {
 // postForm sends a form-encoded POST to an endpoint of the public listener
 // (cross-origin: allowed by the console client's CORS origin).
 async function postForm(url, params) {
-  const r = await fetch(url, {
+  return request(url, {
     method: "POST",
     headers: { "Content-Type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams(params).toString(),
     credentials: "omit",
     cache: "no-store",
   });
-  return { status: r.status, body: await readJSON(r) };
 }
+
+// pending counts the requests under way; the body's data-pending shows it
+// (the browser tests wait for "0" before they act on what the page shows).
+let pending = 0;
+
+// request fetches url and reads the whole answer: its status, JSON body
+// ({} when none) and headers.
+async function request(url, init) {
+  document.body.dataset.pending = String(++pending);
+  try {
+    const r = await fetch(url, init);
+    return { status: r.status, body: await readJSON(r), headers: r.headers };
+  } finally {
+    document.body.dataset.pending = String(--pending);
+  }
+}
+
+// ended is what api returns once the session that sent the request has
+// ended (logged out meanwhile): a promise that never settles, so that
+// nothing of the answer reaches the page that was wiped.
+const ended = () => new Promise(() => {});
 
 // api calls the admin API on this origin with the access token, refreshing
 // it once on 401 when a refresh token is held.
 async function api(method, path, body, headers) {
+  const epoch = session.epoch;
   const send = () => {
     const h = Object.assign({ Authorization: "Bearer " + session.access }, headers || {});
     const init = { method, headers: h, credentials: "omit", cache: "no-store" };
@@ -60,16 +84,20 @@ async function api(method, path, body, headers) {
       h["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    return fetch(path, init);
+    return request(path, init);
   };
   let r = await send();
+  if (epoch !== session.epoch) return ended();
   if (r.status === 401 && session.refresh && await refresh()) {
+    if (epoch !== session.epoch) return ended();
     r = await send();
+    if (epoch !== session.epoch) return ended();
   }
   if (r.status === 401) {
     logout("Your session has ended; log in again.");
+    return ended();
   }
-  return { status: r.status, body: await readJSON(r), etag: r.headers.get("ETag") || "" };
+  return { status: r.status, body: r.body, etag: r.headers.get("ETag") || "", link: r.headers.get("Link") || "" };
 }
 
 // ---------- login: first-party authorization challenge + PKCE ----------
@@ -103,7 +131,7 @@ async function startLogin(ev) {
     code_challenge: pkce.challenge, code_challenge_method: "S256", username, password,
   });
   $("login-password").value = "";
-  await onChallenge(res);
+  await onChallenge(res, "password");
 }
 
 async function continueLogin(ev) {
@@ -113,15 +141,19 @@ async function continueLogin(ev) {
   if (otp) params.otp = otp; else if (rc) params.recovery_code = rc;
   else { say("Enter a one-time code or a recovery code.", "error"); return; }
   $("login-otp").value = ""; $("login-recovery").value = "";
-  await onChallenge(await postForm(session.cfg.authorization_challenge_endpoint, params));
+  await onChallenge(await postForm(session.cfg.authorization_challenge_endpoint, params), "code");
 }
 
 function resetLogin() {
   session.authSession = ""; session.verifier = "";
+  $("enroll-secret").textContent = ""; $("enroll-uri").textContent = "";
   $("otp-form").hidden = true; $("enroll").hidden = true; $("login-form").hidden = false;
 }
 
-async function onChallenge(res) {
+// onChallenge handles an answer of the challenge endpoint to the step
+// sent: "password" (the first request) or "code" (a one-time or recovery
+// code). Asked for a code again after a code, the code was wrong.
+async function onChallenge(res, step) {
   const b = res.body || {};
   if (res.status === 200 && b.authorization_code) {
     if (Array.isArray(b.recovery_codes) && b.recovery_codes.length) {
@@ -137,16 +169,23 @@ async function onChallenge(res) {
       $("login-form").hidden = true;
       $("otp-form").hidden = false;
       $("enroll").hidden = !b.totp_enrollment_required;
-      $("enroll-secret").textContent = b.totp_secret || "";
-      $("enroll-uri").textContent = b.otpauth_uri || "";
-      say(b.totp_enrollment_required ? "Set up a second factor to continue." : "Enter the code from your authenticator app.");
+      // The secret comes once, with the first answer of an enrolment.
+      if (b.totp_secret) {
+        $("enroll-secret").textContent = b.totp_secret;
+        $("enroll-uri").textContent = b.otpauth_uri || "";
+      }
+      if (step === "code") {
+        say("That code is wrong or was used already; enter the current one.", "error");
+      } else {
+        say(b.totp_enrollment_required ? "Set up a second factor to continue." : "Enter the code from your authenticator app.");
+      }
       $("login-otp").focus();
       return;
     }
   }
   resetLogin();
   if (res.status === 400 && b.error === "access_denied") {
-    say("Login failed: wrong username or password.", "error");
+    say(step === "code" ? "Login failed: too many wrong codes; log in again." : "Login failed: wrong username or password.", "error");
   } else {
     sayError("Login failed", res);
   }
@@ -189,6 +228,7 @@ async function refresh() {
 
 function forget() {
   session.access = ""; session.refresh = ""; session.username = "";
+  session.epoch++;
 }
 
 async function logout(message) {
@@ -196,12 +236,38 @@ async function logout(message) {
   forget();
   $("session").hidden = true; $("app").hidden = true; $("login").hidden = false;
   resetLogin();
+  clearPages();
   say(message || "Logged out.", message ? "error" : "ok");
   if (rt) {
     // Revoking the refresh token ends the grant (RFC 7009).
     await postForm(session.cfg.issuer.replace(/\/$/, "") + "/oauth2/revoke",
       { token: rt, token_type_hint: "refresh_token", client_id: session.cfg.client_id }).catch(() => {});
   }
+}
+
+// clearPages wipes what the session showed, hidden or not: the tables,
+// the open user, the client form, a client secret or recovery codes not
+// dismissed yet, the filters. The next login starts from an empty page.
+function clearPages() {
+  for (const id of ["users-table", "clients-table", "keys-table", "audit-table"]) $(id).tBodies[0].replaceChildren();
+  $("keys-timeline").replaceChildren();
+  users = []; usersNext = ""; clients = []; clientsNext = "";
+  $("users-more").hidden = true;
+  $("clients-more").hidden = true;
+  userPanel = { id: "", etag: "" };
+  $("user-panel").hidden = true;
+  $("user-panel-name").textContent = "";
+  $("user-panel-id").textContent = "";
+  for (const f of ["user-create-form", "users-filter", "user-roles-form", "user-password-form", "clients-filter", "audit-form"]) {
+    $(f).reset();
+  }
+  cancelEdit();
+  hideSecret();
+  $("recovery-codes").textContent = "";
+  $("recovery-box").hidden = true;
+  auditCursor = "";
+  $("audit-more").hidden = true;
+  $("whoami").textContent = "";
 }
 
 // ---------- page switching ----------
@@ -221,6 +287,7 @@ async function show(page) {
 async function probeAudit() {
   const r = await api("GET", "/admin/audit?limit=1");
   $("nav-audit").hidden = r.status !== 200;
+  $("user-audit").hidden = r.status !== 200;
 }
 
 // ---------- table helpers ----------
@@ -236,9 +303,16 @@ function button(label, onClick, cls) {
   const b = document.createElement("button");
   b.type = "button";
   b.textContent = label;
+  b.dataset.action = label.toLowerCase().replace(/\s+/g, "-");
   if (cls) b.className = cls;
   b.addEventListener("click", onClick);
   return b;
+}
+
+function codeEl(text) {
+  const c = document.createElement("code");
+  c.textContent = text == null ? "" : String(text);
+  return c;
 }
 
 function badge(text, cls) {
@@ -265,24 +339,111 @@ function confirmButton(label, action) {
 const when = (t) => (t ? new Date(t).toLocaleString() : "");
 const words = (s) => s.split(/[\s,]+/).filter(Boolean);
 
+// ---------- listings: pages linked by Link rel="next" ----------
+
+// nextPath returns the path and query of the rel="next" target of a Link
+// header (RFC 8288), "" when there is none. The target is taken as a path
+// on this origin, whatever its host, so the token goes nowhere else.
+function nextPath(link) {
+  for (const part of link.split(",")) {
+    const m = /^\s*<([^>]*)>(.*)$/.exec(part);
+    if (m && /;\s*rel="?([^";]*\s)?next(\s[^";]*)?"?/i.test(m[2])) {
+      const u = new URL(m[1], location.href);
+      return u.pathname + u.search;
+    }
+  }
+  return "";
+}
+
+// listPages reads a listing from path on. A page of a filtered listing may
+// hold no items while more follow, so empty pages are followed, at most
+// 10 in a row. It returns the items and the next page's path ("" at the
+// end), or null when a request failed (reported as what failed).
+async function listPages(path, what) {
+  const items = [];
+  for (let hops = 0; path && hops < 10; hops++) {
+    const r = await api("GET", path);
+    if (r.status !== 200) { sayError(what + " failed", r); return null; }
+    items.push(...(Array.isArray(r.body) ? r.body : []));
+    path = nextPath(r.link);
+    if (items.length > 0) break;
+  }
+  return { items, next: path };
+}
+
+// debounced returns a function that calls fn once calls to it have paused
+// for ms; a call waiting counts as a request under way (data-pending).
+function debounced(fn, ms) {
+  let timer = 0;
+  return () => {
+    if (timer) clearTimeout(timer); else document.body.dataset.pending = String(++pending);
+    timer = setTimeout(async () => {
+      timer = 0;
+      try { await fn(); } finally { document.body.dataset.pending = String(--pending); }
+    }, ms);
+  };
+}
+
 // ---------- users ----------
 
+// users are the users shown, usersNext the path of the next page ("" at
+// the end); usersSeq drops the answer to a search that a newer one
+// replaced.
 let users = [];
+let usersNext = "";
+let usersSeq = 0;
+// userPanel is the user open in the panel: its ETag, and the roles and
+// requirement read, which a Save compares the form with.
 let userPanel = { id: "", etag: "" };
 
-async function loadUsers() {
-  const r = await api("GET", "/admin/users");
-  if (r.status !== 200) { sayError("Loading users failed", r); return; }
-  users = Array.isArray(r.body) ? r.body : (r.body.users || r.body.items || []);
+// usersPath is the first page of the users the filters select: the server
+// filters and pages (GET /admin/users).
+function usersPath() {
+  const q = new URLSearchParams();
+  const prefix = $("user-search").value.trim();
+  if (prefix) q.set("username_prefix", prefix);
+  const role = $("user-role").value.trim();
+  if (role) q.set("role", role);
+  for (const f of ["disabled", "locked"]) {
+    const v = $("user-" + f).value;
+    if (v) q.set(f, v);
+  }
+  q.set("limit", $("users-limit").value);
+  return "/admin/users?" + q.toString();
+}
+
+// loadUsers shows the first page of the users the filters select;
+// moreUsers adds the next page.
+async function loadUsers() { await listUsers(usersPath(), false); }
+
+async function moreUsers() { if (usersNext) await listUsers(usersNext, true); }
+
+async function listUsers(path, more) {
+  const seq = ++usersSeq;
+  const got = await listPages(path, "Loading users");
+  if (!got || seq !== usersSeq) return;
+  users = more ? users.concat(got.items) : got.items;
+  usersNext = got.next;
+  renderUsers();
+}
+
+// putUser shows u (a user's representation the API answered) in place of
+// the user with its ID; dropUser removes a user.
+function putUser(u) {
+  users = users.map((x) => (x.id === u.id ? u : x));
+  renderUsers();
+}
+
+function dropUser(id) {
+  users = users.filter((x) => x.id !== id);
   renderUsers();
 }
 
 function renderUsers() {
-  const q = $("user-search").value.trim().toLowerCase();
   const tbody = $("users-table").tBodies[0];
   tbody.replaceChildren();
+  $("users-more").hidden = !usersNext;
   for (const u of users) {
-    if (q && !u.username.toLowerCase().includes(q)) continue;
     const tr = document.createElement("tr");
     tr.dataset.username = u.username;
     cell(tr, u.username);
@@ -315,24 +476,32 @@ async function createUser(ev) {
 }
 
 async function setDisabled(u, disabled) {
+  if (userPanel.id === u.id && !$("user-panel").hidden) {
+    // The open user changes from the version the panel shows, whose
+    // ETag the panel then holds: not someone else's change for its next
+    // Save, and a change made meanwhile is reported, not overwritten.
+    await patchUser({ disabled }, "User " + u.username + (disabled ? " disabled." : " enabled."));
+    return;
+  }
   const r = await api("PATCH", "/admin/users/" + encodeURIComponent(u.id), { disabled });
   if (r.status !== 200) { sayError("Changing user " + u.username + " failed", r); return; }
   say("User " + u.username + (disabled ? " disabled." : " enabled."), "ok");
-  await loadUsers();
+  putUser(r.body);
 }
 
 async function unlockUser(id, username) {
   const r = await api("POST", "/admin/users/" + encodeURIComponent(id) + "/unlock");
   if (r.status !== 200) { sayError("Unlocking " + username + " failed", r); return; }
   say("User " + username + " unlocked.", "ok");
-  await loadUsers();
+  putUser(r.body);
   if (userPanel.id === id) await openUser(id);
 }
 
 async function openUser(id) {
   const r = await api("GET", "/admin/users/" + encodeURIComponent(id));
   if (r.status !== 200) { sayError("Loading the user failed", r); return; }
-  userPanel = { id, etag: r.etag, username: r.body.username };
+  putUser(r.body);
+  userPanel = { id, etag: r.etag, username: r.body.username, roles: r.body.roles || [], mfaRequired: !!r.body.mfa_required };
   $("user-panel-name").textContent = r.body.username;
   $("user-panel-id").textContent = r.body.id;
   $("user-roles").value = (r.body.roles || []).join(", ");
@@ -343,25 +512,41 @@ async function openUser(id) {
 }
 
 // patchUser changes the open user if it has not changed since it was read
-// (If-Match): a concurrent change is reported, never overwritten.
+// (If-Match): a concurrent change is reported, never overwritten, and the
+// panel and the list show the user as it is now. It returns the changed
+// user, or null.
 async function patchUser(change, done) {
   const r = await api("PATCH", "/admin/users/" + encodeURIComponent(userPanel.id), change,
     userPanel.etag ? { "If-Match": userPanel.etag } : {});
   if (r.status === 412) {
     say("User " + userPanel.username + " was changed by someone else meanwhile; reloaded, check and try again.", "error");
     await openUser(userPanel.id);
-    return;
+    return null;
   }
-  if (r.status !== 200) { sayError("Changing user " + userPanel.username + " failed", r); return; }
-  userPanel.etag = r.etag;
+  if (r.status !== 200) { sayError("Changing user " + userPanel.username + " failed", r); return null; }
+  Object.assign(userPanel, { etag: r.etag, roles: r.body.roles || [], mfaRequired: !!r.body.mfa_required });
   say(done, "ok");
-  await loadUsers();
+  putUser(r.body);
+  return r.body;
 }
 
+const sameSet = (a, b) => a.length === b.length && a.every((x) => b.includes(x)) && b.every((x) => a.includes(x));
+
+// saveUser sends what the form changed only, so that the audit trail
+// records no change that was not made.
 async function saveUser(ev) {
   ev.preventDefault();
-  await patchUser({ roles: words($("user-roles").value), mfa_required: $("user-mfa-required").checked },
-    "User " + userPanel.username + " saved.");
+  const change = {};
+  const roles = words($("user-roles").value);
+  if (!sameSet(roles, userPanel.roles)) change.roles = roles;
+  const mfa = $("user-mfa-required").checked;
+  if (mfa !== userPanel.mfaRequired) change.mfa_required = mfa;
+  if (Object.keys(change).length === 0) {
+    say("User " + userPanel.username + " is unchanged: nothing to save.", "ok");
+    return;
+  }
+  const u = await patchUser(change, "User " + userPanel.username + " saved.");
+  if (u) $("user-roles").value = (u.roles || []).join(", ");
 }
 
 async function setPassword(ev) {
@@ -375,7 +560,8 @@ async function resetMFA() {
   const r = await api("POST", "/admin/users/" + encodeURIComponent(userPanel.id) + "/mfa/reset");
   if (r.status !== 204) { sayError("Resetting the second factor failed", r); return; }
   say("Second factor of " + userPanel.username + " reset.", "ok");
-  await loadUsers();
+  const u = await api("GET", "/admin/users/" + encodeURIComponent(userPanel.id));
+  if (u.status === 200) putUser(u.body);
 }
 
 async function deleteUser() {
@@ -383,27 +569,62 @@ async function deleteUser() {
   if (r.status !== 204) { sayError("Deleting the user failed", r); return; }
   say("User " + userPanel.username + " deleted.", "ok");
   $("user-panel").hidden = true;
+  dropUser(userPanel.id);
   userPanel = { id: "", etag: "" };
-  await loadUsers();
 }
 
 // ---------- clients ----------
 
 let editing = null; // { id, etag, rep } while the form edits a client
 
-async function loadClients() {
-  const r = await api("GET", "/admin/clients");
-  if (r.status !== 200) { sayError("Loading clients failed", r); return; }
-  const list = Array.isArray(r.body) ? r.body : (r.body.clients || r.body.items || []);
+// clients, clientsNext and clientsSeq are as users, usersNext, usersSeq.
+let clients = [];
+let clientsNext = "";
+let clientsSeq = 0;
+
+function clientsPath() {
+  const q = new URLSearchParams();
+  const prefix = $("client-search").value.trim();
+  if (prefix) q.set("name_prefix", prefix);
+  q.set("limit", $("clients-limit").value);
+  return "/admin/clients?" + q.toString();
+}
+
+async function loadClients() { await listClients(clientsPath(), false); }
+
+async function moreClients() { if (clientsNext) await listClients(clientsNext, true); }
+
+async function listClients(path, more) {
+  const seq = ++clientsSeq;
+  const got = await listPages(path, "Loading clients");
+  if (!got || seq !== clientsSeq) return;
+  clients = more ? clients.concat(got.items) : got.items;
+  clientsNext = got.next;
+  renderClients();
+}
+
+// putClient shows c (a client's representation, never with its secret)
+// in place of the client with its ID; dropClient removes one.
+function putClient(c) {
+  const { client_secret: _, ...rep } = c;
+  clients = clients.map((x) => (x.client_id === rep.client_id ? rep : x));
+  renderClients();
+}
+
+function dropClient(id) {
+  clients = clients.filter((x) => x.client_id !== id);
+  renderClients();
+}
+
+function renderClients() {
   const tbody = $("clients-table").tBodies[0];
   tbody.replaceChildren();
-  for (const c of list) {
+  $("clients-more").hidden = !clientsNext;
+  for (const c of clients) {
     const tr = document.createElement("tr");
     tr.dataset.clientId = c.client_id;
     cell(tr, c.client_name);
-    const id = document.createElement("code");
-    id.textContent = c.client_id;
-    cell(tr, id);
+    cell(tr, codeEl(c.client_id));
     cell(tr, c.token_endpoint_auth_method === "none" ? "public" : "confidential");
     cell(tr, (c.grant_types || []).join(" "));
     cell(tr, c.scope);
@@ -460,7 +681,7 @@ async function submitClient(ev) {
     if (r.status !== 200) { sayError("Saving the client failed", r); return; }
     say("Client " + r.body.client_name + " saved.", "ok");
     cancelEdit();
-    await loadClients();
+    putClient(r.body);
     return;
   }
   if ($("client-type").value === "public") body.token_endpoint_auth_method = "none";
@@ -479,6 +700,7 @@ async function submitClient(ev) {
 async function editClient(id) {
   const r = await api("GET", "/admin/clients/" + encodeURIComponent(id));
   if (r.status !== 200) { sayError("Loading the client failed", r); return; }
+  putClient(r.body);
   const c = r.body;
   editing = { id, etag: r.etag, rep: c };
   $("client-form-title").textContent = "Edit client " + c.client_id;
@@ -511,7 +733,7 @@ async function rotateSecret(id) {
   if (r.status !== 200) { sayError("Rotating the secret failed", r); return; }
   showSecret(r.body.client_id, r.body.client_secret);
   say("New secret of " + r.body.client_name + " shown once below; the old one no longer works.", "ok");
-  await loadClients();
+  putClient(r.body);
 }
 
 async function deleteClient(id, name) {
@@ -519,7 +741,7 @@ async function deleteClient(id, name) {
   if (r.status !== 204) { sayError("Deleting the client failed", r); return; }
   if (editing && editing.id === id) cancelEdit();
   say("Client " + name + " deleted, with every token issued to it.", "ok");
-  await loadClients();
+  dropClient(id);
 }
 
 // ---------- keys ----------
@@ -536,13 +758,12 @@ async function loadKeys() {
   for (const k of keys) {
     const li = document.createElement("li");
     li.className = k.state;
+    li.dataset.kid = k.kid;
     li.textContent = k.state + " · " + k.alg + " · " + k.kid.slice(0, 12) + " · signs from " + when(k.activates_at);
     tl.append(li);
     const tr = document.createElement("tr");
     tr.dataset.kid = k.kid;
-    const kid = document.createElement("code");
-    kid.textContent = k.kid;
-    cell(tr, kid);
+    cell(tr, codeEl(k.kid));
     cell(tr, k.alg);
     cell(tr, badge(k.state, k.state === "active" ? "good" : (k.state === "expired" ? "bad" : ""))).className = "state";
     cell(tr, k.generation);
@@ -566,6 +787,13 @@ async function rotateKey(prepublish) {
 
 let auditCursor = "";
 
+// auditOf shows the audit trail of target ("user:ID", "client:ID").
+async function auditOf(target) {
+  $("audit-form").reset();
+  $("audit-target").value = target;
+  await show("audit");
+}
+
 function auditQuery(more) {
   const q = new URLSearchParams();
   for (const f of ["actor", "target", "action"]) {
@@ -576,6 +804,7 @@ function auditQuery(more) {
     const v = $("audit-" + f).value;
     if (v) q.set(f, new Date(v).toISOString());
   }
+  q.set("limit", $("audit-limit").value);
   if (more && auditCursor) q.set("cursor", auditCursor);
   return q.toString();
 }
@@ -590,13 +819,14 @@ async function loadAudit(more) {
   if (!more) tbody.replaceChildren();
   for (const e of events) {
     const tr = document.createElement("tr");
+    tr.dataset.id = String(e.id);
     cell(tr, when(e.time || e.created_at || e.at));
-    cell(tr, e.actor);
+    cell(tr, codeEl(e.actor));
     cell(tr, e.action);
-    cell(tr, e.target);
+    cell(tr, codeEl(e.target));
     cell(tr, e.outcome);
     cell(tr, e.client_ip);
-    cell(tr, e.request_id);
+    cell(tr, codeEl(e.request_id));
     tbody.append(tr);
   }
   $("audit-more").hidden = !auditCursor;
@@ -615,12 +845,17 @@ async function main() {
   for (const b of document.querySelectorAll("nav .tab")) b.addEventListener("click", () => show(b.dataset.page));
 
   $("user-create-form").addEventListener("submit", createUser);
-  $("user-search").addEventListener("input", renderUsers);
+  const searchUsers = debounced(loadUsers, 250);
+  $("users-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadUsers(); });
+  for (const id of ["user-search", "user-role"]) $(id).addEventListener("input", searchUsers);
+  for (const id of ["user-disabled", "user-locked", "users-limit"]) $(id).addEventListener("change", loadUsers);
   $("users-reload").addEventListener("click", loadUsers);
+  $("users-more").addEventListener("click", moreUsers);
   $("user-roles-form").addEventListener("submit", saveUser);
   $("user-password-form").addEventListener("submit", setPassword);
   $("user-reset-mfa").addEventListener("click", resetMFA);
   $("user-unlock").addEventListener("click", () => unlockUser(userPanel.id, userPanel.username));
+  $("user-audit").addEventListener("click", () => auditOf("user:" + userPanel.id));
   $("user-panel-close").addEventListener("click", () => { $("user-panel").hidden = true; });
   const del = $("user-delete");
   del.addEventListener("click", async () => {
@@ -635,7 +870,11 @@ async function main() {
 
   $("client-form").addEventListener("submit", submitClient);
   $("client-cancel").addEventListener("click", cancelEdit);
+  $("clients-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadClients(); });
+  $("client-search").addEventListener("input", debounced(loadClients, 250));
+  $("clients-limit").addEventListener("change", loadClients);
   $("clients-reload").addEventListener("click", loadClients);
+  $("clients-more").addEventListener("click", moreClients);
   $("secret-dismiss").addEventListener("click", hideSecret);
 
   $("rotate-prepublish").addEventListener("click", () => rotateKey(true));
@@ -645,6 +884,7 @@ async function main() {
   $("audit-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadAudit(false); });
   $("audit-more").addEventListener("click", () => loadAudit(true));
 
+  document.body.dataset.pending = String(pending);
   document.body.dataset.ready = "true";
 }
 
