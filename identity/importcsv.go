@@ -18,11 +18,12 @@ var errCSVHeader = &apperr.Error{Code: apperr.EInvalid, Message: "the first CSV 
 	"username and password_hash (or hashed_password), optionally roles and disabled, each once"}
 
 // errCSVOpenQuote stops a CSV import at a record whose quoted field runs
-// over the end of its line without closing where a field ends: the reader
+// over the end of its line and then does not close where a field ends
+// (a multi-line field that closes properly is fine): the reader
 // cannot tell where the next record begins, and would otherwise swallow
 // every line up to the next quote (or the end) unreported.
-var errCSVOpenQuote = &apperr.Error{Code: apperr.EInvalid, Message: "a quoted CSV field does not close on its line " +
-	"(a missing or extra quote); the import stopped there"}
+var errCSVOpenQuote = &apperr.Error{Code: apperr.EInvalid, Message: "a quoted CSV field runs past its line and does not " +
+	"close properly (a missing or extra quote); the import stopped there"}
 
 // errCSVLineTooLong stops a CSV import at a line longer than
 // maxImportLine: the CSV reader would otherwise hold all of it.

@@ -333,6 +333,12 @@ func TestImportUsersCSVBrokenInput(t *testing.T) {
 			}
 		}
 
+		// A multi-line field that closes properly is no broken quote.
+		r, report = post("username,password_hash,address\njane," + h + ",\"1 Main St\nSpringfield\"\nkate," + h + ",x\n")
+		if r.Status != http.StatusOK || report.Imported != 2 || len(report.Lines) != 2 || report.Lines[1].Line != 4 {
+			t.Errorf("multi-line address: %d %s; want jane (line 2) and kate (line 4) imported", r.Status, r.Body)
+		}
+
 		// PowerShell: BOM, every field quoted, CRLF.
 		r, report = post("\uFEFF\"username\",\"hashed_password\"\r\n\"gina\",\"" + h + "\"\r\n")
 		if r.Status != http.StatusOK || report.Imported != 1 {
