@@ -1,11 +1,13 @@
 package identity
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 
 	"github.com/portcullis-auth/portcullis/internal/apperr"
 )
@@ -14,6 +16,14 @@ import (
 // columns Import needs.
 var errCSVHeader = &apperr.Error{Code: apperr.EInvalid, Message: "the first CSV line must name the columns: " +
 	"username and password_hash (or hashed_password), optionally roles and disabled, each once"}
+
+// errCSVOpenQuote stops a CSV import at a record whose quoted field runs
+// over the end of its line and then does not close where a field ends
+// (a multi-line field that closes properly is fine): the reader
+// cannot tell where the next record begins, and would otherwise swallow
+// every line up to the next quote (or the end) unreported.
+var errCSVOpenQuote = &apperr.Error{Code: apperr.EInvalid, Message: "a quoted CSV field runs past its line and does not " +
+	"close properly (a missing or extra quote); the import stopped there"}
 
 // errCSVLineTooLong stops a CSV import at a line longer than
 // maxImportLine: the CSV reader would otherwise hold all of it.
@@ -25,7 +35,10 @@ var errCSVLineTooLong = apperr.Errorf(apperr.EInvalid, "a CSV line is longer tha
 // (separated by spaces, commas or semicolons) and disabled (true, false,
 // 1, 0 or empty, in any case). Other columns are ignored and named in the
 // report. The header's names ignore case and surrounding spaces, and a
-// UTF-8 byte order mark before it (as spreadsheets write) is skipped.
+// UTF-8 byte order mark before it (as spreadsheets write) is skipped; a
+// header holding a control character (such as a file with CR-only line
+// endings, read as one line) is refused. A quoted field that fails to
+// close on its line stops the import there (errCSVOpenQuote).
 type csvRecords struct {
 	r       *csv.Reader
 	col     map[string]int // column name → index
@@ -36,7 +49,13 @@ type csvRecords struct {
 
 // newCSVRecords reads the header of r.
 func newCSVRecords(r io.Reader) (*csvRecords, error) {
-	c := &csvRecords{r: csv.NewReader(&lineLimit{r: r, max: maxImportLine}), col: map[string]int{}}
+	br := bufio.NewReader(r)
+	if bom, _ := br.Peek(3); string(bom) == "\uFEFF" {
+		// Before the reader sees it: a BOM before a quoted name would be
+		// a bare quote.
+		_, _ = br.Discard(3)
+	}
+	c := &csvRecords{r: csv.NewReader(&lineLimit{r: br, max: maxImportLine}), col: map[string]int{}}
 	c.r.FieldsPerRecord = -1 // a line with another number of fields fails alone
 	header, err := c.r.Read()
 	if errors.Is(err, errCSVLineTooLong) {
@@ -47,8 +66,8 @@ func newCSVRecords(r io.Reader) (*csvRecords, error) {
 	}
 	c.width, c.last = len(header), 1
 	for i, name := range header {
-		if i == 0 {
-			name = strings.TrimPrefix(name, "\uFEFF")
+		if strings.ContainsFunc(name, unicode.IsControl) {
+			return nil, errCSVHeader
 		}
 		name = strings.ToLower(strings.TrimSpace(name))
 		if name == "hashed_password" {
@@ -79,7 +98,11 @@ func (c *csvRecords) next() (pendingLine, error) {
 		return pendingLine{}, io.EOF
 	}
 	if pe, ok := errors.AsType[*csv.ParseError](err); ok && !errors.Is(err, errCSVLineTooLong) {
-		// A malformed quote: the reader goes on at the next line.
+		if errors.Is(err, csv.ErrQuote) && pe.Line > pe.StartLine {
+			return pendingLine{line: pe.StartLine}, errCSVOpenQuote
+		}
+		// A malformed quote within one line: the reader goes on at the
+		// next line.
 		c.last = pe.Line
 		return pendingLine{line: pe.StartLine, failed: "not a valid CSV line (quotes)"}, nil
 	}

@@ -196,6 +196,9 @@ func TestAdminListPagination(t *testing.T) {
 			"limit=99999999999999999999999", "cursor=%3Cscript%3E", "cursor=dTEuYWxpY2U=",
 			"role=a&role=b", "limit=5&limit=5", "username_prefix=" + strings.Repeat("x", 256),
 			"username_prefix=a%00b", "username_prefix=%FF%FE", "role=%0D%0Ainjected",
+			// A query Go's url.Values would drop a pair of, silently
+			// listing without that filter: refused.
+			"role=ops%", "username_prefix=%zzuser", "limit=1;x=1", "disabled=true&%=seven",
 		} {
 			r := proctest.Do(t, http.MethodGet, base+"?"+q, "", nil, "Authorization", "Bearer "+token)
 			wantAdminError(t, q, r, http.StatusBadRequest, "invalid_request")
@@ -205,6 +208,8 @@ func TestAdminListPagination(t *testing.T) {
 				}
 			}
 		}
+		r = proctest.Do(t, http.MethodGet, srv.AdminURL+"/admin/clients?scope=%zzreports", "", nil, "Authorization", "Bearer "+token)
+		wantAdminError(t, "clients, scope=%zzreports", r, http.StatusBadRequest, "invalid_request")
 		// A clients cursor is not a users cursor.
 		cs := proctest.Do(t, http.MethodGet, srv.AdminURL+"/admin/clients?limit=1", "", nil, "Authorization", "Bearer "+token)
 		cnext := nextLink(t, srv.AdminURL+"/admin/clients", cs.Header)

@@ -289,3 +289,67 @@ func TestImportUsersCSV(t *testing.T) {
 // identityTestBcrypt is passlib's bcrypt.using(ident="2a", rounds=4) hash
 // of "pässwörd with umlauts" (identity/bcrypt_test.go).
 const identityTestBcrypt = "$2a$04$Fh8cPALG6Ye/BJ815su9te8O2HlIUv8OU8lD0Em9LvqdWz5tIVxTq"
+
+// TestImportUsersCSVBrokenInput: CSV that spreadsheets and shells really
+// produce, through POST /admin/users/import (text/csv), on both backends.
+// A quote left open does not swallow the users after it unreported: every
+// user line is either in the report or at or after stopped_at_line. A
+// byte order mark before a quoted header (PowerShell's Export-Csv) is
+// skipped as before an unquoted one. A file with CR-only line endings (one
+// long "header") is refused, and the answer never repeats its hashes as
+// ignored column names.
+func TestImportUsersCSVBrokenInput(t *testing.T) {
+	portcullis.EachBackend(t, nil, func(t *testing.T, srv *proctest.Server) {
+		token := adminToken(t, srv)
+		post := func(body string) (proctest.Response, identity.ImportReport) {
+			t.Helper()
+			r := proctest.Do(t, http.MethodPost, srv.AdminURL+"/admin/users/import", "text/csv", strings.NewReader(body),
+				"Authorization", "Bearer "+token)
+			var report identity.ImportReport
+			if err := json.Unmarshal(r.Body, &report); err != nil {
+				t.Fatalf("%d %s: %v", r.Status, r.Body, err)
+			}
+			if strings.Contains(string(r.Body), "Fh8cPALG6Ye") {
+				t.Errorf("the answer repeats a hash: %s", r.Body)
+			}
+			return r, report
+		}
+		h := identityTestBcrypt
+
+		// An opening quote never closed, on line 3 of 5.
+		r, report := post("username,password_hash\nalice," + h + "\n\"bob," + h + "\ncarol," + h + "\ndave," + h + "\n")
+		reported := map[int]bool{}
+		for _, l := range report.Lines {
+			reported[l.Line] = true
+		}
+		for line := 2; line <= 5; line++ {
+			if !reported[line] && (report.StoppedAtLine == 0 || report.StoppedAtLine > line) {
+				t.Errorf("unclosed quote: line %d is neither reported nor after the stop: %d %s", line, r.Status, r.Body)
+			}
+		}
+		for _, name := range []string{"carol", "dave"} {
+			if storedHashOrEmpty(t, srv, name) != "" && !reported[map[string]int{"carol": 4, "dave": 5}[name]] {
+				t.Errorf("unclosed quote: %s imported but not reported", name)
+			}
+		}
+
+		// A multi-line field that closes properly is no broken quote.
+		r, report = post("username,password_hash,address\njane," + h + ",\"1 Main St\nSpringfield\"\nkate," + h + ",x\n")
+		if r.Status != http.StatusOK || report.Imported != 2 || len(report.Lines) != 2 || report.Lines[1].Line != 4 {
+			t.Errorf("multi-line address: %d %s; want jane (line 2) and kate (line 4) imported", r.Status, r.Body)
+		}
+
+		// PowerShell: BOM, every field quoted, CRLF.
+		r, report = post("\uFEFF\"username\",\"hashed_password\"\r\n\"gina\",\"" + h + "\"\r\n")
+		if r.Status != http.StatusOK || report.Imported != 1 {
+			t.Errorf("BOM before a quoted header: %d %s; want gina imported", r.Status, r.Body)
+		}
+
+		// CR-only line endings: the whole file is one line.
+		r, _ = post("username,password_hash,email\rhank," + h + ",hank@example.com\rivy," + h + ",ivy@example.com\r")
+		wantAdminError(t, "CR-only line endings", r, http.StatusBadRequest, "invalid_request")
+		if strings.Contains(string(r.Body), "example.com") {
+			t.Errorf("CR-only line endings: the answer repeats the input: %s", r.Body)
+		}
+	})
+}

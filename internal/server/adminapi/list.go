@@ -18,13 +18,29 @@ import (
 // grant type or scope worth matching is longer.
 const maxFilterBytes = 255
 
-// listParams reads a listing's query parameters: each at most once, text
+// listParams reads a listing's query parameters: a query string that
+// parses, each at most once, text
 // filters valid UTF-8 without control characters and at most
 // maxFilterBytes long, booleans "true" or "false", limit a decimal. Errors
 // name the parameter, never its value.
 type listParams struct {
 	query url.Values
 	err   error
+}
+
+// errBadQuery answers a query string that does not parse (a stray '%',
+// a bad escape, a ';'): url.Values would drop the pair, and the listing
+// would silently go without that filter.
+var errBadQuery = &apperr.Error{Code: apperr.EInvalid, Message: "the query string is malformed (percent-encoding or ';')"}
+
+// newListParams reads the request's query string whole, or records
+// errBadQuery.
+func newListParams(r *http.Request) *listParams {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return &listParams{query: url.Values{}, err: errBadQuery}
+	}
+	return &listParams{query: q}
 }
 
 func (p *listParams) one(name string) string {
@@ -84,7 +100,7 @@ func (p *listParams) limit() int {
 // may hold fewer users than limit, even none, while a next link is
 // present: follow it until there is none.
 func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) error {
-	p := &listParams{query: r.URL.Query()}
+	p := newListParams(r)
 	q := identity.UserQuery{UsernamePrefix: p.text("username_prefix"), Role: p.text("role"),
 		Disabled: p.boolean("disabled"), Locked: p.boolean("locked"), Limit: p.limit(), Cursor: p.text("cursor")}
 	if p.err != nil {
@@ -108,7 +124,7 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) error {
 // parameters: client_id_prefix (exact case), name_prefix (any case),
 // grant_type, scope, limit (default 100, at most 1000) and cursor.
 func (h *Handler) listClients(w http.ResponseWriter, r *http.Request) error {
-	p := &listParams{query: r.URL.Query()}
+	p := newListParams(r)
 	q := clients.Query{IDPrefix: p.text("client_id_prefix"), NamePrefix: p.text("name_prefix"),
 		GrantType: p.text("grant_type"), Scope: p.text("scope"), Limit: p.limit(), Cursor: p.text("cursor")}
 	if p.err != nil {
