@@ -19,10 +19,9 @@ import (
 const maxFilterBytes = 255
 
 // listParams reads a listing's query parameters: a query string that
-// parses, each at most once, text
-// filters valid UTF-8 without control characters and at most
-// maxFilterBytes long, booleans "true" or "false", limit a decimal. Errors
-// name the parameter, never its value.
+// parses, each parameter at most once, text filters valid UTF-8 without
+// control characters and at most maxFilterBytes long, booleans "true" or
+// "false", limit a decimal. Errors name the parameter, never its value.
 type listParams struct {
 	query url.Values
 	err   error
