@@ -50,9 +50,11 @@ type TokenStore interface {
 }
 
 // Authenticator checks resource-owner credentials of a login from
-// clientIP (identity.Service.Authenticate).
+// clientIP (identity.Service.AuthenticateStep): step says whether a
+// second factor must follow whatever the user's own settings (a client
+// that requires one), which decides the login's audit event.
 type Authenticator interface {
-	Authenticate(ctx context.Context, username, password, clientIP string) (*identity.User, error)
+	AuthenticateStep(ctx context.Context, username, password, clientIP string, step identity.PasswordStep) (*identity.User, error)
 }
 
 // grantStore is the storage handed to fosite: the TokenStore, with refresh

@@ -153,7 +153,13 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.fail(ctx, w, r, ar, err)
 			return
 		}
-		user, err = h.Authenticator.Authenticate(ctx, username, password, ip)
+		step := identity.LoginByPassword
+		if mc, ok := client.(interface{ RequiresMFA() bool }); ok && mc.RequiresMFA() && h.FirstParty != nil {
+			// checkLogin refuses the grant below: the right password
+			// is a step of a login the challenge endpoint completes.
+			step = identity.SecondFactorFollows
+		}
+		user, err = h.Authenticator.AuthenticateStep(ctx, username, password, ip, step)
 		if errors.Is(err, identity.ErrInvalidCredentials) {
 			err = fosite.ErrInvalidGrant
 		}

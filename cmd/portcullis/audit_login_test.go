@@ -123,5 +123,15 @@ func TestAuditOneLoginEventPerLogin(t *testing.T) {
 			t.Fatalf("password grant for a user with a factor: %d %s", r.Status, r.Body)
 		}
 		want("refused password grant", count(mark, "totp"), 0, 1)
+
+		// Likewise through a client that requires a second factor, for a
+		// user without one.
+		strictPW := srv.CreateClient(t, "--name", "strict-pw", "--public", "--grant-type", "password", "--mfa-required")
+		mark = last()
+		r = proctest.PostForm(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"pgrant"}, "password": {alicePassword}, "client_id": {strictPW.ClientID}}.Encode())
+		if r.Status != http.StatusForbidden {
+			t.Fatalf("password grant through a client that requires MFA: %d %s", r.Status, r.Body)
+		}
+		want("password grant refused by the client's mfa_required", count(mark, "pgrant"), 0, 1)
 	})
 }
