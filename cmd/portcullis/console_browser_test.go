@@ -418,6 +418,19 @@ func (c *consoleRun) resetSecondFactor(t *testing.T) {
 func (c *consoleRun) deleteUser(t *testing.T) {
 	id := c.createUser(t, "gina", "another long phrase 4242")
 	c.openUser(t, "gina")
+	// Someone else changes gina while her panel is open: the page's
+	// Delete (sent with If-Match) is refused and she stays.
+	if r := c.call(t, http.MethodPatch, "/admin/users/"+id, map[string]any{"roles": []string{"ops"}}); r.Status != http.StatusOK {
+		t.Fatalf("PATCH gina: %d %s", r.Status, r.Body)
+	}
+	c.step(t, "first click on a stale panel", chromedp.Click(chromedp.CSS("#user-delete")))
+	c.act(t, "confirm on a stale panel", "changed by someone else", chromedp.Click(chromedp.CSS("#user-delete.confirm")))
+	if u := c.call(t, http.MethodGet, "/admin/users/"+id, nil); u.Status != http.StatusOK {
+		t.Fatalf("after Delete of a user changed since the panel opened: GET %d, want the user kept (412)", u.Status)
+	}
+	if !c.poll(t, `document.getElementById("user-roles").value === "ops"`) {
+		t.Errorf("after the refused Delete the panel shows roles %q, want the current ops", c.value(t, "#user-roles"))
+	}
 	c.step(t, "first click", chromedp.Click(chromedp.CSS("#user-delete")))
 	if u := c.call(t, http.MethodGet, "/admin/users/"+id, nil); u.Status != http.StatusOK {
 		t.Fatalf("after one click on Delete: GET %d, want the user kept until confirmed", u.Status)

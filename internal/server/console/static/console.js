@@ -511,6 +511,16 @@ async function openUser(id) {
   $("user-panel").hidden = false;
 }
 
+// staleUser reports a 412 answer to a change of the open user (sent with
+// If-Match: someone changed the user since the panel read it) and reloads
+// the panel; it returns whether r was one.
+async function staleUser(r) {
+  if (r.status !== 412) return false;
+  say("User " + userPanel.username + " was changed by someone else meanwhile; reloaded, check and try again.", "error");
+  await openUser(userPanel.id);
+  return true;
+}
+
 // patchUser changes the open user if it has not changed since it was read
 // (If-Match): a concurrent change is reported, never overwritten, and the
 // panel and the list show the user as it is now. It returns the changed
@@ -518,11 +528,7 @@ async function openUser(id) {
 async function patchUser(change, done) {
   const r = await api("PATCH", "/admin/users/" + encodeURIComponent(userPanel.id), change,
     userPanel.etag ? { "If-Match": userPanel.etag } : {});
-  if (r.status === 412) {
-    say("User " + userPanel.username + " was changed by someone else meanwhile; reloaded, check and try again.", "error");
-    await openUser(userPanel.id);
-    return null;
-  }
+  if (await staleUser(r)) return null;
   if (r.status !== 200) { sayError("Changing user " + userPanel.username + " failed", r); return null; }
   Object.assign(userPanel, { etag: r.etag, roles: r.body.roles || [], mfaRequired: !!r.body.mfa_required });
   say(done, "ok");
@@ -556,16 +562,28 @@ async function setPassword(ev) {
   await patchUser({ password }, "Password of " + userPanel.username + " reset.");
 }
 
+// panelIfMatch is the If-Match header of a change to the user open in the
+// panel: a change someone made since it was opened is reported (412),
+// never acted on blindly.
+function panelIfMatch() {
+  return userPanel.etag ? { "If-Match": userPanel.etag } : {};
+}
+
 async function resetMFA() {
-  const r = await api("POST", "/admin/users/" + encodeURIComponent(userPanel.id) + "/mfa/reset");
+  const r = await api("POST", "/admin/users/" + encodeURIComponent(userPanel.id) + "/mfa/reset", undefined, panelIfMatch());
+  if (await staleUser(r)) return;
   if (r.status !== 204) { sayError("Resetting the second factor failed", r); return; }
   say("Second factor of " + userPanel.username + " reset.", "ok");
   const u = await api("GET", "/admin/users/" + encodeURIComponent(userPanel.id));
-  if (u.status === 200) putUser(u.body);
+  if (u.status === 200) {
+    if (u.etag) userPanel.etag = u.etag;
+    putUser(u.body);
+  }
 }
 
 async function deleteUser() {
-  const r = await api("DELETE", "/admin/users/" + encodeURIComponent(userPanel.id));
+  const r = await api("DELETE", "/admin/users/" + encodeURIComponent(userPanel.id), undefined, panelIfMatch());
+  if (await staleUser(r)) return;
   if (r.status !== 204) { sayError("Deleting the user failed", r); return; }
   say("User " + userPanel.username + " deleted.", "ok");
   $("user-panel").hidden = true;
