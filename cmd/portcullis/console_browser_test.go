@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/glebarez/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 
 	"github.com/portcullis-auth/portcullis/internal/proctest"
 )
@@ -113,6 +116,48 @@ func (c *consoleRun) nonAdminRefused(t *testing.T) {
 		t.Errorf("after the refusal: login form visible %v, status class %q; want the form and an error",
 			visible(t, c.browser, "#login-form"), c.statusClass(t))
 	}
+	// The page revoked the refresh token it was issued (RFC 7009), as
+	// Log out does: the refused login leaves no live grant behind.
+	var u struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(c.srv.CLI(t, "", "users", "get", "mallory", "--output", "json"), &u); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n := activeRefreshTokens(t, c.srv, u.ID); n != 0; n = activeRefreshTokens(t, c.srv, u.ID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the refusal mallory has %d live refresh token(s), want the console's revoked", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// activeRefreshTokens counts the live refresh tokens of the user with ID
+// subject in the server's SQLite database.
+func activeRefreshTokens(t *testing.T, srv *proctest.Server, subject string) int64 {
+	t.Helper()
+	var path string
+	for _, kv := range srv.Env() {
+		if v, ok := strings.CutPrefix(kv, "PORTCULLIS_DSN=sqlite://"); ok {
+			path = v
+		}
+	}
+	if path == "" {
+		t.Fatal("the console test's server is not on SQLite")
+	}
+	db, err := gorm.Open(sqlite.Open(path), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sqlDB, err := db.DB(); err == nil {
+		defer sqlDB.Close()
+	}
+	var n int64
+	if err := db.Table("oauth2_refresh_tokens").Where("subject = ? AND active", subject).Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // loginWithTOTP: an administrator with a confirmed TOTP factor logs in:

@@ -203,8 +203,10 @@ async function redeem(code) {
   const probe = await api("GET", "/admin/keys");
   if (probe.status !== 200) {
     const why = probe.status === 403 ? "this account does not hold the role admin" : ((probe.body && probe.body.error_description) || ("HTTP " + probe.status));
+    const rt = session.refresh;
     forget();
     say("Login refused: " + why + ".", "error");
+    await revoke(rt); // the grant is of no use here: end it
     return;
   }
   $("whoami").textContent = session.username;
@@ -238,11 +240,16 @@ async function logout(message) {
   resetLogin();
   clearPages();
   say(message || "Logged out.", message ? "error" : "ok");
-  if (rt) {
-    // Revoking the refresh token ends the grant (RFC 7009).
-    await postForm(session.cfg.issuer.replace(/\/$/, "") + "/oauth2/revoke",
-      { token: rt, token_type_hint: "refresh_token", client_id: session.cfg.client_id }).catch(() => {});
-  }
+  await revoke(rt);
+}
+
+// revoke revokes the refresh token rt, which ends its grant (RFC 7009);
+// nothing for an empty rt, and a failure is ignored (the grant then ends
+// with its lifetime).
+async function revoke(rt) {
+  if (!rt) return;
+  await postForm(session.cfg.issuer.replace(/\/$/, "") + "/oauth2/revoke",
+    { token: rt, token_type_hint: "refresh_token", client_id: session.cfg.client_id }).catch(() => {});
 }
 
 // clearPages wipes what the session showed, hidden or not: the tables,
