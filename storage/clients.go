@@ -196,6 +196,11 @@ func (s *Store) ListClients(ctx context.Context) ([]*clients.Client, error) {
 	if err := s.db(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
 		return nil, s.wrapf(err, "storage: list clients")
 	}
+	return clientsOf(rows)
+}
+
+// clientsOf decodes rows in order.
+func clientsOf(rows []clientRow) ([]*clients.Client, error) {
 	out := make([]*clients.Client, 0, len(rows))
 	for i := range rows {
 		c, err := rows[i].client()

@@ -198,14 +198,26 @@ func createLeaseTable(ctx context.Context, db *sql.DB) error {
 // release it or to stop renewing it for a ttl. The caller must release
 // it.
 func acquireLease(ctx context.Context, db *sql.DB, name string, wait time.Duration) (*leaseLock, error) {
-	if err := createLeaseTable(ctx, db); err != nil {
-		return nil, fmt.Errorf("migration lock: %w", err)
+	deadline := time.Now().Add(wait)
+	// Nodes that start together all create the table: Galera runs their
+	// DDL in total order, and a node's CREATE can fail with a deadlock
+	// (1213) against another's; the table exists then, or soon will.
+	for {
+		err := createLeaseTable(ctx, db)
+		if err == nil {
+			break
+		}
+		if classify(err) != classConflict || time.Now().After(deadline) {
+			return nil, fmt.Errorf("migration lock: %w", err)
+		}
+		if err := leaseBackoff(ctx); err != nil {
+			return nil, err
+		}
 	}
 	var b [16]byte
 	_, _ = io.ReadFull(cryptoRand, b[:])
 	l := &leaseLock{db: db, name: name, owner: hex.EncodeToString(b[:]), ttl: leaseTTL,
 		stop: make(chan struct{}), done: make(chan struct{})}
-	deadline := time.Now().Add(wait)
 	var seen leaseRow // the holder's row as last seen, and since when
 	var since time.Time
 	for {
@@ -230,11 +242,20 @@ func acquireLease(ctx context.Context, db *sql.DB, name string, wait time.Durati
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("migration lock: %s still held by another process after %s", name, wait)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("migration lock: %w", ctx.Err())
-		case <-time.After(time.Duration(100+rand.IntN(200)) * time.Millisecond):
+		if err := leaseBackoff(ctx); err != nil {
+			return nil, err
 		}
+	}
+}
+
+// leaseBackoff waits 100 to 300 ms before acquireLease tries again, or
+// returns the context's error.
+func leaseBackoff(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("migration lock: %w", ctx.Err())
+	case <-time.After(time.Duration(100+rand.IntN(200)) * time.Millisecond):
+		return nil
 	}
 }
 

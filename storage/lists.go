@@ -61,15 +61,7 @@ func (s *Store) ListUsersRange(ctx context.Context, r identity.UserRange) ([]*id
 	if err := q.Order("username_normalized").Limit(r.Limit).Find(&rows).Error; err != nil {
 		return nil, s.wrapf(err, "storage: list users")
 	}
-	out := make([]*identity.User, 0, len(rows))
-	for i := range rows {
-		u, err := rows[i].user()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, nil
+	return usersOf(rows)
 }
 
 // ListClientsRange implements clients.Store.
@@ -83,13 +75,5 @@ func (s *Store) ListClientsRange(ctx context.Context, r clients.Range) ([]*clien
 	if err := q.Order("id").Limit(r.Limit).Find(&rows).Error; err != nil {
 		return nil, s.wrapf(err, "storage: list clients")
 	}
-	out := make([]*clients.Client, 0, len(rows))
-	for i := range rows {
-		c, err := rows[i].client()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	return clientsOf(rows)
 }

@@ -120,6 +120,11 @@ func (s *Store) ListUsers(ctx context.Context) ([]*identity.User, error) {
 	if err := s.db(ctx).Order("username_normalized").Find(&rows).Error; err != nil {
 		return nil, s.wrapf(err, "storage: list users")
 	}
+	return usersOf(rows)
+}
+
+// usersOf decodes rows in order.
+func usersOf(rows []userRow) ([]*identity.User, error) {
 	out := make([]*identity.User, 0, len(rows))
 	for i := range rows {
 		u, err := rows[i].user()
