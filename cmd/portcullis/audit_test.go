@@ -206,7 +206,9 @@ func TestAuditTrail(t *testing.T) {
 		if p, _ := auditList(t, srv, admin, url.Values{"since": {"2999-01-01T00:00:00Z"}}); len(p.Events) != 0 {
 			t.Errorf("since the future: %+v", p.Events)
 		}
-		for _, q := range []string{"since=yesterday", "limit=0", "limit=1001", "cursor=bogus"} {
+		// A query that does not parse, or names a filter twice, would
+		// otherwise list the events unfiltered.
+		for _, q := range []string{"since=yesterday", "limit=0", "limit=1001", "cursor=bogus", "action=login%", "actor=cli&actor=system", "target=%zz"} {
 			wantAdminError(t, q, adminCall(t, srv, admin, http.MethodGet, "/admin/audit?"+q, nil), http.StatusBadRequest, "invalid_request")
 		}
 

@@ -18,7 +18,14 @@ import (
 // previous page's next_cursor, opaque). next_cursor is empty on the last
 // page.
 func (h *Handler) listAudit(w http.ResponseWriter, r *http.Request) error {
-	q, err := AuditQuery(r.URL.Query().Get)
+	// The listings' query reading: a query string that does not parse,
+	// or a filter given twice, is refused rather than dropped, which
+	// would list the events unfiltered.
+	p := newListParams(r)
+	q, err := AuditQuery(p.text)
+	if p.err != nil {
+		return p.err
+	}
 	if err != nil {
 		return err
 	}
