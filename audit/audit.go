@@ -2,12 +2,10 @@ package audit
 
 import (
 	"context"
-	"encoding/base64"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/portcullis-auth/portcullis/internal/apperr"
+	"github.com/portcullis-auth/portcullis/internal/listpage"
 )
 
 // Event is one entry of the audit trail.
@@ -172,8 +170,8 @@ type Filter struct {
 
 // DefaultPageSize and MaxPageSize bound a page of Log.List.
 const (
-	DefaultPageSize = 100
-	MaxPageSize     = 1000
+	DefaultPageSize = listpage.DefaultLimit
+	MaxPageSize     = listpage.MaxLimit
 )
 
 // Log is the Recorder and reader of the audit trail over a Store.
@@ -229,17 +227,14 @@ type Query struct {
 }
 
 // ErrBadCursor answers a cursor this package did not issue.
-var ErrBadCursor = &apperr.Error{Code: apperr.EInvalid, Message: "cursor is not one returned by a previous page"}
+var ErrBadCursor = listpage.ErrBadCursor
 
 // List returns the page of events q selects, oldest first. It returns an
 // apperr.EInvalid error for a malformed cursor or an out-of-range limit.
 func (l *Log) List(ctx context.Context, q Query) (*Page, error) {
-	limit := q.Limit
-	switch {
-	case limit == 0:
-		limit = DefaultPageSize
-	case limit < 0 || limit > MaxPageSize:
-		return nil, apperr.Errorf(apperr.EInvalid, "limit must be between 1 and %d", MaxPageSize)
+	limit, err := listpage.Limit(q.Limit)
+	if err != nil {
+		return nil, err
 	}
 	after, err := decodeCursor(q.Cursor)
 	if err != nil {
@@ -267,26 +262,22 @@ func (l *Log) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	return l.Store.DeleteAuditEventsBefore(ctx, t)
 }
 
-// cursorPrefix versions the cursor's encoding.
-const cursorPrefix = "a1."
+// auditCursor tags (and versions) the cursors of the audit trail.
+const auditCursor = "a1"
 
 func encodeCursor(id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(id, 10)))
+	return listpage.EncodeCursor(auditCursor, strconv.FormatInt(id, 10))
 }
 
 func decodeCursor(c string) (int64, error) {
 	if c == "" {
 		return 0, nil
 	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
+	key, err := listpage.DecodeCursor(auditCursor, c)
 	if err != nil {
-		return 0, ErrBadCursor
+		return 0, err
 	}
-	s, ok := strings.CutPrefix(string(b), cursorPrefix)
-	if !ok {
-		return 0, ErrBadCursor
-	}
-	id, err := strconv.ParseInt(s, 10, 64)
+	id, err := strconv.ParseInt(key, 10, 64)
 	if err != nil || id <= 0 {
 		return 0, ErrBadCursor
 	}

@@ -37,7 +37,7 @@ var rules = []rule{
 	{"internal/httpjson", []string{"internal/apperr"}},
 	{"internal/listpage", []string{"internal/apperr"}},
 	{"internal/cors", []string{"internal/apperr", "internal/httpjson"}},
-	{"audit", []string{"internal/apperr"}},
+	{"audit", []string{"internal/apperr", "internal/listpage"}},
 	{"identity", []string{"audit", "identity/totp", "internal/apperr", "internal/listpage", "internal/seal"}},
 	{"identity/totp", []string{"internal/seal"}},
 	{"keys", []string{"audit", "internal/apperr", "internal/seal", "oauth/resource"}},
